@@ -1,0 +1,32 @@
+"""Test helper: Keras 1-layout HDF5 files written by hand (the official file's layout).
+
+No TensorFlow here, so the weight-file tests run without it.
+"""
+
+import h5py
+import numpy as np
+
+def write_keras1_h5(path, weights, channels_first=False):
+    """Write ``weights`` in the layout of the official Keras Applications file.
+
+    Root attribute ``layer_names`` (fixed-length byte strings), one group per layer whose
+    ``weight_names`` attribute lists datasets ``<layer>_W_1:0`` and ``<layer>_b_1:0`` stored
+    directly in the group. channels_first stores kernels (F, C, KH, KW), as Theano did.
+    """
+    names = ["input_1"] + list(weights) + [f"block{b}_pool" for b in range(1, 6)] + ["flatten"]
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([n.encode() for n in names], dtype="S")
+        f.attrs["backend"] = b"theano" if channels_first else b"tensorflow"
+        f.attrs["keras_version"] = b"1.2.2"
+        for name in names:
+            group = f.create_group(name)
+            if name not in weights:
+                group.attrs["weight_names"] = np.array([], dtype="S")
+                continue
+            kernel, bias = weights[name]
+            if channels_first and kernel.ndim == 4:
+                kernel = kernel.transpose(3, 2, 0, 1)
+            wnames = [f"{name}_W_1:0", f"{name}_b_1:0"]
+            group.attrs["weight_names"] = np.array([w.encode() for w in wnames], dtype="S")
+            group.create_dataset(wnames[0], data=kernel)
+            group.create_dataset(wnames[1], data=bias)

@@ -1,0 +1,89 @@
+"""Compare vggnp with TensorFlow reference values (from scripts/tf_reference.py).
+
+Two comparisons, because float32 max-pooling is ambiguous at near-ties. Real photos have
+windows whose two largest values agree to ~1e-6 relative (uniform regions); which of
+them is larger is then decided by rounding, which differs between any two float32
+implementations, and the gradient of that window goes to a different position.
+- ``compare_forward`` runs vggnp end to end and compares every output, and the gradient
+  w.r.t. a conv layer with near-tied windows compared by their sum (where any routing
+  is right).
+- ``compare_backward`` runs each vggnp layer's forward on TensorFlow's own input to that
+  layer, so that every cache (ReLU masks, max-pool argmax) holds TF's values, then runs
+  vggnp's backward: the gradients must then equal TF's elementwise. (A pre-activation
+  within rounding of 0 is the same ambiguity for ReLU: its mask is taken from TF too.)
+"""
+
+import numpy as np
+
+from vggnp.layers import ReLU
+
+NEAR_TIE = 1e-5  # relative gap between a window's two largest values counted as a tie
+
+
+def relative_to_max(actual, expected):
+    """max |actual - expected| / max |expected|: the error on the scale of the tensor."""
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def _windows(a):
+    """(N, H, W, C) -> (N, H//2, W//2, C, 4): the 2x2 max-pool windows."""
+    n, h, w, c = a.shape
+    a = a[:, :h // 2 * 2, :w // 2 * 2]
+    return a.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
+        n, h // 2, w // 2, c, 4)
+
+
+def near_tied_windows(activation):
+    """Boolean (N, H//2, W//2, C): windows whose two largest values are positive and
+    within NEAR_TIE of each other (relative)."""
+    top2 = np.sort(_windows(activation), axis=-1)[..., 2:]
+    return (top2[..., 1] > 0) & (top2[..., 1] - top2[..., 0] <= NEAR_TIE * top2[..., 1])
+
+
+def _dlogits(ref):
+    dlogits = np.zeros_like(ref["logits"])
+    dlogits[np.arange(len(dlogits)), ref["classes"]] = 1  # d score / d logits
+    return dlogits
+
+
+def compare_forward(model, x, ref, layer="block5_conv3", tol=1e-4):
+    """vggnp end to end: logits, every layer output, and d score / d ``layer`` (a conv
+    layer followed by a pool), elementwise outside near-tied windows and by window sum
+    inside them. Returns ({what: relative error}, number of near-tied windows)."""
+    _, outputs = model.forward(x, keep=tuple(ref["outputs"]))
+    errors = {"logits": relative_to_max(model.layer("predictions").z, ref["logits"])}
+    for name, expected in ref["outputs"].items():
+        errors[name] = relative_to_max(outputs[name], expected)
+    grad = model.backward(_dlogits(ref), start="predictions", stop=layer, from_logits=True)
+    ties = near_tied_windows(ref["outputs"][layer])
+    ours, theirs = _windows(grad), _windows(ref["grads"][layer])
+    scale = np.abs(ref["grads"][layer]).max()
+    errors["grad_" + layer] = float(max(
+        np.abs(ours - theirs)[~ties].max(),
+        np.abs(ours.sum(-1) - theirs.sum(-1))[ties].max(initial=0)) / scale)
+    for what, error in errors.items():
+        assert error <= tol, (what, error)
+    return errors, int(ties.sum())
+
+
+def compare_backward(model, x, ref, layer="block5_conv3", tol=1e-4, input_tol=1e-3):
+    """vggnp's backward on TensorFlow's activations: d score / d ``layer`` and d score /
+    d input, elementwise. Returns {what: relative error}."""
+    layer_input = x
+    for layer_ in model.layers:
+        out = layer_.forward(layer_input)
+        if layer_.name in ref["outputs"]:
+            out = ref["outputs"][layer_.name]
+            if isinstance(layer_.activation if hasattr(layer_, "activation") else None, ReLU):
+                # A pre-activation within rounding of 0 can have either sign; take TF's.
+                layer_.activation.mask = out > 0
+        layer_input = out  # flatten only reshapes: its own output is TF's, reshaped
+    model._last_run = len(model.layers) - 1  # every cache is filled, as by model.forward
+    grad_layer = model.backward(_dlogits(ref), start="predictions", stop=layer, from_logits=True)
+    errors = {"grad_" + layer: relative_to_max(grad_layer, ref["grads"][layer]),
+              "grad_input": relative_to_max(model.backward(grad_layer, start=layer),
+                                            ref["grad_input"])}
+    assert errors["grad_" + layer] <= tol, errors
+    assert errors["grad_input"] <= input_tol, errors
+    return errors
+

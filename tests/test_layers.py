@@ -1,0 +1,136 @@
+"""Every layer: float64 finite-difference gradient checks, fast == naive, im2col adjoint."""
+
+import numpy as np
+import pytest
+
+from vggnp.gradcheck import numerical_gradient, relative_error
+from vggnp.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Softmax, col2im, im2col
+from vggnp.naive import conv2d_same_naive, maxpool2x2_naive
+
+TOL = 1e-7  # relative to the gradient's max |value|, float64
+
+
+def rng():
+    return np.random.default_rng(1234)
+
+
+def check_dx(layer, x, **backward_kwargs):
+    """Analytic dx equals the numerical one for a random upstream gradient."""
+    out = layer.forward(x.copy())
+    dout = rng().standard_normal(out.shape)
+    dout_before = dout.copy()
+    dx = layer.backward(dout, **backward_kwargs)
+    assert dx.shape == x.shape
+    assert np.array_equal(dout, dout_before), "backward wrote into the incoming gradient"
+    dx_num = numerical_gradient(lambda v: layer.forward(v), x.copy(), dout)
+    assert relative_error(dx, dx_num) <= TOL
+    return dout
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_conv2d_gradients_non_square(activation):
+    r = rng()
+    x = r.standard_normal((2, 5, 7, 3))
+    w, b = r.standard_normal((3, 3, 3, 4)), r.standard_normal(4)
+    conv = Conv2D("c", w, b, activation=activation)
+    dout = check_dx(conv, x, param_grads=True)
+    conv.forward(x)
+    conv.backward(dout, param_grads=True)
+    dw_num = numerical_gradient(lambda v: Conv2D("c", v, b, activation).forward(x), w.copy(), dout)
+    db_num = numerical_gradient(lambda v: Conv2D("c", w, v, activation).forward(x), b.copy(), dout)
+    assert relative_error(conv.dw, dw_num) <= TOL
+    assert relative_error(conv.db, db_num) <= TOL
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])
+def test_dense_gradients(activation):
+    r = rng()
+    x, w, b = r.standard_normal((3, 6)), r.standard_normal((6, 5)), r.standard_normal(5)
+    dense = Dense("d", w, b, activation=activation)
+    dout = check_dx(dense, x, param_grads=True)
+    dense.forward(x)
+    dense.backward(dout, param_grads=True)
+    dw_num = numerical_gradient(lambda v: Dense("d", v, b, activation).forward(x), w.copy(), dout)
+    db_num = numerical_gradient(lambda v: Dense("d", w, v, activation).forward(x), b.copy(), dout)
+    assert relative_error(dense.dw, dw_num) <= TOL
+    assert relative_error(dense.db, db_num) <= TOL
+
+
+def test_dense_backward_from_logits_skips_softmax():
+    r = rng()
+    x, w, b = r.standard_normal((2, 6)), r.standard_normal((6, 4)), r.standard_normal(4)
+    dense = Dense("d", w, b, activation="softmax")
+    dense.forward(x)
+    dz = r.standard_normal((2, 4))
+    assert np.allclose(dense.backward(dz, through_activation=False), dz @ w.T)
+
+
+def test_relu_softmax_flatten_gradients():
+    r = rng()
+    x = r.standard_normal((2, 3, 5, 4))
+    x[np.abs(x) < 1e-3] = 0.5  # keep finite differences away from the kink at 0
+    check_dx(ReLU(), x)
+    check_dx(Softmax(), r.standard_normal((3, 7)))
+    check_dx(Flatten(), x)
+
+
+def test_maxpool_gradients_non_square_odd():
+    # Distinct values, so a finite difference never crosses a tie. Odd sizes: the last
+    # row and column are dropped, as Keras' "valid" pooling does.
+    x = rng().permutation(2 * 5 * 7 * 3).reshape(2, 5, 7, 3).astype(np.float64) / 10
+    check_dx(MaxPool2D("p"), x)
+
+
+def test_flatten_is_channels_last():
+    x = np.arange(2 * 2 * 3 * 4).reshape(2, 2, 3, 4)
+    out = Flatten().forward(x)
+    assert out.shape == (2, 24)
+    assert np.array_equal(out[1, :4], x[1, 0, 0, :])  # channels vary fastest
+
+
+def test_im2col_col2im_adjoint():
+    r = rng()
+    x = r.standard_normal((2, 5, 7, 3))
+    col = im2col(x, 3, 3, 1)
+    assert col.shape == (2 * 5 * 7, 27)
+    c = r.standard_normal(col.shape)
+    assert np.isclose(np.sum(col * c), np.sum(x * col2im(c, x.shape, 3, 3, 1)), rtol=1e-12)
+
+
+def test_conv_fast_equals_naive():
+    r = rng()
+    x = r.standard_normal((2, 6, 9, 3)).astype(np.float32)
+    w = r.standard_normal((3, 3, 3, 5)).astype(np.float32)
+    b = r.standard_normal(5).astype(np.float32)
+    fast = Conv2D("c", w, b, activation="linear").forward(x)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, conv2d_same_naive(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+def test_maxpool_fast_equals_naive_with_ties():
+    r = rng()
+    # Values from a small set, many all-equal windows: exactly the post-ReLU situation.
+    x = np.maximum(r.integers(-2, 2, (2, 6, 8, 3)), 0).astype(np.float32)
+    pool = MaxPool2D("p")
+    out = pool.forward(x)
+    ref_out, ref_backward = maxpool2x2_naive(x)
+    assert np.array_equal(out, ref_out)
+    dout = r.standard_normal(out.shape).astype(np.float32)
+    assert np.array_equal(pool.backward(dout), ref_backward(dout))
+
+
+def test_maxpool_tie_goes_to_first_max_only():
+    x = np.zeros((1, 2, 2, 1))
+    pool = MaxPool2D("p")
+    pool.forward(x)
+    dx = pool.backward(np.ones((1, 1, 1, 1)))
+    assert dx[0, :, :, 0].tolist() == [[1, 0], [0, 0]]
+
+
+def test_float32_stays_float32():
+    r = rng()
+    w = r.standard_normal((3, 3, 2, 4)).astype(np.float32)
+    conv = Conv2D("c", w, np.zeros(4, np.float32))
+    out = conv.forward(r.standard_normal((1, 4, 4, 2)))  # float64 input is cast
+    assert out.dtype == np.float32
+    assert conv.backward(np.ones_like(out)).dtype == np.float32

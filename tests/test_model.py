@@ -1,0 +1,95 @@
+"""The VGG16 model: named outputs, backward between any two layers, whole-net gradient check."""
+
+import numpy as np
+import pytest
+
+from vggnp.random_init import random_vgg16_weights
+from vggnp import VGG16, spec
+from vggnp.gradcheck import numerical_gradient, relative_error
+
+
+def tiny_model(dtype=np.float64, input_size=(32, 64), widths=(2, 2, 3, 3, 3), seed=3):
+    weights = random_vgg16_weights(widths=widths, dense=(5, 5, 4), input_size=input_size,
+                                   seed=seed)
+    weights = {k: (w.astype(dtype), b.astype(dtype)) for k, (w, b) in weights.items()}
+    return VGG16(weights, input_size=input_size)
+
+
+def test_layer_names_match_keras():
+    model = tiny_model()
+    assert model.names == spec.LAYER_NAMES
+    assert model.names[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
+    assert model.names[-4:] == ["flatten", "fc1", "fc2", "predictions"]
+
+
+def test_standard_shapes_count_138m_parameters():
+    total = sum(np.prod(k) + np.prod(b) for k, b in spec.standard_shapes().values())
+    assert total == 138_357_544
+
+
+def test_named_outputs_and_shapes():
+    model = tiny_model()
+    x = np.random.default_rng(0).standard_normal((2, 32, 64, 3)) * 60
+    out, kept = model.forward(x, keep=("block1_conv2", "block5_conv3", "block5_pool", "fc1"))
+    assert kept["block1_conv2"].shape == (2, 32, 64, 2)
+    assert kept["block5_conv3"].shape == (2, 2, 4, 3)
+    assert kept["block5_pool"].shape == (2, 1, 2, 3)
+    assert kept["fc1"].shape == (2, 5)
+    assert np.allclose(out.sum(axis=1), 1)
+    assert np.array_equal(model.forward(x, until="block5_conv3"), kept["block5_conv3"])
+    assert np.array_equal(model.predict(x), model.predict(x))  # deterministic
+
+
+# Each stop is followed by a conv or dense layer: perturbing an output that feeds a max-pool
+# would move it across ties among zeros, where a finite difference cannot agree with any
+# single (sub)gradient; the TensorFlow tests cover gradients at block5_conv3.
+@pytest.mark.parametrize("stop", [None, "block1_conv1", "block3_pool", "block4_conv2",
+                                  "block5_pool"])
+def test_whole_net_gradient_from_logits(stop):
+    """d(logit . g)/d(output of stop) by backward equals finite differences (float64)."""
+    # Widths of 2-3 channels leave whole layers dead under He init: 4-8 keep the signal.
+    model = tiny_model(input_size=(32, 32), widths=(4, 6, 8, 8, 8), seed=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 32, 32, 3)) * 60
+    g = rng.standard_normal((1, 4))
+    model.forward(x)
+    if stop is None:
+        analytic = model.backward(g, start="predictions", from_logits=True)
+        numeric = numerical_gradient(model.logits, x.copy(), g, h=1e-4)
+    else:
+        activation = model.forward(x, until=stop)
+        model.forward(x)
+        analytic = model.backward(g, start="predictions", stop=stop, from_logits=True)
+        later = model.layers[model.names.index(stop) + 1:]
+
+        def logits_from(a):
+            for layer in later:
+                a = layer.forward(a)
+            return model.layer("predictions").z
+
+        numeric = numerical_gradient(logits_from, activation.copy(), g)
+    assert relative_error(analytic, numeric) <= 1e-7
+
+
+def test_backward_from_an_inner_layer():
+    model = tiny_model()
+    x = np.random.default_rng(2).standard_normal((1, 32, 64, 3)) * 60
+    model.forward(x, until="block4_conv1")
+    a = model.forward(x, until="block3_pool")
+    model.forward(x, until="block4_conv1")
+    dout = np.ones((1, 4, 8, 3))
+    d = model.backward(dout, start="block4_conv1", stop="block3_pool")
+    numeric = numerical_gradient(lambda v: model.layer("block4_conv1").forward(v), a.copy(), dout)
+    assert relative_error(d, numeric) <= 1e-7
+
+
+def test_backward_errors():
+    model = tiny_model()
+    x = np.zeros((1, 32, 64, 3))
+    with pytest.raises(RuntimeError):
+        model.backward(np.ones((1, 4)))
+    model.forward(x, until="block2_pool")
+    with pytest.raises(RuntimeError):
+        model.backward(np.ones((1, 4)), start="predictions")
+    with pytest.raises(KeyError, match="no layer 'block6_conv1'"):
+        model.forward(x, until="block6_conv1")

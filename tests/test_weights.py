@@ -1,0 +1,125 @@
+"""The weights reader: the Keras 1 layout, and a clear error for every bad file.
+
+Files here are small VGG-shaped models (narrow widths), written by ``kerasfiles``; the
+formats Keras itself writes are covered by test_tf_reference.py.
+"""
+
+import h5py
+import numpy as np
+import pytest
+
+from kerasfiles import write_keras1_h5
+from vggnp import VGG16, WeightsError, read_vgg16_weights
+from vggnp.random_init import random_vgg16_weights
+
+NARROW = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10), input_size=(64, 96))
+LOAD = dict(input_size=(64, 96), standard=False)
+
+
+@pytest.fixture
+def narrow_weights():
+    return random_vgg16_weights(**NARROW)
+
+
+def test_keras1_layout_round_trip(tmp_path, narrow_weights):
+    path = tmp_path / "vgg16.h5"
+    write_keras1_h5(path, narrow_weights)
+    read = read_vgg16_weights(path, **LOAD)
+    assert set(read) == set(narrow_weights)
+    for name, (kernel, bias) in narrow_weights.items():
+        assert np.array_equal(read[name][0], kernel) and np.array_equal(read[name][1], bias)
+
+
+def test_notop_serves_features_not_classifier(tmp_path, narrow_weights):
+    notop = {k: v for k, v in narrow_weights.items() if k.startswith("block")}
+    path = tmp_path / "notop.h5"
+    write_keras1_h5(path, notop)
+    model = VGG16.load(path, **LOAD)
+    assert not model.has_top and model.names[-1] == "block5_pool"
+    x = np.random.default_rng(0).standard_normal((1, 64, 96, 3)).astype(np.float32)
+    assert model.forward(x, until="block5_conv3").shape == (1, 4, 6, 8)
+    with pytest.raises(ValueError, match="notop"):
+        model.predict(x)
+    with pytest.raises(WeightsError, match="notop"):
+        read_vgg16_weights(path, need_top=True, **LOAD)
+
+
+def expect_error(tmp_path, weights, match, **write_kwargs):
+    path = tmp_path / "bad.h5"
+    write_keras1_h5(path, weights, **write_kwargs)
+    with pytest.raises(WeightsError, match=match) as info:
+        VGG16.load(path, **LOAD)
+    assert str(path) in str(info.value)
+
+
+def test_vgg19_refused_as_vgg19(tmp_path):
+    vgg19 = random_vgg16_weights(convs_per_block=(2, 2, 4, 4, 4), **NARROW)
+    expect_error(tmp_path, vgg19, "looks like VGG19")
+
+
+def test_channels_first_refused(tmp_path, narrow_weights):
+    expect_error(tmp_path, narrow_weights, "channels-first", channels_first=True)
+
+
+def test_other_model_refused(tmp_path):
+    other = {"conv1_conv": (np.ones((7, 7, 3, 4), np.float32), np.ones(4, np.float32)),
+             "fc1000": (np.ones((4, 10), np.float32), np.ones(10, np.float32))}
+    expect_error(tmp_path, other, "not a VGG16 weights file: it has 2 layers")
+
+
+def test_nan_refused(tmp_path, narrow_weights):
+    narrow_weights["block3_conv2"][0][0, 0, 0, 0] = np.nan
+    expect_error(tmp_path, narrow_weights, "block3_conv2 contains NaN")
+
+
+def test_float16_refused(tmp_path, narrow_weights):
+    k, b = narrow_weights["fc2"]
+    narrow_weights["fc2"] = (k.astype(np.float16), b)
+    expect_error(tmp_path, narrow_weights, "fc2 is stored as float16")
+
+
+def test_wrong_shape_refused(tmp_path, narrow_weights):
+    k, b = narrow_weights["block2_conv1"]
+    narrow_weights["block2_conv1"] = (k[:, :, :3], b)
+    expect_error(tmp_path, narrow_weights, "block2_conv1 has kernel")
+
+
+def test_partial_classifier_refused(tmp_path, narrow_weights):
+    del narrow_weights["fc2"]
+    expect_error(tmp_path, narrow_weights, "only part of the classifier")
+
+
+def test_narrow_model_refused_as_standard(tmp_path, narrow_weights):
+    path = tmp_path / "narrow.h5"
+    write_keras1_h5(path, narrow_weights)
+    with pytest.raises(WeightsError, match="other widths"):
+        VGG16.load(path, input_size=(64, 96))
+
+
+def test_not_hdf5_files(tmp_path):
+    html = tmp_path / "page.h5"
+    html.write_bytes(b"<!DOCTYPE html><html><body>Not Found</body></html>")
+    with pytest.raises(WeightsError, match="HTML page"):
+        VGG16.load(html)
+    with pytest.raises(WeightsError, match="not found"):
+        VGG16.load(tmp_path / "missing.h5")
+    with pytest.raises(WeightsError, match="directory"):
+        VGG16.load(tmp_path)
+
+
+def test_truncated_file(tmp_path, narrow_weights):
+    path = tmp_path / "full.h5"
+    write_keras1_h5(path, narrow_weights)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError):
+        VGG16.load(cut, **LOAD)
+
+
+def test_plain_hdf5_not_keras(tmp_path):
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.ones(3)
+    with pytest.raises(WeightsError, match="not Keras weights"):
+        VGG16.load(path)

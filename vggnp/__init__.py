@@ -1,0 +1,10 @@
+"""vggnp: VGG16 in NumPy with a hand-written backward pass, explained by Grad-CAM."""
+
+from .imagenet import class_index, decode_predictions
+from .model import VGG16
+from .preprocess import load_image, load_img, preprocess_input
+from .weights import WeightsError, read_vgg16_weights
+
+__all__ = ["VGG16", "WeightsError", "class_index", "decode_predictions", "load_image",
+           "load_img", "preprocess_input", "read_vgg16_weights"]
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""VGG16 as a plain list of layers, named as Keras names them.
+
+    model = VGG16.load("weights.h5")
+    probs = model.predict(x)                          # x: (N, 224, 224, 3), preprocessed
+    a = model.forward(x, until="block5_conv3")        # any named intermediate output
+    d = model.backward(dout, start="predictions", stop="block5_conv3", from_logits=True)
+
+Forward runs the layers in order, each keeping its own cache; backward walks the same
+list in reverse from ``start`` down to ``stop``. Inference is deterministic: VGG16's
+classifier has no dropout at test time.
+"""
+
+import numpy as np
+
+from . import spec
+from .layers import Conv2D, Dense, Flatten, MaxPool2D
+from .weights import read_vgg16_weights
+
+
+class VGG16:
+    """VGG16 from a dict of Keras weights.
+
+    weights: {layer name: (kernel, bias)}; convs (3, 3, C, F), dense (D, M). The
+    classifier (fc1, fc2, predictions) is optional: without it ("notop") the model ends
+    at block5_pool. input_size: (H, W) of the images; fc1 expects H//32 * W//32 * C inputs.
+    """
+
+    def __init__(self, weights, input_size=spec.INPUT_SIZE):
+        self.input_size = tuple(input_size)
+        self.has_top = all(name in weights for name in spec.DENSE_NAMES)
+        self.layers = []
+        for name in spec.LAYER_NAMES:
+            if name.endswith("_pool"):
+                self.layers.append(MaxPool2D(name))
+            elif name in spec.CONV_NAMES:
+                self.layers.append(Conv2D(name, *weights[name], activation="relu"))
+            elif not self.has_top:
+                break
+            elif name == "flatten":
+                self.layers.append(Flatten(name))
+            else:
+                activation = "softmax" if name == "predictions" else "relu"
+                self.layers.append(Dense(name, *weights[name], activation=activation))
+        self.names = [layer.name for layer in self.layers]
+        self._last_run = None  # index of the deepest layer the last forward ran
+
+    @classmethod
+    def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True):
+        """Load any supported Keras weights file (see ``vggnp.weights``).
+
+        dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
+        VGG-shaped models of other widths.
+        """
+        weights = read_vgg16_weights(path, input_size=input_size, standard=standard)
+        weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))
+                   for name, (k, b) in weights.items()}
+        return cls(weights, input_size=input_size)
+
+    @property
+    def dtype(self):
+        return self.layers[0].w.dtype
+
+    def layer(self, name):
+        """The layer called ``name`` (a Keras layer name, e.g. ``block5_conv3``)."""
+        if name not in self.names:
+            hint = " (this is a notop model)" if name in spec.LAYER_NAMES else ""
+            raise KeyError(f"no layer {name!r}{hint}; layers: {', '.join(self.names)}")
+        return self.layers[self.names.index(name)]
+
+    def forward(self, x, until=None, keep=()):
+        """Run x through the layers up to and including ``until`` (default: the last).
+
+        x: (N, H, W, 3) preprocessed images. Returns the output of ``until``, e.g.
+        (N, 14, 14, 512) for block5_conv3 or (N, 1000) probabilities for predictions.
+        With ``keep`` (layer names), returns (output, {name: output of that layer}).
+        """
+        stop = self.names.index(self.layer(until or self.names[-1]).name)
+        kept = {}
+        out = x
+        for layer in self.layers[:stop + 1]:
+            out = layer.forward(out)
+            if layer.name in keep:
+                kept[layer.name] = out
+        self._last_run = stop
+        missing = set(keep) - set(kept)
+        if missing:
+            raise KeyError(f"{sorted(missing)} not among the layers run up to {until}")
+        return (out, kept) if keep else out
+
+    def _require_top(self):
+        if not self.has_top:
+            raise ValueError("this model was loaded from a notop file (no fc1/fc2/predictions); "
+                         "the classifier needs the full VGG16 weights file")
+
+    def logits(self, x):
+        """x: (N, H, W, 3) -> (N, K) class scores before the softmax."""
+        self._require_top()
+        self.forward(x)
+        return self.layer("predictions").z
+
+    def predict(self, x):
+        """x: (N, H, W, 3) -> (N, K) softmax probabilities (as Keras' ``model.predict``)."""
+        self._require_top()
+        return self.forward(x)
+
+    def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False):
+        """Backpropagate ``dout`` from the output of ``start`` down to the output of ``stop``.
+
+        dout: gradient w.r.t. the output of ``start`` (default: the deepest layer of the
+        last forward), or w.r.t. the predictions' pre-softmax logits if ``from_logits``.
+        stop: a layer name, or None for the input image.
+        Returns the gradient w.r.t. the output of ``stop`` (post-ReLU for a conv layer, as
+        Keras defines a layer's output), or w.r.t. the input: (N, H, W, 3).
+        param_grads: also keep ``dw``/``db`` on each conv/dense layer passed through.
+        Needs a forward pass that reached ``start`` (caches live on the layers).
+        """
+        if self._last_run is None:
+            raise RuntimeError("run forward before backward")
+        first = self.names.index(self.layer(start or self.names[self._last_run]).name)
+        if first > self._last_run:
+            raise RuntimeError(f"run forward up to {self.names[first]} before backward")
+        last = -1 if stop is None else self.names.index(self.layer(stop).name)
+        if last > first:
+            raise ValueError(f"stop layer {stop} comes after start layer {self.names[first]}")
+        if from_logits and self.names[first] != "predictions":
+            raise ValueError("from_logits needs start='predictions'")
+        d = dout
+        for index in range(first, last, -1):
+            layer = self.layers[index]
+            if isinstance(layer, (Conv2D, Dense)):
+                skip_softmax = from_logits and index == first
+                d = layer.backward(d, param_grads=param_grads,
+                                   through_activation=not skip_softmax)
+            else:
+                d = layer.backward(d)
+        return d

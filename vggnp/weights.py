@@ -1,0 +1,231 @@
+"""Read VGG16 weights from the files Keras writes, with h5py only (no TensorFlow).
+
+Supported layouts, always mapped by layer name:
+
+- **Legacy HDF5** (the official Keras Applications file, Keras 1; Keras 2 ``save_weights``
+  and ``model.save`` to ``.h5``; Keras 3 ``model.save('x.h5')``): a root attribute
+  ``layer_names``; group ``<layer>`` has an attribute ``weight_names`` listing its datasets
+  (``block1_conv1_W_1:0``, ``block1_conv1/kernel:0`` or ``block1_conv1/kernel``). Full-model
+  files keep this under ``model_weights/``.
+- **Keras 3** ``save_weights('x.weights.h5')`` and the ``model.weights.h5`` inside a
+  ``.keras`` zip: groups ``layers/conv2d_N/vars/{0,1}`` (kernel, bias); since Keras 3.6 the
+  ``vars`` group carries the layer's ``name``. Older files are mapped by layer order.
+
+:func:`read_vgg16_weights` validates before it reads any data: exact VGG16 layer names,
+shapes, float32; then that every value is finite.
+"""
+
+import io
+import os
+import re
+import zipfile
+
+import h5py
+import numpy as np
+
+from . import spec
+
+
+class WeightsError(ValueError):
+    """A weights file that vggnp cannot use; the message says what the file looks like."""
+
+
+def _text(value):
+    """HDF5 attributes come back as str, bytes or fixed-length byte strings (np.bytes_)."""
+    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+def _kernel_and_bias(datasets):
+    """Sort a layer's datasets into (kernel, bias); None if it is not such a layer."""
+    if len(datasets) != 2:
+        return None
+    kernel, bias = sorted(datasets, key=lambda d: d.ndim, reverse=True)
+    return (kernel, bias) if bias.ndim == 1 else None
+
+
+def _legacy_layers(root):
+    """{layer name: [datasets]} from a group with a ``layer_names`` attribute."""
+    layers = {}
+    for name in map(_text, root.attrs["layer_names"]):
+        group = root[name]
+        weight_names = [_text(w) for w in group.attrs.get("weight_names", [])]
+        if weight_names:
+            layers[name] = [group[w] for w in weight_names]
+    return layers
+
+
+def _keras3_layers(root):
+    """{layer name: [datasets]} from Keras 3's ``layers/<class>_<N>/vars/<i>`` layout.
+
+    Named by the ``vars`` group's ``name`` attribute (Keras >= 3.6). Older files have only
+    class-based keys (``conv2d``, ``conv2d_1``, ..., ``dense_2``), numbered in layer order:
+    then the k-th conv (or dense) layer gets the k-th VGG16 conv (or dense) name, which is
+    only done when the counts are exactly those of VGG16.
+    """
+    named, by_class = {}, {}
+    for key, group in root["layers"].items():
+        vars_group = group.get("vars")
+        if vars_group is None or len(vars_group) == 0:
+            continue
+        datasets = [vars_group[k] for k in sorted(vars_group, key=int)]
+        if "name" in vars_group.attrs:
+            named[_text(vars_group.attrs["name"])] = datasets
+        class_name, _, number = re.fullmatch(r"(.*?)(_(\d+))?", key).groups()
+        by_class.setdefault(class_name, []).append((int(number or 0), datasets))
+    if named:
+        return named
+    layers = {}
+    for class_name, names in [("conv2d", spec.CONV_NAMES), ("dense", spec.DENSE_NAMES)]:
+        found = [d for _, d in sorted(by_class.pop(class_name, []), key=lambda t: t[0])]
+        if len(found) == len(names) or (class_name == "dense" and not found):
+            layers.update(zip(names, found))
+        else:  # not VGG16's counts: keep class-based names so the error can show them
+            layers.update((f"{class_name}_{i}", d) for i, d in enumerate(found))
+    for class_name, found in by_class.items():
+        layers.update((f"{class_name}_{i}", d) for i, (_, d) in enumerate(found))
+    return layers
+
+
+def _read_config_data_format(config_json):
+    """'channels_first' if any layer in a Keras model config says so, else None."""
+    return "channels_first" if '"channels_first"' in (config_json or "") else None
+
+
+def _open(path):
+    """Open ``path`` as HDF5; returns (h5py.File, model config JSON or None)."""
+    if not os.path.exists(path):
+        raise WeightsError(f"{path}: weights file not found")
+    if os.path.isdir(path):
+        raise WeightsError(f"{path}: is a directory, not a weights file")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+            if "model.weights.h5" not in members:
+                raise WeightsError(f"{path}: a zip file without model.weights.h5 "
+                                   f"(holds {members[:5]}), not a Keras 3 .keras file")
+            config = archive.read("config.json").decode() if "config.json" in members else None
+            # Read into memory: h5py needs random access, which a zip member does not give.
+            return h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r"), config
+    if not h5py.is_hdf5(path):
+        with open(path, "rb") as f:
+            head = f.read(64)
+        hint = " (an HTML page: a failed download?)" if b"<" in head[:16] else ""
+        raise WeightsError(f"{path}: not an HDF5 or .keras file{hint}; starts with {head[:32]!r}")
+    f = h5py.File(path, "r")
+    config = f.attrs.get("model_config")
+    return f, (_text(config) if config is not None else None)
+
+
+def _layers_of(f, path):
+    """{layer name: [datasets]} for any supported layout."""
+    if "layer_names" in f.attrs:
+        return _legacy_layers(f)
+    if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
+        return _legacy_layers(f["model_weights"])
+    if "layers" in f:
+        return _keras3_layers(f)
+    raise WeightsError(f"{path}: an HDF5 file, but not Keras weights "
+                       f"(top-level keys: {sorted(f.keys())[:8]})")
+
+
+def _check_names(names, path, need_top):
+    """Exact VGG16 layer set: all 13 convs, and fc1/fc2/predictions all or none."""
+    conv4 = sorted(n for n in names if re.fullmatch(r"block\d_conv4", n))
+    if conv4:
+        raise WeightsError(f"{path}: this looks like VGG19 (it has {', '.join(conv4)}); "
+                           "vggnp implements VGG16")
+    unknown = sorted(set(names) - set(spec.CONV_NAMES) - set(spec.DENSE_NAMES))
+    missing = [n for n in spec.CONV_NAMES if n not in names]
+    if unknown or missing:
+        shown = ", ".join(sorted(names)[:6]) + (", ..." if len(names) > 6 else "")
+        raise WeightsError(f"{path}: not a VGG16 weights file: it has {len(names)} layers "
+                           f"with weights ({shown})"
+                           + (f"; missing {', '.join(missing[:3])}" if missing else ""))
+    top = [n for n in spec.DENSE_NAMES if n in names]
+    if top and len(top) != len(spec.DENSE_NAMES):
+        raise WeightsError(f"{path}: a VGG16 file with only part of the classifier ({top})")
+    if need_top and not top:
+        raise WeightsError(f"{path}: a 'notop' VGG16 file (convolutional base only, no "
+                           "fc1/fc2/predictions); the classifier needs the full weights file")
+    return bool(top)
+
+
+def _check_shapes(layers, path, input_size, standard):
+    """Kernel/bias shapes chain through the network; with ``standard``, equal VGG16's."""
+    expected = spec.standard_shapes()
+    c_in = 3
+    for name in spec.CONV_NAMES:
+        kernel, bias = layers[name]
+        if kernel.ndim == 4 and kernel.shape[2:] == (3, 3) and kernel.shape[:2] != (3, 3):
+            raise WeightsError(f"{path}: the conv kernels are stored channels-first "
+                               f"({name} kernel {kernel.shape}, a Theano-era file); use the "
+                               "channels-last file (..._tf_dim_ordering_tf_kernels.h5)")
+        if kernel.ndim != 4 or kernel.shape[:3] != (3, 3, c_in) or bias.shape != kernel.shape[3:]:
+            raise WeightsError(f"{path}: {name} has kernel {kernel.shape} and bias {bias.shape}; "
+                               f"VGG16 needs (3, 3, {c_in}, F) and (F,)")
+        c_in = kernel.shape[3]
+    d_in = (input_size[0] // 32) * (input_size[1] // 32) * c_in
+    for name in spec.DENSE_NAMES:
+        if name not in layers:
+            break
+        kernel, bias = layers[name]
+        if kernel.ndim != 2 or kernel.shape[0] != d_in or bias.shape != kernel.shape[1:]:
+            raise WeightsError(f"{path}: {name} has kernel {kernel.shape} and bias {bias.shape}; "
+                               f"expected ({d_in}, M) and (M,)")
+        d_in = kernel.shape[1]
+    if standard:
+        for name, (kernel, bias) in layers.items():
+            if (kernel.shape, bias.shape) != expected[name]:
+                raise WeightsError(f"{path}: {name} has kernel {kernel.shape}, the ImageNet "
+                                   f"VGG16 has {expected[name][0]}: a VGG-shaped model of "
+                                   "other widths (load it with standard=False)")
+
+
+def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top=False):
+    """Read and validate VGG16 weights from any supported Keras file.
+
+    path: .h5 / .weights.h5 / .keras file. input_size: (H, W) the model will see, which
+    fixes fc1's input size (H//32 * W//32 * C). standard: require the ImageNet VGG16's
+    widths exactly; False accepts narrower VGG-shaped models (used by the test fixture).
+    need_top: refuse a file without fc1/fc2/predictions.
+
+    Returns {layer name: (kernel, bias)} as float32 NumPy arrays; convs (3, 3, C, F), (F,),
+    dense (D, M), (M,). Raises WeightsError with a description of the file otherwise.
+    """
+    path = os.fspath(path)
+    try:
+        f, config = _open(path)
+    except OSError as e:  # h5py's errors for truncated or damaged files
+        raise WeightsError(f"{path}: cannot be read as HDF5 ({e})") from None
+    with f:
+        try:
+            raw = _layers_of(f, path)
+        except (KeyError, OSError) as e:
+            raise WeightsError(f"{path}: damaged or unexpected Keras layout ({e})") from None
+        if _read_config_data_format(config):
+            raise WeightsError(f"{path}: the model was built channels-first (data_format "
+                               "'channels_first'); vggnp needs a channels-last model")
+        layers = {}
+        for name, datasets in raw.items():
+            pair = _kernel_and_bias(datasets)
+            if pair is None:
+                raise WeightsError(f"{path}: layer {name} holds {len(datasets)} weight arrays "
+                                   f"of shapes {[d.shape for d in datasets]}; not a VGG16 layer")
+            layers[name] = pair
+        _check_names(list(layers), path, need_top)
+        _check_shapes(layers, path, input_size, standard)
+        arrays = {}
+        for name, (kernel, bias) in layers.items():
+            for d in (kernel, bias):
+                if d.dtype != np.float32:
+                    raise WeightsError(f"{path}: {name} is stored as {d.dtype}, "
+                                       "expected float32")
+            try:
+                arrays[name] = (kernel[()], bias[()])
+            except OSError as e:
+                raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
+                    from None
+            if not (np.isfinite(arrays[name][0]).all() and np.isfinite(arrays[name][1]).all()):
+                raise WeightsError(f"{path}: {name} contains NaN or infinite values")
+    return arrays
+
