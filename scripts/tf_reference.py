@@ -69,3 +69,29 @@ def reference(tf, keras, model, x, class_indices=None, layers=("block5_conv3", "
             "outputs": {n: outs[n].numpy() for n in names},
             "grads": {n: g.numpy() for n, g in zip(layers, grads)},
             "grad_input": grad_input.numpy()}
+
+
+def tf_grad_cam(tf, keras, model, x, layer="block5_conv3", class_indices=None):
+    """Grad-CAM as the keras-io example computes it, with the class logit as the score.
+
+    Returns (heatmaps (N, h, w) normalised by their max, pooled gradients alpha (N, C),
+    class indices (N,)).
+    """
+    grad_model = keras.Model(model.inputs, [model.get_layer(layer).output,
+                                            model.get_layer("fc2").output])
+    head = model.get_layer("predictions")
+    with tf.GradientTape() as tape:
+        conv_output, fc2 = grad_model(tf.constant(x))
+        logits = tf.matmul(fc2, head.kernel) + head.bias  # the last layer without softmax
+        if class_indices is None:
+            class_indices = tf.argmax(logits, axis=1).numpy()
+        class_channel = tf.gather(logits, class_indices, axis=1, batch_dims=1)
+    # Gradient of the class score w.r.t. the conv layer's output feature map.
+    grads = tape.gradient(class_channel, conv_output)
+    # Each entry: the mean intensity of the gradient over one feature-map channel.
+    pooled_grads = tf.reduce_mean(grads, axis=(1, 2))
+    # Multiply each channel by "how important it is" for the class, and sum the channels.
+    heatmap = tf.einsum("nhwc,nc->nhw", conv_output, pooled_grads)
+    # Keep the positive part and normalise each map to [0, 1].
+    heatmap = tf.maximum(heatmap, 0) / tf.reduce_max(heatmap, axis=(1, 2), keepdims=True)
+    return heatmap.numpy(), pooled_grads.numpy(), np.asarray(class_indices)

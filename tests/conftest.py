@@ -7,7 +7,11 @@ the Eigen path: TF_ENABLE_ONEDNN_OPTS=0 must be set before TensorFlow is importe
 
 import os
 
+import numpy as np
 import pytest
+
+from kerasfiles import write_keras1_h5
+from vggnp.random_init import random_vgg16_weights
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,3 +28,47 @@ def tf():
                         "(pip install -e '.[test]')")
         pytest.skip("TensorFlow not installed: reference test skipped")
     return tensorflow
+
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """The two real photos shipped in examples/ (CC0, from scikit-image): a cat, a coffee cup."""
+    return [os.path.join(EXAMPLES, name) for name in ("chelsea.jpg", "coffee.jpg")]
+
+
+@pytest.fixture(scope="session")
+def keras_files(tf, tmp_path_factory, photos):
+    """The full-size VGG16 with realistic random weights, saved in every supported format.
+
+    Returns (folder of the files, the photos as a preprocessed batch, TF reference values
+    for the top-1 and for chosen classes, the Keras model).
+    """
+    import keras
+    import tf_keras
+
+    from scripts.tf_reference import reference, set_weights
+
+    folder = tmp_path_factory.mktemp("keras_files")
+    weights = random_vgg16_weights(seed=0)
+    model = keras.applications.VGG16(weights=None)
+    set_weights(model, weights)
+    model.save_weights(folder / "keras3.weights.h5")
+    model.save(folder / "keras3_model_save.h5")
+    model.save(folder / "keras3.keras")
+    write_keras1_h5(folder / "keras1_official_layout.h5", weights)
+    model2 = tf_keras.applications.VGG16(weights=None)
+    set_weights(model2, weights)
+    model2.save_weights(str(folder / "keras2_save_weights.h5"))
+    model2.save(str(folder / "keras2_model_save.h5"))
+    del model2
+
+    x = np.concatenate([
+        keras.applications.vgg16.preprocess_input(
+            keras.utils.img_to_array(keras.utils.load_img(p, target_size=(224, 224)))[None])
+        for p in photos])
+    refs = {"top": reference(tf, keras, model, x),
+            "chosen": reference(tf, keras, model, x, class_indices=[386, 285])}
+    return folder, x, refs, model

@@ -5,6 +5,10 @@ No TensorFlow here, so the weight-file tests run without it.
 
 import h5py
 import numpy as np
+# Every file layout vggnp reads; tests/conftest.py's keras_files fixture writes each.
+FORMATS = ["keras1_official_layout.h5", "keras2_save_weights.h5", "keras2_model_save.h5",
+           "keras3.weights.h5", "keras3_model_save.h5", "keras3.keras"]
+
 
 def write_keras1_h5(path, weights, channels_first=False):
     """Write ``weights`` in the layout of the official Keras Applications file.

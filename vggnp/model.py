@@ -45,13 +45,15 @@ class VGG16:
         self._last_run = None  # index of the deepest layer the last forward ran
 
     @classmethod
-    def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True):
+    def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,
+             need_top=False):
         """Load any supported Keras weights file (see ``vggnp.weights``).
 
         dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
-        VGG-shaped models of other widths.
+        VGG-shaped models of other widths. need_top: refuse a notop file up front.
         """
-        weights = read_vgg16_weights(path, input_size=input_size, standard=standard)
+        weights = read_vgg16_weights(path, input_size=input_size, standard=standard,
+                                     need_top=need_top)
         weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))
                    for name, (k, b) in weights.items()}
         return cls(weights, input_size=input_size)

@@ -1,0 +1,91 @@
+"""Grad-CAM: equal to TensorFlow's (keras-io example), the guarded normalisation, targets."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from reference_check import relative_to_max
+from scripts.tf_reference import tf_grad_cam
+from vggnp import VGG16, grad_cam
+from vggnp.random_init import random_vgg16_weights
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_grad_cam_equals_fixture_formula():
+    """Offline: the committed TF activations and gradients give the same map by eq. 1-2."""
+    with np.load(os.path.join(DATA, "narrow_vgg16_reference.npz")) as f:
+        ref = dict(f)
+    model = VGG16.load(os.path.join(DATA, "narrow_vgg16.weights.h5"),
+                       input_size=ref["x"].shape[1:3], standard=False)
+    for layer in ("block5_conv3", "block4_conv3"):
+        details = {}
+        heatmaps, classes = grad_cam(model, ref["x"], layer=layer, details=details)
+        assert np.array_equal(classes, ref["classes"])
+        alpha = ref[f"grads/{layer}"].mean(axis=(1, 2))
+        cam = np.maximum(np.einsum("nhwc,nc->nhw", ref[f"outputs/{layer}"], alpha), 0)
+        cam /= cam.max(axis=(1, 2), keepdims=True)
+        assert relative_to_max(details["weights"], alpha) <= 1e-4
+        assert np.abs(heatmaps - cam).max() <= 1e-4
+        assert heatmaps.shape == ref[f"outputs/{layer}"].shape[:3]
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(8, 8, 5),
+                                   input_size=(64, 64), seed=1)
+    return VGG16(weights, input_size=(64, 64))
+
+
+def test_all_zero_map_stays_zero_with_warning(small_model):
+    x = np.random.default_rng(0).standard_normal((1, 64, 64, 3)).astype(np.float32) * 60
+    # Silence the last conv: A = 0 makes every weighted sum 0. The map must not be NaN.
+    layer = small_model.layer("block5_conv3")
+    saved = layer.w, layer.b
+    layer.w, layer.b = np.zeros_like(layer.w), np.full_like(layer.b, -1.0)
+    try:
+        with pytest.warns(RuntimeWarning, match="zero everywhere"):
+            heatmaps, _ = grad_cam(small_model, x)
+    finally:
+        layer.w, layer.b = saved
+    assert np.all(heatmaps == 0)
+
+
+def test_heatmap_range_classes_and_targets(small_model):
+    x = np.random.default_rng(1).standard_normal((3, 64, 64, 3)).astype(np.float32) * 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # some classes may give empty maps
+        heatmaps, classes = grad_cam(small_model, x)
+        assert np.array_equal(classes, small_model.predict(x).argmax(1))
+        assert heatmaps.shape == (3, 4, 4)
+        assert heatmaps.min() >= 0 and np.allclose(heatmaps.max(axis=(1, 2)), 1)
+        _, chosen = grad_cam(small_model, x, class_index=[0, 4, 2])
+        assert chosen.tolist() == [0, 4, 2]
+        logit, softmax = {}, {}
+        grad_cam(small_model, x, class_index=2, details=logit)
+        grad_cam(small_model, x, class_index=2, target="softmax", details=softmax)
+    # d p_c / d A = p_c * (d z_c / d A - sum_j p_j d z_j / d A): differs from the logit's
+    assert not np.allclose(logit["gradients"], softmax["gradients"])
+    with pytest.raises(ValueError, match="conv layer"):
+        grad_cam(small_model, x, layer="block5_pool")
+    with pytest.raises(ValueError, match="out of range"):
+        grad_cam(small_model, x, class_index=5)
+
+
+@pytest.mark.parametrize("layer", ["block5_conv3", "block4_conv3"])
+@pytest.mark.parametrize("which", ["top", "chosen"])
+def test_grad_cam_equals_tensorflow(tf, keras_files, layer, which):
+    """Full-size VGG16, real photos: map and alpha within 1e-4 of TF's, relative to max."""
+    import keras
+    folder, x, _, keras_model = keras_files
+    model = VGG16.load(folder / "keras3.weights.h5")
+    class_index = None if which == "top" else [386, 285]
+    ref_maps, ref_alpha, ref_classes = tf_grad_cam(tf, keras, keras_model, x, layer, class_index)
+    details = {}
+    heatmaps, classes = grad_cam(model, x, layer=layer, class_index=class_index, details=details)
+    assert np.array_equal(classes, ref_classes)
+    errors = (relative_to_max(heatmaps, ref_maps), relative_to_max(details["weights"], ref_alpha))
+    print(layer, which, "map error %.1e, alpha error %.1e" % errors)
+    assert errors[0] <= 1e-4 and errors[1] <= 1e-4

@@ -1,0 +1,163 @@
+"""Command line: top-5 ImageNet classes and a Grad-CAM heatmap overlay for each image.
+
+    python -m vggnp.cam elephant.jpg          # -> ./elephant_African_elephant_cam.jpg
+
+Exit codes: 0 all done; 1 some images failed (the others were processed); 2 usage
+error; 3 weights missing or invalid; 4 output location unusable.
+"""
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from . import spec
+from .download import DownloadError, official_weights
+from .gradcam import grad_cam
+from .imagenet import class_index, classes, decode_predictions
+from .model import VGG16
+from .overlay import overlay, panel, save_image
+from .preprocess import load_img, preprocess_input
+from .weights import WeightsError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m vggnp.cam",
+        description="Classify images with VGG16 (ImageNet) and explain the decision with a "
+                    "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
+    p.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
+                        "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
+    p.add_argument("--layer", default="block5_conv3",
+                   help="conv layer to explain (default: block5_conv3)")
+    p.add_argument("--class", dest="class_", metavar="IDX|NAME",
+                   help="class to explain: an index (386) or a name (African_elephant); "
+                        "default: each image's top-1")
+    p.add_argument("--target", choices=["logit", "softmax"], default="logit",
+                   help="score to differentiate: the pre-softmax logit (default, as the "
+                        "paper) or the softmax probability")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
+    p.add_argument("--alpha", type=float, default=0.4,
+                   help="heatmap opacity in the overlay (default 0.4)")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg",
+                   help="image format of the outputs (default jpg)")
+    p.add_argument("--save-heatmap", action="store_true",
+                   help="also save the raw heatmap (layer resolution, in [0, 1]) as .npy")
+    p.add_argument("--panel", action="store_true",
+                   help="also save original | heatmap | overlay side by side with the top-k")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    args = p.parse_args(argv)
+    if args.top < 1:
+        p.error("--top must be at least 1")
+    if not 0 <= args.alpha <= 1:
+        p.error("--alpha must be between 0 and 1")
+    if args.layer not in spec.CONV_NAMES:
+        p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
+    if args.class_ is not None:
+        try:
+            args.class_ = class_index(args.class_)
+        except ValueError as e:
+            p.error(f"--class: {e}")
+    return args
+
+
+def fail(code, message):
+    print(f"vggnp.cam: {message}", file=sys.stderr)
+    return code
+
+
+def output_stem(path, taken):
+    """'<image stem>', made unique among the images of this run."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    unique, n = stem, 2
+    while unique in taken:
+        unique, n = f"{stem}_{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        if not os.access(args.out, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as e:
+        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+
+    try:
+        weights_path = args.weights or official_weights()
+        model = VGG16.load(weights_path, need_top=True)
+    except (WeightsError, DownloadError) as e:
+        return fail(EXIT_WEIGHTS, str(e))
+
+    photos, inputs, failed = [], [], 0
+    for path in args.images:
+        try:
+            original = load_img(path, target_size=None)
+        except (OSError, ValueError) as e:
+            failed += 1
+            fail(EXIT_SOME_FAILED, f"{path}: cannot read the image ({e})")
+            continue
+        photos.append((path, original))
+        inputs.append(preprocess_input(np.asarray(load_img(path), dtype=np.float32)))
+    if not photos:
+        return EXIT_SOME_FAILED
+
+    details = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        heatmaps, chosen = grad_cam(model, np.stack(inputs), layer=args.layer,
+                                    class_index=args.class_, target=args.target,
+                                    details=details)
+    for w in caught:
+        print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
+    top = decode_predictions(details["probs"], top=args.top)
+
+    results, taken = [], set()
+    for (path, original), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
+        name = classes()[cls][1]
+        base = os.path.join(args.out, f"{output_stem(path, taken)}_{name}_cam")
+        written = {"overlay": f"{base}.{args.format}"}
+        try:
+            picture = overlay(original, heatmap, alpha=args.alpha)
+            save_image(picture, written["overlay"])
+            if args.panel:
+                lines = [f"{i + 1}. {n} {s:.3f}" for i, (_, _, n, s) in enumerate(top_k)]
+                lines.append(f"Grad-CAM: {name} ({cls}) at {args.layer}")
+                written["panel"] = f"{base}_panel.{args.format}"
+                save_image(panel(original, heatmap, picture, lines), written["panel"])
+            if args.save_heatmap:
+                written["heatmap"] = f"{base}.npy"
+                np.save(written["heatmap"], heatmap.astype(np.float32))
+        except OSError as e:
+            return fail(EXIT_OUTPUT, f"cannot write {base}.*: {e}")
+        results.append({"image": path,
+                        "top": [dict(zip(("index", "wnid", "name", "score"), t)) for t in top_k],
+                        "class": {"index": int(cls), "wnid": classes()[cls][0], "name": name},
+                        "layer": args.layer, "target": args.target, "outputs": written})
+
+    if args.json:
+        json.dump({"weights": os.path.abspath(weights_path), "images": results}, sys.stdout,
+                  indent=2)
+        print()
+    else:
+        for r in results:
+            print(f"{r['image']}")
+            for rank, t in enumerate(r["top"], 1):
+                print(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}, {t['wnid']})")
+            print(f"  Grad-CAM of {r['class']['name']} at {r['layer']}: "
+                  + ", ".join(r["outputs"].values()))
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

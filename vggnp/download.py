@@ -1,0 +1,148 @@
+"""Find, or download once, the official Keras VGG16 ImageNet weights.
+
+The file is cached in ``$VGGNP_HOME`` (default: the user cache folder, e.g.
+``~/.cache/vggnp``). A download streams into a temporary file in that folder while
+hashing it, shows progress on stderr, and is renamed into place only when its size and
+md5 match the published ones; the temporary file is deleted on any failure. A lock file
+keeps two first runs from downloading at the same time.
+"""
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{FILENAME}"
+SIZE = 553_467_096
+MD5 = "64373286793e3c8b2b4e3219cbf3544b"
+
+
+class DownloadError(RuntimeError):
+    """The weights could not be fetched; the message says what to do instead."""
+
+
+def cache_dir():
+    """$VGGNP_HOME, else the platform's user cache folder + /vggnp."""
+    if os.environ.get("VGGNP_HOME"):
+        return os.environ["VGGNP_HOME"]
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA", os.path.expanduser("~"))
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "vggnp")
+
+
+def official_weights(progress=True):
+    """Path of the official weights: the cache, a checkout's weights/ folder, or a download."""
+    cached = os.path.join(cache_dir(), FILENAME)
+    checkout = os.path.join(os.path.dirname(__file__), "..", "weights", FILENAME)
+    for path in (cached, os.path.normpath(checkout)):
+        if os.path.isfile(path) and os.path.getsize(path) == SIZE:
+            return path
+    return download(URL, cached, SIZE, MD5, progress=progress)
+
+
+class _Lock:
+    """An exclusive lock on ``path`` (a lock file), held while the ``with`` block runs."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.file = open(self.path, "a+b")
+        try:
+            import fcntl
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        except ImportError:  # Windows
+            import msvcrt
+            msvcrt.locking(self.file.fileno(), msvcrt.LK_LOCK, 1)
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # closing releases the lock
+
+
+def _progress(done, total, started, last_shown):
+    """Print a progress line on stderr at most every half second; returns when shown."""
+    now = time.monotonic()
+    if now - last_shown < 0.5 and done < total:
+        return last_shown
+    rate = done / max(now - started, 1e-9) / 1e6
+    end = "\r" if sys.stderr.isatty() and done < total else "\n"
+    print(f"  {done / 1e6:7.1f} / {total / 1e6:.1f} MB ({100 * done / total:5.1f}%) "
+          f"{rate:6.1f} MB/s", end=end, file=sys.stderr, flush=True)
+    return now
+
+
+def download(url, dest, size, md5, progress=True, timeout=30):
+    """Download ``url`` to ``dest`` if ``dest`` is not there yet; returns ``dest``.
+
+    Verified against ``size`` bytes and ``md5`` before the atomic rename into place.
+    Raises DownloadError, leaving no partial file behind.
+    """
+    folder = os.path.dirname(os.path.abspath(dest))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        lock = _Lock(dest + ".lock")
+        lock.__enter__()
+    except OSError as e:
+        raise DownloadError(f"cannot write to the weights cache {folder}: {e}. Set VGGNP_HOME "
+                            "to a writable folder, or pass --weights PATH") from None
+    try:
+        if os.path.isfile(dest) and os.path.getsize(dest) == size:
+            return dest  # another process finished the download while we waited
+        if progress:
+            print(f"Downloading the VGG16 ImageNet weights ({size / 1e6:.0f} MB, once)\n"
+                  f"  from {url}\n  to   {dest}", file=sys.stderr)
+        _fetch(url, dest, size, md5, progress, timeout)
+        return dest
+    finally:
+        lock.__exit__()
+
+
+def _fetch(url, dest, size, md5, progress, timeout):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)),
+                               prefix=os.path.basename(dest) + ".", suffix=".part")
+    try:
+        digest, done = hashlib.md5(), 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            if "text/html" in response.headers.get("Content-Type", ""):
+                raise DownloadError(f"{url} returned an HTML page, not the weights file "
+                                    "(a proxy or captive portal?)")
+            started = last_shown = time.monotonic()
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    last_shown = _progress(done, size, started, last_shown)
+        if done != size:
+            raise DownloadError(f"download of {url} stopped at {done:,} of {size:,} bytes")
+        if digest.hexdigest() != md5:
+            raise DownloadError(f"download of {url} is corrupt: md5 {digest.hexdigest()}, "
+                                f"expected {md5}")
+        os.replace(tmp, dest)
+    except BaseException as e:
+        os.unlink(tmp)
+        if isinstance(e, urllib.error.URLError):  # no network, DNS failure, HTTP 404...
+            raise DownloadError(_offline_message(url, dest, e)) from None
+        if isinstance(e, (OSError, http.client.HTTPException)):  # timeout, broken connection
+            raise DownloadError(f"download of {url} failed: {e!r}") from None
+        raise
+
+
+def _offline_message(url, dest, error):
+    reason = getattr(error, "reason", None) or error
+    return (f"could not download the VGG16 ImageNet weights ({reason}).\n"
+            f"  Get {url}\n  and save it as {dest}\n"
+            "  or pass --weights PATH (any Keras VGG16 .h5 / .weights.h5 / .keras file).")

@@ -1,0 +1,72 @@
+"""Grad-CAM (Selvaraju et al., arXiv 1610.02391), from vggnp's own backward pass.
+
+For a class c and a conv layer with activations A^k (k = channel):
+    alpha_k = mean over (i, j) of  d y^c / d A^k_ij        (eq. 1: global-average-pooled gradient)
+    L^c     = ReLU( sum_k alpha_k A^k )                    (eq. 2)
+y^c is the class's logit, before the softmax, as in the paper and the keras-io example:
+the softmax couples all classes and saturates, so its gradient can vanish for a confident
+prediction. ``target="softmax"`` is there to compare.
+"""
+
+import warnings
+
+import numpy as np
+
+
+def _class_indices(class_index, probs):
+    """None -> each image's top-1; an int or a sequence -> one per image. (N,) ints."""
+    n, k = probs.shape
+    if class_index is None:
+        return probs.argmax(axis=1)
+    indices = np.broadcast_to(np.asarray(class_index, dtype=int), (n,))
+    if indices.min() < 0 or indices.max() >= k:
+        raise ValueError(f"class index {class_index} out of range 0..{k - 1}")
+    return indices.copy()
+
+
+def grad_cam(model, x, layer="block5_conv3", class_index=None, target="logit", details=None):
+    """Grad-CAM heatmaps for a batch.
+
+    model: a vggnp VGG16 with its classifier. x: (N, H, W, 3) preprocessed images.
+    layer: any conv layer name. class_index: None (top-1 of each image), an int, or one
+    per image. target: "logit" (default) or "softmax".
+    Returns (heatmaps, class_indices): heatmaps (N, h, w) at the layer's resolution
+    (14x14 for block5_conv3 on 224x224), each divided by its max so that it lies in
+    [0, 1]; class_indices (N,). An all-zero map stays zero (with a warning), never NaN.
+    details: an optional dict, filled with "probs" (N, K), "activations" A (N, h, w, C),
+    "gradients" dy/dA (N, h, w, C), "weights" alpha (N, C) and "raw" (N, h, w), the map
+    before normalisation.
+    """
+    if not layer.endswith(tuple(f"_conv{i}" for i in range(1, 4))):
+        raise ValueError(f"Grad-CAM needs a conv layer, not {layer!r}")
+    if target not in ("logit", "softmax"):
+        raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
+    probs, kept = model.forward(x, keep=(layer,))  # full forward, keeping A
+    activations = kept[layer]
+    classes = _class_indices(class_index, probs)
+
+    # d y^c / d A: start from a one-hot on the class and walk back to the layer only.
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(len(classes)), classes] = 1
+    gradients = model.backward(onehot, start="predictions", stop=layer,
+                               from_logits=(target == "logit"))
+
+    # alpha_k: "a vector where each entry is the mean intensity of the gradient over a
+    # specific feature map channel" (keras-io) -- eq. 1.
+    weights = gradients.mean(axis=(1, 2))                                  # (N, C)
+    # Weighted sum of the channels, then ReLU: only evidence *for* the class -- eq. 2.
+    raw = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0)   # (N, h, w)
+
+    # Normalise each map by its max; guard the all-zero map instead of dividing by 0.
+    peak = raw.max(axis=(1, 2))
+    heatmaps = raw / np.where(peak > 0, peak, 1)[:, None, None]
+    for n in np.flatnonzero(peak == 0):
+        warnings.warn(
+            f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
+            "every location's weighted activation is <= 0, i.e. this layer's features argue "
+            "against the class (common for a class the model does not predict). Try the "
+            "top-1 class, another layer, or --target softmax.", RuntimeWarning, stacklevel=2)
+    if details is not None:
+        details.update(probs=probs, activations=activations, gradients=gradients,
+                       weights=weights, raw=raw)
+    return heatmaps, classes

@@ -1,0 +1,102 @@
+"""Pixels, kept apart from the math: colour map, resizing, overlay, panel, saving.
+
+The overlay is drawn as in the chapter and the keras-io Grad-CAM example: the heatmap is
+scaled to 0..255, coloured with the "jet" colour map, multiplied by alpha (0.4) and added
+to the photo, and the sum is rescaled to 0..255.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# matplotlib's "jet" (matplotlib/_cm.py, _jet_data): per channel, (x, value) points that
+# are linearly interpolated. Tabulated at 256 points as matplotlib's ListedColormap does.
+_JET_POINTS = {
+    "red": [(0.0, 0.0), (0.35, 0.0), (0.66, 1.0), (0.89, 1.0), (1.0, 0.5)],
+    "green": [(0.0, 0.0), (0.125, 0.0), (0.375, 1.0), (0.64, 1.0), (0.91, 0.0), (1.0, 0.0)],
+    "blue": [(0.0, 0.5), (0.11, 1.0), (0.34, 1.0), (0.65, 0.0), (1.0, 0.0)],
+}
+
+
+def jet_table(n=256):
+    """(n, 3) float64 RGB values in [0, 1], equal to matplotlib's jet(np.arange(n))[:, :3]."""
+    x = np.linspace(0.0, 1.0, n)
+    return np.stack([np.interp(x, *zip(*_JET_POINTS[c])) for c in ("red", "green", "blue")],
+                    axis=1)
+
+
+def resize_bilinear(heatmap, size):
+    """heatmap: (h, w) -> (H, W) = size, bilinear with pixel centres aligned.
+
+    Output pixel i samples input coordinate u = (i + 0.5) * h / H - 0.5 (the centre of
+    pixel i, mapped to input pixel units), clamped to the edge; then
+    out = (1 - t) * in[floor(u)] + t * in[floor(u) + 1] along each axis, t = u - floor(u).
+    """
+    out = np.asarray(heatmap, dtype=np.float64)
+    for axis, (n_in, n_out) in enumerate(zip(out.shape, size)):
+        u = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(u).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        t = u - lo
+        shape = [1, 1]
+        shape[axis] = n_out
+        t = t.reshape(shape)
+        out = (1 - t) * np.take(out, lo, axis=axis) + t * np.take(out, hi, axis=axis)
+    return out
+
+
+def colorize(heatmap):
+    """heatmap: (H, W) in [0, 1] -> (H, W, 3) uint8 jet colours (quantised to 256 levels)."""
+    levels = np.uint8(np.round(255 * np.clip(heatmap, 0, 1)))
+    return np.uint8(np.round(255 * jet_table()[levels]))
+
+
+def overlay(image, heatmap, alpha=0.4):
+    """Superimpose a heatmap on a photo, at the photo's full size.
+
+    image: PIL image (any size). heatmap: (h, w) in [0, 1] at layer resolution.
+    Returns a PIL RGB image of the photo's size: rescale(alpha * jet(heatmap) + photo),
+    where rescale maps the min..max of the sum to 0..255 (as keras.utils.array_to_img).
+    The scalar map is resized first and coloured after, so colours are never blended.
+    """
+    photo = np.asarray(image.convert("RGB"), dtype=np.float64)
+    full = resize_bilinear(heatmap, photo.shape[:2])
+    mixed = alpha * colorize(full) + photo
+    mixed -= mixed.min()
+    top = mixed.max()
+    return Image.fromarray(np.uint8(np.round(mixed * (255 / top if top > 0 else 1))))
+
+
+def panel(image, heatmap, overlay_image, lines=()):
+    """original | heatmap | overlay side by side, with text lines (e.g. the top-5) below."""
+    w, h = image.size
+    coloured = Image.fromarray(colorize(resize_bilinear(heatmap, (h, w))))
+    font = ImageFont.load_default()
+    line_height = 14
+    canvas = Image.new("RGB", (3 * w, h + line_height * len(lines) + 8), "white")
+    for i, picture in enumerate([image.convert("RGB"), coloured, overlay_image]):
+        canvas.paste(picture, (i * w, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((6, h + 4 + i * line_height), line, fill="black", font=font)
+    return canvas
+
+
+def save_image(image, path):
+    """Save as PNG or JPEG by the extension, atomically: written to a temporary file in
+    the same folder and renamed into place, so a failed save never leaves half a file."""
+    ext = os.path.splitext(path)[1].lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+    if ext not in formats:
+        raise ValueError(f"{path}: output must end in .png, .jpg or .jpeg")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vggnp-", suffix=ext)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, formats[ext], **({"quality": 95} if ext != ".png" else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
