@@ -6,6 +6,8 @@ Tolerances (relative to each tensor's max |value|): 1e-4 for logits, every conv 
 output and d logit / d block5_conv3; 1e-3 for d logit / d input.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,20 @@ def test_chosen_class_and_other_layer(keras_files):
     model = VGG16.load(folder / "keras3.weights.h5")
     compare_forward(model, x, refs["chosen"])
     compare_backward(model, x, refs["chosen"], layer="block4_conv3")
+
+
+def test_export_script_writes_a_file_vggnp_loads(keras_files, tmp_path):
+    import subprocess
+    import sys
+    folder, _, _, keras_model = keras_files
+    out = tmp_path / "exported.h5"
+    result = subprocess.run([sys.executable, "scripts/export_keras_weights.py",
+                             str(folder / "keras3.keras"), "-o", str(out)],
+                            capture_output=True, text=True, timeout=300,
+                            cwd=os.path.join(os.path.dirname(__file__), ".."))
+    assert result.returncode == 0, result.stderr
+    model = VGG16.load(out)
+    for name in ("block1_conv1", "block5_conv3", "predictions"):
+        kernel, bias = keras_model.get_layer(name).get_weights()
+        assert np.array_equal(model.layer(name).w, kernel)
+        assert np.array_equal(model.layer(name).b, bias)

@@ -1,0 +1,96 @@
+"""``python -m vggnp.cam`` end to end on the real photos in examples/, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasfiles import write_keras1_h5
+from vggnp import cam
+from vggnp import download as dl
+from vggnp.random_init import random_vgg16_weights
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+CAT, COFFEE = os.path.join(EXAMPLES, "chelsea.jpg"), os.path.join(EXAMPLES, "coffee.jpg")
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    """A full-size VGG16 with realistic random weights, in the official file's layout."""
+    path = tmp_path_factory.mktemp("weights") / "vgg16.h5"
+    write_keras1_h5(path, random_vgg16_weights(seed=0))
+    return str(path)
+
+
+def run_cam(*args):
+    return subprocess.run([sys.executable, "-m", "vggnp.cam", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_json_run_writes_every_output(weights_file, tmp_path):
+    result = run_cam(CAT, COFFEE, "--weights", weights_file, "--out", str(tmp_path),
+                     "--json", "--panel", "--save-heatmap")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["image"] for r in report["images"]] == [CAT, COFFEE]
+    for r, photo in zip(report["images"], (CAT, COFFEE)):
+        scores = [t["score"] for t in r["top"]]
+        assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+        assert r["class"]["index"] == r["top"][0]["index"] and r["layer"] == "block5_conv3"
+        stem = os.path.splitext(os.path.basename(photo))[0]
+        assert r["outputs"]["overlay"] == str(tmp_path / f"{stem}_{r['class']['name']}_cam.jpg")
+        with Image.open(photo) as original, Image.open(r["outputs"]["overlay"]) as picture:
+            assert picture.size == original.size
+        with Image.open(r["outputs"]["panel"]) as picture:
+            assert picture.size[0] == 3 * original.size[0]
+        heatmap = np.load(r["outputs"]["heatmap"])
+        assert heatmap.shape == (14, 14) and 0 <= heatmap.min() and heatmap.max() == 1
+
+
+def test_human_output_chosen_class_png(weights_file, tmp_path):
+    result = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path),
+                     "--class", "Egyptian_cat", "--format", "png", "--layer", "block4_conv3")
+    assert result.returncode == 0, result.stderr
+    assert "1. " in result.stdout and "Grad-CAM of Egyptian_cat at block4_conv3" in result.stdout
+    with Image.open(tmp_path / "chelsea_Egyptian_cat_cam.png") as picture:
+        assert picture.format == "PNG"
+
+
+def test_a_bad_image_does_not_stop_the_others(weights_file, tmp_path):
+    missing = str(tmp_path / "missing.jpg")
+    result = run_cam(missing, CAT, "--weights", weights_file, "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "missing.jpg" in result.stderr and "Traceback" not in result.stderr
+    assert len(os.listdir(tmp_path / "out")) == 1
+
+
+def test_bad_weights_exit_3(tmp_path):
+    page = tmp_path / "weights.h5"
+    page.write_text("<!DOCTYPE html><html>404</html>")
+    result = run_cam(CAT, "--weights", str(page), "--out", str(tmp_path))
+    assert result.returncode == 3 and "HTML page" in result.stderr
+    notop = {k: v for k, v in random_vgg16_weights(top=False).items()}
+    write_keras1_h5(tmp_path / "notop.h5", notop)
+    result = run_cam(CAT, "--weights", str(tmp_path / "notop.h5"), "--out", str(tmp_path))
+    assert result.returncode == 3 and "notop" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--layer", "block5_pool"], ["--class", "unicorn"],
+                                  ["--alpha", "2"], []])
+def test_usage_errors_exit_2(args):
+    with pytest.raises(SystemExit) as info:
+        cam.parse_args(args if not args else [CAT, *args])
+    assert info.value.code == 2
+
+
+def test_offline_first_run_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(dl, "URL", "http://127.0.0.1:9/vgg16.h5")  # nothing listens there
+    assert cam.main([CAT, "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:9/vgg16.h5" in err and "--weights" in err
+    assert str(tmp_path / "cache") in err

@@ -1,0 +1,51 @@
+"""Pixels: the jet table, the bilinear resize, the overlay."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vggnp.overlay import colorize, jet_table, overlay, panel, resize_bilinear, save_image
+
+
+def test_jet_equals_matplotlib():
+    matplotlib = pytest.importorskip("matplotlib")
+    reference = matplotlib.colormaps["jet"](np.arange(256))[:, :3]
+    assert np.abs(jet_table() - reference).max() <= 1 / 255
+    assert np.abs(colorize(np.linspace(0, 1, 256)[None]).astype(float) / 255
+                  - reference[None]).max() <= 1 / 255
+
+
+def test_one_hot_cell_upsamples_to_its_16x16_region():
+    for r, c in [(0, 0), (5, 9), (13, 13)]:
+        cam = np.zeros((14, 14))
+        cam[r, c] = 1
+        up = resize_bilinear(cam, (224, 224))
+        rows, cols = up.max(axis=1), up.max(axis=0)
+        # The separable tent is >= 0.5 exactly on the cell's rows and columns...
+        assert np.flatnonzero(rows >= 0.5).tolist() == list(range(16 * r, 16 * r + 16))
+        assert np.flatnonzero(cols >= 0.5).tolist() == list(range(16 * c, 16 * c + 16))
+        # ...and, away from the border, centred on the region's centre.
+        if 0 < r < 13 and 0 < c < 13:
+            ii, jj = np.indices(up.shape)
+            assert np.isclose((ii * up).sum() / up.sum(), 16 * r + 7.5)
+            assert np.isclose((jj * up).sum() / up.sum(), 16 * c + 7.5)
+
+
+def test_resize_non_square_and_constant():
+    up = resize_bilinear(np.full((3, 5), 0.25), (40, 70))
+    assert up.shape == (40, 70) and np.allclose(up, 0.25)
+
+
+def test_overlay_has_the_photos_size(tmp_path):
+    photo = Image.new("RGB", (451, 300), (120, 80, 40))
+    heatmap = np.random.default_rng(0).random((14, 14))
+    picture = overlay(photo, heatmap)
+    assert picture.size == (451, 300) and picture.mode == "RGB"
+    assert panel(photo, heatmap, picture, ["1. tabby 0.9"]).size[0] == 3 * 451
+    for name in ("o.png", "o.jpg"):
+        save_image(picture, tmp_path / name)
+        with Image.open(tmp_path / name) as im:
+            assert im.size == (451, 300)
+    with pytest.raises(ValueError, match="must end in"):
+        save_image(picture, tmp_path / "o.bmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg", "o.png"]  # no temp files
