@@ -34,3 +34,21 @@ def write_keras1_h5(path, weights, channels_first=False):
             group.attrs["weight_names"] = np.array([w.encode() for w in wnames], dtype="S")
             group.create_dataset(wnames[0], data=kernel)
             group.create_dataset(wnames[1], data=bias)
+
+
+def write_keras3_weights_h5(path, weights, with_names=True):
+    """Write ``weights`` as Keras 3's ``save_weights('x.weights.h5')`` does.
+
+    Groups ``layers/conv2d``, ``layers/conv2d_1``, ... ``layers/dense_2``, each with
+    ``vars/0`` (kernel) and ``vars/1`` (bias). Keras >= 3.6 puts the layer name in the
+    ``vars`` group's ``name`` attribute; ``with_names=False`` writes an older file.
+    """
+    counts = {}
+    with h5py.File(path, "w") as f:
+        for name, (kernel, bias) in weights.items():
+            kind = "conv2d" if kernel.ndim == 4 else "dense"
+            n = counts[kind] = counts.get(kind, -1) + 1
+            group = f.create_group(f"layers/{kind}" + (f"_{n}" if n else "") + "/vars")
+            if with_names:
+                group.attrs["name"] = name
+            group["0"], group["1"] = kernel, bias

@@ -27,33 +27,30 @@ def check_dx(layer, x, **backward_kwargs):
     return dout
 
 
+def check_param_layer(cls, x, w, b, activation):
+    """dx, dw and db of a Conv2D or Dense equal their numerical estimates."""
+    layer = cls("layer", w, b, activation=activation)
+    dout = check_dx(layer, x, param_grads=True)
+    layer.forward(x)
+    layer.backward(dout, param_grads=True)
+    dw_num = numerical_gradient(lambda v: cls("w", v, b, activation).forward(x), w.copy(), dout)
+    db_num = numerical_gradient(lambda v: cls("b", w, v, activation).forward(x), b.copy(), dout)
+    assert relative_error(layer.dw, dw_num) <= TOL
+    assert relative_error(layer.db, db_num) <= TOL
+
+
 @pytest.mark.parametrize("activation", ["relu", "linear"])
 def test_conv2d_gradients_non_square(activation):
     r = rng()
     x = r.standard_normal((2, 5, 7, 3))
-    w, b = r.standard_normal((3, 3, 3, 4)), r.standard_normal(4)
-    conv = Conv2D("c", w, b, activation=activation)
-    dout = check_dx(conv, x, param_grads=True)
-    conv.forward(x)
-    conv.backward(dout, param_grads=True)
-    dw_num = numerical_gradient(lambda v: Conv2D("c", v, b, activation).forward(x), w.copy(), dout)
-    db_num = numerical_gradient(lambda v: Conv2D("c", w, v, activation).forward(x), b.copy(), dout)
-    assert relative_error(conv.dw, dw_num) <= TOL
-    assert relative_error(conv.db, db_num) <= TOL
+    check_param_layer(Conv2D, x, r.standard_normal((3, 3, 3, 4)), r.standard_normal(4), activation)
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])
 def test_dense_gradients(activation):
     r = rng()
     x, w, b = r.standard_normal((3, 6)), r.standard_normal((6, 5)), r.standard_normal(5)
-    dense = Dense("d", w, b, activation=activation)
-    dout = check_dx(dense, x, param_grads=True)
-    dense.forward(x)
-    dense.backward(dout, param_grads=True)
-    dw_num = numerical_gradient(lambda v: Dense("d", v, b, activation).forward(x), w.copy(), dout)
-    db_num = numerical_gradient(lambda v: Dense("d", w, v, activation).forward(x), b.copy(), dout)
-    assert relative_error(dense.dw, dw_num) <= TOL
-    assert relative_error(dense.db, db_num) <= TOL
+    check_param_layer(Dense, x, w, b, activation)
 
 
 def test_dense_backward_from_logits_skips_softmax():

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from kerasfiles import write_keras1_h5
+from kerasfiles import write_keras1_h5, write_keras3_weights_h5
 from vggnp import VGG16, WeightsError, read_vgg16_weights
 from vggnp.random_init import random_vgg16_weights
 
@@ -28,6 +28,24 @@ def test_keras1_layout_round_trip(tmp_path, narrow_weights):
     assert set(read) == set(narrow_weights)
     for name, (kernel, bias) in narrow_weights.items():
         assert np.array_equal(read[name][0], kernel) and np.array_equal(read[name][1], bias)
+
+
+@pytest.mark.parametrize("with_names", [True, False])
+def test_keras3_layout_by_name_or_by_order(tmp_path, narrow_weights, with_names):
+    # 13 convs: h5py lists conv2d_10 before conv2d_2, so mapping by order must sort by number.
+    path = tmp_path / "vgg16.weights.h5"
+    write_keras3_weights_h5(path, narrow_weights, with_names=with_names)
+    read = read_vgg16_weights(path, **LOAD)
+    for name, (kernel, bias) in narrow_weights.items():
+        assert np.array_equal(read[name][0], kernel) and np.array_equal(read[name][1], bias)
+
+
+def test_keras3_vgg19_without_names_refused(tmp_path):
+    vgg19 = random_vgg16_weights(convs_per_block=(2, 2, 4, 4, 4), **NARROW)
+    path = tmp_path / "vgg19.weights.h5"
+    write_keras3_weights_h5(path, vgg19, with_names=False)
+    with pytest.raises(WeightsError, match="looks like VGG19 .it has 16 conv layers"):
+        VGG16.load(path, **LOAD)
 
 
 def test_notop_serves_features_not_classifier(tmp_path, narrow_weights):

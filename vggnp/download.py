@@ -40,10 +40,11 @@ def cache_dir():
 
 
 def official_weights(progress=True):
-    """Path of the official weights: the cache, a checkout's weights/ folder, or a download."""
+    """Path of the official weights: in the cache, in a checkout's weights/ folder (beside
+    the package, or in the current folder), or else downloaded into the cache."""
     cached = os.path.join(cache_dir(), FILENAME)
-    checkout = os.path.join(os.path.dirname(__file__), "..", "weights", FILENAME)
-    for path in (cached, os.path.normpath(checkout)):
+    checkout = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weights", FILENAME)
+    for path in (cached, os.path.normpath(checkout), os.path.join("weights", FILENAME)):
         if os.path.isfile(path) and os.path.getsize(path) == SIZE:
             return path
     return download(URL, cached, SIZE, MD5, progress=progress)

@@ -128,12 +128,14 @@ def _layers_of(f, path):
                        f"(top-level keys: {sorted(f.keys())[:8]})")
 
 
-def _check_names(names, path, need_top):
+def _check_names(layers, path, need_top):
     """Exact VGG16 layer set: all 13 convs, and fc1/fc2/predictions all or none."""
+    names = list(layers)
     conv4 = sorted(n for n in names if re.fullmatch(r"block\d_conv4", n))
-    if conv4:
-        raise WeightsError(f"{path}: this looks like VGG19 (it has {', '.join(conv4)}); "
-                           "vggnp implements VGG16")
+    n_conv = sum(kernel.ndim == 4 for kernel, _ in layers.values())
+    if conv4 or n_conv == 16:
+        found = f"it has {', '.join(conv4)}" if conv4 else "it has 16 conv layers"
+        raise WeightsError(f"{path}: this looks like VGG19 ({found}); vggnp implements VGG16")
     unknown = sorted(set(names) - set(spec.CONV_NAMES) - set(spec.DENSE_NAMES))
     missing = [n for n in spec.CONV_NAMES if n not in names]
     if unknown or missing:
@@ -212,7 +214,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
                 raise WeightsError(f"{path}: layer {name} holds {len(datasets)} weight arrays "
                                    f"of shapes {[d.shape for d in datasets]}; not a VGG16 layer")
             layers[name] = pair
-        _check_names(list(layers), path, need_top)
+        _check_names(layers, path, need_top)
         _check_shapes(layers, path, input_size, standard)
         arrays = {}
         for name, (kernel, bias) in layers.items():
