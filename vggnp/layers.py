@@ -59,11 +59,14 @@ def col2im(col, x_shape, kh, kw, pad):
 # --------------------------------------------------------------------------------------
 
 class ReLU:
-    """out = max(x, 0);  dx = dout * (x > 0).  Shapes: any -> same."""
+    """out = max(x, 0);  dx = dout * (x > 0).  Shapes: any -> same.
 
-    def forward(self, x):
+    forward(x, inplace=True) writes the result into x (for a layer's own temporary z).
+    """
+
+    def forward(self, x, inplace=False):
         self.mask = x > 0
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=x if inplace else None)
 
     def backward(self, dout):
         # Multiply, never ``dout[~mask] = 0``: that would write into the caller's array.
@@ -77,7 +80,7 @@ class Softmax:
     dz = p * (dp - sum(dp * p))                (the softmax Jacobian applied to dp)
     """
 
-    def forward(self, z):
+    def forward(self, z, inplace=False):
         e = np.exp(z - z.max(axis=1, keepdims=True))
         self.p = e / e.sum(axis=1, keepdims=True)
         return self.p
@@ -89,7 +92,7 @@ class Softmax:
 class Identity:
     """out = x;  dx = dout.  Keras' ``activation='linear'``."""
 
-    def forward(self, x):
+    def forward(self, x, inplace=False):
         return x
 
     def backward(self, dout):
@@ -102,6 +105,56 @@ ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "linear": Identity}
 # --------------------------------------------------------------------------------------
 # Parameter layers
 # --------------------------------------------------------------------------------------
+
+def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
+    """im2col + GEMM in blocks of rows: z = im2col(x) @ kernel.reshape(KH*KW*C, F).
+
+    x: (N, H, W, C), kernel: (KH, KW, C, F) -> z: (N, H, W, F), "same" zero padding,
+    stride 1. Exactly the product of :func:`im2col` and one GEMM, computed a block of
+    image rows at a time: the block's windows are unfolded into a buffer that is reused
+    across blocks and calls (~8 MB, so it stays in cache and is not faulted in afresh),
+    then one GEMM writes the block's output rows. Rows are counted across the batch
+    (row g is row g % H of image g // H), so small late layers get GEMMs of at least
+    ``min_rows`` rows spanning several images. buffers: the caller's workspace dict.
+    """
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    pad = kh // 2
+    rows = max(block_bytes // (w * kh * kw * c * x.itemsize), -(-min_rows // w), 1)
+    rows = min(rows, n * h)
+    col = _buffer(buffers, "col", (rows, w, kh, kw, c), x.dtype)
+    # One zero-padded image at a time: the border is zeroed once, the interior rewritten.
+    xp = _buffer(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
+    loaded = None
+    k2d = kernel.reshape(kh * kw * c, f)
+    z = np.empty((n, h, w, f), dtype=x.dtype)
+    z_rows = z.reshape(n * h, w, f)
+    for start in range(0, n * h, rows):
+        stop = min(start + rows, n * h)
+        g = start
+        while g < stop:  # the part of the block that lies in image i, rows y0..y1
+            i, y0 = divmod(g, h)
+            y1 = min(h, y0 + stop - g)
+            if loaded != i:
+                xp[pad:pad + h, pad:pad + w] = x[i]
+                loaded = i
+            for di in range(kh):
+                for dj in range(kw):
+                    col[g - start:g - start + y1 - y0, :, di, dj, :] = \
+                        xp[y0 + di:y1 + di, dj:dj + w, :]
+            g += y1 - y0
+        m = (stop - start) * w
+        np.matmul(col[:stop - start].reshape(m, -1), k2d, out=z_rows[start:stop].reshape(m, f))
+    return z
+
+
+def _buffer(buffers, name, shape, dtype):
+    """A zero-filled array kept in ``buffers`` and reused while shape and dtype match."""
+    buf = buffers.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = buffers[name] = np.zeros(shape, dtype=dtype)
+    return buf
+
 
 class Conv2D:
     """3x3 "same" convolution, stride 1, followed by its activation (as a Keras Conv2D).
@@ -116,37 +169,43 @@ class Conv2D:
     Backward:
         dz  = activation'(dout)
         dx  = col2im(dz @ W.T)
+            = correlate_same(dz, w_flipped), w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
+              (the same sum, as a "transposed convolution": measured faster than the
+              col2im scatter, except for the 3-channel first layer where col2im is kept)
         dW  = col.T @ dz,  db = sum of dz over N, H, W
+    The forward and the transposed backward run through :func:`correlate_same` (im2col in
+    row blocks into a reused workspace); ``im2col``/``col2im`` above are the reference
+    the tests hold them to.
     """
 
     def __init__(self, name, w, b, activation="relu"):
         self.name, self.w, self.b = name, w, b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
+        self.buffers = {}  # im2col workspace, reused across calls
 
     @property
     def pad(self):
         return self.w.shape[0] // 2
 
     def forward(self, x):
-        x = np.asarray(x, dtype=self.w.dtype)
-        kh, kw, c, f = self.w.shape
-        n, h, w, _ = x.shape
-        self.x = x  # backward re-unfolds x for dW rather than keeping the large col
-        col = im2col(x, kh, kw, self.pad)
-        z = col @ self.w.reshape(kh * kw * c, f) + self.b
-        return self.activation.forward(z.reshape(n, h, w, f))
+        self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward
+        z = correlate_same(self.x, self.w, self.buffers)
+        z += self.b
+        return self.activation.forward(z, inplace=True)  # z is this call's own array
 
     def backward(self, dout, param_grads=False, through_activation=True):
         kh, kw, c, f = self.w.shape
         dz = self.activation.backward(dout) if through_activation else dout
-        dz = dz.reshape(-1, f)
         if param_grads:
             col = im2col(self.x, kh, kw, self.pad)
-            self.dw = (col.T @ dz).reshape(self.w.shape)
-            self.db = dz.sum(axis=0)
-        dcol = dz @ self.w.reshape(kh * kw * c, f).T
-        return col2im(dcol, self.x.shape, kh, kw, self.pad)
+            self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
+            self.db = dz.reshape(-1, f).sum(axis=0)
+        if c < 16:
+            dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
+            return col2im(dcol, self.x.shape, kh, kw, self.pad)
+        w_flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+        return correlate_same(dz, w_flipped, self.buffers)
 
 
 class Dense:
@@ -190,29 +249,31 @@ class MaxPool2D:
     gradient among the ties would change Grad-CAM's channel weights.
     """
 
+    # The four positions of a window, in row-major order: (0,0), (0,1), (1,0), (1,1).
+    OFFSETS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+
     def __init__(self, name):
         self.name = name
 
+    def _corner(self, a, di, dj):
+        """(N, H//2, W//2, C) view: the element (di, dj) of every window of a."""
+        oh, ow = a.shape[1] // 2, a.shape[2] // 2
+        return a[:, di:2 * oh:2, dj:2 * ow:2, :]
+
     def forward(self, x):
-        n, h, w, c = x.shape
-        self.x_shape = x.shape
-        oh, ow = h // 2, w // 2
-        # (N, oh, 2, ow, 2, C) -> (N, oh, ow, C, 4): the 4 window values on the last axis,
-        # in row-major window order (0,0), (0,1), (1,0), (1,1).
-        windows = x[:, :2 * oh, :2 * ow, :].reshape(n, oh, 2, ow, 2, c)
-        windows = windows.transpose(0, 1, 3, 5, 2, 4).reshape(n, oh, ow, c, 4)
-        self.argmax = windows.argmax(axis=-1)  # argmax returns the first maximum
-        return np.take_along_axis(windows, self.argmax[..., None], axis=-1)[..., 0]
+        self.x = x
+        corners = [self._corner(x, di, dj) for di, dj in self.OFFSETS]
+        self.out = np.maximum(np.maximum(corners[0], corners[1]),
+                              np.maximum(corners[2], corners[3]))
+        return self.out
 
     def backward(self, dout):
-        n, h, w, c = self.x_shape
-        oh, ow = h // 2, w // 2
-        # dwindows[..., k] = dout where k is the window's argmax, else 0.
-        dwindows = (np.arange(4) == self.argmax[..., None]) * dout[..., None]
-        dx = np.zeros(self.x_shape, dtype=dout.dtype)
-        dx[:, :2 * oh, :2 * ow, :] = (
-            dwindows.reshape(n, oh, ow, c, 2, 2).transpose(0, 1, 4, 2, 5, 3)
-            .reshape(n, 2 * oh, 2 * ow, c))
+        dx = np.zeros(self.x.shape, dtype=dout.dtype)
+        routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
+        for di, dj in self.OFFSETS:
+            first = (self._corner(self.x, di, dj) == self.out) & ~routed
+            self._corner(dx, di, dj)[...] = dout * first
+            routed |= first
         return dx
 
 
