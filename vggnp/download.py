@@ -8,13 +8,10 @@ keeps two first runs from downloading at the same time.
 """
 
 import hashlib
-import http.client
 import os
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{FILENAME}"
@@ -109,6 +106,12 @@ def download(url, dest, size, md5, progress=True, timeout=30):
 
 
 def _fetch(url, dest, size, md5, progress, timeout):
+    # Imported here, not at the top: http.client and its email parser cost ~30 ms at every
+    # start of the command, and only a first run downloads.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)),
                                prefix=os.path.basename(dest) + ".", suffix=".part")
     try:

@@ -204,8 +204,14 @@ class Conv2D:
         if c < 16:
             dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
             return col2im(dcol, self.x.shape, kh, kw, self.pad)
-        w_flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-        return correlate_same(dz, w_flipped, self.buffers)
+        return correlate_same(dz, self._flipped_kernel(), self.buffers)
+
+    def _flipped_kernel(self):
+        """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f], made once per kernel array."""
+        if self.buffers.get("flipped_from") is not self.w:
+            self.buffers["flipped"] = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+            self.buffers["flipped_from"] = self.w
+        return self.buffers["flipped"]
 
 
 class Dense:

@@ -92,7 +92,7 @@ class VGG16:
     def _require_top(self):
         if not self.has_top:
             raise ValueError("this model was loaded from a notop file (no fc1/fc2/predictions); "
-                         "the classifier needs the full VGG16 weights file")
+                             "the classifier needs the full VGG16 weights file")
 
     def logits(self, x):
         """x: (N, H, W, 3) -> (N, K) class scores before the softmax."""

@@ -92,7 +92,8 @@ def _read_config_data_format(config_json):
 
 
 def _open(path):
-    """Open ``path`` as HDF5; returns (h5py.File, model config JSON or None)."""
+    """Open ``path`` as HDF5; returns (h5py.File, model config JSON or None, and whether
+    its datasets can be memory-mapped from ``path``: not for a .keras zip)."""
     if not os.path.exists(path):
         raise WeightsError(f"{path}: weights file not found")
     if os.path.isdir(path):
@@ -105,7 +106,8 @@ def _open(path):
                                    f"(holds {members[:5]}), not a Keras 3 .keras file")
             config = archive.read("config.json").decode() if "config.json" in members else None
             # Read into memory: h5py needs random access, which a zip member does not give.
-            return h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r"), config
+            return (h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r"), config,
+                    False)
     if not h5py.is_hdf5(path):
         with open(path, "rb") as f:
             head = f.read(64)
@@ -113,7 +115,7 @@ def _open(path):
         raise WeightsError(f"{path}: not an HDF5 or .keras file{hint}; starts with {head[:32]!r}")
     f = h5py.File(path, "r")
     config = f.attrs.get("model_config")
-    return f, (_text(config) if config is not None else None)
+    return f, (_text(config) if config is not None else None), True
 
 
 def _layers_of(f, path):
@@ -196,7 +198,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     """
     path = os.fspath(path)
     try:
-        f, config = _open(path)
+        f, config, mappable = _open(path)
     except OSError as e:  # h5py's errors for truncated or damaged files
         raise WeightsError(f"{path}: cannot be read as HDF5 ({e})") from None
     with f:
@@ -223,11 +225,31 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
                     raise WeightsError(f"{path}: {name} is stored as {d.dtype}, "
                                        "expected float32")
             try:
-                arrays[name] = (kernel[()], bias[()])
+                arrays[name] = (_values(kernel, path, mappable), _values(bias, path, mappable))
             except OSError as e:
                 raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
                     from None
-            if not (np.isfinite(arrays[name][0]).all() and np.isfinite(arrays[name][1]).all()):
+            if not all(_all_finite(a) for a in arrays[name]):
                 raise WeightsError(f"{path}: {name} contains NaN or infinite values")
     return arrays
 
+
+def _values(dataset, path, mappable):
+    """A dataset's values. Stored contiguously and uncompressed in a plain file (as Keras
+    writes weights), they are memory-mapped: no copy, pages are read on first use and
+    shared with the page cache. Otherwise they are read into memory."""
+    offset = dataset.id.get_offset() if mappable and dataset.chunks is None else None
+    nbytes = dataset.size * dataset.dtype.itemsize
+    if (offset is not None and dataset.compression is None and dataset.external is None
+            and not dataset.is_virtual and offset % dataset.dtype.itemsize == 0
+            and offset + nbytes <= os.path.getsize(path)):
+        return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset,
+                         shape=dataset.shape)
+    return dataset[()]
+
+
+def _all_finite(a):
+    """True if no value is NaN or infinite. A NaN or inf makes the sum NaN or inf, so a
+    finite sum proves it without a full-size boolean array; only an overflowing sum of
+    finite values needs the elementwise check."""
+    return bool(np.isfinite(a.sum()) or np.isfinite(a).all())
