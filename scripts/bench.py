@@ -35,12 +35,20 @@ TARGETS = [  # (name, measure, target, stretch)
 
 def timeit(fn, repeats):
     """Run fn once to warm up, then ``repeats`` times; returns the times in ms."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return time_interleaved({"fn": fn}, repeats)["fn"]
+
+
+def time_interleaved(tasks, repeats):
+    """{name: fn} -> {name: [ms, ...]}: each fn warmed up once, then the tasks timed in
+    turn, ``repeats`` rounds, so that a slow spell of the machine hits all of them alike."""
+    for fn in tasks.values():
         fn()
-        times.append(1000 * (time.perf_counter() - start))
+    times = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, fn in tasks.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(1000 * (time.perf_counter() - start))
     return times
 
 
@@ -61,10 +69,10 @@ def worker_vggnp(weights, repeats):
         model.forward(x)
         model.backward(onehot, start="predictions", from_logits=True)
 
-    out = {"gradcam": timeit(lambda: vggnp.grad_cam(model, x), repeats),
-           "rss_mb": peak_rss_mb(),  # batch 1 only, so far
-           "forward": timeit(lambda: model.predict(x), repeats),
-           "input_grad": timeit(input_grad, repeats)}
+    out = time_interleaved({"forward": lambda: model.predict(x),
+                            "gradcam": lambda: vggnp.grad_cam(model, x),
+                            "input_grad": input_grad}, repeats)
+    out["rss_mb"] = peak_rss_mb()  # batch 1 only, so far
     x8 = np.repeat(x, 8, axis=0)
     out["gradcam_batch8_per_image"] = [t / 8 for t in timeit(lambda: vggnp.grad_cam(model, x8),
                                                               max(2, repeats // 2))]
@@ -125,11 +133,12 @@ def worker_tf(weights, repeats):
 
     forward = tf.function(lambda x: model(x))
     gradcam_fn = tf.function(gradcam_eager)
-    return {"forward": timeit(lambda: forward(x).numpy(), repeats),
-            "gradcam": timeit(lambda: gradcam_fn(x).numpy(), repeats),
-            "gradcam_kerasio": timeit(lambda: gradcam_eager(x).numpy(), repeats),
-            "input_grad": timeit(lambda: input_grad(x).numpy(), repeats),
-            "rss_mb": peak_rss_mb(), "version": tf.__version__}
+    out = time_interleaved({"forward": lambda: forward(x).numpy(),
+                            "gradcam": lambda: gradcam_fn(x).numpy(),
+                            "gradcam_kerasio": lambda: gradcam_eager(x).numpy(),
+                            "input_grad": lambda: input_grad(x).numpy()}, repeats)
+    out.update(rss_mb=peak_rss_mb(), version=tf.__version__)
+    return out
 
 
 def run_worker(kind, weights, repeats):

@@ -115,7 +115,8 @@ def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
     across blocks and calls (~8 MB, so it stays in cache and is not faulted in afresh),
     then one GEMM writes the block's output rows. Rows are counted across the batch
     (row g is row g % H of image g // H), so small late layers get GEMMs of at least
-    ``min_rows`` rows spanning several images. buffers: the caller's workspace dict.
+    ``min_rows`` rows spanning several images. buffers: a workspace dict kept by the
+    caller; the model shares one among all its conv layers, forward and backward.
     """
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
@@ -123,8 +124,9 @@ def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
     rows = max(block_bytes // (w * kh * kw * c * x.itemsize), -(-min_rows // w), 1)
     rows = min(rows, n * h)
     col = _buffer(buffers, "col", (rows, w, kh, kw, c), x.dtype)
-    # One zero-padded image at a time: the border is zeroed once, the interior rewritten.
+    # One zero-padded image at a time (the buffer is shared, so its border is re-zeroed).
     xp = _buffer(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
+    xp[:pad], xp[h + pad:], xp[:, :pad], xp[:, w + pad:] = 0, 0, 0, 0
     loaded = None
     k2d = kernel.reshape(kh * kw * c, f)
     z = np.empty((n, h, w, f), dtype=x.dtype)
@@ -149,11 +151,13 @@ def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
 
 
 def _buffer(buffers, name, shape, dtype):
-    """A zero-filled array kept in ``buffers`` and reused while shape and dtype match."""
-    buf = buffers.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = buffers[name] = np.zeros(shape, dtype=dtype)
-    return buf
+    """An array of ``shape`` backed by ``buffers[name]``, a flat array that grows to the
+    largest size asked for and is then reused by every layer (contents are not cleared)."""
+    size = int(np.prod(shape))
+    flat = buffers.get(name)
+    if flat is None or flat.dtype != dtype or flat.size < size:
+        flat = buffers[name] = np.zeros(size, dtype=dtype)
+    return flat[:size].reshape(shape)
 
 
 class Conv2D:
@@ -178,11 +182,12 @@ class Conv2D:
     the tests hold them to.
     """
 
-    def __init__(self, name, w, b, activation="relu"):
+    def __init__(self, name, w, b, activation="relu", buffers=None):
         self.name, self.w, self.b = name, w, b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
-        self.buffers = {}  # im2col workspace, reused across calls
+        # im2col workspace, reused across calls (and shared by the model's conv layers)
+        self.buffers = {} if buffers is None else buffers
 
     @property
     def pad(self):
@@ -208,10 +213,10 @@ class Conv2D:
 
     def _flipped_kernel(self):
         """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f], made once per kernel array."""
-        if self.buffers.get("flipped_from") is not self.w:
-            self.buffers["flipped"] = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-            self.buffers["flipped_from"] = self.w
-        return self.buffers["flipped"]
+        if getattr(self, "_flipped_from", None) is not self.w:
+            self._flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+            self._flipped_from = self.w
+        return self._flipped
 
 
 class Dense:

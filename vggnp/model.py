@@ -29,11 +29,13 @@ class VGG16:
         self.input_size = tuple(input_size)
         self.has_top = all(name in weights for name in spec.DENSE_NAMES)
         self.layers = []
+        workspace = {}  # im2col buffers, shared: the layers run one at a time
         for name in spec.LAYER_NAMES:
             if name.endswith("_pool"):
                 self.layers.append(MaxPool2D(name))
             elif name in spec.CONV_NAMES:
-                self.layers.append(Conv2D(name, *weights[name], activation="relu"))
+                self.layers.append(Conv2D(name, *weights[name], activation="relu",
+                                          buffers=workspace))
             elif not self.has_top:
                 break
             elif name == "flatten":
