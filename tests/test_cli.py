@@ -94,3 +94,72 @@ def test_offline_first_run_says_what_to_do(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "http://127.0.0.1:9/vgg16.h5" in err and "--weights" in err
     assert str(tmp_path / "cache") in err
+
+
+def only_overlay(report):
+    (r,) = report["images"]
+    return r["outputs"]["overlay"]
+
+
+def test_existing_output_needs_overwrite(weights_file, tmp_path):
+    first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path), "--json")
+    path = only_overlay(json.loads(first.stdout))
+    with open(path, "wb") as f:
+        f.write(b"an older result")
+    again = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path))
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+    with open(path, "rb") as f:
+        assert f.read() == b"an older result"  # untouched
+    replaced = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path), "--overwrite")
+    assert replaced.returncode == 0
+    with Image.open(path) as picture:
+        assert picture.format == "JPEG"
+
+
+def test_an_input_is_never_overwritten(weights_file, tmp_path):
+    first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path), "--json")
+    produced = only_overlay(json.loads(first.stdout))
+    before = open(produced, "rb").read()
+    # The cat's output path is now also an input: refused even with --overwrite.
+    result = run_cam(CAT, produced, "--weights", weights_file, "--out", str(tmp_path),
+                     "--overwrite")
+    assert result.returncode == 1 and "is one of the input images" in result.stderr
+    assert open(produced, "rb").read() == before
+
+
+def test_same_names_from_different_folders_do_not_collide(weights_file, tmp_path):
+    for folder in ("a", "b"):
+        os.makedirs(tmp_path / folder)
+        with open(CAT, "rb") as src, open(tmp_path / folder / "cat.jpg", "wb") as dst:
+            dst.write(src.read())
+    inputs = [str(tmp_path / "a" / "cat.jpg"), str(tmp_path / "b" / "cat.jpg"),
+              str(tmp_path / "a" / "cat.jpg")]
+    result = run_cam(*inputs, "--weights", weights_file, "--out", str(tmp_path / "out"),
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    images = json.loads(result.stdout)["images"]
+    paths = [r["outputs"]["overlay"] for r in images]
+    expected = [f"{stem}_{r['class']['name']}_cam.jpg"
+                for stem, r in zip(["cat", "cat_2", "cat_3"], images)]
+    assert [os.path.basename(p) for p in paths] == expected
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
+
+
+def test_symlink_at_output_is_replaced_not_followed(weights_file, tmp_path):
+    first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path / "out"), "--json")
+    path = only_overlay(json.loads(first.stdout))
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    os.remove(path)
+    os.symlink(target, path)
+    result = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path / "out"),
+                     "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "keep me" and not os.path.islink(path)
+
+
+def test_unusable_output_folder_exits_4_before_loading_weights(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be")
+    result = run_cam(CAT, "--weights", str(tmp_path / "missing.h5"), "--out", str(blocker))
+    assert result.returncode == 4 and "output folder" in result.stderr

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -19,7 +20,7 @@ from .download import DownloadError, official_weights
 from .gradcam import grad_cam
 from .imagenet import class_index, classes, decode_predictions
 from .model import VGG16
-from .overlay import overlay, panel, save_image
+from .overlay import overlay, panel, save_array, save_image
 from .preprocess import load_img, preprocess_input
 from .weights import WeightsError
 
@@ -53,6 +54,8 @@ def parse_args(argv):
                    help="also save the raw heatmap (layer resolution, in [0, 1]) as .npy")
     p.add_argument("--panel", action="store_true",
                    help="also save original | heatmap | overlay side by side with the top-k")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (default: that image fails)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = p.parse_args(argv)
     if args.top < 1:
@@ -74,22 +77,45 @@ def fail(code, message):
     return code
 
 
-def output_stem(path, taken):
-    """'<image stem>', made unique among the images of this run."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    unique, n = stem, 2
-    while unique in taken:
-        unique, n = f"{stem}_{n}", n + 1
-    taken.add(unique)
-    return unique
+def output_stems(paths):
+    """'<image stem>' for each input, made unique among the inputs before any work starts:
+    a/cat.jpg and b/cat.jpg (or the same file twice, or cat.jpg and cat.png) give 'cat'
+    and 'cat_2', so no output of this run overwrites another."""
+    stems, taken = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        unique, n = stem, 2
+        while unique in taken:
+            unique, n = f"{stem}_{n}", n + 1
+        taken.add(unique)
+        stems.append(unique)
+    return stems
+
+
+def check_writable(folder):
+    """Create ``folder`` if needed and prove that a file can be created in it."""
+    os.makedirs(folder, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".vggnp-probe-")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def refuse_to_clobber(paths, inputs, overwrite):
+    """Why these outputs must not be written, or None: an input is never overwritten, and
+    an existing file only with --overwrite."""
+    for path in paths:
+        if any(os.path.exists(i) and os.path.exists(path) and os.path.samefile(path, i)
+               for i in inputs):
+            return f"{path} is one of the input images; choose another --out"
+        if os.path.lexists(path) and not overwrite:
+            return f"{path} exists; pass --overwrite to replace it"
+    return None
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        if not os.access(args.out, os.W_OK):
-            raise PermissionError("not writable")
+    try:  # before the weights: a bad output folder should not cost a 553 MB load
+        check_writable(args.out)
     except OSError as e:
         return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
 
@@ -100,14 +126,14 @@ def main(argv=None):
         return fail(EXIT_WEIGHTS, str(e))
 
     photos, inputs, failed = [], [], 0
-    for path in args.images:
+    for path, stem in zip(args.images, output_stems(args.images)):
         try:
             original = load_img(path, target_size=None)
         except (OSError, ValueError) as e:
             failed += 1
             fail(EXIT_SOME_FAILED, f"{path}: cannot read the image ({e})")
             continue
-        photos.append((path, original))
+        photos.append((path, stem, original))
         inputs.append(preprocess_input(np.asarray(load_img(path), dtype=np.float32)))
     if not photos:
         return EXIT_SOME_FAILED
@@ -122,22 +148,29 @@ def main(argv=None):
         print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
     top = decode_predictions(details["probs"], top=args.top)
 
-    results, taken = [], set()
-    for (path, original), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
+    results = []
+    for (path, stem, original), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
         name = classes()[cls][1]
-        base = os.path.join(args.out, f"{output_stem(path, taken)}_{name}_cam")
+        base = os.path.join(args.out, f"{stem}_{name}_cam")
         written = {"overlay": f"{base}.{args.format}"}
+        if args.panel:
+            written["panel"] = f"{base}_panel.{args.format}"
+        if args.save_heatmap:
+            written["heatmap"] = f"{base}.npy"
+        refusal = refuse_to_clobber(written.values(), args.images, args.overwrite)
+        if refusal:
+            failed += 1
+            fail(EXIT_SOME_FAILED, f"{path}: not written: {refusal}")
+            continue
         try:
             picture = overlay(original, heatmap, alpha=args.alpha)
             save_image(picture, written["overlay"])
             if args.panel:
                 lines = [f"{i + 1}. {n} {s:.3f}" for i, (_, _, n, s) in enumerate(top_k)]
                 lines.append(f"Grad-CAM: {name} ({cls}) at {args.layer}")
-                written["panel"] = f"{base}_panel.{args.format}"
                 save_image(panel(original, heatmap, picture, lines), written["panel"])
             if args.save_heatmap:
-                written["heatmap"] = f"{base}.npy"
-                np.save(written["heatmap"], heatmap.astype(np.float32))
+                save_array(heatmap.astype(np.float32), written["heatmap"])
         except OSError as e:
             return fail(EXIT_OUTPUT, f"cannot write {base}.*: {e}")
         results.append({"image": path,

@@ -85,17 +85,29 @@ def panel(image, heatmap, overlay_image, lines=()):
 
 
 def save_image(image, path):
-    """Save as PNG or JPEG by the extension, atomically: written to a temporary file in
-    the same folder and renamed into place, so a failed save never leaves half a file."""
+    """Save as PNG or JPEG by the extension, atomically (see :func:`write_atomically`)."""
     ext = os.path.splitext(path)[1].lower()
     formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
     if ext not in formats:
         raise ValueError(f"{path}: output must end in .png, .jpg or .jpeg")
+    options = {"quality": 95} if formats[ext] == "JPEG" else {}
+    write_atomically(path, lambda f: image.save(f, formats[ext], **options))
+
+
+def save_array(array, path):
+    """Save a NumPy array as .npy, atomically."""
+    write_atomically(path, lambda f: np.save(f, array))
+
+
+def write_atomically(path, write):
+    """Call write(file) on a temporary file in the target folder, then rename it to
+    ``path``: a failed save never leaves half a file, nor touches an existing one, and
+    a symbolic link at ``path`` is replaced, not followed."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vggnp-", suffix=ext)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vggnp-", suffix=os.path.splitext(path)[1])
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, formats[ext], **({"quality": 95} if ext != ".png" else {}))
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
