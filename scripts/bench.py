@@ -74,8 +74,10 @@ def worker_vggnp(weights, repeats):
                             "input_grad": input_grad}, repeats)
     out["rss_mb"] = peak_rss_mb()  # batch 1 only, so far
     x8 = np.repeat(x, 8, axis=0)
-    out["gradcam_batch8_per_image"] = [t / 8 for t in timeit(lambda: vggnp.grad_cam(model, x8),
-                                                              max(2, repeats // 2))]
+    pair = time_interleaved({"batch1": lambda: vggnp.grad_cam(model, x),
+                             "batch8": lambda: vggnp.grad_cam(model, x8)}, max(2, repeats // 2))
+    out["gradcam_batch1_paired"] = pair["batch1"]
+    out["gradcam_batch8_per_image"] = [t / 8 for t in pair["batch8"]]
     # Per conv layer: time its forward on its real input.
     layers, a = {}, x
     for layer in model.layers:
@@ -158,7 +160,7 @@ def time_cli(weights, repeats):
         for _ in range(repeats + 1):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "vggnp.cam", PHOTO, "--weights", weights,
-                            "--out", out], check=True, capture_output=True, cwd=ROOT)
+                            "--out", out, "--overwrite"], check=True, capture_output=True, cwd=ROOT)
             times.append(time.perf_counter() - start)
     return times[1:]  # the first run warms the page cache
 
@@ -211,13 +213,15 @@ def collect(runs, cli):
         return [t for r in runs[kind] for t in r[key]] if runs[kind] else []
 
     np_ = {k: summary(merged("vggnp", k)) for k in
-           ("forward", "gradcam", "input_grad", "gradcam_batch8_per_image")}
+           ("forward", "gradcam", "input_grad", "gradcam_batch1_paired",
+            "gradcam_batch8_per_image")}
     tf_ = {k: summary(merged("tf", k)) for k in
            ("forward", "gradcam", "gradcam_kerasio", "input_grad")} if runs["tf"] else {}
     last = runs["vggnp"][-1]
     ratios = {"input_grad_vs_forward": np_["input_grad"]["median"] / np_["forward"]["median"],
+              # against the batch-1 runs timed in turn with the batch-8 ones
               "batch8_vs_batch1": np_["gradcam_batch8_per_image"]["median"]
-              / np_["gradcam"]["median"],
+              / np_["gradcam_batch1_paired"]["median"],
               "rss_mb": max(r["rss_mb"] for r in runs["vggnp"]),
               "cli_s": float(np.median(cli))}
     if tf_:

@@ -40,6 +40,14 @@ def photos():
 
 
 @pytest.fixture(scope="session")
+def vgg16_file(tmp_path_factory):
+    """A full-size VGG16 with realistic random weights, in the official file's layout."""
+    path = tmp_path_factory.mktemp("weights") / "vgg16.h5"
+    write_keras1_h5(path, random_vgg16_weights(seed=0))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def keras_files(tf, tmp_path_factory, photos):
     """The full-size VGG16 with realistic random weights, saved in every supported format.
 

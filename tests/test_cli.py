@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,11 +22,8 @@ CAT, COFFEE = os.path.join(EXAMPLES, "chelsea.jpg"), os.path.join(EXAMPLES, "cof
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    """A full-size VGG16 with realistic random weights, in the official file's layout."""
-    path = tmp_path_factory.mktemp("weights") / "vgg16.h5"
-    write_keras1_h5(path, random_vgg16_weights(seed=0))
-    return str(path)
+def weights_file(vgg16_file):
+    return vgg16_file
 
 
 def run_cam(*args):
@@ -163,3 +163,48 @@ def test_unusable_output_folder_exits_4_before_loading_weights(tmp_path):
     blocker.write_text("a file where the output folder should be")
     result = run_cam(CAT, "--weights", str(tmp_path / "missing.h5"), "--out", str(blocker))
     assert result.returncode == 4 and "output folder" in result.stderr
+
+
+def test_damaged_official_file_exit_3(weights_file, tmp_path):
+    """A file with the official name is held to the official md5 (here: other weights)."""
+    official = tmp_path / dl.FILENAME
+    official.symlink_to(weights_file)
+    result = run_cam(CAT, "--weights", str(official), "--out", str(tmp_path / "out"))
+    assert result.returncode == 3 and "not its md5" in result.stderr
+    assert "Traceback" not in result.stderr and os.listdir(tmp_path / "out") == []
+
+
+def _nan_copy(source, path):
+    shutil.copyfile(source, path)
+    with h5py.File(path, "r+") as f:
+        f["fc2/fc2_W_1:0"][5, 7] = np.nan
+
+
+NARROW = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10))
+BAD_WEIGHTS = {  # name -> (make(path, full-size file), what the message must say)
+    "missing": (lambda p, full: None, "weights file not found"),
+    "truncated": (lambda p, full: p.write_bytes(open(full, "rb").read(200_000)),
+                  "cannot be read|truncated"),
+    "html": (lambda p, full: p.write_text("<!DOCTYPE html><html>Sign in</html>"), "HTML page"),
+    "nan": (lambda p, full: _nan_copy(full, p), "fc2 contains NaN"),
+    "vgg19": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(
+        convs_per_block=(2, 2, 4, 4, 4), **NARROW)), "looks like VGG19"),
+    "notop": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(top=False, **NARROW)),
+              "notop"),
+    "channels_first": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW),
+                                                       channels_first=True), "channels-first"),
+    "narrow": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW)),
+               "other widths"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WEIGHTS))
+def test_each_bad_weights_file_exit_3(weights_file, tmp_path, case):
+    make, message = BAD_WEIGHTS[case]
+    path = tmp_path / f"{case}.h5"
+    make(path, weights_file)
+    result = run_cam(CAT, "--weights", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"vggnp.cam: {path}: ")
+    assert re.search(message, lines[0]) and os.listdir(tmp_path / "out") == []

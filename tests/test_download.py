@@ -3,6 +3,9 @@
 import hashlib
 import http.server
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -19,7 +22,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         Handler.requests.append(self.path)
-        if self.path == "/good.h5" or self.path == "/slow.h5":
+        if self.path in ("/good.h5", "/slow.h5", "/crawl.h5"):
             body, kind = PAYLOAD, "application/octet-stream"
         elif self.path == "/corrupt.h5":
             body, kind = PAYLOAD[:-1] + b"x", "application/octet-stream"
@@ -40,11 +43,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        step = len(body) // 8 if self.path == "/slow.h5" else len(body)
-        for i in range(0, len(body), step):
-            self.wfile.write(body[i:i + step])
-            if self.path == "/slow.h5":
-                time.sleep(0.05)
+        pieces = {"/slow.h5": 8, "/crawl.h5": 64}.get(self.path, 1)
+        step = -(-len(body) // pieces)
+        try:
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                time.sleep(0.05 if pieces == 8 else 0.2 if pieces == 64 else 0)
+        except (BrokenPipeError, ConnectionResetError):  # the client was killed
+            pass
 
     def log_message(self, *args):
         pass
@@ -130,3 +136,72 @@ def test_official_weights_uses_the_cache(tmp_path, monkeypatch):
     with open(cached, "wb") as f:
         f.truncate(dl.SIZE)  # a sparse file of the right size
     assert dl.official_weights() == str(cached)
+
+
+def test_killed_download_leaves_no_usable_file(server, tmp_path):
+    """kill -9 in the middle of a download: the next run ignores and removes the partial
+    file, downloads again and verifies."""
+    dest = tmp_path / "weights.h5"
+    code = (f"from vggnp import download as dl; dl.download({server + '/crawl.h5'!r}, "
+            f"{str(dest)!r}, {len(PAYLOAD)}, {MD5!r}, progress=False)")
+    child = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until some bytes are on disk
+        parts = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+        if parts and parts[0].stat().st_size > len(PAYLOAD) // 16:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    parts = [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert len(parts) == 1 and not dest.exists()  # killed: no cleanup ran, nothing renamed
+    assert 0 < (tmp_path / parts[0]).stat().st_size < len(PAYLOAD)
+    path = fetch(server, tmp_path, "good.h5")
+    with open(path, "rb") as f:
+        assert f.read() == PAYLOAD
+    assert leftovers(tmp_path) == ["weights.h5"]  # the partial file is gone
+
+
+def test_unwritable_cache_says_what_to_do(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    if os.geteuid() != 0:  # a read-only folder (root writes anywhere, so not for root)
+        readonly = tmp_path / "readonly"
+        readonly.mkdir(mode=0o555)
+        with pytest.raises(dl.DownloadError, match="cannot write to the weights cache"):
+            dl.download("http://127.0.0.1:9/x.h5", str(readonly / "w.h5"), 1, "0")
+    monkeypatch.setenv("VGGNP_HOME", str(blocker / "vggnp"))  # under a file: never writable
+    with pytest.raises(dl.DownloadError) as info:
+        dl.official_weights()
+    text = str(info.value)
+    assert "cannot write to the weights cache" in text and "VGGNP_HOME" in text
+    assert "--weights" in text
+
+
+def official_stand_in(tmp_path, monkeypatch):
+    """A small file posing as the official one (its size and md5 patched in)."""
+    monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "stand_in.h5"
+    path.write_bytes(PAYLOAD)
+    monkeypatch.setattr(dl, "SIZE", len(PAYLOAD))
+    monkeypatch.setattr(dl, "MD5", MD5)
+    return path
+
+
+def test_official_file_md5_checked_once_per_change(tmp_path, monkeypatch):
+    path = official_stand_in(tmp_path, monkeypatch)
+    hashed = []
+    real_md5 = dl.file_md5
+    monkeypatch.setattr(dl, "file_md5", lambda p: hashed.append(p) or real_md5(p))
+    assert dl.is_official(str(path)) and dl.official_md5_ok(str(path))
+    assert dl.official_md5_ok(str(path)) and len(hashed) == 1  # remembered
+    data = bytearray(PAYLOAD)
+    data[1000] ^= 0x01  # one flipped bit; same size
+    path.write_bytes(bytes(data))
+    assert not dl.official_md5_ok(str(path)) and len(hashed) == 2
+
+
+def test_official_md5_without_a_writable_cache(tmp_path, monkeypatch):
+    path = official_stand_in(tmp_path, monkeypatch)
+    (tmp_path / "cache" / "verified.json").mkdir(parents=True)  # cannot be read or replaced
+    assert dl.official_md5_ok(str(path)) and dl.official_md5_ok(str(path))

@@ -74,6 +74,24 @@ def test_heatmap_range_classes_and_targets(small_model):
         grad_cam(small_model, x, class_index=5)
 
 
+@pytest.mark.parametrize("layer", ["block5_conv3", "block2_conv1"])
+def test_batch_equals_image_by_image(small_model, layer):
+    """A batch runs the conv layers image by image and the head batched: same maps."""
+    x = np.random.default_rng(2).standard_normal((3, 64, 64, 3)).astype(np.float32) * 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        batch, details = {}, []
+        heatmaps, classes = grad_cam(small_model, x, layer=layer, details=batch)
+        for i in range(3):
+            details.append({})
+            one, chosen = grad_cam(small_model, x[i:i + 1], layer=layer, details=details[-1])
+            assert chosen[0] == classes[i]
+            assert np.abs(one[0] - heatmaps[i]).max() <= 1e-4  # maps lie in [0, 1]
+    for key in ("probs", "activations", "gradients", "weights"):
+        together = np.concatenate([d[key] for d in details])
+        assert np.allclose(batch[key], together, rtol=1e-4, atol=1e-5 * np.abs(together).max())
+
+
 @pytest.mark.parametrize("layer", ["block5_conv3", "block4_conv3"])
 @pytest.mark.parametrize("which", ["top", "chosen"])
 def test_grad_cam_equals_tensorflow(tf, keras_files, layer, which):

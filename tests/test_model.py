@@ -93,3 +93,20 @@ def test_backward_errors():
         model.backward(np.ones((1, 4)), start="predictions")
     with pytest.raises(KeyError, match="no layer 'block6_conv1'"):
         model.forward(x, until="block6_conv1")
+
+
+def test_forward_from_an_inner_layer():
+    """forward(a, start=L) continues from L's output exactly as the full forward does; a
+    backward below L is then refused (the layers before it hold another run's caches)."""
+    model = tiny_model()
+    x = np.random.default_rng(4).standard_normal((2, 32, 64, 3)) * 60
+    probs, kept = model.forward(x, keep=("block4_conv3",))
+    dx = model.backward(np.ones((2, 4)), start="predictions", stop="block4_conv3")
+    assert np.array_equal(model.forward(kept["block4_conv3"], start="block4_conv3"), probs)
+    assert np.array_equal(model.backward(np.ones((2, 4)), stop="block4_conv3"), dx)
+    with pytest.raises(RuntimeError, match="cannot reach block4_conv2"):
+        model.backward(np.ones((2, 4)), stop="block4_conv2")
+    with pytest.raises(RuntimeError, match="cannot reach the input"):
+        model.backward(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="comes before"):
+        model.forward(x, start="block4_conv3", until="block3_pool")

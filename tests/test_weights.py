@@ -141,3 +141,65 @@ def test_plain_hdf5_not_keras(tmp_path):
         f["x"] = np.ones(3)
     with pytest.raises(WeightsError, match="not Keras weights"):
         VGG16.load(path)
+
+
+def _replace_dataset(path, layer, make):
+    """Swap the kernel dataset of ``layer`` in a Keras 1-layout file for make(group, name, data)."""
+    with h5py.File(path, "a") as f:
+        group = f[layer]
+        name = f"{layer}_W_1:0"
+        data = group[name][()]
+        del group[name]
+        make(group, name, data)
+
+
+@pytest.mark.parametrize("kind", ["external link", "external storage", "virtual dataset"])
+def test_datasets_that_read_other_files_are_refused(tmp_path, narrow_weights, kind):
+    """A weights file must not make vggnp read another file on the machine."""
+    path, other = tmp_path / "vgg16.h5", tmp_path / "elsewhere.h5"
+    write_keras1_h5(path, narrow_weights)
+    kernel = narrow_weights["block2_conv1"][0]
+    with h5py.File(other, "w") as f:
+        f["data"] = kernel
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(kernel.tobytes())
+
+    def make(group, name, data):
+        if kind == "external link":
+            group[name] = h5py.ExternalLink(str(other), "/data")
+        elif kind == "external storage":
+            group.create_dataset(name, data.shape, data.dtype,
+                                 external=[(str(raw), 0, data.nbytes)])
+        else:
+            layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
+            layout[...] = h5py.VirtualSource(str(other), "data", shape=data.shape)
+            group.create_virtual_dataset(name, layout)
+
+    _replace_dataset(path, "block2_conv1", make)
+    with h5py.File(path, "r") as f:  # h5py itself would read the other file's values
+        assert np.array_equal(f["block2_conv1/block2_conv1_W_1:0"][()], kernel)
+    message = {"external link": "external link to .*elsewhere.h5", "external storage":
+               "external files .*raw.bin", "virtual dataset": "virtual dataset"}[kind]
+    with pytest.raises(WeightsError, match=message):
+        read_vgg16_weights(path, **LOAD)
+
+
+def test_official_file_with_a_flipped_byte_is_refused(tmp_path, narrow_weights, monkeypatch):
+    """The official file is checked by md5; a changed byte in a weight keeps every shape,
+    dtype and finite value, so only the md5 can tell."""
+    from vggnp import download as dl
+    path = tmp_path / "vgg16.h5"
+    write_keras1_h5(path, narrow_weights)
+    monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(dl, "SIZE", path.stat().st_size)
+    monkeypatch.setattr(dl, "MD5", dl.file_md5(path))
+    read_vgg16_weights(path, **LOAD)  # intact: accepted
+    with h5py.File(path, "r") as f:
+        offset = f["block3_conv1/block3_conv1_W_1:0"].id.get_offset()
+    data = bytearray(path.read_bytes())
+    data[offset + 101] ^= 0x10
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as f:  # still a valid, finite float32 file
+        assert np.isfinite(f["block3_conv1/block3_conv1_W_1:0"][()]).all()
+    with pytest.raises(WeightsError, match="not its md5 .* damaged"):
+        read_vgg16_weights(path, **LOAD)

@@ -14,14 +14,16 @@ import tempfile
 import warnings
 
 import numpy as np
+from PIL import ImageColor, Image
 
 from . import spec
 from .download import DownloadError, official_weights
 from .gradcam import grad_cam
+from .images import MAX_PIXELS, ImageError, read_image
 from .imagenet import class_index, classes, decode_predictions
 from .model import VGG16
 from .overlay import overlay, panel, save_array, save_image
-from .preprocess import load_img, preprocess_input
+from .preprocess import preprocess_input
 from .weights import WeightsError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -32,7 +34,9 @@ def parse_args(argv):
         prog="python -m vggnp.cam",
         description="Classify images with VGG16 (ImageNet) and explain the decision with a "
                     "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
-    p.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG, PNG, ...)")
+    p.add_argument("images", nargs="+", metavar="IMG",
+                   help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...); a name that "
+                        "starts with '-' goes after '--'")
     p.add_argument("--weights", metavar="PATH",
                    help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
                         "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
@@ -56,12 +60,25 @@ def parse_args(argv):
                    help="also save original | heatmap | overlay side by side with the top-k")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (default: that image fails)")
+    p.add_argument("--background", default="white", metavar="COLOR",
+                   help="colour behind transparent pixels: a name or #rrggbb (default white)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse images larger than N pixels before decoding them "
+                        f"(default {MAX_PIXELS:,}, Pillow's)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the readable part of a truncated image instead of failing it")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = p.parse_args(argv)
     if args.top < 1:
         p.error("--top must be at least 1")
     if not 0 <= args.alpha <= 1:
         p.error("--alpha must be between 0 and 1")
+    if args.max_pixels < 1:
+        p.error("--max-pixels must be at least 1")
+    try:
+        args.background = ImageColor.getrgb(args.background)[:3]
+    except ValueError:
+        p.error(f"--background: unknown colour {args.background!r} (try white, black, #808080)")
     if args.layer not in spec.CONV_NAMES:
         p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
     if args.class_ is not None:
@@ -112,7 +129,20 @@ def refuse_to_clobber(paths, inputs, overwrite):
     return None
 
 
+def too_big_for_jpeg(size, args):
+    """Why this image's outputs cannot be JPEGs (65,500 pixels a side at most), or None."""
+    width, height = size
+    widest = 3 * width if args.panel else width
+    if args.format == "jpg" and max(widest, height) > 65500:
+        return (f"{width}x{height} is too large for a JPEG output (65,500 pixels a side); "
+                "use --format png")
+    return None
+
+
 def main(argv=None):
+    # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     try:  # before the weights: a bad output folder should not cost a 553 MB load
         check_writable(args.out)
@@ -128,13 +158,19 @@ def main(argv=None):
     photos, inputs, failed = [], [], 0
     for path, stem in zip(args.images, output_stems(args.images)):
         try:
-            original = load_img(path, target_size=None)
-        except (OSError, ValueError) as e:
+            original, notes = read_image(path, background=args.background,
+                                         max_pixels=args.max_pixels,
+                                         allow_truncated=args.allow_truncated)
+        except ImageError as e:
             failed += 1
-            fail(EXIT_SOME_FAILED, f"{path}: cannot read the image ({e})")
+            fail(EXIT_SOME_FAILED, f"{path}: {e}")
             continue
-        photos.append((path, stem, original))
-        inputs.append(preprocess_input(np.asarray(load_img(path), dtype=np.float32)))
+        for note in notes:
+            print(f"vggnp.cam: note: {path}: {note}", file=sys.stderr)
+        photos.append((path, stem, original, notes))
+        # As Keras' load_img: the RGB picture resized with nearest-neighbour sampling.
+        resized = original.resize((spec.INPUT_SIZE[1], spec.INPUT_SIZE[0]), Image.NEAREST)
+        inputs.append(preprocess_input(np.asarray(resized, dtype=np.float32)))
     if not photos:
         return EXIT_SOME_FAILED
 
@@ -149,7 +185,7 @@ def main(argv=None):
     top = decode_predictions(details["probs"], top=args.top)
 
     results = []
-    for (path, stem, original), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
+    for (path, stem, original, notes), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
         name = classes()[cls][1]
         base = os.path.join(args.out, f"{stem}_{name}_cam")
         written = {"overlay": f"{base}.{args.format}"}
@@ -157,7 +193,8 @@ def main(argv=None):
             written["panel"] = f"{base}_panel.{args.format}"
         if args.save_heatmap:
             written["heatmap"] = f"{base}.npy"
-        refusal = refuse_to_clobber(written.values(), args.images, args.overwrite)
+        refusal = (refuse_to_clobber(written.values(), args.images, args.overwrite)
+                   or too_big_for_jpeg(original.size, args))
         if refusal:
             failed += 1
             fail(EXIT_SOME_FAILED, f"{path}: not written: {refusal}")
@@ -172,11 +209,16 @@ def main(argv=None):
             if args.save_heatmap:
                 save_array(heatmap.astype(np.float32), written["heatmap"])
         except OSError as e:
-            return fail(EXIT_OUTPUT, f"cannot write {base}.*: {e}")
+            if e.errno is not None:  # disk full, permissions...: the folder is the problem
+                return fail(EXIT_OUTPUT, f"cannot write {base}.*: {e}")
+            failed += 1  # an encoder error: this image only
+            fail(EXIT_SOME_FAILED, f"{path}: cannot encode the output: {e}")
+            continue
         results.append({"image": path,
                         "top": [dict(zip(("index", "wnid", "name", "score"), t)) for t in top_k],
                         "class": {"index": int(cls), "wnid": classes()[cls][0], "name": name},
-                        "layer": args.layer, "target": args.target, "outputs": written})
+                                "layer": args.layer, "target": args.target, "notes": notes,
+                        "outputs": written})
 
     if args.json:
         json.dump({"weights": os.path.abspath(weights_path), "images": results}, sys.stdout,

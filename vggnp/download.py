@@ -8,6 +8,7 @@ keeps two first runs from downloading at the same time.
 """
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -45,6 +46,64 @@ def official_weights(progress=True):
         if os.path.isfile(path) and os.path.getsize(path) == SIZE:
             return path
     return download(URL, cached, SIZE, MD5, progress=progress)
+
+
+def file_md5(path):
+    """md5 hex digest of a file, read in 1 MB pieces."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def is_official(path):
+    """True for a file that claims to be the official weights: its name or exact size."""
+    return os.path.basename(path) == FILENAME or os.path.getsize(path) == SIZE
+
+
+def _stamp(path):
+    """What identifies one version of a file: if any of these change, check it again."""
+    info = os.stat(path)
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _read_verified():
+    try:
+        with open(os.path.join(cache_dir(), "verified.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def official_md5_ok(path):
+    """Does the official weights file at ``path`` still have the published md5?
+
+    Hashing 553 MB takes about a second, so a file found intact is remembered (by size,
+    modification time and inode, in the cache folder's verified.json) and hashed again
+    only after it changes.
+    """
+    if _read_verified().get(os.path.realpath(path)) == _stamp(path):
+        return True
+    if file_md5(path) != MD5:
+        return False
+    remember_verified(path)
+    return True
+
+
+def remember_verified(path):
+    """Record ``path`` as intact in verified.json; a read-only cache folder is no error
+    (the file is then hashed at every use)."""
+    verified = _read_verified()
+    verified[os.path.realpath(path)] = _stamp(path)
+    try:
+        os.makedirs(cache_dir(), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".verified-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(verified, f)
+        os.replace(tmp, os.path.join(cache_dir(), "verified.json"))
+    except OSError:
+        pass
 
 
 class _Lock:
@@ -96,6 +155,7 @@ def download(url, dest, size, md5, progress=True, timeout=30):
     try:
         if os.path.isfile(dest) and os.path.getsize(dest) == size:
             return dest  # another process finished the download while we waited
+        _remove_partial_downloads(dest)
         if progress:
             print(f"Downloading the VGG16 ImageNet weights ({size / 1e6:.0f} MB, once)\n"
                   f"  from {url}\n  to   {dest}", file=sys.stderr)
@@ -103,6 +163,18 @@ def download(url, dest, size, md5, progress=True, timeout=30):
         return dest
     finally:
         lock.__exit__()
+
+
+def _remove_partial_downloads(dest):
+    """Delete what an earlier download that was killed (kill -9, power cut) left behind.
+    Safe: we hold the lock, so no other process is downloading into these files."""
+    folder, name = os.path.split(os.path.abspath(dest))
+    for leftover in os.listdir(folder):
+        if leftover.startswith(name + ".") and leftover.endswith(".part"):
+            try:
+                os.unlink(os.path.join(folder, leftover))
+            except OSError:
+                pass
 
 
 def _fetch(url, dest, size, md5, progress, timeout):
@@ -136,6 +208,8 @@ def _fetch(url, dest, size, md5, progress, timeout):
             raise DownloadError(f"download of {url} is corrupt: md5 {digest.hexdigest()}, "
                                 f"expected {md5}")
         os.replace(tmp, dest)
+        if md5 == MD5:
+            remember_verified(dest)  # just hashed: the first use need not hash it again
     except BaseException as e:
         os.unlink(tmp)
         if isinstance(e, urllib.error.URLError):  # no network, DNS failure, HTTP 404...

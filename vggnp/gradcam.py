@@ -24,6 +24,21 @@ def _class_indices(class_index, probs):
     return indices.copy()
 
 
+def _forward_keeping(model, x, layer):
+    """The full forward pass, returning (probs (N, K), A = the output of ``layer``).
+
+    A batch runs the conv layers up to ``layer`` one image at a time, then the rest of the
+    network on the whole batch: one image's activations (12.8 MB for block1) stay in the
+    CPU's cache where a batch's would not, and fc1's 411 MB of weights are still read once
+    per batch instead of once per image. Backward to ``layer`` needs only the layers after it.
+    """
+    if len(x) == 1:
+        probs, kept = model.forward(x, keep=(layer,))
+        return probs, kept[layer]
+    activations = np.concatenate([model.forward(image[None], until=layer) for image in x])
+    return model.forward(activations, start=layer), activations
+
+
 def grad_cam(model, x, layer="block5_conv3", class_index=None, target="logit", details=None):
     """Grad-CAM heatmaps for a batch.
 
@@ -41,8 +56,7 @@ def grad_cam(model, x, layer="block5_conv3", class_index=None, target="logit", d
         raise ValueError(f"Grad-CAM needs a conv layer, not {layer!r}")
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
-    probs, kept = model.forward(x, keep=(layer,))  # full forward, keeping A
-    activations = kept[layer]
+    probs, activations = _forward_keeping(model, x, layer)
     classes = _class_indices(class_index, probs)
 
     # d y^c / d A: start from a one-hot on the class and walk back to the layer only.

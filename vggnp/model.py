@@ -45,6 +45,7 @@ class VGG16:
                 self.layers.append(Dense(name, *weights[name], activation=activation))
         self.names = [layer.name for layer in self.layers]
         self._last_run = None  # index of the deepest layer the last forward ran
+        self._first_run = None  # ... and of the first: backward cannot go below it
 
     @classmethod
     def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,
@@ -71,21 +72,26 @@ class VGG16:
             raise KeyError(f"no layer {name!r}{hint}; layers: {', '.join(self.names)}")
         return self.layers[self.names.index(name)]
 
-    def forward(self, x, until=None, keep=()):
+    def forward(self, x, until=None, keep=(), start=None):
         """Run x through the layers up to and including ``until`` (default: the last).
 
         x: (N, H, W, 3) preprocessed images. Returns the output of ``until``, e.g.
         (N, 14, 14, 512) for block5_conv3 or (N, 1000) probabilities for predictions.
         With ``keep`` (layer names), returns (output, {name: output of that layer}).
+        start: a layer name; x is then that layer's output, e.g. (N, 14, 14, 512) for
+        block5_conv3, and only the layers after it run.
         """
         stop = self.names.index(self.layer(until or self.names[-1]).name)
+        first = 0 if start is None else self.names.index(self.layer(start).name) + 1
+        if first > stop:
+            raise ValueError(f"until={until!r} comes before start={start!r}")
         kept = {}
         out = x
-        for layer in self.layers[:stop + 1]:
+        for layer in self.layers[first:stop + 1]:
             out = layer.forward(out)
             if layer.name in keep:
                 kept[layer.name] = out
-        self._last_run = stop
+        self._first_run, self._last_run = first, stop
         missing = set(keep) - set(kept)
         if missing:
             raise KeyError(f"{sorted(missing)} not among the layers run up to {until}")
@@ -126,6 +132,9 @@ class VGG16:
         last = -1 if stop is None else self.names.index(self.layer(stop).name)
         if last > first:
             raise ValueError(f"stop layer {stop} comes after start layer {self.names[first]}")
+        if last + 1 < self._first_run:
+            raise RuntimeError(f"the last forward started after {self.names[self._first_run - 1]}"
+                               f"; backward cannot reach {stop or 'the input'}")
         if from_logits and self.names[first] != "predictions":
             raise ValueError("from_logits needs start='predictions'")
         d = dout

@@ -75,7 +75,10 @@ def panel(image, heatmap, overlay_image, lines=()):
     coloured = Image.fromarray(colorize(resize_bilinear(heatmap, (h, w))))
     font = ImageFont.load_default()
     line_height = 14
-    canvas = Image.new("RGB", (3 * w, h + line_height * len(lines) + 8), "white")
+    # At least as wide as the text, so that a tiny image's panel still shows its top-5.
+    text_width = max([font.getlength(line) for line in lines], default=0)
+    width = max(3 * w, int(text_width) + 12)
+    canvas = Image.new("RGB", (width, h + line_height * len(lines) + 8), "white")
     for i, picture in enumerate([image.convert("RGB"), coloured, overlay_image]):
         canvas.paste(picture, (i * w, 0))
     draw = ImageDraw.Draw(canvas)

@@ -11,8 +11,11 @@ Supported layouts, always mapped by layer name:
   ``.keras`` zip: groups ``layers/conv2d_N/vars/{0,1}`` (kernel, bias); since Keras 3.6 the
   ``vars`` group carries the layer's ``name``. Older files are mapped by layer order.
 
-:func:`read_vgg16_weights` validates before it reads any data: exact VGG16 layer names,
-shapes, float32; then that every value is finite.
+:func:`read_vgg16_weights` validates before it reads any data: no link or dataset that
+reads another file (HDF5 external links, external storage, virtual datasets: a weights
+file could otherwise make vggnp read any file on the machine), exact VGG16 layer names,
+shapes, float32; then that every value is finite. Nothing is ever unpickled: HDF5 holds
+plain arrays, and a .keras file's config is read as JSON text only.
 """
 
 import io
@@ -23,7 +26,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from . import spec
+from . import download, spec
 
 
 class WeightsError(ValueError):
@@ -104,6 +107,9 @@ def _open(path):
             if "model.weights.h5" not in members:
                 raise WeightsError(f"{path}: a zip file without model.weights.h5 "
                                    f"(holds {members[:5]}), not a Keras 3 .keras file")
+            if archive.getinfo("model.weights.h5").file_size > 4 << 30:  # VGG16: 553 MB
+                raise WeightsError(f"{path}: its model.weights.h5 unpacks to more than 4 GB; "
+                                   "not VGG16")
             config = archive.read("config.json").decode() if "config.json" in members else None
             # Read into memory: h5py needs random access, which a zip member does not give.
             return (h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r"), config,
@@ -116,6 +122,29 @@ def _open(path):
     f = h5py.File(path, "r")
     config = f.attrs.get("model_config")
     return f, (_text(config) if config is not None else None), True
+
+
+def _refuse_external_links(f, path):
+    """An external link makes h5py open another file when the link is followed."""
+    # The visit stops at the first callback that returns something (raising inside it
+    # would leave h5py's lock in a bad state).
+    found = f.visititems_links(
+        lambda name, link: (name, link) if isinstance(link, h5py.ExternalLink) else None)
+    if found:
+        name, link = found
+        raise WeightsError(f"{path}: {name} is an HDF5 external link to "
+                           f"{link.filename}:{link.path}; refused (Keras never writes them, "
+                           "and they read other files on this machine)")
+
+
+def _refuse_other_files(dataset, path, name):
+    """External storage and virtual datasets take their bytes from other files."""
+    if dataset.external is not None:
+        raise WeightsError(f"{path}: {name} keeps its values in external files "
+                           f"({dataset.external[0][0]!r}...); refused")
+    if dataset.is_virtual:
+        raise WeightsError(f"{path}: {name} is a virtual dataset (its values live in "
+                           "other files); refused")
 
 
 def _layers_of(f, path):
@@ -197,11 +226,17 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     dense (D, M), (M,). Raises WeightsError with a description of the file otherwise.
     """
     path = os.fspath(path)
+    if os.path.isfile(path) and download.is_official(path) and not download.official_md5_ok(path):
+        raise WeightsError(f"{path}: has the official VGG16 file's name or size, but not its "
+                           f"md5 ({download.MD5}): the file is damaged (a changed byte). "
+                           "Delete it and download it again (python -m vggnp.cam without "
+                           "--weights fetches a fresh copy)")
     try:
         f, config, mappable = _open(path)
     except OSError as e:  # h5py's errors for truncated or damaged files
         raise WeightsError(f"{path}: cannot be read as HDF5 ({e})") from None
     with f:
+        _refuse_external_links(f, path)
         try:
             raw = _layers_of(f, path)
         except (KeyError, OSError) as e:
@@ -221,6 +256,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
         arrays = {}
         for name, (kernel, bias) in layers.items():
             for d in (kernel, bias):
+                _refuse_other_files(d, path, name)
                 if d.dtype != np.float32:
                     raise WeightsError(f"{path}: {name} is stored as {d.dtype}, "
                                        "expected float32")
@@ -240,8 +276,8 @@ def _values(dataset, path, mappable):
     shared with the page cache. Otherwise they are read into memory."""
     offset = dataset.id.get_offset() if mappable and dataset.chunks is None else None
     nbytes = dataset.size * dataset.dtype.itemsize
-    if (offset is not None and dataset.compression is None and dataset.external is None
-            and not dataset.is_virtual and offset % dataset.dtype.itemsize == 0
+    if (offset is not None and dataset.compression is None
+            and offset % dataset.dtype.itemsize == 0
             and offset + nbytes <= os.path.getsize(path)):
         return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset,
                          shape=dataset.shape)
