@@ -132,15 +132,16 @@ def test_same_names_from_different_folders_do_not_collide(weights_file, tmp_path
         os.makedirs(tmp_path / folder)
         with open(CAT, "rb") as src, open(tmp_path / folder / "cat.jpg", "wb") as dst:
             dst.write(src.read())
+    Image.open(CAT).save(tmp_path / "a" / "cat.png")
     inputs = [str(tmp_path / "a" / "cat.jpg"), str(tmp_path / "b" / "cat.jpg"),
-              str(tmp_path / "a" / "cat.jpg")]
+              str(tmp_path / "a" / "cat.jpg"), str(tmp_path / "a" / "cat.png")]
     result = run_cam(*inputs, "--weights", weights_file, "--out", str(tmp_path / "out"),
                      "--json")
     assert result.returncode == 0, result.stderr
     images = json.loads(result.stdout)["images"]
     paths = [r["outputs"]["overlay"] for r in images]
     expected = [f"{stem}_{r['class']['name']}_cam.jpg"
-                for stem, r in zip(["cat", "cat_2", "cat_3"], images)]
+                for stem, r in zip(["cat", "cat_2", "cat_3", "cat_4"], images)]
     assert [os.path.basename(p) for p in paths] == expected
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggnp.overlay import colorize, jet_table, overlay, panel, resize_bilinear, save_image
+from vggnp.overlay import (colorize, jet_table, overlay, panel, resize_bilinear, save_image,
+                           write_atomically)
 
 
 def test_jet_equals_matplotlib():
@@ -49,3 +50,26 @@ def test_overlay_has_the_photos_size(tmp_path):
     with pytest.raises(ValueError, match="must end in"):
         save_image(picture, tmp_path / "o.bmp")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg", "o.png"]  # no temp files
+
+
+def test_failed_save_leaves_the_existing_file_untouched(tmp_path):
+    path = tmp_path / "result.jpg"
+    path.write_bytes(b"the previous result")
+
+    def write_half_then_fail(f):
+        f.write(b"half a JPEG")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(path, write_half_then_fail)
+    assert path.read_bytes() == b"the previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.jpg"]  # no temp file left
+
+
+def test_tiny_image_panel_is_wide_enough_for_its_text():
+    photo = Image.new("RGB", (1, 1), "orange")
+    heatmap = np.ones((14, 14))
+    picture = overlay(photo, heatmap)
+    assert picture.size == (1, 1) and np.isfinite(np.asarray(picture)).all()
+    lines = ["1. goldfish 0.512", "Grad-CAM: goldfish (1) at block5_conv3"]
+    assert panel(photo, heatmap, picture, lines).size[0] > 150
