@@ -74,7 +74,7 @@ def test_heatmap_range_classes_and_targets(small_model):
         grad_cam(small_model, x, class_index=5)
 
 
-@pytest.mark.parametrize("layer", ["block5_conv3", "block2_conv1"])
+@pytest.mark.parametrize("layer", ["block5_conv3", "block4_conv3", "block2_conv1"])
 def test_batch_equals_image_by_image(small_model, layer):
     """A batch runs the conv layers image by image and the head batched: same maps."""
     x = np.random.default_rng(2).standard_normal((3, 64, 64, 3)).astype(np.float32) * 60

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from vggnp.gradcheck import numerical_gradient, relative_error
-from vggnp.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Softmax, col2im, im2col
-from vggnp.naive import conv2d_same_naive, maxpool2x2_naive
+from vggnp.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
+                          GlobalAvgPool2D, MaxPool2D, ReLU, Rescaling, Sigmoid, Softmax, col2im,
+                          im2col, window_padding)
+from vggnp.naive import conv2d_naive, conv2d_same_naive, maxpool2x2_naive, pool_naive
 
 TOL = 1e-7  # relative to the gradient's max |value|, float64
 
@@ -28,8 +30,9 @@ def check_dx(layer, x, **backward_kwargs):
 
 
 def check_param_layer(cls, x, w, b, activation):
-    """dx, dw and db of a Conv2D or Dense equal their numerical estimates."""
-    layer = cls("layer", w, b, activation=activation)
+    """dx, dw and db of a Conv2D or Dense equal their numerical estimates.
+    cls(name, w, b, activation): the layer class, or a function that makes one."""
+    layer = cls("layer", w, b, activation)
     dout = check_dx(layer, x, param_grads=True)
     layer.forward(x)
     layer.backward(dout, param_grads=True)
@@ -131,3 +134,91 @@ def test_float32_stays_float32():
     out = conv.forward(r.standard_normal((1, 4, 4, 2)))  # float64 input is cast
     assert out.dtype == np.float32
     assert conv.backward(np.ones_like(out)).dtype == np.float32
+
+
+# --------------------------------------------------------------------------------------
+# The other layers of a Keras convnet (issue #6): any kernel, stride and padding.
+# --------------------------------------------------------------------------------------
+
+CONV_SHAPES = [  # (kernel size, strides, padding): fast path and im2col path
+    ((5, 5), (2, 2), "same"), ((3, 3), (1, 1), "valid"), ((1, 3), (2, 1), "valid"),
+    ((4, 4), (1, 1), "same"), ((3, 3), (2, 2), "valid"), ((3, 3), (1, 1), "same"),
+]
+
+
+@pytest.mark.parametrize("kernel, strides, padding", CONV_SHAPES)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_general_conv2d_gradients_and_forward(kernel, strides, padding, activation):
+    r = rng()
+    x = r.standard_normal((2, 7, 9, 3))
+    w, b = r.standard_normal((*kernel, 3, 4)), r.standard_normal(4)
+
+    def make(name, w_, b_, activation_=activation):
+        return Conv2D(name, w_, b_, activation=activation_, strides=strides, padding=padding)
+
+    check_param_layer(make, x, w, b, activation)
+    linear = make("c", w, b, "linear")
+    z = linear.forward(x)
+    assert np.allclose(z, conv2d_naive(x, w, b, strides, linear.pads(x.shape)), atol=1e-12)
+    expected_h = -(-7 // strides[0]) if padding == "same" else (7 - kernel[0]) // strides[0] + 1
+    assert z.shape[1] == expected_h
+
+
+POOLS = [((3, 3), (2, 2), "valid"), ((2, 2), (2, 2), "same"), ((3, 2), (1, 2), "same"),
+         ((2, 2), None, "valid"), ((3, 3), (1, 1), "valid")]
+
+
+@pytest.mark.parametrize("pool_size, strides, padding", POOLS)
+def test_pooling_gradients_and_forward(pool_size, strides, padding):
+    x = rng().permutation(2 * 7 * 9 * 3).reshape(2, 7, 9, 3).astype(np.float64) / 10
+    for cls, reduce in ((MaxPool2D, np.max), (AvgPool2D, np.mean)):
+        layer = cls("p", pool_size, strides, padding)
+        out = layer.forward(x)
+        pads = window_padding(7, 9, *pool_size, layer.strides, padding)
+        assert np.allclose(out, pool_naive(x, pool_size, layer.strides, pads, reduce))
+        check_dx(cls("p", pool_size, strides, padding), x)
+
+
+def test_overlapping_maxpool_routes_to_the_first_maximum_and_adds():
+    x = np.zeros((1, 3, 3, 1))
+    x[0, 1, 1, 0] = 5.0  # the maximum of all four overlapping 2x2 windows (stride 1)
+    pool = MaxPool2D("p", (2, 2), (1, 1))
+    assert np.all(pool.forward(x) == 5)
+    dx = pool.backward(np.ones((1, 2, 2, 1)))
+    assert dx[0, 1, 1, 0] == 4 and dx.sum() == 4
+    ties = MaxPool2D("p", (2, 2), (2, 2))
+    ties.forward(np.zeros((1, 2, 2, 1)))
+    assert ties.backward(np.ones((1, 1, 1, 1)))[0, :, :, 0].tolist() == [[1, 0], [0, 0]]
+
+
+def test_global_pool_batchnorm_rescaling_dropout_activation_gradients():
+    r = rng()
+    x = r.standard_normal((2, 3, 5, 4))
+    check_dx(GlobalAvgPool2D("g"), x)
+    assert np.allclose(GlobalAvgPool2D("g").forward(x), x.mean(axis=(1, 2)))
+    gamma, beta, mean = r.standard_normal(4), r.standard_normal(4), r.standard_normal(4)
+    var = r.random(4) + 0.1
+    bn = BatchNorm("bn", gamma, beta, mean, var, eps=1e-3)
+    assert np.allclose(bn.forward(x), gamma * (x - mean) / np.sqrt(var + 1e-3) + beta)
+    check_dx(bn, x)
+    check_dx(Rescaling("r", 1 / 255, -0.5), x)
+    assert np.array_equal(Dropout("d", 0.5).forward(x), x)
+    check_dx(Dropout("d"), x)
+    for activation in ("relu", "sigmoid", "linear"):
+        check_dx(Activation("a", activation), np.where(np.abs(x) < 1e-3, 0.5, x))
+    check_dx(Activation("a", "softmax"), r.standard_normal((3, 5)))
+    check_dx(Sigmoid(), r.standard_normal((3, 5)) * 10)
+    assert np.allclose(Sigmoid().forward(np.array([-800.0, 0.0, 800.0])), [0, 0.5, 1])
+    final = Activation("a", "sigmoid")
+    final.forward(x)
+    assert np.array_equal(final.backward(x, through_activation=False), x)  # d/dz = dout
+
+
+def test_strided_padded_im2col_col2im_adjoint():
+    r = rng()
+    x = r.standard_normal((2, 7, 8, 3))
+    pads = ((1, 2), (0, 1))
+    col = im2col(x, 4, 3, pads, (2, 3))
+    c = r.standard_normal(col.shape)
+    assert np.isclose(np.sum(col * c), np.sum(x * col2im(c, x.shape, 4, 3, pads, (2, 3))),
+                      rtol=1e-12)

@@ -27,16 +27,21 @@ def _class_indices(class_index, probs):
 def _forward_keeping(model, x, layer):
     """The full forward pass, returning (probs (N, K), A = the output of ``layer``).
 
-    A batch runs the conv layers up to ``layer`` one image at a time, then the rest of the
-    network on the whole batch: one image's activations (12.8 MB for block1) stay in the
-    CPU's cache where a batch's would not, and fc1's 411 MB of weights are still read once
-    per batch instead of once per image. Backward to ``layer`` needs only the layers after it.
+    A batch runs the big early layers, up to block4_pool (or ``layer`` if it comes first),
+    one image at a time, and the rest on the whole batch: one image's activations (12.8 MB
+    for block1) stay in the CPU's cache where a batch's would not, while block5's small
+    GEMMs grow and fc1's 411 MB of weights are read once per batch, not once per image.
+    Backward to ``layer`` needs only the caches of the layers after it.
     """
     if len(x) == 1:
         probs, kept = model.forward(x, keep=(layer,))
         return probs, kept[layer]
-    activations = np.concatenate([model.forward(image[None], until=layer) for image in x])
-    return model.forward(activations, start=layer), activations
+    split = model.names[min(model.names.index(layer), model.names.index("block4_pool"))]
+    early = np.concatenate([model.forward(image[None], until=split) for image in x])
+    if split == layer:
+        return model.forward(early, start=split), early
+    probs, kept = model.forward(early, start=split, keep=(layer,))
+    return probs, kept[layer]
 
 
 def grad_cam(model, x, layer="block5_conv3", class_index=None, target="logit", details=None):

@@ -18,26 +18,58 @@ import numpy as np
 # im2col / col2im: a 3x3 convolution becomes one matrix product.
 # --------------------------------------------------------------------------------------
 
-def im2col(x, kh, kw, pad):
-    """Unfold every KHxKW window of ``x`` into a row (stride 1).
+def same_padding(size, k, stride):
+    """Keras/TensorFlow "same": out = ceil(size / stride), the padding split as evenly as
+    possible with the extra pixel after. Returns (out, pad_before, pad_after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return out, total // 2, total - total // 2
 
-    x: (N, H, W, C) -> col: (N*H'*W', KH*KW*C), H' = H + 2*pad - KH + 1 (same for W').
-    Row ``(n, i, j)`` holds the window whose top-left corner is ``(i, j)`` in the padded
-    image, ordered (kh, kw, C) so that it matches a Keras kernel ``(KH, KW, C, F)``
+
+def window_padding(h, w, kh, kw, strides, padding):
+    """((top, bottom), (left, right)) for a KHxKW window moved by ``strides`` over an
+    HxW input: zero for "valid" (windows that do not fit are dropped), else "same"."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    return same_padding(h, kh, strides[0])[1:], same_padding(w, kw, strides[1])[1:]
+
+
+def _pads(pad):
+    """An int p (p on every side) or ((top, bottom), (left, right))."""
+    return ((pad, pad), (pad, pad)) if np.isscalar(pad) else pad
+
+
+def _windows(xp, kh, kw, stride, out_h, out_w):
+    """For each offset (i, j) in a KHxKW window, the (N, H', W', C) view of the element
+    at that offset in every window: xp[:, i + stride*y, j + stride*x, :]."""
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw, :]
+
+
+def im2col(x, kh, kw, pad, stride=1):
+    """Unfold every KHxKW window of ``x`` into a row.
+
+    x: (N, H, W, C) -> col: (N*H'*W', KH*KW*C), H' = (H + top + bottom - KH) // stride + 1
+    (same for W'). pad: an int, or ((top, bottom), (left, right)) zero rows and columns.
+    Row ``(n, i, j)`` holds the window whose top-left corner is ``(i, j) * stride`` in the
+    padded image, ordered (kh, kw, C) so that it matches a Keras kernel ``(KH, KW, C, F)``
     reshaped to ``(KH*KW*C, F)``.
     """
     n, h, w, c = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    out_h, out_w = h + 2 * pad - kh + 1, w + 2 * pad - kw + 1
+    (top, bottom), (left, right) = _pads(pad)
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
     col = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
     # One slice copy per kernel offset: (kh, kw, C) rows from NHWC copy contiguous C runs.
-    for i in range(kh):
-        for j in range(kw):
-            col[:, :, :, i, j, :] = xp[:, i:i + out_h, j:j + out_w, :]
+    for i, j, view in _windows(xp, kh, kw, stride, out_h, out_w):
+        col[:, :, :, i, j, :] = view
     return col.reshape(n * out_h * out_w, kh * kw * c)
 
 
-def col2im(col, x_shape, kh, kw, pad):
+def col2im(col, x_shape, kh, kw, pad, stride=1):
     """The adjoint of :func:`im2col`: add every row back onto the window it came from.
 
     col: (N*H'*W', KH*KW*C) -> dx: (N, H, W, C) = x_shape.
@@ -45,13 +77,14 @@ def col2im(col, x_shape, kh, kw, pad):
     several windows: <im2col(x), col> == <x, col2im(col)>.
     """
     n, h, w, c = x_shape
-    out_h, out_w = h + 2 * pad - kh + 1, w + 2 * pad - kw + 1
+    (top, bottom), (left, right) = _pads(pad)
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    out_h, out_w = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
     col = col.reshape(n, out_h, out_w, kh, kw, c)
-    dxp = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=col.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, i:i + out_h, j:j + out_w, :] += col[:, :, :, i, j, :]
-    return dxp[:, pad:pad + h, pad:pad + w, :]
+    dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=col.dtype)
+    for i, j, view in _windows(dxp, kh, kw, stride, out_h, out_w):
+        view += col[:, :, :, i, j, :]
+    return dxp[:, top:top + h, left:left + w, :]
 
 
 # --------------------------------------------------------------------------------------
@@ -89,6 +122,18 @@ class Softmax:
         return self.p * (dp - (dp * self.p).sum(axis=1, keepdims=True))
 
 
+class Sigmoid:
+    """p = 1 / (1 + exp(-z)), written as (1 + tanh(z / 2)) / 2, which never overflows.
+    dz = dp * p * (1 - p).  Shapes: any -> same."""
+
+    def forward(self, z, inplace=False):
+        self.p = 0.5 * (1 + np.tanh(0.5 * z))
+        return self.p
+
+    def backward(self, dp):
+        return dp * self.p * (1 - self.p)
+
+
 class Identity:
     """out = x;  dx = dout.  Keras' ``activation='linear'``."""
 
@@ -99,7 +144,7 @@ class Identity:
         return dout
 
 
-ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "linear": Identity}
+ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity}
 
 
 # --------------------------------------------------------------------------------------
@@ -161,54 +206,78 @@ def _buffer(buffers, name, shape, dtype):
 
 
 class Conv2D:
-    """3x3 "same" convolution, stride 1, followed by its activation (as a Keras Conv2D).
+    """2-D convolution followed by its activation (as a Keras Conv2D, channels last).
 
-    Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,).
-    x: (N, H, W, C) -> out: (N, H, W, F)   ("same": pad = KH // 2, so H' = H).
+    Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,) (zeros for
+    ``use_bias=False``). strides: (SH, SW); padding: "same" or "valid" (Keras' rules, see
+    :func:`window_padding`). VGG16's convs are 3x3, stride 1, "same".
+    x: (N, H, W, C) -> out: (N, H', W', F)   ("same": H' = ceil(H / SH); "valid":
+    H' = (H - KH) // SH + 1).
 
     Forward, as one GEMM (cross-correlation, no kernel flip, like Keras):
-        col = im2col(x)                         (N*H*W, KH*KW*C)
+        col = im2col(x)                         (N*H'*W', KH*KW*C)
         z   = col @ W + b,  W = w.reshape(KH*KW*C, F)
         out = activation(z)
     Backward:
         dz  = activation'(dout)
         dx  = col2im(dz @ W.T)
             = correlate_same(dz, w_flipped), w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
-              (the same sum, as a "transposed convolution": measured faster than the
-              col2im scatter, except for the 3-channel first layer where col2im is kept)
-        dW  = col.T @ dz,  db = sum of dz over N, H, W
-    The forward and the transposed backward run through :func:`correlate_same` (im2col in
-    row blocks into a reused workspace); ``im2col``/``col2im`` above are the reference
-    the tests hold them to.
+              (for odd square kernels, stride 1, "same": the same sum as a "transposed
+              convolution", measured faster than the col2im scatter, except for a
+              3-channel first layer where col2im is kept)
+        dW  = col.T @ dz,  db = sum of dz over N, H', W'
+    Stride-1 "same" convs with odd square kernels (all of VGG16's) run forward and
+    backward through :func:`correlate_same` (im2col in row blocks into a reused
+    workspace); ``im2col``/``col2im`` above are the reference the tests hold them to, and
+    the code path for every other shape.
     """
 
-    def __init__(self, name, w, b, activation="relu", buffers=None):
-        self.name, self.w, self.b = name, w, b
+    def __init__(self, name, w, b=None, activation="relu", buffers=None, strides=(1, 1),
+                 padding="same"):
+        self.name, self.w = name, w
+        self.b = np.zeros(w.shape[3], w.dtype) if b is None else b
+        self.strides, self.padding = tuple(strides), padding
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
         # im2col workspace, reused across calls (and shared by the model's conv layers)
         self.buffers = {} if buffers is None else buffers
+        kh, kw = w.shape[:2]
+        self.fast = kh == kw and kh % 2 == 1 and self.strides == (1, 1) and padding == "same"
 
-    @property
-    def pad(self):
-        return self.w.shape[0] // 2
+    def pads(self, x_shape):
+        """((top, bottom), (left, right)) zero padding for an input of x_shape."""
+        return window_padding(x_shape[1], x_shape[2], *self.w.shape[:2], self.strides,
+                              self.padding)
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward
-        z = correlate_same(self.x, self.w, self.buffers)
+        kh, kw, c, f = self.w.shape
+        if self.fast:
+            z = correlate_same(self.x, self.w, self.buffers)
+        else:
+            col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
+            z = (col @ self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(self.x.shape))
         z += self.b
         return self.activation.forward(z, inplace=True)  # z is this call's own array
+
+    def output_shape(self, x_shape):
+        n, h, w, _ = x_shape
+        (top, bottom), (left, right) = self.pads(x_shape)
+        kh, kw, _, f = self.w.shape
+        return (n, (h + top + bottom - kh) // self.strides[0] + 1,
+                (w + left + right - kw) // self.strides[1] + 1, f)
 
     def backward(self, dout, param_grads=False, through_activation=True):
         kh, kw, c, f = self.w.shape
         dz = self.activation.backward(dout) if through_activation else dout
+        pads = self.pads(self.x.shape)
         if param_grads:
-            col = im2col(self.x, kh, kw, self.pad)
+            col = im2col(self.x, kh, kw, pads, self.strides)
             self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
             self.db = dz.reshape(-1, f).sum(axis=0)
-        if c < 16:
+        if not self.fast or c < 16:
             dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
-            return col2im(dcol, self.x.shape, kh, kw, self.pad)
+            return col2im(dcol, self.x.shape, kh, kw, pads, self.strides)
         return correlate_same(dz, self._flipped_kernel(), self.buffers)
 
     def _flipped_kernel(self):
@@ -227,8 +296,9 @@ class Dense:
         dz = activation'(dout);  dx = dz @ w.T;  dw = x.T @ dz;  db = sum of dz over N
     """
 
-    def __init__(self, name, w, b, activation="relu"):
-        self.name, self.w, self.b = name, w, b
+    def __init__(self, name, w, b=None, activation="relu"):
+        self.name, self.w = name, w
+        self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
 
@@ -251,41 +321,168 @@ class Dense:
 # --------------------------------------------------------------------------------------
 
 class MaxPool2D:
-    """2x2 max-pool, stride 2, "valid" (an odd last row or column is dropped, as in Keras).
+    """Max-pool, as Keras' MaxPooling2D: windows of pool_size moved by strides (default:
+    the pool size), "valid" (windows that do not fit are dropped: an odd last row or column
+    of a 2x2 pool) or "same" (padded with -inf, which never wins).
 
-    x: (N, H, W, C) -> out: (N, H//2, W//2, C)
-    out[n, i, j, c] = max over the window x[n, 2i:2i+2, 2j:2j+2, c]
+    x: (N, H, W, C) -> out: (N, H', W', C); VGG16: 2x2, stride 2, "valid": H' = H // 2.
+    out[n, i, j, c] = max over the window x[n, SH*i:SH*i+PH, SW*j:SW*j+PW, c]
     dx: each window's gradient goes to ONE position, its first maximum in row-major order
-    (as TensorFlow does). After a ReLU many windows are all zeros; splitting their
-    gradient among the ties would change Grad-CAM's channel weights.
+    (as TensorFlow does); overlapping windows add. After a ReLU many windows are all
+    zeros; splitting their gradient among the ties would change Grad-CAM's weights.
     """
 
-    # The four positions of a window, in row-major order: (0,0), (0,1), (1,0), (1,1).
-    OFFSETS = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid"):
+        self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
+        self.strides = tuple(strides or pool_size)
+
+    def _padded(self, x, fill):
+        """x with "same" padding of value ``fill``, and the output size (H', W')."""
+        ph, pw = self.pool_size
+        (top, bottom), (left, right) = window_padding(x.shape[1], x.shape[2], ph, pw,
+                                                      self.strides, self.padding)
+        if top or bottom or left or right:
+            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
+                       constant_values=fill)
+        out_h = (x.shape[1] - ph) // self.strides[0] + 1
+        out_w = (x.shape[2] - pw) // self.strides[1] + 1
+        return x, (top, left), (out_h, out_w)
+
+    def forward(self, x):
+        self.x = x
+        xp, _, (out_h, out_w) = self._padded(x, -np.inf)
+        views = [v for _, _, v in _windows(xp, *self.pool_size, self.strides, out_h, out_w)]
+        self.out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(self.out, view, out=self.out)
+        return self.out
+
+    def backward(self, dout):
+        xp, (top, left), (out_h, out_w) = self._padded(self.x, -np.inf)
+        dxp = np.zeros(xp.shape, dtype=dout.dtype)
+        routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
+        offsets = _windows(xp, *self.pool_size, self.strides, out_h, out_w)
+        grads = _windows(dxp, *self.pool_size, self.strides, out_h, out_w)
+        for (_, _, view), (_, _, grad) in zip(offsets, grads):  # row-major window order
+            first = (view == self.out) & ~routed
+            grad += dout * first
+            routed |= first
+        h, w = self.x.shape[1:3]
+        return dxp[:, top:top + h, left:left + w]
+
+
+class AvgPool2D:
+    """Average-pool, as Keras' AveragePooling2D (same window rules as :class:`MaxPool2D`).
+
+    out[n, i, j, c] = mean of the window's elements inside the image ("same" padding is
+    not counted, as TensorFlow does): out = sum / count.   dx: each window element gets
+    dout / count; overlapping windows add.
+    """
+
+    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid"):
+        self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
+        self.strides = tuple(strides or pool_size)
+
+    _padded = MaxPool2D._padded
+
+    def _count(self, x_shape):
+        """(1, H', W', 1): how many elements of each window lie inside the image."""
+        ones, _, (out_h, out_w) = self._padded(np.ones((1, *x_shape[1:3], 1)), 0.0)
+        return sum(v for _, _, v in _windows(ones, *self.pool_size, self.strides, out_h, out_w))
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        xp, _, (out_h, out_w) = self._padded(x, 0.0)
+        total = sum(v for _, _, v in _windows(xp, *self.pool_size, self.strides, out_h, out_w))
+        return (total / self._count(x.shape)).astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        share = dout / self._count(self.x_shape)
+        dxp, (top, left), (out_h, out_w) = self._padded(np.zeros(self.x_shape, dout.dtype), 0)
+        for _, _, grad in _windows(dxp, *self.pool_size, self.strides, out_h, out_w):
+            grad += share
+        h, w = self.x_shape[1:3]
+        return dxp[:, top:top + h, left:left + w]
+
+
+class GlobalAvgPool2D:
+    """x: (N, H, W, C) -> out: (N, C), the mean over H and W (Keras GlobalAveragePooling2D).
+    dx[n, i, j, c] = dout[n, c] / (H * W)."""
 
     def __init__(self, name):
         self.name = name
 
-    def _corner(self, a, di, dj):
-        """(N, H//2, W//2, C) view: the element (di, dj) of every window of a."""
-        oh, ow = a.shape[1] // 2, a.shape[2] // 2
-        return a[:, di:2 * oh:2, dj:2 * ow:2, :]
-
     def forward(self, x):
-        self.x = x
-        corners = [self._corner(x, di, dj) for di, dj in self.OFFSETS]
-        self.out = np.maximum(np.maximum(corners[0], corners[1]),
-                              np.maximum(corners[2], corners[3]))
-        return self.out
+        self.x_shape = x.shape
+        return x.mean(axis=(1, 2))
 
     def backward(self, dout):
-        dx = np.zeros(self.x.shape, dtype=dout.dtype)
-        routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
-        for di, dj in self.OFFSETS:
-            first = (self._corner(self.x, di, dj) == self.out) & ~routed
-            self._corner(dx, di, dj)[...] = dout * first
-            routed |= first
-        return dx
+        n, h, w, c = self.x_shape
+        return np.broadcast_to(dout[:, None, None, :] / (h * w), self.x_shape).copy()
+
+
+class BatchNorm:
+    """Batch normalisation at inference, over the last (channel) axis, as Keras'
+    BatchNormalization with its moving statistics:
+        out = gamma * (x - mean) / sqrt(var + eps) + beta  = x * scale + shift
+        dx  = dout * scale,   scale = gamma / sqrt(var + eps)
+    x: any shape (..., C) -> same. Parameters (C,) each.
+    """
+
+    def __init__(self, name, gamma, beta, mean, var, eps=1e-3):
+        self.name = name
+        self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
+        self.scale = (gamma / np.sqrt(var + eps)).astype(mean.dtype)
+        self.shift = (beta - mean * self.scale).astype(mean.dtype)
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+class Rescaling:
+    """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale."""
+
+    def __init__(self, name, scale, offset=0.0):
+        self.name, self.scale, self.offset = name, scale, offset
+
+    def forward(self, x):
+        return (x * self.scale + self.offset).astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+class Dropout:
+    """Identity at inference: Keras only drops units while training."""
+
+    def __init__(self, name, rate=0.5):
+        self.name, self.rate = name, rate
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+class Activation:
+    """An activation on its own (Keras' Activation layer): out = activation(z), z = input.
+    backward(dout, through_activation=False) returns dout as d/dz (the logits' gradient
+    when this layer is the model's final softmax or sigmoid)."""
+
+    def __init__(self, name, activation):
+        self.name, self.activation_name = name, activation
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x):
+        self.z = x
+        return self.activation.forward(x)
+
+    def backward(self, dout, param_grads=False, through_activation=True):
+        return self.activation.backward(dout) if through_activation else dout
 
 
 class Flatten:

@@ -7,7 +7,8 @@
 
 Forward runs the layers in order, each keeping its own cache; backward walks the same
 list in reverse from ``start`` down to ``stop``. Inference is deterministic: VGG16's
-classifier has no dropout at test time.
+classifier has no dropout at test time. ``Network`` holds this chain logic; ``VGG16``
+builds its layers from a weights file, as ``vggnp.keras_model`` does for other convnets.
 """
 
 import numpy as np
@@ -17,60 +18,34 @@ from .layers import Conv2D, Dense, Flatten, MaxPool2D
 from .weights import read_vgg16_weights
 
 
-class VGG16:
-    """VGG16 from a dict of Keras weights.
+class Network:
+    """A chain of named layers: forward to any layer, backward between any two.
 
-    weights: {layer name: (kernel, bias)}; convs (3, 3, C, F), dense (D, M). The
-    classifier (fc1, fc2, predictions) is optional: without it ("notop") the model ends
-    at block5_pool. input_size: (H, W) of the images; fc1 expects H//32 * W//32 * C inputs.
+    layers: objects with ``name``, ``forward(x)`` and ``backward(dout)``; layers with an
+    activation (``.activation``: Conv2D, Dense, Activation) also take ``param_grads`` and
+    ``through_activation``. input_size: (H, W) of the images.
     """
 
-    def __init__(self, weights, input_size=spec.INPUT_SIZE):
+    def __init__(self, layers, input_size):
+        self.layers = list(layers)
         self.input_size = tuple(input_size)
-        self.has_top = all(name in weights for name in spec.DENSE_NAMES)
-        self.layers = []
-        workspace = {}  # im2col buffers, shared: the layers run one at a time
-        for name in spec.LAYER_NAMES:
-            if name.endswith("_pool"):
-                self.layers.append(MaxPool2D(name))
-            elif name in spec.CONV_NAMES:
-                self.layers.append(Conv2D(name, *weights[name], activation="relu",
-                                          buffers=workspace))
-            elif not self.has_top:
-                break
-            elif name == "flatten":
-                self.layers.append(Flatten(name))
-            else:
-                activation = "softmax" if name == "predictions" else "relu"
-                self.layers.append(Dense(name, *weights[name], activation=activation))
         self.names = [layer.name for layer in self.layers]
         self._last_run = None  # index of the deepest layer the last forward ran
         self._first_run = None  # ... and of the first: backward cannot go below it
 
-    @classmethod
-    def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,
-             need_top=False):
-        """Load any supported Keras weights file (see ``vggnp.weights``).
-
-        dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
-        VGG-shaped models of other widths. need_top: refuse a notop file up front.
-        """
-        weights = read_vgg16_weights(path, input_size=input_size, standard=standard,
-                                     need_top=need_top)
-        weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))
-                   for name, (k, b) in weights.items()}
-        return cls(weights, input_size=input_size)
-
     @property
     def dtype(self):
-        return self.layers[0].w.dtype
+        return next(layer.w.dtype for layer in self.layers if hasattr(layer, "w"))
 
     def layer(self, name):
         """The layer called ``name`` (a Keras layer name, e.g. ``block5_conv3``)."""
         if name not in self.names:
-            hint = " (this is a notop model)" if name in spec.LAYER_NAMES else ""
-            raise KeyError(f"no layer {name!r}{hint}; layers: {', '.join(self.names)}")
+            raise KeyError(f"no layer {name!r}{self._missing_hint(name)}; layers: "
+                           f"{', '.join(self.names)}")
         return self.layers[self.names.index(name)]
+
+    def _missing_hint(self, name):
+        return ""
 
     def forward(self, x, until=None, keep=(), start=None):
         """Run x through the layers up to and including ``until`` (default: the last).
@@ -97,27 +72,22 @@ class VGG16:
             raise KeyError(f"{sorted(missing)} not among the layers run up to {until}")
         return (out, kept) if keep else out
 
-    def _require_top(self):
-        if not self.has_top:
-            raise ValueError("this model was loaded from a notop file (no fc1/fc2/predictions); "
-                             "the classifier needs the full VGG16 weights file")
-
     def logits(self, x):
-        """x: (N, H, W, 3) -> (N, K) class scores before the softmax."""
-        self._require_top()
+        """x: (N, H, W, C) -> (N, K) class scores before the final softmax or sigmoid:
+        the pre-activation ``z`` kept by the last layer (a Dense or an Activation)."""
         self.forward(x)
-        return self.layer("predictions").z
+        return self.layers[-1].z
 
     def predict(self, x):
-        """x: (N, H, W, 3) -> (N, K) softmax probabilities (as Keras' ``model.predict``)."""
-        self._require_top()
+        """x: (N, H, W, C) -> (N, K) the model's outputs (as Keras' ``model.predict``)."""
         return self.forward(x)
 
     def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False):
         """Backpropagate ``dout`` from the output of ``start`` down to the output of ``stop``.
 
         dout: gradient w.r.t. the output of ``start`` (default: the deepest layer of the
-        last forward), or w.r.t. the predictions' pre-softmax logits if ``from_logits``.
+        last forward), or, if ``from_logits``, w.r.t. the input of start's activation (the
+        logits, when start is the last layer).
         stop: a layer name, or None for the input image.
         Returns the gradient w.r.t. the output of ``stop`` (post-ReLU for a conv layer, as
         Keras defines a layer's output), or w.r.t. the input: (N, H, W, 3).
@@ -135,15 +105,76 @@ class VGG16:
         if last + 1 < self._first_run:
             raise RuntimeError(f"the last forward started after {self.names[self._first_run - 1]}"
                                f"; backward cannot reach {stop or 'the input'}")
-        if from_logits and self.names[first] != "predictions":
-            raise ValueError("from_logits needs start='predictions'")
+        if from_logits and not hasattr(self.layers[first], "activation"):
+            raise ValueError(f"from_logits needs a start layer with an activation, not "
+                             f"{self.names[first]}")
         d = dout
         for index in range(first, last, -1):
             layer = self.layers[index]
-            if isinstance(layer, (Conv2D, Dense)):
-                skip_softmax = from_logits and index == first
+            if hasattr(layer, "activation"):
+                skip_activation = from_logits and index == first
                 d = layer.backward(d, param_grads=param_grads,
-                                   through_activation=not skip_softmax)
+                                   through_activation=not skip_activation)
             else:
                 d = layer.backward(d)
         return d
+
+
+class VGG16(Network):
+    """VGG16 from a dict of Keras weights.
+
+    weights: {layer name: (kernel, bias)}; convs (3, 3, C, F), dense (D, M). The
+    classifier (fc1, fc2, predictions) is optional: without it ("notop") the model ends
+    at block5_pool. input_size: (H, W) of the images; fc1 expects H//32 * W//32 * C inputs.
+    """
+
+    def __init__(self, weights, input_size=spec.INPUT_SIZE):
+        self.has_top = all(name in weights for name in spec.DENSE_NAMES)
+        layers = []
+        workspace = {}  # im2col buffers, shared: the layers run one at a time
+        for name in spec.LAYER_NAMES:
+            if name.endswith("_pool"):
+                layers.append(MaxPool2D(name))
+            elif name in spec.CONV_NAMES:
+                layers.append(Conv2D(name, *weights[name], activation="relu",
+                                     buffers=workspace))
+            elif not self.has_top:
+                break
+            elif name == "flatten":
+                layers.append(Flatten(name))
+            else:
+                activation = "softmax" if name == "predictions" else "relu"
+                layers.append(Dense(name, *weights[name], activation=activation))
+        super().__init__(layers, input_size)
+
+    @classmethod
+    def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,
+             need_top=False):
+        """Load any supported Keras weights file (see ``vggnp.weights``).
+
+        dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
+        VGG-shaped models of other widths. need_top: refuse a notop file up front.
+        """
+        weights = read_vgg16_weights(path, input_size=input_size, standard=standard,
+                                     need_top=need_top)
+        weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))
+                   for name, (k, b) in weights.items()}
+        return cls(weights, input_size=input_size)
+
+    def _missing_hint(self, name):
+        return " (this is a notop model)" if name in spec.LAYER_NAMES else ""
+
+    def _require_top(self):
+        if not self.has_top:
+            raise ValueError("this model was loaded from a notop file (no fc1/fc2/predictions); "
+                             "the classifier needs the full VGG16 weights file")
+
+    def logits(self, x):
+        """x: (N, H, W, 3) -> (N, 1000) class scores before the softmax."""
+        self._require_top()
+        return super().logits(x)
+
+    def predict(self, x):
+        """x: (N, H, W, 3) -> (N, 1000) softmax probabilities (as Keras' ``model.predict``)."""
+        self._require_top()
+        return super().predict(x)

@@ -59,3 +59,40 @@ def maxpool2x2_naive(x):
         return dx
 
     return out, backward
+
+
+def conv2d_naive(x, w, b, strides, pads):
+    """Any kernel, stride and zero padding. pads: ((top, bottom), (left, right)).
+
+    z[n, i, j, f] = b[f] + sum over (di, dj, c) of xp[n, SH*i+di, SW*j+dj, c] * w[di, dj, c, f]
+    """
+    (top, bottom), (left, right) = pads
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    kh, kw, _, f = w.shape
+    out_h = (xp.shape[1] - kh) // strides[0] + 1
+    out_w = (xp.shape[2] - kw) // strides[1] + 1
+    z = np.zeros((x.shape[0], out_h, out_w, f), dtype=np.result_type(x, w))
+    for ni in range(x.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                window = xp[ni, strides[0] * i:strides[0] * i + kh,
+                            strides[1] * j:strides[1] * j + kw, :]
+                for fi in range(f):
+                    z[ni, i, j, fi] = np.sum(window * w[:, :, :, fi]) + b[fi]
+    return z
+
+
+def pool_naive(x, pool_size, strides, pads, reduce):
+    """Max (reduce=np.max) or average (np.mean) over each window's elements that lie in
+    the image; windows placed as in conv2d_naive. x: (N, H, W, C) -> (N, H', W', C)."""
+    (top, bottom), (left, right) = pads
+    n, h, w, c = x.shape
+    out_h = (h + top + bottom - pool_size[0]) // strides[0] + 1
+    out_w = (w + left + right - pool_size[1]) // strides[1] + 1
+    out = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            y0, x0 = strides[0] * i - top, strides[1] * j - left
+            window = x[:, max(y0, 0):y0 + pool_size[0], max(x0, 0):x0 + pool_size[1], :]
+            out[:, i, j, :] = reduce(window, axis=(1, 2))
+    return out
