@@ -5,12 +5,24 @@ For a class c and a conv layer with activations A^k (k = channel):
     L^c     = ReLU( sum_k alpha_k A^k )                    (eq. 2)
 y^c is the class's logit, before the softmax, as in the paper and the keras-io example:
 the softmax couples all classes and saturates, so its gradient can vanish for a confident
-prediction. ``target="softmax"`` is there to compare.
+prediction. ``target="softmax"`` (the output probability) is there to compare.
+
+A binary classifier with one sigmoid unit p (Keras' cats-vs-dogs) has two classes: class 1
+scores p, with logit z; class 0 scores 1 - p, whose logit is -z. So "dog" (1) backpropagates
++1 from z and "cat" (0) backpropagates -1: both maps exist.
 """
 
 import warnings
 
 import numpy as np
+
+from .layers import Conv2D
+
+
+def class_scores(outputs):
+    """The model's outputs (N, K) as one score per class: a single unit p (a sigmoid
+    binary classifier) becomes the two classes [1 - p, p]."""
+    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
 def _class_indices(class_index, probs):
@@ -27,7 +39,8 @@ def _class_indices(class_index, probs):
 def _forward_keeping(model, x, layer):
     """The full forward pass, returning (probs (N, K), A = the output of ``layer``).
 
-    A batch runs the big early layers, up to block4_pool (or ``layer`` if it comes first),
+    A batch runs the big early layers, up to block4_pool (or ``layer`` if it comes first,
+    or with no block4_pool, ``layer``),
     one image at a time, and the rest on the whole batch: one image's activations (12.8 MB
     for block1) stay in the CPU's cache where a batch's would not, while block5's small
     GEMMs grow and fc1's 411 MB of weights are read once per batch, not once per image.
@@ -36,7 +49,8 @@ def _forward_keeping(model, x, layer):
     if len(x) == 1:
         probs, kept = model.forward(x, keep=(layer,))
         return probs, kept[layer]
-    split = model.names[min(model.names.index(layer), model.names.index("block4_pool"))]
+    stops = [model.names.index(name) for name in (layer, "block4_pool") if name in model.names]
+    split = model.names[min(stops)]
     early = np.concatenate([model.forward(image[None], until=split) for image in x])
     if split == layer:
         return model.forward(early, start=split), early
@@ -44,30 +58,39 @@ def _forward_keeping(model, x, layer):
     return probs, kept[layer]
 
 
-def grad_cam(model, x, layer="block5_conv3", class_index=None, target="logit", details=None):
+def grad_cam(model, x, layer=None, class_index=None, target="logit", details=None):
     """Grad-CAM heatmaps for a batch.
 
-    model: a vggnp VGG16 with its classifier. x: (N, H, W, 3) preprocessed images.
-    layer: any conv layer name. class_index: None (top-1 of each image), an int, or one
-    per image. target: "logit" (default) or "softmax".
+    model: a vggnp VGG16 with its classifier, or a KerasConvNet. x: (N, H, W, C)
+    preprocessed images. layer: any conv layer name (default: the last, block5_conv3 for
+    VGG16). class_index: None (top-1 of each
+    image), an int, or one per image. target: "logit" (default) or "softmax" (the output
+    probability, softmax or sigmoid).
     Returns (heatmaps, class_indices): heatmaps (N, h, w) at the layer's resolution
     (14x14 for block5_conv3 on 224x224), each divided by its max so that it lies in
     [0, 1]; class_indices (N,). An all-zero map stays zero (with a warning), never NaN.
-    details: an optional dict, filled with "probs" (N, K), "activations" A (N, h, w, C),
+    details: an optional dict, filled with "probs" (N, K) (class scores, see
+    :func:`class_scores`), "activations" A (N, h, w, C),
     "gradients" dy/dA (N, h, w, C), "weights" alpha (N, C) and "raw" (N, h, w), the map
     before normalisation.
     """
-    if not layer.endswith(tuple(f"_conv{i}" for i in range(1, 4))):
+    layer = layer or model.last_conv
+    if not isinstance(model.layer(layer), Conv2D):
         raise ValueError(f"Grad-CAM needs a conv layer, not {layer!r}")
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
-    probs, activations = _forward_keeping(model, x, layer)
+    outputs, activations = _forward_keeping(model, x, layer)
+    probs = class_scores(outputs)
     classes = _class_indices(class_index, probs)
 
-    # d y^c / d A: start from a one-hot on the class and walk back to the layer only.
-    onehot = np.zeros_like(probs)
-    onehot[np.arange(len(classes)), classes] = 1
-    gradients = model.backward(onehot, start="predictions", stop=layer,
+    # d y^c / d A: start from a one-hot on the class (for one sigmoid unit: +1 for class
+    # 1, -1 for class 0) and walk back to the layer only.
+    if outputs.shape[1] == 1:
+        onehot = np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
+    else:
+        onehot = np.zeros_like(outputs)
+        onehot[np.arange(len(classes)), classes] = 1
+    gradients = model.backward(onehot, start=model.names[-1], stop=layer,
                                from_logits=(target == "logit"))
 
     # alpha_k: "a vector where each entry is the mean intensity of the gradient over a

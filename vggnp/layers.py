@@ -107,19 +107,19 @@ class ReLU:
 
 
 class Softmax:
-    """Row-wise softmax. z: (N, K) -> p: (N, K).
+    """Softmax over the last axis. z: (N, K) -> p: (N, K) (or (..., K) -> (..., K)).
 
     p = exp(z - max z) / sum(exp(z - max z))   (shifting by the max avoids overflow)
     dz = p * (dp - sum(dp * p))                (the softmax Jacobian applied to dp)
     """
 
     def forward(self, z, inplace=False):
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        self.p = e / e.sum(axis=1, keepdims=True)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        self.p = e / e.sum(axis=-1, keepdims=True)
         return self.p
 
     def backward(self, dp):
-        return self.p * (dp - (dp * self.p).sum(axis=1, keepdims=True))
+        return self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))
 
 
 class Sigmoid:

@@ -47,6 +47,11 @@ class Network:
     def _missing_hint(self, name):
         return ""
 
+    @property
+    def last_conv(self):
+        """The last conv layer's name: Grad-CAM's default, as in the paper and keras-io."""
+        return [layer.name for layer in self.layers if isinstance(layer, Conv2D)][-1]
+
     def forward(self, x, until=None, keep=(), start=None):
         """Run x through the layers up to and including ``until`` (default: the last).
 

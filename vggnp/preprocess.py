@@ -42,3 +42,23 @@ def load_image(path, target_size=spec.INPUT_SIZE):
     """Read an image file ready for VGG16: (1, H, W, 3) float32, preprocessed as Keras does."""
     rgb = np.asarray(load_img(path, target_size), dtype=np.float32)
     return preprocess_input(rgb)[None]
+
+
+PREPROCESS_MODES = ("vgg16", "rescale", "none")
+
+
+def preprocess(rgb, mode):
+    """rgb: (..., C) values in [0, 255] -> a new float32 model input, as the model was trained:
+
+        vgg16:   preprocess_input above (BGR minus the ImageNet means; needs C = 3)
+        rescale: rgb / 255   (the book's ImageDataGenerator(rescale=1./255))
+        none:    rgb as it is (the model has its own Rescaling layer)
+    """
+    if mode == "vgg16":
+        return preprocess_input(rgb)
+    rgb = np.array(rgb, dtype=np.float32)
+    if mode == "rescale":
+        return rgb / np.float32(255)
+    if mode == "none":
+        return rgb
+    raise ValueError(f"preprocess must be one of {PREPROCESS_MODES}, not {mode!r}")
