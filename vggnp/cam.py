@@ -9,21 +9,24 @@ error; 3 weights missing or invalid; 4 output location unusable.
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import warnings
 
 import numpy as np
-from PIL import ImageColor, Image
+from PIL import Image, ImageColor
 
 from . import spec
 from .download import DownloadError, official_weights
 from .gradcam import grad_cam
 from .images import MAX_PIXELS, ImageError, read_image
-from .imagenet import class_index, classes, decode_predictions
+from .imagenet import class_index, classes
+from .keras_model import load_keras_model
+from .layers import Conv2D
 from .model import VGG16
 from .overlay import overlay, panel, save_array, save_image
-from .preprocess import preprocess_input
+from .preprocess import PREPROCESS_MODES, preprocess
 from .weights import WeightsError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -40,14 +43,25 @@ def parse_args(argv):
     p.add_argument("--weights", metavar="PATH",
                    help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
                         "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
-    p.add_argument("--layer", default="block5_conv3",
-                   help="conv layer to explain (default: block5_conv3)")
+    p.add_argument("--model", metavar="PATH",
+                   help="your own Keras convnet instead of VGG16: a model.save() file "
+                        "(.keras, or .h5 from Keras 2 or 3)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="with --model: class names, one per line (a single sigmoid output "
+                        "has two: class 0, then class 1); default class_0, class_1, ...")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+                   help="input scaling the model was trained with: vgg16 (Keras caffe mode; "
+                        "the default for VGG16 and models with a VGG16 base), rescale (x/255; "
+                        "the default otherwise) or none (the model has a Rescaling layer: "
+                        "then the default)")
+    p.add_argument("--layer",
+                   help="conv layer to explain (default: the last, block5_conv3 for VGG16)")
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",
-                   help="class to explain: an index (386) or a name (African_elephant); "
-                        "default: each image's top-1")
+                   help="class to explain: an index (386) or a name (African_elephant, or a "
+                        "--labels name); default: each image's top-1")
     p.add_argument("--target", choices=["logit", "softmax"], default="logit",
-                   help="score to differentiate: the pre-softmax logit (default, as the "
-                        "paper) or the softmax probability")
+                   help="score to differentiate: the logit before the final softmax or "
+                        "sigmoid (default, as the paper) or the output probability")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--alpha", type=float, default=0.4,
@@ -79,14 +93,82 @@ def parse_args(argv):
         args.background = ImageColor.getrgb(args.background)[:3]
     except ValueError:
         p.error(f"--background: unknown colour {args.background!r} (try white, black, #808080)")
-    if args.layer not in spec.CONV_NAMES:
-        p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
-    if args.class_ is not None:
-        try:
-            args.class_ = class_index(args.class_)
-        except ValueError as e:
-            p.error(f"--class: {e}")
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+    if args.labels and not args.model:
+        p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
+    if not args.model:  # VGG16: checked now, before 553 MB of weights are loaded
+        if args.layer is not None and args.layer not in spec.CONV_NAMES:
+            p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
+        if args.class_ is not None:
+            try:
+                class_index(args.class_)
+            except ValueError as e:
+                p.error(f"--class: {e}")
     return args
+
+
+def load_model(args):
+    """(model, class table [(wnid, name)], preprocess mode, model file) for the arguments.
+    Raises WeightsError or DownloadError (exit 3), ValueError for bad --labels (exit 2)."""
+    if args.model:
+        model = load_keras_model(args.model)
+        n = 2 if model.outputs == 1 else model.outputs
+        names = read_labels(args.labels, n) if args.labels else [f"class_{i}" for i in range(n)]
+        return model, [("", name) for name in names], \
+            args.preprocess or model.default_preprocess, args.model
+    path = args.weights or official_weights()
+    return VGG16.load(path, need_top=True), classes(), args.preprocess or "vgg16", path
+
+
+def read_labels(path, n):
+    """n class names from a text file, one per line (blank lines ignored)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--labels {path}: cannot be read ({e})") from None
+    if len(names) != n:
+        raise ValueError(f"--labels {path}: has {len(names)} names, the model has {n} "
+                         "classes" + (" (one sigmoid unit: class 0, then class 1)" if n == 2
+                                      else ""))
+    return names
+
+
+def find_class(text, table):
+    """A class index from an index or a name in ``table`` [(wnid, name)]."""
+    if table is classes():
+        return class_index(text)
+    if text.strip().isdigit() and int(text) < len(table):
+        return int(text)
+    for i, (_, name) in enumerate(table):
+        if name.lower() == text.strip().lower():
+            return i
+    raise ValueError(f"unknown class {text!r}; the classes are "
+                     f"{', '.join(name for _, name in table)}")
+
+
+def top_classes(probs, table, k):
+    """probs: (N, K) -> for each image, the top-k [(index, wnid, name, score), ...]."""
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(int(i), *table[i], float(row[i])) for i in order]
+            for row, order in zip(probs, best)]
+
+
+def model_input(picture, model, mode):
+    """A PIL RGB picture -> (H, W, C) float32 input: resized to the model's input size with
+    nearest-neighbour sampling (as Keras' load_img), then scaled by ``mode``."""
+    h, w = model.input_size
+    resized = picture.resize((w, h), Image.NEAREST)
+    if getattr(model, "channels", 3) == 1:
+        return preprocess(np.asarray(resized.convert("L"))[..., None], mode)
+    return preprocess(np.asarray(resized), mode)
+
+
+def entry(index, wnid, name, score=None):
+    """A class for the JSON report; ImageNet classes also carry their WordNet id."""
+    fields = {"index": index, "wnid": wnid, "name": name, "score": score}
+    return {k: v for k, v in fields.items() if v not in ("", None)}
 
 
 def fail(code, message):
@@ -150,10 +232,23 @@ def main(argv=None):
         return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
 
     try:
-        weights_path = args.weights or official_weights()
-        model = VGG16.load(weights_path, need_top=True)
+        model, table, mode, weights_path = load_model(args)
     except (WeightsError, DownloadError) as e:
         return fail(EXIT_WEIGHTS, str(e))
+    except ValueError as e:
+        return fail(EXIT_USAGE, str(e))
+    try:
+        layer = args.layer or model.last_conv
+        if not isinstance(model.layer(layer), Conv2D):
+            raise KeyError(layer)
+        chosen_class = None if args.class_ is None else find_class(args.class_, table)
+        if mode == "vgg16" and getattr(model, "channels", 3) != 3:
+            raise ValueError("--preprocess vgg16 needs a model with 3 input channels")
+    except KeyError:
+        convs = [n for n, l in zip(model.names, model.layers) if isinstance(l, Conv2D)]
+        return fail(EXIT_USAGE, f"--layer must be a conv layer of the model: {', '.join(convs)}")
+    except ValueError as e:
+        return fail(EXIT_USAGE, f"--class: {e}" if args.class_ else str(e))
 
     photos, inputs, failed = [], [], 0
     for path, stem in zip(args.images, output_stems(args.images)):
@@ -168,26 +263,25 @@ def main(argv=None):
         for note in notes:
             print(f"vggnp.cam: note: {path}: {note}", file=sys.stderr)
         photos.append((path, stem, original, notes))
-        # As Keras' load_img: the RGB picture resized with nearest-neighbour sampling.
-        resized = original.resize((spec.INPUT_SIZE[1], spec.INPUT_SIZE[0]), Image.NEAREST)
-        inputs.append(preprocess_input(np.asarray(resized, dtype=np.float32)))
+        inputs.append(model_input(original, model, mode))
     if not photos:
         return EXIT_SOME_FAILED
 
     details = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        heatmaps, chosen = grad_cam(model, np.stack(inputs), layer=args.layer,
-                                    class_index=args.class_, target=args.target,
+        heatmaps, chosen = grad_cam(model, np.stack(inputs), layer=layer,
+                                    class_index=chosen_class, target=args.target,
                                     details=details)
     for w in caught:
         print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
-    top = decode_predictions(details["probs"], top=args.top)
+    top = top_classes(details["probs"], table, args.top)
 
     results = []
     for (path, stem, original, notes), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
-        name = classes()[cls][1]
-        base = os.path.join(args.out, f"{stem}_{name}_cam")
+        name = table[cls][1]
+        safe_name = re.sub(r"[^\w.-]", "_", name)  # a --labels name may hold / or spaces
+        base = os.path.join(args.out, f"{stem}_{safe_name}_cam")
         written = {"overlay": f"{base}.{args.format}"}
         if args.panel:
             written["panel"] = f"{base}_panel.{args.format}"
@@ -204,7 +298,7 @@ def main(argv=None):
             save_image(picture, written["overlay"])
             if args.panel:
                 lines = [f"{i + 1}. {n} {s:.3f}" for i, (_, _, n, s) in enumerate(top_k)]
-                lines.append(f"Grad-CAM: {name} ({cls}) at {args.layer}")
+                lines.append(f"Grad-CAM: {name} ({cls}) at {layer}")
                 save_image(panel(original, heatmap, picture, lines), written["panel"])
             if args.save_heatmap:
                 save_array(heatmap.astype(np.float32), written["heatmap"])
@@ -215,9 +309,9 @@ def main(argv=None):
             fail(EXIT_SOME_FAILED, f"{path}: cannot encode the output: {e}")
             continue
         results.append({"image": path,
-                        "top": [dict(zip(("index", "wnid", "name", "score"), t)) for t in top_k],
-                        "class": {"index": int(cls), "wnid": classes()[cls][0], "name": name},
-                                "layer": args.layer, "target": args.target, "notes": notes,
+                        "top": [entry(*t) for t in top_k],
+                        "class": entry(int(cls), *table[cls]),
+                        "layer": layer, "target": args.target, "notes": notes,
                         "outputs": written})
 
     if args.json:
@@ -228,7 +322,8 @@ def main(argv=None):
         for r in results:
             print(f"{r['image']}")
             for rank, t in enumerate(r["top"], 1):
-                print(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}, {t['wnid']})")
+                source = f", {t['wnid']}" if "wnid" in t else ""
+                print(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}{source})")
             print(f"  Grad-CAM of {r['class']['name']} at {r['layer']}: "
                   + ", ".join(r["outputs"].values()))
     return EXIT_SOME_FAILED if failed else EXIT_OK
