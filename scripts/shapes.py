@@ -1,0 +1,114 @@
+"""A synthetic data set where the right answer to "where is the evidence?" is known, and the
+small VGG-style Keras model trained on it: the offline Grad-CAM demo and localisation test.
+
+Each image is 64x64 RGB noise with one shape -- circle, square or triangle -- of random
+size, colour and place; the class is the shape, and its bounding box is where Grad-CAM
+should point.
+
+    python -m scripts.shapes          # trains (TensorFlow), writes weights/shapes_convnet.keras,
+                                      # weights/shapes_labels.txt and examples/<shape>.png
+
+The data functions need only NumPy, so the tests draw held-out images without TensorFlow.
+"""
+
+import os
+
+import numpy as np
+
+CLASSES = ["circle", "square", "triangle"]
+SIZE = 64
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+MODEL_PATH = os.path.join(ROOT, "weights", "shapes_convnet.keras")
+LABELS_PATH = os.path.join(ROOT, "weights", "shapes_labels.txt")
+TRAIN_SEED, TEST_SEED = 0, 12345  # held-out images come from another seed
+
+
+def shape_mask(kind, cx, cy, r, size=SIZE):
+    """(size, size) bool: a circle of radius r, a square of half-side r, or an upright
+    triangle inscribed in that square, centred at (cx, cy)."""
+    y, x = np.mgrid[0:size, 0:size] + 0.5
+    if kind == "circle":
+        return (x - cx) ** 2 + (y - cy) ** 2 <= r ** 2
+    inside = (np.abs(x - cx) <= r) & (np.abs(y - cy) <= r)
+    if kind == "square":
+        return inside
+    # triangle: apex at the top centre, base at the bottom of the square
+    return inside & (np.abs(x - cx) <= (y - (cy - r)) / 2)
+
+
+def draw(rng, kind, size=SIZE):
+    """One image with a ``kind`` shape: (uint8 (size, size, 3), box (x0, y0, x1, y1))."""
+    r = rng.uniform(6, 12)
+    cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+    image = rng.normal(128, 40, (size, size, 3))
+    colour = rng.uniform(0, 255, 3)
+    while np.abs(colour - 128).mean() < 60:  # keep the shape visible against the noise
+        colour = rng.uniform(0, 255, 3)
+    image[shape_mask(kind, cx, cy, r, size)] = colour
+    box = (cx - r, cy - r, cx + r, cy + r)
+    return np.uint8(np.clip(np.round(image), 0, 255)), box
+
+
+def dataset(n, seed):
+    """n images (n, 64, 64, 3) uint8, their classes (n,) and boxes (n, 4)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(CLASSES), n)
+    images, boxes = zip(*(draw(rng, CLASSES[c]) for c in labels))
+    return np.stack(images), labels, np.array(boxes)
+
+
+def pointing_hit(heatmap, box, size=SIZE):
+    """The pointing game: is the heatmap's maximum, upsampled to the image, inside the box?"""
+    from vggnp.overlay import resize_bilinear
+    full = resize_bilinear(heatmap, (size, size))
+    y, x = np.unravel_index(np.argmax(full), full.shape)
+    x0, y0, x1, y1 = box
+    return bool(x0 <= x + 0.5 <= x1 and y0 <= y + 0.5 <= y1)
+
+
+def build(keras):
+    """Small VGG-style convnet: pairs of 3x3 convs, max-pools, global average pooling."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)), L.Rescaling(1 / 255),
+        L.Conv2D(16, 3, padding="same", activation="relu"),
+        L.Conv2D(16, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(32, 3, padding="same", activation="relu"),
+        L.Conv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(64, 3, padding="same", activation="relu"),
+        L.Conv2D(64, 3, padding="same", activation="relu"),
+        L.GlobalAveragePooling2D(), L.Dense(len(CLASSES), activation="softmax"),
+    ], name="shapes_convnet")
+
+
+def train(n=6000, epochs=8):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from PIL import Image
+
+    keras.utils.set_random_seed(TRAIN_SEED)
+    images, labels, _ = dataset(n, TRAIN_SEED)
+    model = build(keras)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images, labels, batch_size=64, epochs=epochs, validation_split=0.1, verbose=2)
+    test_images, test_labels, _ = dataset(500, TEST_SEED)
+    accuracy = model.evaluate(test_images, test_labels, verbose=0)[1]
+    print(f"held-out accuracy: {accuracy:.3f}")
+    # Saved uncompiled: the optimizer's state would triple the file.
+    clean = build(keras)
+    clean.set_weights(model.get_weights())
+    os.makedirs(os.path.dirname(MODEL_PATH), exist_ok=True)
+    clean.save(MODEL_PATH)
+    with open(LABELS_PATH, "w") as f:
+        f.write("\n".join(CLASSES) + "\n")
+    rng = np.random.default_rng(7)
+    for kind in CLASSES:
+        picture, _ = draw(rng, kind)
+        Image.fromarray(picture).save(os.path.join(ROOT, "examples", f"{kind}.png"))
+    print(f"wrote {MODEL_PATH} ({os.path.getsize(MODEL_PATH) / 1e3:.0f} KB), {LABELS_PATH}, "
+          f"examples/{{{','.join(CLASSES)}}}.png")
+
+
+if __name__ == "__main__":
+    train()
