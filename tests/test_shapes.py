@@ -54,3 +54,26 @@ def test_offline_demo_command(tmp_path):
     assert report["top"][0]["name"] == "triangle" and report["class"]["name"] == "triangle"
     assert sorted(t["name"] for t in report["top"]) == sorted(CLASSES)
     assert os.path.isfile(tmp_path / "triangle_triangle_cam.jpg")
+
+
+def test_model_cli_class_by_label_and_errors(tmp_path):
+    image = os.path.join(ROOT, "examples", "triangle.png")
+
+    def cam(*args):
+        return subprocess.run([sys.executable, "-m", "vggnp.cam", "--model", MODEL_PATH, image,
+                               "--out", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    result = cam("--labels", LABELS_PATH, "--class", "Circle", "--format", "png")
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(tmp_path / "triangle_circle_cam.png")  # the map for "circle"
+    result = cam()  # no labels: class_<index>
+    assert result.returncode == 0 and os.path.isfile(tmp_path / "triangle_class_2_cam.jpg")
+    two = tmp_path / "two.txt"
+    two.write_text("a\nb\n")
+    for args, message in [(["--labels", str(two)], "has 2 names, the model has 3 classes"),
+                          (["--class", "hexagon"], "unknown class 'hexagon'"),
+                          (["--layer", "dense"], "--layer must be a conv layer of the model"),
+                          (["--weights", MODEL_PATH], "exclude each other")]:
+        result = cam(*args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
