@@ -40,7 +40,7 @@ def near_tied_windows(activation):
     return (top2[..., 1] > 0) & (top2[..., 1] - top2[..., 0] <= NEAR_TIE * top2[..., 1])
 
 
-def _dlogits(ref):
+def dlogits(ref):
     dlogits = np.zeros_like(ref["logits"])
     dlogits[np.arange(len(dlogits)), ref["classes"]] = 1  # d score / d logits
     return dlogits
@@ -54,7 +54,7 @@ def compare_forward(model, x, ref, layer="block5_conv3", tol=1e-4):
     errors = {"logits": relative_to_max(model.layer("predictions").z, ref["logits"])}
     for name, expected in ref["outputs"].items():
         errors[name] = relative_to_max(outputs[name], expected)
-    grad = model.backward(_dlogits(ref), start="predictions", stop=layer, from_logits=True)
+    grad = model.backward(dlogits(ref), start="predictions", stop=layer, from_logits=True)
     ties = near_tied_windows(ref["outputs"][layer])
     ours, theirs = _windows(grad), _windows(ref["grads"][layer])
     scale = np.abs(ref["grads"][layer]).max()
@@ -66,9 +66,9 @@ def compare_forward(model, x, ref, layer="block5_conv3", tol=1e-4):
     return errors, int(ties.sum())
 
 
-def compare_backward(model, x, ref, layer="block5_conv3", tol=1e-4, input_tol=1e-3):
-    """vggnp's backward on TensorFlow's activations: d score / d ``layer`` and d score /
-    d input, elementwise. Returns {what: relative error}."""
+def use_tf_activations(model, x, ref):
+    """Fill every vggnp layer's cache from TensorFlow's activations (as if vggnp's forward
+    had computed exactly TF's values), so that a backward routes as TF's does."""
     layer_input = x
     for layer_ in model.layers:
         out = layer_.forward(layer_input)
@@ -78,8 +78,15 @@ def compare_backward(model, x, ref, layer="block5_conv3", tol=1e-4, input_tol=1e
                 # A pre-activation within rounding of 0 can have either sign; take TF's.
                 layer_.activation.mask = out > 0
         layer_input = out  # flatten only reshapes: its own output is TF's, reshaped
-    model._last_run = len(model.layers) - 1  # every cache is filled, as by model.forward
-    grad_layer = model.backward(_dlogits(ref), start="predictions", stop=layer, from_logits=True)
+    # every cache is filled, as by model.forward
+    model._first_run, model._last_run = 0, len(model.layers) - 1
+
+
+def compare_backward(model, x, ref, layer="block5_conv3", tol=1e-4, input_tol=1e-3):
+    """vggnp's backward on TensorFlow's activations: d score / d ``layer`` and d score /
+    d input, elementwise. Returns {what: relative error}."""
+    use_tf_activations(model, x, ref)
+    grad_layer = model.backward(dlogits(ref), start="predictions", stop=layer, from_logits=True)
     errors = {"grad_" + layer: relative_to_max(grad_layer, ref["grads"][layer]),
               "grad_input": relative_to_max(model.backward(grad_layer, start=layer),
                                             ref["grad_input"])}

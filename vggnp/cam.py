@@ -19,7 +19,8 @@ from PIL import Image, ImageColor
 
 from . import spec
 from .download import DownloadError, official_weights
-from .gradcam import grad_cam
+from .explain import IMAGE_METHODS, METHODS, explain, gradient_image
+from .faithfulness import deletion_insertion
 from .images import MAX_PIXELS, ImageError, read_image
 from .imagenet import class_index, classes
 from .keras_model import load_keras_model
@@ -62,6 +63,15 @@ def parse_args(argv):
     p.add_argument("--target", choices=["logit", "softmax"], default="logit",
                    help="score to differentiate: the logit before the final softmax or "
                         "sigmoid (default, as the paper) or the output probability")
+    p.add_argument("--method", choices=METHODS, default="gradcam",
+                   help="the map: gradcam (default), gradcam++, hirescam, layercam, scorecam "
+                        "(forward passes only), guided-backprop, guided-gradcam, "
+                        "counterfactual (what argues against the class), saliency")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B",
+                   help="scorecam: masked images per forward pass (default 32)")
+    p.add_argument("--metric", action="store_true",
+                   help="also measure the map's faithfulness: deletion and insertion AUC "
+                        "(one extra batch of forward passes per image and curve)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--alpha", type=float, default=0.4,
@@ -83,6 +93,8 @@ def parse_args(argv):
                    help="use the readable part of a truncated image instead of failing it")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = p.parse_args(argv)
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
     if args.top < 1:
         p.error("--top must be at least 1")
     if not 0 <= args.alpha <= 1:
@@ -169,6 +181,16 @@ def entry(index, wnid, name, score=None):
     """A class for the JSON report; ImageNet classes also carry their WordNet id."""
     fields = {"index": index, "wnid": wnid, "name": name, "score": score}
     return {k: v for k, v in fields.items() if v not in ("", None)}
+
+
+def gradient_picture(gradient, mode, size):
+    """A gradient (H, W, C) w.r.t. the model input as an RGB picture of ``size`` (W, H)."""
+    picture = gradient_image(gradient)
+    if mode == "vgg16":
+        picture = picture[..., ::-1]  # caffe inputs are BGR
+    if picture.shape[2] == 1:
+        picture = np.repeat(picture, 3, axis=2)
+    return Image.fromarray(np.uint8(np.round(255 * picture))).resize(size, Image.BILINEAR)
 
 
 def fail(code, message):
@@ -268,20 +290,22 @@ def main(argv=None):
         return EXIT_SOME_FAILED
 
     details = {}
+    x = np.stack(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        heatmaps, chosen = grad_cam(model, np.stack(inputs), layer=layer,
-                                    class_index=chosen_class, target=args.target,
-                                    details=details)
+        maps, chosen = explain(model, x, args.method, layer=layer, class_index=chosen_class,
+                               target=args.target, batch_size=args.batch_size,
+                               details=details)
     for w in caught:
         print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
     top = top_classes(details["probs"], table, args.top)
+    suffix = "cam" if args.method == "gradcam" else args.method
 
     results = []
-    for (path, stem, original, notes), heatmap, cls, top_k in zip(photos, heatmaps, chosen, top):
+    for n, ((path, stem, original, notes), cls, top_k) in enumerate(zip(photos, chosen, top)):
         name = table[cls][1]
         safe_name = re.sub(r"[^\w.-]", "_", name)  # a --labels name may hold / or spaces
-        base = os.path.join(args.out, f"{stem}_{safe_name}_cam")
+        base = os.path.join(args.out, f"{stem}_{safe_name}_{suffix}")
         written = {"overlay": f"{base}.{args.format}"}
         if args.panel:
             written["panel"] = f"{base}_panel.{args.format}"
@@ -293,15 +317,27 @@ def main(argv=None):
             failed += 1
             fail(EXIT_SOME_FAILED, f"{path}: not written: {refusal}")
             continue
+        heatmap = maps[n]
+        if args.method in IMAGE_METHODS:  # a gradient image, not a heatmap
+            heatmap = np.abs(maps[n]).max(axis=2)
+            heatmap /= heatmap.max() if heatmap.max() > 0 else 1
+        scores = {}
+        if args.metric:
+            scores = dict(zip(("deletion_auc", "insertion_auc"),
+                              deletion_insertion(model, x[n], heatmap, cls)))
         try:
-            picture = overlay(original, heatmap, alpha=args.alpha)
+            if args.method in IMAGE_METHODS:
+                picture = gradient_picture(maps[n], mode, original.size)
+            else:
+                picture = overlay(original, heatmap, alpha=args.alpha)
             save_image(picture, written["overlay"])
             if args.panel:
                 lines = [f"{i + 1}. {n} {s:.3f}" for i, (_, _, n, s) in enumerate(top_k)]
-                lines.append(f"Grad-CAM: {name} ({cls}) at {layer}")
+                shown = "Grad-CAM" if args.method == "gradcam" else args.method
+                lines.append(f"{shown}: {name} ({cls}) at {layer}")
                 save_image(panel(original, heatmap, picture, lines), written["panel"])
             if args.save_heatmap:
-                save_array(heatmap.astype(np.float32), written["heatmap"])
+                save_array(maps[n].astype(np.float32), written["heatmap"])
         except OSError as e:
             if e.errno is not None:  # disk full, permissions...: the folder is the problem
                 return fail(EXIT_OUTPUT, f"cannot write {base}.*: {e}")
@@ -311,7 +347,8 @@ def main(argv=None):
         results.append({"image": path,
                         "top": [entry(*t) for t in top_k],
                         "class": entry(int(cls), *table[cls]),
-                        "layer": layer, "target": args.target, "notes": notes,
+                        "method": args.method, "layer": layer, "target": args.target,
+                        **scores, "notes": notes,
                         "outputs": written})
 
     if args.json:
@@ -324,7 +361,11 @@ def main(argv=None):
             for rank, t in enumerate(r["top"], 1):
                 source = f", {t['wnid']}" if "wnid" in t else ""
                 print(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}{source})")
-            print(f"  Grad-CAM of {r['class']['name']} at {r['layer']}: "
+            if "deletion_auc" in r:
+                print(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is "
+                      f"better), insertion AUC {r['insertion_auc']:.3f} (higher is better)")
+            shown = "Grad-CAM" if r["method"] == "gradcam" else r["method"]
+            print(f"  {shown} of {r['class']['name']} at {r['layer']}: "
                   + ", ".join(r["outputs"].values()))
     return EXIT_SOME_FAILED if failed else EXIT_OK
 

@@ -95,14 +95,19 @@ class ReLU:
     """out = max(x, 0);  dx = dout * (x > 0).  Shapes: any -> same.
 
     forward(x, inplace=True) writes the result into x (for a layer's own temporary z).
+    backward(dout, guided=True) is guided backpropagation (Springenberg et al.): the
+    gradient passes only where the input AND the incoming gradient are positive,
+    dx = max(dout, 0) * (x > 0).
     """
 
     def forward(self, x, inplace=False):
         self.mask = x > 0
         return np.maximum(x, 0, out=x if inplace else None)
 
-    def backward(self, dout):
+    def backward(self, dout, guided=False):
         # Multiply, never ``dout[~mask] = 0``: that would write into the caller's array.
+        if guided:
+            return np.maximum(dout, 0) * self.mask
         return dout * self.mask
 
 
@@ -118,7 +123,7 @@ class Softmax:
         self.p = e / e.sum(axis=-1, keepdims=True)
         return self.p
 
-    def backward(self, dp):
+    def backward(self, dp, guided=False):
         return self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))
 
 
@@ -130,7 +135,7 @@ class Sigmoid:
         self.p = 0.5 * (1 + np.tanh(0.5 * z))
         return self.p
 
-    def backward(self, dp):
+    def backward(self, dp, guided=False):
         return dp * self.p * (1 - self.p)
 
 
@@ -140,7 +145,7 @@ class Identity:
     def forward(self, x, inplace=False):
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, guided=False):
         return dout
 
 
@@ -267,9 +272,9 @@ class Conv2D:
         return (n, (h + top + bottom - kh) // self.strides[0] + 1,
                 (w + left + right - kw) // self.strides[1] + 1, f)
 
-    def backward(self, dout, param_grads=False, through_activation=True):
+    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
         kh, kw, c, f = self.w.shape
-        dz = self.activation.backward(dout) if through_activation else dout
+        dz = self.activation.backward(dout, guided) if through_activation else dout
         pads = self.pads(self.x.shape)
         if param_grads:
             col = im2col(self.x, kh, kw, pads, self.strides)
@@ -307,8 +312,8 @@ class Dense:
         self.z = self.x @ self.w + self.b
         return self.activation.forward(self.z)
 
-    def backward(self, dout, param_grads=False, through_activation=True):
-        dz = self.activation.backward(dout) if through_activation else dout
+    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
+        dz = self.activation.backward(dout, guided) if through_activation else dout
         if param_grads:
             # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
             self.dw = self.x.T @ dz
@@ -481,8 +486,8 @@ class Activation:
         self.z = x
         return self.activation.forward(x)
 
-    def backward(self, dout, param_grads=False, through_activation=True):
-        return self.activation.backward(dout) if through_activation else dout
+    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
+        return self.activation.backward(dout, guided) if through_activation else dout
 
 
 class Flatten:

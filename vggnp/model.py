@@ -87,7 +87,8 @@ class Network:
         """x: (N, H, W, C) -> (N, K) the model's outputs (as Keras' ``model.predict``)."""
         return self.forward(x)
 
-    def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False):
+    def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
+                 guided=False):
         """Backpropagate ``dout`` from the output of ``start`` down to the output of ``stop``.
 
         dout: gradient w.r.t. the output of ``start`` (default: the deepest layer of the
@@ -97,6 +98,7 @@ class Network:
         Returns the gradient w.r.t. the output of ``stop`` (post-ReLU for a conv layer, as
         Keras defines a layer's output), or w.r.t. the input: (N, H, W, 3).
         param_grads: also keep ``dw``/``db`` on each conv/dense layer passed through.
+        guided: guided backpropagation, every ReLU passing only positive gradients.
         Needs a forward pass that reached ``start`` (caches live on the layers).
         """
         if self._last_run is None:
@@ -119,7 +121,7 @@ class Network:
             if hasattr(layer, "activation"):
                 skip_activation = from_logits and index == first
                 d = layer.backward(d, param_grads=param_grads,
-                                   through_activation=not skip_activation)
+                                   through_activation=not skip_activation, guided=guided)
             else:
                 d = layer.backward(d)
         return d

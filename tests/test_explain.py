@@ -1,0 +1,232 @@
+"""Every method of issue #7 against an independent reference: TensorFlow for the gradients to
+the input (saliency, guided backprop), the papers' equations written out for the CAMs,
+a slow per-channel Score-CAM; and a faithfulness effect on a trained model."""
+
+import numpy as np
+import pytest
+
+from reference_check import dlogits, relative_to_max, use_tf_activations
+from scripts.shapes import MODEL_PATH, TEST_SEED, dataset
+from vggnp import VGG16
+from vggnp.explain import METHODS, explain, normalise, score_cam
+from vggnp.faithfulness import deletion_insertion
+from vggnp.gradcam import class_scores
+from vggnp.keras_model import load_keras_model
+from vggnp.overlay import resize_bilinear
+from vggnp.random_init import random_vgg16_weights
+
+
+@pytest.fixture(scope="module")
+def full_size(keras_files):
+    folder, x, refs, keras_model = keras_files
+    return VGG16.load(folder / "keras1_official_layout.h5"), x, refs["top"], keras_model
+
+
+def test_saliency_equals_tensorflow(full_size):
+    """On TensorFlow's activations (see reference_check: float32 max-pool near-ties route
+    end-to-end gradients differently in any two implementations)."""
+    model, x, ref, _ = full_size
+    maps, classes = explain(model, x, "saliency")
+    assert np.array_equal(classes, ref["classes"]) and maps.shape == (2, 224, 224)
+    use_tf_activations(model, x, ref)
+    grad = model.backward(dlogits(ref), start="predictions", from_logits=True)
+    expected = np.abs(ref["grad_input"]).max(axis=3)
+    ours = np.abs(grad).max(axis=3)
+    assert relative_to_max(ours, expected) <= 1e-4
+    assert np.allclose(normalise(ours), maps, atol=0.05)  # end to end: the same picture
+
+
+def test_guided_backprop_equals_tensorflow(tf, full_size):
+    """TF reference: each hidden ReLU replaced by a tf.custom_gradient guided ReLU."""
+    model, x, ref, keras_model = full_size
+
+    @tf.custom_gradient
+    def guided_relu(z):
+        def grad(dy):
+            return tf.cast(dy > 0, dy.dtype) * tf.cast(z > 0, dy.dtype) * dy
+        return tf.nn.relu(z), grad
+
+    hidden = [layer for layer in keras_model.layers
+              if getattr(layer, "activation", None) is not None and layer.name != "predictions"]
+    saved = [layer.activation for layer in hidden]
+    try:
+        for layer in hidden:
+            layer.activation = guided_relu
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            a = xt
+            for layer in keras_model.layers[1:-1]:
+                a = layer(a)
+            head = keras_model.get_layer("predictions")
+            logits = tf.matmul(a, head.kernel) + head.bias
+            score = tf.reduce_sum(tf.gather(logits, ref["classes"], axis=1, batch_dims=1))
+        expected = tape.gradient(score, xt).numpy()
+    finally:
+        for layer, activation in zip(hidden, saved):
+            layer.activation = activation
+    end_to_end, _ = explain(model, x, "guided-backprop")
+    use_tf_activations(model, x, ref)
+    got = model.backward(dlogits(ref), start="predictions", from_logits=True, guided=True)
+    assert relative_to_max(got, expected) <= 1e-4
+    assert relative_to_max(end_to_end, expected) <= 0.05
+    assert relative_to_max(got, ref["grad_input"]) > 0.5  # guided is another picture
+
+
+def transcribed(method, A, g):
+    """The papers' equations, one channel and one position at a time. A, g: (h, w, C)."""
+    h, w, C = A.shape
+    L = np.zeros((h, w))
+    for k in range(C):
+        if method == "hirescam":      # Draelos & Carin, eq. 4: sum_k g^k (.) A^k
+            L += g[:, :, k] * A[:, :, k]
+        elif method == "layercam":    # Jiang et al., eq. 4-5: w^k_ij = ReLU(g^k_ij)
+            for i in range(h):
+                for j in range(w):
+                    L[i, j] += max(g[i, j, k], 0) * A[i, j, k]
+        elif method == "gradcam++":   # Chattopadhyay et al., eq. 19 and 9
+            total = A[:, :, k].sum()
+            weight = 0.0
+            for i in range(h):
+                for j in range(w):
+                    d = 2 * g[i, j, k] ** 2 + total * g[i, j, k] ** 3
+                    alpha = g[i, j, k] ** 2 / d if d != 0 else 0.0
+                    weight += alpha * max(g[i, j, k], 0)
+            L += weight * A[:, :, k]
+        elif method == "counterfactual":  # Selvaraju et al., sec. 5.3: negated gradients
+            L += -g[:, :, k].mean() * A[:, :, k]
+    L = np.maximum(L, 0)
+    return L / L.max() if L.max() > 0 else L
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "hirescam", "layercam", "counterfactual"])
+def test_cams_equal_their_equations_on_tensorflow_values(full_size, method):
+    """TF's activations and gradients at block5_conv3 through the equations written out
+    above equal vggnp's maps from its own forward and backward."""
+    model, x, ref, _ = full_size
+    maps, _ = explain(model, x, method, layer="block5_conv3", class_index=ref["classes"])
+    A, g = ref["outputs"]["block5_conv3"], ref["grads"]["block5_conv3"]
+    for n in range(len(x)):
+        assert np.abs(maps[n] - transcribed(method, A[n], g[n])).max() <= 1e-4, n
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    from vggnp.model import VGG16 as Net
+    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(8, 8, 5),
+                                   input_size=(64, 64), seed=1)
+    return Net(weights, input_size=(64, 64))
+
+
+def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_model):
+    x = np.random.default_rng(3).standard_normal((2, 64, 64, 3)).astype(np.float32) * 60
+    classes = class_scores(small_model.predict(x)).argmax(axis=1)
+    fast = score_cam(small_model, x, "block4_conv3", classes, batch_size=5)
+    one_by_one = score_cam(small_model, x, "block4_conv3", classes, batch_size=1)
+    assert np.allclose(fast, one_by_one, atol=1e-6)
+    for n in range(2):  # the paper's Algorithm 1, one channel at a time
+        A = small_model.forward(x[n:n + 1], until="block4_conv3")[0]
+        scores = []
+        for k in range(A.shape[2]):
+            H = resize_bilinear(A[:, :, k], (64, 64))
+            H = (H - H.min()) / (H.max() - H.min()) if H.max() > H.min() else 0 * H
+            p = small_model.predict((x[n] * H[:, :, None])[None].astype(np.float32))
+            scores.append(p[0, classes[n]])
+        s = np.exp(np.array(scores) - max(scores))
+        s /= s.sum()
+        L = np.maximum(sum(s[k] * A[:, :, k] for k in range(A.shape[2])), 0)
+        assert np.abs(fast[n] - L / L.max()).max() <= 1e-5
+
+
+def test_every_method_gives_finite_maps_of_the_right_shape(small_model):
+    x = np.random.default_rng(4).standard_normal((2, 64, 64, 3)).astype(np.float32) * 60
+    for method in METHODS:
+        maps, classes = explain(small_model, x, method, batch_size=16)
+        assert np.isfinite(maps).all() and len(classes) == 2
+        expected = {"saliency": (2, 64, 64), "guided-backprop": (2, 64, 64, 3),
+                    "guided-gradcam": (2, 64, 64, 3)}.get(method, (2, 4, 4))
+        assert maps.shape == expected, method
+
+
+def test_deletion_auc_of_grad_cam_beats_a_random_map():
+    """On the trained shapes model, deleting the pixels Grad-CAM ranks first destroys the
+    class score sooner than deleting pixels in a random order (a real effect)."""
+    model = load_keras_model(MODEL_PATH)
+    images, labels, _ = dataset(12, TEST_SEED)
+    x = images.astype(np.float32)
+    maps, _ = explain(model, x, "gradcam", class_index=labels)
+    rng = np.random.default_rng(0)
+    cam_auc, random_auc, cam_ins, random_ins = [], [], [], []
+    for n in range(len(x)):
+        d, i = deletion_insertion(model, x[n], maps[n], labels[n], steps=16)
+        cam_auc.append(d)
+        cam_ins.append(i)
+        d, i = deletion_insertion(model, x[n], rng.random(maps[n].shape), labels[n], steps=16)
+        random_auc.append(d)
+        random_ins.append(i)
+    assert np.mean(cam_auc) < np.mean(random_auc) - 0.2, (np.mean(cam_auc), np.mean(random_auc))
+    assert np.mean(cam_ins) > np.mean(random_ins), (np.mean(cam_ins), np.mean(random_ins))
+
+
+def test_gradient_ascent_rises_and_is_deterministic():
+    from vggnp.filters import filter_pattern
+    model = load_keras_model(MODEL_PATH)
+    image, losses = filter_pattern(model, model.last_conv, 0, "none", size=48, steps=12, seed=3)
+    assert np.all(np.diff(losses[:8]) > 0), losses  # every one of the first steps helps
+    assert losses[-1] > losses[0] + 1
+    again, losses_again = filter_pattern(model, model.last_conv, 0, "none", size=48, steps=12,
+                                         seed=3)
+    assert np.array_equal(image, again) and np.array_equal(losses, losses_again)
+    other, _ = filter_pattern(model, model.last_conv, 0, "none", size=48, steps=12, seed=4)
+    assert not np.array_equal(image, other)
+
+
+def run(module, *args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_from_the_cli(tmp_path, method):
+    import json
+    import os
+
+    from scripts.shapes import LABELS_PATH, ROOT
+    from PIL import Image
+    image = os.path.join(ROOT, "examples", "square.png")
+    result = run("vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH, image,
+                 "--method", method, "--out", str(tmp_path), "--json", "--metric",
+                 "--format", "png", "--batch-size", "16")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)["images"]
+    suffix = "cam" if method == "gradcam" else method
+    assert report["outputs"]["overlay"] == str(tmp_path / f"square_square_{suffix}.png")
+    assert report["method"] == method
+    assert 0 <= report["deletion_auc"] <= 1 and 0 <= report["insertion_auc"] <= 1
+    with Image.open(report["outputs"]["overlay"]) as picture:
+        assert picture.size == (64, 64) and picture.mode == "RGB"
+
+
+def test_activation_grid_and_filters_cli(tmp_path):
+    import os
+
+    from PIL import Image
+    from scripts.shapes import ROOT
+    image = os.path.join(ROOT, "examples", "circle.png")
+    first_conv = load_keras_model(MODEL_PATH).conv_names[0]
+    result = run("vggnp.activations", image, "--model", MODEL_PATH, "--layer", first_conv,
+                 "--out", str(tmp_path), "--columns", "4")
+    assert result.returncode == 0, result.stderr
+    (grid_file,) = os.listdir(tmp_path)
+    with Image.open(tmp_path / grid_file) as picture:  # 16 channels of 64x64: 4 x 4 tiles
+        assert picture.size == (4 * 64 + 3, 4 * 64 + 3)
+    result = run("vggnp.filters", "--model", MODEL_PATH, "--layer",
+                 load_keras_model(MODEL_PATH).last_conv, "--filters", "3", "--size", "40",
+                 "--steps", "5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("mean pre-activation") == 3
+    result = run("vggnp.activations", image, "--model", MODEL_PATH, "--layer", "nope",
+                 "--out", str(tmp_path))
+    assert result.returncode == 2 and "no layer 'nope'" in result.stderr

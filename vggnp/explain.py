@@ -1,0 +1,140 @@
+"""Every map of the paper and the chapter, from the one hand-written backward pass.
+
+With A^k the activations of a conv layer (channel k, position ij) and g^k = d y^c / d A^k
+the gradient of the class score y^c (the logit, as Grad-CAM), for one image:
+
+    gradcam          L = ReLU(sum_k a_k A^k),  a_k = mean_ij g^k_ij          (Selvaraju et al.)
+    counterfactual   L = ReLU(sum_k a_k A^k),  a_k = -mean_ij g^k_ij         (paper, sec. 5.3:
+                     the regions whose removal would make the model more confident)
+    hirescam         L = ReLU(sum_k g^k * A^k)   (element-wise; Draelos & Carin)
+    layercam         L = ReLU(sum_k ReLU(g^k) * A^k)   (Jiang et al.; works at shallow layers)
+    gradcam++        L = ReLU(sum_k w_k A^k),  w_k = sum_ij alpha^k_ij ReLU(g^k_ij),
+                     alpha^k_ij = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (Chattopadhyay et al.,
+                     closed form for the score exp(y^c): its derivatives are powers of g)
+    scorecam         L = ReLU(sum_k s_k A^k),  s = softmax over k of p^c(x * H^k), H^k = A^k
+                     upsampled to the input and scaled to [0, 1]   (Wang et al.; forward only)
+    saliency         S = max over channels of |d y^c / d x|       (Simonyan et al.)
+    guided-backprop  d y^c / d x with each ReLU passing only positive gradients (Springenberg)
+    guided-gradcam   guided-backprop * Grad-CAM upsampled to the input (paper, sec. 3)
+
+CAM maps are (N, h, w) at the layer's resolution and saliency (N, H, W) at the input's, each
+divided by its max (in [0, 1]); the guided methods give (N, H, W, C) signed gradients in the
+input's channel order (see ``gradient_image``).
+"""
+
+import warnings
+
+import numpy as np
+
+from .gradcam import class_scores, grad_cam
+from .overlay import resize_bilinear
+
+METHODS = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-backprop",
+           "guided-gradcam", "counterfactual", "saliency"]
+IMAGE_METHODS = ["guided-backprop", "guided-gradcam"]  # gradients, not heatmaps
+
+
+def normalise(raw):
+    """Each map divided by its max; an all-zero map stays zero. raw: (N, ...) >= 0."""
+    peak = raw.reshape(len(raw), -1).max(axis=1)
+    return raw / np.where(peak > 0, peak, 1).reshape(-1, *[1] * (raw.ndim - 1))
+
+
+def cam_from_gradients(method, activations, gradients):
+    """The gradient-based CAMs from A (N, h, w, C) and g = dy/dA (N, h, w, C): (N, h, w)."""
+    A, g = activations, gradients
+    if method == "gradcam":
+        raw = np.einsum("nhwc,nc->nhw", A, g.mean(axis=(1, 2)))
+    elif method == "counterfactual":
+        raw = np.einsum("nhwc,nc->nhw", A, -g.mean(axis=(1, 2)))
+    elif method == "hirescam":
+        raw = (g * A).sum(axis=3)
+    elif method == "layercam":
+        raw = (np.maximum(g, 0) * A).sum(axis=3)
+    elif method == "gradcam++":
+        g2, g3 = g ** 2, g ** 3
+        denominator = 2 * g2 + A.sum(axis=(1, 2), keepdims=True) * g3
+        alpha = np.where(denominator != 0, g2 / np.where(denominator != 0, denominator, 1), 0)
+        weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))              # (N, C)
+        raw = np.einsum("nhwc,nc->nhw", A, weights)
+    else:
+        raise ValueError(f"{method!r} is not a gradient CAM")
+    return normalise(np.maximum(raw, 0))
+
+
+def _score_gradient(model, x, class_index, target, guided=False):
+    """(class scores (N, K), classes (N,), d y^c / d x (N, H, W, C))."""
+    outputs = model.forward(x)
+    probs = class_scores(outputs)
+    classes = probs.argmax(axis=1) if class_index is None else \
+        np.broadcast_to(np.asarray(class_index, dtype=int), (len(x),)).copy()
+    if outputs.shape[1] == 1:
+        dout = np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
+    else:
+        dout = np.zeros_like(outputs)
+        dout[np.arange(len(x)), classes] = 1
+    grad = model.backward(dout, start=model.names[-1], from_logits=(target == "logit"),
+                          guided=guided)
+    return probs, classes, grad
+
+
+def score_cam(model, x, layer, classes, batch_size=32):
+    """Score-CAM maps (N, h, w): forward passes only, the masked inputs in batches."""
+    maps = []
+    for image, c in zip(x, classes):
+        A = model.forward(image[None], until=layer)[0]                   # (h, w, C)
+        masks = []
+        for k in range(A.shape[2]):
+            up = resize_bilinear(A[:, :, k], image.shape[:2])
+            span = up.max() - up.min()
+            masks.append((up - up.min()) / span if span > 0 else np.zeros_like(up))
+        scores = []
+        for start in range(0, len(masks), batch_size):
+            batch = np.stack(masks[start:start + batch_size])[..., None] * image
+            scores.append(class_scores(model.forward(batch.astype(x.dtype)))[:, c])
+        scores = np.concatenate(scores)
+        weights = np.exp(scores - scores.max())
+        weights /= weights.sum()                                          # softmax over k
+        maps.append(np.maximum(A @ weights, 0))
+    return normalise(np.stack(maps))
+
+
+def explain(model, x, method="gradcam", layer=None, class_index=None, target="logit",
+            batch_size=32, details=None):
+    """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
+
+    model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
+    the CAM methods (default: the last). Returns (maps, classes): see the module docstring
+    for the shapes. details: optional dict, filled with "probs" (N, K) and, for gradient
+    CAMs, "activations" and "gradients" at the layer.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    details = {} if details is None else details
+    if method in ("saliency", "guided-backprop"):
+        probs, classes, grad = _score_gradient(model, x, class_index, target,
+                                               guided=(method == "guided-backprop"))
+        details["probs"] = probs
+        if method == "saliency":
+            return normalise(np.abs(grad).max(axis=3)), classes
+        return grad, classes
+    if method == "gradcam":
+        return grad_cam(model, x, layer, class_index, target, details)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # Grad-CAM's empty-map warning
+        cams, classes = grad_cam(model, x, layer, class_index, target, details)
+    if method == "scorecam":
+        return score_cam(model, x, layer or model.last_conv, classes, batch_size), classes
+    if method == "guided-gradcam":
+        _, _, guided = _score_gradient(model, x, classes, target, guided=True)
+        up = np.stack([resize_bilinear(c, x.shape[1:3]) for c in cams])[..., None]
+        return guided * up, classes
+    return cam_from_gradients(method, details["activations"], details["gradients"]), classes
+
+
+def gradient_image(gradient):
+    """A signed gradient (H, W, C) as a picture, as keras-io and pytorch-grad-cam show it:
+    centred on grey, one standard deviation = 0.1, clipped to [0, 1]."""
+    g = gradient - gradient.mean()
+    g = g / (g.std() + 1e-5) * 0.1 + 0.5
+    return np.clip(g, 0, 1)

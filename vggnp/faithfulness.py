@@ -1,0 +1,40 @@
+"""Is a map faithful to the model? Deletion and insertion curves (Petsiuk et al., RISE).
+
+Rank the input pixels by the map (upsampled to the input), most important first. Deletion:
+remove them in that order -- set to 0, which after mean-subtracting preprocessing is the
+mean colour -- and follow the class score: a faithful map makes it fall fast (low area
+under the curve). Insertion: start from the blank image and put the pixels back: the
+score should rise fast (high area). Scores are class probabilities, one forward pass
+per step, all steps of a curve in one batch.
+"""
+
+import numpy as np
+
+from .gradcam import class_scores
+from .overlay import resize_bilinear
+
+
+def curve(model, x, heatmap, class_index, steps=20, insert=False):
+    """x: (H, W, C) one preprocessed image; heatmap: (h, w). Returns the class scores
+    after 0, 1/steps, ..., 1 of the pixels were deleted (or inserted): (steps + 1,)."""
+    h, w = x.shape[:2]
+    order = np.argsort(-resize_bilinear(heatmap, (h, w)).ravel(), kind="stable")
+    batch = []
+    for step in range(steps + 1):
+        chosen = np.zeros(h * w, dtype=bool)
+        chosen[order[:round(step * h * w / steps)]] = True
+        keep = chosen if insert else ~chosen
+        batch.append(x * keep.reshape(h, w, 1))
+    return class_scores(model.predict(np.stack(batch).astype(x.dtype)))[:, class_index]
+
+
+def auc(scores):
+    """Area under a curve sampled at evenly spaced fractions 0..1 (trapezoid rule)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return float((scores[1:] + scores[:-1]).sum() / (2 * (len(scores) - 1)))
+
+
+def deletion_insertion(model, x, heatmap, class_index, steps=20):
+    """(deletion AUC, insertion AUC) of ``heatmap`` for ``class_index`` on image x."""
+    return (auc(curve(model, x, heatmap, class_index, steps)),
+            auc(curve(model, x, heatmap, class_index, steps, insert=True)))

@@ -1,0 +1,111 @@
+"""What input pattern does a filter respond to? Gradient ascent in input space (the
+chapter's second technique), with vggnp's own backward pass to the input.
+
+    python -m vggnp.filters --layer block3_conv1 --filters 16
+        -> ./block3_conv1_filters.png
+
+Start from a grey image with a little noise; repeat: loss = mean pre-activation of filter
+k (a 2-pixel border left out, as in the book), g = d loss / d image by backward, then
+image += step * g / rms(g) (a normalised gradient step). Shown as the book does: centred,
+scaled by the standard deviation (x64, +128), clipped.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+from .activations import channel_picture, grid, model_options
+from .cam import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+                  check_writable, fail, load_model, refuse_to_clobber)
+from .download import DownloadError
+from .layers import Conv2D
+from .preprocess import preprocess
+from .weights import WeightsError
+
+
+def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
+    """Gradient ascent on the mean pre-activation z of channel k of the conv ``layer``.
+
+    z, not ReLU(z): a filter that is off everywhere on the starting image would otherwise
+    have no gradient at all. The conv runs as a linear twin of the layer (same weights),
+    fed by the layers before it. Returns (image (size, size, C): the model input found,
+    losses (steps + 1,): the filter's mean z before each step and after the last).
+    """
+    conv = model.layer(layer)
+    twin = Conv2D(layer, conv.w, conv.b, "linear", strides=conv.strides, padding=conv.padding)
+    index = model.names.index(layer)
+    before = model.names[index - 1] if index else None
+    rng = np.random.default_rng(seed)
+    rgb = rng.uniform(0.4, 0.6, (1, size, size, getattr(model, "channels", 3))) * 255
+    x = preprocess(rgb, mode)
+    losses = []
+    for _ in range(steps + 1):
+        z = twin.forward(model.forward(x, until=before) if before else x)   # (1, h, w, F)
+        border = 2 if min(z.shape[1:3]) > 4 else 0  # as the book: leave the border out
+        inner = (slice(None), slice(border, z.shape[1] - border),
+                 slice(border, z.shape[2] - border), k)
+        losses.append(float(z[inner].mean()))
+        if len(losses) > steps:
+            break
+        dz = np.zeros_like(z)
+        dz[inner] = 1 / z[inner].size                            # d loss / d z
+        g = twin.backward(dz)
+        if before:
+            g = model.backward(g, start=before)                  # d loss / d x
+        x = x + step * g / (np.sqrt(np.mean(g ** 2)) + 1e-8)
+    return x[0], np.array(losses)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vggnp.filters",
+                                description="The input patterns the filters of a layer "
+                                            "respond to most, by gradient ascent.")
+    p.add_argument("--layer", required=True, help="conv layer name, e.g. block3_conv1")
+    p.add_argument("--filters", type=int, default=16, help="the first N filters (default 16)")
+    p.add_argument("--steps", type=int, default=30, help="gradient steps (default 30)")
+    p.add_argument("--size", type=int, default=128, help="image size (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="random start (default 0)")
+    model_options(p)
+    args = p.parse_args(argv)
+    args.labels = None
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+    try:
+        check_writable(args.out)
+    except OSError as e:
+        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+    try:
+        model, _, mode, _ = load_model(args)
+        layer = model.layer(args.layer)
+    except (WeightsError, DownloadError) as e:
+        return fail(EXIT_WEIGHTS, str(e))
+    except KeyError as e:
+        return fail(EXIT_USAGE, f"--layer: {e.args[0]}")
+    if not hasattr(layer, "w") or layer.w.ndim != 4:
+        return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer")
+    path = os.path.join(args.out, f"{args.layer}_filters.png")
+    refusal = refuse_to_clobber([path], [], args.overwrite)
+    if refusal:
+        return fail(EXIT_SOME_FAILED, refusal)
+    tiles = []
+    for k in range(min(args.filters, layer.w.shape[3])):
+        image, losses = filter_pattern(model, args.layer, k, mode, args.size, args.steps,
+                                       seed=args.seed + k)
+        crop = args.size // 10
+        rgb = image[crop:-crop or None, crop:-crop or None]
+        rgb = rgb[..., ::-1] if mode == "vgg16" else rgb  # caffe inputs are BGR
+        tiles.append(np.stack([channel_picture(rgb[..., c]) for c in range(rgb.shape[2])],
+                              axis=-1))
+        print(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")
+    columns = min(8, len(tiles))
+    planes = [grid([t[..., c] for t in tiles], columns, min_tile=1) for c in range(3)]
+    Image.fromarray(np.stack(planes, axis=-1)).save(path)
+    print(f"-> {path}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
