@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from . import spec
+from .diagnose import diagnose
 from .download import DownloadError, official_weights
 from .explain import IMAGE_METHODS, METHODS, explain, gradient_image
 from .faithfulness import deletion_insertion
@@ -72,6 +73,14 @@ def parse_args(argv):
     p.add_argument("--metric", action="store_true",
                    help="also measure the map's faithfulness: deletion and insertion AUC "
                         "(one extra batch of forward passes per image and curve)")
+    p.add_argument("--trace", action="store_true",
+                   help="print on stderr, layer by layer: output shapes, im2col sizes, "
+                        "parameters, multiply-adds and times of the forward pass, then the "
+                        "layers the backward pass visits (gradient shapes and norms) and skips")
+    p.add_argument("--diagnose", action="store_true",
+                   help="for an empty or odd heatmap: softmax saturation, negative channel "
+                        "weights, dead channels, and how the map changes with the target, the "
+                        "pooling and the layer, with a suggestion")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--alpha", type=float, default=0.4,
@@ -295,10 +304,15 @@ def main(argv=None):
         warnings.simplefilter("always")
         maps, chosen = explain(model, x, args.method, layer=layer, class_index=chosen_class,
                                target=args.target, batch_size=args.batch_size,
-                               details=details)
+                               details=details, trace=sys.stderr if args.trace else False)
     for w in caught:
         print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
     top = top_classes(details["probs"], table, args.top)
+    if args.diagnose:
+        for n, (path, *_), cls in zip(range(len(x)), photos, chosen):
+            lines, suggestion = diagnose(model, x[n:n + 1], layer, cls)
+            print(f"vggnp.cam: diagnose {path}:", *lines, f"suggestion: {suggestion}",
+                  sep="\n  ", file=sys.stderr)
     suffix = "cam" if args.method == "gradcam" else args.method
 
     results = []

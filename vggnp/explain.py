@@ -100,7 +100,7 @@ def score_cam(model, x, layer, classes, batch_size=32):
 
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target="logit",
-            batch_size=32, details=None):
+            batch_size=32, details=None, trace=False):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
@@ -119,10 +119,10 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target="lo
             return normalise(np.abs(grad).max(axis=3)), classes
         return grad, classes
     if method == "gradcam":
-        return grad_cam(model, x, layer, class_index, target, details)
+        return grad_cam(model, x, layer, class_index, target, details, trace)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # Grad-CAM's empty-map warning
-        cams, classes = grad_cam(model, x, layer, class_index, target, details)
+        cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)
     if method == "scorecam":
         return score_cam(model, x, layer or model.last_conv, classes, batch_size), classes
     if method == "guided-gradcam":

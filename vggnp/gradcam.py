@@ -36,7 +36,7 @@ def _class_indices(class_index, probs):
     return indices.copy()
 
 
-def _forward_keeping(model, x, layer):
+def _forward_keeping(model, x, layer, trace=None):
     """The full forward pass, returning (probs (N, K), A = the output of ``layer``).
 
     A batch runs the big early layers, up to block4_pool (or ``layer`` if it comes first,
@@ -46,8 +46,8 @@ def _forward_keeping(model, x, layer):
     GEMMs grow and fc1's 411 MB of weights are read once per batch, not once per image.
     Backward to ``layer`` needs only the caches of the layers after it.
     """
-    if len(x) == 1:
-        probs, kept = model.forward(x, keep=(layer,))
+    if len(x) == 1 or trace is not None:  # a trace shows the plain full forward
+        probs, kept = model.forward(x, keep=(layer,), trace=trace)
         return probs, kept[layer]
     stops = [model.names.index(name) for name in (layer, "block4_pool") if name in model.names]
     split = model.names[min(stops)]
@@ -58,7 +58,8 @@ def _forward_keeping(model, x, layer):
     return probs, kept[layer]
 
 
-def grad_cam(model, x, layer=None, class_index=None, target="logit", details=None):
+def grad_cam(model, x, layer=None, class_index=None, target="logit", details=None,
+             trace=False):
     """Grad-CAM heatmaps for a batch.
 
     model: a vggnp VGG16 with its classifier, or a KerasConvNet. x: (N, H, W, C)
@@ -72,14 +73,16 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     details: an optional dict, filled with "probs" (N, K) (class scores, see
     :func:`class_scores`), "activations" A (N, h, w, C),
     "gradients" dy/dA (N, h, w, C), "weights" alpha (N, C) and "raw" (N, h, w), the map
-    before normalisation.
+    before normalisation. trace: True (or an open file) prints a table per pass, layer by
+    layer (``vggnp.trace``), and fills details["trace"] = {"forward": [...], "backward": [...]}.
     """
     layer = layer or model.last_conv
     if not isinstance(model.layer(layer), Conv2D):
         raise ValueError(f"Grad-CAM needs a conv layer, not {layer!r}")
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
-    outputs, activations = _forward_keeping(model, x, layer)
+    steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
+    outputs, activations = _forward_keeping(model, x, layer, steps["forward"])
     probs = class_scores(outputs)
     classes = _class_indices(class_index, probs)
 
@@ -91,7 +94,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
         onehot = np.zeros_like(outputs)
         onehot[np.arange(len(classes)), classes] = 1
     gradients = model.backward(onehot, start=model.names[-1], stop=layer,
-                               from_logits=(target == "logit"))
+                               from_logits=(target == "logit"), trace=steps["backward"])
 
     # alpha_k: "a vector where each entry is the mean intensity of the gradient over a
     # specific feature map channel" (keras-io) -- eq. 1.
@@ -108,6 +111,12 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
             "every location's weighted activation is <= 0, i.e. this layer's features argue "
             "against the class (common for a class the model does not predict). Try the "
             "top-1 class, another layer, or --target softmax.", RuntimeWarning, stacklevel=2)
+    if trace:
+        from .trace import backward_table, forward_table
+        print(forward_table(steps["forward"], outputs.itemsize), backward_table(
+            steps["backward"], model), sep="\n\n", file=trace if trace is not True else None)
+        if details is not None:
+            details["trace"] = steps
     if details is not None:
         details.update(probs=probs, activations=activations, gradients=gradients,
                        weights=weights, raw=raw)

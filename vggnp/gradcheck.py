@@ -32,3 +32,108 @@ def relative_error(a, b):
     """max |a - b| / max(|a|, |b|), elementwise max; 0 when both are zero."""
     scale = np.maximum(np.abs(a), np.abs(b)).max()
     return 0.0 if scale == 0 else float(np.abs(a - b).max() / scale)
+
+
+# --------------------------------------------------------------------------------------
+# python -m vggnp.gradcheck: the exercise a teacher gives, runnable in seconds.
+# --------------------------------------------------------------------------------------
+
+TOLERANCE = 1e-7  # float64 central differences agree to ~1e-9 on these small layers
+
+
+def layer_errors(make, x, params=()):
+    """Relative errors of a layer's analytic gradients against finite differences.
+
+    make(*params) builds the layer; x its input (float64). The upstream gradient is
+    random, so every output element matters. Returns {"dx": e, "dw": e, "db": e}.
+    """
+    rng = np.random.default_rng(0)
+    layer = make(*params)
+    out = layer.forward(x.copy())
+    dout = rng.standard_normal(out.shape)
+    kwargs = {"param_grads": True} if params else {}
+    errors = {"dx": relative_error(layer.backward(dout, **kwargs),
+                                   numerical_gradient(lambda v: make(*params).forward(v),
+                                                      x.copy(), dout))}
+    for i, name in enumerate(("dw", "db")[:len(params)]):
+        def forward_with(value, i=i):
+            changed = list(params)
+            changed[i] = value
+            return make(*changed).forward(x)
+        errors[name] = relative_error(getattr(layer, name),
+                                      numerical_gradient(forward_with, params[i].copy(), dout))
+    return errors
+
+
+def checks():
+    """(name, errors) for every layer kind, and for a whole small VGG16."""
+    from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten,
+                         GlobalAvgPool2D, MaxPool2D, ReLU, Rescaling, Sigmoid, Softmax)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 6, 7, 3))
+    x[np.abs(x) < 1e-3] = 0.5  # away from ReLU's kink
+    distinct = rng.permutation(2 * 6 * 7 * 3).reshape(2, 6, 7, 3) / 10.0  # no max ties
+    w, b = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    w5 = rng.standard_normal((5, 5, 3, 4))
+    dense_x, dw, db = rng.standard_normal((3, 8)), rng.standard_normal((8, 5)), \
+        rng.standard_normal(5)
+    c = 3
+    yield "Conv2D 3x3 same, relu", layer_errors(
+        lambda w_, b_: Conv2D("c", w_, b_, "relu"), x, (w, b))
+    yield "Conv2D 5x5 stride 2 valid", layer_errors(
+        lambda w_, b_: Conv2D("c", w_, b_, "linear", strides=(2, 2), padding="valid"),
+        x, (w5, b))
+    yield "Dense relu", layer_errors(lambda w_, b_: Dense("d", w_, b_, "relu"), dense_x, (dw, db))
+    yield "Dense softmax", layer_errors(lambda w_, b_: Dense("d", w_, b_, "softmax"),
+                                        dense_x, (dw, db))
+    yield "ReLU", layer_errors(ReLU, x)
+    yield "Softmax", layer_errors(Softmax, dense_x)
+    yield "Sigmoid", layer_errors(Sigmoid, dense_x)
+    yield "MaxPool2D 2x2", layer_errors(lambda: MaxPool2D("p"), distinct)
+    yield "MaxPool2D 3x3 stride 2 same", layer_errors(
+        lambda: MaxPool2D("p", (3, 3), (2, 2), "same"), distinct)
+    yield "AvgPool2D 3x3 stride 2 same", layer_errors(
+        lambda: AvgPool2D("p", (3, 3), (2, 2), "same"), x)
+    yield "GlobalAvgPool2D", layer_errors(lambda: GlobalAvgPool2D("g"), x)
+    yield "BatchNorm", layer_errors(lambda: BatchNorm(
+        "bn", np.full(c, 1.5), np.full(c, 0.2), np.full(c, 0.1),
+        np.full(c, 2.0)), x)
+    yield "Rescaling", layer_errors(lambda: Rescaling("r", 1 / 255, -0.5), x)
+    yield "Activation sigmoid", layer_errors(lambda: Activation("a", "sigmoid"), x)
+    yield "Flatten", layer_errors(lambda: Flatten(), x)
+    yield "whole VGG16 (small), logits -> input", whole_net_errors()
+
+
+def whole_net_errors():
+    """d(logits . g)/d(input) of a small VGG16 (widths 4..8, 32x32 input), float64."""
+    from .model import VGG16
+    from .random_init import random_vgg16_weights
+    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(5, 5, 4),
+                                   input_size=(32, 32), seed=0)
+    model = VGG16({k: (w.astype(np.float64), b.astype(np.float64))
+                   for k, (w, b) in weights.items()}, input_size=(32, 32))
+    rng = np.random.default_rng(1)
+    x, g = rng.standard_normal((1, 32, 32, 3)) * 60, rng.standard_normal((1, 4))
+    model.forward(x)
+    analytic = model.backward(g, start="predictions", from_logits=True)
+    return {"dx": relative_error(analytic, numerical_gradient(model.logits, x.copy(), g,
+                                                              h=1e-4))}
+
+
+def main():
+    print(f"Finite-difference gradient checks, float64; a backward passes when its relative "
+          f"error <= {TOLERANCE:g}\n")
+    print(f"{'check':<40}{'dx':>11}{'dW':>11}{'db':>11}  result")
+    failed = 0
+    for name, errors in checks():
+        ok = all(e <= TOLERANCE for e in errors.values())
+        failed += not ok
+        cells = "".join(f"{errors[k]:>11.1e}" if k in errors else f"{'-':>11}"
+                        for k in ("dx", "dw", "db"))
+        print(f"{name:<40}{cells}  {'ok' if ok else 'FAILED'}")
+    print(f"\n{'all backward passes agree' if not failed else f'{failed} FAILED'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,8 @@ classifier has no dropout at test time. ``Network`` holds this chain logic; ``VG
 builds its layers from a weights file, as ``vggnp.keras_model`` does for other convnets.
 """
 
+import time
+
 import numpy as np
 
 from . import spec
@@ -52,7 +54,7 @@ class Network:
         """The last conv layer's name: Grad-CAM's default, as in the paper and keras-io."""
         return [layer.name for layer in self.layers if isinstance(layer, Conv2D)][-1]
 
-    def forward(self, x, until=None, keep=(), start=None):
+    def forward(self, x, until=None, keep=(), start=None, trace=None):
         """Run x through the layers up to and including ``until`` (default: the last).
 
         x: (N, H, W, 3) preprocessed images. Returns the output of ``until``, e.g.
@@ -60,6 +62,7 @@ class Network:
         With ``keep`` (layer names), returns (output, {name: output of that layer}).
         start: a layer name; x is then that layer's output, e.g. (N, 14, 14, 512) for
         block5_conv3, and only the layers after it run.
+        trace: a list; one dict per layer run is appended (see ``vggnp.trace``).
         """
         stop = self.names.index(self.layer(until or self.names[-1]).name)
         first = 0 if start is None else self.names.index(self.layer(start).name) + 1
@@ -68,7 +71,11 @@ class Network:
         kept = {}
         out = x
         for layer in self.layers[first:stop + 1]:
-            out = layer.forward(out)
+            began = time.perf_counter()
+            layer_input, out = out, layer.forward(out)
+            if trace is not None:
+                trace.append({"layer": layer, "input": layer_input.shape, "output": out.shape,
+                              "ms": 1000 * (time.perf_counter() - began)})
             if layer.name in keep:
                 kept[layer.name] = out
         self._first_run, self._last_run = first, stop
@@ -88,7 +95,7 @@ class Network:
         return self.forward(x)
 
     def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
-                 guided=False):
+                 guided=False, trace=None):
         """Backpropagate ``dout`` from the output of ``start`` down to the output of ``stop``.
 
         dout: gradient w.r.t. the output of ``start`` (default: the deepest layer of the
@@ -99,6 +106,7 @@ class Network:
         Keras defines a layer's output), or w.r.t. the input: (N, H, W, 3).
         param_grads: also keep ``dw``/``db`` on each conv/dense layer passed through.
         guided: guided backpropagation, every ReLU passing only positive gradients.
+        trace: a list; one dict per layer passed through is appended (``vggnp.trace``).
         Needs a forward pass that reached ``start`` (caches live on the layers).
         """
         if self._last_run is None:
@@ -118,12 +126,17 @@ class Network:
         d = dout
         for index in range(first, last, -1):
             layer = self.layers[index]
+            began = time.perf_counter()
             if hasattr(layer, "activation"):
                 skip_activation = from_logits and index == first
                 d = layer.backward(d, param_grads=param_grads,
                                    through_activation=not skip_activation, guided=guided)
             else:
                 d = layer.backward(d)
+            if trace is not None:
+                trace.append({"layer": layer, "gradient": d.shape,
+                              "norm": float(np.linalg.norm(d)),
+                              "ms": 1000 * (time.perf_counter() - began)})
         return d
 
 

@@ -1,0 +1,129 @@
+"""Issue #8: the trace's counts, docs/math.md's numbers and links, the gradcheck command
+(and that it catches a broken backward), and --diagnose on constructed cases."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scripts.shapes import MODEL_PATH, ROOT
+from vggnp import VGG16, grad_cam, spec
+from vggnp import gradcheck
+from vggnp.diagnose import diagnose
+from vggnp.keras_model import load_keras_model
+from vggnp.random_init import random_vgg16_weights
+from vggnp.trace import layer_facts, markdown_numbers, parameter_count
+
+DOC = os.path.join(ROOT, "docs", "math.md")
+
+
+@pytest.fixture(scope="module")
+def vgg16():
+    return VGG16(random_vgg16_weights(seed=0))
+
+
+def independent_madds():
+    """Multiply-adds of VGG16 from the paper's table alone: 3x3 convs, each at its block's
+    resolution (224, halved after every pool), then the three dense layers."""
+    total, size, channels = 0, 224, 3
+    for filters, convs in spec.BLOCKS:
+        for _ in range(convs):
+            total += size * size * 3 * 3 * channels * filters
+            channels = filters
+        size //= 2
+    return total + 7 * 7 * 512 * 4096 + 4096 * 4096 + 4096 * 1000
+
+
+def test_trace_counts_equal_independent_values(vgg16):
+    rows = []
+    vgg16.forward(np.zeros((1, 224, 224, 3), np.float32), trace=rows)
+    facts = [layer_facts(row["layer"], row["output"]) for row in rows]
+    assert sum(f[0] for f in facts) == parameter_count(vgg16) == 138_357_544
+    assert sum(f[1] for f in facts) == independent_madds() == 15_470_264_320
+    assert facts[0][2] == (224 * 224, 27) and facts[1][2] == (224 * 224, 576)
+    assert [row["output"] for row in rows][-1] == (1, 1000)
+
+
+def test_grad_cam_trace_shows_the_path(capsys):
+    model = load_keras_model(MODEL_PATH)
+    x = np.asarray(Image.open(os.path.join(ROOT, "examples", "circle.png")),
+                   dtype=np.float32)[None]
+    details = {}
+    grad_cam(model, x, details=details, trace=True)
+    out = capsys.readouterr().out
+    visited = [row["layer"].name for row in details["trace"]["backward"]]
+    assert visited == model.names[-1:model.names.index(model.last_conv):-1]
+    assert f"visited {len(visited)} layers, skipped {len(model.names) - len(visited)}" in out
+    assert "multiply-adds" in out and "39,518,400" in out  # the shapes model's total
+
+
+def test_math_doc_numbers_are_the_codes(vgg16):
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    block = re.search(r"<!-- numbers: begin -->\n(.*)\n<!-- numbers: end -->", text, re.S)
+    assert block and block.group(1) == markdown_numbers(vgg16)
+    assert "138,357,544 parameters" in block.group(1)
+
+
+def test_math_doc_links_name_real_functions():
+    import importlib
+    with open(DOC, encoding="utf-8") as f:
+        links = re.findall(r"\[`([\w.]+)`\]\(\.\./vggnp/(\w+)\.py\)", f.read())
+    assert len(links) >= 10
+    for name, module in links:
+        obj = importlib.import_module(f"vggnp.{module}")
+        for part in name.split("."):
+            obj = getattr(obj, part)  # raises if the doc names something that is not there
+
+
+def test_gradcheck_passes_and_catches_a_broken_backward(monkeypatch, capsys):
+    assert gradcheck.main() == 0
+    assert "all backward passes agree" in capsys.readouterr().out
+    from vggnp.layers import MaxPool2D
+    real = MaxPool2D.backward
+    monkeypatch.setattr(MaxPool2D, "backward", lambda self, dout: 1.01 * real(self, dout))
+    assert gradcheck.main() == 1
+    out = capsys.readouterr().out
+    assert re.search(r"MaxPool2D 2x2 .* FAILED", out) and "FAILED" in out.splitlines()[-1]
+
+
+def shapes_case():
+    model = load_keras_model(MODEL_PATH)
+    x = np.asarray(Image.open(os.path.join(ROOT, "examples", "circle.png")),
+                   dtype=np.float32)[None]
+    return model, x
+
+
+def test_diagnose_names_saturation():
+    model, x = shapes_case()
+    lines, suggestion = diagnose(model, x)
+    assert "saturated" in lines[0] and "saturated" in suggestion
+
+
+def test_diagnose_suggests_the_counterfactual_when_all_evidence_is_against():
+    """Global average pooling then Dense: d logit_c / d A^k = W[k, c] / (h w). With every
+    W[:, c] negative, every alpha_k is negative and the Grad-CAM map is empty."""
+    model, x = shapes_case()
+    dense = model.layers[-1]
+    c = 1
+    dense.w = dense.w.copy()
+    dense.w[:, c] = -np.abs(dense.w[:, c]) - 0.01
+    lines, suggestion = diagnose(model, x, class_index=c)
+    assert "100% negative" in lines[1] and "EMPTY" in lines[3]
+    assert "counterfactual" in suggestion
+
+
+def test_trace_and_diagnose_from_the_cli(tmp_path):
+    import subprocess
+    import sys
+    from scripts.shapes import LABELS_PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "vggnp.cam", os.path.join(ROOT, "examples", "circle.png"),
+         "--model", MODEL_PATH, "--labels", LABELS_PATH, "--out", str(tmp_path), "--trace",
+         "--diagnose", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "im2col matrix" in result.stderr and "visited 2 layers" in result.stderr
+    assert "diagnose" in result.stderr and "suggestion:" in result.stderr
+    assert result.stdout.lstrip().startswith("{")  # stdout stays one JSON document
