@@ -39,6 +39,15 @@ def photos():
     return [os.path.join(EXAMPLES, name) for name in ("chelsea.jpg", "coffee.jpg")]
 
 
+@pytest.fixture(scope="module")
+def small_model():
+    """A narrow VGG16 (widths 4-8, 64x64 input, 5 classes) with realistic random weights."""
+    from vggnp import VGG16
+    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(8, 8, 5),
+                                   input_size=(64, 64), seed=1)
+    return VGG16(weights, input_size=(64, 64))
+
+
 @pytest.fixture(scope="session")
 def vgg16_file(tmp_path_factory):
     """A full-size VGG16 with realistic random weights, in the official file's layout."""

@@ -13,7 +13,6 @@ from vggnp.faithfulness import deletion_insertion
 from vggnp.gradcam import class_scores
 from vggnp.keras_model import load_keras_model
 from vggnp.overlay import resize_bilinear
-from vggnp.random_init import random_vgg16_weights
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +107,6 @@ def test_cams_equal_their_equations_on_tensorflow_values(full_size, method):
     A, g = ref["outputs"]["block5_conv3"], ref["grads"]["block5_conv3"]
     for n in range(len(x)):
         assert np.abs(maps[n] - transcribed(method, A[n], g[n])).max() <= 1e-4, n
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    from vggnp.model import VGG16 as Net
-    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(8, 8, 5),
-                                   input_size=(64, 64), seed=1)
-    return Net(weights, input_size=(64, 64))
 
 
 def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_model):

@@ -9,7 +9,6 @@ import pytest
 from reference_check import relative_to_max
 from scripts.tf_reference import tf_grad_cam
 from vggnp import VGG16, grad_cam
-from vggnp.random_init import random_vgg16_weights
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -30,13 +29,6 @@ def test_grad_cam_equals_fixture_formula():
         assert relative_to_max(details["weights"], alpha) <= 1e-4
         assert np.abs(heatmaps - cam).max() <= 1e-4
         assert heatmaps.shape == ref[f"outputs/{layer}"].shape[:3]
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    weights = random_vgg16_weights(widths=(4, 6, 8, 8, 8), dense=(8, 8, 5),
-                                   input_size=(64, 64), seed=1)
-    return VGG16(weights, input_size=(64, 64))
 
 
 def test_all_zero_map_stays_zero_with_warning(small_model):

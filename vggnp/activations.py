@@ -56,12 +56,10 @@ def model_options(p):
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m vggnp.activations",
-                                description="Every channel of a layer's output for an image.")
-    p.add_argument("image", metavar="IMG")
-    p.add_argument("--layer", required=True, help="layer name, e.g. block1_conv2")
-    p.add_argument("--columns", type=int, default=16, help="tiles per row (default 16)")
+def model_and_layer(p, argv):
+    """Add the model options to the parser ``p``, parse ``argv``, check the output folder,
+    load the model and find --layer. Returns (args, (model, preprocess mode, layer)), or
+    (args, an exit code) after printing why."""
     model_options(p)
     args = p.parse_args(argv)
     args.labels = None
@@ -70,14 +68,26 @@ def main(argv=None):
     try:
         check_writable(args.out)
     except OSError as e:
-        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+        return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
     try:
         model, _, mode, _ = load_model(args)
-        model.layer(args.layer)
+        return args, (model, mode, model.layer(args.layer))
     except (WeightsError, DownloadError) as e:
-        return fail(EXIT_WEIGHTS, str(e))
+        return args, fail(EXIT_WEIGHTS, str(e))
     except KeyError as e:
-        return fail(EXIT_USAGE, f"--layer: {e.args[0]}")
+        return args, fail(EXIT_USAGE, f"--layer: {e.args[0]}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vggnp.activations",
+                                description="Every channel of a layer's output for an image.")
+    p.add_argument("image", metavar="IMG")
+    p.add_argument("--layer", required=True, help="layer name, e.g. block1_conv2")
+    p.add_argument("--columns", type=int, default=16, help="tiles per row (default 16)")
+    args, loaded = model_and_layer(p, argv)
+    if isinstance(loaded, int):
+        return loaded
+    model, mode, _ = loaded
     try:
         picture, _ = read_image(args.image)
     except ImageError as e:

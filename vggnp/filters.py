@@ -17,13 +17,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-from .activations import channel_picture, grid, model_options
-from .cam import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, fail, load_model, refuse_to_clobber)
-from .download import DownloadError
+from .activations import channel_picture, grid, model_and_layer
+from .cam import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, refuse_to_clobber
 from .layers import Conv2D
 from .preprocess import preprocess
-from .weights import WeightsError
 
 
 def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
@@ -68,22 +65,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=30, help="gradient steps (default 30)")
     p.add_argument("--size", type=int, default=128, help="image size (default 128)")
     p.add_argument("--seed", type=int, default=0, help="random start (default 0)")
-    model_options(p)
-    args = p.parse_args(argv)
-    args.labels = None
-    if args.model and args.weights:
-        p.error("--model and --weights exclude each other")
-    try:
-        check_writable(args.out)
-    except OSError as e:
-        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
-    try:
-        model, _, mode, _ = load_model(args)
-        layer = model.layer(args.layer)
-    except (WeightsError, DownloadError) as e:
-        return fail(EXIT_WEIGHTS, str(e))
-    except KeyError as e:
-        return fail(EXIT_USAGE, f"--layer: {e.args[0]}")
+    args, loaded = model_and_layer(p, argv)
+    if isinstance(loaded, int):
+        return loaded
+    model, mode, layer = loaded
     if not hasattr(layer, "w") or layer.w.ndim != 4:
         return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
