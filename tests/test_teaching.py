@@ -127,3 +127,11 @@ def test_trace_and_diagnose_from_the_cli(tmp_path):
     assert "im2col matrix" in result.stderr and "visited 2 layers" in result.stderr
     assert "diagnose" in result.stderr and "suggestion:" in result.stderr
     assert result.stdout.lstrip().startswith("{")  # stdout stays one JSON document
+
+
+def test_trace_of_a_pass_to_the_input(capsys):
+    from vggnp.explain import explain
+    model, x = shapes_case()
+    explain(model, x, "saliency", trace=True)
+    out = capsys.readouterr().out
+    assert f"visited {len(model.names)} layers, skipped 0: none" in out

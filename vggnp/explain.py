@@ -28,6 +28,7 @@ import numpy as np
 
 from .gradcam import class_scores, grad_cam
 from .overlay import resize_bilinear
+from .trace import print_trace
 
 METHODS = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-backprop",
            "guided-gradcam", "counterfactual", "saliency"]
@@ -62,9 +63,11 @@ def cam_from_gradients(method, activations, gradients):
     return normalise(np.maximum(raw, 0))
 
 
-def _score_gradient(model, x, class_index, target, guided=False):
-    """(class scores (N, K), classes (N,), d y^c / d x (N, H, W, C))."""
-    outputs = model.forward(x)
+def _score_gradient(model, x, class_index, target, guided=False, trace=False):
+    """(class scores (N, K), classes (N,), d y^c / d x (N, H, W, C)); trace: True or a
+    file prints both passes layer by layer."""
+    steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
+    outputs = model.forward(x, trace=steps["forward"])
     probs = class_scores(outputs)
     classes = probs.argmax(axis=1) if class_index is None else \
         np.broadcast_to(np.asarray(class_index, dtype=int), (len(x),)).copy()
@@ -74,7 +77,9 @@ def _score_gradient(model, x, class_index, target, guided=False):
         dout = np.zeros_like(outputs)
         dout[np.arange(len(x)), classes] = 1
     grad = model.backward(dout, start=model.names[-1], from_logits=(target == "logit"),
-                          guided=guided)
+                          guided=guided, trace=steps["backward"])
+    if trace:
+        print_trace(steps, model, outputs.itemsize, trace)
     return probs, classes, grad
 
 
@@ -113,7 +118,8 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target="lo
     details = {} if details is None else details
     if method in ("saliency", "guided-backprop"):
         probs, classes, grad = _score_gradient(model, x, class_index, target,
-                                               guided=(method == "guided-backprop"))
+                                               guided=(method == "guided-backprop"),
+                                               trace=trace)
         details["probs"] = probs
         if method == "saliency":
             return normalise(np.abs(grad).max(axis=3)), classes

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .layers import Conv2D
+from .trace import print_trace
 
 
 def class_scores(outputs):
@@ -112,9 +113,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
             "against the class (common for a class the model does not predict). Try the "
             "top-1 class, another layer, or --target softmax.", RuntimeWarning, stacklevel=2)
     if trace:
-        from .trace import backward_table, forward_table
-        print(forward_table(steps["forward"], outputs.itemsize), backward_table(
-            steps["backward"], model), sep="\n\n", file=trace if trace is not True else None)
+        print_trace(steps, model, outputs.itemsize, trace)
         if details is not None:
             details["trace"] = steps
     if details is not None:

@@ -99,3 +99,10 @@ if __name__ == "__main__":  # python -m vggnp.trace: the numbers of docs/math.md
     from .model import VGG16
     from .random_init import random_vgg16_weights
     print(markdown_numbers(VGG16(random_vgg16_weights(seed=0))))
+
+
+def print_trace(steps, model, itemsize=4, file=True):
+    """Print both tables of a traced run; steps = {"forward": rows, "backward": rows}.
+    file: True for stdout, or an open file (the CLI passes stderr)."""
+    print(forward_table(steps["forward"], itemsize), backward_table(steps["backward"], model),
+          sep="\n\n", file=None if file is True else file)
