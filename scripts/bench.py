@@ -1,22 +1,28 @@
 """Benchmark vggnp against TensorFlow on this machine, in one run.
 
-    python -m scripts.bench [--weights W.h5] [--rounds 2] [--repeats 5] [--json]
+    python -m scripts.bench [--weights W.h5] [--rounds 2] [--repeats 5] [--no-tf] [--json]
+    python -m scripts.bench --quick     # one round of one run: checks that it works, no more
 
 vggnp and TensorFlow run alternately, each in its own process (OpenBLAS threads that keep
 spinning after a GEMM would slow TensorFlow in the same process), on the same photo and
-the same weights (realistic random ones unless --weights is given). Prints medians and
-min-max of each measure, the ratios the targets are stated in, achieved GFLOP/s per conv
-layer against a measured sgemm rate, peak RSS, the BLAS library and its thread count.
-Timings need an otherwise idle machine; they are never asserted in tests.
+the same weights (realistic random ones unless --weights is given). Prints first the
+README's speed table in Markdown -- when and on what it was measured (CPU model, cores,
+BLAS library, kernels and threads, numpy and TensorFlow versions), then medians, each
+ratio computed from the numbers in the table itself -- and then the details: min-max of
+each measure, the stretch targets, achieved GFLOP/s per conv layer against a measured
+sgemm rate. Timings need an otherwise idle machine; they are never asserted in tests.
 """
 
 import argparse
+import datetime
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 import numpy as np
@@ -92,10 +98,12 @@ def worker_vggnp(weights, repeats):
     out["conv_layers"] = layers
     m = k = n = 3136  # a GEMM of VGG16's size (block3: 56*56 rows)
     a_, b_ = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    out["numpy"] = np.__version__
     out["sgemm_gflops"] = 2 * m * k * n / np.median(timeit(lambda: a_ @ b_, 3)) / 1e6
     try:
         from threadpoolctl import threadpool_info
-        out["blas"] = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+        out["blas"] = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads"
+                       + (f", {i['architecture']} kernels)" if i.get("architecture") else ")")
                        for i in threadpool_info() if i["user_api"] == "blas"]
     except ImportError:
         out["blas"] = ["unknown (pip install threadpoolctl)"]
@@ -183,6 +191,8 @@ def main():
     p.add_argument("--weights", help="a VGG16 .h5 file (default: realistic random weights)")
     p.add_argument("--rounds", type=int, default=2, help="alternations vggnp/TF (default 2)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per round (default 5)")
+    p.add_argument("--quick", action="store_true",
+                   help="1 round of 1 run, 1 whole-process run: to see that it works")
     p.add_argument("--no-tf", action="store_true", help="skip TensorFlow")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--worker", choices=["vggnp", "tf"], help=argparse.SUPPRESS)
@@ -191,6 +201,9 @@ def main():
         fn = worker_vggnp if args.worker == "vggnp" else worker_tf
         print(json.dumps(fn(args.weights, args.repeats)))
         return
+    if args.quick:
+        args.rounds = args.repeats = 1
+    cli_runs = 1 if args.quick else 3
 
     with tempfile.TemporaryDirectory() as folder:
         weights = args.weights or random_weights_file(folder)
@@ -200,15 +213,53 @@ def main():
         for _ in range(args.rounds):
             for kind in kinds:
                 runs[kind].append(run_worker(kind, weights, args.repeats))
-        cli = time_cli(weights, 3)
-    report = collect(runs, cli)
+        cli = time_cli(weights, cli_runs)
+    command = "python -m scripts.bench" + (" --quick" if args.quick else
+                                           f" --rounds {args.rounds} --repeats {args.repeats}")
+    command += (" --weights W" if args.weights else "") + ("" if "tf" in kinds else " --no-tf")
+    report = collect(runs, cli, command)
+    report["ratios"] = shown_numbers(report)[2]
+    report["markdown"] = markdown_table(report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_table(report)
+        print("\n".join(report["markdown"]))
+        print()
+        print_details(report)
 
 
-def collect(runs, cli):
+def cpu_description():
+    """'<model name> (AVX-512)' from /proc/cpuinfo, or what platform knows elsewhere."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not flags:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{model} ({isa})" if isa else model
+
+
+def machine():
+    """When and on what the benchmark ran (the parts known to this process)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = f"{os.cpu_count()} logical CPUs"
+    if usable and usable != os.cpu_count():
+        cpus += f", {usable} usable by this process"
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu_description(), "cpus": cpus,
+            "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(),
+            "tf_onednn": ("TF_ENABLE_ONEDNN_OPTS=" + os.environ["TF_ENABLE_ONEDNN_OPTS"]
+                          if "TF_ENABLE_ONEDNN_OPTS" in os.environ else "its default oneDNN path")}
+
+
+def collect(runs, cli, command="python -m scripts.bench"):
     def merged(kind, key):
         return [t for r in runs[kind] for t in r[key]] if runs[kind] else []
 
@@ -218,29 +269,100 @@ def collect(runs, cli):
     tf_ = {k: summary(merged("tf", k)) for k in
            ("forward", "gradcam", "gradcam_kerasio", "input_grad")} if runs["tf"] else {}
     last = runs["vggnp"][-1]
-    ratios = {"input_grad_vs_forward": np_["input_grad"]["median"] / np_["forward"]["median"],
-              # against the batch-1 runs timed in turn with the batch-8 ones
-              "batch8_vs_batch1": np_["gradcam_batch8_per_image"]["median"]
-              / np_["gradcam_batch1_paired"]["median"],
-              "rss_mb": max(r["rss_mb"] for r in runs["vggnp"]),
-              "cli_s": float(np.median(cli))}
-    if tf_:
-        ratios["gradcam_vs_tf"] = np_["gradcam"]["median"] / tf_["gradcam"]["median"]
-        ratios["gradcam_vs_kerasio"] = np_["gradcam"]["median"] / tf_["gradcam_kerasio"]["median"]
-    return {"machine": f"{os.cpu_count()} CPUs", "blas": last["blas"],
-            "sgemm_gflops": last["sgemm_gflops"], "vggnp_ms": np_, "tf_ms": tf_,
-            "tf_version": runs["tf"][-1]["version"] if runs["tf"] else None,
+    counts = {"batch 1": len(merged("vggnp", "forward")),
+              "batch pair": len(merged("vggnp", "gradcam_batch8_per_image")),
+              "rounds": len(runs["vggnp"]), "cli": len(cli)}
+    return {"command": command,
+            "machine": dict(machine(), blas=last["blas"], numpy=last.get("numpy"),
+                            tf=runs["tf"][-1]["version"] if runs["tf"] else None),
+            "counts": counts, "sgemm_gflops": last["sgemm_gflops"], "vggnp_ms": np_,
+            "tf_ms": tf_, "rss_mb": max(r["rss_mb"] for r in runs["vggnp"]),
             "tf_rss_mb": max(r["rss_mb"] for r in runs["tf"]) if runs["tf"] else None,
-            "conv_layers": last["conv_layers"], "ratios": ratios, "cli_s": summary(cli)}
+            "conv_layers": last["conv_layers"], "cli_s": summary(cli)}
 
 
-def print_table(r):
-    print(f"machine: {r['machine']}; BLAS: {', '.join(r['blas'])}; "
-          f"sgemm {r['sgemm_gflops']:.0f} GFLOP/s; TensorFlow {r['tf_version']}")
-    print(f"\n{'measure (ms, batch 1)':<28}{'vggnp median (min-max)':>26}{'TF median (min-max)':>26}")
+def shown_numbers(r):
+    """The numbers of the README table as shown (ms and MB whole, seconds to 0.01), and the
+    ratios computed from these shown numbers, so that a reader can redo every division."""
+    np_, tf_ = r["vggnp_ms"], r["tf_ms"]
+    v = {k: round(s["median"]) for k, s in np_.items()}
+    t = {k: round(s["median"]) for k, s in tf_.items()}
+    ratios = {"input_grad_vs_forward": v["input_grad"] / v["forward"],
+              "batch8_vs_batch1": v["gradcam_batch8_per_image"] / v["gradcam_batch1_paired"],
+              "rss_mb": round(r["rss_mb"]), "cli_s": round(r["cli_s"]["median"], 2)}
+    if t:
+        ratios.update(forward_vs_tf=v["forward"] / t["forward"],
+                      gradcam_vs_tf=v["gradcam"] / t["gradcam"],
+                      gradcam_vs_kerasio=v["gradcam"] / t["gradcam_kerasio"])
+    return v, t, ratios
+
+
+def markdown_table(r):
+    """The README's speed section as Markdown lines: when/where, how many runs, the table."""
+    m, n = r["machine"], r["counts"]
+    v, t, ratios = shown_numbers(r)
+    targets = {key: target for _, key, target, _ in TARGETS}
+
+    def target(key, unit=""):
+        value = ratios.get(key)
+        missed = value is not None and round(value, 2) > targets[key]
+        return f"<= {targets[key]}{unit}" + (" (missed)" if missed else "")
+
+    def plural(k, word):
+        return f"{k} {word}{'' if k == 1 else 's'}"
+
+    def ratio(key, text):
+        return f"{ratios[key]:.2f} {text}" if key in ratios else ""
+
+    tf_ms = {k: f"{x} ms" for k, x in t.items()}
+    tf_ms.update({k: f"{t[k]} ms (tf.function)" for k in ("forward", "gradcam", "input_grad")
+                  if k in t})
+    tf_rss = f"{round(r['tf_rss_mb'])} MB" if r["tf_rss_mb"] else ""
+    tf_version = f"TensorFlow {m['tf']} CPU ({m['tf_onednn']})" if m["tf"] else "no TensorFlow"
+    lines = textwrap.wrap(
+        f"Measured {m['date']} by `{r['command']}` on {m['cpu']}, {m['cpus']}, {m['os']}; "
+        f"{', '.join(m['blas'])}; Python {m['python']}, numpy {m['numpy']}, {tf_version}. "
+        f"Batch 1, 224x224, float32; medians of {plural(n['batch 1'], 'timed run')} "
+        f"({plural(n['rounds'], 'round')}, each "
+        f"a fresh process per library), of {n['batch pair']} for the batch-1/batch-8 pair "
+        f"(timed in turn) and of {n['cli']} for the whole process. Each ratio is computed "
+        "from the numbers shown in its row, or its row and the row it names.", 90) + [
+        "",
+        "| measure | vggnp | TensorFlow | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| forward | {v['forward']} ms | {tf_ms.get('forward', '')} | "
+        f"{ratio('forward_vs_tf', 'vggnp / TF')} | |",
+        f"| Grad-CAM (block5_conv3) | {v['gradcam']} ms | {tf_ms.get('gradcam', '')} | "
+        f"{ratio('gradcam_vs_tf', 'vggnp / TF')} | {target('gradcam_vs_tf')} |",
+        f"| Grad-CAM as the keras-io example runs it (eager) | | "
+        f"{tf_ms.get('gradcam_kerasio', '')} | "
+        f"{ratio('gradcam_vs_kerasio', 'vggnp Grad-CAM / this')} | "
+        f"{target('gradcam_vs_kerasio')} |",
+        f"| gradient of a logit w.r.t. the input | {v['input_grad']} ms | "
+        f"{tf_ms.get('input_grad', '')} | {ratio('input_grad_vs_forward', 'x vggnp forward')} "
+        f"| {target('input_grad_vs_forward')} |",
+        f"| Grad-CAM, batch 1, timed in turn with batch 8 | {v['gradcam_batch1_paired']} ms "
+        "| | | |",
+        f"| Grad-CAM, batch 8, per image (batch time / 8) | "
+        f"{v['gradcam_batch8_per_image']} ms | | "
+        f"{ratio('batch8_vs_batch1', 'x batch 1 in turn')} | "
+        f"{target('batch8_vs_batch1')} |",
+        f"| peak RSS, batch 1 | {ratios['rss_mb']} MB | {tf_rss} | | "
+        f"{target('rss_mb', ' MB')} |",
+        f"| `python -m vggnp.cam img.jpg --weights W`, whole process | {ratios['cli_s']:.2f} s "
+        f"| | | {target('cli_s', ' s')} |",
+    ]
+    return lines
+
+
+def print_details(r):
+    print(f"sgemm {r['sgemm_gflops']:.0f} GFLOP/s (3136^3)")
+    print(f"\n{'measure (ms, batch 1)':<28}{'vggnp median (min-max)':>26}"
+          f"{'TF median (min-max)':>26}")
     rows = [("forward", "forward", "forward"), ("Grad-CAM", "gradcam", "gradcam"),
             ("Grad-CAM, keras-io eager", None, "gradcam_kerasio"),
             ("gradient to the input", "input_grad", "input_grad"),
+            ("Grad-CAM b1 in turn with b8", "gradcam_batch1_paired", None),
             ("Grad-CAM batch 8, per image", "gradcam_batch8_per_image", None)]
     for label, a, b in rows:
         cells = []
@@ -248,17 +370,16 @@ def print_table(r):
             s = side.get(key) if key else None
             cells.append(f"{s['median']:.1f} ({s['min']:.0f}-{s['max']:.0f})" if s else "-")
         print(f"{label:<28}{cells[0]:>26}{cells[1]:>26}")
-    print(f"\n{'target':<34}{'measured':>10}{'target':>9}{'stretch':>9}")
+    ratios = shown_numbers(r)[2]
+    print(f"\n{'target (ratios as in the table)':<34}{'measured':>10}{'target':>9}{'stretch':>9}")
     for label, key, target, stretch in TARGETS:
-        value = r["ratios"].get(key)
+        value = ratios.get(key)
         shown = "-" if value is None else (f"{value:.0f}" if key == "rss_mb" else f"{value:.2f}")
-        mark = "" if value is None else (" ok" if value <= target else " MISSED")
+        mark = "" if value is None else (" ok" if round(value, 2) <= target else " MISSED")
         print(f"{label:<34}{shown:>10}{target:>9}{stretch:>9}{mark}")
     print(f"\n{'conv layer':<16}{'ms':>8}{'GFLOP/s':>9}")
     for name, c in r["conv_layers"].items():
         print(f"{name:<16}{c['ms']:>8.1f}{c['gflops']:>9.0f}")
-    if r["tf_rss_mb"]:
-        print(f"\npeak RSS: vggnp {r['ratios']['rss_mb']:.0f} MB, TF {r['tf_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

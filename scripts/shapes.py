@@ -57,13 +57,31 @@ def dataset(n, seed):
     return np.stack(images), labels, np.array(boxes)
 
 
+def box_mask(box, size=SIZE):
+    """(size, size) bool: the pixels whose centres lie in the box (x0, y0, x1, y1), edges
+    included -- the box of the pointing game."""
+    y, x = np.mgrid[0:size, 0:size] + 0.5
+    x0, y0, x1, y1 = box
+    return (x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1)
+
+
 def pointing_hit(heatmap, box, size=SIZE):
     """The pointing game: is the heatmap's maximum, upsampled to the image, inside the box?"""
     from vggnp.overlay import resize_bilinear
     full = resize_bilinear(heatmap, (size, size))
     y, x = np.unravel_index(np.argmax(full), full.shape)
-    x0, y0, x1, y1 = box
-    return bool(x0 <= x + 0.5 <= x1 and y0 <= y + 0.5 <= y1)
+    return bool(box_mask(box, size)[y, x])
+
+
+def chance_hit_rate(boxes, size=SIZE):
+    """The pointing game's chance level: the expected hit rate of a uniformly random pixel,
+    i.e. the mean fraction of the image's pixels that are in the box (``box_mask``).
+
+    Not the maximum of a random low-resolution map upsampled with ``resize_bilinear``: with
+    half-pixel sampling every interior output pixel blends neighbouring cells, while the
+    clamped border strip copies the edge cells unblended, so such maxima land mostly on the
+    border, which the boxes (kept 1 px inside the image) hardly reach."""
+    return float(np.mean([box_mask(box, size).mean() for box in boxes]))
 
 
 def build(keras):

@@ -1,8 +1,8 @@
 """TensorFlow/Keras reference values for vggnp's tests (needs tensorflow).
 
 Set ``TF_ENABLE_ONEDNN_OPTS=0`` before TensorFlow is imported: oneDNN's float32 kernels
-differ from an exact computation by 2e-2 on input gradients (shared/NOTES.md), the Eigen
-path by 1e-6. The gradients are computed as the keras-io Grad-CAM example does, with
+give input gradients 5e-2 away from the Eigen path's (``python -m scripts.tf_paths``), and
+the Eigen path equals vggnp's backward on TF's activations to ~1e-6. The gradients are computed as the keras-io Grad-CAM example does, with
 ``tf.GradientTape`` on a model that returns the intermediate layer's output; the class
 score is the pre-softmax logit, computed from fc2's output with the predictions kernel.
 """

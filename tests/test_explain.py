@@ -22,21 +22,29 @@ def full_size(keras_files):
 
 
 def test_saliency_equals_tensorflow(full_size):
-    """On TensorFlow's activations (see reference_check: float32 max-pool near-ties route
-    end-to-end gradients differently in any two implementations)."""
+    """max over channels of |d logit / d input|: on TensorFlow's activations within 1e-4
+    relative to max; end to end (what ``explain`` returns, scaled to [0, 1]) within 0.03
+    of TF's map scaled alike. End to end, float32 rounding decides near-ties differently
+    (see reference_check; on these photos one block2_pool window whose two largest values
+    agree to 4e-7, and one block3_conv1 pre-activation at 0): measured 1e-2."""
     model, x, ref, _ = full_size
     maps, classes = explain(model, x, "saliency")
     assert np.array_equal(classes, ref["classes"]) and maps.shape == (2, 224, 224)
+    expected = np.abs(ref["grad_input"]).max(axis=3)
+    end_to_end = float(np.abs(maps - normalise(expected)).max())
     use_tf_activations(model, x, ref)
     grad = model.backward(dlogits(ref), start="predictions", from_logits=True)
-    expected = np.abs(ref["grad_input"]).max(axis=3)
-    ours = np.abs(grad).max(axis=3)
-    assert relative_to_max(ours, expected) <= 1e-4
-    assert np.allclose(normalise(ours), maps, atol=0.05)  # end to end: the same picture
+    on_tf = relative_to_max(np.abs(grad).max(axis=3), expected)
+    print(f"\nsaliency: on TF's activations {on_tf:.1e}, end to end {end_to_end:.1e}")
+    assert on_tf <= 1e-4
+    assert end_to_end <= 0.03
 
 
 def test_guided_backprop_equals_tensorflow(tf, full_size):
-    """TF reference: each hidden ReLU replaced by a tf.custom_gradient guided ReLU."""
+    """TF reference: each hidden ReLU replaced by a tf.custom_gradient guided ReLU. The
+    guided d logit / d input on TensorFlow's activations within 1e-4 relative to max; end
+    to end (what ``explain`` returns) within 5e-3 (measured 1e-3: the one block2_pool
+    near-tie of test_saliency_equals_tensorflow)."""
     model, x, ref, keras_model = full_size
 
     @tf.custom_gradient
@@ -67,8 +75,10 @@ def test_guided_backprop_equals_tensorflow(tf, full_size):
     end_to_end, _ = explain(model, x, "guided-backprop")
     use_tf_activations(model, x, ref)
     got = model.backward(dlogits(ref), start="predictions", from_logits=True, guided=True)
-    assert relative_to_max(got, expected) <= 1e-4
-    assert relative_to_max(end_to_end, expected) <= 0.05
+    on_tf, end_to_end = relative_to_max(got, expected), relative_to_max(end_to_end, expected)
+    print(f"\nguided backprop: on TF's activations {on_tf:.1e}, end to end {end_to_end:.1e}")
+    assert on_tf <= 1e-4
+    assert end_to_end <= 5e-3
     assert relative_to_max(got, ref["grad_input"]) > 0.5  # guided is another picture
 
 
@@ -189,7 +199,7 @@ def test_every_method_from_the_cli(tmp_path, method):
     image = os.path.join(ROOT, "examples", "square.png")
     result = run("vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH, image,
                  "--method", method, "--out", str(tmp_path), "--json", "--metric",
-                 "--format", "png", "--batch-size", "16")
+                 "--format", "png", *(["--batch-size", "16"] if method == "scorecam" else []))
     assert result.returncode == 0, result.stderr
     (report,) = json.loads(result.stdout)["images"]
     suffix = "cam" if method == "gradcam" else method

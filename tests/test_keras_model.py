@@ -14,6 +14,7 @@ from scripts.keras_convnets import INPUT_SHAPES, build, tf_grad_cam
 from vggnp import grad_cam
 from vggnp.keras_model import ModelError, load_keras_model
 from vggnp.preprocess import preprocess
+from vggnp.trace import parameter_count
 
 FORMATS = ["keras3.keras", "keras3.h5", "keras2.h5"]
 KINDS = list(INPUT_SHAPES)
@@ -68,7 +69,10 @@ def test_predictions_and_grad_cam_equal_tensorflow(tf, saved_models, photos, kin
 
 
 def test_models_say_what_they_are(saved_models):
-    folder, _ = saved_models
+    folder, keras_models = saved_models
+    for kind, keras_model in keras_models.items():  # the zoo has a use_bias=False conv
+        model = load_keras_model(folder / f"{kind}_keras3.keras")
+        assert parameter_count(model) == keras_model.count_params(), kind
     head = load_keras_model(folder / "vgg16_head_keras3.keras")
     assert head.has_vgg16_base and head.default_preprocess == "vgg16"
     assert head.last_conv == "block5_conv3" and head.output_activation == "sigmoid"

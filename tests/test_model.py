@@ -6,6 +6,7 @@ import pytest
 from vggnp.random_init import random_vgg16_weights
 from vggnp import VGG16, spec
 from vggnp.gradcheck import numerical_gradient, relative_error
+from vggnp.naive import conv2d_same_naive, maxpool2x2_naive
 
 
 def tiny_model(dtype=np.float64, input_size=(32, 64), widths=(2, 2, 3, 3, 3), seed=3):
@@ -37,7 +38,26 @@ def test_named_outputs_and_shapes():
     assert kept["fc1"].shape == (2, 5)
     assert np.allclose(out.sum(axis=1), 1)
     assert np.array_equal(model.forward(x, until="block5_conv3"), kept["block5_conv3"])
-    assert np.array_equal(model.predict(x), model.predict(x))  # deterministic
+    assert np.allclose(model.predict(x), loop_forward(model, x), rtol=1e-10, atol=1e-12)
+
+
+def loop_forward(model, x):
+    """VGG16's forward written out independently of vggnp's layers: the loop convolution
+    and max-pool of ``vggnp.naive``, ReLU, the channels-last flatten, dense, softmax."""
+    a = x
+    for name in spec.LAYER_NAMES:
+        layer = model.layer(name)
+        if name in spec.CONV_NAMES:
+            a = np.maximum(conv2d_same_naive(a, layer.w, layer.b), 0)
+        elif name.endswith("_pool"):
+            a = maxpool2x2_naive(a)[0]
+        elif name == "flatten":
+            a = a.reshape(len(a), -1)
+        else:
+            a = a @ layer.w + layer.b
+            a = np.maximum(a, 0) if name != "predictions" else a
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 # Each stop is followed by a conv or dense layer: perturbing an output that feeds a max-pool

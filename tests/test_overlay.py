@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from needs import reference_module
 from vggnp.overlay import (colorize, jet_table, overlay, panel, resize_bilinear, save_image,
                            write_atomically)
 
 
 def test_jet_equals_matplotlib():
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = reference_module("matplotlib")
     reference = matplotlib.colormaps["jet"](np.arange(256))[:, :3]
     assert np.abs(jet_table() - reference).max() <= 1 / 255
     assert np.abs(colorize(np.linspace(0, 1, 256)[None]).astype(float) / 255

@@ -46,6 +46,15 @@ def test_trace_counts_equal_independent_values(vgg16):
     assert [row["output"] for row in rows][-1] == (1, 1000)
 
 
+def test_trace_counts_no_bias_for_use_bias_false():
+    """Keras counts no bias for use_bias=False; vggnp keeps a zero bias to add, not count."""
+    from vggnp.layers import Conv2D, Dense
+    w = np.ones((3, 3, 2, 4), np.float32)
+    assert layer_facts(Conv2D("c", w), (1, 5, 5, 4))[0] == 72
+    assert layer_facts(Conv2D("c", w, np.zeros(4, np.float32)), (1, 5, 5, 4))[0] == 76
+    assert layer_facts(Dense("d", np.ones((6, 3), np.float32)), (1, 3))[0] == 18
+
+
 def test_grad_cam_trace_shows_the_path(capsys):
     model = load_keras_model(MODEL_PATH)
     x = np.asarray(Image.open(os.path.join(ROOT, "examples", "circle.png")),
@@ -135,3 +144,77 @@ def test_trace_of_a_pass_to_the_input(capsys):
     explain(model, x, "saliency", trace=True)
     out = capsys.readouterr().out
     assert f"visited {len(model.names)} layers, skipped 0: none" in out
+
+
+FLIPPED_LINES = [f"Conv2D {k}x{k} same, 16 ch, flipped kernel" for k in (3, 5)]
+
+
+def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
+    """Issue #12: the >= 16-channel conv backward, dx = correlate_same(dz, w_flipped), has
+    its own float64 lines (dx, dW, db <= 1e-7), and they are the ones that run it. Spies
+    on vggnp.layers (correlate_same, col2im, Conv2D._flipped_kernel) record, check by
+    check, which path each Conv2D backward took."""
+    import vggnp.layers as layers
+    seen = {"flipped": [], "correlate": [], "col2im": 0}
+    real_flipped, real_correlate, real_col2im = (layers.Conv2D._flipped_kernel,
+                                                 layers.correlate_same, layers.col2im)
+
+    def flipped(self):
+        kernel = real_flipped(self)
+        seen["flipped"].append((self.w, kernel))
+        return kernel
+
+    def correlate(x, kernel, *args, **kwargs):
+        seen["correlate"].append(kernel)
+        return real_correlate(x, kernel, *args, **kwargs)
+
+    def col2im(*args, **kwargs):
+        seen["col2im"] += 1
+        return real_col2im(*args, **kwargs)
+
+    monkeypatch.setattr(layers.Conv2D, "_flipped_kernel", flipped)
+    monkeypatch.setattr(layers, "correlate_same", correlate)
+    monkeypatch.setattr(layers, "col2im", col2im)
+    paths = {}
+    for name, errors in gradcheck.checks():  # a generator: each check runs before its yield
+        paths[name] = (len(seen["flipped"]), seen["col2im"], errors)
+        if name in FLIPPED_LINES:
+            assert set(errors) == {"dx", "dw", "db"}
+            assert all(e <= gradcheck.TOLERANCE for e in errors.values()), (name, errors)
+            assert len(seen["flipped"]) == 1 and seen["col2im"] == 0, name
+            w, kernel = seen["flipped"][0]
+            assert w.shape[2] >= 16 and w.dtype == np.float64
+            assert np.array_equal(kernel, w[::-1, ::-1].transpose(0, 1, 3, 2))
+            # the kernel the backward hands to correlate_same is that flipped one
+            assert any(k is kernel for k in seen["correlate"])
+        if name == FLIPPED_LINES[-1]:
+            break
+        seen["flipped"].clear()
+        seen["correlate"].clear()
+        seen["col2im"] = 0
+    assert set(FLIPPED_LINES) <= set(paths)
+    # the 3-channel conv lines before them exercise col2im only: the new lines add the path
+    assert paths["Conv2D 3x3 same, relu"][:2] == (0, 1)
+
+
+def test_flipped_kernel_check_fails_for_a_broken_backward(monkeypatch, capsys):
+    """A kernel transposed in channels but not flipped in space: dx goes wrong (dW, db do
+    not use it), the gradcheck lines say FAILED. And a check that would miss the path (8
+    channels: col2im) is refused rather than passed."""
+    from vggnp.layers import Conv2D
+    for k in (3, 5):
+        assert max(gradcheck.flipped_kernel_errors(k).values()) <= gradcheck.TOLERANCE
+    monkeypatch.setattr(Conv2D, "_flipped_kernel",
+                        lambda self: np.ascontiguousarray(self.w.transpose(0, 1, 3, 2)))
+    for k in (3, 5):
+        errors = gradcheck.flipped_kernel_errors(k)
+        assert errors["dx"] > 1e-2 and max(errors["dw"], errors["db"]) <= gradcheck.TOLERANCE
+    monkeypatch.setattr(gradcheck, "whole_net_errors", lambda: {"dx": 0.0})  # not affected
+    assert gradcheck.main() == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.endswith("  FAILED")]
+    assert [line[:40].strip() for line in failed] == FLIPPED_LINES
+    assert out.splitlines()[-1] == "2 FAILED"
+    monkeypatch.undo()
+    with pytest.raises(AssertionError, match="did not call _flipped_kernel"):
+        gradcheck.flipped_kernel_errors(3, channels=8)

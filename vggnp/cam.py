@@ -20,8 +20,10 @@ from PIL import Image, ImageColor
 from . import spec
 from .diagnose import diagnose
 from .download import DownloadError, official_weights
-from .explain import IMAGE_METHODS, METHODS, explain, gradient_image
+from .explain import (IMAGE_METHODS, INPUT_METHODS, METHODS, TARGETS, empty_map_message,
+                      explain, gradient_image)
 from .faithfulness import deletion_insertion
+from .gradcam import EmptyMapWarning
 from .images import MAX_PIXELS, ImageError, read_image
 from .imagenet import class_index, classes
 from .keras_model import load_keras_model
@@ -61,15 +63,16 @@ def parse_args(argv):
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",
                    help="class to explain: an index (386) or a name (African_elephant, or a "
                         "--labels name); default: each image's top-1")
-    p.add_argument("--target", choices=["logit", "softmax"], default="logit",
+    p.add_argument("--target", choices=["logit", "softmax"],
                    help="score to differentiate: the logit before the final softmax or "
-                        "sigmoid (default, as the paper) or the output probability")
+                        "sigmoid (default, as the paper) or the output probability; "
+                        "scorecam always uses the probability (no gradient)")
     p.add_argument("--method", choices=METHODS, default="gradcam",
                    help="the map: gradcam (default), gradcam++, hirescam, layercam, scorecam "
                         "(forward passes only), guided-backprop, guided-gradcam, "
                         "counterfactual (what argues against the class), saliency")
-    p.add_argument("--batch-size", type=int, default=32, metavar="B",
-                   help="scorecam: masked images per forward pass (default 32)")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="scorecam only: masked images per forward pass (default 32)")
     p.add_argument("--metric", action="store_true",
                    help="also measure the map's faithfulness: deletion and insertion AUC "
                         "(one extra batch of forward passes per image and curve)")
@@ -83,12 +86,16 @@ def parse_args(argv):
                         "pooling and the layer, with a suggestion")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
-    p.add_argument("--alpha", type=float, default=0.4,
-                   help="heatmap opacity in the overlay (default 0.4)")
+    p.add_argument("--alpha", type=float,
+                   help="heatmap opacity in the overlay (default 0.4; not for the guided "
+                        "methods, which draw the gradient itself)")
     p.add_argument("--format", choices=["jpg", "png"], default="jpg",
                    help="image format of the outputs (default jpg)")
     p.add_argument("--save-heatmap", action="store_true",
-                   help="also save the raw heatmap (layer resolution, in [0, 1]) as .npy")
+                   help="also save the method's map as .npy: the CAMs (h, w) at the layer's "
+                        "resolution and saliency (H, W) at the model input's, both in [0, 1]; "
+                        "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
+                        "the model input, in its channel order (BGR for --preprocess vgg16)")
     p.add_argument("--panel", action="store_true",
                    help="also save original | heatmap | overlay side by side with the top-k")
     p.add_argument("--overwrite", action="store_true",
@@ -102,6 +109,11 @@ def parse_args(argv):
                    help="use the readable part of a truncated image instead of failing it")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     args = p.parse_args(argv)
+    refusal = inapplicable_option(args)
+    if refusal:
+        p.error(refusal)
+    args.batch_size = 32 if args.batch_size is None else args.batch_size
+    args.alpha = 0.4 if args.alpha is None else args.alpha
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
     if args.top < 1:
@@ -127,6 +139,42 @@ def parse_args(argv):
             except ValueError as e:
                 p.error(f"--class: {e}")
     return args
+
+
+def inapplicable_option(args):
+    """Why an option given on the command line does nothing for ``--method``, or None:
+    an option that would be silently ignored is refused instead."""
+    method = args.method
+    if args.layer is not None and method in INPUT_METHODS:
+        return (f"--layer does not apply to --method {method}: it is the gradient w.r.t. "
+                "the input image, not a map at a conv layer")
+    if args.target is not None and args.target not in TARGETS[method]:
+        return (f"--target {args.target} does not apply to --method {method}: Score-CAM "
+                "weighs channels by the class probability of masked images, with no gradient")
+    if args.batch_size is not None and method != "scorecam":
+        return f"--batch-size applies to --method scorecam only, not {method}"
+    if args.alpha is not None and method in IMAGE_METHODS:
+        return (f"--alpha does not apply to --method {method}: its picture is the gradient "
+                "itself, not a heatmap laid over the photo")
+    if args.trace and method == "scorecam":
+        return "--trace does not apply to --method scorecam: it has no backward pass to show"
+    if args.diagnose and method in INPUT_METHODS:
+        return (f"--diagnose reports on a CAM at a conv layer; --method {method} has no "
+                "layer")
+    return None
+
+
+def needs_probabilities(args, model):
+    """Why --target softmax or --metric cannot be used with this model, or None: both need
+    the output probability, which a model ending in a linear layer does not give."""
+    if model.output_activation in ("softmax", "sigmoid"):
+        return None
+    what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
+        else None
+    if what:
+        return (f"{what} needs class probabilities, but the model's last layer "
+                f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
+    return None
 
 
 def load_model(args):
@@ -268,10 +316,16 @@ def main(argv=None):
         return fail(EXIT_WEIGHTS, str(e))
     except ValueError as e:
         return fail(EXIT_USAGE, str(e))
+    refusal = needs_probabilities(args, model)
+    if refusal:
+        return fail(EXIT_USAGE, refusal)
+    target = args.target or TARGETS[args.method][0]
+    layer = None  # the input methods have none
     try:
-        layer = args.layer or model.last_conv
-        if not isinstance(model.layer(layer), Conv2D):
-            raise KeyError(layer)
+        if args.method not in INPUT_METHODS:
+            layer = args.layer or model.last_conv
+            if not isinstance(model.layer(layer), Conv2D):
+                raise KeyError(layer)
         chosen_class = None if args.class_ is None else find_class(args.class_, table)
         if mode == "vgg16" and getattr(model, "channels", 3) != 3:
             raise ValueError("--preprocess vgg16 needs a model with 3 input channels")
@@ -302,11 +356,18 @@ def main(argv=None):
     x = np.stack(inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", EmptyMapWarning)  # said below, per image by name
         maps, chosen = explain(model, x, args.method, layer=layer, class_index=chosen_class,
-                               target=args.target, batch_size=args.batch_size,
+                               target=target, batch_size=args.batch_size,
                                details=details, trace=sys.stderr if args.trace else False)
     for w in caught:
         print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
+    empty = ~maps.reshape(len(maps), -1).any(axis=1)
+    for n in np.flatnonzero(empty):
+        path, cls = photos[n][0], chosen[n]
+        print(f"vggnp.cam: warning: {path}: "
+              + empty_map_message(args.method, f"{table[cls][1]} ({cls})", layer),
+              file=sys.stderr)
     top = top_classes(details["probs"], table, args.top)
     if args.diagnose:
         for n, (path, *_), cls in zip(range(len(x)), photos, chosen):
@@ -348,7 +409,7 @@ def main(argv=None):
             if args.panel:
                 lines = [f"{i + 1}. {n} {s:.3f}" for i, (_, _, n, s) in enumerate(top_k)]
                 shown = "Grad-CAM" if args.method == "gradcam" else args.method
-                lines.append(f"{shown}: {name} ({cls}) at {layer}")
+                lines.append(f"{shown}: {name} ({cls})" + (f" at {layer}" if layer else ""))
                 save_image(panel(original, heatmap, picture, lines), written["panel"])
             if args.save_heatmap:
                 save_array(maps[n].astype(np.float32), written["heatmap"])
@@ -361,8 +422,8 @@ def main(argv=None):
         results.append({"image": path,
                         "top": [entry(*t) for t in top_k],
                         "class": entry(int(cls), *table[cls]),
-                        "method": args.method, "layer": layer, "target": args.target,
-                        **scores, "notes": notes,
+                        "method": args.method, **({"layer": layer} if layer else {}),
+                        "target": target, "empty": bool(empty[n]), **scores, "notes": notes,
                         "outputs": written})
 
     if args.json:
@@ -379,8 +440,8 @@ def main(argv=None):
                 print(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is "
                       f"better), insertion AUC {r['insertion_auc']:.3f} (higher is better)")
             shown = "Grad-CAM" if r["method"] == "gradcam" else r["method"]
-            print(f"  {shown} of {r['class']['name']} at {r['layer']}: "
-                  + ", ".join(r["outputs"].values()))
+            where = f" at {r['layer']}" if "layer" in r else ""
+            print(f"  {shown} of {r['class']['name']}{where}: " + ", ".join(r["outputs"].values()))
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

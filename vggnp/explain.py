@@ -26,13 +26,20 @@ import warnings
 
 import numpy as np
 
-from .gradcam import class_scores, grad_cam
+from .gradcam import EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam
 from .overlay import resize_bilinear
 from .trace import print_trace
 
 METHODS = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-backprop",
            "guided-gradcam", "counterfactual", "saliency"]
 IMAGE_METHODS = ["guided-backprop", "guided-gradcam"]  # gradients, not heatmaps
+# Methods that never look at a conv layer: their maps are gradients w.r.t. the input.
+INPUT_METHODS = ["saliency", "guided-backprop"]
+# The score each method explains: the gradient methods differentiate the logit or the
+# output probability (``target``); Score-CAM weighs channels by the output probability of
+# masked images, with no gradient, so only "softmax" describes it.
+TARGETS = {method: ("softmax",) if method == "scorecam" else ("logit", "softmax")
+           for method in METHODS}
 
 
 def normalise(raw):
@@ -69,8 +76,7 @@ def _score_gradient(model, x, class_index, target, guided=False, trace=False):
     steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
     outputs = model.forward(x, trace=steps["forward"])
     probs = class_scores(outputs)
-    classes = probs.argmax(axis=1) if class_index is None else \
-        np.broadcast_to(np.asarray(class_index, dtype=int), (len(x),)).copy()
+    classes = class_indices(class_index, probs)
     if outputs.shape[1] == 1:
         dout = np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
     else:
@@ -104,18 +110,54 @@ def score_cam(model, x, layer, classes, batch_size=32):
     return normalise(np.stack(maps))
 
 
-def explain(model, x, method="gradcam", layer=None, class_index=None, target="logit",
+def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
             batch_size=32, details=None, trace=False):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
-    the CAM methods (default: the last). Returns (maps, classes): see the module docstring
-    for the shapes. details: optional dict, filled with "probs" (N, K) and, for gradient
-    CAMs, "activations" and "gradients" at the layer.
+    the CAM methods (default: the last); the input methods (saliency, guided-backprop)
+    refuse one. target: the score explained, "logit" or "softmax" (see ``TARGETS``;
+    default: the first the method allows). Returns (maps, classes): see the module
+    docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning.
+    details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
+    "activations" and "gradients" at the layer.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    target = target or TARGETS[method][0]
+    if target not in TARGETS[method]:
+        raise ValueError(f"{method} explains the {' or '.join(TARGETS[method])} score, "
+                         f"not the {target}")
+    if trace and method == "scorecam":
+        raise ValueError("scorecam runs forward passes of masked images only; there is no "
+                         "backward pass to trace")
+    if layer is not None and method in INPUT_METHODS:
+        raise ValueError(f"{method} is a gradient w.r.t. the input image; it has no layer")
+    if method not in INPUT_METHODS:
+        layer = conv_layer(model, layer)
     details = {} if details is None else details
+    maps, classes = _explain(model, x, method, layer, class_index, target, batch_size,
+                             details, trace)
+    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)):
+        warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
+                      EmptyMapWarning, stacklevel=2)
+    return maps, classes
+
+
+def empty_map_message(method, class_name, layer):
+    """Why a map is zero everywhere, in one sentence, for the method that made it.
+    class_name: how to name the class (an index, or "tabby (281)")."""
+    if method in INPUT_METHODS:
+        return (f"the {method} map of class {class_name} is zero everywhere: the score's "
+                "gradient w.r.t. the input vanishes (a saturated or dead network)")
+    return (f"the {method} map of class {class_name} at {layer} is zero everywhere: no "
+            "location has positive weighted evidence for the class (common for a class the "
+            "model does not predict); try the top-1 class, another --layer, or --method "
+            "counterfactual")
+
+
+def _explain(model, x, method, layer, class_index, target, batch_size, details, trace):
+    """explain() without the checks and the empty-map warning."""
     if method in ("saliency", "guided-backprop"):
         probs, classes, grad = _score_gradient(model, x, class_index, target,
                                                guided=(method == "guided-backprop"),
@@ -124,13 +166,16 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target="lo
         if method == "saliency":
             return normalise(np.abs(grad).max(axis=3)), classes
         return grad, classes
-    if method == "gradcam":
-        return grad_cam(model, x, layer, class_index, target, details, trace)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # Grad-CAM's empty-map warning
-        cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)
     if method == "scorecam":
-        return score_cam(model, x, layer or model.last_conv, classes, batch_size), classes
+        probs = class_scores(model.forward(x))
+        details["probs"] = probs
+        classes = class_indices(class_index, probs)
+        return score_cam(model, x, layer, classes, batch_size), classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)  # explain() warns, once per map
+        cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)
+    if method == "gradcam":
+        return cams, classes
     if method == "guided-gradcam":
         _, _, guided = _score_gradient(model, x, classes, target, guided=True)
         up = np.stack([resize_bilinear(c, x.shape[1:3]) for c in cams])[..., None]

@@ -26,7 +26,19 @@ def class_scores(outputs):
     return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
 
 
-def _class_indices(class_index, probs):
+class EmptyMapWarning(RuntimeWarning):
+    """A map is zero everywhere: nothing at the layer speaks for the class."""
+
+
+def conv_layer(model, layer=None):
+    """The name of the conv layer to explain: ``layer``, checked, or the model's last."""
+    layer = layer or model.last_conv
+    if not isinstance(model.layer(layer), Conv2D):
+        raise ValueError(f"a CAM needs a conv layer, not {layer!r}")
+    return layer
+
+
+def class_indices(class_index, probs):
     """None -> each image's top-1; an int or a sequence -> one per image. (N,) ints."""
     n, k = probs.shape
     if class_index is None:
@@ -77,15 +89,13 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     before normalisation. trace: True (or an open file) prints a table per pass, layer by
     layer (``vggnp.trace``), and fills details["trace"] = {"forward": [...], "backward": [...]}.
     """
-    layer = layer or model.last_conv
-    if not isinstance(model.layer(layer), Conv2D):
-        raise ValueError(f"Grad-CAM needs a conv layer, not {layer!r}")
+    layer = conv_layer(model, layer)
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
     steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
     outputs, activations = _forward_keeping(model, x, layer, steps["forward"])
     probs = class_scores(outputs)
-    classes = _class_indices(class_index, probs)
+    classes = class_indices(class_index, probs)
 
     # d y^c / d A: start from a one-hot on the class (for one sigmoid unit: +1 for class
     # 1, -1 for class 0) and walk back to the layer only.
@@ -111,7 +121,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
             f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
             "every location's weighted activation is <= 0, i.e. this layer's features argue "
             "against the class (common for a class the model does not predict). Try the "
-            "top-1 class, another layer, or --target softmax.", RuntimeWarning, stacklevel=2)
+            "top-1 class, another layer, or --target softmax.", EmptyMapWarning, stacklevel=2)
     if trace:
         print_trace(steps, model, outputs.itemsize, trace)
         if details is not None:

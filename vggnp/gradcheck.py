@@ -41,20 +41,29 @@ def relative_error(a, b):
 TOLERANCE = 1e-7  # float64 central differences agree to ~1e-9 on these small layers
 
 
-def layer_errors(make, x, params=()):
+def layer_errors(make, x, params=(), must_call=None):
     """Relative errors of a layer's analytic gradients against finite differences.
 
     make(*params) builds the layer; x its input (float64). The upstream gradient is
     random, so every output element matters. Returns {"dx": e, "dw": e, "db": e}.
+    must_call: the name of a method of the layer that its backward must call (the code
+    path the check is for); AssertionError if the backward does not.
     """
     rng = np.random.default_rng(0)
     layer = make(*params)
     out = layer.forward(x.copy())
     dout = rng.standard_normal(out.shape)
     kwargs = {"param_grads": True} if params else {}
-    errors = {"dx": relative_error(layer.backward(dout, **kwargs),
-                                   numerical_gradient(lambda v: make(*params).forward(v),
-                                                      x.copy(), dout))}
+    calls = []
+    if must_call:  # a spy on this one instance: counts the calls, returns what it returns
+        method = getattr(layer, must_call)
+        setattr(layer, must_call, lambda *a, **k: calls.append(1) or method(*a, **k))
+    dx = layer.backward(dout, **kwargs)
+    if must_call and not calls:
+        raise AssertionError(f"{type(layer).__name__}.backward did not call {must_call}: "
+                             f"the check does not exercise the path it is for")
+    errors = {"dx": relative_error(dx, numerical_gradient(lambda v: make(*params).forward(v),
+                                                          x.copy(), dout))}
     for i, name in enumerate(("dw", "db")[:len(params)]):
         def forward_with(value, i=i):
             changed = list(params)
@@ -83,6 +92,8 @@ def checks():
     yield "Conv2D 5x5 stride 2 valid", layer_errors(
         lambda w_, b_: Conv2D("c", w_, b_, "linear", strides=(2, 2), padding="valid"),
         x, (w5, b))
+    for k in (3, 5):
+        yield f"Conv2D {k}x{k} same, 16 ch, flipped kernel", flipped_kernel_errors(k)
     yield "Dense relu", layer_errors(lambda w_, b_: Dense("d", w_, b_, "relu"), dense_x, (dw, db))
     yield "Dense softmax", layer_errors(lambda w_, b_: Dense("d", w_, b_, "softmax"),
                                         dense_x, (dw, db))
@@ -102,6 +113,24 @@ def checks():
     yield "Activation sigmoid", layer_errors(lambda: Activation("a", "sigmoid"), x)
     yield "Flatten", layer_errors(lambda: Flatten(), x)
     yield "whole VGG16 (small), logits -> input", whole_net_errors()
+
+
+def flipped_kernel_errors(k=3, channels=16, filters=4):
+    """dx, dW, db of a k x k stride-1 "same" Conv2D with >= 16 input channels.
+
+    That is the backward VGG16 runs in 12 of its 13 convs: dx = correlate_same(dz,
+    w_flipped), not col2im (which the 3-channel checks above exercise). The check asserts
+    that the backward took that path (it called ``Conv2D._flipped_kernel``). The input,
+    (2, 5, 6, C), is non-square; x, w and b have 2*5*6*16 + k*k*16*4 + 4 elements, each
+    perturbed twice (about 0.2 s for k = 3, 0.6 s for k = 5).
+    """
+    from .layers import Conv2D
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 5, 6, channels))
+    w = rng.standard_normal((k, k, channels, filters)) / np.sqrt(k * k * channels)
+    b = rng.standard_normal(filters)
+    return layer_errors(lambda w_, b_: Conv2D("c", w_, b_, "relu"), x, (w, b),
+                        must_call="_flipped_kernel")
 
 
 def whole_net_errors():

@@ -47,7 +47,6 @@ class KerasConvNet(Network):
         super().__init__(layers, input_shape[:2])
         self.channels, self.name = input_shape[2], name
         self.conv_names = [layer.name for layer in self.layers if isinstance(layer, Conv2D)]
-        self.output_activation = self.layers[-1].activation_name
         self.outputs = self.layers[-1].w.shape[1] if hasattr(self.layers[-1], "w") else None
         self.has_vgg16_base = all(name in self.names for name in spec.CONV_NAMES)
 

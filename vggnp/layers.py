@@ -240,6 +240,7 @@ class Conv2D:
     def __init__(self, name, w, b=None, activation="relu", buffers=None, strides=(1, 1),
                  padding="same"):
         self.name, self.w = name, w
+        self.use_bias = b is not None  # Keras' use_bias=False: a zero bias, not a parameter
         self.b = np.zeros(w.shape[3], w.dtype) if b is None else b
         self.strides, self.padding = tuple(strides), padding
         self.activation_name = activation
@@ -303,6 +304,7 @@ class Dense:
 
     def __init__(self, name, w, b=None, activation="relu"):
         self.name, self.w = name, w
+        self.use_bias = b is not None
         self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()

@@ -50,6 +50,13 @@ class Network:
         return ""
 
     @property
+    def output_activation(self):
+        """The last layer's activation: "softmax" or "sigmoid" (outputs are probabilities),
+        or "linear" (outputs are logits); "linear" also for a model that ends without one
+        (a notop VGG16 ends at block5_pool)."""
+        return getattr(self.layers[-1], "activation_name", "linear")
+
+    @property
     def last_conv(self):
         """The last conv layer's name: Grad-CAM's default, as in the paper and keras-io."""
         return [layer.name for layer in self.layers if isinstance(layer, Conv2D)][-1]

@@ -15,15 +15,21 @@ import numpy as np
 from .layers import BatchNorm, Conv2D, Dense
 
 
+def weight_count(layer):
+    """Kernel and bias sizes of a conv or dense layer; a use_bias=False layer has no bias
+    parameters (its zero bias is vggnp's bookkeeping), as Keras counts them."""
+    return layer.w.size + (layer.b.size if layer.use_bias else 0)
+
+
 def layer_facts(layer, output_shape):
     """(parameters, multiply-adds, im2col matrix shape or None) of a layer's forward."""
     if isinstance(layer, Conv2D):
         kh, kw, c, f = layer.w.shape
         rows = int(np.prod(output_shape[:3]))
-        return layer.w.size + layer.b.size, rows * kh * kw * c * f, (rows, kh * kw * c)
+        return weight_count(layer), rows * kh * kw * c * f, (rows, kh * kw * c)
     if isinstance(layer, Dense):
         d, m = layer.w.shape
-        return layer.w.size + layer.b.size, output_shape[0] * d * m, None
+        return weight_count(layer), output_shape[0] * d * m, None
     if isinstance(layer, BatchNorm):
         return 4 * layer.mean.size, 0, None
     return 0, 0, None
@@ -31,7 +37,7 @@ def layer_facts(layer, output_shape):
 
 def parameter_count(model):
     """Every weight and bias of the model (VGG16: 138,357,544)."""
-    return sum(layer.w.size + layer.b.size for layer in model.layers if hasattr(layer, "w"))
+    return sum(layer_facts(layer, (0, 0, 0, 0))[0] for layer in model.layers)
 
 
 def _shape(shape):

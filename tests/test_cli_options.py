@@ -1,0 +1,157 @@
+"""Every option either does what it says for the chosen method or is refused (exit 2), the
+report names only the layer and target really used, and an empty map never passes in
+silence (issue #12, points 6 and 7). Offline: the committed shapes model and variants of it
+written here."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+from vggnp.explain import INPUT_METHODS, METHODS, explain
+from vggnp.gradcam import EmptyMapWarning
+from vggnp.keras_model import load_keras_model
+
+TRIANGLE = os.path.join(ROOT, "examples", "triangle.png")
+
+
+def run_cam(*args):
+    return subprocess.run([sys.executable, "-m", "vggnp.cam", *args], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+
+
+def model_variant(path, weights=None, config=None):
+    """A copy of the shapes model at ``path`` with weights[h5 dataset] = new value and
+    config(cfg) applied to its config.json."""
+    with zipfile.ZipFile(MODEL_PATH) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    if config:
+        cfg = json.loads(members["config.json"])
+        config(cfg)
+        members["config.json"] = json.dumps(cfg).encode()
+    if weights:
+        buffer = io.BytesIO(members["model.weights.h5"])
+        with h5py.File(buffer, "r+") as f:
+            for key, value in weights.items():
+                f[key][...] = value
+        members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    return str(path)
+
+
+def dead_model(tmp_path):
+    """The last conv (conv2d_11) switched off: zero kernel, bias -1, so its ReLU output is
+    zero everywhere and every method's map is empty."""
+    return model_variant(tmp_path / "dead.keras", {"layers/conv2d_5/vars/0": 0.0,
+                                                   "layers/conv2d_5/vars/1": -1.0})
+
+
+def linear_model(tmp_path):
+    """The shapes model with its last Dense made linear: its outputs are logits."""
+    def linear(cfg):
+        cfg["config"]["layers"][-1]["config"]["activation"] = "linear"
+    return model_variant(tmp_path / "linear.keras", config=linear)
+
+
+# The issue's own example first: refused before any weights are looked for (offline).
+@pytest.mark.parametrize("args, message", [
+    (["--method", "saliency", "--layer", "block4_conv3"],
+     "--layer does not apply to --method saliency"),
+    (["--method", "guided-backprop", "--layer", "block5_conv3"],
+     "--layer does not apply to --method guided-backprop"),
+    (["--method", "scorecam", "--target", "logit"],
+     "--target logit does not apply to --method scorecam"),
+    (["--method", "scorecam", "--trace"], "--trace does not apply to --method scorecam"),
+    (["--batch-size", "8"], "--batch-size applies to --method scorecam only"),
+    (["--method", "guided-gradcam", "--alpha", "0.5"],
+     "--alpha does not apply to --method guided-gradcam"),
+    (["--method", "saliency", "--diagnose"], "--diagnose reports on a CAM at a conv layer"),
+])
+def test_an_option_that_would_be_ignored_is_refused(args, message, tmp_path):
+    result = run_cam(TRIANGLE, "--out", str(tmp_path), *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric"], "--metric needs class probabilities, but the model's last layer "
+                   "(dense_1) is linear"),
+    (["--target", "softmax"], "--target softmax needs class probabilities"),
+])
+def test_probabilities_of_a_linear_model_are_refused(args, message, tmp_path):
+    result = run_cam(TRIANGLE, "--model", linear_model(tmp_path), "--out", str(tmp_path),
+                     *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = run_cam(TRIANGLE, "--model", linear_model(tmp_path), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr  # the logit target still works
+
+
+def test_report_names_only_the_layer_and_target_used(tmp_path):
+    def report(*args):
+        result = run_cam(TRIANGLE, "--model", MODEL_PATH, "--labels", LABELS_PATH,
+                         "--out", str(tmp_path), "--overwrite", *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    (saliency,) = json.loads(report("--json", "--method", "saliency"))["images"]
+    assert "layer" not in saliency and saliency["target"] == "logit"
+    assert " at " not in report("--method", "saliency")
+    (scorecam,) = json.loads(report("--json", "--method", "scorecam"))["images"]
+    assert scorecam["layer"] == "conv2d_11" and scorecam["target"] == "softmax"
+    (gradcam,) = json.loads(report("--json", "--target", "softmax", "--layer", "conv2d_9"))[
+        "images"]
+    assert gradcam["layer"] == "conv2d_9" and gradcam["target"] == "softmax"
+    assert not gradcam["empty"]
+
+
+@pytest.mark.parametrize("method, shape, signed", [
+    ("gradcam", (16, 16), False), ("scorecam", (16, 16), False), ("saliency", (64, 64), False),
+    ("guided-backprop", (64, 64, 3), True), ("guided-gradcam", (64, 64, 3), True)])
+def test_saved_heatmap_is_what_the_help_says(tmp_path, method, shape, signed):
+    result = run_cam(TRIANGLE, "--model", MODEL_PATH, "--out", str(tmp_path), "--json",
+                     "--method", method, "--save-heatmap")
+    assert result.returncode == 0, result.stderr
+    (image,) = json.loads(result.stdout)["images"]
+    saved = np.load(image["outputs"]["heatmap"])
+    assert saved.shape == shape and saved.dtype == np.float32
+    if signed:
+        assert saved.min() < 0 < saved.max()
+    else:
+        assert saved.min() >= 0 and saved.max() == 1
+
+
+def test_every_method_warns_of_an_empty_map(tmp_path):
+    model = load_keras_model(dead_model(tmp_path))
+    x = np.zeros((2, 64, 64, 3), np.float32) + 200
+    for method in METHODS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            maps, classes = explain(model, x, method, batch_size=64)
+        assert not maps.any(), method
+        said = [str(w.message) for w in caught if w.category is EmptyMapWarning]
+        assert len(said) == 2 and all("zero everywhere" in s for s in said), (method, said)
+        assert said[0].startswith("image 0: ") and said[1].startswith("image 1: ")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cli_says_which_map_is_empty(tmp_path, method):
+    result = run_cam(TRIANGLE, "--model", dead_model(tmp_path), "--labels", LABELS_PATH,
+                     "--out", str(tmp_path), "--json", "--method", method, "--class", "circle")
+    assert result.returncode == 0, result.stderr
+    (image,) = json.loads(result.stdout)["images"]
+    assert image["empty"] is True
+    lines = result.stderr.splitlines()
+    where = "" if method in INPUT_METHODS else " at conv2d_11"
+    assert lines == [f"vggnp.cam: warning: {TRIANGLE}: the {method} map of class circle (0)"
+                     f"{where} is zero everywhere" + lines[0].split("zero everywhere", 1)[1]]
