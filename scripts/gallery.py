@@ -29,11 +29,11 @@ import numpy as np
 from PIL import Image
 
 from scripts.shapes import MODEL_PATH, ROOT
-from vggnp.cam import gradient_picture
 from vggnp.explain import IMAGE_METHODS, METHODS, explain
 from vggnp.faithfulness import deletion_insertion
-from vggnp.keras_model import load_keras_model
-from vggnp.overlay import overlay
+from vggnp.files.model_files import load_keras_model
+from vggnp.gradcam import normalise
+from vggnp.overlay import gradient_picture, overlay
 
 IMAGE = os.path.join(ROOT, "examples", "triangle.png")
 OUT = os.path.join(ROOT, "docs", "gallery")
@@ -61,7 +61,7 @@ def gallery(model=None, dtype=np.float64):
         else:
             shown, heatmap = overlay(picture, maps[0]), maps[0]
         pictures[method] = shown.resize(SIZE, Image.NEAREST)
-        aucs[method] = deletion_insertion(model, x[0], heatmap / max(heatmap.max(), 1e-30), cls)
+        aucs[method] = deletion_insertion(model, x[0], normalise(heatmap[None])[0], cls)
     return pictures, aucs
 
 

@@ -19,7 +19,6 @@ All errors are relative to the max |value| of TF's tensor (``relative_to_max``).
 
 import numpy as np
 
-from vggnp.layers import ReLU
 
 NEAR_TIE = 1e-5  # relative gap between a window's two largest values counted as a tie
 
@@ -86,7 +85,7 @@ def use_tf_activations(model, x, ref):
         out = layer_.forward(layer_input)
         if layer_.name in ref["outputs"]:
             out = ref["outputs"][layer_.name]
-            if isinstance(layer_.activation if hasattr(layer_, "activation") else None, ReLU):
+            if layer_.activation_name == "relu":
                 # A pre-activation within rounding of 0 can have either sign; take TF's.
                 layer_.activation.mask = out > 0
         layer_input = out  # flatten only reshapes: its own output is TF's, reshaped

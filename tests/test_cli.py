@@ -14,7 +14,7 @@ from PIL import Image
 
 from kerasfiles import write_keras1_h5
 from vggnp import cam
-from vggnp import download as dl
+from vggnp.files import download as dl
 from vggnp.random_init import random_vgg16_weights
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from vggnp import download as dl
+from vggnp.files import download as dl
+from vggnp.files import official
 
 PAYLOAD = os.urandom(3 * 2**20 + 12345)  # stands in for the 553 MB file
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -142,7 +143,7 @@ def test_killed_download_leaves_no_usable_file(server, tmp_path):
     """kill -9 in the middle of a download: the next run ignores and removes the partial
     file, downloads again and verifies."""
     dest = tmp_path / "weights.h5"
-    code = (f"from vggnp import download as dl; dl.download({server + '/crawl.h5'!r}, "
+    code = (f"from vggnp.files import download as dl; dl.download({server + '/crawl.h5'!r}, "
             f"{str(dest)!r}, {len(PAYLOAD)}, {MD5!r}, progress=False)")
     child = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.monotonic() + 60
@@ -183,25 +184,25 @@ def official_stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))
     path = tmp_path / "stand_in.h5"
     path.write_bytes(PAYLOAD)
-    monkeypatch.setattr(dl, "SIZE", len(PAYLOAD))
-    monkeypatch.setattr(dl, "MD5", MD5)
+    monkeypatch.setattr(official, "SIZE", len(PAYLOAD))
+    monkeypatch.setattr(official, "MD5", MD5)
     return path
 
 
 def test_official_file_md5_checked_once_per_change(tmp_path, monkeypatch):
     path = official_stand_in(tmp_path, monkeypatch)
     hashed = []
-    real_md5 = dl.file_md5
-    monkeypatch.setattr(dl, "file_md5", lambda p: hashed.append(p) or real_md5(p))
-    assert dl.is_official(str(path)) and dl.official_md5_ok(str(path))
-    assert dl.official_md5_ok(str(path)) and len(hashed) == 1  # remembered
+    real_md5 = official.file_md5
+    monkeypatch.setattr(official, "file_md5", lambda p: hashed.append(p) or real_md5(p))
+    assert official.is_official(str(path)) and official.official_md5_ok(str(path))
+    assert official.official_md5_ok(str(path)) and len(hashed) == 1  # remembered
     data = bytearray(PAYLOAD)
     data[1000] ^= 0x01  # one flipped bit; same size
     path.write_bytes(bytes(data))
-    assert not dl.official_md5_ok(str(path)) and len(hashed) == 2
+    assert not official.official_md5_ok(str(path)) and len(hashed) == 2
 
 
 def test_official_md5_without_a_writable_cache(tmp_path, monkeypatch):
     path = official_stand_in(tmp_path, monkeypatch)
     (tmp_path / "cache" / "verified.json").mkdir(parents=True)  # cannot be read or replaced
-    assert dl.official_md5_ok(str(path)) and dl.official_md5_ok(str(path))
+    assert official.official_md5_ok(str(path)) and official.official_md5_ok(str(path))

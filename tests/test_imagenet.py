@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vggnp
-from vggnp.imagenet import class_index, classes, decode_predictions
+from vggnp.files.imagenet import class_index, classes, decode_predictions
 
 
 def test_class_index_file_is_byte_identical_to_keras():

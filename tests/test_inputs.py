@@ -2,7 +2,7 @@
 
 One CLI run over the whole corpus (tests/corpus.py) -- as a user would pass a folder full of
 files -- then a test per case on what that run printed and left on disk; then the pixel
-rules of ``vggnp.images.read_image`` one by one.
+rules of ``vggnp.files.images.read_image`` one by one.
 """
 
 import json
@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from corpus import CASES, PICTURE, bomb_png, jpeg_bytes, make_corpus, with_orientation
-from vggnp.images import ImageError, read_image
-from vggnp.preprocess import load_img
+from vggnp.files.images import ImageError, read_image
+from vggnp.files.preprocess import load_img
 
 
 def run_cam(*args):
@@ -211,3 +211,19 @@ def test_unreadable_file(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", refusing_open)
     with pytest.raises(ImageError, match="permission denied"):
         read_image(path)
+
+
+def test_python_api_reads_as_the_command_line(tmp_path):
+    """Issue #13: ``vggnp.load_image`` and the command line read a file with the same code,
+    so a phone photo stored on its side is upright in both (Keras' load_img is not)."""
+    import vggnp
+    from corpus import _RGB
+    from vggnp.files.preprocess import model_input
+    path = tmp_path / "side.jpg"
+    path.write_bytes(with_orientation(_RGB, 6))
+    upright, _ = read_image(str(path))
+    assert upright.size == _RGB.size and load_img(str(path), None).size != _RGB.size
+    x = vggnp.load_image(str(path), target_size=(32, 48))
+    assert np.array_equal(x[0], model_input(upright, (32, 48), 3, "vgg16"))
+    photo, notes = vggnp.read_image(str(path))
+    assert photo.size == _RGB.size and notes == []

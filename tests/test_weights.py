@@ -187,7 +187,7 @@ def test_datasets_that_read_other_files_are_refused(tmp_path, narrow_weights, ki
 def test_official_file_with_a_flipped_byte_is_refused(tmp_path, narrow_weights, monkeypatch):
     """The official file is checked by md5; a changed byte in a weight keeps every shape,
     dtype and finite value, so only the md5 can tell."""
-    from vggnp import download as dl
+    from vggnp.files import official as dl
     path = tmp_path / "vgg16.h5"
     write_keras1_h5(path, narrow_weights)
     monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .gradcam import grad_cam
+from .gradcam import grad_cam, normalise
 from .overlay import resize_bilinear
 
 
@@ -26,8 +26,7 @@ def _similarity(a, b):
 def _earlier_conv(model, layer):
     """The last conv layer at a higher resolution than ``layer`` (block4_conv3 for
     block5_conv3), or None."""
-    names = model.conv_names if hasattr(model, "conv_names") else \
-        [n for n in model.names if n.endswith(tuple(f"_conv{i}" for i in range(1, 4)))]
+    names = model.conv_names
     before = names[:names.index(layer)]
     pools = [n for n in model.names[:model.names.index(layer)] if "pool" in n]
     if not pools:
@@ -53,7 +52,7 @@ def diagnose(model, x, layer=None, class_index=None):
     A, g = d["activations"][0], d["gradients"][0]
     dead = float(np.mean(A.reshape(-1, A.shape[-1]).max(axis=0) == 0))
     summed = np.maximum(A @ g.sum(axis=(0, 1)), 0)  # sum instead of mean pooling
-    summed = summed / summed.max() if summed.max() > 0 else summed
+    summed = normalise(summed[None])[0]
     empty = not heatmap.any()
     peak = tuple(int(i) for i in np.unravel_index(np.argmax(heatmap), heatmap.shape))
     lines = [

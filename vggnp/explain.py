@@ -26,7 +26,8 @@ import warnings
 
 import numpy as np
 
-from .gradcam import EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam
+from .gradcam import (EmptyMapWarning, backward_seed, class_indices, class_scores, conv_layer,
+                      grad_cam, normalise)
 from .overlay import resize_bilinear
 from .trace import print_trace
 
@@ -40,12 +41,6 @@ INPUT_METHODS = ["saliency", "guided-backprop"]
 # masked images, with no gradient, so only "softmax" describes it.
 TARGETS = {method: ("softmax",) if method == "scorecam" else ("logit", "softmax")
            for method in METHODS}
-
-
-def normalise(raw):
-    """Each map divided by its max; an all-zero map stays zero. raw: (N, ...) >= 0."""
-    peak = raw.reshape(len(raw), -1).max(axis=1)
-    return raw / np.where(peak > 0, peak, 1).reshape(-1, *[1] * (raw.ndim - 1))
 
 
 def cam_from_gradients(method, activations, gradients):
@@ -77,12 +72,8 @@ def _score_gradient(model, x, class_index, target, guided=False, trace=False):
     outputs = model.forward(x, trace=steps["forward"])
     probs = class_scores(outputs)
     classes = class_indices(class_index, probs)
-    if outputs.shape[1] == 1:
-        dout = np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
-    else:
-        dout = np.zeros_like(outputs)
-        dout[np.arange(len(x)), classes] = 1
-    grad = model.backward(dout, start=model.names[-1], from_logits=(target == "logit"),
+    grad = model.backward(backward_seed(outputs, classes), start=model.names[-1],
+                          from_logits=(target == "logit"),
                           guided=guided, trace=steps["backward"])
     if trace:
         print_trace(steps, model, outputs.itemsize, trace)
@@ -150,10 +141,11 @@ def empty_map_message(method, class_name, layer):
     if method in INPUT_METHODS:
         return (f"the {method} map of class {class_name} is zero everywhere: the score's "
                 "gradient w.r.t. the input vanishes (a saturated or dead network)")
+    other = "gradcam" if method == "counterfactual" else "counterfactual"
     return (f"the {method} map of class {class_name} at {layer} is zero everywhere: no "
             "location has positive weighted evidence for the class (common for a class the "
-            "model does not predict); try the top-1 class, another --layer, or --method "
-            "counterfactual")
+            f"model does not predict); try the top-1 class, another --layer, or --method "
+            f"{other}")
 
 
 def _explain(model, x, method, layer, class_index, target, batch_size, details, trace):
@@ -181,11 +173,3 @@ def _explain(model, x, method, layer, class_index, target, batch_size, details, 
         up = np.stack([resize_bilinear(c, x.shape[1:3]) for c in cams])[..., None]
         return guided * up, classes
     return cam_from_gradients(method, details["activations"], details["gradients"]), classes
-
-
-def gradient_image(gradient):
-    """A signed gradient (H, W, C) as a picture, as keras-io and pytorch-grad-cam show it:
-    centred on grey, one standard deviation = 0.1, clipped to [0, 1]."""
-    g = gradient - gradient.mean()
-    g = g / (g.std() + 1e-5) * 0.1 + 0.5
-    return np.clip(g, 0, 1)

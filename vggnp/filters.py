@@ -17,10 +17,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-from .activations import channel_picture, grid, model_and_layer
-from .cam import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, refuse_to_clobber
+from .cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, model_and_layer, refuse_to_clobber
+from .files.preprocess import preprocess
 from .layers import Conv2D
-from .preprocess import preprocess
+from .overlay import channel_picture, grid
 
 
 def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
@@ -36,7 +36,7 @@ def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
     index = model.names.index(layer)
     before = model.names[index - 1] if index else None
     rng = np.random.default_rng(seed)
-    rgb = rng.uniform(0.4, 0.6, (1, size, size, getattr(model, "channels", 3))) * 255
+    rgb = rng.uniform(0.4, 0.6, (1, size, size, model.channels)) * 255
     x = preprocess(rgb, mode)
     losses = []
     for _ in range(steps + 1):
@@ -69,7 +69,7 @@ def main(argv=None):
     if isinstance(loaded, int):
         return loaded
     model, mode, layer = loaded
-    if not hasattr(layer, "w") or layer.w.ndim != 4:
+    if layer.name not in model.conv_names:
         return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
     refusal = refuse_to_clobber([path], [], args.overwrite)

@@ -38,6 +38,24 @@ def conv_layer(model, layer=None):
     return layer
 
 
+def backward_seed(outputs, classes):
+    """Where the backward pass starts: d y^c / d outputs (N, K) for each image's class c, a
+    one-hot on c; for one sigmoid unit (N, 1), +1 for class 1 and -1 for class 0, whose
+    logit is -z. With ``from_logits`` the same seed is d y^c / d logits."""
+    if outputs.shape[1] == 1:
+        return np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
+    seed = np.zeros_like(outputs)
+    seed[np.arange(len(classes)), classes] = 1
+    return seed
+
+
+def normalise(raw):
+    """Each map divided by its max, so that it lies in [0, 1]; an all-zero map stays zero
+    instead of becoming NaN (the keras-io example's 0/0). raw: (N, ...) >= 0."""
+    peak = raw.reshape(len(raw), -1).max(axis=1)
+    return raw / np.where(peak > 0, peak, 1).reshape(-1, *[1] * (raw.ndim - 1))
+
+
 def class_indices(class_index, probs):
     """None -> each image's top-1; an int or a sequence -> one per image. (N,) ints."""
     n, k = probs.shape
@@ -52,17 +70,17 @@ def class_indices(class_index, probs):
 def _forward_keeping(model, x, layer, trace=None):
     """The full forward pass, returning (probs (N, K), A = the output of ``layer``).
 
-    A batch runs the big early layers, up to block4_pool (or ``layer`` if it comes first,
-    or with no block4_pool, ``layer``),
-    one image at a time, and the rest on the whole batch: one image's activations (12.8 MB
-    for block1) stay in the CPU's cache where a batch's would not, while block5's small
-    GEMMs grow and fc1's 411 MB of weights are read once per batch, not once per image.
+    A batch runs the big early layers, up to the model's ``batch_split`` (VGG16:
+    block4_pool) or ``layer`` if it comes first, one image at a time, and the rest on the
+    whole batch: one image's activations (12.8 MB for block1) stay in the CPU's cache where
+    a batch's would not, while block5's small GEMMs grow and fc1's 411 MB of weights are
+    read once per batch, not once per image.
     Backward to ``layer`` needs only the caches of the layers after it.
     """
     if len(x) == 1 or trace is not None:  # a trace shows the plain full forward
         probs, kept = model.forward(x, keep=(layer,), trace=trace)
         return probs, kept[layer]
-    stops = [model.names.index(name) for name in (layer, "block4_pool") if name in model.names]
+    stops = [model.names.index(name) for name in (layer, model.batch_split) if name]
     split = model.names[min(stops)]
     early = np.concatenate([model.forward(image[None], until=split) for image in x])
     if split == layer:
@@ -97,14 +115,9 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     probs = class_scores(outputs)
     classes = class_indices(class_index, probs)
 
-    # d y^c / d A: start from a one-hot on the class (for one sigmoid unit: +1 for class
-    # 1, -1 for class 0) and walk back to the layer only.
-    if outputs.shape[1] == 1:
-        onehot = np.where(classes == 1, 1.0, -1.0)[:, None].astype(outputs.dtype)
-    else:
-        onehot = np.zeros_like(outputs)
-        onehot[np.arange(len(classes)), classes] = 1
-    gradients = model.backward(onehot, start=model.names[-1], stop=layer,
+    # d y^c / d A: start from a one-hot on the class and walk back to the layer only.
+    gradients = model.backward(backward_seed(outputs, classes), start=model.names[-1],
+                               stop=layer,
                                from_logits=(target == "logit"), trace=steps["backward"])
 
     # alpha_k: "a vector where each entry is the mean intensity of the gradient over a
@@ -113,10 +126,8 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     # Weighted sum of the channels, then ReLU: only evidence *for* the class -- eq. 2.
     raw = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0)   # (N, h, w)
 
-    # Normalise each map by its max; guard the all-zero map instead of dividing by 0.
-    peak = raw.max(axis=(1, 2))
-    heatmaps = raw / np.where(peak > 0, peak, 1)[:, None, None]
-    for n in np.flatnonzero(peak == 0):
+    heatmaps = normalise(raw)
+    for n in np.flatnonzero(~raw.any(axis=(1, 2))):
         warnings.warn(
             f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
             "every location's weighted activation is <= 0, i.e. this layer's features argue "

@@ -6,6 +6,8 @@ larger than any bug worth finding.
 
 import numpy as np
 
+from .layers import BackwardPass
+
 
 def numerical_gradient(f, x, dout, h=1e-5):
     """Estimate d<f(x), dout>/dx by central differences.
@@ -53,12 +55,13 @@ def layer_errors(make, x, params=(), must_call=None):
     layer = make(*params)
     out = layer.forward(x.copy())
     dout = rng.standard_normal(out.shape)
-    kwargs = {"param_grads": True} if params else {}
     calls = []
     if must_call:  # a spy on this one instance: counts the calls, returns what it returns
         method = getattr(layer, must_call)
         setattr(layer, must_call, lambda *a, **k: calls.append(1) or method(*a, **k))
-    dx = layer.backward(dout, **kwargs)
+    if params:  # keep dw, db: the layer's only pass
+        layer.backward_pass = BackwardPass(param_grads=True)
+    dx = layer.backward(dout)
     if must_call and not calls:
         raise AssertionError(f"{type(layer).__name__}.backward did not call {must_call}: "
                              f"the check does not exercise the path it is for")
@@ -76,8 +79,8 @@ def layer_errors(make, x, params=(), must_call=None):
 
 def checks():
     """(name, errors) for every layer kind, and for a whole small VGG16."""
-    from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten,
-                         GlobalAvgPool2D, MaxPool2D, ReLU, Rescaling, Sigmoid, Softmax)
+    from .convnet_layers import Activation, AvgPool2D, BatchNorm, GlobalAvgPool2D, Rescaling
+    from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 7, 3))
     x[np.abs(x) < 1e-3] = 0.5  # away from ReLU's kink

@@ -1,94 +1,60 @@
 """The layers of VGG16, each a small class with ``forward`` and ``backward``.
 
-Conventions (as in CS231n's ``layers.py``):
+Conventions (as in CS231n's ``layers.py``; one contract for every layer, as micrograd):
 - Arrays are NHWC: ``x: (N, H, W, C)``.
 - ``forward(x)`` returns the output and keeps on the layer only what ``backward`` needs
-  (``self.x``, ``self.mask``, ``self.argmax``...).
+  (``self.x``, ``self.mask``, ``self.out``...).
 - ``backward(dout)`` returns ``dx``, the gradient of the loss with respect to the input,
-  with the shape of ``x``. It never writes into ``dout``. Parameter gradients, when asked
-  for (``param_grads=True``), are kept on the layer as ``self.dw`` and ``self.db``.
+  with the shape of ``x``. It never writes into ``dout``. What the whole pass does (guided
+  ReLUs, keeping parameter gradients as ``self.dw``/``self.db``, starting from the logits)
+  is a :class:`BackwardPass` that the network sets on each layer for the pass.
 - The dtype follows the layer's weights (float32 by default, float64 for gradient checks):
   inputs are cast to it so that one stray float64 array never upcasts a float32 model.
+- A convolution is one matrix product after ``im2col`` (``im2col.py``, with its adjoint
+  ``col2im``); ``fast_conv.py`` computes the same product in cache-sized blocks, and
+  ``naive.py`` holds the loops both are tested against.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
-
-# --------------------------------------------------------------------------------------
-# im2col / col2im: a 3x3 convolution becomes one matrix product.
-# --------------------------------------------------------------------------------------
-
-def same_padding(size, k, stride):
-    """Keras/TensorFlow "same": out = ceil(size / stride), the padding split as evenly as
-    possible with the extra pixel after. Returns (out, pad_before, pad_after)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return out, total // 2, total - total // 2
+from .fast_conv import correlate_same
+from .im2col import col2im, im2col, window_padding, windows
 
 
-def window_padding(h, w, kh, kw, strides, padding):
-    """((top, bottom), (left, right)) for a KHxKW window moved by ``strides`` over an
-    HxW input: zero for "valid" (windows that do not fit are dropped), else "same"."""
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    return same_padding(h, kh, strides[0])[1:], same_padding(w, kw, strides[1])[1:]
+@dataclass(frozen=True)
+class BackwardPass:
+    """The options of one backward pass, the same for every layer it passes through.
 
-
-def _pads(pad):
-    """An int p (p on every side) or ((top, bottom), (left, right))."""
-    return ((pad, pad), (pad, pad)) if np.isscalar(pad) else pad
-
-
-def _windows(xp, kh, kw, stride, out_h, out_w):
-    """For each offset (i, j) in a KHxKW window, the (N, H', W', C) view of the element
-    at that offset in every window: xp[:, i + stride*y, j + stride*x, :]."""
-    sh, sw = (stride, stride) if np.isscalar(stride) else stride
-    for i in range(kh):
-        for j in range(kw):
-            yield i, j, xp[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw, :]
-
-
-def im2col(x, kh, kw, pad, stride=1):
-    """Unfold every KHxKW window of ``x`` into a row.
-
-    x: (N, H, W, C) -> col: (N*H'*W', KH*KW*C), H' = (H + top + bottom - KH) // stride + 1
-    (same for W'). pad: an int, or ((top, bottom), (left, right)) zero rows and columns.
-    Row ``(n, i, j)`` holds the window whose top-left corner is ``(i, j) * stride`` in the
-    padded image, ordered (kh, kw, C) so that it matches a Keras kernel ``(KH, KW, C, F)``
-    reshaped to ``(KH*KW*C, F)``.
+    guided: every ReLU passes only positive gradients (guided backpropagation).
+    param_grads: conv and dense layers keep dw, db (fc1's dw alone is 411 MB).
+    from_logits: set on the layer the pass starts at: dout is the gradient w.r.t. the
+        input of its activation (the logits, for the last layer); the activation is skipped.
     """
-    n, h, w, c = x.shape
-    (top, bottom), (left, right) = _pads(pad)
-    sh, sw = (stride, stride) if np.isscalar(stride) else stride
-    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    out_h, out_w = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
-    col = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
-    # One slice copy per kernel offset: (kh, kw, C) rows from NHWC copy contiguous C runs.
-    for i, j, view in _windows(xp, kh, kw, stride, out_h, out_w):
-        col[:, :, :, i, j, :] = view
-    return col.reshape(n * out_h * out_w, kh * kw * c)
+    guided: bool = False
+    param_grads: bool = False
+    from_logits: bool = False
 
 
-def col2im(col, x_shape, kh, kw, pad, stride=1):
-    """The adjoint of :func:`im2col`: add every row back onto the window it came from.
+class Layer:
+    """What every layer of a network's chain has: a Keras ``name``, ``forward(x)`` and
+    ``backward(dout)``; ``weights``, its parameter arrays (none by default);
+    ``activation_name``, the activation it ends in (None: it has none); and
+    ``backward_pass``, the options of the pass under way (set by ``Network.backward``)."""
 
-    col: (N*H'*W', KH*KW*C) -> dx: (N, H, W, C) = x_shape.
-    Overlapping windows sum, which is exactly the chain rule for a pixel that appears in
-    several windows: <im2col(x), col> == <x, col2im(col)>.
-    """
-    n, h, w, c = x_shape
-    (top, bottom), (left, right) = _pads(pad)
-    sh, sw = (stride, stride) if np.isscalar(stride) else stride
-    out_h, out_w = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
-    col = col.reshape(n, out_h, out_w, kh, kw, c)
-    dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=col.dtype)
-    for i, j, view in _windows(dxp, kh, kw, stride, out_h, out_w):
-        view += col[:, :, :, i, j, :]
-    return dxp[:, top:top + h, left:left + w, :]
+    backward_pass = BackwardPass()
+    activation_name = None
+    weights = ()
+
+    def __init__(self, name):
+        self.name = name
 
 
 # --------------------------------------------------------------------------------------
-# Activations
+# Activation functions: the last step of a Conv2D, Dense or Activation layer (not layers
+# of the chain themselves). backward(dout, guided) is told by its layer whether the pass
+# is guided.
 # --------------------------------------------------------------------------------------
 
 class ReLU:
@@ -152,65 +118,19 @@ class Identity:
 ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity}
 
 
+def activation_backward(layer, dout):
+    """d/dz of a layer that ends in an activation: dout through the activation's backward
+    (guided if the pass is), or dout itself when the pass starts from the logits here."""
+    if layer.backward_pass.from_logits:
+        return dout
+    return layer.activation.backward(dout, layer.backward_pass.guided)
+
+
 # --------------------------------------------------------------------------------------
 # Parameter layers
 # --------------------------------------------------------------------------------------
 
-def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
-    """im2col + GEMM in blocks of rows: z = im2col(x) @ kernel.reshape(KH*KW*C, F).
-
-    x: (N, H, W, C), kernel: (KH, KW, C, F) -> z: (N, H, W, F), "same" zero padding,
-    stride 1. Exactly the product of :func:`im2col` and one GEMM, computed a block of
-    image rows at a time: the block's windows are unfolded into a buffer that is reused
-    across blocks and calls (~8 MB, so it stays in cache and is not faulted in afresh),
-    then one GEMM writes the block's output rows. Rows are counted across the batch
-    (row g is row g % H of image g // H), so small late layers get GEMMs of at least
-    ``min_rows`` rows spanning several images. buffers: a workspace dict kept by the
-    caller; the model shares one among all its conv layers, forward and backward.
-    """
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    pad = kh // 2
-    rows = max(block_bytes // (w * kh * kw * c * x.itemsize), -(-min_rows // w), 1)
-    rows = min(rows, n * h)
-    col = _buffer(buffers, "col", (rows, w, kh, kw, c), x.dtype)
-    # One zero-padded image at a time (the buffer is shared, so its border is re-zeroed).
-    xp = _buffer(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
-    xp[:pad], xp[h + pad:], xp[:, :pad], xp[:, w + pad:] = 0, 0, 0, 0
-    loaded = None
-    k2d = kernel.reshape(kh * kw * c, f)
-    z = np.empty((n, h, w, f), dtype=x.dtype)
-    z_rows = z.reshape(n * h, w, f)
-    for start in range(0, n * h, rows):
-        stop = min(start + rows, n * h)
-        g = start
-        while g < stop:  # the part of the block that lies in image i, rows y0..y1
-            i, y0 = divmod(g, h)
-            y1 = min(h, y0 + stop - g)
-            if loaded != i:
-                xp[pad:pad + h, pad:pad + w] = x[i]
-                loaded = i
-            for di in range(kh):
-                for dj in range(kw):
-                    col[g - start:g - start + y1 - y0, :, di, dj, :] = \
-                        xp[y0 + di:y1 + di, dj:dj + w, :]
-            g += y1 - y0
-        m = (stop - start) * w
-        np.matmul(col[:stop - start].reshape(m, -1), k2d, out=z_rows[start:stop].reshape(m, f))
-    return z
-
-
-def _buffer(buffers, name, shape, dtype):
-    """An array of ``shape`` backed by ``buffers[name]``, a flat array that grows to the
-    largest size asked for and is then reused by every layer (contents are not cleared)."""
-    size = int(np.prod(shape))
-    flat = buffers.get(name)
-    if flat is None or flat.dtype != dtype or flat.size < size:
-        flat = buffers[name] = np.zeros(size, dtype=dtype)
-    return flat[:size].reshape(shape)
-
-
-class Conv2D:
+class Conv2D(Layer):
     """2-D convolution followed by its activation (as a Keras Conv2D, channels last).
 
     Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,) (zeros for
@@ -273,11 +193,15 @@ class Conv2D:
         return (n, (h + top + bottom - kh) // self.strides[0] + 1,
                 (w + left + right - kw) // self.strides[1] + 1, f)
 
-    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
+    @property
+    def weights(self):
+        return (self.w, self.b) if self.use_bias else (self.w,)
+
+    def backward(self, dout):
         kh, kw, c, f = self.w.shape
-        dz = self.activation.backward(dout, guided) if through_activation else dout
+        dz = activation_backward(self, dout)
         pads = self.pads(self.x.shape)
-        if param_grads:
+        if self.backward_pass.param_grads:
             col = im2col(self.x, kh, kw, pads, self.strides)
             self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
             self.db = dz.reshape(-1, f).sum(axis=0)
@@ -294,7 +218,7 @@ class Conv2D:
         return self._flipped
 
 
-class Dense:
+class Dense(Layer):
     """Fully connected layer followed by its activation (as a Keras Dense).
 
     Parameters: w: (D, M), b: (M,).   x: (N, D) -> out: (N, M).
@@ -314,9 +238,13 @@ class Dense:
         self.z = self.x @ self.w + self.b
         return self.activation.forward(self.z)
 
-    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
-        dz = self.activation.backward(dout, guided) if through_activation else dout
-        if param_grads:
+    @property
+    def weights(self):
+        return (self.w, self.b) if self.use_bias else (self.w,)
+
+    def backward(self, dout):
+        dz = activation_backward(self, dout)
+        if self.backward_pass.param_grads:
             # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
             self.dw = self.x.T @ dz
             self.db = dz.sum(axis=0)
@@ -327,7 +255,7 @@ class Dense:
 # Layers without parameters
 # --------------------------------------------------------------------------------------
 
-class MaxPool2D:
+class MaxPool2D(Layer):
     """Max-pool, as Keras' MaxPooling2D: windows of pool_size moved by strides (default:
     the pool size), "valid" (windows that do not fit are dropped: an odd last row or column
     of a 2x2 pool) or "same" (padded with -inf, which never wins).
@@ -358,7 +286,7 @@ class MaxPool2D:
     def forward(self, x):
         self.x = x
         xp, _, (out_h, out_w) = self._padded(x, -np.inf)
-        views = [v for _, _, v in _windows(xp, *self.pool_size, self.strides, out_h, out_w)]
+        views = [v for _, _, v in windows(xp, *self.pool_size, self.strides, out_h, out_w)]
         self.out = views[0].copy()
         for view in views[1:]:
             np.maximum(self.out, view, out=self.out)
@@ -368,8 +296,8 @@ class MaxPool2D:
         xp, (top, left), (out_h, out_w) = self._padded(self.x, -np.inf)
         dxp = np.zeros(xp.shape, dtype=dout.dtype)
         routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
-        offsets = _windows(xp, *self.pool_size, self.strides, out_h, out_w)
-        grads = _windows(dxp, *self.pool_size, self.strides, out_h, out_w)
+        offsets = windows(xp, *self.pool_size, self.strides, out_h, out_w)
+        grads = windows(dxp, *self.pool_size, self.strides, out_h, out_w)
         for (_, _, view), (_, _, grad) in zip(offsets, grads):  # row-major window order
             first = (view == self.out) & ~routed
             grad += dout * first
@@ -378,121 +306,7 @@ class MaxPool2D:
         return dxp[:, top:top + h, left:left + w]
 
 
-class AvgPool2D:
-    """Average-pool, as Keras' AveragePooling2D (same window rules as :class:`MaxPool2D`).
-
-    out[n, i, j, c] = mean of the window's elements inside the image ("same" padding is
-    not counted, as TensorFlow does): out = sum / count.   dx: each window element gets
-    dout / count; overlapping windows add.
-    """
-
-    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid"):
-        self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
-        self.strides = tuple(strides or pool_size)
-
-    _padded = MaxPool2D._padded
-
-    def _count(self, x_shape):
-        """(1, H', W', 1): how many elements of each window lie inside the image."""
-        ones, _, (out_h, out_w) = self._padded(np.ones((1, *x_shape[1:3], 1)), 0.0)
-        return sum(v for _, _, v in _windows(ones, *self.pool_size, self.strides, out_h, out_w))
-
-    def forward(self, x):
-        self.x_shape = x.shape
-        xp, _, (out_h, out_w) = self._padded(x, 0.0)
-        total = sum(v for _, _, v in _windows(xp, *self.pool_size, self.strides, out_h, out_w))
-        return (total / self._count(x.shape)).astype(x.dtype, copy=False)
-
-    def backward(self, dout):
-        share = dout / self._count(self.x_shape)
-        dxp, (top, left), (out_h, out_w) = self._padded(np.zeros(self.x_shape, dout.dtype), 0)
-        for _, _, grad in _windows(dxp, *self.pool_size, self.strides, out_h, out_w):
-            grad += share
-        h, w = self.x_shape[1:3]
-        return dxp[:, top:top + h, left:left + w]
-
-
-class GlobalAvgPool2D:
-    """x: (N, H, W, C) -> out: (N, C), the mean over H and W (Keras GlobalAveragePooling2D).
-    dx[n, i, j, c] = dout[n, c] / (H * W)."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def forward(self, x):
-        self.x_shape = x.shape
-        return x.mean(axis=(1, 2))
-
-    def backward(self, dout):
-        n, h, w, c = self.x_shape
-        return np.broadcast_to(dout[:, None, None, :] / (h * w), self.x_shape).copy()
-
-
-class BatchNorm:
-    """Batch normalisation at inference, over the last (channel) axis, as Keras'
-    BatchNormalization with its moving statistics:
-        out = gamma * (x - mean) / sqrt(var + eps) + beta  = x * scale + shift
-        dx  = dout * scale,   scale = gamma / sqrt(var + eps)
-    x: any shape (..., C) -> same. Parameters (C,) each.
-    """
-
-    def __init__(self, name, gamma, beta, mean, var, eps=1e-3):
-        self.name = name
-        self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
-        self.scale = (gamma / np.sqrt(var + eps)).astype(mean.dtype)
-        self.shift = (beta - mean * self.scale).astype(mean.dtype)
-
-    def forward(self, x):
-        return x * self.scale + self.shift
-
-    def backward(self, dout):
-        return dout * self.scale
-
-
-class Rescaling:
-    """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale."""
-
-    def __init__(self, name, scale, offset=0.0):
-        self.name, self.scale, self.offset = name, scale, offset
-
-    def forward(self, x):
-        return (x * self.scale + self.offset).astype(x.dtype, copy=False)
-
-    def backward(self, dout):
-        return dout * self.scale
-
-
-class Dropout:
-    """Identity at inference: Keras only drops units while training."""
-
-    def __init__(self, name, rate=0.5):
-        self.name, self.rate = name, rate
-
-    def forward(self, x):
-        return x
-
-    def backward(self, dout):
-        return dout
-
-
-class Activation:
-    """An activation on its own (Keras' Activation layer): out = activation(z), z = input.
-    backward(dout, through_activation=False) returns dout as d/dz (the logits' gradient
-    when this layer is the model's final softmax or sigmoid)."""
-
-    def __init__(self, name, activation):
-        self.name, self.activation_name = name, activation
-        self.activation = ACTIVATIONS[activation]()
-
-    def forward(self, x):
-        self.z = x
-        return self.activation.forward(x)
-
-    def backward(self, dout, param_grads=False, through_activation=True, guided=False):
-        return self.activation.backward(dout, guided) if through_activation else dout
-
-
-class Flatten:
+class Flatten(Layer):
     """x: (N, H, W, C) -> out: (N, H*W*C), in channels-last (C fastest) order as Keras.
 
     The classifier's first kernel expects exactly this order; dx = dout reshaped back.

@@ -12,32 +12,48 @@ builds its layers from a weights file, as ``vggnp.keras_model`` does for other c
 """
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from . import spec
-from .layers import Conv2D, Dense, Flatten, MaxPool2D
-from .weights import read_vgg16_weights
+from .layers import BackwardPass, Conv2D, Dense, Flatten, MaxPool2D
 
 
 class Network:
     """A chain of named layers: forward to any layer, backward between any two.
 
-    layers: objects with ``name``, ``forward(x)`` and ``backward(dout)``; layers with an
-    activation (``.activation``: Conv2D, Dense, Activation) also take ``param_grads`` and
-    ``through_activation``. input_size: (H, W) of the images.
+    layers: :class:`vggnp.layers.Layer` objects (``name``, ``forward(x)``,
+    ``backward(dout)``). input_size: (H, W) of the images; channels: their C.
+    batch_split: the layer up to which a batch runs one image at a time (see
+    ``gradcam.forward_keeping``), or None: where one image's activations stop filling
+    the CPU's cache (VGG16: block4_pool).
     """
 
-    def __init__(self, layers, input_size):
+    def __init__(self, layers, input_size, channels=3, batch_split=None):
         self.layers = list(layers)
         self.input_size = tuple(input_size)
+        self.channels = channels
+        self.batch_split = batch_split
         self.names = [layer.name for layer in self.layers]
         self._last_run = None  # index of the deepest layer the last forward ran
         self._first_run = None  # ... and of the first: backward cannot go below it
 
     @property
     def dtype(self):
-        return next(layer.w.dtype for layer in self.layers if hasattr(layer, "w"))
+        """The weights' dtype (float32, or float64 for gradient checks)."""
+        return next(layer.weights[0].dtype for layer in self.layers if layer.weights)
+
+    @property
+    def conv_names(self):
+        """The names of the conv layers, in order: the layers a CAM can explain."""
+        return [layer.name for layer in self.layers if isinstance(layer, Conv2D)]
+
+    @property
+    def outputs(self):
+        """The number of output units (VGG16: 1000; a sigmoid binary classifier: 1)."""
+        return next(layer.weights[0].shape[-1] for layer in reversed(self.layers)
+                    if layer.weights)
 
     def layer(self, name):
         """The layer called ``name`` (a Keras layer name, e.g. ``block5_conv3``)."""
@@ -54,12 +70,12 @@ class Network:
         """The last layer's activation: "softmax" or "sigmoid" (outputs are probabilities),
         or "linear" (outputs are logits); "linear" also for a model that ends without one
         (a notop VGG16 ends at block5_pool)."""
-        return getattr(self.layers[-1], "activation_name", "linear")
+        return self.layers[-1].activation_name or "linear"
 
     @property
     def last_conv(self):
         """The last conv layer's name: Grad-CAM's default, as in the paper and keras-io."""
-        return [layer.name for layer in self.layers if isinstance(layer, Conv2D)][-1]
+        return self.conv_names[-1]
 
     def forward(self, x, until=None, keep=(), start=None, trace=None):
         """Run x through the layers up to and including ``until`` (default: the last).
@@ -127,19 +143,19 @@ class Network:
         if last + 1 < self._first_run:
             raise RuntimeError(f"the last forward started after {self.names[self._first_run - 1]}"
                                f"; backward cannot reach {stop or 'the input'}")
-        if from_logits and not hasattr(self.layers[first], "activation"):
+        if from_logits and self.layers[first].activation_name is None:
             raise ValueError(f"from_logits needs a start layer with an activation, not "
                              f"{self.names[first]}")
+        options = BackwardPass(guided=guided, param_grads=param_grads)
         d = dout
         for index in range(first, last, -1):
             layer = self.layers[index]
             began = time.perf_counter()
-            if hasattr(layer, "activation"):
-                skip_activation = from_logits and index == first
-                d = layer.backward(d, param_grads=param_grads,
-                                   through_activation=not skip_activation, guided=guided)
-            else:
+            layer.backward_pass = replace(options, from_logits=from_logits and index == first)
+            try:
                 d = layer.backward(d)
+            finally:
+                del layer.backward_pass  # back to the class's plain pass
             if trace is not None:
                 trace.append({"layer": layer, "gradient": d.shape,
                               "norm": float(np.linalg.norm(d)),
@@ -172,16 +188,17 @@ class VGG16(Network):
             else:
                 activation = "softmax" if name == "predictions" else "relu"
                 layers.append(Dense(name, *weights[name], activation=activation))
-        super().__init__(layers, input_size)
+        super().__init__(layers, input_size, channels=3, batch_split="block4_pool")
 
     @classmethod
     def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,
              need_top=False):
-        """Load any supported Keras weights file (see ``vggnp.weights``).
+        """Load any supported Keras weights file (see ``vggnp.files.weights``).
 
         dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
         VGG-shaped models of other widths. need_top: refuse a notop file up front.
         """
+        from .files.weights import read_vgg16_weights  # the model itself is built from arrays
         weights = read_vgg16_weights(path, input_size=input_size, standard=standard,
                                      need_top=need_top)
         weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))

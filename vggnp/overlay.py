@@ -115,3 +115,42 @@ def write_atomically(path, write):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def gradient_image(gradient):
+    """A signed gradient (H, W, C) as a picture, as keras-io and pytorch-grad-cam show it:
+    centred on grey, one standard deviation = 0.1, clipped to [0, 1]."""
+    g = gradient - gradient.mean()
+    g = g / (g.std() + 1e-5) * 0.1 + 0.5
+    return np.clip(g, 0, 1)
+
+
+def gradient_picture(gradient, mode, size):
+    """A gradient (H, W, C) w.r.t. the model input as an RGB picture of ``size`` (W, H)."""
+    picture = gradient_image(gradient)
+    if mode == "vgg16":
+        picture = picture[..., ::-1]  # caffe inputs are BGR
+    if picture.shape[2] == 1:
+        picture = np.repeat(picture, 3, axis=2)
+    return Image.fromarray(np.uint8(np.round(255 * picture))).resize(size, Image.BILINEAR)
+
+
+def channel_picture(a):
+    """(h, w) activations -> uint8 (h, w): (a - mean) / std * 64 + 128, clipped."""
+    a = a - a.mean()
+    std = a.std()
+    return np.uint8(np.clip(a / std * 64 + 128 if std > 0 else a, 0, 255))
+
+
+def grid(tiles, columns, gap=1, min_tile=32):
+    """Tile equal-size uint8 images (h, w) into one grid picture, upscaled (nearest) so
+    that a tile is at least ``min_tile`` pixels tall; grey gaps between tiles."""
+    scale = max(1, -(-min_tile // tiles[0].shape[0]))
+    tiles = [np.kron(t, np.ones((scale, scale), np.uint8)) for t in tiles]
+    h, w = tiles[0].shape
+    rows = -(-len(tiles) // columns)
+    canvas = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 160, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return canvas

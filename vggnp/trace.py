@@ -12,27 +12,22 @@ Counts come from the shapes alone: a conv layer with a (KH, KW, C, F) kernel and
 
 import numpy as np
 
-from .layers import BatchNorm, Conv2D, Dense
-
-
-def weight_count(layer):
-    """Kernel and bias sizes of a conv or dense layer; a use_bias=False layer has no bias
-    parameters (its zero bias is vggnp's bookkeeping), as Keras counts them."""
-    return layer.w.size + (layer.b.size if layer.use_bias else 0)
+from .layers import Conv2D, Dense
 
 
 def layer_facts(layer, output_shape):
-    """(parameters, multiply-adds, im2col matrix shape or None) of a layer's forward."""
+    """(parameters, multiply-adds, im2col matrix shape or None) of a layer's forward.
+    Parameters are the arrays in ``layer.weights``, as Keras counts them: no bias for
+    use_bias=False (vggnp's zero bias is bookkeeping), BatchNorm's moving statistics too."""
+    params = sum(w.size for w in layer.weights)
     if isinstance(layer, Conv2D):
         kh, kw, c, f = layer.w.shape
         rows = int(np.prod(output_shape[:3]))
-        return weight_count(layer), rows * kh * kw * c * f, (rows, kh * kw * c)
+        return params, rows * kh * kw * c * f, (rows, kh * kw * c)
     if isinstance(layer, Dense):
         d, m = layer.w.shape
-        return weight_count(layer), output_shape[0] * d * m, None
-    if isinstance(layer, BatchNorm):
-        return 4 * layer.mean.size, 0, None
-    return 0, 0, None
+        return params, output_shape[0] * d * m, None
+    return params, 0, None
 
 
 def parameter_count(model):

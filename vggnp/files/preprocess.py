@@ -1,16 +1,22 @@
-"""Image loading and preprocessing, identical to Keras' for VGG16.
+"""From a picture to the model's input, as Keras does it for VGG16.
 
 Keras does two things before VGG16 sees a photo:
 1. ``keras.utils.load_img(path, target_size=(224, 224))``: open with Pillow, convert to RGB
    (alpha is dropped, not composited), resize with PIL's NEAREST filter.
 2. ``keras.applications.vgg16.preprocess_input`` ("caffe" mode): RGB -> BGR, then subtract
    the ImageNet channel means (B 103.939, G 116.779, R 123.68); no scaling to [0, 1].
+vggnp's :func:`load_image` (the Python API and the command line alike) reads the file with
+``images.read_image`` (upright by its EXIF orientation, transparency composited, 16-bit and
+float scaled), then does step 1's resize and step 2; :func:`load_img` is Keras' own step 1,
+kept as the reference the tests compare with. For an ordinary RGB, grey or palette file
+the two give the same pixels.
 """
 
 import numpy as np
 from PIL import Image
 
-from . import spec
+from .. import spec
+from .images import read_image
 
 # ImageNet mean of each channel, in the BGR order the original Caffe weights used.
 BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -38,10 +44,22 @@ def preprocess_input(x):
     return x[..., ::-1] - BGR_MEAN
 
 
-def load_image(path, target_size=spec.INPUT_SIZE):
-    """Read an image file ready for VGG16: (1, H, W, 3) float32, preprocessed as Keras does."""
-    rgb = np.asarray(load_img(path, target_size), dtype=np.float32)
-    return preprocess_input(rgb)[None]
+def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16"):
+    """Read an image file ready for VGG16: (1, H, W, 3) float32, preprocessed as Keras does
+    (``mode``: see :func:`preprocess`). The picture is taken as a person sees it (see
+    ``images.read_image``); raises ``images.ImageError`` with the reason if it cannot be."""
+    picture, _ = read_image(path)
+    return model_input(picture, target_size, 3, mode)[None]
+
+
+def model_input(picture, size, channels, mode):
+    """A PIL RGB picture -> (H, W, C) float32 model input: resized to size = (H, W) with
+    nearest-neighbour sampling (as Keras' load_img), grey if C is 1, scaled by ``mode``."""
+    h, w = size
+    resized = picture.resize((w, h), Image.NEAREST) if picture.size != (w, h) else picture
+    if channels == 1:
+        return preprocess(np.asarray(resized.convert("L"))[..., None], mode)
+    return preprocess(np.asarray(resized), mode)
 
 
 PREPROCESS_MODES = ("vgg16", "rescale", "none")

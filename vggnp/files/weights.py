@@ -18,24 +18,15 @@ shapes, float32; then that every value is finite. Nothing is ever unpickled: HDF
 plain arrays, and a .keras file's config is read as JSON text only.
 """
 
-import io
 import os
 import re
-import zipfile
 
-import h5py
 import numpy as np
 
-from . import download, spec
-
-
-class WeightsError(ValueError):
-    """A weights file that vggnp cannot use; the message says what the file looks like."""
-
-
-def _text(value):
-    """HDF5 attributes come back as str, bytes or fixed-length byte strings (np.bytes_)."""
-    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
+from .. import spec
+from . import official
+from .hdf5 import (WeightsError, all_finite, open_weights_file, refuse_external_links,
+                   refuse_other_files, text)
 
 
 def _kernel_and_bias(datasets):
@@ -49,9 +40,9 @@ def _kernel_and_bias(datasets):
 def _legacy_layers(root):
     """{layer name: [datasets]} from a group with a ``layer_names`` attribute."""
     layers = {}
-    for name in map(_text, root.attrs["layer_names"]):
+    for name in map(text, root.attrs["layer_names"]):
         group = root[name]
-        weight_names = [_text(w) for w in group.attrs.get("weight_names", [])]
+        weight_names = [text(w) for w in group.attrs.get("weight_names", [])]
         if weight_names:
             layers[name] = [group[w] for w in weight_names]
     return layers
@@ -72,7 +63,7 @@ def _keras3_layers(root):
             continue
         datasets = [vars_group[k] for k in sorted(vars_group, key=int)]
         if "name" in vars_group.attrs:
-            named[_text(vars_group.attrs["name"])] = datasets
+            named[text(vars_group.attrs["name"])] = datasets
         class_name, _, number = re.fullmatch(r"(.*?)(_(\d+))?", key).groups()
         by_class.setdefault(class_name, []).append((int(number or 0), datasets))
     if named:
@@ -92,59 +83,6 @@ def _keras3_layers(root):
 def _read_config_data_format(config_json):
     """'channels_first' if any layer in a Keras model config says so, else None."""
     return "channels_first" if '"channels_first"' in (config_json or "") else None
-
-
-def _open(path):
-    """Open ``path`` as HDF5; returns (h5py.File, model config JSON or None, and whether
-    its datasets can be memory-mapped from ``path``: not for a .keras zip)."""
-    if not os.path.exists(path):
-        raise WeightsError(f"{path}: weights file not found")
-    if os.path.isdir(path):
-        raise WeightsError(f"{path}: is a directory, not a weights file")
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            members = archive.namelist()
-            if "model.weights.h5" not in members:
-                raise WeightsError(f"{path}: a zip file without model.weights.h5 "
-                                   f"(holds {members[:5]}), not a Keras 3 .keras file")
-            if archive.getinfo("model.weights.h5").file_size > 4 << 30:  # VGG16: 553 MB
-                raise WeightsError(f"{path}: its model.weights.h5 unpacks to more than 4 GB; "
-                                   "not VGG16")
-            config = archive.read("config.json").decode() if "config.json" in members else None
-            # Read into memory: h5py needs random access, which a zip member does not give.
-            return (h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r"), config,
-                    False)
-    if not h5py.is_hdf5(path):
-        with open(path, "rb") as f:
-            head = f.read(64)
-        hint = " (an HTML page: a failed download?)" if b"<" in head[:16] else ""
-        raise WeightsError(f"{path}: not an HDF5 or .keras file{hint}; starts with {head[:32]!r}")
-    f = h5py.File(path, "r")
-    config = f.attrs.get("model_config")
-    return f, (_text(config) if config is not None else None), True
-
-
-def _refuse_external_links(f, path):
-    """An external link makes h5py open another file when the link is followed."""
-    # The visit stops at the first callback that returns something (raising inside it
-    # would leave h5py's lock in a bad state).
-    found = f.visititems_links(
-        lambda name, link: (name, link) if isinstance(link, h5py.ExternalLink) else None)
-    if found:
-        name, link = found
-        raise WeightsError(f"{path}: {name} is an HDF5 external link to "
-                           f"{link.filename}:{link.path}; refused (Keras never writes them, "
-                           "and they read other files on this machine)")
-
-
-def _refuse_other_files(dataset, path, name):
-    """External storage and virtual datasets take their bytes from other files."""
-    if dataset.external is not None:
-        raise WeightsError(f"{path}: {name} keeps its values in external files "
-                           f"({dataset.external[0][0]!r}...); refused")
-    if dataset.is_virtual:
-        raise WeightsError(f"{path}: {name} is a virtual dataset (its values live in "
-                           "other files); refused")
 
 
 def _layers_of(f, path):
@@ -226,17 +164,17 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     dense (D, M), (M,). Raises WeightsError with a description of the file otherwise.
     """
     path = os.fspath(path)
-    if os.path.isfile(path) and download.is_official(path) and not download.official_md5_ok(path):
+    if os.path.isfile(path) and official.is_official(path) and not official.official_md5_ok(path):
         raise WeightsError(f"{path}: has the official VGG16 file's name or size, but not its "
-                           f"md5 ({download.MD5}): the file is damaged (a changed byte). "
+                           f"md5 ({official.MD5}): the file is damaged (a changed byte). "
                            "Delete it and download it again (python -m vggnp.cam without "
                            "--weights fetches a fresh copy)")
     try:
-        f, config, mappable = _open(path)
+        f, config, mappable = open_weights_file(path)
     except OSError as e:  # h5py's errors for truncated or damaged files
         raise WeightsError(f"{path}: cannot be read as HDF5 ({e})") from None
     with f:
-        _refuse_external_links(f, path)
+        refuse_external_links(f, path)
         try:
             raw = _layers_of(f, path)
         except (KeyError, OSError) as e:
@@ -256,7 +194,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
         arrays = {}
         for name, (kernel, bias) in layers.items():
             for d in (kernel, bias):
-                _refuse_other_files(d, path, name)
+                refuse_other_files(d, path, name)
                 if d.dtype != np.float32:
                     raise WeightsError(f"{path}: {name} is stored as {d.dtype}, "
                                        "expected float32")
@@ -265,7 +203,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
             except OSError as e:
                 raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
                     from None
-            if not all(_all_finite(a) for a in arrays[name]):
+            if not all(all_finite(a) for a in arrays[name]):
                 raise WeightsError(f"{path}: {name} contains NaN or infinite values")
     return arrays
 
@@ -282,10 +220,3 @@ def _values(dataset, path, mappable):
         return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset,
                          shape=dataset.shape)
     return dataset[()]
-
-
-def _all_finite(a):
-    """True if no value is NaN or infinite. A NaN or inf makes the sum NaN or inf, so a
-    finite sum proves it without a full-size boolean array; only an overflowing sum of
-    finite values needs the elementwise check."""
-    return bool(np.isfinite(a.sum()) or np.isfinite(a).all())

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-_INDEX_PATH = os.path.join(os.path.dirname(__file__), "data", "imagenet_class_index.json")
+_INDEX_PATH = os.path.join(os.path.dirname(__file__), "..", "data", "imagenet_class_index.json")
 _classes = None
 
 
@@ -47,8 +47,12 @@ def decode_predictions(probs, top=5):
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != len(classes()):
         raise ValueError(f"expected (N, {len(classes())}) class scores, got {probs.shape}")
-    results = []
-    for row in probs:
-        best = np.argsort(-row, kind="stable")[:top]
-        results.append([(int(i), *classes()[i], float(row[i])) for i in best])
-    return results
+    return top_classes(probs, classes(), top)
+
+
+def top_classes(probs, table, k):
+    """probs: (N, K) -> for each image, the top-k [(index, wnid, name, score), ...]."""
+    best = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(int(i), *table[i], float(row[i])) for i in order]
+            for row, order in zip(probs, best)]
+

@@ -1,0 +1,166 @@
+"""The command line of ``python -m vggnp.cam``: its options and the checks that refuse,
+before any work, an option that would be ignored or a value that cannot be used."""
+
+import argparse
+
+from PIL import ImageColor
+
+from . import spec
+from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, TARGETS
+from .files.images import MAX_PIXELS
+from .files.imagenet import class_index
+from .files.preprocess import PREPROCESS_MODES
+
+
+def parse_args(argv):
+    """The command line, checked: an option that does nothing for the chosen method, a
+    value out of range or (for VGG16) an unknown layer or class exits 2 with one line."""
+    p = parser()
+    args = p.parse_args(argv)
+    refusal = inapplicable_option(args)
+    if refusal:
+        p.error(refusal)
+    args.batch_size = 32 if args.batch_size is None else args.batch_size
+    args.alpha = 0.4 if args.alpha is None else args.alpha
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    if args.top < 1:
+        p.error("--top must be at least 1")
+    if not 0 <= args.alpha <= 1:
+        p.error("--alpha must be between 0 and 1")
+    if args.max_pixels < 1:
+        p.error("--max-pixels must be at least 1")
+    try:
+        args.background = ImageColor.getrgb(args.background)[:3]
+    except ValueError:
+        p.error(f"--background: unknown colour {args.background!r} (try white, black, #808080)")
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+    if args.labels and not args.model:
+        p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
+    if not args.model:  # VGG16: checked now, before 553 MB of weights are loaded
+        if args.layer is not None and args.layer not in spec.CONV_NAMES:
+            p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
+        if args.class_ is not None:
+            try:
+                class_index(args.class_)
+            except ValueError as e:
+                p.error(f"--class: {e}")
+    return args
+
+
+def parser():
+    """The argument parser of ``python -m vggnp.cam``."""
+    p = argparse.ArgumentParser(
+        prog="python -m vggnp.cam",
+        description="Classify images with VGG16 (ImageNet) and explain the decision with a "
+                    "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
+    p.add_argument("images", nargs="+", metavar="IMG",
+                   help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...); a name that "
+                        "starts with '-' goes after '--'")
+    p.add_argument("--weights", metavar="PATH",
+                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
+                        "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
+    p.add_argument("--model", metavar="PATH",
+                   help="your own Keras convnet instead of VGG16: a model.save() file "
+                        "(.keras, or .h5 from Keras 2 or 3)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="with --model: class names, one per line (a single sigmoid output "
+                        "has two: class 0, then class 1); default class_0, class_1, ...")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+                   help="input scaling the model was trained with: vgg16 (Keras caffe mode; "
+                        "the default for VGG16 and models with a VGG16 base), rescale (x/255; "
+                        "the default otherwise) or none (the model has a Rescaling layer: "
+                        "then the default)")
+    p.add_argument("--layer",
+                   help="conv layer to explain (default: the last, block5_conv3 for VGG16)")
+    p.add_argument("--class", dest="class_", metavar="IDX|NAME",
+                   help="class to explain: an index (386) or a name (African_elephant, or a "
+                        "--labels name); default: each image's top-1")
+    p.add_argument("--target", choices=["logit", "softmax"],
+                   help="score to differentiate: the logit before the final softmax or "
+                        "sigmoid (default, as the paper) or the output probability; "
+                        "scorecam always uses the probability (no gradient)")
+    p.add_argument("--method", choices=METHODS, default="gradcam",
+                   help="the map: gradcam (default), gradcam++, hirescam, layercam, scorecam "
+                        "(forward passes only), guided-backprop, guided-gradcam, "
+                        "counterfactual (what argues against the class), saliency")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="scorecam only: masked images per forward pass (default 32)")
+    p.add_argument("--metric", action="store_true",
+                   help="also measure the map's faithfulness: deletion and insertion AUC "
+                        "(one extra batch of forward passes per image and curve)")
+    p.add_argument("--trace", action="store_true",
+                   help="print on stderr, layer by layer: output shapes, im2col sizes, "
+                        "parameters, multiply-adds and times of the forward pass, then the "
+                        "layers the backward pass visits (gradient shapes and norms) and skips")
+    p.add_argument("--diagnose", action="store_true",
+                   help="for an empty or odd heatmap: softmax saturation, negative channel "
+                        "weights, dead channels, and how the map changes with the target, the "
+                        "pooling and the layer, with a suggestion")
+    output_options(p)
+    return p
+
+
+def output_options(p):
+    """What is written, where and how."""
+    p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
+    p.add_argument("--alpha", type=float,
+                   help="heatmap opacity in the overlay (default 0.4; not for the guided "
+                        "methods, which draw the gradient itself)")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg",
+                   help="image format of the outputs (default jpg)")
+    p.add_argument("--save-heatmap", action="store_true",
+                   help="also save the method's map as .npy: the CAMs (h, w) at the layer's "
+                        "resolution and saliency (H, W) at the model input's, both in [0, 1]; "
+                        "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
+                        "the model input, in its channel order (BGR for --preprocess vgg16)")
+    p.add_argument("--panel", action="store_true",
+                   help="also save original | heatmap | overlay side by side with the top-k")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (default: that image fails)")
+    p.add_argument("--background", default="white", metavar="COLOR",
+                   help="colour behind transparent pixels: a name or #rrggbb (default white)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse images larger than N pixels before decoding them "
+                        f"(default {MAX_PIXELS:,}, Pillow's)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the readable part of a truncated image instead of failing it")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def inapplicable_option(args):
+    """Why an option given on the command line does nothing for ``--method``, or None:
+    an option that would be silently ignored is refused instead."""
+    method = args.method
+    if args.layer is not None and method in INPUT_METHODS:
+        return (f"--layer does not apply to --method {method}: it is the gradient w.r.t. "
+                "the input image, not a map at a conv layer")
+    if args.target is not None and args.target not in TARGETS[method]:
+        return (f"--target {args.target} does not apply to --method {method}: Score-CAM "
+                "weighs channels by the class probability of masked images, with no gradient")
+    if args.batch_size is not None and method != "scorecam":
+        return f"--batch-size applies to --method scorecam only, not {method}"
+    if args.alpha is not None and method in IMAGE_METHODS:
+        return (f"--alpha does not apply to --method {method}: its picture is the gradient "
+                "itself, not a heatmap laid over the photo")
+    if args.trace and method == "scorecam":
+        return "--trace does not apply to --method scorecam: it has no backward pass to show"
+    if args.diagnose and method in INPUT_METHODS:
+        return (f"--diagnose reports on a CAM at a conv layer; --method {method} has no "
+                "layer")
+    return None
+
+
+def needs_probabilities(args, model):
+    """Why --target softmax or --metric cannot be used with this model, or None: both need
+    the output probability, which a model ending in a linear layer does not give."""
+    if model.output_activation in ("softmax", "sigmoid"):
+        return None
+    what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
+        else None
+    if what:
+        return (f"{what} needs class probabilities, but the model's last layer "
+                f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
+    return None

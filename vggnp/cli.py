@@ -1,0 +1,115 @@
+"""What the command lines share (``vggnp.cam``, ``vggnp.activations``, ``vggnp.filters``):
+exit codes, one-line errors, the model options and loading, class names, output checks.
+Not a command itself; library modules never import it.
+"""
+
+import os
+import sys
+import tempfile
+
+from .files.download import DownloadError, official_weights
+from .files.imagenet import class_index, classes
+from .files.model_files import load_keras_model
+from .files.preprocess import PREPROCESS_MODES
+from .files.weights import WeightsError
+from .model import VGG16
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
+
+
+def fail(code, message):
+    print(f"vggnp.cam: {message}", file=sys.stderr)
+    return code
+
+
+def check_writable(folder):
+    """Create ``folder`` if needed and prove that a file can be created in it."""
+    os.makedirs(folder, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".vggnp-probe-")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def refuse_to_clobber(paths, inputs, overwrite):
+    """Why these outputs must not be written, or None: an input is never overwritten, and
+    an existing file only with --overwrite."""
+    for path in paths:
+        if any(os.path.exists(i) and os.path.exists(path) and os.path.samefile(path, i)
+               for i in inputs):
+            return f"{path} is one of the input images; choose another --out"
+        if os.path.lexists(path) and not overwrite:
+            return f"{path} exists; pass --overwrite to replace it"
+    return None
+
+
+def load_model(args):
+    """(model, class table [(wnid, name)], preprocess mode, model file) for the arguments.
+    Raises WeightsError or DownloadError (exit 3), ValueError for bad --labels (exit 2)."""
+    if args.model:
+        model = load_keras_model(args.model)
+        n = 2 if model.outputs == 1 else model.outputs
+        names = read_labels(args.labels, n) if args.labels else [f"class_{i}" for i in range(n)]
+        return model, [("", name) for name in names], \
+            args.preprocess or model.default_preprocess, args.model
+    path = args.weights or official_weights()
+    return VGG16.load(path, need_top=True), classes(), args.preprocess or "vgg16", path
+
+
+def read_labels(path, n):
+    """n class names from a text file, one per line (blank lines ignored)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--labels {path}: cannot be read ({e})") from None
+    if len(names) != n:
+        raise ValueError(f"--labels {path}: has {len(names)} names, the model has {n} "
+                         "classes" + (" (one sigmoid unit: class 0, then class 1)" if n == 2
+                                      else ""))
+    return names
+
+
+def find_class(text, table):
+    """A class index from an index or a name in ``table`` [(wnid, name)]."""
+    if table is classes():
+        return class_index(text)
+    if text.strip().isdigit() and int(text) < len(table):
+        return int(text)
+    for i, (_, name) in enumerate(table):
+        if name.lower() == text.strip().lower():
+            return i
+    raise ValueError(f"unknown class {text!r}; the classes are "
+                     f"{', '.join(name for _, name in table)}")
+
+
+def model_options(p):
+    """--weights / --model / --preprocess, as in vggnp.cam."""
+    p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: the official "
+                                                     "ImageNet file, downloaded once)")
+    p.add_argument("--model", metavar="PATH", help="your own Keras convnet (model.save file)")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+                   help="input scaling (default: as vggnp.cam chooses)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def model_and_layer(p, argv):
+    """Add the model options to the parser ``p``, parse ``argv``, check the output folder,
+    load the model and find --layer. Returns (args, (model, preprocess mode, layer)), or
+    (args, an exit code) after printing why."""
+    model_options(p)
+    args = p.parse_args(argv)
+    args.labels = None
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+    try:
+        check_writable(args.out)
+    except OSError as e:
+        return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+    try:
+        model, _, mode, _ = load_model(args)
+        return args, (model, mode, model.layer(args.layer))
+    except (WeightsError, DownloadError) as e:
+        return args, fail(EXIT_WEIGHTS, str(e))
+    except KeyError as e:
+        return args, fail(EXIT_USAGE, f"--layer: {e.args[0]}")

@@ -1,0 +1,3 @@
+"""Everything that reads files: weights (HDF5 and .keras), Keras model files, the official
+weights' download and checksum, images as a person sees them, preprocessing, the ImageNet
+class names. The model and the algorithms above this package work on arrays."""

@@ -1,0 +1,316 @@
+"""A user's own Keras convnet -- architecture and weights -- read from a full-model file.
+
+    model = load_keras_model("cats_and_dogs.keras")   # model.save(): .keras or .h5
+    probs = model.predict(x)                          # x: (N, H, W, C), preprocessed
+    heatmaps, classes = grad_cam(model, x, layer=model.last_conv)
+
+No TensorFlow, and no code from the file is ever run: the architecture is the JSON the file
+stores (``config.json`` in a .keras zip, the ``model_config`` attribute of an .h5), parsed as
+data; each layer becomes the vggnp layer of the same name, with the same backward pass as
+VGG16. Supported: Sequential models and chain-shaped Functional ones, nested (e.g. the
+book's ``Sequential([conv_base, Flatten(), Dense(256), Dropout(0.5), Dense(1, "sigmoid")])``
+with ``conv_base = VGG16(include_top=False)``), made of the layers in ``LAYER_CLASSES``.
+Lambda layers (Python code) and custom layers are refused with a message.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from .. import spec
+from ..convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
+                              Rescaling)
+from ..layers import Conv2D, Dense, Flatten, MaxPool2D
+from ..model import Network
+from .hdf5 import (WeightsError, all_finite, open_weights_file, refuse_external_links,
+                   refuse_other_files, text)
+
+LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                 "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
+CONTAINERS = ("Sequential", "Functional", "Model")
+ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
+
+
+class ModelError(WeightsError):
+    """A model file vggnp cannot use; the message says what it holds and why."""
+
+
+class KerasConvNet(Network):
+    """A Keras convnet as a chain of vggnp layers (see the module docstring).
+
+    input_shape: (H, W, C) the model was built for. Class scores: a softmax (or linear)
+    output of K units gives K classes; a single sigmoid unit p gives two, [1 - p, p]
+    (class 1 is Keras' positive class).
+    """
+
+    def __init__(self, layers, input_shape, name="model"):
+        has_vgg16_base = all(name in [layer.name for layer in layers] for name in spec.CONV_NAMES)
+        super().__init__(layers, input_shape[:2], channels=input_shape[2],
+                         batch_split="block4_pool" if has_vgg16_base else None)
+        self.name, self.has_vgg16_base = name, has_vgg16_base
+
+    @property
+    def default_preprocess(self):
+        """vgg16 (caffe) for a VGG16 base, none if the model rescales its input itself,
+        else rescale (x / 255, the book's ImageDataGenerator(rescale=1./255))."""
+        if self.has_vgg16_base:
+            return "vgg16"
+        return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
+
+
+def load_keras_model(path, dtype=np.float32):
+    """Read a Keras full-model file (``model.save``: .keras, or .h5 from Keras 2 or 3).
+
+    Returns a KerasConvNet. Raises ModelError (a WeightsError) for anything it cannot use.
+    """
+    path = os.fspath(path)
+    try:
+        f, config_text, _ = open_weights_file(path)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read as HDF5 ({e})") from None
+    with f:
+        refuse_external_links(f, path)
+        if config_text is None:
+            raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
+                             "model (model.save('model.keras')), or for VGG16 use --weights")
+        config = json.loads(config_text)
+        leaves, input_shape = _leaf_layers(config, path)
+        try:
+            arrays = _arrays_by_layer(f, config, path)
+        except (KeyError, OSError) as e:
+            raise ModelError(f"{path}: damaged or unexpected weights layout ({e})") from None
+        arrays = {name: [_float_array(d, path, name, dtype) for d in datasets]
+                  for name, datasets in arrays.items()}
+    workspace = {}
+    layers = [_build(cls, cfg, arrays, workspace, path) for cls, cfg in leaves]
+    if layers[-1].activation_name is None:
+        raise ModelError(f"{path}: the model ends with {layers[-1].name} "
+                         f"({type(layers[-1]).__name__}); vggnp needs a Dense or Activation "
+                         "output layer (the class scores)")
+    if not any(isinstance(layer, Conv2D) for layer in layers):
+        raise ModelError(f"{path}: no Conv2D layer: Grad-CAM needs a convnet")
+    model = KerasConvNet(layers, input_shape, name=config.get("config", {}).get("name", ""))
+    _check_shapes(model, path, dtype)
+    return model
+
+
+def _leaf_layers(config, path):
+    """[(class name, layer config)] of the model's layers in order, nested models inlined,
+    and the input shape (H, W, C)."""
+    leaves, shapes = [], []
+    _walk(config, path, leaves, shapes)
+    if not shapes:
+        raise ModelError(f"{path}: the model config does not say its input shape")
+    shape = shapes[0]
+    if len(shape) != 4 or any(s is None for s in shape[1:]):
+        raise ModelError(f"{path}: input shape {shape}: vggnp needs images of a fixed "
+                         "size, (None, H, W, C)")
+    return leaves, tuple(shape[1:])
+
+
+def _walk(config, path, leaves, shapes):
+    cls, cfg = config["class_name"], config.get("config", {})
+    layers = cfg.get("layers", [])
+    if cls != "Sequential":
+        _check_chain(layers, path, cfg.get("name"))
+    for key in ("batch_input_shape", "build_input_shape"):
+        if cfg.get(key):
+            shapes.append(cfg[key])
+    for layer in layers:
+        kind, sub = layer["class_name"], layer.get("config", {})
+        shape = sub.get("batch_shape") or sub.get("batch_input_shape")
+        if shape:
+            shapes.append(shape)
+        if kind in CONTAINERS:
+            _walk(layer, path, leaves, shapes)
+        elif kind == "InputLayer":
+            continue
+        elif kind == "Lambda":
+            raise ModelError(f"{path}: layer {sub.get('name')} is a Lambda layer (Python "
+                             "code); vggnp never runs code from a file. Rebuild the model "
+                             "without it (e.g. a Rescaling layer instead of a Lambda)")
+        elif kind not in LAYER_CLASSES:
+            raise ModelError(f"{path}: layer {sub.get('name')} is a {kind}, which vggnp does "
+                             f"not support (supported: {', '.join(LAYER_CLASSES)})")
+        else:
+            leaves.append((kind, sub))
+
+
+def _inbound_names(layer):
+    """Names of the layers feeding ``layer`` in a Functional config (Keras 2 or 3)."""
+    names = []
+
+    def find(node):
+        if isinstance(node, dict):
+            if "keras_history" in node.get("config", {}):  # Keras 3: a tensor's source
+                names.append(node["config"]["keras_history"][0])
+                return
+            for value in node.values():
+                find(value)
+        elif isinstance(node, list):
+            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
+                names.append(node[0])  # Keras 2: [name, node index, tensor index, kwargs]
+            else:
+                for value in node:
+                    find(value)
+
+    find(layer.get("inbound_nodes", []))
+    return names
+
+
+def _check_chain(layers, path, model_name):
+    """A Functional model must be a chain: each layer fed by exactly the one before it."""
+    for before, layer in zip(layers, layers[1:]):
+        inbound = _inbound_names(layer)
+        expected = before.get("name") or before.get("config", {}).get("name")
+        if inbound != [expected]:
+            raise ModelError(f"{path}: in {model_name}, layer {layer.get('name')} takes its "
+                             f"input from {inbound}, not from the layer before it "
+                             f"({expected}); vggnp supports chains of layers only")
+
+
+def _arrays_by_layer(f, config, path):
+    """{layer name: [datasets in Keras' order]} from either file layout."""
+    arrays = {}
+    if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
+        root = f["model_weights"]  # .h5 of Keras 2 and 3: weight names say their layer
+        for group_name in map(text, root.attrs["layer_names"]):
+            group = root[group_name]
+            for weight in map(text, group.attrs.get("weight_names", [])):
+                parts = weight.split("/")
+                layer = parts[-2] if len(parts) > 1 else group_name
+                arrays.setdefault(layer, []).append(group[weight])
+    elif "layers" in f:  # Keras 3 .keras: layers/<key>/vars/<i>, nested layers/<key>/layers/
+        keys = _keras3_keys(config)
+        _collect_keras3(f["layers"], ("layers",), keys, arrays)
+    else:
+        raise ModelError(f"{path}: no Keras weights in the file (top-level keys: "
+                         f"{sorted(f.keys())[:8]})")
+    return arrays
+
+
+def _collect_keras3(group, prefix, keys, arrays):
+    for key, sub in group.items():
+        here = prefix + (key,)
+        variables = sub.get("vars")
+        if variables is not None and len(variables):
+            name = (text(variables.attrs["name"]) if "name" in variables.attrs
+                    else keys.get(here, key))
+            arrays[name] = [variables[k] for k in sorted(variables, key=int)]
+        if "layers" in sub:
+            _collect_keras3(sub["layers"], here + ("layers",), keys, arrays)
+
+
+def _snake(class_name):
+    """Keras' naming.to_snake_case: 'MaxPooling2D' -> 'max_pooling2d'."""
+    import re
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_keys(config, prefix=("layers",)):
+    """Keras 3 (before 3.6 no ``name`` attribute) keys each layer of a container by its
+    class in snake case, numbered in order: conv2d, conv2d_1, ... -> {key path: name}."""
+    keys, counts = {}, {}
+    for layer in config.get("config", {}).get("layers", []):
+        base = _snake(layer["class_name"])
+        n = counts[base] = counts.get(base, -1) + 1
+        key = prefix + (base if n == 0 else f"{base}_{n}",)
+        keys[key] = layer.get("config", {}).get("name")
+        if layer["class_name"] in CONTAINERS:
+            keys.update(_keras3_keys(layer, key + ("layers",)))
+    return keys
+
+
+def _float_array(dataset, path, name, dtype):
+    refuse_other_files(dataset, path, name)
+    if dataset.dtype.kind != "f":
+        raise ModelError(f"{path}: {name} holds {dataset.dtype} values, not floats")
+    values = dataset[()].astype(dtype, copy=False)
+    if not all_finite(values):
+        raise ModelError(f"{path}: {name} contains NaN or infinite values")
+    return values
+
+
+def _activation(cfg, path):
+    activation = cfg.get("activation", "linear")
+    if isinstance(activation, dict):  # a serialised function or class
+        activation = activation.get("config", {}).get("name") or activation.get("class_name")
+    if activation not in ACTIVATION_NAMES:
+        raise ModelError(f"{path}: layer {cfg.get('name')} uses activation {activation!r}; "
+                         f"supported: {', '.join(ACTIVATION_NAMES)}")
+    return activation
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _build(kind, cfg, arrays, workspace, path):
+    """One vggnp layer from a Keras layer's class name and config."""
+    name = cfg["name"]
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise ModelError(f"{path}: layer {name} is channels-first; vggnp needs channels-last")
+    weights = arrays.get(name, [])
+    needs = {"Conv2D": 1 + bool(cfg.get("use_bias", True)),
+             "Dense": 1 + bool(cfg.get("use_bias", True)),
+             "BatchNormalization": 2 + bool(cfg.get("scale", True)) + bool(cfg.get("center", True))
+             }.get(kind, 0)
+    if len(weights) != needs:
+        raise ModelError(f"{path}: layer {name} ({kind}) needs {needs} weight arrays, the "
+                         f"file has {len(weights)}")
+    size = cfg.get("filters", cfg.get("units"))
+    if weights and size is not None and weights[0].shape[-1] != size:
+        raise ModelError(f"{path}: layer {name}: the config says {size} outputs, its "
+                         f"weights have {weights[0].shape[-1]} (kernel {weights[0].shape})")
+    if kind == "Conv2D":
+        if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
+            raise ModelError(f"{path}: layer {name}: dilated or grouped convolutions are not "
+                             "supported")
+        bias = weights[1] if len(weights) == 2 else None
+        return Conv2D(name, weights[0], bias, _activation(cfg, path), buffers=workspace,
+                      strides=_pair(cfg.get("strides", 1)), padding=cfg.get("padding", "valid"))
+    if kind == "Dense":
+        return Dense(name, weights[0], weights[1] if len(weights) == 2 else None,
+                     _activation(cfg, path))
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        cls = MaxPool2D if kind == "MaxPooling2D" else AvgPool2D
+        strides = cfg.get("strides")
+        return cls(name, _pair(cfg.get("pool_size", 2)), _pair(strides) if strides else None,
+                   cfg.get("padding", "valid"))
+    if kind == "GlobalAveragePooling2D":
+        if cfg.get("keepdims"):
+            raise ModelError(f"{path}: layer {name}: keepdims=True is not supported")
+        return GlobalAvgPool2D(name)
+    if kind == "Flatten":
+        return Flatten(name)
+    if kind == "Dropout":
+        return Dropout(name, cfg.get("rate", 0.5))
+    if kind == "Activation":
+        return Activation(name, _activation(cfg, path))
+    if kind == "Rescaling":
+        scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
+        if not all(isinstance(v, (int, float)) for v in (scale, offset)):
+            raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
+        return Rescaling(name, float(scale), float(offset))
+    # BatchNormalization: [gamma], [beta], moving mean, moving variance
+    if cfg.get("axis", -1) not in (-1, 3, [-1], [3]):
+        raise ModelError(f"{path}: layer {name} normalises axis {cfg.get('axis')}; vggnp "
+                         "supports the channel axis (-1) only")
+    weights = list(weights)
+    gamma = weights.pop(0) if cfg.get("scale", True) else None
+    beta = weights.pop(0) if cfg.get("center", True) else None
+    return BatchNorm(name, gamma, beta, weights[0], weights[1], cfg.get("epsilon", 1e-3))
+
+
+def _check_shapes(model, path, dtype):
+    """Run zeros through the model once: every layer must accept the one before it."""
+    out = np.zeros((1, *model.input_size, model.channels), dtype=dtype)
+    for layer in model.layers:
+        shape = out.shape
+        try:
+            out = layer.forward(out)
+        except ValueError as e:
+            raise ModelError(f"{path}: layer {layer.name} does not fit the output of the "
+                             f"layer before it {shape}: {e}") from None
