@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from .gradcam import grad_cam, normalise
-from .overlay import resize_bilinear
+from .resize import resize_bilinear
 
 
 def _similarity(a, b):

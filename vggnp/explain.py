@@ -28,7 +28,7 @@ import numpy as np
 
 from .gradcam import (EmptyMapWarning, backward_seed, class_indices, class_scores, conv_layer,
                       grad_cam, normalise)
-from .overlay import resize_bilinear
+from .resize import resize_bilinear
 from .trace import print_trace
 
 METHODS = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-backprop",

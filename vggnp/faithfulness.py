@@ -11,7 +11,7 @@ per step, all steps of a curve in one batch.
 import numpy as np
 
 from .gradcam import class_scores
-from .overlay import resize_bilinear
+from .resize import resize_bilinear
 
 
 def curve(model, x, heatmap, class_index, steps=20, insert=False):

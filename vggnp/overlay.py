@@ -1,4 +1,4 @@
-"""Pixels, kept apart from the math: colour map, resizing, overlay, panel, saving.
+"""Pixels, kept apart from the math: colour map, overlay, panel, saving.
 
 The overlay is drawn as in the chapter and the keras-io Grad-CAM example: the heatmap is
 scaled to 0..255, coloured with the "jet" colour map, multiplied by alpha (0.4) and added
@@ -10,6 +10,8 @@ import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .resize import resize_bilinear
 
 # matplotlib's "jet" (matplotlib/_cm.py, _jet_data): per channel, (x, value) points that
 # are linearly interpolated. Tabulated at 256 points as matplotlib's ListedColormap does.
@@ -25,26 +27,6 @@ def jet_table(n=256):
     x = np.linspace(0.0, 1.0, n)
     return np.stack([np.interp(x, *zip(*_JET_POINTS[c])) for c in ("red", "green", "blue")],
                     axis=1)
-
-
-def resize_bilinear(heatmap, size):
-    """heatmap: (h, w) -> (H, W) = size, bilinear with pixel centres aligned.
-
-    Output pixel i samples input coordinate u = (i + 0.5) * h / H - 0.5 (the centre of
-    pixel i, mapped to input pixel units), clamped to the edge; then
-    out = (1 - t) * in[floor(u)] + t * in[floor(u) + 1] along each axis, t = u - floor(u).
-    """
-    out = np.asarray(heatmap, dtype=np.float64)
-    for axis, (n_in, n_out) in enumerate(zip(out.shape, size)):
-        u = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(u).astype(int)
-        hi = np.minimum(lo + 1, n_in - 1)
-        t = u - lo
-        shape = [1, 1]
-        shape[axis] = n_out
-        t = t.reshape(shape)
-        out = (1 - t) * np.take(out, lo, axis=axis) + t * np.take(out, hi, axis=axis)
-    return out
 
 
 def colorize(heatmap):
