@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kerasfiles import write_keras1_h5
-from needs import reference_module
+from helpers import reference_module
 from vggnp.random_init import random_vgg16_weights
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

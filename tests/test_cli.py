@@ -4,14 +4,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import run_cam
 from kerasfiles import write_keras1_h5
 from vggnp import cam
 from vggnp.files import download as dl
@@ -24,11 +23,6 @@ CAT, COFFEE = os.path.join(EXAMPLES, "chelsea.jpg"), os.path.join(EXAMPLES, "cof
 @pytest.fixture(scope="module")
 def weights_file(vgg16_file):
     return vgg16_file
-
-
-def run_cam(*args):
-    return subprocess.run([sys.executable, "-m", "vggnp.cam", *args],
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_json_run_writes_every_output(weights_file, tmp_path):

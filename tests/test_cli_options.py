@@ -6,8 +6,6 @@ written here."""
 import io
 import json
 import os
-import subprocess
-import sys
 import warnings
 import zipfile
 
@@ -15,17 +13,13 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import run_cam
 from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
 from vggnp.explain import INPUT_METHODS, METHODS, explain
 from vggnp.gradcam import EmptyMapWarning
 from vggnp.keras_model import load_keras_model
 
 TRIANGLE = os.path.join(ROOT, "examples", "triangle.png")
-
-
-def run_cam(*args):
-    return subprocess.run([sys.executable, "-m", "vggnp.cam", *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
 
 
 def model_variant(path, weights=None, config=None):

@@ -5,6 +5,7 @@ a slow per-channel Score-CAM; and a faithfulness effect on a trained model."""
 import numpy as np
 import pytest
 
+from helpers import run_module
 from reference_check import dlogits, relative_to_max, use_tf_activations
 from scripts.shapes import MODEL_PATH, TEST_SEED, dataset
 from vggnp import VGG16
@@ -182,13 +183,6 @@ def test_gradient_ascent_rises_and_is_deterministic():
     assert not np.array_equal(image, other)
 
 
-def run(module, *args):
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
-                          text=True, timeout=300)
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_from_the_cli(tmp_path, method):
     import json
@@ -197,7 +191,7 @@ def test_every_method_from_the_cli(tmp_path, method):
     from scripts.shapes import LABELS_PATH, ROOT
     from PIL import Image
     image = os.path.join(ROOT, "examples", "square.png")
-    result = run("vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH, image,
+    result = run_module("vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH, image,
                  "--method", method, "--out", str(tmp_path), "--json", "--metric",
                  "--format", "png", *(["--batch-size", "16"] if method == "scorecam" else []))
     assert result.returncode == 0, result.stderr
@@ -217,17 +211,17 @@ def test_activation_grid_and_filters_cli(tmp_path):
     from scripts.shapes import ROOT
     image = os.path.join(ROOT, "examples", "circle.png")
     first_conv = load_keras_model(MODEL_PATH).conv_names[0]
-    result = run("vggnp.activations", image, "--model", MODEL_PATH, "--layer", first_conv,
+    result = run_module("vggnp.activations", image, "--model", MODEL_PATH, "--layer", first_conv,
                  "--out", str(tmp_path), "--columns", "4")
     assert result.returncode == 0, result.stderr
     (grid_file,) = os.listdir(tmp_path)
     with Image.open(tmp_path / grid_file) as picture:  # 16 channels of 64x64: 4 x 4 tiles
         assert picture.size == (4 * 64 + 3, 4 * 64 + 3)
-    result = run("vggnp.filters", "--model", MODEL_PATH, "--layer",
+    result = run_module("vggnp.filters", "--model", MODEL_PATH, "--layer",
                  load_keras_model(MODEL_PATH).last_conv, "--filters", "3", "--size", "40",
                  "--steps", "5", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("mean pre-activation") == 3
-    result = run("vggnp.activations", image, "--model", MODEL_PATH, "--layer", "nope",
+    result = run_module("vggnp.activations", image, "--model", MODEL_PATH, "--layer", "nope",
                  "--out", str(tmp_path))
     assert result.returncode == 2 and "no layer 'nope'" in result.stderr

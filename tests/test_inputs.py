@@ -7,21 +7,15 @@ rules of ``vggnp.files.images.read_image`` one by one.
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import run_cam
 from corpus import CASES, PICTURE, bomb_png, jpeg_bytes, make_corpus, with_orientation
 from vggnp.files.images import ImageError, read_image
 from vggnp.files.preprocess import load_img
-
-
-def run_cam(*args):
-    return subprocess.run([sys.executable, "-m", "vggnp.cam", *args],
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

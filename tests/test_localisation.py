@@ -4,12 +4,11 @@ held-out images drawn by the same code with another seed. No TensorFlow needed."
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from helpers import run_cam
 from scripts.shapes import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_SEED,
                             chance_hit_rate, dataset, pointing_hit)
 from vggnp import grad_cam
@@ -56,10 +55,8 @@ def test_pointing_game(shapes_model):
 def test_offline_demo_command(tmp_path):
     """The README's command: no download, names from the labels file."""
     image = os.path.join(ROOT, "examples", "triangle.png")
-    result = subprocess.run(
-        [sys.executable, "-m", "vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH,
-         image, "--out", str(tmp_path), "--json", "--panel"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = run_cam("--model", MODEL_PATH, "--labels", LABELS_PATH, image,
+                     "--out", str(tmp_path), "--json", "--panel")
     assert result.returncode == 0, result.stderr
     (report,) = json.loads(result.stdout)["images"]
     assert report["top"][0]["name"] == "triangle" and report["class"]["name"] == "triangle"
@@ -71,9 +68,7 @@ def test_model_cli_class_by_label_and_errors(tmp_path):
     image = os.path.join(ROOT, "examples", "triangle.png")
 
     def cam(*args):
-        return subprocess.run([sys.executable, "-m", "vggnp.cam", "--model", MODEL_PATH, image,
-                               "--out", str(tmp_path), *args],
-                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        return run_cam("--model", MODEL_PATH, image, "--out", str(tmp_path), *args)
 
     result = cam("--labels", LABELS_PATH, "--class", "Circle", "--format", "png")
     assert result.returncode == 0, result.stderr

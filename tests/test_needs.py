@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from needs import reference_module
+from helpers import reference_module
 
 
 def test_missing_reference_fails_in_ci_and_skips_locally(monkeypatch):
@@ -24,4 +24,4 @@ def test_no_test_skips_on_a_missing_module_by_itself():
         if name.endswith(".py") and name != os.path.basename(__file__):
             with open(os.path.join(folder, name), encoding="utf-8") as f:
                 assert not re.search(r"importorskip|pytest\.skip\(", f.read()) \
-                    or name == "needs.py", name
+                    or name == "helpers.py", name

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from needs import reference_module
+from helpers import reference_module
 from vggnp.overlay import (colorize, jet_table, overlay, panel, resize_bilinear, save_image,
                            write_atomically)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import run_cam
 from scripts.shapes import MODEL_PATH, ROOT
 from vggnp import VGG16, grad_cam, spec
 from vggnp import gradcheck
@@ -125,13 +126,10 @@ def test_diagnose_suggests_the_counterfactual_when_all_evidence_is_against():
 
 
 def test_trace_and_diagnose_from_the_cli(tmp_path):
-    import subprocess
-    import sys
     from scripts.shapes import LABELS_PATH
-    result = subprocess.run(
-        [sys.executable, "-m", "vggnp.cam", os.path.join(ROOT, "examples", "circle.png"),
-         "--model", MODEL_PATH, "--labels", LABELS_PATH, "--out", str(tmp_path), "--trace",
-         "--diagnose", "--json"], capture_output=True, text=True, timeout=300)
+    result = run_cam(os.path.join(ROOT, "examples", "circle.png"), "--model", MODEL_PATH,
+                     "--labels", LABELS_PATH, "--out", str(tmp_path), "--trace", "--diagnose",
+                     "--json")
     assert result.returncode == 0, result.stderr
     assert "im2col matrix" in result.stderr and "visited 2 layers" in result.stderr
     assert "diagnose" in result.stderr and "suggestion:" in result.stderr

@@ -77,6 +77,13 @@ def parser():
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",
                    help="class to explain: an index (386) or a name (African_elephant, or a "
                         "--labels name); default: each image's top-1")
+    method_options(p)
+    output_options(p)
+    return p
+
+
+def method_options(p):
+    """Which map, of which class, at which layer, and what else to report about it."""
     p.add_argument("--target", choices=["logit", "softmax"],
                    help="score to differentiate: the logit before the final softmax or "
                         "sigmoid (default, as the paper) or the output probability; "
@@ -98,8 +105,6 @@ def parser():
                    help="for an empty or odd heatmap: softmax saturation, negative channel "
                         "weights, dead channels, and how the map changes with the target, the "
                         "pooling and the layer, with a suggestion")
-    output_options(p)
-    return p
 
 
 def output_options(p):

@@ -117,8 +117,8 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
 
     # d y^c / d A: start from a one-hot on the class and walk back to the layer only.
     gradients = model.backward(backward_seed(outputs, classes), start=model.names[-1],
-                               stop=layer,
-                               from_logits=(target == "logit"), trace=steps["backward"])
+                               stop=layer, from_logits=(target == "logit"),
+                               trace=steps["backward"])
 
     # alpha_k: "a vector where each entry is the mean intensity of the gradient over a
     # specific feature map channel" (keras-io) -- eq. 1.
@@ -133,11 +133,9 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
             "every location's weighted activation is <= 0, i.e. this layer's features argue "
             "against the class (common for a class the model does not predict). Try the "
             "top-1 class, another layer, or --target softmax.", EmptyMapWarning, stacklevel=2)
-    if trace:
+    if trace:  # the teaching tables, on request only
         print_trace(steps, model, outputs.itemsize, trace)
-        if details is not None:
-            details["trace"] = steps
     if details is not None:
         details.update(probs=probs, activations=activations, gradients=gradients,
-                       weights=weights, raw=raw)
+                       weights=weights, raw=raw, **({"trace": steps} if trace else {}))
     return heatmaps, classes

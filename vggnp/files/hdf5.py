@@ -17,6 +17,10 @@ class WeightsError(ValueError):
     """A weights file that vggnp cannot use; the message says what the file looks like."""
 
 
+class ModelError(WeightsError):
+    """A model file vggnp cannot use; the message says what it holds and why."""
+
+
 def text(value):
     """HDF5 attributes come back as str, bytes or fixed-length byte strings (np.bytes_)."""
     return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)

@@ -19,21 +19,16 @@ import os
 import numpy as np
 
 from .. import spec
-from ..convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
-                              Rescaling)
-from ..layers import Conv2D, Dense, Flatten, MaxPool2D
+from ..convnet_layers import Rescaling
+from ..layers import Conv2D
 from ..model import Network
-from .hdf5 import (WeightsError, all_finite, open_weights_file, refuse_external_links,
+from .hdf5 import (ModelError, all_finite, open_weights_file, refuse_external_links,
                    refuse_other_files, text)
+from .keras_layers import build_layer
 
 LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
 CONTAINERS = ("Sequential", "Functional", "Model")
-ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
-
-
-class ModelError(WeightsError):
-    """A model file vggnp cannot use; the message says what it holds and why."""
 
 
 class KerasConvNet(Network):
@@ -83,7 +78,7 @@ def load_keras_model(path, dtype=np.float32):
         arrays = {name: [_float_array(d, path, name, dtype) for d in datasets]
                   for name, datasets in arrays.items()}
     workspace = {}
-    layers = [_build(cls, cfg, arrays, workspace, path) for cls, cfg in leaves]
+    layers = [build_layer(cls, cfg, arrays, workspace, path) for cls, cfg in leaves]
     if layers[-1].activation_name is None:
         raise ModelError(f"{path}: the model ends with {layers[-1].name} "
                          f"({type(layers[-1]).__name__}); vggnp needs a Dense or Activation "
@@ -231,77 +226,6 @@ def _float_array(dataset, path, name, dtype):
     if not all_finite(values):
         raise ModelError(f"{path}: {name} contains NaN or infinite values")
     return values
-
-
-def _activation(cfg, path):
-    activation = cfg.get("activation", "linear")
-    if isinstance(activation, dict):  # a serialised function or class
-        activation = activation.get("config", {}).get("name") or activation.get("class_name")
-    if activation not in ACTIVATION_NAMES:
-        raise ModelError(f"{path}: layer {cfg.get('name')} uses activation {activation!r}; "
-                         f"supported: {', '.join(ACTIVATION_NAMES)}")
-    return activation
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-
-
-def _build(kind, cfg, arrays, workspace, path):
-    """One vggnp layer from a Keras layer's class name and config."""
-    name = cfg["name"]
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise ModelError(f"{path}: layer {name} is channels-first; vggnp needs channels-last")
-    weights = arrays.get(name, [])
-    needs = {"Conv2D": 1 + bool(cfg.get("use_bias", True)),
-             "Dense": 1 + bool(cfg.get("use_bias", True)),
-             "BatchNormalization": 2 + bool(cfg.get("scale", True)) + bool(cfg.get("center", True))
-             }.get(kind, 0)
-    if len(weights) != needs:
-        raise ModelError(f"{path}: layer {name} ({kind}) needs {needs} weight arrays, the "
-                         f"file has {len(weights)}")
-    size = cfg.get("filters", cfg.get("units"))
-    if weights and size is not None and weights[0].shape[-1] != size:
-        raise ModelError(f"{path}: layer {name}: the config says {size} outputs, its "
-                         f"weights have {weights[0].shape[-1]} (kernel {weights[0].shape})")
-    if kind == "Conv2D":
-        if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
-            raise ModelError(f"{path}: layer {name}: dilated or grouped convolutions are not "
-                             "supported")
-        bias = weights[1] if len(weights) == 2 else None
-        return Conv2D(name, weights[0], bias, _activation(cfg, path), buffers=workspace,
-                      strides=_pair(cfg.get("strides", 1)), padding=cfg.get("padding", "valid"))
-    if kind == "Dense":
-        return Dense(name, weights[0], weights[1] if len(weights) == 2 else None,
-                     _activation(cfg, path))
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        cls = MaxPool2D if kind == "MaxPooling2D" else AvgPool2D
-        strides = cfg.get("strides")
-        return cls(name, _pair(cfg.get("pool_size", 2)), _pair(strides) if strides else None,
-                   cfg.get("padding", "valid"))
-    if kind == "GlobalAveragePooling2D":
-        if cfg.get("keepdims"):
-            raise ModelError(f"{path}: layer {name}: keepdims=True is not supported")
-        return GlobalAvgPool2D(name)
-    if kind == "Flatten":
-        return Flatten(name)
-    if kind == "Dropout":
-        return Dropout(name, cfg.get("rate", 0.5))
-    if kind == "Activation":
-        return Activation(name, _activation(cfg, path))
-    if kind == "Rescaling":
-        scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
-        if not all(isinstance(v, (int, float)) for v in (scale, offset)):
-            raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
-        return Rescaling(name, float(scale), float(offset))
-    # BatchNormalization: [gamma], [beta], moving mean, moving variance
-    if cfg.get("axis", -1) not in (-1, 3, [-1], [3]):
-        raise ModelError(f"{path}: layer {name} normalises axis {cfg.get('axis')}; vggnp "
-                         "supports the channel axis (-1) only")
-    weights = list(weights)
-    gamma = weights.pop(0) if cfg.get("scale", True) else None
-    beta = weights.pop(0) if cfg.get("center", True) else None
-    return BatchNorm(name, gamma, beta, weights[0], weights[1], cfg.get("epsilon", 1e-3))
 
 
 def _check_shapes(model, path, dtype):

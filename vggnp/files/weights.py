@@ -164,11 +164,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     dense (D, M), (M,). Raises WeightsError with a description of the file otherwise.
     """
     path = os.fspath(path)
-    if os.path.isfile(path) and official.is_official(path) and not official.official_md5_ok(path):
-        raise WeightsError(f"{path}: has the official VGG16 file's name or size, but not its "
-                           f"md5 ({official.MD5}): the file is damaged (a changed byte). "
-                           "Delete it and download it again (python -m vggnp.cam without "
-                           "--weights fetches a fresh copy)")
+    _check_official(path)
     try:
         f, config, mappable = open_weights_file(path)
     except OSError as e:  # h5py's errors for truncated or damaged files
@@ -191,20 +187,34 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
             layers[name] = pair
         _check_names(layers, path, need_top)
         _check_shapes(layers, path, input_size, standard)
-        arrays = {}
-        for name, (kernel, bias) in layers.items():
-            for d in (kernel, bias):
-                refuse_other_files(d, path, name)
-                if d.dtype != np.float32:
-                    raise WeightsError(f"{path}: {name} is stored as {d.dtype}, "
-                                       "expected float32")
-            try:
-                arrays[name] = (_values(kernel, path, mappable), _values(bias, path, mappable))
-            except OSError as e:
-                raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
-                    from None
-            if not all(all_finite(a) for a in arrays[name]):
-                raise WeightsError(f"{path}: {name} contains NaN or infinite values")
+        return _read_arrays(layers, path, mappable)
+
+
+def _check_official(path):
+    """A file with the official file's name or size must have its md5."""
+    if os.path.isfile(path) and official.is_official(path) and not official.official_md5_ok(path):
+        raise WeightsError(f"{path}: has the official VGG16 file's name or size, but not its "
+                           f"md5 ({official.MD5}): the file is damaged (a changed byte). "
+                           "Delete it and download it again (python -m vggnp.cam without "
+                           "--weights fetches a fresh copy)")
+
+
+def _read_arrays(layers, path, mappable):
+    """{name: (kernel, bias) datasets} -> {name: (kernel, bias) arrays}, each float32,
+    stored in this file only, and finite."""
+    arrays = {}
+    for name, (kernel, bias) in layers.items():
+        for d in (kernel, bias):
+            refuse_other_files(d, path, name)
+            if d.dtype != np.float32:
+                raise WeightsError(f"{path}: {name} is stored as {d.dtype}, expected float32")
+        try:
+            arrays[name] = (_values(kernel, path, mappable), _values(bias, path, mappable))
+        except OSError as e:
+            raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
+                from None
+        if not all(all_finite(a) for a in arrays[name]):
+            raise WeightsError(f"{path}: {name} contains NaN or infinite values")
     return arrays
 
 

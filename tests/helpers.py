@@ -1,0 +1,35 @@
+"""Helpers the tests share: running a command as a user does, and reference libraries that
+skip a test on a developer's machine but fail it in CI (``CI`` set), so that no check is
+skipped unseen. (Fixtures are in conftest.py; Keras files in kerasfiles.py; TensorFlow
+comparisons in reference_check.py; the bad-input corpus in corpus.py.)"""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def run_module(module, *args, timeout=600):
+    """``python -m module args...`` from the project root; the CompletedProcess, text
+    output captured."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def run_cam(*args, timeout=600):
+    """``python -m vggnp.cam args...``, as a user runs it."""
+    return run_module("vggnp.cam", *args, timeout=timeout)
+
+
+def reference_module(name, install="pip install -e '.[test]'"):
+    """The imported module ``name``; skip locally, fail in CI, when it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI: the reference tests must run ({install})")
+        pytest.skip(f"{name} not installed: reference test skipped")
