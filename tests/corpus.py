@@ -95,7 +95,7 @@ CASES = {
                  ("fail", "not an image format Pillow can read")),
     "photo.heic": (lambda p: _write(p, b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200)),
                    ("fail", "a HEIC/HEIF photo")),
-    "folder.jpg": (os.mkdir, ("fail", "a directory, not an image")),
+    "folder.jpg": (os.mkdir, ("fail", "a folder with no image files")),
     "pipe.jpg": (os.mkfifo, ("fail", "not a regular file (a named pipe")),
     "loop.jpg": (lambda p: os.symlink(os.path.basename(p), p), ("fail", "a symbolic link loop")),
     "missing.jpg": (lambda p: None, ("fail", "no such file")),

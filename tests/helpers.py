@@ -4,6 +4,7 @@ skipped unseen. (Fixtures are in conftest.py; Keras files in kerasfiles.py; Tens
 comparisons in reference_check.py; the bad-input corpus in corpus.py.)"""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -33,3 +34,18 @@ def reference_module(name, install="pip install -e '.[test]'"):
         if os.environ.get("CI"):
             pytest.fail(f"{name} is required in CI: the reference tests must run ({install})")
         pytest.skip(f"{name} not installed: reference test skipped")
+
+
+def json_lines(text):
+    """The objects of ``vggnp.cam --json`` output: one per line."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def done_images(text):
+    """The images a ``--json`` run finished (its failed ones carry "error")."""
+    return [r for r in json_lines(text) if "error" not in r]
+
+
+def outputs_in(folder):
+    """The files a run wrote into ``folder``, its results file left out."""
+    return sorted(name for name in os.listdir(folder) if name != "vggnp-results.jsonl")

@@ -1,6 +1,5 @@
 """``python -m vggnp.cam`` end to end on the real photos in examples/, as a user runs it."""
 
-import json
 import os
 import re
 import shutil
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import run_cam
+from helpers import done_images, outputs_in, run_cam
 from kerasfiles import write_keras1_h5
 from vggnp import cam
 from vggnp.files import download as dl
@@ -29,9 +28,9 @@ def test_json_run_writes_every_output(weights_file, tmp_path):
     result = run_cam(CAT, COFFEE, "--weights", weights_file, "--out", str(tmp_path),
                      "--json", "--panel", "--save-heatmap")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert [r["image"] for r in report["images"]] == [CAT, COFFEE]
-    for r, photo in zip(report["images"], (CAT, COFFEE)):
+    images = done_images(result.stdout)
+    assert [r["image"] for r in images] == [CAT, COFFEE]
+    for r, photo in zip(images, (CAT, COFFEE)):
         scores = [t["score"] for t in r["top"]]
         assert len(scores) == 5 and scores == sorted(scores, reverse=True)
         assert r["class"]["index"] == r["top"][0]["index"] and r["layer"] == "block5_conv3"
@@ -59,7 +58,7 @@ def test_a_bad_image_does_not_stop_the_others(weights_file, tmp_path):
     result = run_cam(missing, CAT, "--weights", weights_file, "--out", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "missing.jpg" in result.stderr and "Traceback" not in result.stderr
-    assert len(os.listdir(tmp_path / "out")) == 1
+    assert len(outputs_in(tmp_path / "out")) == 1
 
 
 def test_bad_weights_exit_3(tmp_path):
@@ -91,13 +90,13 @@ def test_offline_first_run_says_what_to_do(tmp_path, monkeypatch, capsys):
 
 
 def only_overlay(report):
-    (r,) = report["images"]
+    (r,) = done_images(report)
     return r["outputs"]["overlay"]
 
 
 def test_existing_output_needs_overwrite(weights_file, tmp_path):
     first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path), "--json")
-    path = only_overlay(json.loads(first.stdout))
+    path = only_overlay(first.stdout)
     with open(path, "wb") as f:
         f.write(b"an older result")
     again = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path))
@@ -112,7 +111,7 @@ def test_existing_output_needs_overwrite(weights_file, tmp_path):
 
 def test_an_input_is_never_overwritten(weights_file, tmp_path):
     first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path), "--json")
-    produced = only_overlay(json.loads(first.stdout))
+    produced = only_overlay(first.stdout)
     before = open(produced, "rb").read()
     # The cat's output path is now also an input: refused even with --overwrite.
     result = run_cam(CAT, produced, "--weights", weights_file, "--out", str(tmp_path),
@@ -132,17 +131,17 @@ def test_same_names_from_different_folders_do_not_collide(weights_file, tmp_path
     result = run_cam(*inputs, "--weights", weights_file, "--out", str(tmp_path / "out"),
                      "--json")
     assert result.returncode == 0, result.stderr
-    images = json.loads(result.stdout)["images"]
+    images = done_images(result.stdout)
     paths = [r["outputs"]["overlay"] for r in images]
     expected = [f"{stem}_{r['class']['name']}_cam.jpg"
                 for stem, r in zip(["cat", "cat_2", "cat_3", "cat_4"], images)]
     assert [os.path.basename(p) for p in paths] == expected
-    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.path.basename(p) for p in paths)
+    assert outputs_in(tmp_path / "out") == sorted(os.path.basename(p) for p in paths)
 
 
 def test_symlink_at_output_is_replaced_not_followed(weights_file, tmp_path):
     first = run_cam(CAT, "--weights", weights_file, "--out", str(tmp_path / "out"), "--json")
-    path = only_overlay(json.loads(first.stdout))
+    path = only_overlay(first.stdout)
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep me")
     os.remove(path)

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import run_cam
+from helpers import done_images, run_cam
 from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
 from vggnp.explain import INPUT_METHODS, METHODS, explain
 from vggnp.gradcam import EmptyMapWarning
@@ -66,7 +66,6 @@ def linear_model(tmp_path):
     (["--method", "scorecam", "--target", "logit"],
      "--target logit does not apply to --method scorecam"),
     (["--method", "scorecam", "--trace"], "--trace does not apply to --method scorecam"),
-    (["--batch-size", "8"], "--batch-size applies to --method scorecam only"),
     (["--method", "guided-gradcam", "--alpha", "0.5"],
      "--alpha does not apply to --method guided-gradcam"),
     (["--method", "saliency", "--diagnose"], "--diagnose reports on a CAM at a conv layer"),
@@ -98,13 +97,12 @@ def test_report_names_only_the_layer_and_target_used(tmp_path):
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    (saliency,) = json.loads(report("--json", "--method", "saliency"))["images"]
+    (saliency,) = done_images(report("--json", "--method", "saliency"))
     assert "layer" not in saliency and saliency["target"] == "logit"
     assert " at " not in report("--method", "saliency")
-    (scorecam,) = json.loads(report("--json", "--method", "scorecam"))["images"]
+    (scorecam,) = done_images(report("--json", "--method", "scorecam"))
     assert scorecam["layer"] == "conv2d_11" and scorecam["target"] == "softmax"
-    (gradcam,) = json.loads(report("--json", "--target", "softmax", "--layer", "conv2d_9"))[
-        "images"]
+    (gradcam,) = done_images(report("--json", "--target", "softmax", "--layer", "conv2d_9"))
     assert gradcam["layer"] == "conv2d_9" and gradcam["target"] == "softmax"
     assert not gradcam["empty"]
 
@@ -116,7 +114,7 @@ def test_saved_heatmap_is_what_the_help_says(tmp_path, method, shape, signed):
     result = run_cam(TRIANGLE, "--model", MODEL_PATH, "--out", str(tmp_path), "--json",
                      "--method", method, "--save-heatmap")
     assert result.returncode == 0, result.stderr
-    (image,) = json.loads(result.stdout)["images"]
+    (image,) = done_images(result.stdout)
     saved = np.load(image["outputs"]["heatmap"])
     assert saved.shape == shape and saved.dtype == np.float32
     if signed:
@@ -143,7 +141,7 @@ def test_cli_says_which_map_is_empty(tmp_path, method):
     result = run_cam(TRIANGLE, "--model", dead_model(tmp_path), "--labels", LABELS_PATH,
                      "--out", str(tmp_path), "--json", "--method", method, "--class", "circle")
     assert result.returncode == 0, result.stderr
-    (image,) = json.loads(result.stdout)["images"]
+    (image,) = done_images(result.stdout)
     assert image["empty"] is True
     lines = result.stderr.splitlines()
     where = "" if method in INPUT_METHODS else " at conv2d_11"

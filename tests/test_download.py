@@ -12,7 +12,7 @@ import time
 import pytest
 
 from vggnp.files import download as dl
-from vggnp.files import official
+from vggnp.files import official, outputs
 
 PAYLOAD = os.urandom(3 * 2**20 + 12345)  # stands in for the 553 MB file
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -81,6 +81,7 @@ def test_good_file_is_verified_and_renamed(server, tmp_path, capsys):
     with open(path, "rb") as f:
         assert f.read() == PAYLOAD
     assert leftovers(tmp_path) == ["weights.h5"]
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~outputs.UMASK  # not mkstemp's 0600
     err = capsys.readouterr().err
     assert "Downloading" in err and "100.0%" in err
     Handler.requests.clear()

@@ -5,7 +5,7 @@ a slow per-channel Score-CAM; and a faithfulness effect on a trained model."""
 import numpy as np
 import pytest
 
-from helpers import run_module
+from helpers import done_images, run_module
 from reference_check import dlogits, relative_to_max, use_tf_activations
 from scripts.shapes import MODEL_PATH, TEST_SEED, dataset
 from vggnp import VGG16
@@ -140,6 +140,21 @@ def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_mo
         assert np.abs(fast[n] - L / L.max()).max() <= 1e-5
 
 
+def test_score_cam_skipping_dead_channels_changes_nothing():
+    """Issue #14: channels that are zero everywhere are not run; the map is the same."""
+    model = load_keras_model(MODEL_PATH)
+    images, labels, _ = dataset(6, TEST_SEED)
+    x = images.astype(np.float32)
+    for layer in ("conv2d_11", "conv2d_9"):
+        skipped = []
+        fast = score_cam(model, x, layer, labels, batch_size=16, skipped=skipped)
+        full = score_cam(model, x, layer, labels, batch_size=16, skip_dead=False)
+        assert np.abs(fast - full).max() <= 1e-6, layer
+        dead = [int((~model.forward(x[n:n + 1], until=layer)[0].any(axis=(0, 1))).sum())
+                for n in range(len(x))]
+        assert skipped == dead and sum(dead) > 0, (layer, dead)
+
+
 def test_every_method_gives_finite_maps_of_the_right_shape(small_model):
     x = np.random.default_rng(4).standard_normal((2, 64, 64, 3)).astype(np.float32) * 60
     for method in METHODS:
@@ -185,7 +200,6 @@ def test_gradient_ascent_rises_and_is_deterministic():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_from_the_cli(tmp_path, method):
-    import json
     import os
 
     from scripts.shapes import LABELS_PATH, ROOT
@@ -195,7 +209,7 @@ def test_every_method_from_the_cli(tmp_path, method):
                  "--method", method, "--out", str(tmp_path), "--json", "--metric",
                  "--format", "png", *(["--batch-size", "16"] if method == "scorecam" else []))
     assert result.returncode == 0, result.stderr
-    (report,) = json.loads(result.stdout)["images"]
+    (report,) = done_images(result.stdout)
     suffix = "cam" if method == "gradcam" else method
     assert report["outputs"]["overlay"] == str(tmp_path / f"square_square_{suffix}.png")
     assert report["method"] == method

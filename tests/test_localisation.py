@@ -2,13 +2,12 @@
 (weights/shapes_convnet.keras, made by ``python -m scripts.shapes``), pointing game on
 held-out images drawn by the same code with another seed. No TensorFlow needed."""
 
-import json
 import os
 
 import numpy as np
 import pytest
 
-from helpers import run_cam
+from helpers import done_images, run_cam
 from scripts.shapes import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_SEED,
                             chance_hit_rate, dataset, pointing_hit)
 from vggnp import grad_cam
@@ -58,7 +57,7 @@ def test_offline_demo_command(tmp_path):
     result = run_cam("--model", MODEL_PATH, "--labels", LABELS_PATH, image,
                      "--out", str(tmp_path), "--json", "--panel")
     assert result.returncode == 0, result.stderr
-    (report,) = json.loads(result.stdout)["images"]
+    (report,) = done_images(result.stdout)
     assert report["top"][0]["name"] == "triangle" and report["class"]["name"] == "triangle"
     assert sorted(t["name"] for t in report["top"]) == sorted(CLASSES)
     assert os.path.isfile(tmp_path / "triangle_triangle_cam.jpg")

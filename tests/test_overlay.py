@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from helpers import reference_module
-from vggnp.overlay import (colorize, jet_table, overlay, panel, resize_bilinear, save_image,
-                           write_atomically)
+from vggnp.files.outputs import write_new
+from vggnp.overlay import colorize, jet_table, overlay, panel, resize_bilinear, save_image
 
 
 def test_jet_equals_matplotlib():
@@ -62,7 +62,7 @@ def test_failed_save_leaves_the_existing_file_untouched(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space"):
-        write_atomically(path, write_half_then_fail)
+        write_new(path, write_half_then_fail, overwrite=True)
     assert path.read_bytes() == b"the previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["result.jpg"]  # no temp file left
 

@@ -8,8 +8,10 @@ from .files.weights import WeightsError, read_vgg16_weights
 from .gradcam import grad_cam
 from .model import VGG16
 from .overlay import overlay
+from .stream import explain_files
 
 __all__ = ["VGG16", "DownloadError", "ImageError", "WeightsError", "class_index",
-           "decode_predictions", "grad_cam", "load_image", "load_img", "official_weights",
-           "overlay", "preprocess_input", "read_image", "read_vgg16_weights"]
+           "decode_predictions", "explain_files", "grad_cam", "load_image", "load_img",
+           "official_weights", "overlay", "preprocess_input", "read_image",
+           "read_vgg16_weights"]
 __version__ = "0.1.0"

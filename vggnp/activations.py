@@ -43,7 +43,7 @@ def main(argv=None):
     refusal = refuse_to_clobber([path], [args.image], args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal)
-    save_image(Image.fromarray(grid(tiles, args.columns)), path)
+    save_image(Image.fromarray(grid(tiles, args.columns)), path, args.overwrite)
     dead = sum(not tile.any() or a[:, :, k].max() == 0 for k, tile in enumerate(tiles))
     print(f"{args.layer}: {a.shape[2]} channels of {a.shape[0]}x{a.shape[1]}, "
           f"{dead} all zero -> {path}")

@@ -1,64 +1,44 @@
 """Command line: top-5 ImageNet classes and a Grad-CAM heatmap overlay for each image.
 
     python -m vggnp.cam elephant.jpg          # -> ./elephant_African_elephant_cam.jpg
+    python -m vggnp.cam photos/ --recursive --out maps/ --resume
+
+Images stream through (read -> batch -> explain -> write -> report): memory stays bounded,
+each image's result is printed (and appended to ``<out>/vggnp-results.jsonl``) when it is
+done, and a run stopped by Ctrl-C or SIGTERM leaves only whole files and can be resumed.
 
 Exit codes: 0 all done; 1 some images failed (the others were processed); 2 usage
-error; 3 weights missing or invalid; 4 output location unusable.
+error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed or full;
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
-import json
 import os
-import re
+import signal
 import sys
-import warnings
+import traceback
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-import numpy as np
-
 from .cam_args import needs_probabilities, parse_args
+from .cam_io import (Progress, Report, ResultsFile, already_done, expand_inputs, file_stamp,
+                     is_terminal)
+from .cam_outputs import (an_input, entry, file_ids, output_paths, output_stems, save_pictures,
+                          too_big_for_jpeg)
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, fail, find_class, load_model, refuse_to_clobber)
+                  check_writable, fail, find_class, load_model, refuse_to_clobber, say)
 from .diagnose import diagnose
-from .explain import IMAGE_METHODS, INPUT_METHODS, TARGETS, empty_map_message, explain
+from .explain import IMAGE_METHODS, INPUT_METHODS, TARGETS, empty_map_message
 from .faithfulness import deletion_insertion
 from .files.download import DownloadError
-from .files.images import ImageError, read_image
 from .files.imagenet import top_classes
-from .files.preprocess import model_input
+from .files.images import ImageError
+from .files.outputs import OutputExists, remove_stale_temps
 from .files.weights import WeightsError
-from .gradcam import EmptyMapWarning, normalise
-from .overlay import gradient_picture, overlay, panel, save_array, save_image
+from .gradcam import normalise
+from .stream import PIXEL_BUDGET, explain_files
 
-
-def entry(index, wnid, name, score=None):
-    """A class for the JSON report; ImageNet classes also carry their WordNet id."""
-    fields = {"index": index, "wnid": wnid, "name": name, "score": score}
-    return {k: v for k, v in fields.items() if v not in ("", None)}
-
-
-def output_stems(paths):
-    """'<image stem>' for each input, made unique among the inputs before any work starts:
-    a/cat.jpg and b/cat.jpg (or the same file twice, or cat.jpg and cat.png) give 'cat'
-    and 'cat_2', so no output of this run overwrites another."""
-    stems, taken = [], set()
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        unique, n = stem, 2
-        while unique in taken:
-            unique, n = f"{stem}_{n}", n + 1
-        taken.add(unique)
-        stems.append(unique)
-    return stems
-
-
-def too_big_for_jpeg(size, args):
-    """Why this image's outputs cannot be JPEGs (65,500 pixels a side at most), or None."""
-    width, height = size
-    widest = 3 * width if args.panel else width
-    if args.format == "jpg" and max(widest, height) > 65500:
-        return (f"{width}x{height} is too large for a JPEG output (65,500 pixels a side); "
-                "use --format png")
-    return None
+EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
 
 
 class Stop(Exception):
@@ -69,29 +49,68 @@ class Stop(Exception):
         self.code = code
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     """The run, step by step: each step prints its own lines and may stop the run."""
     # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        run = prepare(args)                          # output folder, model, layer, class
-        photos, x, failed = read_inputs(args, run)   # every image, or its one line
-        maps, chosen, probs = explain_all(args, run, x, photos)
-        results, more_failed = write_outputs(args, run, photos, x, maps, chosen, probs)
+        todo = plan(args)                       # output folder, inputs, --resume
+        if not todo:
+            return EXIT_SOME_FAILED if args.failed_inputs else EXIT_OK
+        run = prepare(args)                     # model, layer, class
+        return process(args, run, todo)         # read, explain, write, report
     except Stop as stop:
         return stop.code
-    report(args, run, results)
-    return EXIT_SOME_FAILED if failed or more_failed else EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def prepare(args):
-    """Check the output folder, load the model, resolve --layer, --target and --class."""
+def plan(args):
+    """Check --out, clean what a killed run left there, list the inputs and drop those
+    --resume finds done. Returns [(path, output stem)]."""
     try:  # before the weights: a bad output folder should not cost a 553 MB load
         check_writable(args.out)
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}"))
+    removed = remove_stale_temps(args.out)
+    if removed:
+        say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
+            "run that was killed")
+    paths, skipped, empty = expand_inputs(args.images, args.recursive)
+    if skipped:
+        say(f"vggnp.cam: note: skipped {skipped} file(s) in the folders that are not images")
+    for folder in empty:
+        fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
+             + ("" if args.recursive else " (--recursive also searches its subfolders)"))
+    args.failed_inputs = len(empty)
+    todo = list(zip(paths, output_stems(paths)))
+    if args.resume:
+        done = ResultsFile(args.out).done()
+        todo = [(path, stem) for path, stem in todo if not already_done(path, done)]
+        say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
+            "done, skipped")
+    elif not paths:
+        raise Stop(EXIT_SOME_FAILED if empty else fail(EXIT_SOME_FAILED, "no images to explain"))
+    return todo
+
+
+def prepare(args):
+    """Load the model, resolve --layer, --target and --class."""
     try:
         model, table, mode, weights_path = load_model(args)
     except (WeightsError, DownloadError) as e:
@@ -118,141 +137,168 @@ def prepare(args):
                            chosen_class=chosen_class)
 
 
-def read_inputs(args, run):
-    """Read every image (a bad one says why and is left out). Returns (photos [(path,
-    output stem, picture, notes)], x (N, H, W, C) model inputs, how many failed)."""
-    photos, inputs, failed = [], [], 0
-    for path, stem in zip(args.images, output_stems(args.images)):
+def process(args, run, todo):
+    """Stream the images through the network; write each one's outputs in a second thread
+    while the next batch runs; report each as it is done. Returns the exit code."""
+    progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
+    out = SimpleNamespace(report=Report(args.json), results=ResultsFile(args.out),
+                          progress=progress, failed=args.failed_inputs, written=0, stop=None,
+                          debug=args.debug,
+                          inputs=file_ids(path for path, _ in todo) if args.overwrite else set())
+    stems = [stem for _, stem in todo]
+    reading = {"background": args.background, "max_pixels": args.max_pixels,
+               "allow_truncated": args.allow_truncated}
+    stream = explain_files(
+        run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
+        run.chosen_class, run.target, args.batch_size, reading,
+        progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
+        pixel_budget=PIXEL_BUDGET, trace=sys.stderr if args.trace else False)
+    pending = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
         try:
-            original, notes = read_image(path, background=args.background,
-                                         max_pixels=args.max_pixels,
-                                         allow_truncated=args.allow_truncated)
-        except ImageError as e:
-            failed += 1
-            fail(EXIT_SOME_FAILED, f"{path}: {e}")
-            continue
-        for note in notes:
-            print(f"vggnp.cam: note: {path}: {note}", file=sys.stderr)
-        photos.append((path, stem, original, notes))
-        inputs.append(model_input(original, run.model.input_size, run.model.channels, run.mode))
-    if not photos:
-        raise Stop(EXIT_SOME_FAILED)
-    return photos, np.stack(inputs), failed
+            for result in stream:
+                pending.append(handle(args, run, out, result, stems[result.index], writer))
+                finish(out, pending, keep=args.batch_size)
+                if out.report.broken or out.stop:
+                    break
+        except KeyboardInterrupt:
+            out.stop = EXIT_INTERRUPTED
+        except Terminated:
+            out.stop = EXIT_TERMINATED
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outputs under way finish
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            stream.close()
+            finish(out, pending, keep=0)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    return ending(args, out, len(todo))
 
 
-def explain_all(args, run, x, photos):
-    """The maps of every image; warnings on stderr, an empty map named by its image.
-    Returns (maps, chosen classes (N,), class scores (N, K))."""
-    details = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.simplefilter("ignore", EmptyMapWarning)  # said below, per image by name
-        maps, chosen = explain(run.model, x, args.method, layer=run.layer,
-                               class_index=run.chosen_class, target=run.target,
-                               batch_size=args.batch_size, details=details,
-                               trace=sys.stderr if args.trace else False)
-    for w in caught:
-        print(f"vggnp.cam: warning: {w.message}", file=sys.stderr)
-    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)):
-        cls = chosen[n]
-        print(f"vggnp.cam: warning: {photos[n][0]}: " + empty_map_message(
-            args.method, f"{run.table[cls][1]} ({cls})", run.layer), file=sys.stderr)
+def handle(args, run, out, result, stem, writer):
+    """One image from the network: its notes, warnings, --diagnose and --metric (here,
+    where the model is), then its outputs handed to the writer thread. Returns
+    (record, future or None, result)."""
+    size, mtime = file_stamp(result.source)
+    record = {"image": result.source, "path": os.path.abspath(result.source), "size": size,
+              "mtime_ns": mtime}
+    try:
+        record, future = _handled(args, run, out, result, stem, writer, record)
+    except Exception as e:  # a bug of ours in --metric, --diagnose...: this image only
+        record, future = _failed(record, e, args.debug), None
+    if future is None:
+        result.release()  # nothing to write: its pixels go back to the reader at once
+    else:  # written: its pixels go back, even while this thread waits for the next batch
+        future.add_done_callback(lambda _: result.release())
+    return record, future, result
+
+
+def _handled(args, run, out, result, stem, writer, record):
+    path = result.source
+    if result.error is not None:
+        return _failed(record, result.error, args.debug), None
+    cls, name = result.class_index, run.table[result.class_index][1]
+    for note in result.notes:
+        _tell(out, f"vggnp.cam: note: {path}: {note}")
+    if "scorecam_skipped" in result.details:
+        result.notes.append(f"scorecam skipped {result.details['scorecam_skipped']} channels "
+                            f"that are zero everywhere at {run.layer}")
+    if result.empty:
+        _tell(out, f"vggnp.cam: warning: {path}: "
+              + empty_map_message(args.method, f"{name} ({cls})", run.layer))
+    written = output_paths(args, stem, name)
+    refusal = (refuse_to_clobber(written.values(), [], args.overwrite)
+               or an_input(written.values(), out.inputs)
+               or too_big_for_jpeg(result.picture.size, args))
+    if refusal:
+        return _failed(record, ImageError(f"not written: {refusal}"), args.debug), None
+    heatmap = result.map
+    if args.method in IMAGE_METHODS:  # a gradient image: its magnitude is the heatmap
+        heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
     if args.diagnose:
-        for n, (path, *_), cls in zip(range(len(x)), photos, chosen):
-            lines, suggestion = diagnose(run.model, x[n:n + 1], run.layer, cls)
-            print(f"vggnp.cam: diagnose {path}:", *lines, f"suggestion: {suggestion}",
-                  sep="\n  ", file=sys.stderr)
-    return maps, chosen, details["probs"]
+        lines, suggestion = diagnose(run.model, result.x[None], run.layer, cls)
+        _tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
+                                f"suggestion: {suggestion}"]))
+    top_k = top_classes(result.probs[None], run.table, args.top)[0]
+    record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
+                  method=args.method, **({"layer": run.layer} if run.layer else {}),
+                  target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path))
+    if args.metric:
+        record.update(zip(("deletion_auc", "insertion_auc"), deletion_insertion(
+            run.model, result.x, heatmap, cls, batch_size=args.batch_size,
+            progress=lambda k, n: out.progress.step("--metric steps", k, n))))
+    record.update(notes=result.notes, outputs=written)
+    return record, writer.submit(save_pictures, args, run, result.picture, result.map,
+                                 heatmap, cls, top_k, written)
 
 
-def write_outputs(args, run, photos, x, maps, chosen, probs):
-    """Each image's outputs (refused if they would clobber) and its result for the report.
-    Returns (results, how many images failed)."""
-    results, failed = [], 0
-    for n, (photo, cls, top_k) in enumerate(zip(photos, chosen,
-                                                top_classes(probs, run.table, args.top))):
-        path, stem, original, notes = photo
-        written = output_paths(args, stem, run.table[cls][1])
-        refusal = (refuse_to_clobber(written.values(), args.images, args.overwrite)
-                   or too_big_for_jpeg(original.size, args))
-        if refusal:
-            failed += 1
-            fail(EXIT_SOME_FAILED, f"{path}: not written: {refusal}")
-            continue
-        heatmap = maps[n]
-        if args.method in IMAGE_METHODS:  # a gradient image: its magnitude is the heatmap
-            heatmap = normalise(np.abs(maps[n:n + 1]).max(axis=3))[0]
-        scores = {}
-        if args.metric:
-            scores = dict(zip(("deletion_auc", "insertion_auc"),
-                              deletion_insertion(run.model, x[n], heatmap, cls)))
+def finish(out, pending, keep):
+    """Report the oldest images whose outputs are written, until at most ``keep`` wait."""
+    while pending and (len(pending) > keep or pending[0][1] is None or pending[0][1].done()):
+        record, future, result = pending.popleft()
+        error = future.exception() if future is not None else None
+        if error is not None:
+            if isinstance(error, OSError) and not isinstance(error, OutputExists) \
+                    and error.errno is not None:  # disk full, permissions...: the folder
+                out.stop = out.stop or EXIT_OUTPUT
+            record = _failed(record, error, out.debug)
+        elif "error" not in record:
+            out.written += 1
+        out.failed += "error" in record
         try:
-            save_pictures(args, run, original, maps[n], heatmap, cls, top_k, written)
-        except OSError as e:
-            if e.errno is not None:  # disk full, permissions...: the folder is the problem
-                raise Stop(fail(EXIT_OUTPUT, f"cannot write {written['overlay']}: {e}"))
-            failed += 1  # an encoder error: this image only
-            fail(EXIT_SOME_FAILED, f"{path}: cannot encode the output: {e}")
-            continue
-        results.append({"image": path, "top": [entry(*t) for t in top_k],
-                        "class": entry(int(cls), *run.table[cls]), "method": args.method,
-                        **({"layer": run.layer} if run.layer else {}), "target": run.target,
-                        "empty": not maps[n].any(), **scores, "notes": notes,
-                        "outputs": written})
-    return results, failed
+            out.results.append(record)
+        except OSError as e:  # the results file cannot grow: the folder is the problem
+            if not out.stop:
+                _tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
+            out.stop = out.stop or EXIT_OUTPUT
+        if "error" not in record or out.report.as_json:
+            out.report.image(record)
+        out.progress.image_done(failed="error" in record)
 
 
-def output_paths(args, stem, class_name):
-    """{"overlay": path, ["panel": path], ["heatmap": path]} for one image."""
-    safe_name = re.sub(r"[^\w.-]", "_", class_name)  # a --labels name may hold / or spaces
-    suffix = "cam" if args.method == "gradcam" else args.method
-    base = os.path.join(args.out, f"{stem}_{safe_name}_{suffix}")
-    written = {"overlay": f"{base}.{args.format}"}
-    if args.panel:
-        written["panel"] = f"{base}_panel.{args.format}"
-    if args.save_heatmap:
-        written["heatmap"] = f"{base}.npy"
-    return written
+def _failed(record, error, debug):
+    """The record of an image that failed (it lists no outputs); says why on stderr."""
+    message = _reason(error, debug)
+    say(f"vggnp.cam: {record['image']}: {message}")
+    return {k: v for k, v in record.items() if k != "outputs"} | {"error": message}
 
 
-def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written):
-    """Write the overlay (or gradient picture), the panel and the raw map as asked."""
-    if args.method in IMAGE_METHODS:
-        picture = gradient_picture(raw_map, run.mode, original.size)
-    else:
-        picture = overlay(original, heatmap, alpha=args.alpha)
-    save_image(picture, written["overlay"])
-    if args.panel:
-        lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(top_k)]
-        lines.append(f"{method_title(args.method)}: {run.table[cls][1]} ({cls})"
-                     + (f" at {run.layer}" if run.layer else ""))
-        save_image(panel(original, heatmap, picture, lines), written["panel"])
-    if args.save_heatmap:
-        save_array(raw_map.astype(np.float32), written["heatmap"])
+def _reason(error, debug):
+    """What went wrong with one image, in one line."""
+    if isinstance(error, OutputExists):
+        return f"not written: {error.filename} exists; pass --overwrite to replace it"
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, OSError):
+        return (f"not written: {error}" if error.errno is not None
+                else f"cannot encode the output: {error}")
+    if debug and sys.stderr is not None:
+        traceback.print_exception(error)
+    return f"internal error ({type(error).__name__}: {error}); please report it"
 
 
-def method_title(method):
-    return "Grad-CAM" if method == "gradcam" else method
+def ending(args, out, total):
+    """The last line and the exit code."""
+    out.progress.close()
+    if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
+            f"{out.written} of {total} image(s) done; run the same command with --resume "
+            "to go on")
+        return out.stop
+    if out.stop == EXIT_OUTPUT:
+        say(f"vggnp.cam: stopped: {args.out} cannot be written any more; {out.written} of "
+            f"{total} image(s) done (listed in {out.results.path})")
+    if out.stop:
+        return out.stop
+    if out.report.broken:
+        say(f"vggnp.cam: stdout was closed: stopped after {out.written} of {total} image(s); "
+            f"the results are in {out.results.path}")
+        return EXIT_STDOUT
+    return EXIT_SOME_FAILED if out.failed else EXIT_OK
 
 
-def report(args, run, results):
-    """The results on stdout: one JSON document, or a few lines per image."""
-    if args.json:
-        json.dump({"weights": os.path.abspath(run.weights_path), "images": results},
-                  sys.stdout, indent=2)
-        print()
-        return
-    for r in results:
-        print(f"{r['image']}")
-        for rank, t in enumerate(r["top"], 1):
-            source = f", {t['wnid']}" if "wnid" in t else ""
-            print(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}{source})")
-        if "deletion_auc" in r:
-            print(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is "
-                  f"better), insertion AUC {r['insertion_auc']:.3f} (higher is better)")
-        where = f" at {r['layer']}" if "layer" in r else ""
-        print(f"  {method_title(r['method'])} of {r['class']['name']}{where}: "
-              + ", ".join(r["outputs"].values()))
+def _tell(out, line):
+    out.progress.clear()
+    say(line)
 
 
 if __name__ == "__main__":

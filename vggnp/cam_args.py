@@ -20,7 +20,6 @@ def parse_args(argv):
     refusal = inapplicable_option(args)
     if refusal:
         p.error(refusal)
-    args.batch_size = 32 if args.batch_size is None else args.batch_size
     args.alpha = 0.4 if args.alpha is None else args.alpha
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
@@ -56,8 +55,11 @@ def parser():
         description="Classify images with VGG16 (ImageNet) and explain the decision with a "
                     "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
     p.add_argument("images", nargs="+", metavar="IMG",
-                   help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...); a name that "
-                        "starts with '-' goes after '--'")
+                   help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...), folders of them "
+                        "(other files there are skipped), or - to read one path per line "
+                        "from stdin; a name that starts with '-' goes after '--'")
+    p.add_argument("--recursive", action="store_true",
+                   help="also take the images in the folders' subfolders")
     p.add_argument("--weights", metavar="PATH",
                    help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
                         "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
@@ -89,14 +91,18 @@ def method_options(p):
                         "sigmoid (default, as the paper) or the output probability; "
                         "scorecam always uses the probability (no gradient)")
     p.add_argument("--method", choices=METHODS, default="gradcam",
-                   help="the map: gradcam (default), gradcam++, hirescam, layercam, scorecam "
-                        "(forward passes only), guided-backprop, guided-gradcam, "
-                        "counterfactual (what argues against the class), saliency")
-    p.add_argument("--batch-size", type=int, metavar="B",
-                   help="scorecam only: masked images per forward pass (default 32)")
+                   help="the map; its cost per image: gradcam (default), gradcam++, "
+                        "hirescam, layercam, counterfactual: 1 forward + 1 backward to the "
+                        "layer; saliency, guided-backprop: 1 forward + 1 backward to the "
+                        "input; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
+                        "forwards, C = the layer's channels that are not zero everywhere "
+                        "(up to 512 for block5_conv3), no backward")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B",
+                   help="images per batch through the network (default 8); for scorecam, "
+                        "masked images per forward pass; for --metric, curve steps")
     p.add_argument("--metric", action="store_true",
                    help="also measure the map's faithfulness: deletion and insertion AUC "
-                        "(one extra batch of forward passes per image and curve)")
+                        "(2 x 21 more forward passes per image)")
     p.add_argument("--trace", action="store_true",
                    help="print on stderr, layer by layer: output shapes, im2col sizes, "
                         "parameters, multiply-adds and times of the forward pass, then the "
@@ -132,7 +138,17 @@ def output_options(p):
                         f"(default {MAX_PIXELS:,}, Pillow's)")
     p.add_argument("--allow-truncated", action="store_true",
                    help="use the readable part of a truncated image instead of failing it")
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image on stdout (JSON Lines), as each is "
+                        "done")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the images that --out's vggnp-results.jsonl lists as done, "
+                        "unchanged (same size and mtime) and with their outputs present")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress line even when stderr is not a terminal")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an internal error (a bug of ours)")
 
 
 def inapplicable_option(args):
@@ -145,8 +161,6 @@ def inapplicable_option(args):
     if args.target is not None and args.target not in TARGETS[method]:
         return (f"--target {args.target} does not apply to --method {method}: Score-CAM "
                 "weighs channels by the class probability of masked images, with no gradient")
-    if args.batch_size is not None and method != "scorecam":
-        return f"--batch-size applies to --method scorecam only, not {method}"
     if args.alpha is not None and method in IMAGE_METHODS:
         return (f"--alpha does not apply to --method {method}: its picture is the gradient "
                 "itself, not a heatmap laid over the photo")

@@ -5,11 +5,11 @@ Not a command itself; library modules never import it.
 
 import os
 import sys
-import tempfile
 
 from .files.download import DownloadError, official_weights
 from .files.imagenet import class_index, classes
 from .files.model_files import load_keras_model
+from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
 from .files.weights import WeightsError
 from .model import VGG16
@@ -17,15 +17,27 @@ from .model import VGG16
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
 
+def say(line):
+    """One line on stderr; nothing at all when stderr is closed (never on stdout, where
+    ``print(file=None)`` would put it)."""
+    if sys.stderr is None:
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def fail(code, message):
-    print(f"vggnp.cam: {message}", file=sys.stderr)
+    """Say ``vggnp.cam: message`` on stderr; returns ``code`` (the exit code)."""
+    say(f"vggnp.cam: {message}")
     return code
 
 
 def check_writable(folder):
     """Create ``folder`` if needed and prove that a file can be created in it."""
     os.makedirs(folder, exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=folder, prefix=".vggnp-probe-")
+    fd, probe = temporary_file(folder)
     os.close(fd)
     os.unlink(probe)
 

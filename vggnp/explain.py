@@ -80,13 +80,24 @@ def _score_gradient(model, x, class_index, target, guided=False, trace=False):
     return probs, classes, grad
 
 
-def score_cam(model, x, layer, classes, batch_size=32):
-    """Score-CAM maps (N, h, w): forward passes only, the masked inputs in batches."""
+def score_cam(model, x, layer, classes, batch_size=32, skip_dead=True, progress=None,
+              skipped=None):
+    """Score-CAM maps (N, h, w): forward passes only, the masked inputs in batches.
+
+    skip_dead: a channel whose activation is zero everywhere adds s_k * A^k = 0 to the map;
+    its softmax term only rescales every weight alike, which the division by the max
+    cancels, so its forward pass is skipped (the same map, to rounding; test_explain.py).
+    progress: called as progress(channels done, channels to do) after each batch.
+    skipped: a list, given one count per image of the channels skipped.
+    """
     maps = []
     for image, c in zip(x, classes):
         A = model.forward(image[None], until=layer)[0]                   # (h, w, C)
+        channels = [k for k in range(A.shape[2]) if not skip_dead or A[:, :, k].any()]
+        if skipped is not None:
+            skipped.append(A.shape[2] - len(channels))
         masks = []
-        for k in range(A.shape[2]):
+        for k in channels:
             up = resize_bilinear(A[:, :, k], image.shape[:2])
             span = up.max() - up.min()
             masks.append((up - up.min()) / span if span > 0 else np.zeros_like(up))
@@ -94,15 +105,20 @@ def score_cam(model, x, layer, classes, batch_size=32):
         for start in range(0, len(masks), batch_size):
             batch = np.stack(masks[start:start + batch_size])[..., None] * image
             scores.append(class_scores(model.forward(batch.astype(x.dtype)))[:, c])
+            if progress:
+                progress(min(start + batch_size, len(masks)), len(masks))
+        if not channels:  # every channel is dead: the map is empty
+            maps.append(np.zeros(A.shape[:2], A.dtype))
+            continue
         scores = np.concatenate(scores)
         weights = np.exp(scores - scores.max())
         weights /= weights.sum()                                          # softmax over k
-        maps.append(np.maximum(A @ weights, 0))
+        maps.append(np.maximum(A[:, :, channels] @ weights, 0))
     return normalise(np.stack(maps))
 
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
-            batch_size=32, details=None, trace=False):
+            batch_size=32, details=None, trace=False, progress=None):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
@@ -111,7 +127,9 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     default: the first the method allows). Returns (maps, classes): see the module
     docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning.
     details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
-    "activations" and "gradients" at the layer.
+    "activations" and "gradients" at the layer; for scorecam "scorecam_skipped" (one count
+    per image of the dead channels skipped). progress: scorecam calls it as
+    progress(channels done, channels to do).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
@@ -128,7 +146,7 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
         layer = conv_layer(model, layer)
     details = {} if details is None else details
     maps, classes = _explain(model, x, method, layer, class_index, target, batch_size,
-                             details, trace)
+                             details, trace, progress)
     for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)):
         warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
                       EmptyMapWarning, stacklevel=2)
@@ -148,7 +166,8 @@ def empty_map_message(method, class_name, layer):
             f"{other}")
 
 
-def _explain(model, x, method, layer, class_index, target, batch_size, details, trace):
+def _explain(model, x, method, layer, class_index, target, batch_size, details, trace,
+             progress):
     """explain() without the checks and the empty-map warning."""
     if method in ("saliency", "guided-backprop"):
         probs, classes, grad = _score_gradient(model, x, class_index, target,
@@ -162,7 +181,9 @@ def _explain(model, x, method, layer, class_index, target, batch_size, details, 
         probs = class_scores(model.forward(x))
         details["probs"] = probs
         classes = class_indices(class_index, probs)
-        return score_cam(model, x, layer, classes, batch_size), classes
+        details["scorecam_skipped"] = []
+        return score_cam(model, x, layer, classes, batch_size, progress=progress,
+                         skipped=details["scorecam_skipped"]), classes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyMapWarning)  # explain() warns, once per map
         cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)

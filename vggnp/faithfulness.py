@@ -14,9 +14,11 @@ from .gradcam import class_scores
 from .resize import resize_bilinear
 
 
-def curve(model, x, heatmap, class_index, steps=20, insert=False):
+def curve(model, x, heatmap, class_index, steps=20, insert=False, batch_size=None,
+          progress=None):
     """x: (H, W, C) one preprocessed image; heatmap: (h, w). Returns the class scores
-    after 0, 1/steps, ..., 1 of the pixels were deleted (or inserted): (steps + 1,)."""
+    after 0, 1/steps, ..., 1 of the pixels were deleted (or inserted): (steps + 1,).
+    batch_size: steps per forward pass (default all); progress(steps done, steps)."""
     h, w = x.shape[:2]
     order = np.argsort(-resize_bilinear(heatmap, (h, w)).ravel(), kind="stable")
     batch = []
@@ -25,7 +27,14 @@ def curve(model, x, heatmap, class_index, steps=20, insert=False):
         chosen[order[:round(step * h * w / steps)]] = True
         keep = chosen if insert else ~chosen
         batch.append(x * keep.reshape(h, w, 1))
-    return class_scores(model.predict(np.stack(batch).astype(x.dtype)))[:, class_index]
+    batch = np.stack(batch).astype(x.dtype)
+    size = batch_size or len(batch)
+    scores = []
+    for start in range(0, len(batch), size):
+        scores.append(class_scores(model.predict(batch[start:start + size]))[:, class_index])
+        if progress:
+            progress(min(start + size, len(batch)), len(batch))
+    return np.concatenate(scores)
 
 
 def auc(scores):
@@ -34,7 +43,14 @@ def auc(scores):
     return float((scores[1:] + scores[:-1]).sum() / (2 * (len(scores) - 1)))
 
 
-def deletion_insertion(model, x, heatmap, class_index, steps=20):
-    """(deletion AUC, insertion AUC) of ``heatmap`` for ``class_index`` on image x."""
-    return (auc(curve(model, x, heatmap, class_index, steps)),
-            auc(curve(model, x, heatmap, class_index, steps, insert=True)))
+def deletion_insertion(model, x, heatmap, class_index, steps=20, batch_size=None,
+                       progress=None):
+    """(deletion AUC, insertion AUC) of ``heatmap`` for ``class_index`` on image x.
+    progress(steps done, steps of both curves) after each forward pass."""
+    total = 2 * (steps + 1)
+
+    def done(offset):
+        return (lambda k, _: progress(offset + k, total)) if progress else None
+    return (auc(curve(model, x, heatmap, class_index, steps, False, batch_size, done(0))),
+            auc(curve(model, x, heatmap, class_index, steps, True, batch_size,
+                      done(steps + 1))))

@@ -20,7 +20,7 @@ from PIL import Image
 from .cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, model_and_layer, refuse_to_clobber
 from .files.preprocess import preprocess
 from .layers import Conv2D
-from .overlay import channel_picture, grid
+from .overlay import channel_picture, grid, save_image
 
 
 def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
@@ -87,7 +87,7 @@ def main(argv=None):
         print(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")
     columns = min(8, len(tiles))
     planes = [grid([t[..., c] for t in tiles], columns, min_tile=1) for c in range(3)]
-    Image.fromarray(np.stack(planes, axis=-1)).save(path)
+    save_image(Image.fromarray(np.stack(planes, axis=-1)), path, args.overwrite)
     print(f"-> {path}")
     return EXIT_OK
 

@@ -205,6 +205,8 @@ class VGG16(Network):
                    for name, (k, b) in weights.items()}
         return cls(weights, input_size=input_size)
 
+    default_preprocess = "vgg16"  # Keras' caffe mode, as the ImageNet weights were trained
+
     def _missing_hint(self, name):
         return " (this is a notop model)" if name in spec.LAYER_NAMES else ""
 

@@ -6,12 +6,12 @@ to the photo, and the sum is rescaled to 0..255.
 """
 
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .resize import resize_bilinear
+from .files.outputs import write_new
+from .resize import interpolation_matrix, resize_bilinear
 
 # matplotlib's "jet" (matplotlib/_cm.py, _jet_data): per channel, (x, value) points that
 # are linearly interpolated. Tabulated at 256 points as matplotlib's ListedColormap does.
@@ -29,10 +29,18 @@ def jet_table(n=256):
                     axis=1)
 
 
+_JET_UINT8 = np.uint8(np.round(255 * jet_table()))  # (256, 3): level -> RGB
+ROWS_PER_STRIP = 256
+
+
+def heat_levels(heatmap):
+    """heatmap: (H, W) in [0, 1] -> (H, W) uint8 levels round(255 * value)."""
+    return np.round(255 * np.clip(heatmap, 0, 1)).astype(np.uint8)
+
+
 def colorize(heatmap):
     """heatmap: (H, W) in [0, 1] -> (H, W, 3) uint8 jet colours (quantised to 256 levels)."""
-    levels = np.uint8(np.round(255 * np.clip(heatmap, 0, 1)))
-    return np.uint8(np.round(255 * jet_table()[levels]))
+    return np.take(_JET_UINT8, heat_levels(heatmap), axis=0)
 
 
 def overlay(image, heatmap, alpha=0.4):
@@ -42,13 +50,34 @@ def overlay(image, heatmap, alpha=0.4):
     Returns a PIL RGB image of the photo's size: rescale(alpha * jet(heatmap) + photo),
     where rescale maps the min..max of the sum to 0..255 (as keras.utils.array_to_img).
     The scalar map is resized first and coloured after, so colours are never blended.
+    Computed ROWS_PER_STRIP rows at a time in float32 (the min and max first): a
+    12-megapixel photo needs its own pixels, the result and a few strips, no more.
     """
-    photo = np.asarray(image.convert("RGB"), dtype=np.float64)
-    full = resize_bilinear(heatmap, photo.shape[:2])
-    mixed = alpha * colorize(full) + photo
-    mixed -= mixed.min()
-    top = mixed.max()
-    return Image.fromarray(np.uint8(np.round(mixed * (255 / top if top > 0 else 1))))
+    photo = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    height, width = photo.shape[:2]
+    rows = interpolation_matrix(heatmap.shape[0], height, np.float32)
+    across = np.asarray(heatmap, np.float32) @ interpolation_matrix(heatmap.shape[1], width,
+                                                                    np.float32).T
+    strips = range(0, height, ROWS_PER_STRIP)
+    levels = np.empty((height, width), np.uint8)  # 1 byte a pixel
+    for top in strips:
+        levels[top:top + ROWS_PER_STRIP] = heat_levels(rows[top:top + ROWS_PER_STRIP] @ across)
+
+    def mixed(top):  # alpha * jet + photo for one strip of rows, as float32
+        strip = np.take(_JET_UINT8, levels[top:top + ROWS_PER_STRIP], axis=0).astype(np.float32)
+        strip *= np.float32(alpha)
+        strip += photo[top:top + ROWS_PER_STRIP]
+        return strip
+    low = min(mixed(top).min() for top in strips)
+    high = max(mixed(top).max() for top in strips)
+    scale = np.float32(255 / (high - low) if high > low else 1)
+    out = np.empty(photo.shape, np.uint8)
+    for top in strips:
+        strip = mixed(top)
+        strip -= low
+        strip *= scale
+        out[top:top + ROWS_PER_STRIP] = np.rint(strip, out=strip)
+    return Image.fromarray(out)
 
 
 def panel(image, heatmap, overlay_image, lines=()):
@@ -69,34 +98,20 @@ def panel(image, heatmap, overlay_image, lines=()):
     return canvas
 
 
-def save_image(image, path):
-    """Save as PNG or JPEG by the extension, atomically (see :func:`write_atomically`)."""
+def save_image(image, path, overwrite=False):
+    """Save as PNG or JPEG by the extension, safely (``files.outputs.write_new``: never half
+    a file; an existing file only with overwrite, else OutputExists)."""
     ext = os.path.splitext(path)[1].lower()
     formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
     if ext not in formats:
         raise ValueError(f"{path}: output must end in .png, .jpg or .jpeg")
     options = {"quality": 95} if formats[ext] == "JPEG" else {}
-    write_atomically(path, lambda f: image.save(f, formats[ext], **options))
+    write_new(path, lambda f: image.save(f, formats[ext], **options), overwrite)
 
 
-def save_array(array, path):
-    """Save a NumPy array as .npy, atomically."""
-    write_atomically(path, lambda f: np.save(f, array))
-
-
-def write_atomically(path, write):
-    """Call write(file) on a temporary file in the target folder, then rename it to
-    ``path``: a failed save never leaves half a file, nor touches an existing one, and
-    a symbolic link at ``path`` is replaced, not followed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vggnp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def save_array(array, path, overwrite=False):
+    """Save a NumPy array as .npy, safely (as :func:`save_image`)."""
+    write_new(path, lambda f: np.save(f, array), overwrite)
 
 
 def gradient_image(gradient):

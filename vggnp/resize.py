@@ -4,21 +4,29 @@ Grad-CAM, faithfulness curves, diagnose) and the pixels (overlay) both use."""
 import numpy as np
 
 
-def resize_bilinear(heatmap, size):
+def interpolation_matrix(n_in, n_out, dtype=np.float64):
+    """(n_out, n_in) weights of 1-D bilinear interpolation with pixel centres aligned:
+    output i samples u = (i + 0.5) * n_in / n_out - 0.5, clamped to [0, n_in - 1], so
+    row i holds 1 - t at floor(u) and t at floor(u) + 1 (t = u - floor(u))."""
+    u = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(u).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    t = u - lo
+    weights = np.zeros((n_out, n_in), dtype)
+    np.add.at(weights, (np.arange(n_out), lo), 1 - t)
+    np.add.at(weights, (np.arange(n_out), hi), t)
+    return weights
+
+
+def resize_bilinear(heatmap, size, dtype=np.float64):
     """heatmap: (h, w) -> (H, W) = size, bilinear with pixel centres aligned.
 
-    Output pixel i samples input coordinate u = (i + 0.5) * h / H - 0.5 (the centre of
-    pixel i, mapped to input pixel units), clamped to the edge; then
-    out = (1 - t) * in[floor(u)] + t * in[floor(u) + 1] along each axis, t = u - floor(u).
+    Bilinear resizing is linear in the map and separable: out = R @ heatmap @ C.T, with R
+    (H, h) and C (W, w) the 1-D interpolation matrices of :func:`interpolation_matrix`.
+    Two small matrix products, so a 12-megapixel overlay costs a few milliseconds.
+    dtype: float64, or float32 for pictures.
     """
-    out = np.asarray(heatmap, dtype=np.float64)
-    for axis, (n_in, n_out) in enumerate(zip(out.shape, size)):
-        u = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(u).astype(int)
-        hi = np.minimum(lo + 1, n_in - 1)
-        t = u - lo
-        shape = [1, 1]
-        shape[axis] = n_out
-        t = t.reshape(shape)
-        out = (1 - t) * np.take(out, lo, axis=axis) + t * np.take(out, hi, axis=axis)
-    return out
+    heatmap = np.asarray(heatmap, dtype=dtype)
+    rows = interpolation_matrix(heatmap.shape[0], size[0], dtype)
+    columns = interpolation_matrix(heatmap.shape[1], size[1], dtype)
+    return (rows @ heatmap) @ columns.T

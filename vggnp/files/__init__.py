@@ -1,3 +1,4 @@
-"""Everything that reads files: weights (HDF5 and .keras), Keras model files, the official
-weights' download and checksum, images as a person sees them, preprocessing, the ImageNet
-class names. The model and the algorithms above this package work on arrays."""
+"""Everything that reads or writes files: weights (HDF5 and .keras), Keras model files, the
+official weights' download and checksum, images as a person sees them, preprocessing, the
+ImageNet class names, and the safe writing of outputs. The model and the algorithms above
+this package work on arrays."""

@@ -48,7 +48,8 @@ def check_file(path):
             raise ImageError("a symbolic link loop") from None
         raise ImageError(f"cannot access the file ({e.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ImageError("a directory, not an image (pass the files in it, e.g. DIR/*.jpg)")
+        raise ImageError("a directory, not an image (name it on the command line to take "
+                         "the images in it)")
     if not stat.S_ISREG(info.st_mode):
         raise ImageError("not a regular file (a named pipe, socket or device); "
                          "save the image to a file first")

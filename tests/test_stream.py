@@ -1,0 +1,345 @@
+"""The main job as a stream (issue #14): folders and stdin, results as they come, the results
+file and --resume, Ctrl-C / SIGTERM / kill -9, outputs safe under concurrency, streams that
+fail, one bad image among good ones, progress."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT, done_images, json_lines, outputs_in, run_cam
+from scripts.shapes import LABELS_PATH, MODEL_PATH
+from vggnp import cam
+from vggnp.cam_io import RESULTS_NAME
+from vggnp.files.outputs import TEMP_PREFIX, OutputExists, write_new
+
+SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
+                                                                      "triangle")]
+CAT = os.path.join(ROOT, "examples", "chelsea.jpg")
+MODEL = ["--model", MODEL_PATH, "--labels", LABELS_PATH]
+
+
+def copies(folder, sources, n):
+    """n files in ``folder``: the sources again and again, as img_000.png ..."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(n):
+        source = sources[i % len(sources)]
+        path = os.path.join(folder, f"img_{i:03d}{os.path.splitext(source)[1]}")
+        shutil.copy(source, path)
+        paths.append(path)
+    return paths
+
+
+def records(out):
+    with open(os.path.join(out, RESULTS_NAME), encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_folder_input_skips_other_files(tmp_path):
+    copies(tmp_path / "in", SHAPES, 3)
+    (tmp_path / "in" / "README.txt").write_text("not an image")
+    copies(tmp_path / "in" / "sub", SHAPES, 2)
+    result = run_cam(str(tmp_path / "in"), *MODEL, "--out", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(done_images(result.stdout)) == 3
+    assert "skipped 1 file(s) in the folders that are not images" in result.stderr
+    deep = run_cam(str(tmp_path / "in"), "--recursive", *MODEL, "--out",
+                   str(tmp_path / "deep"), "--json")
+    assert len(done_images(deep.stdout)) == 5
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run_cam(str(empty), *MODEL, "--out", str(tmp_path / "none"))
+    assert nothing.returncode == 1 and "a folder with no image files" in nothing.stderr
+
+
+def test_paths_from_stdin(tmp_path):
+    paths = copies(tmp_path / "in", SHAPES, 4)
+    result = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *MODEL, "--out",
+                             str(tmp_path / "out"), "--json"], input="\n".join(paths) + "\n",
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert [r["image"] for r in done_images(result.stdout)] == paths
+
+
+def slow_run(tmp_path, n=12, *extra):
+    """A run of n copies of the cat through the full-size VGG16 (a second or so each), one
+    image per batch, started in the background."""
+    paths = copies(tmp_path / "in", [CAT], n)
+    return subprocess.Popen([sys.executable, "-m", "vggnp.cam", *paths, "--out",
+                             str(tmp_path / "out"), "--batch-size", "1", "--json", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+
+
+def test_results_come_while_the_run_goes_on(vgg16_file, tmp_path):
+    run = slow_run(tmp_path, 12, "--weights", vgg16_file)
+    try:
+        first = json.loads(run.stdout.readline())
+        assert run.poll() is None  # later images still pending
+        assert os.path.isfile(first["outputs"]["overlay"])
+        assert [r["image"] for r in records(tmp_path / "out")][:1] == [first["image"]]
+    finally:
+        run.kill()
+        run.communicate()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_leaves_whole_files_and_a_true_results_file(vgg16_file, tmp_path,
+                                                                      sig, code):
+    run = slow_run(tmp_path, 12, "--weights", vgg16_file, "--panel")
+    run.stdout.readline()  # one image done
+    run.send_signal(sig)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == code, err
+    assert "Traceback" not in err and "--resume" in err.splitlines()[-1]
+    folder = tmp_path / "out"
+    assert not [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    listed = {os.path.basename(p) for r in records(folder) for p in r["outputs"].values()}
+    assert listed == set(outputs_in(folder)) and 2 <= len(listed) < 24
+    for name in listed:
+        with Image.open(folder / name) as picture:
+            picture.load()  # every file on disk is whole
+    again = run_cam(str(tmp_path / "in"), "--weights", vgg16_file, "--out", str(folder),
+                    "--panel", "--resume", "--json")
+    assert again.returncode == 0, again.stderr
+    assert len(done_images(again.stdout)) == 12 - len(listed) // 2
+    assert f"{len(listed) // 2} of 12 image(s) already done" in again.stderr
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / f"{TEMP_PREFIX}{dead.pid}-abcd.jpg"
+    stale.write_bytes(b"half a JPEG")
+    alive = out / f"{TEMP_PREFIX}{os.getpid()}-efgh.jpg"  # a run still writing: kept
+    alive.write_bytes(b"being written")
+    result = run_cam(SHAPES[0], *MODEL, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 temporary file(s)" in result.stderr
+    assert not stale.exists() and alive.exists()
+
+
+def test_resume_of_a_finished_folder_does_no_work(tmp_path, monkeypatch, capsys):
+    copies(tmp_path / "in", SHAPES, 4)
+    args = [str(tmp_path / "in"), *MODEL, "--out", str(tmp_path / "out")]
+    assert cam.main(args) == 0
+    capsys.readouterr()
+
+    def no_work(*a, **k):
+        raise AssertionError("the network ran")
+    monkeypatch.setattr(cam, "explain_files", no_work)
+    monkeypatch.setattr(cam, "load_model", no_work)
+    assert cam.main([*args, "--resume"]) == 0
+    assert "4 of 4 image(s) already done" in capsys.readouterr().err
+    monkeypatch.undo()
+    os.utime(tmp_path / "in" / "img_001.png", ns=(1, 1))  # changed since: done again
+    assert cam.main([*args, "--resume", "--overwrite", "--json"]) == 0
+    (again,) = done_images(capsys.readouterr().out)
+    assert again["image"].endswith("img_001.png")
+
+
+def test_a_name_taken_meanwhile_is_never_replaced(tmp_path):
+    """Another process creates the output between our write and our rename: we fail with
+    'exists', its file stays, and no temporary file is left."""
+    path = tmp_path / "x_triangle_cam.jpg"
+
+    def write_while_another_run_wins(f):
+        f.write(b"ours")
+        path.write_bytes(b"theirs")
+    with pytest.raises(OutputExists):
+        write_new(str(path), write_while_another_run_wins)
+    assert path.read_bytes() == b"theirs" and os.listdir(tmp_path) == [path.name]
+
+
+def test_two_runs_with_same_named_inputs_into_one_folder(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    shutil.copy(SHAPES[2], a / "x.png")
+    Image.open(SHAPES[2]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(b / "x.png")
+    runs = [subprocess.Popen([sys.executable, "-m", "vggnp.cam", str(folder / "x.png"), *MODEL,
+                              "--out", str(tmp_path / "out"), "--json"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for folder in (a, b)]
+    outcomes = [run.communicate(timeout=300) + (run.returncode,) for run in runs]
+    won = [o for o in outcomes if o[2] == 0]
+    lost = [o for o in outcomes if o[2] == 1]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert "exists; pass --overwrite" in lost[0][1]
+    (winner,) = done_images(won[0][0])
+    with open(winner["outputs"]["overlay"], "rb") as f:
+        assert f.read()  # the winner's file, whole
+    listed = [r for r in records(tmp_path / "out") if "error" not in r]
+    assert [r["image"] for r in listed] == [winner["image"]]
+
+
+def test_outputs_are_readable_by_others_under_umask_022(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vggnp.cam", SHAPES[0], *MODEL, "--out",
+                             str(tmp_path / "out"), "--panel", "--save-heatmap"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            preexec_fn=lambda: os.umask(0o022))
+    assert result.returncode == 0, result.stderr
+    for name in os.listdir(tmp_path / "out"):
+        assert os.stat(tmp_path / "out" / name).st_mode & 0o777 == 0o644, name
+
+
+@pytest.mark.parametrize("redirect", ["| head -c1 >/dev/null", ">&-", ">/dev/full"])
+def test_stdout_that_fails_ends_the_run_quietly(tmp_path, redirect):
+    paths = copies(tmp_path / "in", SHAPES, 30)
+    command = (f"{sys.executable} -m vggnp.cam {' '.join(paths)} --model {MODEL_PATH} "
+               f"--out {tmp_path / 'out'} --batch-size 1 --json 2>{tmp_path / 'err'} "
+               f"{redirect}; echo ${{PIPESTATUS[0]}} >{tmp_path / 'code'}")
+    subprocess.run(["bash", "-c", command], timeout=300, cwd=ROOT)
+    err = (tmp_path / "err").read_text()
+    assert int((tmp_path / "code").read_text()) == 5, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert err.strip().splitlines()[-1].startswith("vggnp.cam: stdout was closed")
+    listed = {os.path.basename(p) for r in records(tmp_path / "out")
+              for p in r.get("outputs", {}).values()}
+    assert listed == set(outputs_in(tmp_path / "out"))
+
+
+def test_closed_stderr_keeps_stdout_pure_json(tmp_path):
+    missing = str(tmp_path / "missing.png")
+    command = (f"{sys.executable} -m vggnp.cam {SHAPES[0]} {missing} --model {MODEL_PATH} "
+               f"--out {tmp_path / 'out'} --json --progress 2>&-")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 1
+    lines = json_lines(result.stdout)  # every line is JSON: no message strayed here
+    by_image = {r["image"]: r for r in lines}  # a failure is reported when found
+    assert sorted(by_image) == sorted([SHAPES[0], missing]) and len(lines) == 2
+    assert "no such file" in by_image[missing]["error"] and "error" not in by_image[SHAPES[0]]
+
+
+def test_one_broken_image_among_good_ones(tmp_path, monkeypatch, capsys):
+    paths = copies(tmp_path / "in", SHAPES, 5)
+    real = cam.save_pictures
+
+    def breaks_on_the_third(args, run, picture, *rest):
+        if picture.size == (64, 64) and rest[-1]["overlay"].count("img_002"):
+            raise TypeError("unsupported operand")
+        return real(args, run, picture, *rest)
+    monkeypatch.setattr(cam, "save_pictures", breaks_on_the_third)
+    code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (f"vggnp.cam: {paths[2]}: internal error (TypeError: unsupported operand); "
+            "please report it") in err and "Traceback" not in err
+    assert len(outputs_in(tmp_path / "out")) == 4
+    assert cam.main([*paths, *MODEL, "--out", str(tmp_path / "debug"), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_batch_that_breaks_fails_only_its_culprit(tmp_path, monkeypatch, capsys):
+    from vggnp import stream
+    paths = copies(tmp_path / "in", SHAPES, 4)
+    real = stream.explain
+
+    def explain_unless_flat(model, x, *a, **k):
+        if (x == 255).all(axis=(1, 2, 3)).any():
+            raise ValueError("a flat image broke the math")
+        return real(model, x, *a, **k)
+    Image.new("RGB", (64, 64), "white").save(paths[1])
+    monkeypatch.setattr(stream, "explain", explain_unless_flat)
+    code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "4",
+                     "--json"])
+    assert code == 1
+    done = [r["image"] for r in done_images(capsys.readouterr().out)]
+    assert done == [paths[0], paths[2], paths[3]]
+
+
+def test_disk_full_mid_run_exits_4_with_what_was_written(tmp_path, monkeypatch, capsys):
+    paths = copies(tmp_path / "in", SHAPES, 4)
+    real = cam.save_pictures
+    calls = []
+
+    def disk_full_at_the_third(*a):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(*a)
+    monkeypatch.setattr(cam, "save_pictures", disk_full_at_the_third)
+    code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "1",
+                     "--json"])
+    captured = capsys.readouterr()
+    assert code == 4 and "No space left on device" in captured.err
+    written = [r["image"] for r in done_images(captured.out)]  # in flight when it stopped:
+    assert written[:2] == paths[:2] and paths[2] not in written  # finished, not dropped
+    assert [r["image"] for r in records(tmp_path / "out") if "error" not in r] == written
+    assert len(outputs_in(tmp_path / "out")) == len(written)
+
+
+def test_progress_line_when_asked(tmp_path):
+    result = run_cam(SHAPES[0], SHAPES[1], *MODEL, "--out", str(tmp_path / "a"), "--progress",
+                     "--method", "scorecam", "--batch-size", "4")
+    assert result.returncode == 0, result.stderr
+    assert "2/2 images" in result.stderr and "images/s" in result.stderr
+    assert "scorecam channels" in result.stderr
+    metric = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "m"), "--progress", "--metric",
+                     "--batch-size", "4")
+    assert "--metric steps 42/42" in metric.stderr
+    quiet = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "b"), "--progress", "--quiet")
+    assert "images/s" not in quiet.stderr
+    plain = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "c"))  # stderr is a pipe
+    assert "images/s" not in plain.stderr
+
+
+def test_dask_recipe_equals_the_command_line(tmp_path):
+    from helpers import reference_module
+    reference_module("dask.bag")
+    distributed = reference_module("dask.distributed")
+    from scripts.dask_audit import audit
+    paths = copies(tmp_path / "in", SHAPES + [CAT], 20)
+    cli = run_cam(*paths, *MODEL, "--out", str(tmp_path / "out"), "--json", "--save-heatmap")
+    assert cli.returncode == 0, cli.stderr
+    expected = {r["image"]: r for r in done_images(cli.stdout)}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        rows = audit(client, paths, MODEL_PATH)
+    assert [row["image"] for row in rows] == paths
+    for row in rows:
+        want = expected[row["image"]]
+        assert row["class"] == want["class"]["index"]
+        assert np.allclose(row["map"], np.load(want["outputs"]["heatmap"]), atol=1e-6)
+
+
+def test_a_small_pixel_budget_bounds_the_pictures_in_flight(tmp_path):
+    """The reader never holds more decoded pixels than the budget (one picture always
+    passes), partial batches run instead of waiting, and the maps do not change."""
+    from vggnp.files.model_files import load_keras_model
+    from vggnp.stream import explain_files
+    model = load_keras_model(MODEL_PATH)
+    paths = copies(tmp_path / "in", SHAPES, 7)
+    free = [(r.class_index, r.map) for r in explain_files(model, paths, mode="none",
+                                                          batch_size=4)]
+    held, peak = [], 0
+    for r in explain_files(model, paths, mode="none", batch_size=4, pixel_budget=64 * 64 * 2,
+                           hold_pictures=True):
+        held.append(r)
+        peak = max(peak, r._budget.used)  # every decoded picture not yet released
+        for h in held[:-1]:
+            h.release()
+    assert peak <= 64 * 64 * 2
+    assert [(r.class_index, r.map.tolist()) for r in held] == \
+        [(c, m.tolist()) for c, m in free]
+
+
+def test_the_command_line_under_a_tight_pixel_budget(tmp_path, monkeypatch, capsys):
+    """Pictures held for writing go back to the budget from the writer thread: a budget of
+    two pictures cannot stall a run of batches of four."""
+    monkeypatch.setattr(cam, "PIXEL_BUDGET", 64 * 64 * 2)
+    paths = copies(tmp_path / "in", SHAPES, 9)
+    assert cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "4",
+                     "--json"]) == 0
+    assert len(done_images(capsys.readouterr().out)) == 9

@@ -1,0 +1,98 @@
+"""What the main command writes for one image: its output names (unique within a run,
+safe characters), the overlay or gradient picture, the panel, the raw map."""
+
+import os
+import re
+
+import numpy as np
+
+from .explain import IMAGE_METHODS
+from .overlay import gradient_picture, overlay, panel, save_array, save_image
+
+
+def output_stems(paths):
+    """'<image stem>' for each input, made unique among the inputs before any work starts:
+    a/cat.jpg and b/cat.jpg (or the same file twice, or cat.jpg and cat.png) give 'cat'
+    and 'cat_2', so no output of this run overwrites another."""
+    stems, taken = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        unique, n = stem, 2
+        while unique in taken:
+            unique, n = f"{stem}_{n}", n + 1
+        taken.add(unique)
+        stems.append(unique)
+    return stems
+
+
+def output_paths(args, stem, class_name):
+    """{"overlay": path, ["panel": path], ["heatmap": path]} for one image."""
+    safe_name = re.sub(r"[^\w.-]", "_", class_name)  # a --labels name may hold / or spaces
+    suffix = "cam" if args.method == "gradcam" else args.method
+    base = os.path.join(args.out, f"{stem}_{safe_name}_{suffix}")
+    written = {"overlay": f"{base}.{args.format}"}
+    if args.panel:
+        written["panel"] = f"{base}_panel.{args.format}"
+    if args.save_heatmap:
+        written["heatmap"] = f"{base}.npy"
+    return written
+
+
+def too_big_for_jpeg(size, args):
+    """Why this image's outputs cannot be JPEGs (65,500 pixels a side at most), or None."""
+    width, height = size
+    widest = 3 * width if args.panel else width
+    if args.format == "jpg" and max(widest, height) > 65500:
+        return (f"{width}x{height} is too large for a JPEG output (65,500 pixels a side); "
+                "use --format png")
+    return None
+
+
+def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written):
+    """Write the overlay (or gradient picture), the panel and the raw map as asked."""
+    if args.method in IMAGE_METHODS:
+        picture = gradient_picture(raw_map, run.mode, original.size)
+    else:
+        picture = overlay(original, heatmap, alpha=args.alpha)
+    save_image(picture, written["overlay"], args.overwrite)
+    if args.panel:
+        lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(top_k)]
+        lines.append(f"{method_title(args.method)}: {run.table[cls][1]} ({cls})"
+                     + (f" at {run.layer}" if run.layer else ""))
+        save_image(panel(original, heatmap, picture, lines), written["panel"], args.overwrite)
+    if args.save_heatmap:
+        save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
+
+
+def method_title(method):
+    return "Grad-CAM" if method == "gradcam" else method
+
+
+def entry(index, wnid, name, score=None):
+    """A class for the JSON report; ImageNet classes also carry their WordNet id."""
+    fields = {"index": index, "wnid": wnid, "name": name, "score": score}
+    return {k: v for k, v in fields.items() if v not in ("", None)}
+
+
+def file_ids(paths):
+    """{(device, inode)} of the files among ``paths``: what --overwrite must never replace."""
+    ids = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+            ids.add((info.st_dev, info.st_ino))
+        except OSError:
+            pass
+    return ids
+
+
+def an_input(outputs, inputs):
+    """Why these outputs cannot be written (one is an input image), or None."""
+    for path in outputs:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in inputs:
+            return f"{path} is one of the input images; choose another --out"
+    return None

@@ -1,0 +1,113 @@
+"""Writing output files safely: never half a file, never someone else's file, readable
+like any other program's files, and no temporary file left behind for long.
+
+- Every output is written to a temporary file in the target folder, then given its name
+  in one step: ``os.link`` (which fails if the name exists, also when another process
+  created it a moment ago) or, with overwrite, ``os.replace``.
+- The temporary file gets mode 0666 & ~umask before it is named (``mkstemp`` makes 0600).
+- Temporary names hold the writer's process id: ``.vggnp-tmp-<pid>-<random><ext>``. A run
+  killed with ``kill -9`` cannot delete its own; :func:`remove_stale_temps` deletes those of
+  processes that no longer exist.
+"""
+
+import errno
+import os
+import tempfile
+
+TEMP_PREFIX = ".vggnp-tmp-"
+
+
+def _read_umask():
+    mask = os.umask(0)  # the only way to read it; done once, before any thread starts
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+FILE_MODE = 0o666 & ~UMASK
+
+
+class OutputExists(FileExistsError):
+    """The output name exists (perhaps created by another run meanwhile)."""
+
+
+def temporary_file(folder, suffix=""):
+    """(fd, path) of a new temporary file of this process in ``folder``."""
+    return tempfile.mkstemp(dir=folder, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=suffix)
+
+
+def write_new(path, write, overwrite=False):
+    """Call write(file) on a temporary file beside ``path``, then name it ``path``.
+
+    Without overwrite an existing ``path`` raises OutputExists and is left untouched; with
+    it, ``path`` (or a symbolic link there, not followed) is replaced. On any error the
+    temporary file is removed and ``path`` is as it was.
+    """
+    fd, tmp = temporary_file(os.path.dirname(os.path.abspath(path)), os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, FILE_MODE)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _link(tmp, path):
+    """Give ``tmp`` the name ``path`` only if that name is free, atomically."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExists(errno.EEXIST, "exists; pass --overwrite to replace it", path) from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A file system without hard links: reserve the name, then move the file over it.
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except FileExistsError:
+            raise OutputExists(errno.EEXIST, "exists; pass --overwrite to replace it",
+                               path) from None
+        os.replace(tmp, path)
+
+
+def remove_stale_temps(folder):
+    """Delete the temporary files in ``folder`` left by vggnp processes that have died
+    (``kill -9``, a power cut). Returns how many were deleted."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        pid = _writer(name)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass  # gone already, or not ours to delete
+    return removed
+
+
+def _writer(name):
+    """The process id in a temporary file's name, or None if it is not one of ours."""
+    if not name.startswith(TEMP_PREFIX):
+        return None
+    pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
