@@ -74,6 +74,7 @@ def test_an_option_that_would_be_ignored_is_refused(args, message, tmp_path):
     result = run_cam(TRIANGLE, "--out", str(tmp_path), *args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, not argparse's usage
     assert os.listdir(tmp_path) == []
 
 

@@ -202,7 +202,7 @@ def test_stdout_that_fails_ends_the_run_quietly(tmp_path, redirect):
     err = (tmp_path / "err").read_text()
     assert int((tmp_path / "code").read_text()) == 5, err
     assert "Traceback" not in err and "Exception ignored" not in err
-    assert err.strip().splitlines()[-1].startswith("vggnp.cam: stdout was closed")
+    assert err.strip().splitlines()[-1].startswith("vggnp.cam: stdout was closed or full")
     listed = {os.path.basename(p) for r in records(tmp_path / "out")
               for p in r.get("outputs", {}).values()}
     assert listed == set(outputs_in(tmp_path / "out"))
@@ -343,3 +343,33 @@ def test_the_command_line_under_a_tight_pixel_budget(tmp_path, monkeypatch, caps
     assert cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "4",
                      "--json"]) == 0
     assert len(done_images(capsys.readouterr().out)) == 9
+
+
+def test_resume_after_a_run_that_found_the_outputs_there(tmp_path, capsys):
+    """A rerun without --resume fails each image with "exists"; that must not undo what the
+    first run recorded: --resume still finds every image done."""
+    copies(tmp_path / "in", SHAPES, 3)
+    args = [str(tmp_path / "in"), *MODEL, "--out", str(tmp_path / "out")]
+    assert cam.main(args) == 0
+    assert cam.main(args) == 1 and "exists" in capsys.readouterr().err
+    assert cam.main([*args, "--resume"]) == 0
+    assert "3 of 3 image(s) already done" in capsys.readouterr().err
+
+
+def test_explain_files_preprocesses_as_the_model_wants():
+    """The Python API's default preprocessing is the model's own (the shapes model rescales
+    by itself), as on the command line."""
+    from vggnp.files.model_files import load_keras_model
+    from vggnp.stream import explain_files
+    model = load_keras_model(MODEL_PATH)
+    assert [r.class_index for r in explain_files(model, SHAPES)] == [0, 1, 2]
+
+
+def test_closed_stderr_during_a_failed_download(tmp_path, monkeypatch, capsys):
+    """Offline, with stderr closed: exit 3, and nothing of the download reaches stdout."""
+    from vggnp.files import download as dl
+    monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(dl, "URL", "http://127.0.0.1:9/vgg16.h5")  # nothing listens there
+    monkeypatch.setattr(sys, "stderr", None)
+    assert cam.main([SHAPES[0], "--out", str(tmp_path / "out")]) == 3
+    assert capsys.readouterr().out == ""

@@ -8,20 +8,20 @@ Each channel is shown as the book does: centred on its mean, scaled by its stand
 deviation (x64, +128) and clipped to 0..255; an all-zero ("dead") channel stays black.
 """
 
-import argparse
 import os
 import sys
 
 from PIL import Image
 
-from .cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, model_and_layer, refuse_to_clobber
+from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
+                  refuse_to_clobber)
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .overlay import channel_picture, grid, save_image
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m vggnp.activations",
+    p = ArgumentParser(prog="python -m vggnp.activations",
                                 description="Every channel of a layer's output for an image.")
     p.add_argument("image", metavar="IMG")
     p.add_argument("--layer", required=True, help="layer name, e.g. block1_conv2")

@@ -184,7 +184,7 @@ def handle(args, run, out, result, stem, writer):
     try:
         record, future = _handled(args, run, out, result, stem, writer, record)
     except Exception as e:  # a bug of ours in --metric, --diagnose...: this image only
-        record, future = _failed(record, e, args.debug), None
+        record, future = _failed(out, record, e), None
     if future is None:
         result.release()  # nothing to write: its pixels go back to the reader at once
     else:  # written: its pixels go back, even while this thread waits for the next batch
@@ -195,7 +195,7 @@ def handle(args, run, out, result, stem, writer):
 def _handled(args, run, out, result, stem, writer, record):
     path = result.source
     if result.error is not None:
-        return _failed(record, result.error, args.debug), None
+        return _failed(out, record, result.error), None
     cls, name = result.class_index, run.table[result.class_index][1]
     for note in result.notes:
         _tell(out, f"vggnp.cam: note: {path}: {note}")
@@ -210,7 +210,7 @@ def _handled(args, run, out, result, stem, writer, record):
                or an_input(written.values(), out.inputs)
                or too_big_for_jpeg(result.picture.size, args))
     if refusal:
-        return _failed(record, ImageError(f"not written: {refusal}"), args.debug), None
+        return _failed(out, record, ImageError(f"not written: {refusal}")), None
     heatmap = result.map
     if args.method in IMAGE_METHODS:  # a gradient image: its magnitude is the heatmap
         heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
@@ -240,7 +240,7 @@ def finish(out, pending, keep):
             if isinstance(error, OSError) and not isinstance(error, OutputExists) \
                     and error.errno is not None:  # disk full, permissions...: the folder
                 out.stop = out.stop or EXIT_OUTPUT
-            record = _failed(record, error, out.debug)
+            record = _failed(out, record, error)
         elif "error" not in record:
             out.written += 1
         out.failed += "error" in record
@@ -255,10 +255,10 @@ def finish(out, pending, keep):
         out.progress.image_done(failed="error" in record)
 
 
-def _failed(record, error, debug):
+def _failed(out, record, error):
     """The record of an image that failed (it lists no outputs); says why on stderr."""
-    message = _reason(error, debug)
-    say(f"vggnp.cam: {record['image']}: {message}")
+    message = _reason(error, out.debug)
+    _tell(out, f"vggnp.cam: {record['image']}: {message}")
     return {k: v for k, v in record.items() if k != "outputs"} | {"error": message}
 
 
@@ -290,7 +290,7 @@ def ending(args, out, total):
     if out.stop:
         return out.stop
     if out.report.broken:
-        say(f"vggnp.cam: stdout was closed: stopped after {out.written} of {total} image(s); "
+        say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} image(s); "
             f"the results are in {out.results.path}")
         return EXIT_STDOUT
     return EXIT_SOME_FAILED if out.failed else EXIT_OK

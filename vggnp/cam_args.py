@@ -1,11 +1,11 @@
 """The command line of ``python -m vggnp.cam``: its options and the checks that refuse,
 before any work, an option that would be ignored or a value that cannot be used."""
 
-import argparse
 
 from PIL import ImageColor
 
 from . import spec
+from .cli import ArgumentParser
 from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, TARGETS
 from .files.images import MAX_PIXELS
 from .files.imagenet import class_index
@@ -50,7 +50,7 @@ def parse_args(argv):
 
 def parser():
     """The argument parser of ``python -m vggnp.cam``."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m vggnp.cam",
         description="Classify images with VGG16 (ImageNet) and explain the decision with a "
                     "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
@@ -144,9 +144,10 @@ def output_options(p):
     p.add_argument("--resume", action="store_true",
                    help="skip the images that --out's vggnp-results.jsonl lists as done, "
                         "unchanged (same size and mtime) and with their outputs present")
-    p.add_argument("--progress", action="store_true",
-                   help="show the progress line even when stderr is not a terminal")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show the progress line even when stderr is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an internal error (a bug of ours)")
 

@@ -68,21 +68,23 @@ class ResultsFile:
         self.path = os.path.join(folder, RESULTS_NAME)
 
     def done(self):
-        """{absolute input path: record} of the images a run finished (no error, every
-        output present), the last record of each path winning."""
+        """{absolute input path: record} of the images a run finished: the last record
+        without an error of each path (a later run that failed, e.g. because the outputs
+        existed, does not undo it), if every output it lists is present."""
         records = {}
         try:
             with open(self.path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     try:
                         record = json.loads(line)
-                        records[record["path"]] = record
+                        if "error" not in record:
+                            records[record["path"]] = record
                     except (ValueError, KeyError, TypeError):
                         continue  # a line cut by a crash: that image is done again
         except OSError:
             return {}
-        return {path: r for path, r in records.items() if "error" not in r
-                and all(os.path.exists(p) for p in r.get("outputs", {}).values())}
+        return {path: r for path, r in records.items()
+                if all(os.path.exists(p) for p in r.get("outputs", {}).values())}
 
     def append(self, record):
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"

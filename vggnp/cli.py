@@ -3,6 +3,7 @@ exit codes, one-line errors, the model options and loading, class names, output 
 Not a command itself; library modules never import it.
 """
 
+import argparse
 import os
 import sys
 
@@ -26,6 +27,15 @@ def say(line):
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line (exit 2), like every other error."""
+
+    def error(self, message):
+        name = self.prog.split()[-1]
+        say(f"{name}: {message} (see python -m {name} --help)")
+        sys.exit(EXIT_USAGE)
 
 
 def fail(code, message):

@@ -10,14 +10,14 @@ image += step * g / rms(g) (a normalised gradient step). Shown as the book does:
 scaled by the standard deviation (x64, +128), clipped.
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 from PIL import Image
 
-from .cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, fail, model_and_layer, refuse_to_clobber
+from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
+                  refuse_to_clobber)
 from .files.preprocess import preprocess
 from .layers import Conv2D
 from .overlay import channel_picture, grid, save_image
@@ -57,7 +57,7 @@ def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m vggnp.filters",
+    p = ArgumentParser(prog="python -m vggnp.filters",
                                 description="The input patterns the filters of a layer "
                                             "respond to most, by gradient ascent.")
     p.add_argument("--layer", required=True, help="conv layer name, e.g. block3_conv1")

@@ -30,6 +30,8 @@ class Network:
     the CPU's cache (VGG16: block4_pool).
     """
 
+    default_preprocess = "none"  # the inputs as given; VGG16 and Keras models say theirs
+
     def __init__(self, layers, input_size, channels=3, batch_split=None):
         self.layers = list(layers)
         self.input_size = tuple(input_size)

@@ -57,14 +57,15 @@ class ImageResult:
 PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~72 MB of RGB, two 12 MP photos
 
 
-def explain_files(model, sources, method="gradcam", mode="vgg16", layer=None,
+def explain_files(model, sources, method="gradcam", mode=None, layer=None,
                   class_index=None, target=None, batch_size=8, read_options=None,
                   progress=None, pixel_budget=PIXEL_BUDGET, hold_pictures=False, trace=False):
     """Yield one :class:`ImageResult` per item of ``sources`` (paths, PIL pictures or
     (H, W, 3) uint8 arrays), in input order within a batch, failures as soon as found.
 
     model, method, layer, class_index, target: as :func:`vggnp.explain.explain`; mode: the
-    preprocessing (``files.preprocess.preprocess``); read_options: keyword arguments of
+    preprocessing (``files.preprocess.preprocess``; default: the model's own
+    ``default_preprocess``, as the command line chooses); read_options: keyword arguments of
     ``files.images.read_image`` (background, max_pixels, allow_truncated); progress:
     passed on to ``explain`` (Score-CAM calls it per batch of masked images).
     pixel_budget, hold_pictures: see the module docstring. trace: as ``explain``'s (the
@@ -72,7 +73,8 @@ def explain_files(model, sources, method="gradcam", mode="vgg16", layer=None,
     EmptyMapWarning is not raised here: ``result.empty`` says it.
     """
     budget = _Budget(pixel_budget)
-    reader = _Reader(sources, model, mode, read_options or {}, batch_size, budget)
+    reader = _Reader(sources, model, mode or model.default_preprocess, read_options or {},
+                     batch_size, budget)
     def run(batch):
         if not batch:
             return []

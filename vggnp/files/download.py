@@ -59,10 +59,22 @@ def _progress(done, total, started, last_shown):
     if now - last_shown < 0.5 and done < total:
         return last_shown
     rate = done / max(now - started, 1e-9) / 1e6
-    end = "\r" if sys.stderr.isatty() and done < total else "\n"
-    print(f"  {done / 1e6:7.1f} / {total / 1e6:.1f} MB ({100 * done / total:5.1f}%) "
-          f"{rate:6.1f} MB/s", end=end, file=sys.stderr, flush=True)
+    _say(f"  {done / 1e6:7.1f} / {total / 1e6:.1f} MB ({100 * done / total:5.1f}%) "
+         f"{rate:6.1f} MB/s", end="\r" if done < total else "\n")
     return now
+
+
+def _say(text, end="\n"):
+    """Progress on stderr, never elsewhere: nothing if stderr is closed or broken (it must
+    not fail the download, nor reach stdout, where print(file=None) would put it)."""
+    if sys.stderr is None:
+        return
+    try:
+        if end == "\r" and not sys.stderr.isatty():
+            return
+        print(text, end=end, file=sys.stderr, flush=True)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def download(url, dest, size, md5, progress=True, timeout=30):
@@ -83,9 +95,6 @@ def download(url, dest, size, md5, progress=True, timeout=30):
         if os.path.isfile(dest) and os.path.getsize(dest) == size:
             return dest  # another process finished the download while we waited
         _remove_partial_downloads(dest)
-        if progress:
-            print(f"Downloading the VGG16 ImageNet weights ({size / 1e6:.0f} MB, once)\n"
-                  f"  from {url}\n  to   {dest}", file=sys.stderr)
         _fetch(url, dest, size, md5, progress, timeout)
         return dest
     finally:
@@ -119,6 +128,9 @@ def _fetch(url, dest, size, md5, progress, timeout):
             if "text/html" in response.headers.get("Content-Type", ""):
                 raise DownloadError(f"{url} returned an HTML page, not the weights file "
                                     "(a proxy or captive portal?)")
+            if progress:  # only once the server answered: offline, the error says it all
+                _say(f"Downloading the VGG16 ImageNet weights ({size / 1e6:.0f} MB, once)\n"
+                     f"  from {url}\n  to   {dest}")
             started = last_shown = time.monotonic()
             while True:
                 chunk = response.read(1 << 20)
