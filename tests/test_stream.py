@@ -2,6 +2,7 @@
 file and --resume, Ctrl-C / SIGTERM / kill -9, outputs safe under concurrency, streams that
 fail, one bad image among good ones, progress."""
 
+import errno
 import json
 import os
 import shutil
@@ -373,3 +374,57 @@ def test_closed_stderr_during_a_failed_download(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stderr", None)
     assert cam.main([SHAPES[0], "--out", str(tmp_path / "out")]) == 3
     assert capsys.readouterr().out == ""
+
+
+def test_resume_from_another_folder_and_a_name_too_long(tmp_path, monkeypatch, capsys):
+    """Outputs are recorded with absolute paths (--resume works from anywhere); a name the
+    file system refuses fails that image alone, the run goes on."""
+    long_name = tmp_path / "in" / ("a" * 240 + ".png")
+    paths = copies(tmp_path / "in", SHAPES, 2)
+    shutil.copy(SHAPES[0], long_name)
+    monkeypatch.chdir(tmp_path)
+    assert cam.main([str(long_name), *paths, *MODEL, "--out", "out", "--panel"]) == 1
+    err = capsys.readouterr().err
+    assert "File name too long" in err and "stopped" not in err
+    assert len(outputs_in(tmp_path / "out")) == 4  # the two others, overlay and panel
+    monkeypatch.chdir(tmp_path / "out")
+    assert cam.main([*paths, *MODEL, "--out", ".", "--panel", "--resume"]) == 0
+    assert "2 of 2 image(s) already done" in capsys.readouterr().err
+
+
+def test_stdin_names_that_are_not_utf8(tmp_path):
+    name = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"
+    shutil.copy(SHAPES[0], name)
+    result = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *MODEL, "--out",
+                             str(tmp_path / "out")], input=name + b"\n", capture_output=True,
+                            timeout=300, cwd=ROOT, env={**os.environ, "PYTHONUTF8": "0",
+                                                        "LC_ALL": "C.UTF-8"})
+    assert result.returncode == 0, result.stderr
+    assert len(outputs_in(tmp_path / "out")) == 1
+
+
+def test_names_that_would_meet_get_a_number(tmp_path, capsys):
+    """"p" explained as "sea lion" and "p_sea" as "lion" would both be p_sea_lion_cam."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("sea lion\nsea\nlion\n")
+    shutil.copy(SHAPES[0], tmp_path / "p.png")
+    shutil.copy(SHAPES[0], tmp_path / "p_sea.png")
+    code = cam.main([str(tmp_path / "p.png"), str(tmp_path / "p_sea.png"), "--model",
+                     MODEL_PATH, "--labels", str(labels), "--out", str(tmp_path / "out"),
+                     "--class", "0", "--json"])
+    assert code == 0
+    first = done_images(capsys.readouterr().out)
+    assert len({r["outputs"]["overlay"] for r in first}) == 2
+
+
+def test_a_failed_panel_takes_its_overlay_with_it(tmp_path, monkeypatch, capsys):
+    from vggnp import cam_outputs
+    real = cam_outputs.save_image
+
+    def panel_fails(picture, path, overwrite=False):
+        if "_panel" in str(path):
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+        return real(picture, path, overwrite)
+    monkeypatch.setattr(cam_outputs, "save_image", panel_fails)
+    assert cam.main([SHAPES[0], *MODEL, "--out", str(tmp_path / "out"), "--panel"]) == 1
+    assert outputs_in(tmp_path / "out") == []  # no overlay without its panel

@@ -12,6 +12,7 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
+import errno
 import os
 import signal
 import sys
@@ -39,6 +40,10 @@ from .gradcam import normalise
 from .stream import PIXEL_BUDGET, explain_files
 
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
+# Errors that say the output folder is unusable (the run stops, exit 4); any other error
+# while writing (a name too long, a character the file system refuses) fails one image.
+FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.EIO, errno.EFBIG, errno.ENOENT}
 
 
 class Stop(Exception):
@@ -143,7 +148,7 @@ def process(args, run, todo):
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
     out = SimpleNamespace(report=Report(args.json), results=ResultsFile(args.out),
                           progress=progress, failed=args.failed_inputs, written=0, stop=None,
-                          debug=args.debug,
+                          debug=args.debug, taken=set(),
                           inputs=file_ids(path for path, _ in todo) if args.overwrite else set())
     stems = [stem for _, stem in todo]
     reading = {"background": args.background, "max_pixels": args.max_pixels,
@@ -205,7 +210,7 @@ def _handled(args, run, out, result, stem, writer, record):
     if result.empty:
         _tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, f"{name} ({cls})", run.layer))
-    written = output_paths(args, stem, name)
+    written = output_paths(args, stem, name, out.taken)
     refusal = (refuse_to_clobber(written.values(), [], args.overwrite)
                or an_input(written.values(), out.inputs)
                or too_big_for_jpeg(result.picture.size, args))
@@ -227,25 +232,34 @@ def _handled(args, run, out, result, stem, writer, record):
             run.model, result.x, heatmap, cls, batch_size=args.batch_size,
             progress=lambda k, n: out.progress.step("--metric steps", k, n))))
     record.update(notes=result.notes, outputs=written)
-    return record, writer.submit(save_pictures, args, run, result.picture, result.map,
-                                 heatmap, cls, top_k, written)
+    return record, writer.submit(_write, out.results, record, args, run, result.picture,
+                                 result.map, heatmap, cls, top_k, written)
+
+
+def _write(results, record, *picture_args):
+    """In the writer thread: the outputs, then at once their line in the results file, so
+    that a run killed at any moment has listed every image whose outputs are on disk."""
+    save_pictures(*picture_args)
+    results.append(record)
 
 
 def finish(out, pending, keep):
     """Report the oldest images whose outputs are written, until at most ``keep`` wait."""
     while pending and (len(pending) > keep or pending[0][1] is None or pending[0][1].done()):
-        record, future, result = pending.popleft()
+        record, future, result = pending[0]
+        # Wait while it is still listed: an interrupt here leaves it for the final finish.
         error = future.exception() if future is not None else None
+        pending.popleft()
         if error is not None:
-            if isinstance(error, OSError) and not isinstance(error, OutputExists) \
-                    and error.errno is not None:  # disk full, permissions...: the folder
-                out.stop = out.stop or EXIT_OUTPUT
+            if isinstance(error, OSError) and error.errno in FOLDER_ERRORS:  # not this image:
+                out.stop = out.stop or EXIT_OUTPUT                          # the folder
             record = _failed(out, record, error)
         elif "error" not in record:
             out.written += 1
         out.failed += "error" in record
         try:
-            out.results.append(record)
+            if "error" in record:  # a success was listed by the writer (``_write``)
+                out.results.append(record)
         except OSError as e:  # the results file cannot grow: the folder is the problem
             if not out.stop:
                 _tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")

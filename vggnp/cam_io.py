@@ -23,9 +23,11 @@ def expand_inputs(items, recursive=False, stdin=None):
     folders that hold no image)."""
     paths, skipped, empty = [], 0, []
     for item in items:
-        if item == "-":
-            lines = (stdin or sys.stdin).read().splitlines() if (stdin or sys.stdin) else []
-            paths += [line for line in lines if line.strip()]
+        if item == "-":  # bytes, decoded as file names are: any name on disk comes through
+            source = stdin or sys.stdin
+            data = source.buffer.read() if hasattr(source, "buffer") else \
+                (source.read().encode() if source else b"")
+            paths += [os.fsdecode(line) for line in data.split(b"\n") if line.strip()]
         elif os.path.isdir(item):
             found, other = _folder_images(item, recursive)
             paths += found

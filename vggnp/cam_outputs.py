@@ -25,11 +25,18 @@ def output_stems(paths):
     return stems
 
 
-def output_paths(args, stem, class_name):
-    """{"overlay": path, ["panel": path], ["heatmap": path]} for one image."""
+def output_paths(args, stem, class_name, taken=None):
+    """{"overlay": path, ["panel": path], ["heatmap": path]} for one image, absolute (the
+    results file is read again from anywhere). taken: the bases used so far in this run,
+    updated: "photo" + "sea_lion" and "photo_sea" + "lion" get distinct names."""
     safe_name = re.sub(r"[^\w.-]", "_", class_name)  # a --labels name may hold / or spaces
     suffix = "cam" if args.method == "gradcam" else args.method
-    base = os.path.join(args.out, f"{stem}_{safe_name}_{suffix}")
+    folder, name = os.path.abspath(args.out), f"{stem}_{safe_name}_{suffix}"
+    base, n = os.path.join(folder, name), 2
+    while taken is not None and base in taken:
+        base, n = os.path.join(folder, f"{name}_{n}"), n + 1
+    if taken is not None:
+        taken.add(base)
     written = {"overlay": f"{base}.{args.format}"}
     if args.panel:
         written["panel"] = f"{base}_panel.{args.format}"
@@ -49,19 +56,36 @@ def too_big_for_jpeg(size, args):
 
 
 def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written):
-    """Write the overlay (or gradient picture), the panel and the raw map as asked."""
+    """Write the overlay (or gradient picture), the panel and the raw map as asked: all of
+    them, or (an error) none that this call created."""
+    done = []
+    try:
+        _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, done)
+    except BaseException:
+        for path in done:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise
+
+
+def _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, done):
     if args.method in IMAGE_METHODS:
         picture = gradient_picture(raw_map, run.mode, original.size)
     else:
         picture = overlay(original, heatmap, alpha=args.alpha)
     save_image(picture, written["overlay"], args.overwrite)
+    done.append(written["overlay"])
     if args.panel:
         lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(top_k)]
         lines.append(f"{method_title(args.method)}: {run.table[cls][1]} ({cls})"
                      + (f" at {run.layer}" if run.layer else ""))
         save_image(panel(original, heatmap, picture, lines), written["panel"], args.overwrite)
+        done.append(written["panel"])
     if args.save_heatmap:
         save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
+        done.append(written["heatmap"])
 
 
 def method_title(method):
