@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from .cam_outputs import method_title
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif",
                     ".tiff", ".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".mpo", ".heic", ".heif")
 RESULTS_NAME = "vggnp-results.jsonl"
@@ -147,7 +149,7 @@ def _lines(r):
     if "deletion_auc" in r:
         lines.append(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is better), "
                      f"insertion AUC {r['insertion_auc']:.3f} (higher is better)")
-    title = "Grad-CAM" if r["method"] == "gradcam" else r["method"]
+    title = method_title(r["method"])
     where = f" at {r['layer']}" if "layer" in r else ""
     lines.append(f"  {title} of {r['class']['name']}{where}: "
                  + ", ".join(r["outputs"].values()))

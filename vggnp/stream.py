@@ -75,6 +75,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     budget = _Budget(pixel_budget)
     reader = _Reader(sources, model, mode or model.default_preprocess, read_options or {},
                      batch_size, budget)
+
     def run(batch):
         if not batch:
             return []
@@ -110,18 +111,14 @@ def _explained(model, batch, method, layer, class_index, target, batch_size, pro
                trace=False):
     """The batch's results; if the batch as a whole raises, each image alone, so that
     only the image at fault fails."""
-    try:
+    try:  # Exception only: Ctrl-C and SIGTERM (BaseException) end the stream
         _explain_batch(model, batch, method, layer, class_index, target, batch_size, progress,
                        trace)
-    except (KeyboardInterrupt, SystemExit):
-        raise
     except Exception:
         for item in batch:
             try:
                 _explain_batch(model, [item], method, layer, class_index, target, batch_size,
-                               progress)
-            except (KeyboardInterrupt, SystemExit):
-                raise
+                               progress, trace)
             except Exception as e:
                 item.error = e
     return batch
