@@ -13,7 +13,7 @@ from vggnp.explain import METHODS, explain, normalise, score_cam
 from vggnp.faithfulness import deletion_insertion
 from vggnp.gradcam import class_scores
 from vggnp.keras_model import load_keras_model
-from vggnp.overlay import resize_bilinear
+from vggnp.resize import resize_bilinear
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +103,21 @@ def transcribed(method, A, g):
                     alpha = g[i, j, k] ** 2 / d if d != 0 else 0.0
                     weight += alpha * max(g[i, j, k], 0)
             L += weight * A[:, :, k]
+        elif method == "xgradcam":    # Fu et al., eq. 9: sum_ij (A^k_ij / sum_ab A^k_ab) g^k_ij
+            total = A[:, :, k].sum()
+            weight = 0.0
+            for i in range(h):
+                for j in range(w):
+                    weight += (A[i, j, k] / total if total != 0 else 0.0) * g[i, j, k]
+            L += weight * A[:, :, k]
         elif method == "counterfactual":  # Selvaraju et al., sec. 5.3: negated gradients
             L += -g[:, :, k].mean() * A[:, :, k]
     L = np.maximum(L, 0)
     return L / L.max() if L.max() > 0 else L
 
 
-@pytest.mark.parametrize("method", ["gradcam++", "hirescam", "layercam", "counterfactual"])
+@pytest.mark.parametrize("method", ["gradcam++", "hirescam", "xgradcam", "layercam",
+                                    "counterfactual"])
 def test_cams_equal_their_equations_on_tensorflow_values(full_size, method):
     """TF's activations and gradients at block5_conv3 through the equations written out
     above equal vggnp's maps from its own forward and backward."""
@@ -118,6 +126,24 @@ def test_cams_equal_their_equations_on_tensorflow_values(full_size, method):
     A, g = ref["outputs"]["block5_conv3"], ref["grads"]["block5_conv3"]
     for n in range(len(x)):
         assert np.abs(maps[n] - transcribed(method, A[n], g[n])).max() <= 1e-4, n
+
+
+def test_eigen_cam_is_the_first_principal_component(full_size):
+    """Eigen-CAM equals the first principal component of TF's activations at block5_conv3
+    (numpy.linalg.svd of the centred (h*w, C) matrix, full, as U S), up to its sign; the
+    sign vggnp picks agrees with the mean activation."""
+    model, x, ref, _ = full_size
+    maps, _ = explain(model, x, "eigencam", layer="block5_conv3")
+    A = ref["outputs"]["block5_conv3"].astype(np.float64)
+    for n in range(len(x)):
+        M = A[n].reshape(-1, A.shape[-1])
+        M = M - M.mean(axis=0)
+        u, s, _ = np.linalg.svd(M)
+        component = (u[:, 0] * s[0]).reshape(A.shape[1:3])
+        mean = A[n].mean(axis=-1)
+        signed = component if np.sum(component * (mean - mean.mean())) >= 0 else -component
+        expected = np.maximum(signed, 0) / np.maximum(signed, 0).max()
+        assert np.abs(maps[n] - expected).max() <= 1e-4, n
 
 
 def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_model):
@@ -160,7 +186,8 @@ def test_every_method_gives_finite_maps_of_the_right_shape(small_model):
     for method in METHODS:
         maps, classes = explain(small_model, x, method, batch_size=16)
         assert np.isfinite(maps).all() and len(classes) == 2
-        expected = {"saliency": (2, 64, 64), "guided-backprop": (2, 64, 64, 3),
+        expected = {"saliency": (2, 64, 64), "integrated-gradients": (2, 64, 64),
+                    "smoothgrad": (2, 64, 64), "guided-backprop": (2, 64, 64, 3),
                     "guided-gradcam": (2, 64, 64, 3)}.get(method, (2, 4, 4))
         assert maps.shape == expected, method
 

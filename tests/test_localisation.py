@@ -76,8 +76,9 @@ def test_model_cli_class_by_label_and_errors(tmp_path):
     assert result.returncode == 0 and os.path.isfile(tmp_path / "triangle_class_2_cam.jpg")
     two = tmp_path / "two.txt"
     two.write_text("a\nb\n")
-    for args, message in [(["--labels", str(two)], "has 2 names, the model has 3 classes"),
-                          (["--class", "hexagon"], "unknown class 'hexagon'"),
+    result = cam("--labels", str(two))  # a labels file that does not fit: exit 3, as a model
+    assert result.returncode == 3 and "has 2 names, the model has 3 classes" in result.stderr
+    for args, message in [(["--class", "hexagon"], "unknown class 'hexagon'"),
                           (["--layer", "dense"], "--layer must be a conv layer of the model"),
                           (["--weights", MODEL_PATH], "exclude each other")]:
         result = cam(*args)

@@ -6,7 +6,8 @@ from PIL import Image
 
 from helpers import reference_module
 from vggnp.files.outputs import write_new
-from vggnp.overlay import colorize, jet_table, overlay, panel, resize_bilinear, save_image
+from vggnp.overlay import colorize, jet_picture, jet_table, overlay, panel, save_image
+from vggnp.resize import resize_bilinear
 
 
 def test_jet_equals_matplotlib():
@@ -36,6 +37,35 @@ def test_one_hot_cell_upsamples_to_its_16x16_region():
 def test_resize_non_square_and_constant():
     up = resize_bilinear(np.full((3, 5), 0.25), (40, 70))
     assert up.shape == (40, 70) and np.allclose(up, 0.25)
+
+
+def float_overlay(photo, heatmap, alpha=0.4):
+    """The overlay formula in float64, as the chapter writes it: rescale(alpha * jet + photo)."""
+    jet = colorize(resize_bilinear(heatmap, photo.shape[:2])).astype(float)
+    mixed = alpha * jet + photo
+    return np.round((mixed - mixed.min()) / (mixed.max() - mixed.min()) * 255)
+
+
+@pytest.mark.parametrize("size", [(451, 300), (1000, 37), (2048, 1536)])
+def test_overlay_is_within_two_levels_of_the_float_formula(size):
+    rng = np.random.default_rng(size[0])
+    photo = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    photo[: size[1] // 2] //= 3  # a darker half, so that min and max are not 0 and 255+
+    for alpha, levels in [(0.4, 2), (1.0, 3)]:
+        heatmap = rng.random((14, 14))
+        fast = np.asarray(overlay(Image.fromarray(photo), heatmap, alpha), float)
+        assert np.abs(fast - float_overlay(photo, heatmap, alpha)).max() <= levels
+
+
+def test_jet_picture_resizes_as_resize_bilinear_then_colours():
+    heatmap = np.random.default_rng(1).random((14, 14))
+    for size in [(224, 224), (451, 300), (7, 1000), (1, 1)]:
+        picture = np.asarray(jet_picture(heatmap, size), int)
+        expected = colorize(resize_bilinear(heatmap, size[::-1])).astype(int)
+        # Pillow's float resize differs from ours by rounding only: one level at most, and
+        # neighbouring levels of the jet table differ by at most 5 (of 255).
+        assert picture.shape == expected.shape
+        assert np.abs(picture - expected).max() <= 5
 
 
 def test_overlay_has_the_photos_size(tmp_path):

@@ -27,7 +27,8 @@ from .cam_io import (Progress, Report, ResultsFile, already_done, expand_inputs,
 from .cam_outputs import (an_input, entry, file_ids, output_paths, output_stems, save_pictures,
                           too_big_for_jpeg)
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, fail, find_class, load_model, refuse_to_clobber, say)
+                  check_writable, fail, find_class, load_model, refuse_to_clobber, say,
+                  warnings_as_notes)
 from .diagnose import diagnose
 from .explain import IMAGE_METHODS, INPUT_METHODS, TARGETS, empty_map_message
 from .faithfulness import deletion_insertion
@@ -35,11 +36,12 @@ from .files.download import DownloadError
 from .files.imagenet import top_classes
 from .files.images import ImageError
 from .files.outputs import OutputExists, remove_stale_temps
-from .files.weights import WeightsError
+from .files.errors import InputError
 from .gradcam import normalise
-from .stream import PIXEL_BUDGET, explain_files
+from .stream import PIXEL_BUDGET, background_thread, explain_files
 
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
+COMPLETENESS_TOLERANCE = 0.01  # integrated gradients: |sum - score difference| / |difference|
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
 # while writing (a name too long, a character the file system refuses) fails one image.
 FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -68,6 +70,7 @@ def main(argv=None):
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
+    warnings_as_notes("vggnp.cam")
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         todo = plan(args)                       # output folder, inputs, --resume
@@ -118,10 +121,8 @@ def prepare(args):
     """Load the model, resolve --layer, --target and --class."""
     try:
         model, table, mode, weights_path = load_model(args)
-    except (WeightsError, DownloadError) as e:
+    except (InputError, DownloadError) as e:  # weights, model or labels file
         raise Stop(fail(EXIT_WEIGHTS, str(e)))
-    except ValueError as e:
-        raise Stop(fail(EXIT_USAGE, str(e)))
     refusal = needs_probabilities(args, model)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))
@@ -157,9 +158,11 @@ def process(args, run, todo):
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, args.batch_size, reading,
         progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
-        pixel_budget=PIXEL_BUDGET, trace=sys.stderr if args.trace else False)
+        pixel_budget=PIXEL_BUDGET, trace=sys.stderr if args.trace else False,
+        method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
+                            seed=args.seed))
     pending = deque()
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    with ThreadPoolExecutor(max_workers=1, initializer=background_thread) as writer:
         try:
             for result in stream:
                 pending.append(handle(args, run, out, result, stems[result.index], writer))
@@ -210,6 +213,13 @@ def _handled(args, run, out, result, stem, writer, record):
     if result.empty:
         _tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, f"{name} ({cls})", run.layer))
+    completeness = result.details.get("completeness")
+    if completeness and completeness["relative_error"] > COMPLETENESS_TOLERANCE:
+        _tell(out, f"vggnp.cam: warning: {path}: the attributions sum to "
+              f"{completeness['attribution_sum']:.4g} but the score changed by "
+              f"{completeness['score_difference']:.4g} from the baseline (off by "
+              f"{100 * completeness['relative_error']:.1f} %); pass --steps "
+              f"{2 * args.steps} for a closer path integral")
     written = output_paths(args, stem, name, out.taken)
     refusal = (refuse_to_clobber(written.values(), [], args.overwrite)
                or an_input(written.values(), out.inputs)
@@ -226,7 +236,8 @@ def _handled(args, run, out, result, stem, writer, record):
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
     record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
                   method=args.method, **({"layer": run.layer} if run.layer else {}),
-                  target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path))
+                  target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
+                  **({"completeness": completeness} if completeness else {}))
     if args.metric:
         record.update(zip(("deletion_auc", "insertion_auc"), deletion_insertion(
             run.model, result.x, heatmap, cls, batch_size=args.batch_size,

@@ -29,6 +29,11 @@ def parse_args(argv):
         p.error("--alpha must be between 0 and 1")
     if args.max_pixels < 1:
         p.error("--max-pixels must be at least 1")
+    defaults = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0}
+    for option, default in defaults.items():  # after inapplicable_option saw what was given
+        vars(args)[option] = default if vars(args)[option] is None else vars(args)[option]
+    if args.steps < 1 or args.samples < 1 or not 0 <= args.noise <= 10:
+        p.error("--steps and --samples must be at least 1, --noise within 0..10")
     try:
         args.background = ImageColor.getrgb(args.background)[:3]
     except ValueError:
@@ -89,17 +94,28 @@ def method_options(p):
     p.add_argument("--target", choices=["logit", "softmax"],
                    help="score to differentiate: the logit before the final softmax or "
                         "sigmoid (default, as the paper) or the output probability; "
-                        "scorecam always uses the probability (no gradient)")
+                        "scorecam always uses the probability (no gradient); eigencam "
+                        "uses no score at all")
     p.add_argument("--method", choices=METHODS, default="gradcam",
                    help="the map; its cost per image: gradcam (default), gradcam++, "
-                        "hirescam, layercam, counterfactual: 1 forward + 1 backward to the "
-                        "layer; saliency, guided-backprop: 1 forward + 1 backward to the "
+                        "hirescam, xgradcam, layercam, counterfactual: 1 forward + 1 backward "
+                        "to the layer; eigencam: 1 forward and an SVD of the layer's "
+                        "activations (no gradient, the same map for every class); saliency, guided-backprop: 1 forward + 1 backward to the "
                         "input; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
                         "forwards, C = the layer's channels that are not zero everywhere "
                         "(up to 512 for block5_conv3), no backward")
     p.add_argument("--batch-size", type=int, default=8, metavar="B",
                    help="images per batch through the network (default 8); for scorecam, "
                         "masked images per forward pass; for --metric, curve steps")
+    p.add_argument("--steps", type=int, metavar="M",
+                   help="integrated-gradients: points on the path from the baseline (default "
+                        "64; the JSON's completeness says if more are needed)")
+    p.add_argument("--samples", type=int, metavar="N",
+                   help="smoothgrad: noisy copies of the image (default 50)")
+    p.add_argument("--noise", type=float, metavar="F",
+                   help="smoothgrad: noise sigma as a fraction of the image's value range "
+                        "(default 0.15)")
+    p.add_argument("--seed", type=int, help="smoothgrad: random seed of the noise (default 0)")
     p.add_argument("--metric", action="store_true",
                    help="also measure the map's faithfulness: deletion and insertion AUC "
                         "(2 x 21 more forward passes per image)")
@@ -160,13 +176,22 @@ def inapplicable_option(args):
         return (f"--layer does not apply to --method {method}: it is the gradient w.r.t. "
                 "the input image, not a map at a conv layer")
     if args.target is not None and args.target not in TARGETS[method]:
-        return (f"--target {args.target} does not apply to --method {method}: Score-CAM "
-                "weighs channels by the class probability of masked images, with no gradient")
+        why = ("Score-CAM weighs channels by the class probability of masked images, with "
+               "no gradient" if method == "scorecam" else
+               "Eigen-CAM looks at the activations alone, with no score and no gradient")
+        return f"--target {args.target} does not apply to --method {method}: {why}"
     if args.alpha is not None and method in IMAGE_METHODS:
         return (f"--alpha does not apply to --method {method}: its picture is the gradient "
                 "itself, not a heatmap laid over the photo")
-    if args.trace and method == "scorecam":
-        return "--trace does not apply to --method scorecam: it has no backward pass to show"
+    if args.trace and method in ("scorecam", "eigencam"):
+        return f"--trace does not apply to --method {method}: it has no backward pass to show"
+    if args.trace and method in ("integrated-gradients", "smoothgrad"):
+        return (f"--trace does not apply to --method {method}: it makes one backward pass "
+                "per point (--trace with --method saliency shows one)")
+    for option, owner in (("steps", "integrated-gradients"), ("samples", "smoothgrad"),
+                          ("noise", "smoothgrad"), ("seed", "smoothgrad")):
+        if vars(args)[option] is not None and method != owner:
+            return f"--{option} does not apply to --method {method}, only to {owner}"
     if args.diagnose and method in INPUT_METHODS:
         return (f"--diagnose reports on a CAM at a conv layer; --method {method} has no "
                 "layer")

@@ -149,6 +149,11 @@ def _lines(r):
     if "deletion_auc" in r:
         lines.append(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is better), "
                      f"insertion AUC {r['insertion_auc']:.3f} (higher is better)")
+    if "completeness" in r:
+        c = r["completeness"]
+        lines.append(f"  completeness: attributions sum to {c['attribution_sum']:.4g}, "
+                     f"score(image) - score(baseline) = {c['score_difference']:.4g} "
+                     f"(off by {100 * c['relative_error']:.2f} %)")
     title = method_title(r["method"])
     where = f" at {r['layer']}" if "layer" in r else ""
     lines.append(f"  {title} of {r['class']['name']}{where}: "

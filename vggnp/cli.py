@@ -6,13 +6,15 @@ Not a command itself; library modules never import it.
 import argparse
 import os
 import sys
+import warnings
 
 from .files.download import DownloadError, official_weights
 from .files.imagenet import class_index, classes
 from .files.model_files import load_keras_model
 from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
-from .files.weights import WeightsError
+from .files.errors import InputError
+from .files.labels import read_labels
 from .model import VGG16
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -27,6 +29,20 @@ def say(line):
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+def warnings_as_notes(name):
+    """Show any warning that reaches the command (Pillow's on an odd file, say) as one
+    line of ours, ``name: note: message``, once per message: never Python's two-line form
+    with a source line."""
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            say(f"{name}: note: {text}")
+    warnings.showwarning = show
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -66,7 +82,7 @@ def refuse_to_clobber(paths, inputs, overwrite):
 
 def load_model(args):
     """(model, class table [(wnid, name)], preprocess mode, model file) for the arguments.
-    Raises WeightsError or DownloadError (exit 3), ValueError for bad --labels (exit 2)."""
+    Raises an InputError (weights, model or labels file) or DownloadError: exit 3."""
     if args.model:
         model = load_keras_model(args.model)
         n = 2 if model.outputs == 1 else model.outputs
@@ -75,20 +91,6 @@ def load_model(args):
             args.preprocess or model.default_preprocess, args.model
     path = args.weights or official_weights()
     return VGG16.load(path, need_top=True), classes(), args.preprocess or "vgg16", path
-
-
-def read_labels(path, n):
-    """n class names from a text file, one per line (blank lines ignored)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"--labels {path}: cannot be read ({e})") from None
-    if len(names) != n:
-        raise ValueError(f"--labels {path}: has {len(names)} names, the model has {n} "
-                         "classes" + (" (one sigmoid unit: class 0, then class 1)" if n == 2
-                                      else ""))
-    return names
 
 
 def find_class(text, table):
@@ -131,7 +133,7 @@ def model_and_layer(p, argv):
     try:
         model, _, mode, _ = load_model(args)
         return args, (model, mode, model.layer(args.layer))
-    except (WeightsError, DownloadError) as e:
+    except (InputError, DownloadError) as e:
         return args, fail(EXIT_WEIGHTS, str(e))
     except KeyError as e:
         return args, fail(EXIT_USAGE, f"--layer: {e.args[0]}")

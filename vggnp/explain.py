@@ -7,6 +7,11 @@ the gradient of the class score y^c (the logit, as Grad-CAM), for one image:
     counterfactual   L = ReLU(sum_k a_k A^k),  a_k = -mean_ij g^k_ij         (paper, sec. 5.3:
                      the regions whose removal would make the model more confident)
     hirescam         L = ReLU(sum_k g^k * A^k)   (element-wise; Draelos & Carin)
+    xgradcam         L = ReLU(sum_k a_k A^k),  a_k = sum_ij (A^k_ij / sum_ab A^k_ab) g^k_ij
+                     (Fu et al.: each gradient weighted by its share of the activation)
+    eigencam         L = ReLU(M v_1),  M = A as (hw, C) with each channel's mean removed,
+                     v_1 its first right singular vector, signed so that L agrees with
+                     the mean activation (Muhammad & Yeasin; no gradient, no class)
     layercam         L = ReLU(sum_k ReLU(g^k) * A^k)   (Jiang et al.; works at shallow layers)
     gradcam++        L = ReLU(sum_k w_k A^k),  w_k = sum_ij alpha^k_ij ReLU(g^k_ij),
                      alpha^k_ij = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (Chattopadhyay et al.,
@@ -14,10 +19,15 @@ the gradient of the class score y^c (the logit, as Grad-CAM), for one image:
     scorecam         L = ReLU(sum_k s_k A^k),  s = softmax over k of p^c(x * H^k), H^k = A^k
                      upsampled to the input and scaled to [0, 1]   (Wang et al.; forward only)
     saliency         S = max over channels of |d y^c / d x|       (Simonyan et al.)
+    integrated-      |sum over channels of IG|, IG = (x - x') * mean of d y^c / d x on
+      gradients      the straight path from x' = 0 to x     (Sundararajan et al.; attribution.py)
+    smoothgrad       max over channels of |mean of d y^c / d x at x + noise|
+                     (Smilkov et al.; attribution.py)
     guided-backprop  d y^c / d x with each ReLU passing only positive gradients (Springenberg)
     guided-gradcam   guided-backprop * Grad-CAM upsampled to the input (paper, sec. 3)
 
-CAM maps are (N, h, w) at the layer's resolution and saliency (N, H, W) at the input's, each
+CAM maps are (N, h, w) at the layer's resolution and saliency, integrated-gradients and
+smoothgrad (N, H, W) at the input's, each
 divided by its max (in [0, 1]); the guided methods give (N, H, W, C) signed gradients in the
 input's channel order (see ``gradient_image``).
 """
@@ -26,20 +36,22 @@ import warnings
 
 import numpy as np
 
-from .gradcam import (EmptyMapWarning, backward_seed, class_indices, class_scores, conv_layer,
-                      grad_cam, normalise)
+from .attribution import integrated_gradients, score_gradient, smooth_grad
+from .gradcam import EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam, normalise
 from .resize import resize_bilinear
-from .trace import print_trace
 
-METHODS = ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-backprop",
-           "guided-gradcam", "counterfactual", "saliency"]
+METHODS = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam",
+           "eigencam", "guided-backprop", "guided-gradcam", "counterfactual", "saliency",
+           "integrated-gradients", "smoothgrad"]
 IMAGE_METHODS = ["guided-backprop", "guided-gradcam"]  # gradients, not heatmaps
 # Methods that never look at a conv layer: their maps are gradients w.r.t. the input.
-INPUT_METHODS = ["saliency", "guided-backprop"]
+INPUT_METHODS = ["saliency", "guided-backprop", "integrated-gradients", "smoothgrad"]
 # The score each method explains: the gradient methods differentiate the logit or the
 # output probability (``target``); Score-CAM weighs channels by the output probability of
-# masked images, with no gradient, so only "softmax" describes it.
-TARGETS = {method: ("softmax",) if method == "scorecam" else ("logit", "softmax")
+# masked images, with no gradient, so only "softmax" describes it; Eigen-CAM looks at the
+# activations alone ("none": the same map for every class).
+TARGETS = {method: {"scorecam": ("softmax",), "eigencam": ("none",)}.get(method,
+                                                                        ("logit", "softmax"))
            for method in METHODS}
 
 
@@ -52,6 +64,10 @@ def cam_from_gradients(method, activations, gradients):
         raw = np.einsum("nhwc,nc->nhw", A, -g.mean(axis=(1, 2)))
     elif method == "hirescam":
         raw = (g * A).sum(axis=3)
+    elif method == "xgradcam":
+        total = A.sum(axis=(1, 2), keepdims=True)                           # (N, 1, 1, C)
+        share = A / np.where(total != 0, total, 1)     # a dead channel's share is 0
+        raw = np.einsum("nhwc,nc->nhw", A, (share * g).sum(axis=(1, 2)))
     elif method == "layercam":
         raw = (np.maximum(g, 0) * A).sum(axis=3)
     elif method == "gradcam++":
@@ -65,19 +81,20 @@ def cam_from_gradients(method, activations, gradients):
     return normalise(np.maximum(raw, 0))
 
 
-def _score_gradient(model, x, class_index, target, guided=False, trace=False):
-    """(class scores (N, K), classes (N,), d y^c / d x (N, H, W, C)); trace: True or a
-    file prints both passes layer by layer."""
-    steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
-    outputs = model.forward(x, trace=steps["forward"])
-    probs = class_scores(outputs)
-    classes = class_indices(class_index, probs)
-    grad = model.backward(backward_seed(outputs, classes), start=model.names[-1],
-                          from_logits=(target == "logit"),
-                          guided=guided, trace=steps["backward"])
-    if trace:
-        print_trace(steps, model, outputs.itemsize, trace)
-    return probs, classes, grad
+def eigen_cam(activations):
+    """Eigen-CAM maps (N, h, w) from A (N, h, w, C): the projection of each position's
+    centred activation vector on the first principal direction, signed to agree with the
+    mean activation over channels, ReLU, divided by its max."""
+    maps = []
+    for A in activations:
+        M = A.reshape(-1, A.shape[-1]).astype(np.float64)
+        M = M - M.mean(axis=0)                         # centre each channel
+        _, _, vt = np.linalg.svd(M, full_matrices=False)
+        projection = M @ vt[0]                          # (h*w,)
+        if projection @ (A.mean(axis=-1).ravel() - A.mean()) < 0:
+            projection = -projection                    # an SVD's sign is arbitrary
+        maps.append(np.maximum(projection, 0).reshape(A.shape[:2]).astype(A.dtype))
+    return normalise(np.stack(maps))
 
 
 def score_cam(model, x, layer, classes, batch_size=32, skip_dead=True, progress=None,
@@ -118,7 +135,8 @@ def score_cam(model, x, layer, classes, batch_size=32, skip_dead=True, progress=
 
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
-            batch_size=32, details=None, trace=False, progress=None):
+            batch_size=32, details=None, trace=False, progress=None, steps=64, samples=50,
+            noise=0.15, seed=0):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
@@ -128,8 +146,12 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning.
     details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
     "activations" and "gradients" at the layer; for scorecam "scorecam_skipped" (one count
-    per image of the dead channels skipped). progress: scorecam calls it as
-    progress(channels done, channels to do).
+    per image of the dead channels skipped); for integrated-gradients "attributions"
+    (N, H, W, C) and "completeness" (one dict per image); for smoothgrad "gradient".
+    progress: scorecam calls it as progress(channels done, channels to do).
+    steps: integrated-gradients' path steps; samples, noise, seed: smoothgrad's noisy
+    copies (see ``attribution``). batch_size: images per pass for the methods that make
+    many (scorecam's masked images, the path points, the noisy copies).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
@@ -137,16 +159,20 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     if target not in TARGETS[method]:
         raise ValueError(f"{method} explains the {' or '.join(TARGETS[method])} score, "
                          f"not the {target}")
-    if trace and method == "scorecam":
-        raise ValueError("scorecam runs forward passes of masked images only; there is no "
-                         "backward pass to trace")
+    if trace and method in ("scorecam", "eigencam"):
+        raise ValueError(f"{method} runs forward passes only; there is no backward pass to "
+                         "trace")
     if layer is not None and method in INPUT_METHODS:
         raise ValueError(f"{method} is a gradient w.r.t. the input image; it has no layer")
     if method not in INPUT_METHODS:
         layer = conv_layer(model, layer)
     details = {} if details is None else details
+    if trace and method in ("integrated-gradients", "smoothgrad"):
+        raise ValueError(f"{method} makes one backward pass per point; --trace shows one "
+                         "pass: use --method saliency")
     maps, classes = _explain(model, x, method, layer, class_index, target, batch_size,
-                             details, trace, progress)
+                             details, trace, progress,
+                             dict(steps=steps, samples=samples, noise=noise, seed=seed))
     for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)):
         warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
                       EmptyMapWarning, stacklevel=2)
@@ -167,10 +193,21 @@ def empty_map_message(method, class_name, layer):
 
 
 def _explain(model, x, method, layer, class_index, target, batch_size, details, trace,
-             progress):
+             progress, options):
     """explain() without the checks and the empty-map warning."""
+    if method in ("integrated-gradients", "smoothgrad"):
+        probs = class_scores(model.forward(x))
+        details["probs"] = probs
+        classes = class_indices(class_index, probs)
+        if method == "smoothgrad":
+            details["gradient"] = smooth_grad(model, x, classes, target, options["samples"],
+                                              options["noise"], batch_size, options["seed"])
+            return normalise(np.abs(details["gradient"]).max(axis=3)), classes
+        details["attributions"], details["completeness"] = integrated_gradients(
+            model, x, classes, target, options["steps"], batch_size)
+        return normalise(np.abs(details["attributions"].sum(axis=3))), classes
     if method in ("saliency", "guided-backprop"):
-        probs, classes, grad = _score_gradient(model, x, class_index, target,
+        probs, classes, grad = score_gradient(model, x, class_index, target,
                                                guided=(method == "guided-backprop"),
                                                trace=trace)
         details["probs"] = probs
@@ -184,13 +221,18 @@ def _explain(model, x, method, layer, class_index, target, batch_size, details, 
         details["scorecam_skipped"] = []
         return score_cam(model, x, layer, classes, batch_size, progress=progress,
                          skipped=details["scorecam_skipped"]), classes
+    if method == "eigencam":
+        outputs, kept = model.forward(x, keep=(layer,))
+        details["probs"] = class_scores(outputs)
+        details["activations"] = kept[layer]
+        return eigen_cam(kept[layer]), class_indices(class_index, details["probs"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyMapWarning)  # explain() warns, once per map
         cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)
     if method == "gradcam":
         return cams, classes
     if method == "guided-gradcam":
-        _, _, guided = _score_gradient(model, x, classes, target, guided=True)
+        _, _, guided = score_gradient(model, x, classes, target, guided=True)
         up = np.stack([resize_bilinear(c, x.shape[1:3]) for c in cams])[..., None]
         return guided * up, classes
     return cam_from_gradients(method, details["activations"], details["gradients"]), classes

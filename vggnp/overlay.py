@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .files.outputs import write_new
-from .resize import interpolation_matrix, resize_bilinear
+from .resize import resize_bilinear
 
 # matplotlib's "jet" (matplotlib/_cm.py, _jet_data): per channel, (x, value) points that
 # are linearly interpolated. Tabulated at 256 points as matplotlib's ListedColormap does.
@@ -30,7 +30,7 @@ def jet_table(n=256):
 
 
 _JET_UINT8 = np.uint8(np.round(255 * jet_table()))  # (256, 3): level -> RGB
-ROWS_PER_STRIP = 256
+_JET_PALETTE = _JET_UINT8.ravel().tolist()  # as Pillow wants a palette: r0 g0 b0 r1 ...
 
 
 def heat_levels(heatmap):
@@ -43,47 +43,49 @@ def colorize(heatmap):
     return np.take(_JET_UINT8, heat_levels(heatmap), axis=0)
 
 
+def jet_picture(heatmap, size):
+    """heatmap: (h, w) in [0, 1] -> PIL RGB image of size (W, H): the map resized bilinearly
+    (as :func:`resize.resize_bilinear`), then coloured (colorize).
+
+    Done by Pillow in C, a few milliseconds a megapixel: resize the 8-bit levels
+    round(255 * heatmap) (one level from resizing the float map), then look each level up
+    in the jet palette. The scalar map is resized first and coloured after, so
+    colours are never blended.
+    """
+    if size[0] < heatmap.shape[1] or size[1] < heatmap.shape[0]:
+        # Pillow shrinks with a wider (antialiasing) filter: tiny photos take the NumPy path.
+        return Image.fromarray(colorize(resize_bilinear(heatmap, size[::-1])))
+    levels = Image.fromarray(heat_levels(heatmap)).resize(size, Image.BILINEAR)
+    levels.putpalette(_JET_PALETTE)  # "L" -> "P": the levels become palette indices
+    return levels.convert("RGB")
+
+
 def overlay(image, heatmap, alpha=0.4):
     """Superimpose a heatmap on a photo, at the photo's full size.
 
     image: PIL image (any size). heatmap: (h, w) in [0, 1] at layer resolution.
     Returns a PIL RGB image of the photo's size: rescale(alpha * jet(heatmap) + photo),
     where rescale maps the min..max of the sum to 0..255 (as keras.utils.array_to_img).
-    The scalar map is resized first and coloured after, so colours are never blended.
-    Computed ROWS_PER_STRIP rows at a time in float32 (the min and max first): a
-    12-megapixel photo needs its own pixels, the result and a few strips, no more.
-    """
-    photo = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    height, width = photo.shape[:2]
-    rows = interpolation_matrix(heatmap.shape[0], height, np.float32)
-    across = np.asarray(heatmap, np.float32) @ interpolation_matrix(heatmap.shape[1], width,
-                                                                    np.float32).T
-    strips = range(0, height, ROWS_PER_STRIP)
-    levels = np.empty((height, width), np.uint8)  # 1 byte a pixel
-    for top in strips:
-        levels[top:top + ROWS_PER_STRIP] = heat_levels(rows[top:top + ROWS_PER_STRIP] @ across)
 
-    def mixed(top):  # alpha * jet + photo for one strip of rows, as float32
-        strip = np.take(_JET_UINT8, levels[top:top + ROWS_PER_STRIP], axis=0).astype(np.float32)
-        strip *= np.float32(alpha)
-        strip += photo[top:top + ROWS_PER_STRIP]
-        return strip
-    low = min(mixed(top).min() for top in strips)
-    high = max(mixed(top).max() for top in strips)
-    scale = np.float32(255 / (high - low) if high > low else 1)
-    out = np.empty(photo.shape, np.uint8)
-    for top in strips:
-        strip = mixed(top)
-        strip -= low
-        strip *= scale
-        out[top:top + ROWS_PER_STRIP] = np.rint(strip, out=strip)
-    return Image.fromarray(out)
+    In 8 bits with Pillow's C loops (a 12-megapixel photo in ~0.15 s, not ~1 s of NumPy
+    float passes): photo + alpha * jet = (1 + alpha) * blend(photo, jet, alpha / (1 + alpha)),
+    and the factor (1 + alpha) cancels in the rescale; so blend, find min and max, stretch
+    with a 256-entry table. Within 2 levels of the float formula at alpha 0.4, 3 at
+    alpha 1 (tests/test_overlay.py).
+    """
+    photo = image if image.mode == "RGB" else image.convert("RGB")
+    mixed = Image.blend(photo, jet_picture(heatmap, photo.size), alpha / (1 + alpha))
+    counts = np.reshape(mixed.histogram(), (3, 256)).sum(axis=0)  # how many of each value
+    low, high = np.flatnonzero(counts)[[0, -1]]
+    scale = 255 / (high - low) if high > low else 1
+    stretch = np.clip(np.round((np.arange(256) - low) * scale), 0, 255).astype(int).tolist()
+    return mixed.point(stretch * 3)
 
 
 def panel(image, heatmap, overlay_image, lines=()):
     """original | heatmap | overlay side by side, with text lines (e.g. the top-5) below."""
     w, h = image.size
-    coloured = Image.fromarray(colorize(resize_bilinear(heatmap, (h, w))))
+    coloured = jet_picture(heatmap, (w, h))
     font = ImageFont.load_default()
     line_height = 14
     # At least as wide as the text, so that a tiny image's panel still shows its top-5.

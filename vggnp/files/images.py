@@ -8,8 +8,10 @@
   colour the transparent pixels happen to hold, often black;
 - 16-bit and float images scaled to 0..255 (Pillow's own conversion clips them: a 16-bit
   photo comes out white); NaN or infinite pixels are an error;
-- decompression bombs (a header that claims more than ``max_pixels``) refused before any
-  pixel is decoded; truncated files refused unless ``allow_truncated``.
+- decompression bombs (a header that claims more than ``max_pixels``, or more pixels than
+  a file of its size can hold) refused before any pixel is decoded; truncated files
+  refused unless ``allow_truncated``; whatever else Pillow raises on a damaged file
+  becomes an ImageError.
 Only regular files are opened: a named pipe would block, a directory cannot be read.
 
 For a plain RGB, grey or palette file this is exactly ``vggnp.preprocess.load_img``'s
@@ -17,12 +19,13 @@ picture (Keras' ``load_img``), so the model sees the same input as in Keras.
 """
 
 import contextlib
-import errno
-import os
-import stat
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import InputError, check_regular_file, said
 
 MAX_PIXELS = 89_478_485  # Pillow's default limit: about 0.25 GB as 8-bit RGB
 
@@ -30,31 +33,15 @@ MAX_PIXELS = 89_478_485  # Pillow's default limit: about 0.25 GB as 8-bit RGB
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input that cannot be used as an image; the message is one line, for the user."""
 
 
 def check_file(path):
-    """Raise ImageError unless ``path`` is a regular, non-empty file. Nothing else is ever
-    opened: opening a named pipe waits for a writer that may never come."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError("no such file") from None
-    except PermissionError:
-        raise ImageError("permission denied (cannot reach the file)") from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise ImageError("a symbolic link loop") from None
-        raise ImageError(f"cannot access the file ({e.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError("a directory, not an image (name it on the command line to take "
-                         "the images in it)")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError("not a regular file (a named pipe, socket or device); "
-                         "save the image to a file first")
-    if info.st_size == 0:
-        raise ImageError("an empty file (0 bytes)")
+    """Raise ImageError unless ``path`` is a regular, non-empty file (see
+    ``errors.check_regular_file``); returns its size in bytes."""
+    return check_regular_file(path, ImageError, "an image (name it on the command line to "
+                                                "take the images in it)")
 
 
 @contextlib.contextmanager
@@ -78,24 +65,18 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
     Returns (image, notes): notes are one-line remarks for the user (e.g. that only the
     first of 12 frames is used). Raises ImageError with the reason.
     """
-    check_file(path)
+    size = check_file(path)
     try:
         with open(path, "rb") as f:
             head = f.read(16)
             with _pillow_limits(allow_truncated), Image.open(f) as img:
-                width, height = img.size  # from the header: nothing decoded yet
-                if width * height > max_pixels:
-                    raise ImageError(f"claims {width}x{height} = {width * height:,} pixels, "
-                                     f"over the limit of {max_pixels:,} (a decompression "
-                                     "bomb?); pass --max-pixels N to allow it")
-                notes = []
-                frames = getattr(img, "n_frames", 1)
-                if frames > 1:
-                    img.seek(0)
-                    notes.append(f"{img.format} with {frames} frames: the first frame is used")
+                _check_claim(img, size, max_pixels)  # from the header: nothing decoded yet
+                notes = _first_frame(img)
                 img.load()
-                upright = ImageOps.exif_transpose(img)
-                return _to_rgb(upright, background), notes
+                ImageOps.exif_transpose(img, in_place=True)  # a copy of 12 MP costs 5 ms
+                return _to_rgb(img, background), notes
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
             raise ImageError("a HEIC/HEIF photo, which Pillow cannot read; convert it to "
@@ -104,12 +85,62 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
                          "convert it to JPEG or PNG") from None
     except PermissionError:
         raise ImageError("permission denied (the file is not readable)") from None
+    except MemoryError:
+        raise ImageError("too large to decode in the memory this machine has; make it "
+                         "smaller") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        if isinstance(e, ImageError):
-            raise
         # Pillow: "image file is truncated", "broken PNG file", "unrecognized data stream"...
-        raise ImageError(f"damaged or truncated image ({e}); pass --allow-truncated to use "
-                         "the part that decodes") from None
+        raise ImageError(f"damaged or truncated image ({said(e)}); pass --allow-truncated "
+                         "to use the part that decodes") from None
+    except _PILLOW_CRASHES as e:  # Pillow's decoders on crafted or damaged files
+        raise ImageError(f"damaged image: Pillow cannot decode it ({type(e).__name__}: "
+                         f"{said(e)}); re-save it from an image editor") from None
+
+
+# What else Pillow's plugins raise on damaged headers (seen in fuzzing, tests/fuzz.py).
+_PILLOW_CRASHES = (IndexError, KeyError, TypeError, AttributeError, ZeroDivisionError,
+                   OverflowError, RecursionError, NotImplementedError, struct.error, zlib.error)
+
+# The most pixels one byte of each format can decode to, with a margin: deflate expands at
+# most 1032:1 and a PNG pixel takes at least 1 bit (8,256); GIF's LZW emits at most 4,096
+# pixels per 12-bit code (2,731); a Huffman-coded JPEG spends at least 1 bit on each 8x8
+# block (512); BMP run-length codes give at most 255 pixels per 2 bytes (128).
+MOST_PIXELS_PER_BYTE = {"PNG": 8256, "GIF": 4096, "JPEG": 4096, "MPO": 4096, "BMP": 256}
+SPARSE_FROM = 16_000_000  # below this, decoding a damaged file costs little anyway
+
+
+def _check_claim(img, file_size, max_pixels):
+    """Refuse, before decoding, a header that claims more pixels than allowed or than a
+    file of this size can hold (a tiny file claiming 89 M pixels would decode for a minute
+    into garbage)."""
+    width, height = img.size
+    pixels = width * height
+    if pixels > max_pixels:
+        raise ImageError(f"claims {width}x{height} = {pixels:,} pixels, over the limit of "
+                         f"{max_pixels:,} (a decompression bomb?); pass --max-pixels N to "
+                         "allow it")
+    if pixels == 0:
+        raise ImageError(f"claims a size of {width}x{height} pixels; the file is damaged")
+    most = MOST_PIXELS_PER_BYTE.get(img.format)
+    if most and pixels > SPARSE_FROM and pixels > most * file_size:
+        raise ImageError(f"claims {width}x{height} = {pixels:,} pixels in {file_size:,} "
+                         f"bytes, more than a {img.format} file can hold (at most {most:,} "
+                         "pixels a byte): damaged, or a decompression bomb; re-save it from "
+                         "an image editor")
+
+
+def _first_frame(img):
+    """Go to the first frame of an animation; notes for the user."""
+    try:
+        frames = getattr(img, "n_frames", 1)  # Pillow reads every frame's header for this
+    except (OSError, EOFError, ValueError) + _PILLOW_CRASHES:
+        img.seek(0)
+        return [f"{img.format}: the frames after the first are damaged; the first frame "
+                "is used"]
+    if frames > 1:
+        img.seek(0)
+        return [f"{img.format} with {frames} frames: the first frame is used"]
+    return []
 
 
 def _to_rgb(img, background):
@@ -120,7 +151,7 @@ def _to_rgb(img, background):
         rgba = img.convert("RGBA")
         behind = Image.new("RGBA", rgba.size, tuple(background) + (255,))
         return Image.alpha_composite(behind, rgba).convert("RGB")
-    return img.convert("RGB")  # 1-bit, grey, palette, CMYK, YCbCr, RGB
+    return img if img.mode == "RGB" else img.convert("RGB")  # 1-bit, grey, palette, CMYK...
 
 
 def to_8bit(values, mode):

@@ -6,6 +6,7 @@ from ..convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalA
                               Rescaling)
 from ..layers import Conv2D, Dense, Flatten, MaxPool2D
 from .hdf5 import ModelError
+from .model_config import weight_shapes
 
 ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
 
@@ -13,9 +14,12 @@ ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
 def _activation(cfg, path):
     activation = cfg.get("activation", "linear")
     if isinstance(activation, dict):  # a serialised function or class
-        activation = activation.get("config", {}).get("name") or activation.get("class_name")
-    if activation not in ACTIVATION_NAMES:
-        raise ModelError(f"{path}: layer {cfg.get('name')} uses activation {activation!r}; "
+        inner = activation.get("config")
+        activation = (inner.get("name") if isinstance(inner, dict) else None) \
+            or activation.get("class_name")
+    if not isinstance(activation, str) or activation not in ACTIVATION_NAMES:
+        raise ModelError(f"{path}: layer {cfg.get('name')} uses activation "
+                         f"{str(activation)[:40]!r}; "
                          f"supported: {', '.join(ACTIVATION_NAMES)}")
     return activation
 
@@ -24,30 +28,27 @@ def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def _layer_weights(kind, cfg, arrays, path):
-    """The weight arrays of one layer, checked against what its config says it holds."""
+def _layer_weights(kind, cfg, arrays, path, input_shape):
+    """The weight arrays of one layer, checked against the shapes its config and its input
+    (one image's, from ``model_config.output_shapes``) say they must have."""
     name = cfg["name"]
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        raise ModelError(f"{path}: layer {name} is channels-first; vggnp needs channels-last")
     weights = arrays.get(name, [])
-    needs = {"Conv2D": 1 + bool(cfg.get("use_bias", True)),
-             "Dense": 1 + bool(cfg.get("use_bias", True)),
-             "BatchNormalization": 2 + bool(cfg.get("scale", True)) + bool(cfg.get("center", True))
-             }.get(kind, 0)
-    if len(weights) != needs:
-        raise ModelError(f"{path}: layer {name} ({kind}) needs {needs} weight arrays, the "
-                         f"file has {len(weights)}")
-    size = cfg.get("filters", cfg.get("units"))
-    if weights and size is not None and weights[0].shape[-1] != size:
-        raise ModelError(f"{path}: layer {name}: the config says {size} outputs, its "
-                         f"weights have {weights[0].shape[-1]} (kernel {weights[0].shape})")
+    needs = weight_shapes(kind, cfg, input_shape)
+    if len(weights) != len(needs):
+        raise ModelError(f"{path}: layer {name} ({kind}) needs {len(needs)} weight arrays, "
+                         f"the file has {len(weights)}")
+    for i, (array, shape) in enumerate(zip(weights, needs)):
+        if array.shape != shape:
+            raise ModelError(f"{path}: layer {name}: weight {i} has shape {array.shape}; its "
+                             f"config and input {input_shape} say {shape}")
     return weights
 
 
-def build_layer(kind, cfg, arrays, workspace, path):
-    """One vggnp layer from a Keras layer's class name and config."""
+def build_layer(kind, cfg, arrays, workspace, path, input_shape):
+    """One vggnp layer from a Keras layer's class name and config (checked by
+    ``model_config.check_layer``) and its input shape (one image's)."""
     name = cfg["name"]
-    weights = _layer_weights(kind, cfg, arrays, path)
+    weights = _layer_weights(kind, cfg, arrays, path, input_shape)
     if kind == "Conv2D":
         if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
             raise ModelError(f"{path}: layer {name}: dilated or grouped convolutions are not "
@@ -61,7 +62,7 @@ def build_layer(kind, cfg, arrays, workspace, path):
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         cls = MaxPool2D if kind == "MaxPooling2D" else AvgPool2D
         strides = cfg.get("strides")
-        return cls(name, _pair(cfg.get("pool_size", 2)), _pair(strides) if strides else None,
+        return cls(name, _pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
                    cfg.get("padding", "valid"))
     if kind == "GlobalAveragePooling2D":
         if cfg.get("keepdims"):
@@ -79,10 +80,13 @@ def build_layer(kind, cfg, arrays, workspace, path):
             raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
         return Rescaling(name, float(scale), float(offset))
     # BatchNormalization: [gamma], [beta], moving mean, moving variance
-    if cfg.get("axis", -1) not in (-1, 3, [-1], [3]):
+    if not any(cfg.get("axis", -1) == axis for axis in (-1, 3, [-1], [3])):
         raise ModelError(f"{path}: layer {name} normalises axis {cfg.get('axis')}; vggnp "
                          "supports the channel axis (-1) only")
     weights = list(weights)
     gamma = weights.pop(0) if cfg.get("scale", True) else None
     beta = weights.pop(0) if cfg.get("center", True) else None
+    if (weights[1] < 0).any():
+        raise ModelError(f"{path}: layer {name}: a negative moving variance; the file is "
+                         "damaged")
     return BatchNorm(name, gamma, beta, weights[0], weights[1], cfg.get("epsilon", 1e-3))

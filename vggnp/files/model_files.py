@@ -9,11 +9,11 @@ stores (``config.json`` in a .keras zip, the ``model_config`` attribute of an .h
 data; each layer becomes the vggnp layer of the same name, with the same backward pass as
 VGG16. Supported: Sequential models and chain-shaped Functional ones, nested (e.g. the
 book's ``Sequential([conv_base, Flatten(), Dense(256), Dropout(0.5), Dense(1, "sigmoid")])``
-with ``conv_base = VGG16(include_top=False)``), made of the layers in ``LAYER_CLASSES``.
+with ``conv_base = VGG16(include_top=False)``), made of the layers in
+``model_config.LAYER_CLASSES``.
 Lambda layers (Python code) and custom layers are refused with a message.
 """
 
-import json
 import os
 
 import numpy as np
@@ -22,13 +22,10 @@ from .. import spec
 from ..convnet_layers import Rescaling
 from ..layers import Conv2D
 from ..model import Network
-from .hdf5 import (ModelError, all_finite, open_weights_file, refuse_external_links,
-                   refuse_other_files, text)
+from .hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
+                   refuse_external_links, check_dataset, text)
 from .keras_layers import build_layer
-
-LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
-CONTAINERS = ("Sequential", "Functional", "Model")
+from .model_config import CONTAINERS, leaf_layers, output_shapes, parse_config
 
 
 class KerasConvNet(Network):
@@ -57,112 +54,37 @@ class KerasConvNet(Network):
 def load_keras_model(path, dtype=np.float32):
     """Read a Keras full-model file (``model.save``: .keras, or .h5 from Keras 2 or 3).
 
+    The config is checked as a schema (``model_config``) and every layer's output shape
+    computed before any weight is read; then the weights, each checked against its
+    layer's shapes and for its values (``hdf5.check_values``).
     Returns a KerasConvNet. Raises ModelError (a WeightsError) for anything it cannot use.
     """
     path = os.fspath(path)
-    try:
-        f, config_text, _ = open_weights_file(path)
-    except OSError as e:
-        raise ModelError(f"{path}: cannot be read as HDF5 ({e})") from None
-    with f:
+    with opened_weights_file(path, "model file", ModelError) as (f, config_text, _), \
+            hdf5_errors(path, ModelError):
         refuse_external_links(f, path)
         if config_text is None:
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
                              "model (model.save('model.keras')), or for VGG16 use --weights")
-        config = json.loads(config_text)
-        leaves, input_shape = _leaf_layers(config, path)
-        try:
-            arrays = _arrays_by_layer(f, config, path)
-        except (KeyError, OSError) as e:
-            raise ModelError(f"{path}: damaged or unexpected weights layout ({e})") from None
+        config = parse_config(config_text, path)
+        leaves, input_shape = leaf_layers(config, path)
+        shapes = output_shapes(leaves, input_shape, path)
         arrays = {name: [_float_array(d, path, name, dtype) for d in datasets]
-                  for name, datasets in arrays.items()}
+                  for name, datasets in _arrays_by_layer(f, config, path).items()}
     workspace = {}
-    layers = [build_layer(cls, cfg, arrays, workspace, path) for cls, cfg in leaves]
+    inputs = [input_shape] + shapes[:-1]
+    layers = [build_layer(cls, cfg, arrays, workspace, path, shape)
+              for (cls, cfg), shape in zip(leaves, inputs)]
     if layers[-1].activation_name is None:
         raise ModelError(f"{path}: the model ends with {layers[-1].name} "
                          f"({type(layers[-1]).__name__}); vggnp needs a Dense or Activation "
                          "output layer (the class scores)")
     if not any(isinstance(layer, Conv2D) for layer in layers):
         raise ModelError(f"{path}: no Conv2D layer: Grad-CAM needs a convnet")
-    model = KerasConvNet(layers, input_shape, name=config.get("config", {}).get("name", ""))
+    name = config.get("config", {}).get("name", "")
+    model = KerasConvNet(layers, input_shape, name=name if isinstance(name, str) else "")
     _check_shapes(model, path, dtype)
     return model
-
-
-def _leaf_layers(config, path):
-    """[(class name, layer config)] of the model's layers in order, nested models inlined,
-    and the input shape (H, W, C)."""
-    leaves, shapes = [], []
-    _walk(config, path, leaves, shapes)
-    if not shapes:
-        raise ModelError(f"{path}: the model config does not say its input shape")
-    shape = shapes[0]
-    if len(shape) != 4 or any(s is None for s in shape[1:]):
-        raise ModelError(f"{path}: input shape {shape}: vggnp needs images of a fixed "
-                         "size, (None, H, W, C)")
-    return leaves, tuple(shape[1:])
-
-
-def _walk(config, path, leaves, shapes):
-    cls, cfg = config["class_name"], config.get("config", {})
-    layers = cfg.get("layers", [])
-    if cls != "Sequential":
-        _check_chain(layers, path, cfg.get("name"))
-    for key in ("batch_input_shape", "build_input_shape"):
-        if cfg.get(key):
-            shapes.append(cfg[key])
-    for layer in layers:
-        kind, sub = layer["class_name"], layer.get("config", {})
-        shape = sub.get("batch_shape") or sub.get("batch_input_shape")
-        if shape:
-            shapes.append(shape)
-        if kind in CONTAINERS:
-            _walk(layer, path, leaves, shapes)
-        elif kind == "InputLayer":
-            continue
-        elif kind == "Lambda":
-            raise ModelError(f"{path}: layer {sub.get('name')} is a Lambda layer (Python "
-                             "code); vggnp never runs code from a file. Rebuild the model "
-                             "without it (e.g. a Rescaling layer instead of a Lambda)")
-        elif kind not in LAYER_CLASSES:
-            raise ModelError(f"{path}: layer {sub.get('name')} is a {kind}, which vggnp does "
-                             f"not support (supported: {', '.join(LAYER_CLASSES)})")
-        else:
-            leaves.append((kind, sub))
-
-
-def _inbound_names(layer):
-    """Names of the layers feeding ``layer`` in a Functional config (Keras 2 or 3)."""
-    names = []
-
-    def find(node):
-        if isinstance(node, dict):
-            if "keras_history" in node.get("config", {}):  # Keras 3: a tensor's source
-                names.append(node["config"]["keras_history"][0])
-                return
-            for value in node.values():
-                find(value)
-        elif isinstance(node, list):
-            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
-                names.append(node[0])  # Keras 2: [name, node index, tensor index, kwargs]
-            else:
-                for value in node:
-                    find(value)
-
-    find(layer.get("inbound_nodes", []))
-    return names
-
-
-def _check_chain(layers, path, model_name):
-    """A Functional model must be a chain: each layer fed by exactly the one before it."""
-    for before, layer in zip(layers, layers[1:]):
-        inbound = _inbound_names(layer)
-        expected = before.get("name") or before.get("config", {}).get("name")
-        if inbound != [expected]:
-            raise ModelError(f"{path}: in {model_name}, layer {layer.get('name')} takes its "
-                             f"input from {inbound}, not from the layer before it "
-                             f"({expected}); vggnp supports chains of layers only")
 
 
 def _arrays_by_layer(f, config, path):
@@ -175,7 +97,7 @@ def _arrays_by_layer(f, config, path):
             for weight in map(text, group.attrs.get("weight_names", [])):
                 parts = weight.split("/")
                 layer = parts[-2] if len(parts) > 1 else group_name
-                arrays.setdefault(layer, []).append(group[weight])
+                arrays.setdefault(layer, []).append(dataset(group, weight))
     elif "layers" in f:  # Keras 3 .keras: layers/<key>/vars/<i>, nested layers/<key>/layers/
         keys = _keras3_keys(config)
         _collect_keras3(f["layers"], ("layers",), keys, arrays)
@@ -192,7 +114,7 @@ def _collect_keras3(group, prefix, keys, arrays):
         if variables is not None and len(variables):
             name = (text(variables.attrs["name"]) if "name" in variables.attrs
                     else keys.get(here, key))
-            arrays[name] = [variables[k] for k in sorted(variables, key=int)]
+            arrays[name] = [dataset(variables, k) for k in sorted(variables, key=int)]
         if "layers" in sub:
             _collect_keras3(sub["layers"], here + ("layers",), keys, arrays)
 
@@ -218,13 +140,12 @@ def _keras3_keys(config, prefix=("layers",)):
     return keys
 
 
-def _float_array(dataset, path, name, dtype):
-    refuse_other_files(dataset, path, name)
-    if dataset.dtype.kind != "f":
-        raise ModelError(f"{path}: {name} holds {dataset.dtype} values, not floats")
-    values = dataset[()].astype(dtype, copy=False)
-    if not all_finite(values):
-        raise ModelError(f"{path}: {name} contains NaN or infinite values")
+def _float_array(data, path, name, dtype):
+    check_dataset(data, path, name)
+    if data.dtype.kind != "f":
+        raise ModelError(f"{path}: {name} holds {data.dtype} values, not floats")
+    values = data[()].astype(dtype, copy=False)
+    check_values(values, path, name, ModelError)
     return values
 
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import spec
 from . import official
-from .hdf5 import (WeightsError, all_finite, open_weights_file, refuse_external_links,
-                   refuse_other_files, text)
+from .hdf5 import (WeightsError, check_values, dataset, hdf5_errors, opened_weights_file,
+                   refuse_external_links, check_dataset, text)
 
 
 def _kernel_and_bias(datasets):
@@ -44,7 +44,7 @@ def _legacy_layers(root):
         group = root[name]
         weight_names = [text(w) for w in group.attrs.get("weight_names", [])]
         if weight_names:
-            layers[name] = [group[w] for w in weight_names]
+            layers[name] = [dataset(group, w) for w in weight_names]
     return layers
 
 
@@ -61,7 +61,7 @@ def _keras3_layers(root):
         vars_group = group.get("vars")
         if vars_group is None or len(vars_group) == 0:
             continue
-        datasets = [vars_group[k] for k in sorted(vars_group, key=int)]
+        datasets = [dataset(vars_group, k) for k in sorted(vars_group, key=int)]
         if "name" in vars_group.attrs:
             named[text(vars_group.attrs["name"])] = datasets
         class_name, _, number = re.fullmatch(r"(.*?)(_(\d+))?", key).groups()
@@ -165,16 +165,9 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     """
     path = os.fspath(path)
     _check_official(path)
-    try:
-        f, config, mappable = open_weights_file(path)
-    except OSError as e:  # h5py's errors for truncated or damaged files
-        raise WeightsError(f"{path}: cannot be read as HDF5 ({e})") from None
-    with f:
+    with opened_weights_file(path) as (f, config, base), hdf5_errors(path):
         refuse_external_links(f, path)
-        try:
-            raw = _layers_of(f, path)
-        except (KeyError, OSError) as e:
-            raise WeightsError(f"{path}: damaged or unexpected Keras layout ({e})") from None
+        raw = _layers_of(f, path)
         if _read_config_data_format(config):
             raise WeightsError(f"{path}: the model was built channels-first (data_format "
                                "'channels_first'); vggnp needs a channels-last model")
@@ -187,7 +180,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
             layers[name] = pair
         _check_names(layers, path, need_top)
         _check_shapes(layers, path, input_size, standard)
-        return _read_arrays(layers, path, mappable)
+        return _read_arrays(layers, path, base)
 
 
 def _check_official(path):
@@ -199,34 +192,35 @@ def _check_official(path):
                            "--weights fetches a fresh copy)")
 
 
-def _read_arrays(layers, path, mappable):
+def _read_arrays(layers, path, base):
     """{name: (kernel, bias) datasets} -> {name: (kernel, bias) arrays}, each float32,
-    stored in this file only, and finite."""
+    stored in this file only, finite and of a trained network's size (hdf5.check_values)."""
     arrays = {}
     for name, (kernel, bias) in layers.items():
         for d in (kernel, bias):
-            refuse_other_files(d, path, name)
+            check_dataset(d, path, name)
             if d.dtype != np.float32:
                 raise WeightsError(f"{path}: {name} is stored as {d.dtype}, expected float32")
         try:
-            arrays[name] = (_values(kernel, path, mappable), _values(bias, path, mappable))
+            arrays[name] = (_values(kernel, path, base), _values(bias, path, base))
         except OSError as e:
             raise WeightsError(f"{path}: {name} cannot be read (truncated file?): {e}") \
                 from None
-        if not all(all_finite(a) for a in arrays[name]):
-            raise WeightsError(f"{path}: {name} contains NaN or infinite values")
+        for values in arrays[name]:
+            check_values(values, path, name)
     return arrays
 
 
-def _values(dataset, path, mappable):
-    """A dataset's values. Stored contiguously and uncompressed in a plain file (as Keras
-    writes weights), they are memory-mapped: no copy, pages are read on first use and
-    shared with the page cache. Otherwise they are read into memory."""
-    offset = dataset.id.get_offset() if mappable and dataset.chunks is None else None
-    nbytes = dataset.size * dataset.dtype.itemsize
-    if (offset is not None and dataset.compression is None
-            and offset % dataset.dtype.itemsize == 0
-            and offset + nbytes <= os.path.getsize(path)):
-        return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset,
-                         shape=dataset.shape)
-    return dataset[()]
+def _values(data, path, base):
+    """A dataset's values. Stored contiguously and uncompressed in a plain file or an
+    uncompressed .keras member (as Keras writes weights), they are memory-mapped: no copy,
+    pages are read on first use and shared with the page cache. Otherwise they are read
+    into memory. base: the HDF5 data's offset in ``path``, None if not mappable."""
+    offset = data.id.get_offset() if base is not None and data.chunks is None else None
+    nbytes = data.size * data.dtype.itemsize
+    if (offset is not None and data.compression is None
+            and (base + offset) % data.dtype.itemsize == 0
+            and base + offset + nbytes <= os.path.getsize(path)):
+        return np.memmap(path, dtype=data.dtype, mode="r", offset=base + offset,
+                         shape=data.shape)
+    return data[()]

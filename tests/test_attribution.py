@@ -1,0 +1,110 @@
+"""Integrated Gradients and SmoothGrad (issue #16): TensorFlow's gradients at the same points,
+the completeness axiom at the default number of steps, and the command line's report."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import done_images, run_cam
+from reference_check import dlogits, relative_to_max, use_tf_activations
+from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+from vggnp import VGG16
+from vggnp.attribution import integrated_gradients, path_points, smooth_grad
+from vggnp.explain import explain
+from vggnp.files.preprocess import preprocess
+from vggnp.keras_model import load_keras_model
+
+SHAPES = [os.path.join(ROOT, "examples", f"{name}.png")
+          for name in ("circle", "square", "triangle")]
+
+
+@pytest.fixture(scope="module")
+def full_size(keras_files):
+    folder, x, refs, keras_model = keras_files
+    return VGG16.load(folder / "keras1_official_layout.h5"), x, refs["top"], keras_model
+
+
+def smoothgrad_points(image, samples, noise=0.15, seed=0):
+    """The noisy copies ``smooth_grad`` makes of its first image (the same draws)."""
+    sigma = noise * float(image.max() - image.min())
+    rng = np.random.default_rng(seed)
+    return image + rng.normal(0, sigma, (samples, *image.shape)).astype(image.dtype)
+
+
+def test_integrated_gradients_and_smoothgrad_equal_tensorflow(tf, full_size):
+    """At the same points (4 on the path, 4 noisy copies), vggnp's backward on TF's
+    activations gives TF's gradients within 1e-4 relative to max (measured 1e-6); end to
+    end (vggnp's own float32 forward) within 0.03, as saliency: near-ties in max-pool
+    windows and ReLUs are routed as rounding decides (reference_check); measured 4.1e-3
+    (integrated gradients) and 2.1e-2 (smoothgrad, whose noisy copies meet more ties)."""
+    import keras
+
+    from scripts.tf_reference import reference
+    model, x, ref, keras_model = full_size
+    image, c = x[0], int(ref["classes"][0])
+    cases = {
+        "integrated-gradients": (path_points(image, np.zeros_like(image), 4),
+                                 lambda g: image * g.mean(axis=0),
+                                 lambda: integrated_gradients(model, x[:1], [c], steps=4)[0][0]),
+        "smoothgrad": (smoothgrad_points(image, 4), lambda g: g.mean(axis=0),
+                       lambda: smooth_grad(model, x[:1], [c], samples=4)[0])}
+    for method, (points, combine, end_to_end) in cases.items():
+        r = reference(tf, keras, keras_model, points, class_indices=[c] * len(points))
+        expected = combine(r["grad_input"])
+        use_tf_activations(model, points, r)
+        on_tf = relative_to_max(
+            combine(model.backward(dlogits(r), start="predictions", from_logits=True)),
+            expected)
+        whole = relative_to_max(end_to_end(), expected)
+        print(f"\n{method}: on TF's activations {on_tf:.1e}, end to end {whole:.1e}")
+        assert on_tf <= 1e-4 and whole <= 0.03, method
+
+
+def test_completeness_within_one_percent_at_the_default_steps(full_size):
+    """sum of the attributions = score(x) - score(baseline), within 1 % at 64 steps: on
+    the full-size VGG16 (random Keras weights) for the two photos, and on the shapes model
+    for its three examples."""
+    model, x, _, _ = full_size
+    shapes = load_keras_model(MODEL_PATH)
+    pictures = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in SHAPES])
+    for network, images in ((model, x),
+                            (shapes, preprocess(pictures, shapes.default_preprocess))):
+        details = {}
+        explain(network, images, "integrated-gradients", details=details, batch_size=16)
+        for c in details["completeness"]:
+            print(c)
+            assert c["relative_error"] <= 0.01, c
+            assert abs(c["score_difference"]) > 1e-3  # a real change of score, not 0 = 0
+
+
+def test_too_few_steps_are_reported(tmp_path):
+    """At 4 steps the path integral is coarse: the JSON says by how much and the CLI warns,
+    suggesting more steps; the map is still written."""
+    result = run_cam("--model", MODEL_PATH, "--labels", LABELS_PATH, SHAPES[2], "--method",
+                     "integrated-gradients", "--steps", "4", "--json", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (report,) = done_images(result.stdout)
+    c = report["completeness"]
+    assert c["relative_error"] == pytest.approx(
+        abs(c["attribution_sum"] - c["score_difference"]) / abs(c["score_difference"]))
+    assert c["relative_error"] > 0.01 and "pass --steps 8" in result.stderr
+    assert os.path.isfile(report["outputs"]["overlay"])
+    assert json.loads(result.stdout.splitlines()[0])["method"] == "integrated-gradients"
+
+
+def test_smoothgrad_is_seeded_and_options_belong_to_their_method(tmp_path):
+    shapes = load_keras_model(MODEL_PATH)
+    x = preprocess(np.asarray(Image.open(SHAPES[0]).convert("RGB"))[None],
+                   shapes.default_preprocess)
+    one = explain(shapes, x, "smoothgrad", samples=8, seed=3)[0]
+    assert np.array_equal(one, explain(shapes, x, "smoothgrad", samples=8, seed=3)[0])
+    assert not np.array_equal(one, explain(shapes, x, "smoothgrad", samples=8, seed=4)[0])
+    for args, message in [(["--method", "gradcam", "--steps", "8"], "--steps does not apply"),
+                          (["--method", "saliency", "--samples", "8"], "--samples does not"),
+                          (["--method", "smoothgrad", "--trace"], "--trace does not apply"),
+                          (["--method", "eigencam", "--target", "logit"], "Eigen-CAM looks")]:
+        result = run_cam("--model", MODEL_PATH, SHAPES[0], "--out", str(tmp_path), *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -1,0 +1,291 @@
+"""Hostile and damaged files (issue #15): every example the issue lists, made in code by
+tests/hostile_files.py.
+
+Each file goes through the funnel the CLI uses -- ``read_image``, ``load_keras_model``,
+``read_vgg16_weights``, ``read_labels`` -- and must end in vggnp's own error, one line that
+names the file, within SECONDS: never a library exception, a hang, a memory blow-up (the
+files that claim gigabytes run in a child process whose peak RSS is measured) or a NaN.
+Some go through ``python -m vggnp.cam`` as a user runs them: exit 3 for a weights, model or
+labels file; a failed image (exit 1, the other images processed) for an image.
+
+- images: a GIF cut after frame 2's image descriptor, a PNG and a JPEG whose headers claim
+  89 M pixels;
+- .keras files, rebuilt from the demo model (weights/shapes_convnet.keras): a damaged zip,
+  a crafted config.json, a crafted model.weights.h5, and zip bombs;
+- .h5 weights (a narrow VGG16, tests/kerasfiles.py): bad attributes, bytes written over
+  HDF5 metadata, finite but huge weights;
+- a named pipe, /dev/zero and /dev/urandom given as --weights, --model and --labels;
+- a model that passes every load check but overflows at run time: its image fails.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from corpus import bomb_png
+from helpers import ROOT, outputs_in, run_cam
+from hostile_files import (BOMBS, H5_MUTANTS, HUGE, KERAS_MUTANTS, METADATA, NARROW,
+                           demo_entries, edited_copy, gif_cut_after_second_descriptor,
+                           jpeg_claiming, metadata_offsets, overflowing_model, write,
+                           write_zip, zip_bomb)
+from kerasfiles import write_keras1_h5
+from scripts.shapes import LABELS_PATH, MODEL_PATH
+from vggnp.files.hdf5 import ModelError, WeightsError
+from vggnp.files.images import ImageError, read_image
+from vggnp.files.model_files import load_keras_model
+from vggnp.files.weights import read_vgg16_weights
+from vggnp.random_init import random_vgg16_weights
+
+SECONDS = 10  # for any one file, refused or read
+PEAK_BYTES = 1.5e9  # peak RSS of a child process reading a file that claims gigabytes
+EXAMPLES = os.path.join(ROOT, "examples")
+GOOD_IMAGES = [os.path.join(EXAMPLES, name) for name in ("circle.png", "square.png")]
+DEMO = ["--model", MODEL_PATH, "--labels", LABELS_PATH]
+
+
+# -- Checks shared by every case -------------------------------------------------------------
+
+@contextlib.contextmanager
+def within(seconds=SECONDS):
+    start = time.perf_counter()
+    yield
+    assert time.perf_counter() - start < seconds, f"took over {seconds} s"
+
+
+def refusal(read, path, error):
+    """The message of the ``error`` that ``read(path)`` raises within SECONDS, with no
+    warning on the way: one line, naming the file (at its start: weights and model
+    messages begin with the path)."""
+    with within(), warnings.catch_warnings(record=True) as seen, pytest.raises(error) as info:
+        warnings.simplefilter("always")
+        read(path)
+    assert not seen, f"warnings reach the user: {[str(w.message) for w in seen]}"
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    return message
+
+
+def assert_exit_3(result, path):
+    """A weights, model or labels file refused by the CLI: exit 3, one line naming it."""
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0], result.stderr
+
+
+def run_measured(code, *args, timeout=60):
+    """``python -c code args...`` from the project root, killed after ``timeout`` s:
+    (exit code, stdout + stderr, seconds, peak RSS in bytes, from os.wait4)."""
+    with tempfile.TemporaryFile() as output:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
+                                 stdout=output, stderr=subprocess.STDOUT)
+        killer = threading.Timer(timeout, child.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            killer.cancel()
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        seconds = time.perf_counter() - start
+        output.seek(0)
+        return child.returncode, output.read().decode(errors="replace"), seconds, \
+            usage.ru_maxrss * 1024
+
+
+def refused_in_child(function, error, path):
+    """Call ``function`` (module.name) on ``path`` in a child process: it must raise
+    ``error`` (module.name) within SECONDS, its peak RSS under PEAK_BYTES."""
+    module, name = function.rsplit(".", 1)
+    error_module, error_name = error.rsplit(".", 1)
+    code = (f"import sys\nfrom {module} import {name}\nfrom {error_module} import {error_name}\n"
+            f"try:\n    {name}(sys.argv[1])\nexcept {error_name} as e:\n"
+            "    print('refused:', e)\nelse:\n    print('accepted')\n")
+    status, output, seconds, peak = run_measured(code, str(path))
+    assert status == 0 and output.startswith("refused: "), output
+    assert len(output.strip().splitlines()) == 1, output
+    assert seconds < SECONDS, f"took {seconds:.1f} s"
+    assert peak < PEAK_BYTES, f"peak RSS {peak / 1e9:.2f} GB"
+    return output
+
+
+# -- Images -----------------------------------------------------------------------------------
+
+def test_gif_cut_after_second_frame_is_first_frame_or_failed(tmp_path):
+    path = write(tmp_path / "cut.gif", gif_cut_after_second_descriptor())
+    with within():
+        try:
+            image, notes = read_image(path)
+        except ImageError as e:
+            assert "\n" not in str(e)
+        else:
+            assert image.size == (64, 48) and image.mode == "RGB"
+            assert len(notes) == 1 and "first frame" in notes[0], notes
+
+
+def test_gif_cut_among_good_images_via_cli(tmp_path):
+    gif = write(tmp_path / "cut.gif", gif_cut_after_second_descriptor())
+    with within():
+        result = run_cam(GOOD_IMAGES[0], str(gif), GOOD_IMAGES[1], *DEMO,
+                         "--out", str(tmp_path / "out"), timeout=60)
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    if result.returncode == 1:
+        assert f"vggnp.cam: {gif}: " in result.stderr
+    made = os.listdir(tmp_path / "out")
+    for good in ("circle", "square"):
+        assert any(name.startswith(good + "_") for name in made), made
+
+
+@pytest.mark.parametrize("name, data", [
+    ("claims_89478485x1.png", bomb_png(89_478_485, 1)),  # exactly Pillow's pixel limit
+    ("claims_9459x9459.jpg", jpeg_claiming(9459, 9459)),
+], ids=["png-89478485x1", "jpeg-9459x9459"])
+def test_big_claims_refused_fast_with_bounded_memory(tmp_path, name, data):
+    path = write(tmp_path / name, data)
+    with pytest.raises(ImageError, match="claims"):
+        read_image(path)
+    refused_in_child("vggnp.files.images.read_image", "vggnp.files.images.ImageError", path)
+
+
+# -- .keras files, rebuilt from the demo model -----------------------------------------------
+
+def test_rebuilt_demo_model_loads(tmp_path):
+    """The control: the demo model rebuilt by these helpers, unchanged, loads."""
+    model = load_keras_model(write_zip(tmp_path / "same.keras", demo_entries()))
+    assert model.outputs == 3
+
+
+@pytest.mark.parametrize("mutant", list(KERAS_MUTANTS))
+def test_keras_mutant_refused(tmp_path, mutant):
+    path = KERAS_MUTANTS[mutant](tmp_path / f"{mutant}.keras")
+    refusal(load_keras_model, path, WeightsError)  # ModelError is a WeightsError
+
+
+def test_bad_crc_says_the_zip_is_damaged(tmp_path):
+    path = KERAS_MUTANTS["bad-crc"](tmp_path / "bad-crc.keras")
+    assert "zip archive is damaged" in refusal(load_keras_model, path, ModelError)
+
+
+@pytest.mark.parametrize("mutant", ["bad-crc", "json-100000-deep", "json-not-utf8",
+                                    "scale-1e400", "input-100000x100000", "soft-link-loop"])
+def test_keras_mutant_exit_3_via_cli(tmp_path, mutant):
+    path = KERAS_MUTANTS[mutant](tmp_path / f"{mutant}.keras")
+    with within():
+        result = run_cam(GOOD_IMAGES[0], "--model", str(path), "--labels", LABELS_PATH,
+                         "--out", str(tmp_path / "out"), timeout=60)
+    assert_exit_3(result, path)
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_zip_bomb_member_refused_with_bounded_memory(tmp_path, bomb):
+    path = zip_bomb(tmp_path / "bomb.keras", bomb)
+    output = refused_in_child("vggnp.files.model_files.load_keras_model",
+                              "vggnp.files.hdf5.WeightsError", path)
+    assert output.startswith(f"refused: {path}: ")
+
+
+# -- .h5 weights: a narrow VGG16 --------------------------------------------------------------
+
+def read_narrow(path):
+    return read_vgg16_weights(path, input_size=(64, 96), standard=False, need_top=True)
+
+
+@pytest.fixture(scope="module")
+def narrow_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("narrow") / "vgg16.h5"
+    write_keras1_h5(path, random_vgg16_weights(**NARROW))
+    read_narrow(path)  # the control: it loads
+    return path
+
+
+@pytest.mark.parametrize("mutant", list(H5_MUTANTS))
+def test_h5_mutant_refused(tmp_path, narrow_file, mutant):
+    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", H5_MUTANTS[mutant])
+    refusal(read_narrow, path, WeightsError)
+
+
+@pytest.mark.parametrize("mutant", list(HUGE))
+def test_huge_finite_weights_refused(tmp_path, narrow_file, mutant):
+    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", HUGE[mutant])
+    message = refusal(read_narrow, path, WeightsError)
+    assert "block1_conv1" in message and "not a trained model" in message
+
+
+def h5py_fails(path):
+    """Whether h5py itself raises on opening ``path`` and reading all of it."""
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+    except Exception:  # noqa: BLE001 -- whatever h5py raises: the mutant is a real one
+        return True
+    return False
+
+
+@pytest.mark.parametrize("where", METADATA)
+def test_random_bytes_over_hdf5_metadata_refused(tmp_path, narrow_file, where):
+    path = tmp_path / "damaged.h5"
+    shutil.copy(narrow_file, path)
+    offset = metadata_offsets(path)[where]
+    with open(path, "r+b") as f:
+        f.seek(offset + 4)  # past a signature or version: 32 random bytes
+        f.write(np.random.default_rng(offset).integers(0, 256, 32, np.uint8).tobytes())
+    assert h5py_fails(path), "the mutant must damage what h5py reads"
+    refusal(read_narrow, path, WeightsError)
+
+
+def test_full_size_weights_with_1e38_exit_3_via_cli(tmp_path, vgg16_file):
+    path = edited_copy(vgg16_file, tmp_path / "vgg16_1e38.h5",
+                       HUGE["kernel-1e38"])
+    with within():
+        result = run_cam(GOOD_IMAGES[0], "--weights", str(path), "--out",
+                         str(tmp_path / "out"), timeout=60)
+    assert_exit_3(result, path)
+    assert "nan" not in result.stdout.lower()
+    assert "not a trained model" in result.stderr
+
+
+# -- Named pipes and devices as weights, model or labels --------------------------------------
+
+@pytest.mark.parametrize("option", ["--weights", "--model", "--labels"])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero", "/dev/urandom"])
+def test_special_file_exit_3_fast(tmp_path, option, special):
+    path = special
+    if special == "fifo":
+        path = str(tmp_path / "pipe.h5")
+        os.mkfifo(path)
+    model = ["--model", MODEL_PATH] if option == "--labels" else []
+    with within():
+        result = run_cam(GOOD_IMAGES[0], *model, option, path, "--out",
+                         str(tmp_path / "out"), timeout=30)
+    assert_exit_3(result, path)
+
+
+# -- Weights that pass every load check but overflow at run time ------------------------------
+
+def test_run_time_overflow_fails_the_image_cleanly(tmp_path):
+    path = overflowing_model(tmp_path / "overflowing.keras")
+    load_keras_model(path)  # passes every load check
+    with within():
+        result = run_cam(GOOD_IMAGES[0], "--model", str(path), "--labels", LABELS_PATH,
+                         "--out", str(tmp_path / "out"), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+    assert not re.search(r"\b(nan|inf)\b", result.stdout, re.IGNORECASE), result.stdout
+    lines = [line for line in result.stderr.splitlines() if GOOD_IMAGES[0] in line]
+    assert len(lines) == 1 and "not finite" in lines[0], result.stderr
+    assert outputs_in(tmp_path / "out") == []  # no meaningless overlay

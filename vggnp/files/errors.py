@@ -1,0 +1,47 @@
+"""The errors of the file funnels, and the check every funnel makes before it opens a file.
+
+Every reader of a user's file (weights, model, labels, image) either returns validated data
+or raises an :class:`InputError` whose message is one line: what is wrong, in words a user
+understands, and what to do. Library exceptions (h5py, zipfile, json, Pillow, NumPy) are
+translated where the file is read, never by a catch-all around a command.
+"""
+
+import errno
+import os
+import stat
+
+
+class InputError(ValueError):
+    """An input file vggnp cannot use; the message is one line, for the user."""
+
+
+def check_regular_file(path, error=InputError, what="file"):
+    """Raise ``error`` unless ``path`` is a regular, non-empty file; returns its size.
+
+    Nothing else is ever opened: opening a named pipe waits for a writer that may never
+    come, and /dev/zero or /dev/urandom never end. The message has no path (the caller's
+    error class or the command adds it where it belongs)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise error("no such file") from None
+    except PermissionError:
+        raise error("permission denied (cannot reach the file)") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise error("a symbolic link loop") from None
+        raise error(f"cannot access the file ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"a directory, not {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"not a regular file (a named pipe, socket or device), not {what}; "
+                    "save it to a file first")
+    if info.st_size == 0:
+        raise error("an empty file (0 bytes)")
+    return info.st_size
+
+
+def said(error):
+    """A library error's message on one line, at most 200 characters."""
+    line = " ".join(str(error).split()) or type(error).__name__
+    return line if len(line) <= 200 else line[:197] + "..."

@@ -1,0 +1,278 @@
+"""A Keras model config (the JSON of a .keras or .h5 model file) checked as a schema, before
+anything is built or allocated.
+
+    config = parse_config(text, path)             # JSON, size- and depth-limited, finite
+    leaves, input_shape = leaf_layers(config, path)
+    shapes = output_shapes(leaves, input_shape, path)
+
+Every field vggnp uses is checked for its type and range (kernel, strides and pool >= 1,
+known paddings, sizes that fit the input), and every layer's output shape is computed from
+the config alone, so a crafted file cannot make vggnp allocate 75 GB or divide by zero.
+"""
+
+import json
+import math
+
+from .hdf5 import ModelError
+
+MAX_CONFIG_BYTES = 8 << 20  # VGG16's config is 20 KB
+MAX_DEPTH = 16  # models nested in models
+MAX_SIDE = 4096  # input height and width
+MAX_IMAGE_BYTES = 2 << 30  # float32 activations of one image, all layers together
+CHANNELS = (1, 3)  # grey or RGB input
+LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                 "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
+CONTAINERS = ("Sequential", "Functional", "Model")
+PADDINGS = ("valid", "same")
+MAX_SCALE = 1e10  # a Rescaling factor, as the bound on weights (hdf5.MAX_NORM)
+
+
+def parse_config(text, path):
+    """The config JSON as a dict; ModelError if it is too large, not JSON, nested deeper
+    than Python can parse, or holds NaN / infinite numbers (1e400 parses as inf)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ModelError(f"{path}: the model config is {len(text):,} characters, over the "
+                         f"limit of {MAX_CONFIG_BYTES:,}; not a Keras model file")
+
+    def finite(literal):
+        value = float(literal)
+        if not math.isfinite(value):
+            raise ValueError(f"the number {literal[:20]} is not finite")
+        return value
+    try:
+        config = json.loads(text, parse_float=finite, parse_constant=finite)
+    except RecursionError:
+        raise ModelError(f"{path}: the model config is nested too deeply to be a Keras "
+                         "model") from None
+    except ValueError as e:  # json.JSONDecodeError, or a non-finite number
+        raise ModelError(f"{path}: the model config is not valid JSON ({e}); the file is "
+                         "damaged") from None
+    return _dict(config, path, "the model config")
+
+
+def _dict(value, path, what):
+    if not isinstance(value, dict):
+        raise ModelError(f"{path}: {what} is a {type(value).__name__}, not a JSON object; "
+                         "not a Keras model file")
+    return value
+
+
+def _fail(path, name, message):
+    raise ModelError(f"{path}: layer {name}: {message}; the file is damaged or not made by "
+                     "Keras")
+
+
+def leaf_layers(config, path):
+    """[(class name, layer config)] of the model's layers in order, nested models inlined,
+    each checked (``check_layer``), and the input shape (H, W, C)."""
+    leaves, shapes = [], []
+    _walk(config, path, leaves, shapes, depth=0)
+    if not shapes:
+        raise ModelError(f"{path}: the model config does not say its input shape")
+    shape = shapes[0]
+    if (not isinstance(shape, list) or len(shape) != 4
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape[1:])):
+        raise ModelError(f"{path}: input shape {str(shape)[:60]}: vggnp needs images of a "
+                         "fixed size, (None, H, W, C)")
+    h, w, c = shape[1:]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE) or c not in CHANNELS:
+        raise ModelError(f"{path}: input shape {h}x{w}x{c}: vggnp takes 1..{MAX_SIDE} pixels "
+                         f"a side and {' or '.join(map(str, CHANNELS))} channels")
+    return leaves, (h, w, c)
+
+
+def _walk(config, path, leaves, shapes, depth):
+    if depth > MAX_DEPTH:
+        raise ModelError(f"{path}: models nested more than {MAX_DEPTH} deep")
+    cls = config.get("class_name")
+    cfg = _dict(config.get("config", {}), path, f"the config of {cls}")
+    layers = cfg.get("layers", [])
+    if not isinstance(layers, list):
+        raise ModelError(f"{path}: the layers of {cls} are a {type(layers).__name__}, not a "
+                         "list; not a Keras model file")
+    if cls not in ("Sequential",):
+        _check_chain(layers, path, cfg.get("name"))
+    for key in ("batch_input_shape", "build_input_shape"):
+        if cfg.get(key):
+            shapes.append(cfg[key])
+    for layer in layers:
+        layer = _dict(layer, path, f"a layer of {cls}")
+        kind, sub = layer.get("class_name"), _dict(layer.get("config", {}), path, "a layer config")
+        name = sub.get("name")
+        if not isinstance(kind, str) or not isinstance(name, str) or not name:
+            raise ModelError(f"{path}: a layer without a class_name or name; not a Keras "
+                             "model file")
+        shape = sub.get("batch_shape") or sub.get("batch_input_shape")
+        if shape:
+            shapes.append(shape)
+        if kind in CONTAINERS:
+            _walk(layer, path, leaves, shapes, depth + 1)
+        elif kind == "InputLayer":
+            continue
+        elif kind == "Lambda":
+            raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
+                             "never runs code from a file. Rebuild the model without it "
+                             "(e.g. a Rescaling layer instead of a Lambda)")
+        elif kind not in LAYER_CLASSES:
+            raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
+                             f"support (supported: {', '.join(LAYER_CLASSES)})")
+        else:
+            check_layer(kind, sub, path)
+            leaves.append((kind, sub))
+
+
+def _inbound_names(layer):
+    """Names of the layers feeding ``layer`` in a Functional config (Keras 2 or 3)."""
+    names = []
+
+    def find(node, depth=0):
+        if depth > 32:
+            return
+        if isinstance(node, dict):
+            history = node.get("config", {})
+            history = history.get("keras_history") if isinstance(history, dict) else None
+            if isinstance(history, list) and history:  # Keras 3: a tensor's source layer
+                names.append(history[0])
+                return
+            for value in node.values():
+                find(value, depth + 1)
+        elif isinstance(node, list):
+            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
+                names.append(node[0])  # Keras 2: [name, node index, tensor index, kwargs]
+            else:
+                for value in node:
+                    find(value, depth + 1)
+
+    find(layer.get("inbound_nodes", []))
+    return names
+
+
+def _check_chain(layers, path, model_name):
+    """A Functional model must be a chain: each layer fed by exactly the one before it."""
+    for before, layer in zip(layers, layers[1:]):
+        before, layer = _dict(before, path, "a layer"), _dict(layer, path, "a layer")
+        inbound = _inbound_names(layer)
+        expected = before.get("name") or _dict(before.get("config", {}), path,
+                                               "a layer config").get("name")
+        if inbound != [expected]:
+            raise ModelError(f"{path}: in {model_name}, layer {layer.get('name')} takes its "
+                             f"input from {inbound}, not from the layer before it "
+                             f"({expected}); vggnp supports chains of layers only")
+
+
+def _pair(value, path, name, field, default):
+    """An int or a list of two ints, each >= 1, as a pair (Keras' conv_utils)."""
+    value = default if value is None else value
+    pair = value if isinstance(value, list) else [value, value]
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        _fail(path, name, f"{field} is {str(value)[:40]}, not one or two integers >= 1")
+    return tuple(pair)
+
+
+def _integer(cfg, path, name, field):
+    value = cfg.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
+        _fail(path, name, f"{field} is {str(value)[:40]}, not an integer in 1..{1 << 20}")
+    return value
+
+
+def _number(cfg, path, name, field, default, low, high):
+    value = cfg.get(field, default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        _fail(path, name, f"{field} is {str(value)[:40]}, not a number in {low}..{high}")
+    return value
+
+
+def check_layer(kind, cfg, path):
+    """The fields of one leaf layer's config that vggnp uses: types and ranges."""
+    name = cfg["name"]
+    if cfg.get("data_format", "channels_last") not in ("channels_last", None):
+        _fail(path, name, "channels-first; vggnp needs channels-last")
+    flags = {"Conv2D": ("use_bias",), "Dense": ("use_bias",), "BatchNormalization":
+             ("scale", "center"), "GlobalAveragePooling2D": ("keepdims",)}.get(kind, ())
+    for flag in flags:
+        if not isinstance(cfg.get(flag, False), bool):
+            _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")
+    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
+        if cfg.get("padding", "valid") not in PADDINGS:
+            _fail(path, name, f"padding {str(cfg.get('padding'))[:40]!r}; vggnp supports "
+                              f"{' and '.join(PADDINGS)}")
+        size = "kernel_size" if kind == "Conv2D" else "pool_size"
+        _pair(cfg.get(size), path, name, size, None if kind == "Conv2D" else 2)
+        _pair(cfg.get("strides"), path, name, "strides", 1)
+    if kind == "Conv2D":
+        _integer(cfg, path, name, "filters")
+    if kind == "Dense":
+        _integer(cfg, path, name, "units")
+    if kind == "Dropout":
+        _number(cfg, path, name, "rate", 0.5, 0, 1)
+    if kind == "Rescaling":
+        for field, default in (("scale", 1.0), ("offset", 0.0)):
+            if not isinstance(cfg.get(field, default), list):  # per channel: refused later
+                _number(cfg, path, name, field, default, -MAX_SCALE, MAX_SCALE)
+    if kind == "BatchNormalization":
+        _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
+
+
+def window_output(n, window, stride, padding):
+    """Keras' output length of a conv or pool along one axis of length n:
+        valid: floor((n - window) / stride) + 1   (0 if the window does not fit)
+        same:  ceil(n / stride)"""
+    if padding == "same":
+        return -(-n // stride)
+    return (n - window) // stride + 1 if n >= window else 0
+
+
+def output_shapes(leaves, input_shape, path):
+    """The shape of one image's output of each leaf layer, from the configs alone:
+    [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the activations
+    of one image would need more than MAX_IMAGE_BYTES."""
+    shape, shapes, elements = tuple(input_shape), [], 0
+    for kind, cfg in leaves:
+        name = cfg["name"]
+        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                    "Flatten") and len(shape) != 3:
+            _fail(path, name, f"a {kind} after a layer with output shape {shape}")
+        if kind == "Dense" and len(shape) != 1:
+            raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
+                             "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
+        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
+            window = _pair(cfg.get("kernel_size" if kind == "Conv2D" else "pool_size"), path,
+                           name, "window", 2)
+            strides = _pair(cfg.get("strides") or (window if kind != "Conv2D" else 1), path,
+                            name, "strides", 1)
+            padding = cfg.get("padding", "valid")
+            h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
+            if h < 1 or w < 1:
+                raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
+                                 f"does not fit its {shape[0]}x{shape[1]} input")
+            shape = (h, w, cfg["filters"] if kind == "Conv2D" else shape[2])
+        elif kind == "GlobalAveragePooling2D":
+            shape = (shape[2],)
+        elif kind == "Flatten":
+            shape = (shape[0] * shape[1] * shape[2],)
+        elif kind == "Dense":
+            shape = (cfg["units"],)
+        shapes.append(shape)
+        elements += math.prod(shape)
+    if 4 * elements > MAX_IMAGE_BYTES:
+        raise ModelError(f"{path}: the activations of one image would take "
+                         f"{4 * elements / 2**30:.1f} GB (the limit is "
+                         f"{MAX_IMAGE_BYTES / 2**30:.0f} GB); not a model vggnp can run")
+    return shapes
+
+
+def weight_shapes(kind, cfg, input_shape):
+    """The shapes a layer's weight arrays must have, in Keras' order, for an input of
+    ``input_shape`` (one image)."""
+    bias = cfg.get("use_bias", True)
+    if kind == "Conv2D":
+        kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)  # checked before
+        return [(kh, kw, input_shape[-1], cfg["filters"])] + [(cfg["filters"],)] * bias
+    if kind == "Dense":
+        return [(input_shape[0], cfg["units"])] + [(cfg["units"],)] * bias
+    if kind == "BatchNormalization":
+        count = 2 + cfg.get("scale", True) + cfg.get("center", True)
+        return [(input_shape[-1],)] * count
+    return []
