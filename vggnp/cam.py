@@ -24,8 +24,9 @@ from types import SimpleNamespace
 from .cam_args import needs_probabilities, parse_args
 from .cam_io import (Progress, Report, ResultsFile, already_done, expand_inputs, file_stamp,
                      is_terminal)
-from .cam_outputs import (an_input, entry, file_ids, output_paths, output_stems, save_pictures,
-                          too_big_for_jpeg)
+from .boxes import box_from_map
+from .cam_outputs import (an_input, entry, file_ids, on_raw_scale, output_paths, output_stems,
+                          save_pictures, too_big_for_jpeg)
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   check_writable, fail, find_class, load_model, refuse_to_clobber, say,
                   warnings_as_notes)
@@ -149,7 +150,7 @@ def process(args, run, todo):
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
     out = SimpleNamespace(report=Report(args.json), results=ResultsFile(args.out),
                           progress=progress, failed=args.failed_inputs, written=0, stop=None,
-                          debug=args.debug, taken=set(),
+                          debug=args.debug, taken=set(), scale={"max": args.scale_max},
                           inputs=file_ids(path for path, _ in todo) if args.overwrite else set())
     stems = [stem for _, stem in todo]
     reading = {"background": args.background, "max_pixels": args.max_pixels,
@@ -242,9 +243,18 @@ def _handled(args, run, out, result, stem, writer, record):
         record.update(zip(("deletion_auc", "insertion_auc"), deletion_insertion(
             run.model, result.x, heatmap, cls, batch_size=args.batch_size,
             progress=lambda k, n: out.progress.step("--metric steps", k, n))))
+    box = None
+    if args.box:
+        box = box_from_map(heatmap, result.picture.size, args.box_threshold)
+        record["box"] = list(box) if box else None
+    raw_map, scale = result.map, None
+    if args.scale == "raw":
+        raw_map = result.details["raw"]
+        heatmap, scale = on_raw_scale(raw_map, out.scale, run.target)
+        record["scale"] = scale
     record.update(notes=result.notes, outputs=written)
     return record, writer.submit(_write, out.results, record, args, run, result.picture,
-                                 result.map, heatmap, cls, top_k, written)
+                                 raw_map, heatmap, cls, top_k, written, box, scale)
 
 
 def _write(results, record, *picture_args):
@@ -315,8 +325,8 @@ def ending(args, out, total):
     if out.stop:
         return out.stop
     if out.report.broken:
-        say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} image(s); "
-            f"the results are in {out.results.path}")
+        say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} "
+            f"image(s); the results are in {out.results.path}")
         return EXIT_STDOUT
     return EXIT_SOME_FAILED if out.failed else EXIT_OK
 

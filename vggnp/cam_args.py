@@ -6,7 +6,7 @@ from PIL import ImageColor
 
 from . import spec
 from .cli import ArgumentParser
-from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, TARGETS
+from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, RAW_METHODS, TARGETS
 from .files.images import MAX_PIXELS
 from .files.imagenet import class_index
 from .files.preprocess import PREPROCESS_MODES
@@ -29,11 +29,17 @@ def parse_args(argv):
         p.error("--alpha must be between 0 and 1")
     if args.max_pixels < 1:
         p.error("--max-pixels must be at least 1")
-    defaults = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0}
+    if args.box_threshold is not None and not args.box:
+        p.error("--box-threshold goes with --box")
+    if args.scale_max is not None and (args.scale != "raw" or not args.scale_max > 0):
+        p.error("--scale-max goes with --scale raw and must be above 0")
+    defaults = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0, "box_threshold": 0.15}
     for option, default in defaults.items():  # after inapplicable_option saw what was given
         vars(args)[option] = default if vars(args)[option] is None else vars(args)[option]
     if args.steps < 1 or args.samples < 1 or not 0 <= args.noise <= 10:
         p.error("--steps and --samples must be at least 1, --noise within 0..10")
+    if not 0 < args.box_threshold < 1:
+        p.error("--box-threshold must be between 0 and 1")
     try:
         args.background = ImageColor.getrgb(args.background)[:3]
     except ValueError:
@@ -100,8 +106,10 @@ def method_options(p):
                    help="the map; its cost per image: gradcam (default), gradcam++, "
                         "hirescam, xgradcam, layercam, counterfactual: 1 forward + 1 backward "
                         "to the layer; eigencam: 1 forward and an SVD of the layer's "
-                        "activations (no gradient, the same map for every class); saliency, guided-backprop: 1 forward + 1 backward to the "
-                        "input; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
+                        "activations (no gradient, the same map for every class); saliency, "
+                        "guided-backprop: 1 forward + 1 backward to the input; "
+                        "integrated-gradients: --steps forwards + backwards; smoothgrad: "
+                        "--samples; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
                         "forwards, C = the layer's channels that are not zero everywhere "
                         "(up to 512 for block5_conv3), no backward")
     p.add_argument("--batch-size", type=int, default=8, metavar="B",
@@ -143,6 +151,20 @@ def output_options(p):
                         "resolution and saliency (H, W) at the model input's, both in [0, 1]; "
                         "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
                         "the model input, in its channel order (BGR for --preprocess vgg16)")
+    p.add_argument("--scale", choices=["image", "raw"],
+                   help="image (default): each map divided by its own max; raw: the map in "
+                        "the score's units (logit or probability), on one colour scale for "
+                        "the whole run, so that images can be compared (gradcam, hirescam, "
+                        "xgradcam, layercam, counterfactual)")
+    p.add_argument("--scale-max", type=float, metavar="V",
+                   help="with --scale raw: the value drawn in the hottest colour (default: "
+                        "the first non-empty map's max); larger values are clipped")
+    p.add_argument("--box", action="store_true",
+                   help="draw on the overlay, and give in the JSON, the bounding box of the "
+                        "largest region where the map is at least --box-threshold of its max "
+                        "(the Grad-CAM paper's localisation), in the image's pixels")
+    p.add_argument("--box-threshold", type=float, metavar="T",
+                   help="with --box: the fraction of the map's max (default 0.15, the paper's)")
     p.add_argument("--panel", action="store_true",
                    help="also save original | heatmap | overlay side by side with the top-k")
     p.add_argument("--overwrite", action="store_true",
@@ -185,6 +207,9 @@ def inapplicable_option(args):
                 "itself, not a heatmap laid over the photo")
     if args.trace and method in ("scorecam", "eigencam"):
         return f"--trace does not apply to --method {method}: it has no backward pass to show"
+    if args.scale == "raw" and method not in RAW_METHODS:
+        return (f"--scale raw does not apply to --method {method}: its map before "
+                f"normalisation is not in the score's units (only {', '.join(RAW_METHODS)})")
     if args.trace and method in ("integrated-gradients", "smoothgrad"):
         return (f"--trace does not apply to --method {method}: it makes one backward pass "
                 "per point (--trace with --method saliency shows one)")

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from .explain import IMAGE_METHODS
-from .overlay import gradient_picture, overlay, panel, save_array, save_image
+from .overlay import draw_box, gradient_picture, overlay, panel, save_array, save_image
 
 
 def output_stems(paths):
@@ -55,12 +55,14 @@ def too_big_for_jpeg(size, args):
     return None
 
 
-def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written):
-    """Write the overlay (or gradient picture), the panel and the raw map as asked: all of
-    them, or (an error) none that this call created."""
+def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written, box=None,
+                  scale=None):
+    """Write the overlay (or gradient picture, with ``box`` drawn if given), the panel
+    and the raw map as asked: all of them, or (an error) none that this call created."""
     done = []
     try:
-        _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, done)
+        _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, box, scale,
+                   done)
     except BaseException:
         for path in done:
             try:
@@ -70,22 +72,39 @@ def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written):
         raise
 
 
-def _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, done):
+def _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, box, scale, done):
     if args.method in IMAGE_METHODS:
         picture = gradient_picture(raw_map, run.mode, original.size)
     else:
         picture = overlay(original, heatmap, alpha=args.alpha)
+    if box is not None:
+        draw_box(picture, box)
     save_image(picture, written["overlay"], args.overwrite)
     done.append(written["overlay"])
     if args.panel:
         lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(top_k)]
         lines.append(f"{method_title(args.method)}: {run.table[cls][1]} ({cls})"
                      + (f" at {run.layer}" if run.layer else ""))
-        save_image(panel(original, heatmap, picture, lines), written["panel"], args.overwrite)
+        bar = (scale["max"], scale["units"]) if scale else None
+        save_image(panel(original, heatmap, picture, lines, bar), written["panel"],
+                   args.overwrite)
         done.append(written["panel"])
     if args.save_heatmap:
         save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
         done.append(written["heatmap"])
+
+
+def on_raw_scale(raw, shared, target):
+    """A CAM in the score's units on the run's one colour scale. raw: (h, w) >= 0; shared:
+    the run's scale, {"max": value or None}, set by the first non-empty map if not given.
+    Returns (heatmap = min(raw / max, 1) for the pictures, the JSON's "scale" record)."""
+    if shared["max"] is None and raw.max() > 0:
+        shared["max"] = float(raw.max())
+    top = shared["max"] or 1.0
+    units = "logit" if target == "logit" else "probability"
+    return np.minimum(raw / top, 1), {
+        "kind": "raw", "units": units, "max": top, "map_min": float(raw.min()),
+        "map_max": float(raw.max()), "clipped": float(np.mean(raw > top))}
 
 
 def method_title(method):

@@ -55,8 +55,14 @@ TARGETS = {method: {"scorecam": ("softmax",), "eigencam": ("none",)}.get(method,
            for method in METHODS}
 
 
-def cam_from_gradients(method, activations, gradients):
-    """The gradient-based CAMs from A (N, h, w, C) and g = dy/dA (N, h, w, C): (N, h, w)."""
+# The CAMs whose map before normalisation is a sum of gradient x activation terms, i.e. in
+# the units of the score (logit or probability): --scale raw can show them on one scale.
+RAW_METHODS = ["gradcam", "hirescam", "xgradcam", "layercam", "counterfactual"]
+
+
+def raw_cam(method, activations, gradients):
+    """The gradient-based CAMs from A (N, h, w, C) and g = dy/dA (N, h, w, C), ReLU
+    applied, before normalisation: (N, h, w)."""
     A, g = activations, gradients
     if method == "gradcam":
         raw = np.einsum("nhwc,nc->nhw", A, g.mean(axis=(1, 2)))
@@ -78,7 +84,7 @@ def cam_from_gradients(method, activations, gradients):
         raw = np.einsum("nhwc,nc->nhw", A, weights)
     else:
         raise ValueError(f"{method!r} is not a gradient CAM")
-    return normalise(np.maximum(raw, 0))
+    return np.maximum(raw, 0)
 
 
 def eigen_cam(activations):
@@ -235,4 +241,5 @@ def _explain(model, x, method, layer, class_index, target, batch_size, details, 
         _, _, guided = score_gradient(model, x, classes, target, guided=True)
         up = np.stack([resize_bilinear(c, x.shape[1:3]) for c in cams])[..., None]
         return guided * up, classes
-    return cam_from_gradients(method, details["activations"], details["gradients"]), classes
+    details["raw"] = raw_cam(method, details["activations"], details["gradients"])
+    return normalise(details["raw"]), classes

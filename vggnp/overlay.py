@@ -82,21 +82,64 @@ def overlay(image, heatmap, alpha=0.4):
     return mixed.point(stretch * 3)
 
 
-def panel(image, heatmap, overlay_image, lines=()):
-    """original | heatmap | overlay side by side, with text lines (e.g. the top-5) below."""
+def draw_box(picture, box):
+    """Draw ``box`` (x0, y0, x1, y1), half-open pixel coordinates, on ``picture`` (in
+    place): a white line inside a black one, visible on any colour, 0.5 % of the longer
+    side thick (at least 1 pixel each)."""
+    x0, y0, x1, y1 = box
+    width = max(1, round(max(picture.size) / 200))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline="black", width=2 * width)
+    draw.rectangle((x0 + width, y0 + width, x1 - 1 - width, y1 - 1 - width), outline="white",
+                   width=width)
+    return picture
+
+
+def panel(image, heatmap, overlay_image, lines=(), bar=None):
+    """original | heatmap | overlay side by side, with text lines (e.g. the top-5) below;
+    bar: (max, units) adds a colour bar, 0 to max, for maps on a raw scale."""
     w, h = image.size
     coloured = jet_picture(heatmap, (w, h))
     font = ImageFont.load_default()
     line_height = 14
     # At least as wide as the text, so that a tiny image's panel still shows its top-5.
     text_width = max([font.getlength(line) for line in lines], default=0)
-    width = max(3 * w, int(text_width) + 12)
-    canvas = Image.new("RGB", (width, h + line_height * len(lines) + 8), "white")
+    width = max(3 * w, int(text_width) + 12, 300 if bar else 0)
+    height = h + line_height * len(lines) + 8 + (2 * line_height + 12 if bar else 0)
+    canvas = Image.new("RGB", (width, height), "white")
     for i, picture in enumerate([image.convert("RGB"), coloured, overlay_image]):
         canvas.paste(picture, (i * w, 0))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
         draw.text((6, h + 4 + i * line_height), line, fill="black", font=font)
+    if bar:
+        top = h + 8 + line_height * len(lines)
+        strip = np.repeat(_JET_UINT8[None], 10, axis=0)            # (10, 256, 3): 0 .. max
+        canvas.paste(Image.fromarray(strip), (6, top))
+        draw.text((6, top + 12), "0", fill="black", font=font)
+        label = f"{bar[0]:.3g} ({bar[1]} units)"
+        draw.text((262 - font.getlength(label), top + 12), label, fill="black", font=font)
+    return canvas
+
+
+def labelled_grid(cells, row_titles, column_titles, cell=96):
+    """Pictures in rows and columns with a title over each column and before each row
+    (the sanity checks' figure: methods down, randomisation steps across).
+    cells: rows of PIL images (resized to ``cell`` x ``cell``)."""
+    font = ImageFont.load_default()
+    left = int(max(font.getlength(t) for t in row_titles)) + 8
+    top = 30  # two lines of column title
+    canvas = Image.new("RGB", (left + len(column_titles) * (cell + 4),
+                               top + len(row_titles) * (cell + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(column_titles):
+        for k, part in enumerate(title.split("\n")[:2]):
+            draw.text((left + c * (cell + 4), 2 + 13 * k), part[:16], fill="black", font=font)
+    for r, (title, row) in enumerate(zip(row_titles, cells)):
+        y = top + r * (cell + 4)
+        draw.text((4, y + cell // 2 - 6), title, fill="black", font=font)
+        for c, picture in enumerate(row):
+            canvas.paste(picture.resize((cell, cell), Image.BILINEAR), (left + c * (cell + 4), y))
     return canvas
 
 

@@ -183,7 +183,7 @@ def _explain_batch(model, batch, method, options):
             continue
         item.probs, item.class_index, item.map = details["probs"][n], int(classes[n]), maps[n]
         item.empty = not maps[n].any()
-        for key in ("scorecam_skipped", "completeness"):
+        for key in ("scorecam_skipped", "completeness", "raw"):
             if key in details:
                 item.details[key] = details[key][n]
 

@@ -7,6 +7,7 @@ links, external storage and virtual datasets are refused before any value is rea
 
 import contextlib
 import io
+import lzma
 import math
 import os
 import shutil
@@ -109,9 +110,9 @@ def _open_keras_zip(path, stack):
             raise WeightsError(f"{path}: a zip file without model.weights.h5 (holds "
                                f"{list(members)[:5]}), not a Keras 3 .keras file")
         weights, config = members["model.weights.h5"], members.get("config.json")
-        _check_member_size(weights, MAX_WEIGHTS_BYTES, path)
-        if config is not None:
-            _check_member_size(config, MAX_CONFIG_BYTES, path)
+        for info, limit in ((weights, MAX_WEIGHTS_BYTES), (config, MAX_CONFIG_BYTES)):
+            if info is not None:
+                _check_member(info, limit, path)
         config = archive.read(config).decode("utf-8") if config is not None else None
         with archive.open(weights) as member:
             if member.read(8) != b"\x89HDF\r\n\x1a\n":
@@ -119,7 +120,7 @@ def _open_keras_zip(path, stack):
                                    "a Keras model file")
         source, base = _member(archive, weights, path, stack)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError,
-            zlib.error, OSError, ValueError, struct.error) as e:
+            zlib.error, lzma.LZMAError, OSError, ValueError, RuntimeError, struct.error) as e:
         if isinstance(e, InputError):
             raise
         if isinstance(e, UnicodeDecodeError):
@@ -133,9 +134,12 @@ def _open_keras_zip(path, stack):
 MAX_RATIO = 100  # weights hardly compress (float32 noise), JSON 5-10:1; zeros 1000:1
 
 
-def _check_member_size(info, limit, path):
-    """Refuse, from the zip directory alone, a member that would unpack to more than
-    ``limit`` bytes or that is compressed more than MAX_RATIO:1 (a zip bomb)."""
+def _check_member(info, limit, path):
+    """Refuse, from the zip directory alone, an encrypted member, one that would unpack to
+    more than ``limit`` bytes or one compressed more than MAX_RATIO:1 (a zip bomb)."""
+    if info.flag_bits & 1:
+        raise WeightsError(f"{path}: its {info.filename} is encrypted; Keras never encrypts "
+                           "a model file")
     if info.file_size > limit:
         raise WeightsError(f"{path}: its {info.filename} unpacks to {info.file_size:,} bytes, "
                            f"over the limit of {limit:,}; not a Keras model file")
@@ -217,15 +221,16 @@ def hdf5_errors(path, error=WeightsError):
 
 def refuse_external_links(f, path):
     """An external link makes h5py open another file when the link is followed."""
-    # The visit stops at the first callback that returns something (raising inside it
-    # would leave h5py's lock in a bad state).
-    found = f.visititems_links(
-        lambda name, link: (name, link) if isinstance(link, h5py.ExternalLink) else None)
+    # HDF5's own recursive link visit (H5Lvisit), which stops at the first callback that
+    # returns something: on damaged metadata it raises a plain RuntimeError, where h5py's
+    # visititems_links would look each link up again and fail inside its lock (SystemError).
+    found = f.id.links.visit(
+        lambda name, info: name if info.type == h5py.h5l.TYPE_EXTERNAL else None, info=True)
     if found:
-        name, link = found
-        raise WeightsError(f"{path}: {name} is an HDF5 external link to "
-                           f"{link.filename}:{link.path}; refused (Keras never writes them, "
-                           "and they read other files on this machine)")
+        name = found.decode("utf-8", "replace")
+        raise WeightsError(f"{path}: {name} is an HDF5 external link to another file; "
+                           "refused (Keras never writes them, and they read other files on "
+                           "this machine)")
 
 
 def dataset(group, key):

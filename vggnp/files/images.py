@@ -19,6 +19,7 @@ picture (Keras' ``load_img``), so the model sees the same input as in Keras.
 """
 
 import contextlib
+import io
 import struct
 import zlib
 
@@ -67,7 +68,7 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
     """
     size = check_file(path)
     try:
-        with open(path, "rb") as f:
+        with _BoundedReads(open(path, "rb", buffering=0), size) as f:
             head = f.read(16)
             with _pillow_limits(allow_truncated), Image.open(f) as img:
                 _check_claim(img, size, max_pixels)  # from the header: nothing decoded yet
@@ -97,6 +98,21 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
                          f"{said(e)}); re-save it from an image editor") from None
 
 
+class _BoundedReads(io.BufferedReader):
+    """A file whose read(n) never asks for more bytes than the file has left. Pillow reads
+    a chunk's declared length at once, and Python allocates n bytes before it reads: a PNG
+    chunk whose damaged length says 4 GB would ask for 4 GB to read 100 bytes."""
+
+    def __init__(self, raw, size):
+        super().__init__(raw)
+        self.size = size
+
+    def read(self, n=-1):
+        if n is not None and n > 0:
+            n = max(0, min(n, self.size - self.tell()))
+        return super().read(n)
+
+
 # What else Pillow's plugins raise on damaged headers (seen in fuzzing, tests/fuzz.py).
 _PILLOW_CRASHES = (IndexError, KeyError, TypeError, AttributeError, ZeroDivisionError,
                    OverflowError, RecursionError, NotImplementedError, struct.error, zlib.error)
@@ -106,6 +122,12 @@ _PILLOW_CRASHES = (IndexError, KeyError, TypeError, AttributeError, ZeroDivision
 # pixels per 12-bit code (2,731); a Huffman-coded JPEG spends at least 1 bit on each 8x8
 # block (512); BMP run-length codes give at most 255 pixels per 2 bytes (128).
 MOST_PIXELS_PER_BYTE = {"PNG": 8256, "GIF": 4096, "JPEG": 4096, "MPO": 4096, "BMP": 256}
+# TIFF by compression: raw data holds a mode's bits per pixel exactly; LZW, deflate and
+# PackBits as PNG at most; CCITT fax codes (a blank page in a few bytes) have no bound.
+TIFF_RAW_BITS = {"1": 1, "L": 8, "P": 8, "LA": 16, "I;16": 16, "RGB": 24, "YCbCr": 24,
+                 "RGBA": 32, "CMYK": 32, "I": 32, "F": 32}
+TIFF_BOUNDED = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits", "jpeg",
+                "tiff_jpeg")
 SPARSE_FROM = 16_000_000  # below this, decoding a damaged file costs little anyway
 
 
@@ -122,9 +144,13 @@ def _check_claim(img, file_size, max_pixels):
     if pixels == 0:
         raise ImageError(f"claims a size of {width}x{height} pixels; the file is damaged")
     most = MOST_PIXELS_PER_BYTE.get(img.format)
+    if img.format == "TIFF":
+        compression = img.info.get("compression")
+        most = (8 / TIFF_RAW_BITS.get(img.mode, 8) if compression == "raw"
+                else 8256 if compression in TIFF_BOUNDED else None)
     if most and pixels > SPARSE_FROM and pixels > most * file_size:
         raise ImageError(f"claims {width}x{height} = {pixels:,} pixels in {file_size:,} "
-                         f"bytes, more than a {img.format} file can hold (at most {most:,} "
+                         f"bytes, more than a {img.format} file can hold (at most {most:,g} "
                          "pixels a byte): damaged, or a decompression bomb; re-save it from "
                          "an image editor")
 

@@ -67,6 +67,8 @@ def leaf_layers(config, path):
     each checked (``check_layer``), and the input shape (H, W, C)."""
     leaves, shapes = [], []
     _walk(config, path, leaves, shapes, depth=0)
+    if not leaves:
+        raise ModelError(f"{path}: the model has no layers vggnp can run; not a convnet")
     if not shapes:
         raise ModelError(f"{path}: the model config does not say its input shape")
     shape = shapes[0]

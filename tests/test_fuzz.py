@@ -1,0 +1,40 @@
+"""The fuzz harness in CI (issue #15): a few hundred seeded mutants of every file kind, each
+run through the funnel the command line uses, in a worker under a 3 GB address-space limit.
+Every case must work or get our own one-line error, within 10 s and 1 GB of RSS.
+
+The seed is fixed, so a failure here reproduces: ``python -m scripts.fuzz --seed 15 --kinds
+KIND --show N`` makes case N of that kind and runs it in one process, with its traceback.
+``python -m scripts.fuzz`` runs thousands of cases with another seed.
+"""
+
+import pytest
+
+import fuzz
+
+CI_SEED = 15
+CASES = {"image": 480, "model": 260, "weights": 180, "labels": 80}  # 1,000 in all
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_mutants_work_or_get_our_error(kind):
+    targets = [target for target, k in fuzz.TARGETS.items() if k == kind]
+    reports = fuzz.run_cases(fuzz.plan(CASES[kind], CI_SEED, targets))
+    table = fuzz.summary(reports)
+    print(f"\n{table}")
+    assert not fuzz.failures(reports), f"\n{table}\n{fuzz.report(reports)}"
+    assert {r["target"] for r in reports} == set(targets)
+
+
+# The harness's own check: each misbehaviour is seen as what it is.
+SELF_TEST = {"ok": "ok", "refuse": "refused", "raise": "traceback", "wrong kind": "wrong exit",
+             "two lines": "wrong exit", "crash": "wrong exit", "sleep": "hang",
+             "allocate": "over memory", "rss": "over memory"}
+
+
+def test_harness_sees_each_failure():
+    cases = [{"seed": 0, "number": i, "target": "selftest", "family": family}
+             for i, family in enumerate(SELF_TEST)]
+    reports = fuzz.run_cases(cases, case_seconds=3, rss_bound=300 << 20)
+    assert {r["family"]: r["outcome"] for r in reports} == SELF_TEST
+    assert reports[2]["signature"].startswith("KeyError (raised in tests/fuzz_funnels.py")
+    assert "SIGSEGV" in reports[5]["detail"]

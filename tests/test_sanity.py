@@ -1,0 +1,145 @@
+"""Sanity checks (Adebayo et al. 2018, issue #16): the paper's result on the trained shapes
+model, every method on both models, the weights restored, SSIM as scikit-image's."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import reference_module, run_module
+from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+from vggnp import VGG16
+from vggnp.explain import METHODS
+from vggnp.files.preprocess import preprocess
+from vggnp.keras_model import load_keras_model
+from vggnp.sanity_checks import randomised, sanity_check, ssim, weight_layers
+
+SHAPES = [os.path.join(ROOT, "examples", f"{name}.png")
+          for name in ("circle", "square", "triangle")]
+FAST = dict(steps=8, samples=8)  # integrated gradients' steps, smoothgrad's samples
+
+
+def shapes_input(path, model):
+    picture = np.asarray(Image.open(path).convert("RGB"))[None]
+    return preprocess(picture, model.default_preprocess)
+
+
+@pytest.fixture(scope="module")
+def shapes_model():
+    return load_keras_model(MODEL_PATH)
+
+
+def mean_similarity(model, method_pair, seeds=(0, 1)):
+    """Spearman of each method's randomised map with its original, per cascading step,
+    averaged over the three examples and the seeds: {method: [mean at step 1, ...]}."""
+    found = {m: [] for m in method_pair}
+    for path in SHAPES:
+        x = shapes_input(path, model)
+        cls = int(model.predict(x).argmax())
+        for seed in seeds:
+            result = sanity_check(model, x, method_pair, cls, seed=seed, independent=False)
+            for m in method_pair:
+                found[m].append([s[m]["spearman"] or 0.0 for s in result["cascading"]])
+    return {m: np.mean(found[m], axis=0) for m in method_pair}
+
+
+def test_guided_backprop_ignores_the_learned_weights_grad_cam_does_not(shapes_model):
+    """The paper's figure 2 on the shapes model (3 examples x 2 seeds, mean Spearman of the
+    absolute maps): with the dense layer randomised, then conv2d_11 too, guided backprop's
+    map is still ~0.9 similar to its original while Grad-CAM's is ~0; at every step but the
+    last guided backprop stays more similar; with every layer random both are near 0."""
+    means = mean_similarity(shapes_model, ["gradcam", "guided-backprop"])
+    guided, gradcam = means["guided-backprop"], means["gradcam"]
+    print("guided", np.round(guided, 2), "gradcam", np.round(gradcam, 2))
+    assert guided[0] >= 0.85 and guided[1] >= 0.8
+    assert abs(gradcam[0]) <= 0.1 and abs(gradcam[1]) <= 0.1
+    assert (guided[:-1] > gradcam[:-1]).all()
+    assert abs(guided[-1]) <= 0.15 and abs(gradcam[-1]) <= 0.15
+
+
+def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
+    x = shapes_input(SHAPES[2], shapes_model)
+    before = shapes_model.predict(x)
+    result = sanity_check(shapes_model, x, METHODS, 2, **FAST)
+    layers = weight_layers(shapes_model)
+    assert [s["randomised"] for s in result["cascading"]] == [layers[:k + 1]
+                                                              for k in range(len(layers))]
+    assert [s["randomised"] for s in result["independent"]] == [[n] for n in layers]
+    for step in result["cascading"] + result["independent"]:
+        for method in METHODS:
+            found = step[method]
+            assert -1 <= found["ssim"] <= 1
+            assert found["spearman"] is None or -1 <= found["spearman"] <= 1
+    assert np.array_equal(shapes_model.predict(x), before)  # the trained weights are back
+
+
+def test_every_method_on_the_full_size_vgg16(keras_files):
+    """One step (predictions randomised) for every method on the full-size model with
+    random Keras weights -- Score-CAM alone costs 2 x 512 forward passes here; the whole
+    cascade of every method runs on the shapes model above -- and the model's predictions
+    are unchanged afterwards."""
+    folder, x, _, _ = keras_files
+    model = VGG16.load(folder / "keras1_official_layout.h5")
+    before = model.predict(x[:1])
+    result = sanity_check(model, x[:1], METHODS, 0, depth=1, independent=False, **FAST)
+    assert [s["randomised"] for s in result["cascading"]] == [["predictions"]]
+    assert all(method in step for step in result["cascading"] for method in METHODS)
+    assert np.array_equal(model.predict(x[:1]), before)
+
+
+def test_weights_come_back_even_after_an_error(shapes_model):
+    layer = shapes_model.layer("dense_1")
+    w, b = layer.w, layer.b
+    with pytest.raises(RuntimeError):
+        with randomised(shapes_model, ["dense_1", "conv2d_11"]):
+            assert layer.w is not w
+            raise RuntimeError("interrupted")
+    assert layer.w is w and layer.b is b
+
+
+def test_ssim_equals_scikit_image():
+    metrics = reference_module("skimage.metrics")
+    rng = np.random.default_rng(0)
+    a = rng.random((64, 64))
+    a[0, 0] = 1  # maps are scaled by their max first: give both a max of 1
+    for noise in (0.05, 0.3):
+        b = np.clip(a + rng.normal(0, noise, a.shape), 0, 1)
+        b[0, 0] = 1
+        expected = metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+                                                 use_sample_covariance=False, data_range=1)
+        assert ssim(a, b) == pytest.approx(expected, abs=1e-9)
+    assert ssim(a, a) == pytest.approx(1)
+
+
+def test_sanity_command(tmp_path):
+    result = run_module("vggnp.sanity", SHAPES[2], "--model", MODEL_PATH, "--labels",
+                        LABELS_PATH, "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["class"] == {"index": 2, "name": "triangle"}
+    assert report["cascading"][0]["randomised"] == ["dense_1"]
+    assert set(report["cascading"][0]["spearman"]) == {"gradcam", "guided-backprop",
+                                                        "saliency"}
+    assert "spearman_signed" in report["cascading"][0]  # guided backprop has a sign
+    assert report["verdicts"][0].startswith("gradcam: ")
+    with Image.open(report["outputs"]["grid"]) as grid:
+        assert grid.width > 8 * 96 and grid.height > 3 * 96  # 8 columns, 3 rows
+    again = run_module("vggnp.sanity", SHAPES[2], "--model", MODEL_PATH, "--out",
+                       str(tmp_path))
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_readme_shows_what_the_command_prints(tmp_path):
+    """The README's sanity output is this command's, line for line (the image's path and
+    the figure's aside)."""
+    result = run_module("vggnp.sanity", SHAPES[2], "--model", MODEL_PATH, "--labels",
+                        LABELS_PATH, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    block = readme.split("<!-- sanity-output")[1].split("```")[1].strip().splitlines()
+    printed = result.stdout.strip().splitlines()
+    assert block[2:] == printed[1:-1]
+    assert block[1].split(": ", 1)[1] == printed[0].split(": ", 1)[1]

@@ -1,0 +1,150 @@
+"""Can I trust this map? The model-parameter randomisation test of Adebayo et al. (NeurIPS
+2018, "Sanity Checks for Saliency Maps") on one image, in one command:
+
+    python -m vggnp.sanity examples/chelsea.jpg --weights W
+        -> ./chelsea_sanity.png (rows: methods; columns: the original map, then the map
+           with the top 1, 2, ... layers re-initialised) and one verdict line per method
+
+The math is in ``vggnp/sanity_checks.py``; this module reads the command line, runs it
+and writes the figure and the report.
+"""
+
+import json
+import os
+import sys
+
+from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+                  ArgumentParser, check_writable, fail, find_class, load_model, model_options,
+                  refuse_to_clobber, say, warnings_as_notes)
+from .explain import INPUT_METHODS, METHODS
+from .files.download import DownloadError
+from .files.errors import InputError
+from .files.images import read_image
+from .files.preprocess import model_input
+from .gradcam import class_scores
+from .overlay import jet_picture, labelled_grid, save_image
+from .sanity_checks import sanity_check, verdict
+
+DEFAULT_METHODS = "gradcam,guided-backprop,saliency"
+
+
+def parse_args(argv):
+    p = ArgumentParser(prog="python -m vggnp.sanity",
+                       description="Re-initialise the model's layers from the top, one more "
+                                   "each step, and see whether each method's map changes "
+                                   "(Adebayo et al. 2018).")
+    p.add_argument("image", metavar="IMG")
+    p.add_argument("--methods", default=DEFAULT_METHODS, metavar="LIST",
+                   help=f"comma-separated --method names (default {DEFAULT_METHODS})")
+    p.add_argument("--class", dest="class_", metavar="C", help="class to explain (default: "
+                                                                "the top-1)")
+    p.add_argument("--layer", help="conv layer of the CAM methods (default: the last)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="randomise only the top N layers with weights (default: all)")
+    p.add_argument("--no-independent", action="store_true",
+                   help="skip the independent test (one layer at a time)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--labels", metavar="FILE", help="with --model: class names, one a line")
+    model_options(p)
+    args = p.parse_args(argv)
+    args.methods = args.methods.split(",")
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        p.error(f"--methods: unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}")
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+    if args.depth is not None and args.depth < 1:
+        p.error("--depth must be at least 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    warnings_as_notes("vggnp.sanity")
+    try:
+        check_writable(args.out)
+    except OSError as e:
+        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+    stem = os.path.splitext(os.path.basename(args.image))[0]
+    grid_path = os.path.join(args.out, f"{stem}_sanity.png")
+    refusal = refuse_to_clobber([grid_path], [args.image], args.overwrite)
+    if refusal:
+        return fail(EXIT_SOME_FAILED, refusal)
+    try:
+        model, table, mode, _ = load_model(args)
+    except (InputError, DownloadError) as e:
+        return fail(EXIT_WEIGHTS, str(e))
+    try:
+        picture, _ = read_image(args.image)
+    except InputError as e:
+        return fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
+    x = model_input(picture, model.input_size, model.channels, mode)[None]
+    try:
+        cls = (int(class_scores(model.predict(x)).argmax()) if args.class_ is None
+               else find_class(args.class_, table))
+        layer = None if all(m in INPUT_METHODS for m in args.methods) else \
+            (args.layer or model.last_conv)
+    except ValueError as e:
+        return fail(EXIT_USAGE, f"--class: {e}")
+    result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
+                          independent=not args.no_independent,
+                          progress=lambda k, n: say(f"vggnp.sanity: step {k}/{n}")
+                          if not args.json and sys.stderr.isatty() else None)
+    save_image(figure(result, args.methods), grid_path, args.overwrite)
+    report_out(args, result, cls, table, grid_path)
+    return EXIT_OK
+
+
+def figure(result, methods):
+    """Rows = methods; columns = the original map, then each cascading step."""
+    steps = result["cascading"]
+    columns = ["original"] + [f"up to\n{s['randomised'][-1]}" for s in steps]
+    cells = [[_picture(result["original"][m]["abs"])]
+             + [_picture(s["maps"][m]["abs"]) for s in steps] for m in methods]
+    return labelled_grid(cells, methods, columns)
+
+
+def _picture(abs_map):
+    peak = abs_map.max()
+    return jet_picture(abs_map / peak if peak > 0 else abs_map, (96, 96))
+
+
+def report(result, methods, cls, table, grid_path, image):
+    """The JSON report: per step, the layers randomised and each method's similarities."""
+    def steps(kind):
+        return [{"randomised": s["randomised"],
+                 **{key: {m: s[m][key] for m in methods if key in s[m]}
+                    for key in ("spearman", "spearman_signed", "ssim")}}
+                for s in result[kind]]
+    found = {"image": image, "class": {"index": cls, "name": table[cls][1]},
+             "cascading": steps("cascading"), "independent": steps("independent"),
+             "verdicts": [verdict(m, result["cascading"]) for m in methods],
+             "outputs": {"grid": os.path.abspath(grid_path)}}
+    for kind in ("cascading", "independent"):
+        for step in found[kind]:
+            step.update({k: v for k, v in step.items() if v})
+    return found
+
+
+def report_out(args, result, cls, table, grid_path):
+    found = report(result, args.methods, cls, table, grid_path, args.image)
+    if args.json:
+        print(json.dumps(found))
+        return
+    print(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of each "
+          "map with the original, as layers are re-initialised from the top:")
+    for step in found["cascading"]:
+        values = ", ".join(f"{m} {_number(step['spearman'].get(m))}" for m in args.methods)
+        print(f"  up to {step['randomised'][-1]:<24} {values}")
+    for line in found["verdicts"]:
+        print(line)
+    print(f"figure: {found['outputs']['grid']}")
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
