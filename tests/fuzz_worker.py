@@ -40,6 +40,20 @@ def _reset_peak():
         pass  # then the peak is the worker's so far: an over-estimate, never missed
 
 
+def _peak_mb():
+    """The peak RSS since ``_reset_peak``, in MB: VmHWM of /proc/self/status, which
+    clear_refs resets (getrusage's ru_maxrss is not reset, and a worker started by a big
+    process -- pytest with TensorFlow loaded -- inherits its parent's across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def _open_fds():
     """How many file descriptors this process has open (Linux; 0 elsewhere)."""
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
@@ -57,7 +71,7 @@ def run_case(case, folder, context, started=lambda what: None):
                   mutation=mutation, outcome=outcome, signature=sig,
                   detail=detail.replace(path, os.path.basename(path))[:500],
                   seconds=round(time.perf_counter() - began, 3),
-                  rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  rss_mb=_peak_mb(),
                   leaked_fds=_open_fds() - fds)
     shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     return report

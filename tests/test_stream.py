@@ -16,7 +16,7 @@ from PIL import Image
 
 from helpers import ROOT, done_images, json_lines, outputs_in, run_cam
 from scripts.shapes import LABELS_PATH, MODEL_PATH
-from vggnp import cam
+from vggnp import cam, cam_image
 from vggnp.cam_io import RESULTS_NAME
 from vggnp.files.outputs import TEMP_PREFIX, OutputExists, write_new
 
@@ -224,13 +224,13 @@ def test_closed_stderr_keeps_stdout_pure_json(tmp_path):
 
 def test_one_broken_image_among_good_ones(tmp_path, monkeypatch, capsys):
     paths = copies(tmp_path / "in", SHAPES, 5)
-    real = cam.save_pictures
+    real = cam_image.save_pictures
 
     def breaks_on_the_third(args, run, picture, *rest):
-        if picture.size == (64, 64) and rest[-1]["overlay"].count("img_002"):
+        if picture.size == (64, 64) and rest[4]["overlay"].count("img_002"):
             raise TypeError("unsupported operand")
         return real(args, run, picture, *rest)
-    monkeypatch.setattr(cam, "save_pictures", breaks_on_the_third)
+    monkeypatch.setattr(cam_image, "save_pictures", breaks_on_the_third)
     code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "2"])
     err = capsys.readouterr().err
     assert code == 1
@@ -261,7 +261,7 @@ def test_a_batch_that_breaks_fails_only_its_culprit(tmp_path, monkeypatch, capsy
 
 def test_disk_full_mid_run_exits_4_with_what_was_written(tmp_path, monkeypatch, capsys):
     paths = copies(tmp_path / "in", SHAPES, 4)
-    real = cam.save_pictures
+    real = cam_image.save_pictures
     calls = []
 
     def disk_full_at_the_third(*a):
@@ -269,7 +269,7 @@ def test_disk_full_mid_run_exits_4_with_what_was_written(tmp_path, monkeypatch, 
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
         return real(*a)
-    monkeypatch.setattr(cam, "save_pictures", disk_full_at_the_third)
+    monkeypatch.setattr(cam_image, "save_pictures", disk_full_at_the_third)
     code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "1",
                      "--json"])
     captured = capsys.readouterr()

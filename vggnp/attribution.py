@@ -45,21 +45,22 @@ def target_scores(model, outputs, classes, target):
     return np.where(classes == 1, z[:, 0], -z[:, 0]) if z.shape[1] == 1 else z[rows, classes]
 
 
-def path_points(x, baseline, steps):
-    """The m = steps points x' + a_k (x - x') of the midpoint rule, a_k = (k - 1/2) / m.
-    x, baseline: (H, W, C) -> (m, H, W, C)."""
-    a = (np.arange(steps, dtype=np.float64) + 0.5) / steps
+def path_points(x, baseline, steps, start=0, stop=None):
+    """Points start..stop-1 of the m = steps points x' + a_k (x - x') of the midpoint
+    rule, a_k = (k + 1/2) / m, k = 0..m-1. x, baseline: (H, W, C) -> (stop - start, H, W, C)."""
+    a = (np.arange(start, steps if stop is None else stop, dtype=np.float64) + 0.5) / steps
     return (baseline + a[:, None, None, None] * (x - baseline)).astype(x.dtype)
 
 
-def _mean_gradient(model, points, c, target, batch_size):
-    """The mean over ``points`` (M, H, W, C) of dF_c/dx, the points in batches."""
-    total = np.zeros(points.shape[1:], np.float64)
-    for start in range(0, len(points), batch_size):
-        batch = points[start:start + batch_size]
+def _mean_gradient(model, points, count, c, target, batch_size):
+    """The mean of dF_c/dx over ``count`` points, made ``batch_size`` at a time by
+    points(start, stop) -> (stop - start, H, W, C): a batch in memory, never all."""
+    total = 0.0
+    for start in range(0, count, batch_size):
+        batch = points(start, min(start + batch_size, count))
         _, _, grad = score_gradient(model, batch, np.full(len(batch), c), target)
-        total += grad.sum(axis=0)
-    return total / len(points)
+        total = total + grad.sum(axis=0, dtype=np.float64)
+    return total / count
 
 
 def integrated_gradients(model, x, classes, target="logit", steps=64, batch_size=8):
@@ -71,8 +72,8 @@ def integrated_gradients(model, x, classes, target="logit", steps=64, batch_size
     attributions, completeness = [], []
     for image, c in zip(x, classes):
         baseline = np.zeros_like(image)
-        mean = _mean_gradient(model, path_points(image, baseline, steps), c, target,
-                              batch_size)
+        mean = _mean_gradient(model, lambda a, b: path_points(image, baseline, steps, a, b),
+                              steps, c, target, batch_size)
         attribution = ((image - baseline) * mean).astype(x.dtype)
         ends = np.stack([image, baseline])
         scores = target_scores(model, model.forward(ends), np.array([c, c]), target)
@@ -88,11 +89,16 @@ def integrated_gradients(model, x, classes, target="logit", steps=64, batch_size
 def smooth_grad(model, x, classes, target="logit", samples=50, noise=0.15, batch_size=8,
                 seed=0):
     """SmoothGrad: the mean gradient (N, H, W, C) over ``samples`` noisy copies of each
-    image, sigma = noise * (max - min of the image); seeded, so a run is repeatable."""
-    rng = np.random.default_rng(seed)
+    image, sigma = noise * (max - min of the image). Each image draws its noise from its
+    own generator seeded by ``seed``: the same image gives the same map whatever else is
+    in its batch."""
     means = []
     for image, c in zip(x, classes):
+        rng = np.random.default_rng(seed)
         sigma = noise * float(image.max() - image.min())
-        noisy = image + rng.normal(0, sigma, (samples, *image.shape)).astype(x.dtype)
-        means.append(_mean_gradient(model, noisy, c, target, batch_size).astype(x.dtype))
+
+        def noisy(start, stop):  # drawn in order, a batch at a time: the same draws
+            return image + rng.normal(0, sigma, (stop - start, *image.shape)).astype(x.dtype)
+        means.append(_mean_gradient(model, noisy, samples, c, target, batch_size)
+                     .astype(x.dtype))
     return np.stack(means)

@@ -13,36 +13,26 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 """
 
 import errno
-import os
 import signal
 import sys
-import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from .cam_args import needs_probabilities, parse_args
-from .cam_io import (Progress, Report, ResultsFile, already_done, expand_inputs, file_stamp,
-                     is_terminal)
-from .boxes import box_from_map
-from .cam_outputs import (an_input, entry, file_ids, on_raw_scale, output_paths, output_stems,
-                          save_pictures, too_big_for_jpeg)
+from .cam_image import failed, handle, tell
+from .cam_io import Progress, Report, ResultsFile, already_done, expand_inputs, is_terminal
+from .cam_outputs import file_ids, output_stems
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, fail, find_class, load_model, refuse_to_clobber, say,
-                  warnings_as_notes)
-from .diagnose import diagnose
-from .explain import IMAGE_METHODS, INPUT_METHODS, TARGETS, empty_map_message
-from .faithfulness import deletion_insertion
+                  check_writable, fail, find_class, load_model, say, warnings_as_notes)
+from .explain import INPUT_METHODS, TARGETS
 from .files.download import DownloadError
-from .files.imagenet import top_classes
-from .files.images import ImageError
-from .files.outputs import OutputExists, remove_stale_temps
 from .files.errors import InputError
-from .gradcam import normalise
-from .stream import PIXEL_BUDGET, background_thread, explain_files
+from .files.outputs import remove_stale_temps
+from .stream import PIXEL_BUDGET, explain_files
+from .system import background_thread
 
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
-COMPLETENESS_TOLERANCE = 0.01  # integrated gradients: |sum - score difference| / |difference|
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
 # while writing (a name too long, a character the file system refuses) fails one image.
 FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -183,87 +173,6 @@ def process(args, run, todo):
     return ending(args, out, len(todo))
 
 
-def handle(args, run, out, result, stem, writer):
-    """One image from the network: its notes, warnings, --diagnose and --metric (here,
-    where the model is), then its outputs handed to the writer thread. Returns
-    (record, future or None, result)."""
-    size, mtime = file_stamp(result.source)
-    record = {"image": result.source, "path": os.path.abspath(result.source), "size": size,
-              "mtime_ns": mtime}
-    try:
-        record, future = _handled(args, run, out, result, stem, writer, record)
-    except Exception as e:  # a bug of ours in --metric, --diagnose...: this image only
-        record, future = _failed(out, record, e), None
-    if future is None:
-        result.release()  # nothing to write: its pixels go back to the reader at once
-    else:  # written: its pixels go back, even while this thread waits for the next batch
-        future.add_done_callback(lambda _: result.release())
-    return record, future, result
-
-
-def _handled(args, run, out, result, stem, writer, record):
-    path = result.source
-    if result.error is not None:
-        return _failed(out, record, result.error), None
-    cls, name = result.class_index, run.table[result.class_index][1]
-    for note in result.notes:
-        _tell(out, f"vggnp.cam: note: {path}: {note}")
-    if "scorecam_skipped" in result.details:
-        result.notes.append(f"scorecam skipped {result.details['scorecam_skipped']} channels "
-                            f"that are zero everywhere at {run.layer}")
-    if result.empty:
-        _tell(out, f"vggnp.cam: warning: {path}: "
-              + empty_map_message(args.method, f"{name} ({cls})", run.layer))
-    completeness = result.details.get("completeness")
-    if completeness and completeness["relative_error"] > COMPLETENESS_TOLERANCE:
-        _tell(out, f"vggnp.cam: warning: {path}: the attributions sum to "
-              f"{completeness['attribution_sum']:.4g} but the score changed by "
-              f"{completeness['score_difference']:.4g} from the baseline (off by "
-              f"{100 * completeness['relative_error']:.1f} %); pass --steps "
-              f"{2 * args.steps} for a closer path integral")
-    written = output_paths(args, stem, name, out.taken)
-    refusal = (refuse_to_clobber(written.values(), [], args.overwrite)
-               or an_input(written.values(), out.inputs)
-               or too_big_for_jpeg(result.picture.size, args))
-    if refusal:
-        return _failed(out, record, ImageError(f"not written: {refusal}")), None
-    heatmap = result.map
-    if args.method in IMAGE_METHODS:  # a gradient image: its magnitude is the heatmap
-        heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
-    if args.diagnose:
-        lines, suggestion = diagnose(run.model, result.x[None], run.layer, cls)
-        _tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
-                                f"suggestion: {suggestion}"]))
-    top_k = top_classes(result.probs[None], run.table, args.top)[0]
-    record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
-                  method=args.method, **({"layer": run.layer} if run.layer else {}),
-                  target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
-                  **({"completeness": completeness} if completeness else {}))
-    if args.metric:
-        record.update(zip(("deletion_auc", "insertion_auc"), deletion_insertion(
-            run.model, result.x, heatmap, cls, batch_size=args.batch_size,
-            progress=lambda k, n: out.progress.step("--metric steps", k, n))))
-    box = None
-    if args.box:
-        box = box_from_map(heatmap, result.picture.size, args.box_threshold)
-        record["box"] = list(box) if box else None
-    raw_map, scale = result.map, None
-    if args.scale == "raw":
-        raw_map = result.details["raw"]
-        heatmap, scale = on_raw_scale(raw_map, out.scale, run.target)
-        record["scale"] = scale
-    record.update(notes=result.notes, outputs=written)
-    return record, writer.submit(_write, out.results, record, args, run, result.picture,
-                                 raw_map, heatmap, cls, top_k, written, box, scale)
-
-
-def _write(results, record, *picture_args):
-    """In the writer thread: the outputs, then at once their line in the results file, so
-    that a run killed at any moment has listed every image whose outputs are on disk."""
-    save_pictures(*picture_args)
-    results.append(record)
-
-
 def finish(out, pending, keep):
     """Report the oldest images whose outputs are written, until at most ``keep`` wait."""
     while pending and (len(pending) > keep or pending[0][1] is None or pending[0][1].done()):
@@ -274,7 +183,7 @@ def finish(out, pending, keep):
         if error is not None:
             if isinstance(error, OSError) and error.errno in FOLDER_ERRORS:  # not this image:
                 out.stop = out.stop or EXIT_OUTPUT                          # the folder
-            record = _failed(out, record, error)
+            record = failed(out, record, error)
         elif "error" not in record:
             out.written += 1
         out.failed += "error" in record
@@ -283,32 +192,11 @@ def finish(out, pending, keep):
                 out.results.append(record)
         except OSError as e:  # the results file cannot grow: the folder is the problem
             if not out.stop:
-                _tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
+                tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
             out.stop = out.stop or EXIT_OUTPUT
         if "error" not in record or out.report.as_json:
             out.report.image(record)
         out.progress.image_done(failed="error" in record)
-
-
-def _failed(out, record, error):
-    """The record of an image that failed (it lists no outputs); says why on stderr."""
-    message = _reason(error, out.debug)
-    _tell(out, f"vggnp.cam: {record['image']}: {message}")
-    return {k: v for k, v in record.items() if k != "outputs"} | {"error": message}
-
-
-def _reason(error, debug):
-    """What went wrong with one image, in one line."""
-    if isinstance(error, OutputExists):
-        return f"not written: {error.filename} exists; pass --overwrite to replace it"
-    if isinstance(error, ImageError):
-        return str(error)
-    if isinstance(error, OSError):
-        return (f"not written: {error}" if error.errno is not None
-                else f"cannot encode the output: {error}")
-    if debug and sys.stderr is not None:
-        traceback.print_exception(error)
-    return f"internal error ({type(error).__name__}: {error}); please report it"
 
 
 def ending(args, out, total):
@@ -329,11 +217,6 @@ def ending(args, out, total):
             f"image(s); the results are in {out.results.path}")
         return EXIT_STDOUT
     return EXIT_SOME_FAILED if out.failed else EXIT_OK
-
-
-def _tell(out, line):
-    out.progress.clear()
-    say(line)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def output_options(p):
                    help="image format of the outputs (default jpg)")
     p.add_argument("--save-heatmap", action="store_true",
                    help="also save the method's map as .npy: the CAMs (h, w) at the layer's "
-                        "resolution and saliency (H, W) at the model input's, both in [0, 1]; "
+                        "resolution and saliency (H, W) at the model input's, both in [0, 1] "
+                        "(with --scale raw: in the score's units); "
                         "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
                         "the model input, in its channel order (BGR for --preprocess vgg16)")
     p.add_argument("--scale", choices=["image", "raw"],

@@ -60,7 +60,7 @@ def file_stamp(path):
     try:
         info = os.stat(path)
         return info.st_size, info.st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte
         return None, None
 
 

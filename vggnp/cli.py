@@ -54,9 +54,9 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def fail(code, message):
-    """Say ``vggnp.cam: message`` on stderr; returns ``code`` (the exit code)."""
-    say(f"vggnp.cam: {message}")
+def fail(code, message, name="vggnp.cam"):
+    """Say ``name: message`` on stderr; returns ``code`` (the exit code)."""
+    say(f"{name}: {message}")
     return code
 
 

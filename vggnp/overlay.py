@@ -90,8 +90,9 @@ def draw_box(picture, box):
     width = max(1, round(max(picture.size) / 200))
     draw = ImageDraw.Draw(picture)
     draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline="black", width=2 * width)
-    draw.rectangle((x0 + width, y0 + width, x1 - 1 - width, y1 - 1 - width), outline="white",
-                   width=width)
+    if x1 - x0 > 2 * width and y1 - y0 > 2 * width:  # room for the white line inside
+        draw.rectangle((x0 + width, y0 + width, x1 - 1 - width, y1 - 1 - width),
+                       outline="white", width=width)
     return picture
 
 

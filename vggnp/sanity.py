@@ -56,6 +56,8 @@ def parse_args(argv):
         p.error("--model and --weights exclude each other")
     if args.depth is not None and args.depth < 1:
         p.error("--depth must be at least 1")
+    if args.labels and not args.model:
+        p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
     return args
 
 
@@ -65,35 +67,45 @@ def main(argv=None):
     try:
         check_writable(args.out)
     except OSError as e:
-        return fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+        return _fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
     stem = os.path.splitext(os.path.basename(args.image))[0]
     grid_path = os.path.join(args.out, f"{stem}_sanity.png")
     refusal = refuse_to_clobber([grid_path], [args.image], args.overwrite)
     if refusal:
-        return fail(EXIT_SOME_FAILED, refusal)
+        return _fail(EXIT_SOME_FAILED, refusal)
     try:
         model, table, mode, _ = load_model(args)
     except (InputError, DownloadError) as e:
-        return fail(EXIT_WEIGHTS, str(e))
+        return _fail(EXIT_WEIGHTS, str(e))
     try:
         picture, _ = read_image(args.image)
     except InputError as e:
-        return fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
+        return _fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
     x = model_input(picture, model.input_size, model.channels, mode)[None]
     try:
         cls = (int(class_scores(model.predict(x)).argmax()) if args.class_ is None
                else find_class(args.class_, table))
-        layer = None if all(m in INPUT_METHODS for m in args.methods) else \
-            (args.layer or model.last_conv)
     except ValueError as e:
-        return fail(EXIT_USAGE, f"--class: {e}")
+        return _fail(EXIT_USAGE, f"--class: {e}")
+    layer = None if all(m in INPUT_METHODS for m in args.methods) else \
+        (args.layer or model.last_conv)
+    if layer is not None and layer not in model.conv_names:
+        return _fail(EXIT_USAGE, f"--layer must be a conv layer of the model: "
+                                f"{', '.join(model.conv_names)}")
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
                           independent=not args.no_independent,
                           progress=lambda k, n: say(f"vggnp.sanity: step {k}/{n}")
                           if not args.json and sys.stderr.isatty() else None)
-    save_image(figure(result, args.methods), grid_path, args.overwrite)
+    try:
+        save_image(figure(result, args.methods), grid_path, args.overwrite)
+    except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...
+        return _fail(EXIT_OUTPUT, f"{grid_path}: not written: {e}")
     report_out(args, result, cls, table, grid_path)
     return EXIT_OK
+
+
+def _fail(code, message):
+    return fail(code, message, "vggnp.sanity")
 
 
 def figure(result, methods):
@@ -121,9 +133,8 @@ def report(result, methods, cls, table, grid_path, image):
              "cascading": steps("cascading"), "independent": steps("independent"),
              "verdicts": [verdict(m, result["cascading"]) for m in methods],
              "outputs": {"grid": os.path.abspath(grid_path)}}
-    for kind in ("cascading", "independent"):
-        for step in found[kind]:
-            step.update({k: v for k, v in step.items() if v})
+    for kind in ("cascading", "independent"):  # no "spearman_signed" without signed maps
+        found[kind] = [{k: v for k, v in step.items() if v} for step in found[kind]]
     return found
 
 

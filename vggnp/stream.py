@@ -12,7 +12,6 @@ picture is released when the caller asks for the next result, or, with
 explanation, gives a result with ``error`` set; the others go on.
 """
 
-import ctypes
 import os
 import queue
 import threading
@@ -26,6 +25,7 @@ from .explain import explain
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .gradcam import EmptyMapWarning
+from .system import background_thread, give_memory_back
 
 
 @dataclass
@@ -83,7 +83,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     def run(batch):
         if not batch:
             return []
-        _give_memory_back()
+        give_memory_back()
         options = dict(layer=layer, class_index=class_index, target=target,
                        batch_size=batch_size, progress=progress, trace=trace,
                        **(method_options or {}))
@@ -104,42 +104,6 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
         yield from run(batch)
     finally:
         reader.stop()
-
-
-def _give_memory_back():
-    """Hand freed heap memory back to the system (glibc's ``malloc_trim``), once a batch.
-
-    Decoded photos of ever different sizes, allocated and freed by several threads, leave
-    free holes in glibc's heaps that stay resident: without this, peak RSS grew by 20 %
-    from 20 to 2,000 photos (scripts/stream_bench.py). Elsewhere than glibc, nothing to do.
-    """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def background_thread():
-    """Lower the calling thread's priority (Linux: a thread has its own nice value).
-
-    Grad-CAM keeps both cores of a small machine busy with BLAS threads that must meet at
-    every matrix product; a reader or writer thread that takes a core from one of them
-    stalls both. At nice 10 it runs when a core would otherwise wait."""
-    if os.environ.get("NONICE"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not allowed: run as is
-        pass
-
-
-def _libc():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
 
 
 def _handed_out(results, hold):

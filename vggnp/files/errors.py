@@ -31,6 +31,8 @@ def check_regular_file(path, error=InputError, what="file"):
         if e.errno == errno.ELOOP:
             raise error("a symbolic link loop") from None
         raise error(f"cannot access the file ({e.strerror})") from None
+    except ValueError:  # os.stat's answer to a NUL byte in the name
+        raise error("the name holds a NUL byte, which no file name can") from None
     if stat.S_ISDIR(info.st_mode):
         raise error(f"a directory, not {what}")
     if not stat.S_ISREG(info.st_mode):
@@ -38,6 +40,8 @@ def check_regular_file(path, error=InputError, what="file"):
                     "save it to a file first")
     if info.st_size == 0:
         raise error("an empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise error("permission denied (the file is not readable)")
     return info.st_size
 
 

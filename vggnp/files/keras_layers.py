@@ -6,7 +6,6 @@ from ..convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalA
                               Rescaling)
 from ..layers import Conv2D, Dense, Flatten, MaxPool2D
 from .hdf5 import ModelError
-from .model_config import weight_shapes
 
 ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
 
@@ -28,27 +27,12 @@ def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def _layer_weights(kind, cfg, arrays, path, input_shape):
-    """The weight arrays of one layer, checked against the shapes its config and its input
-    (one image's, from ``model_config.output_shapes``) say they must have."""
-    name = cfg["name"]
-    weights = arrays.get(name, [])
-    needs = weight_shapes(kind, cfg, input_shape)
-    if len(weights) != len(needs):
-        raise ModelError(f"{path}: layer {name} ({kind}) needs {len(needs)} weight arrays, "
-                         f"the file has {len(weights)}")
-    for i, (array, shape) in enumerate(zip(weights, needs)):
-        if array.shape != shape:
-            raise ModelError(f"{path}: layer {name}: weight {i} has shape {array.shape}; its "
-                             f"config and input {input_shape} say {shape}")
-    return weights
-
-
-def build_layer(kind, cfg, arrays, workspace, path, input_shape):
+def build_layer(kind, cfg, arrays, workspace, path):
     """One vggnp layer from a Keras layer's class name and config (checked by
-    ``model_config.check_layer``) and its input shape (one image's)."""
+    ``model_config.check_layer``) and its weight arrays (checked against the config's
+    shapes by ``model_files``): ``arrays[name]``."""
     name = cfg["name"]
-    weights = _layer_weights(kind, cfg, arrays, path, input_shape)
+    weights = arrays[name]
     if kind == "Conv2D":
         if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
             raise ModelError(f"{path}: layer {name}: dilated or grouped convolutions are not "

@@ -13,9 +13,8 @@ the config alone, so a crafted file cannot make vggnp allocate 75 GB or divide b
 import json
 import math
 
-from .hdf5 import ModelError
+from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
 
-MAX_CONFIG_BYTES = 8 << 20  # VGG16's config is 20 KB
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
 MAX_IMAGE_BYTES = 2 << 30  # float32 activations of one image, all layers together
@@ -24,7 +23,7 @@ LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePoo
                  "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
 CONTAINERS = ("Sequential", "Functional", "Model")
 PADDINGS = ("valid", "same")
-MAX_SCALE = 1e10  # a Rescaling factor, as the bound on weights (hdf5.MAX_NORM)
+MAX_SCALE = MAX_NORM  # a Rescaling factor: the bound on weights
 
 
 def parse_config(text, path):
@@ -229,7 +228,7 @@ def window_output(n, window, stride, padding):
 def output_shapes(leaves, input_shape, path):
     """The shape of one image's output of each leaf layer, from the configs alone:
     [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the activations
-    of one image would need more than MAX_IMAGE_BYTES."""
+    of one image, with every conv's im2col matrix, would need more than MAX_IMAGE_BYTES."""
     shape, shapes, elements = tuple(input_shape), [], 0
     for kind, cfg in leaves:
         name = cfg["name"]
@@ -242,13 +241,15 @@ def output_shapes(leaves, input_shape, path):
         if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
             window = _pair(cfg.get("kernel_size" if kind == "Conv2D" else "pool_size"), path,
                            name, "window", 2)
-            strides = _pair(cfg.get("strides") or (window if kind != "Conv2D" else 1), path,
-                            name, "strides", 1)
+            strides = _pair(cfg.get("strides") or (list(window) if kind != "Conv2D" else 1),
+                            path, name, "strides", 1)
             padding = cfg.get("padding", "valid")
             h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
             if h < 1 or w < 1:
                 raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
                                  f"does not fit its {shape[0]}x{shape[1]} input")
+            if kind == "Conv2D":  # im2col's unfolded windows: H' W' x KH KW C
+                elements += h * w * window[0] * window[1] * shape[2]
             shape = (h, w, cfg["filters"] if kind == "Conv2D" else shape[2])
         elif kind == "GlobalAveragePooling2D":
             shape = (shape[2],)

@@ -25,7 +25,7 @@ from ..model import Network
 from .hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
 from .keras_layers import build_layer
-from .model_config import CONTAINERS, leaf_layers, output_shapes, parse_config
+from .model_config import CONTAINERS, leaf_layers, output_shapes, parse_config, weight_shapes
 
 
 class KerasConvNet(Network):
@@ -68,13 +68,17 @@ def load_keras_model(path, dtype=np.float32):
                              "model (model.save('model.keras')), or for VGG16 use --weights")
         config = parse_config(config_text, path)
         leaves, input_shape = leaf_layers(config, path)
-        shapes = output_shapes(leaves, input_shape, path)
-        arrays = {name: [_float_array(d, path, name, dtype) for d in datasets]
-                  for name, datasets in _arrays_by_layer(f, config, path).items()}
+        inputs = [input_shape] + output_shapes(leaves, input_shape, path)[:-1]
+        needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
+                 for (kind, cfg), shape in zip(leaves, inputs)}
+        datasets = _arrays_by_layer(f, config, path)
+        _check_weight_shapes(needs, datasets, zip(leaves, inputs), path)
+        # Only the datasets the config uses are read, each after its shape was checked.
+        arrays = {name: [_float_array(d, path, name, dtype) for d in datasets.get(name, [])]
+                  for name in needs}
     workspace = {}
-    inputs = [input_shape] + shapes[:-1]
-    layers = [build_layer(cls, cfg, arrays, workspace, path, shape)
-              for (cls, cfg), shape in zip(leaves, inputs)]
+    layers = [build_layer(cls, cfg, arrays, workspace, path)
+              for (cls, cfg) in leaves]
     if layers[-1].activation_name is None:
         raise ModelError(f"{path}: the model ends with {layers[-1].name} "
                          f"({type(layers[-1]).__name__}); vggnp needs a Dense or Activation "
@@ -85,6 +89,22 @@ def load_keras_model(path, dtype=np.float32):
     model = KerasConvNet(layers, input_shape, name=name if isinstance(name, str) else "")
     _check_shapes(model, path, dtype)
     return model
+
+
+def _check_weight_shapes(needs, datasets, layers, path):
+    """Each layer's datasets: as many as its config says, of the shapes its config and
+    its input (one image's) imply (``model_config.weight_shapes``). layers: ((class name,
+    config), input shape) pairs."""
+    for (kind, cfg), input_shape in layers:
+        name, shapes = cfg["name"], needs[cfg["name"]]
+        found = datasets.get(name, [])
+        if len(found) != len(shapes):
+            raise ModelError(f"{path}: layer {name} ({kind}) needs {len(shapes)} weight "
+                             f"arrays, the file has {len(found)}")
+        for i, (data, shape) in enumerate(zip(found, shapes)):
+            if data.shape != shape:
+                raise ModelError(f"{path}: layer {name}: weight {i} has shape {data.shape}; "
+                                 f"its config and input {input_shape} say {shape}")
 
 
 def _arrays_by_layer(f, config, path):
@@ -156,6 +176,9 @@ def _check_shapes(model, path, dtype):
         shape = out.shape
         try:
             out = layer.forward(out)
+        except MemoryError:
+            raise ModelError(f"{path}: layer {layer.name} needs more memory than this "
+                             "machine has for one image") from None
         except ValueError as e:
             raise ModelError(f"{path}: layer {layer.name} does not fit the output of the "
                              f"layer before it {shape}: {e}") from None
