@@ -23,7 +23,8 @@ from .cam_args import needs_probabilities, parse_args
 from .cam_image import failed, handle, tell
 from .cam_io import Progress, Report, ResultsFile, already_done, expand_inputs, is_terminal
 from .cam_outputs import file_ids, output_stems
-from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
+                  EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
                   check_writable, fail, find_class, load_model, say, warnings_as_notes)
 from .explain import INPUT_METHODS, TARGETS
 from .files.download import DownloadError
@@ -32,7 +33,6 @@ from .files.outputs import remove_stale_temps
 from .stream import PIXEL_BUDGET, explain_files
 from .system import background_thread
 
-EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
 # while writing (a name too long, a character the file system refuses) fails one image.
 FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,

@@ -18,6 +18,7 @@ from .files.labels import read_labels
 from .model import VGG16
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
+EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
 
 
 def say(line):

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   ArgumentParser, check_writable, fail, find_class, load_model, model_options,
                   refuse_to_clobber, say, warnings_as_notes)
 from .explain import INPUT_METHODS, METHODS
@@ -64,6 +64,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     warnings_as_notes("vggnp.sanity")
+    try:
+        return run(args)
+    except KeyboardInterrupt:  # nothing half-written: the figure is saved in one step
+        return _fail(EXIT_INTERRUPTED, "interrupted; nothing was written")
+
+
+def run(args):
+    """Check the output, load the model and the image, run the test, write and report."""
     try:
         check_writable(args.out)
     except OSError as e:
