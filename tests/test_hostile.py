@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 
@@ -86,22 +85,35 @@ def assert_exit_3(result, path):
 
 def run_measured(code, *args, timeout=60):
     """``python -c code args...`` from the project root, killed after ``timeout`` s:
-    (exit code, stdout + stderr, seconds, peak RSS in bytes, from os.wait4)."""
+    (exit code, stdout + stderr, seconds, peak RSS in bytes). The peak is the child's own
+    VmHWM, read every 10 ms until it exits: getrusage's ru_maxrss would report this test
+    process's RSS (Linux keeps it across fork and exec), gigabytes once TF is loaded."""
     with tempfile.TemporaryFile() as output:
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
                                  stdout=output, stderr=subprocess.STDOUT)
-        killer = threading.Timer(timeout, child.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            killer.cancel()
-        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        peak = 0
+        while child.poll() is None and time.perf_counter() - start < timeout:
+            peak = max(peak, vm_hwm(child.pid))
+            time.sleep(0.01)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
         seconds = time.perf_counter() - start
         output.seek(0)
-        return child.returncode, output.read().decode(errors="replace"), seconds, \
-            usage.ru_maxrss * 1024
+        return child.returncode, output.read().decode(errors="replace"), seconds, peak
+
+
+def vm_hwm(pid):
+    """The peak resident memory of process ``pid`` so far, in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def refused_in_child(function, error, path):

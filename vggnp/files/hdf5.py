@@ -228,9 +228,10 @@ def refuse_external_links(f, path):
         lambda name, info: name if info.type == h5py.h5l.TYPE_EXTERNAL else None, info=True)
     if found:
         name = found.decode("utf-8", "replace")
-        raise WeightsError(f"{path}: {name} is an HDF5 external link to another file; "
-                           "refused (Keras never writes them, and they read other files on "
-                           "this machine)")
+        link = f.get(name, getlink=True)  # the link itself: nothing is followed
+        raise WeightsError(f"{path}: {name} is an HDF5 external link to "
+                           f"{link.filename}:{link.path}; refused (Keras never writes them, "
+                           "and they read other files on this machine)")
 
 
 def dataset(group, key):
