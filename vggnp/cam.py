@@ -31,7 +31,6 @@ from .files.download import DownloadError
 from .files.errors import InputError
 from .files.outputs import remove_stale_temps
 from .stream import PIXEL_BUDGET, explain_files
-from .system import background_thread
 
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
 # while writing (a name too long, a character the file system refuses) fails one image.
@@ -153,7 +152,7 @@ def process(args, run, todo):
         method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
                             seed=args.seed))
     pending = deque()
-    with ThreadPoolExecutor(max_workers=1, initializer=background_thread) as writer:
+    with ThreadPoolExecutor(max_workers=1) as writer:
         try:
             for result in stream:
                 pending.append(handle(args, run, out, result, stems[result.index], writer))

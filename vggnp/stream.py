@@ -25,7 +25,7 @@ from .explain import explain
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .gradcam import EmptyMapWarning
-from .system import background_thread, give_memory_back
+from .system import give_memory_back
 
 
 @dataclass
@@ -167,7 +167,6 @@ class _Reader:
         self._thread.start()
 
     def _run(self, sources, model, mode, read_options):
-        background_thread()
         try:
             for index, source in enumerate(sources):
                 if self._stopped.is_set():
