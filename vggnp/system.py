@@ -2,8 +2,8 @@
 (glibc) only; elsewhere nothing.
 
 (Lowering the reader's and writer's thread priority was tried and measured: at nice 10 a
-folder of 200 photos ran at 2.06 images/s instead of 3.23, the I/O threads starved by
-the BLAS threads' spinning; so they run at the process's priority.)"""
+folder of 200 photos ran at 2.06 images/s, at the process's priority 2.31, in consecutive
+runs of scripts/stream_bench.py; so they run at the process's priority.)"""
 
 import ctypes
 
