@@ -12,9 +12,9 @@ import h5py
 import numpy as np
 
 try:  # under pytest, and in the worker (tests/ on the path)
-    from fuzz_bytes import pick, write_file
+    from fuzz_bytes import bytes_family, pick
 except ImportError:  # imported as tests.fuzz_h5 by python -m scripts.fuzz
-    from tests.fuzz_bytes import pick, write_file
+    from tests.fuzz_bytes import bytes_family, pick
 
 
 def h5_items(f):
@@ -164,9 +164,8 @@ def edit_h5(data, edit, rng):
 
 
 def h5_family(edit):
-    def family(path, data, rng, target):
-        data, what = edit_h5(data, edit, rng)
-        write_file(path, data)
-        return what
-    family.__doc__ = edit.__doc__
-    return family
+    """A family from an HDF5 edit (f, rng) -> what: a byte edit through ``edit_h5``."""
+    def as_bytes(data, rng, target):
+        return edit_h5(data, edit, rng)
+    as_bytes.__doc__ = edit.__doc__
+    return bytes_family(as_bytes)
