@@ -161,7 +161,7 @@ def main(argv=None):
 
 def costs_line(costs, megapixels):
     return (f"Per photo (the first 50, mean {megapixels:.1f} megapixels), CPU seconds in one "
-            f"thread: read {costs[0]:.3f}, overlay {costs[1]:.3f}, JPEG encode {costs[2]:.3f}")
+            f"thread: read {costs[0]:.3f}, overlay {costs[1]:.3f}, JPEG encode {costs[2]:.3f}.")
 
 
 def report(rows, rate, args):

@@ -6,6 +6,7 @@ comparisons in reference_check.py; the bad-input corpus in corpus.py.)"""
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -34,6 +35,17 @@ def reference_module(name, install="pip install -e '.[test]'"):
         if os.environ.get("CI"):
             pytest.fail(f"{name} is required in CI: the reference tests must run ({install})")
         pytest.skip(f"{name} not installed: reference test skipped")
+
+
+def reference_program(*names, install="apt-get install chromium"):
+    """The path of the first program of ``names`` on PATH; skip locally, fail in CI."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{names[0]} is required in CI: the browser tests must run ({install})")
+    pytest.skip(f"{names[0]} not installed: browser test skipped")
 
 
 def json_lines(text):

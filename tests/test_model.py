@@ -130,3 +130,25 @@ def test_forward_from_an_inner_layer():
         model.backward(np.ones((2, 4)))
     with pytest.raises(ValueError, match="comes before"):
         model.forward(x, start="block4_conv3", until="block3_pool")
+
+
+def test_a_replica_shares_the_weights_and_keeps_its_own_caches():
+    """Network.replica(): the same weight arrays (none copied), but a forward on one
+    replica leaves the other's caches alone, so each one's backward is its own run's."""
+    model = tiny_model()
+    twin = model.replica()
+    for layer, copy in zip(model.layers, twin.layers):
+        assert layer is not copy and all(a is b for a, b in zip(layer.weights, copy.weights))
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((2, 32, 64, 3)) * 60 for _ in range(2)]
+    dout = rng.standard_normal((2, 4))
+
+    def input_gradient(net, x):
+        net.forward(x)
+        return net.backward(dout, from_logits=True)
+    alone = [input_gradient(model, x) for x in xs]
+    model.forward(xs[0])
+    twin.forward(xs[1])  # between the original's forward and its backward
+    assert np.array_equal(model.backward(dout, from_logits=True), alone[0])
+    assert np.array_equal(twin.backward(dout, from_logits=True), alone[1])
+    assert not np.array_equal(alone[0], alone[1])  # the check above could tell them apart

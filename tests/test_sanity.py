@@ -89,6 +89,26 @@ def test_every_method_on_the_full_size_vgg16(keras_files):
     assert np.array_equal(model.predict(x[:1]), before)
 
 
+def test_the_whole_cascade_on_the_full_size_vgg16(keras_files):
+    """Every step, predictions down to block1_conv1, for every method whose map costs one
+    or two passes (all but scorecam, integrated-gradients and smoothgrad, whose first step
+    is above); the weights come back."""
+    folder, x, _, _ = keras_files
+    model = VGG16.load(folder / "keras1_official_layout.h5")
+    before = model.predict(x[:1])
+    methods = [m for m in METHODS if m not in ("scorecam", "integrated-gradients",
+                                               "smoothgrad")]
+    result = sanity_check(model, x[:1], methods, 0, independent=False)
+    layers = weight_layers(model)
+    assert layers[0] == "predictions" and layers[-1] == "block1_conv1" and len(layers) == 16
+    assert [s["randomised"] for s in result["cascading"]] == [layers[:k + 1]
+                                                              for k in range(16)]
+    for step in result["cascading"]:
+        for method in methods:
+            assert -1 <= step[method]["ssim"] <= 1
+    assert np.array_equal(model.predict(x[:1]), before)
+
+
 def test_weights_come_back_even_after_an_error(shapes_model):
     layer = shapes_model.layer("dense_1")
     w, b = layer.w, layer.b

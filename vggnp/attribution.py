@@ -19,6 +19,10 @@ import numpy as np
 from .gradcam import backward_seed, class_indices, class_scores
 from .trace import print_trace
 
+# The completeness check's tolerance: |attribution sum - score difference| / |difference|
+# above it is worth a warning (more path steps close it).
+COMPLETENESS_TOLERANCE = 0.01
+
 
 def score_gradient(model, x, class_index, target, guided=False, trace=False):
     """(class scores (N, K), classes (N,), d y^c / d x (N, H, W, C)); trace: True or a

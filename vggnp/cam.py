@@ -13,8 +13,11 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 """
 
 import errno
+import io
+import os
 import signal
 import sys
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -25,12 +28,15 @@ from .cam_io import Progress, Report, ResultsFile, already_done, expand_inputs, 
 from .cam_outputs import file_ids, output_stems
 from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, fail, find_class, load_model, say, warnings_as_notes)
+                  check_writable, command_line, fail, find_class, load_model, say,
+                  warnings_as_notes)
 from .explain import INPUT_METHODS, TARGETS
 from .files.download import DownloadError
 from .files.errors import InputError
 from .files.outputs import remove_stale_temps
+from .report import INLINE_LIMIT, write_report
 from .stream import PIXEL_BUDGET, explain_files
+from .system import cores
 
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
 # while writing (a name too long, a character the file system refuses) fails one image.
@@ -60,6 +66,7 @@ def main(argv=None):
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
+    args.command = command_line("vggnp.cam", argv)
     warnings_as_notes("vggnp.cam")
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -96,6 +103,14 @@ def plan(args):
         fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
              + ("" if args.recursive else " (--recursive also searches its subfolders)"))
     args.failed_inputs = len(empty)
+    if args.report_inline:  # the report shows the folder's earlier images too
+        held = {r["path"] for r in ResultsFile(args.out).records()}
+        held |= {os.path.abspath(path) for path in paths}
+        if len(held) > INLINE_LIMIT:
+            raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: "
+                            f"at most {INLINE_LIMIT} images, not {len(held)} (this run's and "
+                            f"those {args.out} already lists); use --report, whose page "
+                            "links the pictures"))
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
         done = ResultsFile(args.out).done()
@@ -128,9 +143,12 @@ def prepare(args):
         raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
     if mode == "vgg16" and model.channels != 3:
         raise Stop(fail(EXIT_USAGE, "--preprocess vgg16 needs a model with 3 input channels"))
-    return SimpleNamespace(model=model, table=table, mode=mode, weights_path=weights_path,
-                           layer=layer, target=args.target or TARGETS[args.method][0],
-                           chosen_class=chosen_class)
+    # own_model: for the work this thread does beside the stream's (--metric, --diagnose,
+    # --report-all-methods), whose worker threads hold the layer caches of ``model``.
+    return SimpleNamespace(model=model, own_model=model.replica(), table=table, mode=mode,
+                           weights_path=weights_path, layer=layer,
+                           target=args.target or TARGETS[args.method][0],
+                           chosen_class=chosen_class, began=time.time())
 
 
 def process(args, run, todo):
@@ -140,7 +158,8 @@ def process(args, run, todo):
     out = SimpleNamespace(report=Report(args.json), results=ResultsFile(args.out),
                           progress=progress, failed=args.failed_inputs, written=0, stop=None,
                           debug=args.debug, taken=set(), scale={"max": args.scale_max},
-                          inputs=file_ids(path for path, _ in todo) if args.overwrite else set())
+                          inputs=file_ids(path for path, _ in todo) if args.overwrite else set(),
+                          trace=Tee(sys.stderr) if args.trace else None)
     stems = [stem for _, stem in todo]
     reading = {"background": args.background, "max_pixels": args.max_pixels,
                "allow_truncated": args.allow_truncated}
@@ -148,9 +167,9 @@ def process(args, run, todo):
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, args.batch_size, reading,
         progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
-        pixel_budget=PIXEL_BUDGET, trace=sys.stderr if args.trace else False,
+        pixel_budget=PIXEL_BUDGET, trace=out.trace or False,
         method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
-                            seed=args.seed))
+                            seed=args.seed), workers=workers(args, len(todo)))
     pending = deque()
     with ThreadPoolExecutor(max_workers=1) as writer:
         try:
@@ -169,7 +188,64 @@ def process(args, run, todo):
             stream.close()
             finish(out, pending, keep=0)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.report:
+        write_run_report(args, run, out, len(todo))
     return ending(args, out, len(todo))
+
+
+def write_run_report(args, run, out, total):
+    """<out>/report.html of every image the results file lists (this run's and earlier
+    ones'); said in one line. Written after an interrupt too: it shows what is done."""
+    try:
+        size = f"{os.path.getsize(run.weights_path) / 1e6:.1f} MB"
+    except OSError as e:  # the file went away during the run
+        size = e.strerror
+    rows = [("command", args.command), ("model", f"{run.weights_path} ({size})"),
+            ("method", args.method), ("layer", run.layer or "(the input)"),
+            ("target", run.target), ("started", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                              time.localtime(run.began))),
+            ("wall time", f"{time.time() - run.began:.1f} s"),
+            ("this run", f"{out.written} of {total} image(s) written, {out.failed} failed")]
+    try:
+        path = write_report(args.out, out.results.records(), {
+            "title": "vggnp report", "rows": rows,
+            "trace": out.trace.text() if out.trace else None}, inline=args.report_inline)
+    except OSError as e:
+        tell(out, f"vggnp.cam: cannot write the report in {args.out}: {e}")
+        out.stop = out.stop or EXIT_OUTPUT
+        return
+    except Exception as e:  # noqa: BLE001 - a record we did not foresee: say it in one line
+        tell(out, f"vggnp.cam: the report was not written: internal error "
+                  f"({type(e).__name__}: {e}); please report it")
+        out.stop = out.stop or EXIT_SOME_FAILED
+        return
+    tell(out, f"vggnp.cam: report: {path}")
+
+
+class Tee:
+    """A text stream that writes to ``stream`` and keeps a copy (``text()``): --trace's
+    tables on stderr and in the report."""
+
+    def __init__(self, stream):
+        self._stream, self._copy = stream, io.StringIO()
+
+    def write(self, text):
+        self._copy.write(text)
+        if self._stream is not None:
+            self._stream.write(text)
+
+    def flush(self):
+        if self._stream is not None:
+            self._stream.flush()
+
+    def text(self):
+        return self._copy.getvalue()
+
+
+def workers(args, count):
+    """Batches run at once: two (each with half the cores) when there is more than one
+    batch to run, one otherwise, and one with --trace (two tables would interleave)."""
+    return 2 if cores() >= 2 and count > args.batch_size and not args.trace else 1
 
 
 def finish(out, pending, keep):

@@ -10,6 +10,7 @@ from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, RAW_METHODS, TARGETS
 from .files.images import MAX_PIXELS
 from .files.imagenet import class_index
 from .files.preprocess import PREPROCESS_MODES
+from .report import INLINE_LIMIT, REPORT_NAME
 
 
 def parse_args(argv):
@@ -31,6 +32,8 @@ def parse_args(argv):
         p.error("--max-pixels must be at least 1")
     if args.box_threshold is not None and not args.box:
         p.error("--box-threshold goes with --box")
+    if (args.report_inline or args.report_all_methods) and not args.report:
+        p.error("--report-inline and --report-all-methods go with --report")
     if args.scale_max is not None and (args.scale != "raw" or not args.scale_max > 0):
         p.error("--scale-max goes with --scale raw and must be above 0")
     defaults = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0, "box_threshold": 0.15}
@@ -187,6 +190,17 @@ def output_options(p):
     shown.add_argument("--progress", action="store_true",
                        help="show the progress line even when stderr is not a terminal")
     shown.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--report", action="store_true",
+                   help=f"also write {REPORT_NAME} in --out: every image listed in its results "
+                        "file with photo, classes, map and notes, sortable and filtered by "
+                        "class; opens from disk in any browser, no network")
+    p.add_argument("--report-inline", action="store_true",
+                   help=f"with --report: one self-contained file, the pictures inside it "
+                        f"(at most {INLINE_LIMIT} images)")
+    p.add_argument("--report-all-methods", action="store_true",
+                   help="with --report: a row of every method's map for each image (costs "
+                        "every method's time: Score-CAM alone is up to 513 forward passes "
+                        "per image on VGG16)")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an internal error (a bug of ours)")
 

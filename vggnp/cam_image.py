@@ -6,20 +6,23 @@ import os
 import sys
 import traceback
 
+import numpy as np
+
+from .attribution import COMPLETENESS_TOLERANCE
 from .boxes import box_from_map
 from .cam_io import file_stamp
 from .cam_outputs import (an_input, entry, on_raw_scale, output_paths, save_pictures,
-                          too_big_for_jpeg)
+                          thumbnail, too_big_for_jpeg)
 from .cli import refuse_to_clobber, say
 from .diagnose import diagnose
-from .explain import IMAGE_METHODS, empty_map_message
-from .faithfulness import deletion_insertion
+from .explain import IMAGE_METHODS, INPUT_METHODS, METHODS, empty_map_message, explain
+from .faithfulness import auc, deletion_insertion_curves
 from .files.imagenet import top_classes
 from .files.images import ImageError
 from .files.outputs import OutputExists
 from .gradcam import normalise
+from .overlay import gradient_picture, overlay
 
-COMPLETENESS_TOLERANCE = 0.01  # integrated gradients: |sum - score difference| / |difference|
 
 
 def handle(args, run, out, result, stem, writer):
@@ -57,7 +60,7 @@ def _handled(args, run, out, result, stem, writer, record):
     if args.method in IMAGE_METHODS:  # a gradient image: its magnitude is the heatmap
         heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
     if args.diagnose:
-        lines, suggestion = diagnose(run.model, result.x[None], run.layer, cls)
+        lines, suggestion = diagnose(run.own_model, result.x[None], run.layer, cls)
         tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
                                 f"suggestion: {suggestion}"]))
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
@@ -66,9 +69,48 @@ def _handled(args, run, out, result, stem, writer, record):
                   target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
                   **({"completeness": completeness} if completeness else {}))
     raw_map, heatmap, box, scale = _extras(args, run, out, result, heatmap, record)
+    method_maps = every_method(args, run, out, result, written) if args.report_all_methods \
+        else None
     record.update(notes=result.notes, outputs=written)
     return record, writer.submit(_write, out.results, record, args, run, result.picture,
-                                 raw_map, heatmap, cls, top_k, written, box, scale)
+                                 raw_map, heatmap, cls, top_k, written, box, scale,
+                                 method_maps)
+
+
+def every_method(args, run, out, result, written):
+    """--report-all-methods: {"map_<method>": thumbnail-size picture} of each method's map
+    of this image's class (the chosen method's is the stream's). A method that fails here
+    (no probabilities to explain, a map that is not finite...) is left out with a note,
+    and its name taken off ``written``, so the results file lists only what is written."""
+    small = thumbnail(result.picture)
+    pictures = {}
+    for method in METHODS:
+        key = f"map_{method}"
+        try:
+            found = result.map if method == args.method else _map_of(args, run, out, result,
+                                                                      method)
+            if not np.isfinite(found).all():
+                raise ValueError("the map is not finite")
+        except Exception as e:  # noqa: BLE001 - one thumbnail less, the image goes on
+            result.notes.append(f"--report-all-methods: no {method} map ({e})")
+            del written[key]
+            continue
+        if method in IMAGE_METHODS:
+            pictures[key] = gradient_picture(found, run.mode, small.size)
+        else:
+            pictures[key] = overlay(small, found, alpha=args.alpha)
+    return pictures
+
+
+def _map_of(args, run, out, result, method):
+    """One image's ``method`` map of its class, on this thread's own model replica."""
+    with np.errstate(all="ignore"):
+        maps, _ = explain(run.own_model, result.x[None], method,
+                          layer=None if method in INPUT_METHODS else run.layer,
+                          class_index=result.class_index, batch_size=args.batch_size,
+                          warn_empty=False, progress=lambda k, n: out.progress.step(
+                              f"--report-all-methods {method}", k, n))
+    return maps[0]
 
 
 def _say_notes(args, run, out, result, class_name):
@@ -95,9 +137,13 @@ def _extras(args, run, out, result, heatmap, record):
     """--metric, --box and --scale raw, added to ``record``. Returns the map to save, the
     heatmap to draw, the box and the scale."""
     if args.metric:
-        record.update(zip(("deletion_auc", "insertion_auc"), deletion_insertion(
-            run.model, result.x, heatmap, result.class_index, batch_size=args.batch_size,
-            progress=lambda k, n: out.progress.step("--metric steps", k, n))))
+        deletion, insertion = deletion_insertion_curves(
+            run.own_model, result.x, heatmap, result.class_index, batch_size=args.batch_size,
+            progress=lambda k, n: out.progress.step("--metric steps", k, n))
+        record.update(deletion_auc=auc(deletion), insertion_auc=auc(insertion))
+        if args.report:  # the curves themselves, for the report's plots
+            record.update(deletion_curve=[round(float(v), 4) for v in deletion],
+                          insertion_curve=[round(float(v), 4) for v in insertion])
     box = None
     if args.box:
         box = box_from_map(heatmap, result.picture.size, args.box_threshold)
@@ -139,5 +185,6 @@ def _reason(error, debug):
 
 
 def tell(out, line):
-    out.progress.clear()
-    say(line)
+    with out.progress.lock:
+        out.progress.clear()
+        say(line)

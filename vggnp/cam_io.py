@@ -9,6 +9,7 @@ stdout.
 import json
 import os
 import sys
+import threading
 import time
 
 from .cam_outputs import method_title
@@ -71,22 +72,27 @@ class ResultsFile:
     def __init__(self, folder):
         self.path = os.path.join(folder, RESULTS_NAME)
 
-    def done(self):
-        """{absolute input path: record} of the images a run finished: the last record
-        without an error of each path (a later run that failed, e.g. because the outputs
-        existed, does not undo it), if every output it lists is present."""
-        records = {}
+    def records(self):
+        """Every whole line, in order (a line cut by a crash is skipped); [] if none."""
+        records = []
         try:
             with open(self.path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     try:
                         record = json.loads(line)
-                        if "error" not in record:
-                            records[record["path"]] = record
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line cut by a crash: that image is done again
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict) and isinstance(record.get("path"), str):
+                        records.append(record)
         except OSError:
-            return {}
+            return []
+        return records
+
+    def done(self):
+        """{absolute input path: record} of the images a run finished: the last record
+        without an error of each path (a later run that failed, e.g. because the outputs
+        existed, does not undo it), if every output it lists is present."""
+        records = {r["path"]: r for r in self.records() if "error" not in r}
         return {path: r for path, r in records.items()
                 if all(os.path.exists(p) for p in r.get("outputs", {}).values())}
 
@@ -168,6 +174,9 @@ class Progress:
 
     def __init__(self, total, enabled):
         self.total, self.enabled = total, enabled and sys.stderr is not None
+        # Held while the line is drawn or cleared for a message: the stream's worker
+        # threads report Score-CAM's channels while this thread reports images.
+        self.lock = threading.RLock()
         self.done = self.failed = 0
         self.started = self.drawn = time.monotonic()
         self.detail = ""
@@ -183,10 +192,14 @@ class Progress:
         self._draw(force=done == total)
 
     def _draw(self, force=False):
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.drawn < 0.2):
-            return
-        self.drawn = now
+        with self.lock:
+            now = time.monotonic()
+            if not self.enabled or (not force and now - self.drawn < 0.2):
+                return
+            self.drawn = now
+            self._write_line(now)
+
+    def _write_line(self, now):
         rate = self.done / max(now - self.started, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 else 0
         text = (f"{self.done}/{self.total} images, {rate:.2f} images/s, ETA {int(eta) // 60}:"
@@ -199,7 +212,12 @@ class Progress:
             self.enabled = False
 
     def clear(self):
-        """Blank the line, so that a message can be printed; redrawn at the next update."""
+        """Blank the line, so that a message can be printed (hold ``lock`` across both);
+        redrawn at the next update."""
+        with self.lock:
+            self._clear()
+
+    def _clear(self):
         if self.enabled:
             try:
                 sys.stderr.write("\r\x1b[K")

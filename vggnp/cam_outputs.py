@@ -5,9 +5,11 @@ import os
 import re
 
 import numpy as np
+from PIL import Image
 
-from .explain import IMAGE_METHODS
+from .explain import IMAGE_METHODS, METHODS
 from .overlay import draw_box, gradient_picture, overlay, panel, save_array, save_image
+from .report import THUMBNAIL_SIDE
 
 
 def output_stems(paths):
@@ -42,6 +44,11 @@ def output_paths(args, stem, class_name, taken=None):
         written["panel"] = f"{base}_panel.{args.format}"
     if args.save_heatmap:
         written["heatmap"] = f"{base}.npy"
+    if args.report:  # the pictures the report shows: small, so that its pages open fast
+        written["thumbnail"] = f"{base}_thumb.jpg"
+        written["photo_thumbnail"] = f"{base}_input_thumb.jpg"
+        for method in (METHODS if args.report_all_methods else ()):
+            written[f"map_{method}"] = f"{base}_{method}_thumb.jpg"
     return written
 
 
@@ -56,13 +63,18 @@ def too_big_for_jpeg(size, args):
 
 
 def save_pictures(args, run, original, raw_map, heatmap, cls, top_k, written, box=None,
-                  scale=None):
-    """Write the overlay (or gradient picture, with ``box`` drawn if given), the panel
-    and the raw map as asked: all of them, or (an error) none that this call created."""
+                  scale=None, method_maps=None):
+    """Write the overlay (or gradient picture, with ``box`` drawn if given), the panel,
+    the raw map and the report's thumbnails (method_maps: {"map_<method>": picture}) as
+    asked: all of them, or (an error) none that this call created."""
     done = []
     try:
-        _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, box, scale,
-                   done)
+        picture = _save_each(args, run, original, raw_map, heatmap, cls, top_k, written,
+                             box, scale, done)
+        if args.report:
+            _save_thumbnails(args, written, done, {"thumbnail": picture,
+                                                   "photo_thumbnail": original,
+                                                   **(method_maps or {})})
     except BaseException:
         for path in done:
             try:
@@ -92,6 +104,22 @@ def _save_each(args, run, original, raw_map, heatmap, cls, top_k, written, box, 
     if args.save_heatmap:
         save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
         done.append(written["heatmap"])
+    return picture
+
+
+def _save_thumbnails(args, written, done, shown):
+    """The report's small pictures (THUMBNAIL_SIDE a side at most): shown is {output key:
+    picture}, the overlay, the photo and, with --report-all-methods, each method's map."""
+    for key, full in shown.items():
+        save_image(thumbnail(full), written[key], args.overwrite)
+        done.append(written[key])
+
+
+def thumbnail(picture, side=THUMBNAIL_SIDE):
+    """``picture`` shrunk to at most ``side`` pixels a side (never enlarged), a new image."""
+    scale = min(1.0, side / max(picture.size))
+    size = tuple(max(1, round(n * scale)) for n in picture.size)
+    return picture.resize(size, Image.BICUBIC, reducing_gap=2.0)
 
 
 def on_raw_scale(raw, shared, target):

@@ -5,6 +5,7 @@ Not a command itself; library modules never import it.
 
 import argparse
 import os
+import shlex
 import sys
 import warnings
 
@@ -19,6 +20,12 @@ from .model import VGG16
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
+
+
+def command_line(module, argv=None):
+    """The command as a user would type it again: ``python -m module`` and its arguments
+    (argv, or this process's)."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def say(line):

@@ -6,7 +6,6 @@ changes with the target (logit vs softmax), the pooling of the gradients (mean v
 the layer (the last conv vs the last conv of the block before), with a suggestion.
 """
 
-import warnings
 
 import numpy as np
 
@@ -38,14 +37,16 @@ def _earlier_conv(model, layer):
 def diagnose(model, x, layer=None, class_index=None):
     """x: (1, H, W, C). Returns (lines of the report, the suggestion)."""
     layer = layer or model.last_conv
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    # errstate and warn_empty, not warnings.catch_warnings: that one changes the filters
+    # of the whole process, under the stream's worker threads.
+    with np.errstate(all="ignore"):
         d = {}
-        (heatmap,), (cls,) = grad_cam(model, x, layer, class_index, details=d)
+        (heatmap,), (cls,) = grad_cam(model, x, layer, class_index, details=d, warn_empty=False)
         soft = {}
-        (soft_map,), _ = grad_cam(model, x, layer, cls, target="softmax", details=soft)
+        (soft_map,), _ = grad_cam(model, x, layer, cls, target="softmax", details=soft,
+                                  warn_empty=False)
         earlier = _earlier_conv(model, layer)
-        other = grad_cam(model, x, earlier, cls)[0][0] if earlier else None
+        other = grad_cam(model, x, earlier, cls, warn_empty=False)[0][0] if earlier else None
     p = float(d["probs"][0, cls])
     alpha = d["weights"][0]
     negative = float(np.mean(alpha < 0))

@@ -142,14 +142,15 @@ def score_cam(model, x, layer, classes, batch_size=32, skip_dead=True, progress=
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
             batch_size=32, details=None, trace=False, progress=None, steps=64, samples=50,
-            noise=0.15, seed=0):
+            noise=0.15, seed=0, warn_empty=True):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
     the CAM methods (default: the last); the input methods (saliency, guided-backprop)
     refuse one. target: the score explained, "logit" or "softmax" (see ``TARGETS``;
     default: the first the method allows). Returns (maps, classes): see the module
-    docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning.
+    docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning
+    (unless ``warn_empty=False``: the caller says it, e.g. ``vggnp.stream``).
     details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
     "activations" and "gradients" at the layer; for scorecam "scorecam_skipped" (one count
     per image of the dead channels skipped); for integrated-gradients "attributions"
@@ -179,7 +180,7 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     maps, classes = _explain(model, x, method, layer, class_index, target, batch_size,
                              details, trace, progress,
                              dict(steps=steps, samples=samples, noise=noise, seed=seed))
-    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)):
+    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
         warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
                       EmptyMapWarning, stacklevel=2)
     return maps, classes
@@ -232,9 +233,9 @@ def _explain(model, x, method, layer, class_index, target, batch_size, details, 
         details["probs"] = class_scores(outputs)
         details["activations"] = kept[layer]
         return eigen_cam(kept[layer]), class_indices(class_index, details["probs"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", EmptyMapWarning)  # explain() warns, once per map
-        cams, classes = grad_cam(model, x, layer, class_index, target, details, trace)
+    # explain() warns, once per map
+    cams, classes = grad_cam(model, x, layer, class_index, target, details, trace,
+                             warn_empty=False)
     if method == "gradcam":
         return cams, classes
     if method == "guided-gradcam":

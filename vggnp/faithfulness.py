@@ -47,10 +47,18 @@ def deletion_insertion(model, x, heatmap, class_index, steps=20, batch_size=None
                        progress=None):
     """(deletion AUC, insertion AUC) of ``heatmap`` for ``class_index`` on image x.
     progress(steps done, steps of both curves) after each forward pass."""
+    deletion, insertion = deletion_insertion_curves(model, x, heatmap, class_index, steps,
+                                                    batch_size, progress)
+    return auc(deletion), auc(insertion)
+
+
+def deletion_insertion_curves(model, x, heatmap, class_index, steps=20, batch_size=None,
+                              progress=None):
+    """(deletion curve, insertion curve), each (steps + 1,) class scores: see ``curve``.
+    progress(steps done, steps of both curves) after each forward pass."""
     total = 2 * (steps + 1)
 
     def done(offset):
         return (lambda k, _: progress(offset + k, total)) if progress else None
-    return (auc(curve(model, x, heatmap, class_index, steps, False, batch_size, done(0))),
-            auc(curve(model, x, heatmap, class_index, steps, True, batch_size,
-                      done(steps + 1))))
+    return (curve(model, x, heatmap, class_index, steps, False, batch_size, done(0)),
+            curve(model, x, heatmap, class_index, steps, True, batch_size, done(steps + 1)))

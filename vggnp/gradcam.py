@@ -90,7 +90,7 @@ def _forward_keeping(model, x, layer, trace=None):
 
 
 def grad_cam(model, x, layer=None, class_index=None, target="logit", details=None,
-             trace=False):
+             trace=False, warn_empty=True):
     """Grad-CAM heatmaps for a batch.
 
     model: a vggnp VGG16 with its classifier, or a KerasConvNet. x: (N, H, W, C)
@@ -127,7 +127,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     raw = np.maximum(np.einsum("nhwc,nc->nhw", activations, weights), 0)   # (N, h, w)
 
     heatmaps = normalise(raw)
-    for n in np.flatnonzero(~raw.any(axis=(1, 2))):
+    for n in np.flatnonzero(~raw.any(axis=(1, 2))) if warn_empty else ():
         warnings.warn(
             f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
             "every location's weighted activation is <= 0, i.e. this layer's features argue "

@@ -15,6 +15,7 @@ Conventions (as in CS231n's ``layers.py``; one contract for every layer, as micr
   ``naive.py`` holds the loops both are tested against.
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,15 @@ class Layer:
 
     def __init__(self, name):
         self.name = name
+
+    def replica(self, workspace):
+        """A layer with this one's weights (the same arrays, not copies) and settings but
+        caches of its own, so that two replicas can run at once in two threads.
+        workspace: the replica network's scratch buffers (used by :class:`Conv2D`)."""
+        twin = copy.copy(self)
+        if self.activation_name is not None:  # the activation keeps a cache too (its mask)
+            twin.activation = ACTIVATIONS[self.activation_name]()
+        return twin
 
 
 # --------------------------------------------------------------------------------------
@@ -167,8 +177,14 @@ class Conv2D(Layer):
         self.activation = ACTIVATIONS[activation]()
         # im2col workspace, reused across calls (and shared by the model's conv layers)
         self.buffers = {} if buffers is None else buffers
+        self._derived = {}  # arrays made from w (the flipped kernel); replicas share it
         kh, kw = w.shape[:2]
         self.fast = kh == kw and kh % 2 == 1 and self.strides == (1, 1) and padding == "same"
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.buffers = workspace
+        return twin
 
     def pads(self, x_shape):
         """((top, bottom), (left, right)) zero padding for an input of x_shape."""
@@ -211,11 +227,13 @@ class Conv2D(Layer):
         return correlate_same(dz, self._flipped_kernel(), self.buffers)
 
     def _flipped_kernel(self):
-        """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f], made once per kernel array."""
-        if getattr(self, "_flipped_from", None) is not self.w:
-            self._flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-            self._flipped_from = self.w
-        return self._flipped
+        """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f], made once per kernel array
+        (again if ``w`` is replaced, as the sanity checks do)."""
+        made_from, flipped = self._derived.get("flipped", (None, None))
+        if made_from is not self.w:
+            flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+            self._derived["flipped"] = (self.w, flipped)
+        return flipped
 
 
 class Dense(Layer):

@@ -11,6 +11,7 @@ classifier has no dropout at test time. ``Network`` holds this chain logic; ``VG
 builds its layers from a weights file, as ``vggnp.keras_model`` does for other convnets.
 """
 
+import copy
 import time
 from dataclasses import replace
 
@@ -56,6 +57,16 @@ class Network:
         """The number of output units (VGG16: 1000; a sigmoid binary classifier: 1)."""
         return next(layer.weights[0].shape[-1] for layer in reversed(self.layers)
                     if layer.weights)
+
+    def replica(self):
+        """A network with the same weights (shared, not copied) and caches and workspace
+        of its own: two replicas run at once in two threads (``vggnp.stream`` runs one
+        batch on each), where one network's layer caches would be overwritten."""
+        twin = copy.copy(self)
+        workspace = {}
+        twin.layers = [layer.replica(workspace) for layer in self.layers]
+        twin._first_run = twin._last_run = None
+        return twin
 
     def layer(self, name):
         """The layer called ``name`` (a Keras layer name, e.g. ``block5_conv3``)."""

@@ -15,7 +15,7 @@ import sys
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   ArgumentParser, check_writable, fail, find_class, load_model, model_options,
-                  refuse_to_clobber, say, warnings_as_notes)
+                  command_line, refuse_to_clobber, say, warnings_as_notes)
 from .explain import INPUT_METHODS, METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
@@ -23,6 +23,7 @@ from .files.images import read_image
 from .files.preprocess import model_input
 from .gradcam import class_scores
 from .overlay import jet_picture, labelled_grid, save_image
+from .report import REPORT_NAME, write_sanity_report
 from .sanity_checks import sanity_check, verdict
 
 DEFAULT_METHODS = "gradcam,guided-backprop,saliency"
@@ -45,9 +46,13 @@ def parse_args(argv):
     p.add_argument("--no-independent", action="store_true",
                    help="skip the independent test (one layer at a time)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--report", action="store_true",
+                   help=f"also write {REPORT_NAME} in --out: the grid, the verdicts and "
+                        "every step's similarities, for a browser")
     p.add_argument("--labels", metavar="FILE", help="with --model: class names, one a line")
     model_options(p)
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     args.methods = args.methods.split(",")
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
@@ -108,8 +113,7 @@ def run(args):
         save_image(figure(result, args.methods), grid_path, args.overwrite)
     except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...
         return _fail(EXIT_OUTPUT, f"{grid_path}: not written: {e}")
-    report_out(args, result, cls, table, grid_path)
-    return EXIT_OK
+    return report_out(args, result, cls, table, grid_path)
 
 
 def _fail(code, message):
@@ -147,18 +151,29 @@ def report(result, methods, cls, table, grid_path, image):
 
 
 def report_out(args, result, cls, table, grid_path):
+    """Print the report (JSON or lines), write report.html with --report; the exit code."""
     found = report(result, args.methods, cls, table, grid_path, args.image)
     if args.json:
         print(json.dumps(found))
-        return
-    print(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of each "
-          "map with the original, as layers are re-initialised from the top:")
-    for step in found["cascading"]:
-        values = ", ".join(f"{m} {_number(step['spearman'].get(m))}" for m in args.methods)
-        print(f"  up to {step['randomised'][-1]:<24} {values}")
-    for line in found["verdicts"]:
-        print(line)
-    print(f"figure: {found['outputs']['grid']}")
+    else:
+        print(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of "
+              "each map with the original, as layers are re-initialised from the top:")
+        for step in found["cascading"]:
+            values = ", ".join(f"{m} {_number(step['spearman'].get(m))}" for m in args.methods)
+            print(f"  up to {step['randomised'][-1]:<24} {values}")
+        for line in found["verdicts"]:
+            print(line)
+        print(f"figure: {found['outputs']['grid']}")
+    if args.report:
+        rows = [("command", command_line("vggnp.sanity", args.argv)), ("image", args.image),
+                ("class", f"{table[cls][1]} ({cls})"), ("seed", args.seed)]
+        try:
+            path = write_sanity_report(args.out, found, {"title": "vggnp sanity check",
+                                                         "rows": rows})
+        except OSError as e:
+            return _fail(EXIT_OUTPUT, f"cannot write the report in {args.out}: {e}")
+        say(f"vggnp.sanity: report: {path}")
+    return EXIT_OK
 
 
 def _number(value):

@@ -14,13 +14,11 @@ a method has a sign) and SSIM (Wang et al. 2004; written here with SciPy's Gauss
 """
 
 import contextlib
-import warnings
 
 import numpy as np
 from scipy import ndimage, stats
 
 from .explain import IMAGE_METHODS, INPUT_METHODS, explain
-from .gradcam import EmptyMapWarning
 from .layers import Conv2D, Dense
 from .resize import resize_bilinear
 
@@ -63,10 +61,10 @@ def randomised(model, names, seed=0):
 def maps_of(model, x, method, class_index, layer=None, **options):
     """{"abs": (H', W') map >= 0, "signed": (H', W') or absent} of one image x (1, H, W, C)."""
     details = {}
-    with warnings.catch_warnings():  # a randomised model's map may well be empty
-        warnings.simplefilter("ignore", EmptyMapWarning)
-        maps, _ = explain(model, x, method, layer=None if method in INPUT_METHODS else layer,
-                          class_index=class_index, details=details, batch_size=16, **options)
+    # A randomised model's map may well be empty: no warning for that.
+    maps, _ = explain(model, x, method, layer=None if method in INPUT_METHODS else layer,
+                      class_index=class_index, details=details, batch_size=16,
+                      warn_empty=False, **options)
     if method in IMAGE_METHODS:
         details["raw"] = maps
         result = {"abs": np.abs(maps[0]).max(axis=-1)}

@@ -3,67 +3,48 @@
     for result in explain_files(model, paths, method="gradcam", batch_size=8):
         ...  # one ImageResult per input, as soon as its batch is done
 
-The pipeline is read -> batch -> explain: a reader thread decodes the next images while the
-network runs on the current batch (Pillow and the BLAS release the GIL). Memory is bounded
-by a budget of decoded pixels (``pixel_budget``): the reader waits while the pictures not
-yet released would exceed it (one picture is always allowed, however large). A result's
-picture is released when the caller asks for the next result, or, with
-``hold_pictures``, when the caller calls ``result.release()`` (e.g. after writing it). One input that cannot be read, or that breaks the
-explanation, gives a result with ``error`` set; the others go on.
+The pipeline is read -> batch -> explain: a reader thread (``stream_reader``) decodes the
+next images while the network runs on the current batch (Pillow and the BLAS release the
+GIL). With ``workers=2`` two batches run at once, each on its own replica of the network
+(shared weights, own caches) with half the BLAS threads: one network's matrix products
+leave the cores idle in between (im2col copies, ReLU, pooling, Python), two fill each
+other's gaps (``scripts/stream_bench.py`` measures the whole command).
+
+Memory is bounded by a budget of decoded pixels (``pixel_budget``): the reader waits while
+the pictures not yet released would exceed it (one picture is always allowed, however
+large), and a batch is cut once its pictures hold a share of the budget, so that every
+worker's batch and the next one fit in it. A result's picture is released when the caller
+asks for the next result, or, with ``hold_pictures``, when the caller calls
+``result.release()`` (e.g. after writing it). One input that cannot be read, or that
+breaks the explanation, gives a result with ``error`` set; the others go on.
 """
 
-import os
 import queue
 import threading
-import warnings
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import numpy as np
-from PIL import Image
 
 from .explain import explain
-from .files.images import ImageError, read_image
-from .files.preprocess import model_input
-from .gradcam import EmptyMapWarning
-from .system import give_memory_back
+from .files.images import ImageError
+from .stream_reader import Budget, ImageResult, Reader
+from .system import SharedBlasThreads, give_memory_back
 
-
-@dataclass
-class ImageResult:
-    """One input's outcome. index: its position in the input sequence; source: the path (or
-    the array or picture) given. On success: picture (upright RGB, full size), probs (K,)
-    class scores, class_index, map (as ``explain`` returns it for one image), x (the model
-    input, H x W x C), empty (the map is zero everywhere), notes; details: per-method extras
-    (``scorecam_skipped``). On failure: error (an ImageError, or the unexpected exception).
-    release(): give the picture's pixels back to the reader's budget (idempotent)."""
-    index: int
-    source: object
-    picture: Image.Image = None
-    notes: list = field(default_factory=list)
-    probs: np.ndarray = None
-    class_index: int = None
-    map: np.ndarray = None
-    x: np.ndarray = None
-    empty: bool = False
-    details: dict = field(default_factory=dict)
-    error: Exception = None
-    _budget: object = None
-
-    def release(self):
-        if self._budget is not None and self.picture is not None:
-            self._budget.give_back(self.picture.width * self.picture.height)
-        self._budget = None
-
-
-PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~72 MB of RGB, two 12 MP photos
+PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~96 MB (Pillow keeps RGB in 4 bytes)
+CLOSE_WAIT = 30  # seconds a closed stream waits for its batches under way (a Score-CAM
+                 # batch can take minutes: then the threads are left to end by themselves)
 
 
 def explain_files(model, sources, method="gradcam", mode=None, layer=None,
                   class_index=None, target=None, batch_size=8, read_options=None,
                   progress=None, pixel_budget=PIXEL_BUDGET, hold_pictures=False, trace=False,
-                  method_options=None):
+                  method_options=None, workers=1):
     """Yield one :class:`ImageResult` per item of ``sources`` (paths, PIL pictures or
-    (H, W, 3) uint8 arrays), in input order within a batch, failures as soon as found.
+    (H, W, 3) uint8 arrays; ``result.index`` is its position), a batch's results in input
+    order as soon as the batch is done, failures to read as soon as found. With one
+    worker that is input order; with two, a small batch may overtake a larger one.
 
     model, method, layer, class_index, target: as :func:`vggnp.explain.explain`; mode: the
     preprocessing (``files.preprocess.preprocess``; default: the model's own
@@ -72,38 +53,70 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     passed on to ``explain`` (Score-CAM calls it per batch of masked images).
     pixel_budget, hold_pictures: see the module docstring. trace: as ``explain``'s (the
     tables of each batch's passes). method_options: more keyword arguments of ``explain``
-    (steps, samples, noise, seed).
+    (steps, samples, noise, seed). workers: batches run at once, each in a thread of its
+    own on a ``model.replica()`` (``model`` itself stays free for the caller), with the
+    BLAS's threads shared out among them while the stream is open (a process-wide
+    setting: threadpoolctl); the command line runs 2 on a folder, 1 on one batch.
+    ``progress`` is called from those threads.
     EmptyMapWarning is not raised here: ``result.empty`` says it; integrated-gradients'
     completeness check is in ``result.details["completeness"]``.
     """
-    budget = _Budget(pixel_budget)
-    reader = _Reader(sources, model, mode or model.default_preprocess, read_options or {},
+    budget = Budget(pixel_budget)
+    reader = Reader(sources, model, mode or model.default_preprocess, read_options or {},
                      batch_size, budget)
+    options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
+                   progress=progress, trace=trace, **(method_options or {}))
+    # Replicas even for one worker: a batch still running after the caller stopped the
+    # stream (a break, Ctrl-C) must not write into the caller's own model's caches.
+    pool = _Workers([model.replica() for _ in range(workers)], method, options)
+    blas = SharedBlasThreads(workers)
+    pending = deque()  # batches under way, oldest first
 
-    def run(batch):
-        if not batch:
-            return []
-        give_memory_back()
-        options = dict(layer=layer, class_index=class_index, target=target,
-                       batch_size=batch_size, progress=progress, trace=trace,
-                       **(method_options or {}))
-        return _handed_out(_explained(model, batch, method, options), hold_pictures)
+    def submit(batch):
+        if batch:
+            give_memory_back()
+            pending.append(pool.submit(batch))
     try:
         batch = []
         for item in reader:
             if item is None:  # the reader waits for pixels: run what has come so far
-                yield from run(batch)
+                submit(batch)
                 batch = []
             elif item.error is not None:
                 yield from _handed_out([item], hold_pictures)
             else:
                 batch.append(item)
-                if len(batch) == batch_size:
-                    yield from run(batch)
+                if len(batch) == batch_size or _pixels(batch) > pixel_budget / (workers + 1):
+                    submit(batch)
                     batch = []
-        yield from run(batch)
+            yield from _finished(pending, workers, hold_pictures)
+        submit(batch)
+        yield from _finished(pending, 0, hold_pictures)
     finally:
         reader.stop()
+        if pool.close(wait=CLOSE_WAIT):
+            blas.restore()  # never while a BLAS call may run in another thread
+
+
+def _pixels(batch):
+    return sum(item.picture.width * item.picture.height for item in batch)
+
+
+def _finished(pending, keep, hold):
+    """Yield the results of every batch of ``pending`` that is done (oldest first among
+    them), waiting while more than ``keep`` are under way. Not in input order: a batch
+    that waited for the one before it would keep its pictures, and so the reader's
+    pixel budget, while a worker idles."""
+    while pending:
+        done = [future for future in pending if future.done()]
+        if not done and len(pending) <= keep:
+            return
+        if not done:
+            wait(pending, return_when=FIRST_COMPLETED)
+            continue
+        for future in done:
+            pending.remove(future)
+            yield from _handed_out(future.result(), hold)
 
 
 def _handed_out(results, hold):
@@ -112,6 +125,50 @@ def _handed_out(results, hold):
         yield result
         if not hold:
             result.release()
+
+
+class _Workers:
+    """One daemon thread per model replica, each explaining one batch at a time.
+
+    Daemon threads: a process that ends (Ctrl-C) does not wait for a long batch under way
+    (it only computes; the files are written by the caller)."""
+
+    def __init__(self, models, method, options):
+        self._tasks = queue.Queue()
+        self._threads = [threading.Thread(target=self._serve, args=(model, method, options),
+                                          daemon=True) for model in models]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, batch):
+        """A Future of ``batch`` explained (its ImageResults filled in)."""
+        future = Future()
+        self._tasks.put((future, batch))
+        return future
+
+    def _serve(self, model, method, options):
+        while (task := self._tasks.get()) is not None:
+            future, batch = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(_explained(model, batch, method, options))
+                except BaseException as e:  # noqa: B036 - handed to the consumer's thread
+                    future.set_exception(e)
+
+    def close(self, wait):
+        """Cancel what has not started, and wait up to ``wait`` seconds for the batches
+        under way. Returns True if every thread has ended."""
+        while True:
+            try:
+                self._tasks.get_nowait()[0].cancel()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
 
 def _explained(model, batch, method, options):
@@ -133,11 +190,11 @@ def _explain_batch(model, batch, method, options):
     options: keyword arguments of ``explain``."""
     details = {}
     # An overflow (weights of a damaged model, a strange input) shows as non-finite
-    # scores below, said once per image, rather than as NumPy's RuntimeWarning lines.
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", EmptyMapWarning)  # result.empty says it
+    # scores below, said once per image, rather than as NumPy's RuntimeWarning lines
+    # (np.errstate holds for this thread only). result.empty says an empty map.
+    with np.errstate(all="ignore"):
         maps, classes = explain(model, np.stack([item.x for item in batch]), method,
-                                details=details, **options)
+                                details=details, warn_empty=False, **options)
     for n, item in enumerate(batch):
         if not (np.isfinite(details["probs"][n]).all() and np.isfinite(maps[n]).all()):
             item.error = ImageError("the model's class scores for this image are not finite "
@@ -150,114 +207,6 @@ def _explain_batch(model, batch, method, options):
         for key in ("scorecam_skipped", "completeness", "raw"):
             if key in details:
                 item.details[key] = details[key][n]
-
-
-class _Reader:
-    """Reads and preprocesses the inputs in a thread, ``ahead`` at most waiting; iterate
-    it for ImageResults carrying ``x`` (or ``error``)."""
-
-    _END = object()
-
-    def __init__(self, sources, model, mode, read_options, ahead, budget):
-        self._queue = queue.Queue(maxsize=ahead)
-        self._budget = budget
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                         args=(sources, model, mode, read_options))
-        self._thread.start()
-
-    def _run(self, sources, model, mode, read_options):
-        try:
-            for index, source in enumerate(sources):
-                if self._stopped.is_set():
-                    return
-                self._put(self._read(index, source, model, mode, read_options, self._budget,
-                                     self._stopped))
-        except BaseException as e:  # the sources' own iterator broke: end the stream
-            self._put(ImageResult(index=-1, source=None, error=e))
-        finally:
-            self._put(self._END)
-
-    @staticmethod
-    def _read(index, source, model, mode, read_options, budget, stopped):
-        item = ImageResult(index=index, source=source)
-        try:
-            if isinstance(source, (str, bytes, os.PathLike)):
-                item.picture, item.notes = read_image(source, **read_options)
-            elif isinstance(source, Image.Image):
-                item.picture = source.convert("RGB")
-            else:
-                item.picture = Image.fromarray(np.asarray(source, dtype=np.uint8)).convert("RGB")
-            item.x = model_input(item.picture, model.input_size, model.channels, mode)
-        except Exception as e:  # ImageError, or a bug of ours: this input only
-            item.error, item.picture = e, None
-            return item
-        budget.take(item.picture.width * item.picture.height, stopped)
-        item._budget = budget
-        return item
-
-    def _put(self, item):
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def __iter__(self):
-        """The items read, in order; None when none is ready because the reader waits for
-        the pixel budget (the consumer should then finish what it holds)."""
-        while True:
-            try:
-                item = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                if self._budget.waiting:
-                    yield None
-                continue
-            if item is self._END:
-                return
-            if item.index == -1:
-                raise item.error
-            yield item
-
-    def stop(self):
-        """Stop reading (the consumer is done or interrupted) and release what waits."""
-        self._stopped.set()
-        self._budget.open()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(timeout=5)
-
-
-class _Budget:
-    """Decoded pixels in flight, at most ``limit`` (but always one picture, however big)."""
-
-    def __init__(self, limit):
-        self.limit, self.used, self._opened, self.waiting = limit, 0, False, False
-        self._changed = threading.Condition()
-
-    def take(self, pixels, stopped):
-        """Wait until ``pixels`` fit (or nothing is in flight, or the stream stops)."""
-        with self._changed:
-            self.waiting = True
-            self._changed.wait_for(lambda: self._opened or stopped.is_set() or self.used == 0
-                                   or self.used + pixels <= self.limit)
-            self.waiting = False
-            self.used += pixels
-
-    def give_back(self, pixels):
-        with self._changed:
-            self.used -= pixels
-            self._changed.notify_all()
-
-    def open(self):
-        """Let every waiting reader through (the stream is closing)."""
-        with self._changed:
-            self._opened = True
-            self._changed.notify_all()
 
 
 __all__ = ["ImageError", "ImageResult", "explain_files"]
