@@ -64,7 +64,7 @@ def playwright():
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A --report run on the shapes model: three shapes and one with a hostile name, with
-    --metric, --box, --trace and --report-all-methods."""
+    --metric, --box, --trace, --diagnose and --report-all-methods."""
     folder = tmp_path_factory.mktemp("report")
     inputs = folder / "in"
     inputs.mkdir()
@@ -72,7 +72,7 @@ def run_folder(tmp_path_factory):
         shutil.copy(path, inputs)
     shutil.copy(SHAPES[2], inputs / HOSTILE)
     result = run_cam(str(inputs), *MODEL, "--out", str(folder / "out"), "--report", "--metric",
-                     "--box", "--trace", "--report-all-methods", "--quiet")
+                     "--box", "--trace", "--diagnose", "--report-all-methods", "--quiet")
     assert result.returncode == 0, result.stderr
     return folder / "out", result
 
@@ -95,6 +95,7 @@ def test_the_page_holds_every_image_escaped(run_folder):
     for image in images:
         assert len(image["methods"]) == 13 and len(image["deletion"]) == 21
         assert image["box"] and image["top"]
+        assert any(note.startswith("suggestion: ") for note in image["notes"])  # --diagnose
         assert not any(os.path.isabs(image[k]) for k in ("photo", "thumb", "overlay"))
     assert "multiply-adds" in text.lower()  # the --trace tables
 

@@ -63,6 +63,7 @@ def _handled(args, run, out, result, stem, writer, record):
         lines, suggestion = diagnose(run.own_model, result.x[None], run.layer, cls)
         tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
                                 f"suggestion: {suggestion}"]))
+        record["diagnose"] = {"lines": lines, "suggestion": suggestion}
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
     record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
                   method=args.method, **({"layer": run.layer} if run.layer else {}),

@@ -88,7 +88,8 @@ def image_entry(record, folder, inline=False):
              "overlay": None if inline else link("overlay"),
              "photo_link": None if inline else _link(record.get("path"), folder, False),
              "panel": None if inline else link("panel"), "box": record.get("box"),
-             "notes": record.get("notes", []), "warnings": warnings_of(record)}
+             "notes": record.get("notes", []) + _diagnosis(record),
+             "warnings": warnings_of(record)}
     if "deletion_curve" in record:
         entry.update(deletion=record["deletion_curve"], insertion=record["insertion_curve"],
                      auc=[record["deletion_auc"], record["insertion_auc"]])
@@ -111,6 +112,15 @@ def warnings_of(record):
                      f"{completeness['attribution_sum']:.4g}, the score changed by "
                      f"{completeness['score_difference']:.4g} (more --steps would close it)")
     return found
+
+
+def _diagnosis(record):
+    """--diagnose's lines and suggestion, as notes."""
+    found = record.get("diagnose")
+    if not found:
+        return []
+    return [f"diagnose: {line}" for line in found["lines"]] + [
+        f"suggestion: {found['suggestion']}"]
 
 
 def _link(path, folder, inline):
