@@ -86,8 +86,9 @@ def use_tf_activations(model, x, ref):
         if layer_.name in ref["outputs"]:
             out = ref["outputs"][layer_.name]
             if layer_.activation_name == "relu":
-                # A pre-activation within rounding of 0 can have either sign; take TF's.
-                layer_.activation.mask = out > 0
+                # A pre-activation within rounding of 0 can have either sign; take TF's
+                # (the ReLU's backward masks by its kept output).
+                layer_.activation.out = out
         layer_input = out  # flatten only reshapes: its own output is TF's, reshaped
     # every cache is filled, as by model.forward
     model._first_run, model._last_run = 0, len(model.layers) - 1

@@ -7,8 +7,8 @@ from vggnp.gradcheck import numerical_gradient, relative_error
 from vggnp.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                   Rescaling)
 from vggnp.im2col import col2im, im2col, window_padding
-from vggnp.layers import (BackwardPass, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid,
-                          Softmax)
+from vggnp.activation_functions import ReLU, Sigmoid, Softmax
+from vggnp.layers import BackwardPass, Conv2D, Dense, Flatten, MaxPool2D
 from vggnp.naive import conv2d_naive, maxpool2x2_naive, pool_naive
 
 TOL = 1e-7  # relative to the gradient's max |value|, float64

@@ -40,3 +40,31 @@ def test_winograd_float32_error_at_vgg16_widths(c, f):
                     - exact).max() / scale
     print(f"C={c} F={f}: winograd {fast:.2e}, direct {direct:.2e}")
     assert fast <= 5e-6
+
+
+def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
+    """Turned on at 256 channels, a 256-channel 3x3 layer runs Winograd forward and
+    backward (counted), and both equal the im2col / col2im reference in float64; odd
+    sizes and thin layers do not take it, and nothing does while it is off (the default)."""
+    from vggnp import layers, winograd
+    from vggnp.im2col import col2im
+    assert winograd.WINOGRAD_MIN_CHANNELS is None
+    assert not winograd.winograd_pays((1, 4, 6, 512), (3, 3, 512, 512))
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 256)
+    calls = []
+    real = winograd.winograd_same
+    monkeypatch.setattr(layers, "winograd_same",
+                        lambda x, *rest: calls.append(x.shape) or real(x, *rest))
+    r = np.random.default_rng(9)
+    x = r.standard_normal((1, 4, 6, 256))
+    w = r.standard_normal((3, 3, 256, 256)) * 0.03
+    layer = layers.Conv2D("c", w, r.standard_normal(256), activation="linear")
+    np.testing.assert_allclose(layer.forward(x), reference(x, w) + layer.b, rtol=1e-10,
+                               atol=1e-10)
+    dz = r.standard_normal((1, 4, 6, 256))
+    expected = col2im(dz.reshape(-1, 256) @ w.reshape(-1, 256).T, x.shape, 3, 3, 1)
+    np.testing.assert_allclose(layer.backward(dz), expected, rtol=1e-10, atol=1e-10)
+    assert calls == [(1, 4, 6, 256), (1, 4, 6, 256)]
+    assert not winograd.winograd_pays((1, 5, 6, 256), w.shape)      # odd height
+    assert not winograd.winograd_pays((1, 4, 6, 128), (3, 3, 128, 256))  # thin
+    assert not winograd.winograd_pays((1, 4, 6, 256), (5, 5, 256, 256))  # not 3x3

@@ -5,7 +5,8 @@ by the network), with shapes and formulas in each docstring. VGG16 itself needs 
 
 import numpy as np
 
-from .layers import ACTIVATIONS, Layer, MaxPool2D, activation_backward, windows
+from .activation_functions import ACTIVATIONS, activation_backward
+from .layers import Layer, MaxPool2D, windows
 
 
 class AvgPool2D(Layer):

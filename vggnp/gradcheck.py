@@ -80,7 +80,8 @@ def layer_errors(make, x, params=(), must_call=None):
 def checks():
     """(name, errors) for every layer kind, and for a whole small VGG16."""
     from .convnet_layers import Activation, AvgPool2D, BatchNorm, GlobalAvgPool2D, Rescaling
-    from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+    from .activation_functions import ReLU, Sigmoid, Softmax
+    from .layers import Conv2D, Dense, Flatten, MaxPool2D
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 6, 7, 3))
     x[np.abs(x) < 1e-3] = 0.5  # away from ReLU's kink

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activation_functions import ACTIVATIONS, activation_backward
 from .fast_conv import correlate_same
 from .im2col import col2im, im2col, window_padding, windows
+from .winograd import kernel_transform, winograd_pays, winograd_same
 
 
 @dataclass(frozen=True)
@@ -59,81 +61,6 @@ class Layer:
         if self.activation_name is not None:  # the activation keeps a cache too (its mask)
             twin.activation = ACTIVATIONS[self.activation_name]()
         return twin
-
-
-# --------------------------------------------------------------------------------------
-# Activation functions: the last step of a Conv2D, Dense or Activation layer (not layers
-# of the chain themselves). backward(dout, guided) is told by its layer whether the pass
-# is guided.
-# --------------------------------------------------------------------------------------
-
-class ReLU:
-    """out = max(x, 0);  dx = dout * (x > 0).  Shapes: any -> same.
-
-    forward(x, inplace=True) writes the result into x (for a layer's own temporary z).
-    backward(dout, guided=True) is guided backpropagation (Springenberg et al.): the
-    gradient passes only where the input AND the incoming gradient are positive,
-    dx = max(dout, 0) * (x > 0).
-    """
-
-    def forward(self, x, inplace=False):
-        self.mask = x > 0
-        return np.maximum(x, 0, out=x if inplace else None)
-
-    def backward(self, dout, guided=False):
-        # Multiply, never ``dout[~mask] = 0``: that would write into the caller's array.
-        if guided:
-            return np.maximum(dout, 0) * self.mask
-        return dout * self.mask
-
-
-class Softmax:
-    """Softmax over the last axis. z: (N, K) -> p: (N, K) (or (..., K) -> (..., K)).
-
-    p = exp(z - max z) / sum(exp(z - max z))   (shifting by the max avoids overflow)
-    dz = p * (dp - sum(dp * p))                (the softmax Jacobian applied to dp)
-    """
-
-    def forward(self, z, inplace=False):
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        self.p = e / e.sum(axis=-1, keepdims=True)
-        return self.p
-
-    def backward(self, dp, guided=False):
-        return self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))
-
-
-class Sigmoid:
-    """p = 1 / (1 + exp(-z)), written as (1 + tanh(z / 2)) / 2, which never overflows.
-    dz = dp * p * (1 - p).  Shapes: any -> same."""
-
-    def forward(self, z, inplace=False):
-        self.p = 0.5 * (1 + np.tanh(0.5 * z))
-        return self.p
-
-    def backward(self, dp, guided=False):
-        return dp * self.p * (1 - self.p)
-
-
-class Identity:
-    """out = x;  dx = dout.  Keras' ``activation='linear'``."""
-
-    def forward(self, x, inplace=False):
-        return x
-
-    def backward(self, dout, guided=False):
-        return dout
-
-
-ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity}
-
-
-def activation_backward(layer, dout):
-    """d/dz of a layer that ends in an activation: dout through the activation's backward
-    (guided if the pass is), or dout itself when the pass starts from the logits here."""
-    if layer.backward_pass.from_logits:
-        return dout
-    return layer.activation.backward(dout, layer.backward_pass.guided)
 
 
 # --------------------------------------------------------------------------------------
@@ -194,7 +121,10 @@ class Conv2D(Layer):
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward
         kh, kw, c, f = self.w.shape
-        if self.fast:
+        if self.fast and winograd_pays(self.x.shape, self.w.shape):
+            z = winograd_same(self.x, self._made_from_w("winograd", kernel_transform),
+                              self.buffers)
+        elif self.fast:
             z = correlate_same(self.x, self.w, self.buffers)
         else:
             col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
@@ -224,16 +154,28 @@ class Conv2D(Layer):
         if not self.fast or c < 16:
             dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
             return col2im(dcol, self.x.shape, kh, kw, pads, self.strides)
+        if winograd_pays(dz.shape, (kh, kw, f, c)):
+            return winograd_same(dz, self._made_from_w(
+                "winograd_flipped", lambda w: kernel_transform(flipped_kernel(w))),
+                self.buffers)
         return correlate_same(dz, self._flipped_kernel(), self.buffers)
 
     def _flipped_kernel(self):
-        """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f], made once per kernel array
-        (again if ``w`` is replaced, as the sanity checks do)."""
-        made_from, flipped = self._derived.get("flipped", (None, None))
+        return self._made_from_w("flipped", flipped_kernel)
+
+    def _made_from_w(self, key, make):
+        """make(w), made once per kernel array (again if ``w`` is replaced, as the sanity
+        checks do) and shared by the replicas: the flipped kernel, Winograd's transforms."""
+        made_from, made = self._derived.get(key, (None, None))
         if made_from is not self.w:
-            flipped = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-            self._derived["flipped"] = (self.w, flipped)
-        return flipped
+            made = make(self.w)
+            self._derived[key] = (self.w, made)
+        return made
+
+
+def flipped_kernel(w):
+    """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]: (KH, KW, C, F) -> (KH, KW, F, C)."""
+    return np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
 
 
 class Dense(Layer):

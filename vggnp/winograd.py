@@ -19,6 +19,8 @@ within float32 rounding.
 
 import numpy as np
 
+from .fast_conv import _buffer
+
 B_T = np.array([[1, 0, -1, 0],
                 [0, 1, 1, 0],
                 [0, -1, 1, 0],
@@ -31,37 +33,64 @@ A_T = np.array([[1, 1, 1, 0],
                 [0, 1, -1, -1]], dtype=np.float64)
 
 
+# Off (None) by default. Alone, per layer, Winograd is the faster path from 256 input
+# channels on (scripts/conv_paths.py: block3_conv2 to block5_conv3, 180 -> 166 ms over the
+# 13 convs); inside the whole network no gain could be measured on this 2-core VM (Grad-CAM
+# with/without, interleaved: min 232 vs 223 ms, median 264 vs 281 ms), while the kernel
+# transforms (16/9 of those kernels) raise the peak RSS of one image from 714 to 862 MB.
+# Set it to 256 to turn it on for layers that wide.
+WINOGRAD_MIN_CHANNELS = None
+
+
+def winograd_pays(x_shape, w_shape):
+    """True where this module's path is chosen for a stride-1 "same" conv of an input of
+    ``x_shape`` (N, H, W, C) with a kernel of ``w_shape`` (KH, KW, C, F): when turned on
+    (WINOGRAD_MIN_CHANNELS), a 3x3 kernel, H and W even, and at least that many input
+    channels."""
+    _, h, w, c = x_shape
+    return (WINOGRAD_MIN_CHANNELS is not None and w_shape[:2] == (3, 3) and h % 2 == 0
+            and w % 2 == 0 and c >= WINOGRAD_MIN_CHANNELS)
+
+
 def kernel_transform(w):
     """w: (3, 3, C, F) -> U: (16, C, F), U[4*xi + nu] = (G g G^T)[xi, nu] for every (c, f).
-    Done once per kernel (in float64, then cast back to w's dtype)."""
-    u = np.einsum("ai,ijcf,bj->abcf", G, w.astype(np.float64), G)
-    return np.ascontiguousarray(u.reshape(16, *w.shape[2:]).astype(w.dtype))
+    Done once per kernel, as two matrix products over its spatial axes, in w's dtype (G's
+    entries are 0, 1 and 1/2: exact in float32)."""
+    g = G.astype(w.dtype)
+    rows = np.tensordot(g, w, axes=(1, 0))                  # (4, 3, C, F): G g
+    u = np.tensordot(g, rows, axes=(1, 1))                  # (4 nu, 4 xi, C, F): (G g) G^T
+    return np.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape(16, *w.shape[2:])
 
 
-def winograd_same(x, u):
+def winograd_same(x, u, buffers=None):
     """z = the 3x3 "same" cross-correlation of x with the kernel whose transform is u.
 
     x: (N, H, W, C), u: (16, C, F) from :func:`kernel_transform` -> z: (N, H, W, F).
     H and W even (every VGG16 layer's are); tiles of 2x2 outputs read 4x4 inputs of the
-    zero-padded image, two apart.
+    zero-padded image, two apart. buffers: a workspace dict (as ``fast_conv``'s) for the
+    padded input and the two tile arrays, so that no call faults in fresh memory.
     """
+    buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw = h // 2, w // 2
-    xp = np.zeros((n, h + 2, w + 2, c), x.dtype)
+    xp = _buffer(buffers, "winograd_padded", (n, h + 2, w + 2, c), x.dtype)
+    xp[:, 0], xp[:, h + 1], xp[:, :, 0], xp[:, :, w + 1] = 0, 0, 0, 0
     xp[:, 1:h + 1, 1:w + 1] = x
-    v = _input_transform(xp, th, tw)                        # (16, N*th*tw, C)
-    m = np.matmul(v, u)                                     # (16, tiles, F)
+    v = _input_transform(xp, th, tw, _buffer(buffers, "winograd_v",
+                                             (4, 4, n, th, tw, c), x.dtype))
+    m = np.matmul(v, u, out=_buffer(buffers, "winograd_m", (16, n * th * tw, u.shape[2]),
+                                    x.dtype))            # (16, tiles, F)
     return _output_transform(m.reshape(4, 4, n, th, tw, -1))
 
 
-def _input_transform(xp, th, tw):
-    """V = B^T d B for every 4x4 tile d (rows 2*ty.., columns 2*tx.. of xp), as
-    (16, tiles, C): rows first (B^T d), then columns (. B), each a few large additions."""
+def _input_transform(xp, th, tw, v):
+    """V = B^T d B for every 4x4 tile d (rows 2*ty.., columns 2*tx.. of xp), written into
+    v (4, 4, N, th, tw, C) and returned as (16, tiles, C): rows first (B^T d), then columns
+    (. B), each a few large additions."""
     n, _, _, c = xp.shape
     # rows[i]: (N, th, W+2, C), the i-th row of every tile row
     rows = [xp[:, i:i + 2 * th:2] for i in range(4)]
     t = [rows[0] - rows[2], rows[1] + rows[2], rows[2] - rows[1], rows[1] - rows[3]]
-    v = np.empty((4, 4, n, th, tw, c), xp.dtype)
     for a in range(4):
         cols = [t[a][:, :, j:j + 2 * tw:2] for j in range(4)]   # (N, th, tw, C)
         np.subtract(cols[0], cols[2], out=v[a, 0])
