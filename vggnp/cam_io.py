@@ -162,8 +162,10 @@ def _lines(r):
                      f"(off by {100 * c['relative_error']:.2f} %)")
     title = method_title(r["method"])
     where = f" at {r['layer']}" if "layer" in r else ""
-    lines.append(f"  {title} of {r['class']['name']}{where}: "
-                 + ", ".join(r["outputs"].values()))
+    # The report's thumbnails are listed in the JSON and the results file, not here.
+    shown = [path for key, path in r["outputs"].items()
+             if key not in ("thumbnail", "photo_thumbnail") and not key.startswith("map_")]
+    lines.append(f"  {title} of {r['class']['name']}{where}: " + ", ".join(shown))
     return "\n".join(lines)
 
 
