@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,29 @@ def test_a_method_that_fails_leaves_no_listed_output(tmp_path, monkeypatch, caps
     assert "map_eigencam" not in record["outputs"] and len(record["outputs"]) == 1 + 2 + 12
     assert all(os.path.exists(path) for path in record["outputs"].values())
     assert any("no eigencam map (broken on purpose)" in note for note in record["notes"])
+
+
+def test_an_interrupted_run_writes_the_report_of_what_is_done(vgg16_file, tmp_path):
+    """Ctrl-C mid-run: exit 130, and report.html lists exactly the images the results file
+    lists (the ones done)."""
+    import signal
+    import subprocess
+    cat = os.path.join(ROOT, "examples", "chelsea.jpg")
+    (tmp_path / "in").mkdir()
+    paths = []
+    for n in range(10):
+        paths.append(str(tmp_path / "in" / f"cat_{n}.jpg"))
+        shutil.copy(cat, paths[-1])
+    run = subprocess.Popen([sys.executable, "-m", "vggnp.cam", *paths, "--weights", vgg16_file,
+                            "--out", str(tmp_path / "out"), "--batch-size", "1", "--json",
+                            "--report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=ROOT)
+    run.stdout.readline()  # one image done
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in err, err
+    assert f"report: {tmp_path / 'out' / REPORT_NAME}" in err
+    with open(tmp_path / "out" / "vggnp-results.jsonl", encoding="utf-8") as f:
+        done = {json.loads(line)["image"] for line in f}
+    images = images_block((tmp_path / "out" / REPORT_NAME).read_text(encoding="utf-8"))
+    assert {i["name"] for i in images} == done and 1 <= len(done) < 10
