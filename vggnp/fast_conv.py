@@ -30,9 +30,9 @@ def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
     pad = kh // 2
     rows = max(block_bytes // (w * kh * kw * c * x.itemsize), -(-min_rows // w), 1)
     rows = min(rows, n * h)
-    col = _buffer(buffers, "col", (rows, w, kh, kw, c), x.dtype)
+    col = workspace_array(buffers, "col", (rows, w, kh, kw, c), x.dtype)
     # One zero-padded image at a time (the buffer is shared, so its border is re-zeroed).
-    xp = _buffer(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
+    xp = workspace_array(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
     xp[:pad], xp[h + pad:], xp[:, :pad], xp[:, w + pad:] = 0, 0, 0, 0
     loaded = None
     k2d = kernel.reshape(kh * kw * c, f)
@@ -57,7 +57,7 @@ def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
     return z
 
 
-def _buffer(buffers, name, shape, dtype):
+def workspace_array(buffers, name, shape, dtype):
     """An array of ``shape`` backed by ``buffers[name]``, a flat array that grows to the
     largest size asked for and is then reused by every layer (contents are not cleared)."""
     size = int(np.prod(shape))

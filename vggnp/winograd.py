@@ -19,7 +19,7 @@ within float32 rounding.
 
 import numpy as np
 
-from .fast_conv import _buffer
+from .fast_conv import workspace_array
 
 B_T = np.array([[1, 0, -1, 0],
                 [0, 1, 1, 0],
@@ -73,13 +73,13 @@ def winograd_same(x, u, buffers=None):
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw = h // 2, w // 2
-    xp = _buffer(buffers, "winograd_padded", (n, h + 2, w + 2, c), x.dtype)
+    xp = workspace_array(buffers, "winograd_padded", (n, h + 2, w + 2, c), x.dtype)
     xp[:, 0], xp[:, h + 1], xp[:, :, 0], xp[:, :, w + 1] = 0, 0, 0, 0
     xp[:, 1:h + 1, 1:w + 1] = x
-    v = _input_transform(xp, th, tw, _buffer(buffers, "winograd_v",
-                                             (4, 4, n, th, tw, c), x.dtype))
-    m = np.matmul(v, u, out=_buffer(buffers, "winograd_m", (16, n * th * tw, u.shape[2]),
-                                    x.dtype))            # (16, tiles, F)
+    v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
+                                                     (4, 4, n, th, tw, c), x.dtype))
+    m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)
+    np.matmul(v, u, out=m)                                  # (16, tiles, F)
     return _output_transform(m.reshape(4, 4, n, th, tw, -1))
 
 
