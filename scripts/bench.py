@@ -220,6 +220,9 @@ def main():
                                            f" --rounds {args.rounds} --repeats {args.repeats}")
     command += (" --weights W" if args.weights else "") + ("" if "tf" in kinds else " --no-tf")
     report = collect(runs, cli, command)
+    # Last, in this process: each conv path per layer, with its float32 error.
+    from scripts.conv_paths import table
+    report["conv_paths"] = list(table(1 if args.quick else 5))
     report["ratios"] = shown_numbers(report)[2]
     report["markdown"] = markdown_table(report)
     if args.json:
@@ -384,6 +387,9 @@ def print_details(r):
     print(f"\n{'conv layer':<16}{'ms':>8}{'GFLOP/s':>9}")
     for name, c in r["conv_layers"].items():
         print(f"{name:<16}{c['ms']:>8.1f}{c['gflops']:>9.0f}")
+    print("\nEach conv path alone, per layer (scripts/conv_paths.py; errors: float32 against "
+          "the float64 im2col result, relative to the output's max):\n")
+    print("\n".join(r["conv_paths"]))
 
 
 if __name__ == "__main__":

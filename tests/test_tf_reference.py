@@ -72,9 +72,9 @@ def test_chosen_class_and_other_layer(keras_files):
 
 def report(what, model, x, ref, layer):
     """Both comparisons (they assert their tolerances); prints the measured errors (-s)."""
-    end_to_end, ties = compare_forward(model, x, ref)
+    end_to_end, ties, kinks = compare_forward(model, x, ref)
     on_tf = compare_backward(model, x, ref, layer=layer)
-    print(f"\n{what}: near-tied windows {ties}\n  end to end: "
+    print(f"\n{what}: near-tied windows {ties}, ReLU kinks and pool windows aligned {kinks}\n  end to end: "
           + ", ".join(f"{k} {v:.1e}" for k, v in end_to_end.items())
           + "\n  on TF's activations: " + ", ".join(f"{k} {v:.1e}" for k, v in on_tf.items()))
 

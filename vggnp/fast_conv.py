@@ -1,60 +1,66 @@
-"""The fast convolution: the same sum as ``im2col(x) @ W``, computed in cache-sized
-blocks of image rows.
+"""The fast convolution: the same sum as ``im2col(x) @ W``, without unfolding the windows.
 
 ``layers.Conv2D`` calls :func:`correlate_same` in one line for its stride-1 "same" convs with
 odd square kernels (all of VGG16's), forward and, with the flipped kernel, backward. The
 reference it is tested against is :func:`vggnp.im2col.im2col` followed by one GEMM
-(``tests/test_fast_conv.py``). Why blocks: VGG16's first im2col matrix is 50,176 x 576
-floats (110 MB); unfolding a few rows at a time into one reused ~8 MB buffer keeps the copy
-in cache and avoids faulting in fresh memory at every call (``../shared/NOTES.md``:
-block1_conv2 39 -> 26 ms).
+(``tests/test_fast_conv.py``).
+
+The idea, for a 3x3 kernel: lay the zero-padded image out flat, one row of C channels per
+pixel, Wp = W + 2 pixels to an image row. The window at output pixel (y, x) starts at flat
+row p = y*Wp + x, and its tap (i, j) is flat row p + i*Wp + j. So for each tap, the rows
+all outputs need are one contiguous slice of the flat image, shifted by i*Wp + j:
+
+    z[p] = sum over taps (i, j) of  flat[p + i*Wp + j] @ kernel[i, j]      (C) @ (C, F)
+
+nine GEMMs on slices of one array, added into the same output block (``gemm.matmul``), and
+no im2col matrix at all (VGG16's first is 50,176 x 576 floats, 110 MB, copied at every
+call). The price: the two outputs per row that fall on the padding columns are computed
+and dropped (2/W more work). Outputs are computed a block of rows at a time so that the
+block being added to stays in cache across the nine GEMMs (``scripts/conv_paths.py``).
 """
 
 import numpy as np
 
+from .gemm import matmul
 
-def correlate_same(x, kernel, buffers, block_bytes=8 << 20, min_rows=1024):
-    """im2col + GEMM in blocks of rows: z = im2col(x) @ kernel.reshape(KH*KW*C, F).
 
-    x: (N, H, W, C), kernel: (KH, KW, C, F) -> z: (N, H, W, F), "same" zero padding,
-    stride 1. Exactly the product of :func:`im2col` and one GEMM, computed a block of
-    image rows at a time: the block's windows are unfolded into a buffer that is reused
-    across blocks and calls (~8 MB, so it stays in cache and is not faulted in afresh),
-    then one GEMM writes the block's output rows. Rows are counted across the batch
-    (row g is row g % H of image g // H), so small late layers get GEMMs of at least
-    ``min_rows`` rows spanning several images. buffers: a workspace dict kept by the
-    caller; the model shares one among all its conv layers, forward and backward.
+def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
+    """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias), as sums of shifted GEMMs.
+
+    x: (N, H, W, C), kernel: (KH, KW, C, F) with KH = KW odd, bias: (F,) or None
+    -> z: (N, H, W, F), "same" zero padding, stride 1.
+
+    The N padded images lie one after another in one flat (rows, C) array, so a block of
+    output rows may span two images: the outputs that fall between images (the padding
+    rows) are computed and dropped too. z is a view into a (N, H+2p, W+2p, F) array.
+    buffers: a workspace dict kept by the caller (the model shares one among its conv
+    layers) for the padded input, so that no call faults in fresh memory.
     """
     n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    pad = kh // 2
-    rows = max(block_bytes // (w * kh * kw * c * x.itemsize), -(-min_rows // w), 1)
-    rows = min(rows, n * h)
-    col = workspace_array(buffers, "col", (rows, w, kh, kw, c), x.dtype)
-    # One zero-padded image at a time (the buffer is shared, so its border is re-zeroed).
-    xp = workspace_array(buffers, "padded", (h + 2 * pad, w + 2 * pad, c), x.dtype)
-    xp[:pad], xp[h + pad:], xp[:, :pad], xp[:, w + pad:] = 0, 0, 0, 0
-    loaded = None
-    k2d = kernel.reshape(kh * kw * c, f)
-    z = np.empty((n, h, w, f), dtype=x.dtype)
-    z_rows = z.reshape(n * h, w, f)
-    for start in range(0, n * h, rows):
-        stop = min(start + rows, n * h)
-        g = start
-        while g < stop:  # the part of the block that lies in image i, rows y0..y1
-            i, y0 = divmod(g, h)
-            y1 = min(h, y0 + stop - g)
-            if loaded != i:
-                xp[pad:pad + h, pad:pad + w] = x[i]
-                loaded = i
-            for di in range(kh):
-                for dj in range(kw):
-                    col[g - start:g - start + y1 - y0, :, di, dj, :] = \
-                        xp[y0 + di:y1 + di, dj:dj + w, :]
-            g += y1 - y0
-        m = (stop - start) * w
-        np.matmul(col[:stop - start].reshape(m, -1), k2d, out=z_rows[start:stop].reshape(m, f))
-    return z
+    k, _, _, f = kernel.shape
+    pad = k // 2
+    hp, wp = h + 2 * pad, w + 2 * pad
+    # One spare row: the last tap of the last output row reads 2*pad pixels past the image.
+    flat = workspace_array(buffers, "padded", (n * hp + 1, wp, c), x.dtype)
+    images = flat[:n * hp].reshape(n, hp, wp, c)
+    images[:, :pad], images[:, h + pad:], images[:, :, :pad], images[:, :, w + pad:] = 0, 0, 0, 0
+    flat[n * hp:] = 0
+    images[:, pad:pad + h, pad:pad + w] = x
+    flat = flat.reshape(-1, c)
+
+    z = np.empty((n, hp, wp, f), dtype=x.dtype)
+    z_flat = z.reshape(-1, f)
+    last = (n - 1) * hp * wp + h * wp           # one past the last output needed
+    block = max(block_bytes // (f * x.itemsize), 1)
+    for start in range(0, last, block):
+        stop = min(start + block, last)
+        out = z_flat[start:stop]
+        out[...] = 0 if bias is None else bias
+        for i in range(k):
+            for j in range(k):
+                shift = i * wp + j
+                matmul(flat[start + shift:stop + shift], kernel[i, j], out, accumulate=True)
+    return z[:, :h, :w]
 
 
 def workspace_array(buffers, name, shape, dtype):

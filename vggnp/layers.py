@@ -11,8 +11,8 @@ Conventions (as in CS231n's ``layers.py``; one contract for every layer, as micr
 - The dtype follows the layer's weights (float32 by default, float64 for gradient checks):
   inputs are cast to it so that one stray float64 array never upcasts a float32 model.
 - A convolution is one matrix product after ``im2col`` (``im2col.py``, with its adjoint
-  ``col2im``); ``fast_conv.py`` computes the same product in cache-sized blocks, and
-  ``naive.py`` holds the loops both are tested against.
+  ``col2im``); ``fast_conv.py`` computes the same sum as nine shifted GEMMs without
+  unfolding the windows, and ``naive.py`` holds the loops both are tested against.
 """
 
 import copy
@@ -22,6 +22,7 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS, activation_backward
 from .fast_conv import correlate_same
+from .gemm import matmul
 from .im2col import col2im, im2col, window_padding, windows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -89,9 +90,9 @@ class Conv2D(Layer):
               3-channel first layer where col2im is kept)
         dW  = col.T @ dz,  db = sum of dz over N, H', W'
     Stride-1 "same" convs with odd square kernels (all of VGG16's) run forward and
-    backward through :func:`correlate_same` (im2col in row blocks into a reused
-    workspace); ``im2col``/``col2im`` above are the reference the tests hold them to, and
-    the code path for every other shape.
+    backward through :func:`correlate_same` (one GEMM per kernel tap on shifted slices of
+    the padded input, the bias added in the same pass); ``im2col``/``col2im`` above are
+    the reference the tests hold them to, and the code path for every other shape.
     """
 
     def __init__(self, name, w, b=None, activation="relu", buffers=None, strides=(1, 1),
@@ -104,7 +105,7 @@ class Conv2D(Layer):
         self.activation = ACTIVATIONS[activation]()
         # im2col workspace, reused across calls (and shared by the model's conv layers)
         self.buffers = {} if buffers is None else buffers
-        self._derived = {}  # arrays made from w (the flipped kernel); replicas share it
+        self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
         kh, kw = w.shape[:2]
         self.fast = kh == kw and kh % 2 == 1 and self.strides == (1, 1) and padding == "same"
 
@@ -124,12 +125,14 @@ class Conv2D(Layer):
         if self.fast and winograd_pays(self.x.shape, self.w.shape):
             z = winograd_same(self.x, self._made_from_w("winograd", kernel_transform),
                               self.buffers)
+            z += self.b
         elif self.fast:
-            z = correlate_same(self.x, self.w, self.buffers)
+            z = correlate_same(self.x, self.w, self.buffers, bias=self.b)
         else:
             col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
-            z = (col @ self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(self.x.shape))
-        z += self.b
+            z = matmul(col, self.w.reshape(kh * kw * c, f)).reshape(
+                self.output_shape(self.x.shape))
+            z += self.b
         return self.activation.forward(z, inplace=True)  # z is this call's own array
 
     def output_shape(self, x_shape):
@@ -149,10 +152,10 @@ class Conv2D(Layer):
         pads = self.pads(self.x.shape)
         if self.backward_pass.param_grads:
             col = im2col(self.x, kh, kw, pads, self.strides)
-            self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
+            self.dw = matmul(col.T, dz.reshape(-1, f)).reshape(self.w.shape)
             self.db = dz.reshape(-1, f).sum(axis=0)
         if not self.fast or c < 16:
-            dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
+            dcol = matmul(dz.reshape(-1, f), self.w.reshape(kh * kw * c, f).T)
             return col2im(dcol, self.x.shape, kh, kw, pads, self.strides)
         if winograd_pays(dz.shape, (kh, kw, f, c)):
             return winograd_same(dz, self._made_from_w(
@@ -161,11 +164,11 @@ class Conv2D(Layer):
         return correlate_same(dz, self._flipped_kernel(), self.buffers)
 
     def _flipped_kernel(self):
-        return self._made_from_w("flipped", flipped_kernel)
+        return flipped_kernel(self.w)
 
     def _made_from_w(self, key, make):
         """make(w), made once per kernel array (again if ``w`` is replaced, as the sanity
-        checks do) and shared by the replicas: the flipped kernel, Winograd's transforms."""
+        checks do) and shared by the replicas: Winograd's kernel transforms."""
         made_from, made = self._derived.get(key, (None, None))
         if made_from is not self.w:
             made = make(self.w)
@@ -174,8 +177,12 @@ class Conv2D(Layer):
 
 
 def flipped_kernel(w):
-    """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]: (KH, KW, C, F) -> (KH, KW, F, C)."""
-    return np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+    """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]: (KH, KW, C, F) -> (KH, KW, F, C).
+
+    A view of w, not a copy: each tap w_flipped[i, j] is the (C, F) tap w[KH-1-i, KW-1-j]
+    transposed, which ``gemm.matmul`` hands to BLAS as it is (with BLAS's transpose flag),
+    so the backward costs no second copy of the kernels (58 MB for VGG16's)."""
+    return w[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
 class Dense(Layer):
@@ -195,7 +202,8 @@ class Dense(Layer):
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)
-        self.z = self.x @ self.w + self.b
+        self.z = matmul(self.x, self.w)
+        self.z += self.b
         return self.activation.forward(self.z)
 
     @property
@@ -206,9 +214,9 @@ class Dense(Layer):
         dz = activation_backward(self, dout)
         if self.backward_pass.param_grads:
             # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
-            self.dw = self.x.T @ dz
+            self.dw = matmul(self.x.T, dz)
             self.db = dz.sum(axis=0)
-        return dz @ self.w.T
+        return matmul(dz, self.w.T)
 
 
 # --------------------------------------------------------------------------------------
@@ -258,9 +266,11 @@ class MaxPool2D(Layer):
         routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
         offsets = windows(xp, *self.pool_size, self.strides, out_h, out_w)
         grads = windows(dxp, *self.pool_size, self.strides, out_h, out_w)
+        first = np.empty(self.out.shape, dtype=bool)
         for (_, _, view), (_, _, grad) in zip(offsets, grads):  # row-major window order
-            first = (view == self.out) & ~routed
-            grad += dout * first
+            np.equal(view, self.out, out=first)
+            np.greater(first, routed, out=first)           # a max, and the window's first
+            np.add(grad, dout, out=grad, where=first)
             routed |= first
         h, w = self.x.shape[1:3]
         return dxp[:, top:top + h, left:left + w]

@@ -92,7 +92,8 @@ def markdown_numbers(model):
                   f"float32) and {total_madds:,} multiply-adds per {model.input_size[0]}x"
                   f"{model.input_size[1]} image ({2 * total_madds / 1e9:.1f} GFLOP). The "
                   f"largest im2col matrix is {name}'s, {col[0]:,} x {col[1]:,} = "
-                  f"{size * 4 / 2**20:.1f} MiB in float32: vggnp unfolds it in blocks of rows."]
+                  f"{size * 4 / 2**20:.1f} MiB in float32: the fast path never builds it (nine "
+                  f"shifted GEMMs instead)."]
     return "\n".join(lines)
 
 
