@@ -165,14 +165,19 @@ def run_worker(kind, weights, repeats):
 
 
 def time_cli(weights, repeats):
+    # With the bytecode cache that pip writes at install time: an editable checkout under
+    # PYTHONDONTWRITEBYTECODE (set on this VM) recompiles vggnp's 66 modules every run,
+    # ~75 ms that no installed copy pays.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as out:
         times = []
         for _ in range(repeats + 1):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "vggnp.cam", PHOTO, "--weights", weights,
-                            "--out", out, "--overwrite"], check=True, capture_output=True, cwd=ROOT)
+                            "--out", out, "--overwrite"], check=True, capture_output=True,
+                           cwd=ROOT, env=env)
             times.append(time.perf_counter() - start)
-    return times[1:]  # the first run warms the page cache
+    return times[1:]  # the first run warms the page cache and writes the bytecode cache
 
 
 def random_weights_file(folder):
@@ -331,7 +336,9 @@ def markdown_table(r):
         f"Batch 1, 224x224, float32; medians of {plural(n['batch 1'], 'timed run')} "
         f"({plural(n['rounds'], 'round')}, each "
         f"a fresh process per library), of {n['batch pair']} for the batch-1/batch-8 pair "
-        f"(timed in turn) and of {n['cli']} for the whole process. Each ratio is computed "
+        f"(timed in turn) and of {n['cli']} for the whole process (after a first run, with "
+        "Python's bytecode cache, as an installed package has it; PYTHONDONTWRITEBYTECODE "
+        "is unset for it). Each ratio is computed "
         "from the numbers shown in its row, or its row and the row it names.", 90) + [
         "",
         "| measure | vggnp | TensorFlow | ratio | target |",

@@ -98,3 +98,29 @@ def test_float32_error_at_vgg16_widths(c, f):
                           - exact).max() / scale
         print(f"C={kernel.shape[2]} F={k}: correlate_same {fast:.2e}, im2col GEMM {one_gemm:.2e}")
         assert fast <= 5e-6
+
+
+def test_dot_and_the_dtypes_matmul_takes():
+    """gemm.dot: BLAS's dot for float32/float64, np.dot for others (the weights' checks
+    read int arrays too); matmul refuses mixed or non-float dtypes rather than casting."""
+    from vggnp.gemm import dot
+    r = rng()
+    a = r.standard_normal(1000)
+    assert dot(a, a) == pytest.approx(float(a @ a), rel=1e-12)
+    assert dot(a.astype(np.float32), a.astype(np.float32)) == pytest.approx(float(a @ a), rel=1e-5)
+    assert dot(np.arange(4), np.arange(4)) == 14.0
+    with pytest.raises(ValueError, match="float32 or float64"):
+        matmul(np.ones((2, 2), np.float32), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        matmul(np.ones((2, 2), int), np.ones((2, 2), int))
+
+
+def test_the_blas_module_is_scipys_own():
+    """gemm loads SciPy's BLAS wrappers without importing scipy.linalg (160 ms); a later
+    ``import scipy.linalg`` must find and use that very module, not load a second copy."""
+    import subprocess
+    import sys
+    code = ("import sys, vggnp.gemm as g; assert 'scipy.linalg' not in sys.modules; "
+            "from scipy.linalg import blas; assert blas.sgemm is g._BLAS.sgemm; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr

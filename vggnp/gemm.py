@@ -11,8 +11,51 @@ Why not NumPy's ``a @ b``, which calls a BLAS too:
   the convs). One library for all large products avoids it.
 """
 
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
+
+
+def _load_fblas():
+    """SciPy's BLAS wrappers (``sgemm``, ``dgemv``...): the extension module behind the
+    public ``scipy.linalg.blas``.
+
+    Imported through ``scipy.linalg``, it first runs that whole package's ``__init__``:
+    160-180 ms here (array-API shims that import numpy.f2py and numpy.testing), more than
+    a forward pass, paid by every one-photo run. The module alone loads in a few ms.
+    So, while ``scipy.linalg`` is not imported yet, the module is loaded from its file
+    and registered under its own name (a later ``import scipy.linalg`` then finds and
+    uses this very module); otherwise, or where the file is not found, the public one.
+    """
+    if "scipy.linalg" not in sys.modules:
+        import scipy
+        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_fblas" + suffix)
+            if os.path.isfile(path):
+                spec = importlib.util.spec_from_file_location("scipy.linalg._fblas", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules["scipy.linalg._fblas"] = module
+                return module
+    from scipy.linalg import blas
+    return blas
+
+
+_BLAS = _load_fblas()
+_PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+
+
+def get_blas_funcs(name, arrays):
+    """The BLAS routine ``name`` ("gemm", "gemv") for the arrays' dtype (float32: sgemm,
+    float64: dgemm; one dtype for all)."""
+    dtypes = {np.dtype(a.dtype) for a in arrays}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _PREFIX:
+        raise ValueError(f"matmul: float32 or float64 arrays of one dtype, not {dtypes}")
+    return getattr(_BLAS, _PREFIX[dtypes.pop()] + name)
 
 
 def matmul(a, b, out=None, accumulate=False):
@@ -58,3 +101,12 @@ def _vector_times_matrix(v, b, out, accumulate):
                   overwrite_y=True, trans=trans)
     if not np.may_share_memory(result, out):
         raise ValueError("matmul: out must be C-contiguous and of the operands' dtype")
+
+
+def dot(a, b):
+    """sum(a * b) of two 1-D arrays of one dtype, as a float: BLAS's dot for float32 and
+    float64 (the weights' checks read 553 MB with it; NumPy's ``np.dot`` would wake
+    NumPy's own BLAS threads just before the forward), ``np.dot`` for other dtypes."""
+    if a.dtype == b.dtype and a.dtype in _PREFIX:
+        return float(get_blas_funcs("dot", (a, b))(a, b))
+    return float(np.dot(a, b))

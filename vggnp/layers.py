@@ -266,11 +266,9 @@ class MaxPool2D(Layer):
         routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
         offsets = windows(xp, *self.pool_size, self.strides, out_h, out_w)
         grads = windows(dxp, *self.pool_size, self.strides, out_h, out_w)
-        first = np.empty(self.out.shape, dtype=bool)
         for (_, _, view), (_, _, grad) in zip(offsets, grads):  # row-major window order
-            np.equal(view, self.out, out=first)
-            np.greater(first, routed, out=first)           # a max, and the window's first
-            np.add(grad, dout, out=grad, where=first)
+            first = (view == self.out) & ~routed
+            grad += dout * first
             routed |= first
         h, w = self.x.shape[1:3]
         return dxp[:, top:top + h, left:left + w]
