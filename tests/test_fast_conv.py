@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vggnp.fast_conv import correlate_same
-from vggnp.gemm import matmul
+from vggnp.gemm import matmul_add
 from vggnp.im2col import im2col
 from vggnp.layers import Conv2D
 from vggnp.naive import conv2d_same_naive
@@ -27,10 +27,12 @@ def test_conv_fast_equals_naive():
 
 @pytest.mark.parametrize("shape, k, f", [((3, 5, 9, 4), 3, 6), ((2, 7, 4, 16), 5, 3),
                                          ((1, 6, 6, 2), 1, 4), ((2, 1, 1, 3), 3, 2)])
-@pytest.mark.parametrize("block_bytes", [2 << 20, 8])
-def test_correlate_same_equals_im2col_gemm(shape, k, f, block_bytes):
-    """Any block size (all outputs at once, or one pixel at a time, blocks that span two
-    images) gives the sum of im2col(x) @ W (+ b), in float64 to rounding."""
+@pytest.mark.parametrize("block_pixels", [None, 1, 7])
+def test_correlate_same_equals_im2col_gemm(shape, k, f, block_pixels):
+    """Any block size (all outputs at once, one pixel at a time, 7 pixels: blocks that
+    start and end inside image rows and span two images) gives the sum of im2col(x) @ W
+    (+ b), in float64 to rounding."""
+    block_bytes = 2 << 20 if block_pixels is None else block_pixels * f * 8
     r = rng()
     x = r.standard_normal(shape)
     kernel = r.standard_normal((k, k, shape[3], f))
@@ -40,6 +42,12 @@ def test_correlate_same_equals_im2col_gemm(shape, k, f, block_bytes):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     with_bias = correlate_same(x, kernel, {}, bias=bias, block_bytes=block_bytes)
     np.testing.assert_allclose(with_bias, expected + bias, rtol=1e-12, atol=1e-12)
+    # the backward's kernel: a flipped, channel-transposed view of w (F-contiguous taps)
+    from vggnp.layers import flipped_kernel
+    flipped, dz = flipped_kernel(kernel), r.standard_normal((*shape[:3], f))
+    expected_dx = (im2col(dz, k, k, k // 2) @ flipped.reshape(-1, shape[3])).reshape(shape)
+    np.testing.assert_allclose(correlate_same(dz, flipped, {}, block_bytes=block_bytes),
+                               expected_dx, rtol=1e-12, atol=1e-12)
 
 
 def test_a_shared_workspace_gives_each_call_its_own_result():
@@ -56,26 +64,40 @@ def test_a_shared_workspace_gives_each_call_its_own_result():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_matmul_overwrites_or_adds_in_place_and_refuses_what_it_cannot():
-    """gemm.matmul reads C- and F-contiguous operands (w.T in the backward) as they are,
-    and writes into out itself; an out BLAS could only fill as a copy is refused."""
+def test_matmul_add_adds_in_place_through_numpys_blas():
+    """gemm.matmul_add reads C- and F-contiguous b (w.T in the backward) as they are, and
+    adds into out itself, also into a strided block of rows; NumPy's own BLAS is found
+    on this NumPy (the ctypes path is what runs); bad shapes and read-only outs raise."""
+    from vggnp import gemm
+    assert set(gemm._GEMM) == {np.dtype(np.float32), np.dtype(np.float64)}
     r = rng()
-    a, b = r.standard_normal((5, 3)), r.standard_normal((3, 4))
-    for a_, b_ in [(a[:1], b), (a[:1], np.asfortranarray(b))]:   # one row: BLAS's gemv
-        out = r.standard_normal((1, 4))
-        before = out.copy()
-        assert matmul(a_, b_, out, accumulate=True) is out
-        np.testing.assert_allclose(out, before + a_ @ b_, rtol=1e-12)
-    for a_, b_ in [(a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b)),
-                   (a[:, ::-1], b[::-1])]:
-        out = r.standard_normal((5, 4))
-        before = out.copy()
-        assert matmul(a_, b_, out, accumulate=True) is out
-        np.testing.assert_allclose(out, before + a_ @ b_, rtol=1e-12)
-        np.testing.assert_allclose(matmul(a_, b_, out), a_ @ b_, rtol=1e-12)
-    assert matmul(a.astype(np.float32), b.astype(np.float32)).dtype == np.float32
-    with pytest.raises(ValueError, match="C-contiguous"):
-        matmul(a, b, np.zeros((4, 5)).T)           # not C-contiguous: BLAS would copy
+    for dtype in (np.float32, np.float64):
+        a, b = r.standard_normal((5, 3)).astype(dtype), r.standard_normal((3, 4)).astype(dtype)
+        for b_ in (b, np.asfortranarray(b), b[::-1][::-1], b[:, ::-1]):
+            big = r.standard_normal((10, 7)).astype(dtype)
+            out = big[::2, 2:6]                      # rows apart: BLAS's leading dimension
+            expected, untouched = out + a @ b_, big[1::2].copy()
+            assert matmul_add(a, b_, out) is out
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+            assert np.array_equal(big[1::2], untouched)
+    with pytest.raises(ValueError, match="shapes"):
+        matmul_add(np.ones((1, 5)), np.ones((3, 4)), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="shapes"):
+        matmul_add(np.ones((2, 3)), np.ones((3, 4)), np.zeros((2, 6)))
+    frozen = np.zeros((2, 4))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        matmul_add(np.ones((2, 3)), np.ones((3, 4)), frozen)
+
+
+def test_matmul_add_without_a_usable_blas_takes_numpys_way(monkeypatch):
+    """Another NumPy build (no scipy_cblas_sgemm64_): the same sums, by ``out += a @ b``."""
+    from vggnp import gemm
+    monkeypatch.setattr(gemm, "_GEMM", {})
+    r = rng()
+    x, w = r.standard_normal((2, 5, 6, 4)), r.standard_normal((3, 3, 4, 3))
+    expected = (im2col(x, 3, 3, 1) @ w.reshape(-1, 3)).reshape(2, 5, 6, 3)
+    np.testing.assert_allclose(correlate_same(x, w, {}), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("c, f", [(3, 64), (64, 64), (128, 256), (256, 512), (512, 512)])
@@ -98,29 +120,3 @@ def test_float32_error_at_vgg16_widths(c, f):
                           - exact).max() / scale
         print(f"C={kernel.shape[2]} F={k}: correlate_same {fast:.2e}, im2col GEMM {one_gemm:.2e}")
         assert fast <= 5e-6
-
-
-def test_dot_and_the_dtypes_matmul_takes():
-    """gemm.dot: BLAS's dot for float32/float64, np.dot for others (the weights' checks
-    read int arrays too); matmul refuses mixed or non-float dtypes rather than casting."""
-    from vggnp.gemm import dot
-    r = rng()
-    a = r.standard_normal(1000)
-    assert dot(a, a) == pytest.approx(float(a @ a), rel=1e-12)
-    assert dot(a.astype(np.float32), a.astype(np.float32)) == pytest.approx(float(a @ a), rel=1e-5)
-    assert dot(np.arange(4), np.arange(4)) == 14.0
-    with pytest.raises(ValueError, match="float32 or float64"):
-        matmul(np.ones((2, 2), np.float32), np.ones((2, 2)))
-    with pytest.raises(ValueError, match="float32 or float64"):
-        matmul(np.ones((2, 2), int), np.ones((2, 2), int))
-
-
-def test_the_blas_module_is_scipys_own():
-    """gemm loads SciPy's BLAS wrappers without importing scipy.linalg (160 ms); a later
-    ``import scipy.linalg`` must find and use that very module, not load a second copy."""
-    import subprocess
-    import sys
-    code = ("import sys, vggnp.gemm as g; assert 'scipy.linalg' not in sys.modules; "
-            "from scipy.linalg import blas; assert blas.sgemm is g._BLAS.sgemm; print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.stdout.strip() == "ok", done.stderr

@@ -12,7 +12,7 @@ all outputs need are one contiguous slice of the flat image, shifted by i*Wp + j
 
     z[p] = sum over taps (i, j) of  flat[p + i*Wp + j] @ kernel[i, j]      (C) @ (C, F)
 
-nine GEMMs on slices of one array, added into the same output block (``gemm.matmul``), and
+nine GEMMs on slices of one array, added into the same output block (``gemm.matmul_add``), and
 no im2col matrix at all (VGG16's first is 50,176 x 576 floats, 110 MB, copied at every
 call). The price: the two outputs per row that fall on the padding columns are computed
 and dropped (2/W more work). Outputs are computed a block of rows at a time so that the
@@ -21,7 +21,7 @@ block being added to stays in cache across the nine GEMMs (``scripts/conv_paths.
 
 import numpy as np
 
-from .gemm import matmul
+from .gemm import matmul_add
 
 
 def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
@@ -59,7 +59,7 @@ def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
         for i in range(k):
             for j in range(k):
                 shift = i * wp + j
-                matmul(flat[start + shift:stop + shift], kernel[i, j], out, accumulate=True)
+                matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
     return z[:, :h, :w]
 
 

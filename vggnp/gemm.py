@@ -1,112 +1,108 @@
-"""Matrix products through SciPy's BLAS wrapper: the one BLAS all of the network's large
-products go through (the convs' and the dense layers', forward and backward).
+"""out += a @ b in place: the one matrix product NumPy cannot do, for ``fast_conv``.
 
-Why not NumPy's ``a @ b``, which calls a BLAS too:
-- It cannot add into an existing array (BLAS's ``C = alpha*A@B + beta*C`` with beta = 1).
-  ``fast_conv`` sums nine products into one output block in place.
-- NumPy and SciPy each ship their own copy of OpenBLAS, each with its own threads, which
-  keep spinning for a while after a call. With the convs in SciPy's and the dense layers
-  in NumPy's, each library's threads fought the other's for the two cores (measured in
-  the network: block1_conv1 10 -> 44 ms after the dense layers, fc1 17 -> 34 ms after
-  the convs). One library for all large products avoids it.
+BLAS computes ``C = alpha * A @ B + beta * C``; NumPy's ``@`` always uses beta = 0 (it can
+only overwrite), so summing nine products into one output block would need a temporary
+and an extra pass per product. This module calls the very BLAS NumPy uses, with beta = 1,
+through ``ctypes``:
+- the same library, so its threads are NumPy's (a second OpenBLAS, such as SciPy's, keeps
+  its own threads spinning after each call; measured: the two fought over the two cores,
+  block1_conv1 10 -> 44 ms after the dense layers, see ``../shared/NOTES.md``);
+- ctypes releases the GIL during the call, as NumPy does, so the stream's two worker
+  threads multiply at the same time (SciPy's BLAS wrappers hold the GIL: two threads took
+  as long as one after the other).
+NumPy's wheels (PyPI, 2.x) ship OpenBLAS with 64-bit integers and the symbol names
+``scipy_cblas_sgemm64_``; where that library is not found (another NumPy build), or its
+answer to a small product at load time is wrong, ``matmul_add`` falls back to
+``out += a @ b``: the same result, slower.
 """
 
-import importlib.machinery
-import importlib.util
+import ctypes
 import os
-import sys
 
 import numpy as np
 
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112   # cblas.h's enum values
 
-def _load_fblas():
-    """SciPy's BLAS wrappers (``sgemm``, ``dgemv``...): the extension module behind the
-    public ``scipy.linalg.blas``.
 
-    Imported through ``scipy.linalg``, it first runs that whole package's ``__init__``:
-    160-180 ms here (array-API shims that import numpy.f2py and numpy.testing), more than
-    a forward pass, paid by every one-photo run. The module alone loads in a few ms.
-    So, while ``scipy.linalg`` is not imported yet, the module is loaded from its file
-    and registered under its own name (a later ``import scipy.linalg`` then finds and
-    uses this very module); otherwise, or where the file is not found, the public one.
+def matmul_add(a, b, out):
+    """out += a @ b.   a: (M, K), b: (K, N), out: (M, N); one dtype, float32 or float64.
+
+    a and out must have adjacent columns (rows may lie apart, as slices of a larger
+    array); b may be C- or F-contiguous (a transposed view: BLAS's transpose flag). For
+    anything else, or with no usable BLAS, NumPy's ``out += a @ b``. Returns out.
     """
-    if "scipy.linalg" not in sys.modules:
-        import scipy
-        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "_fblas" + suffix)
-            if os.path.isfile(path):
-                spec = importlib.util.spec_from_file_location("scipy.linalg._fblas", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                sys.modules["scipy.linalg._fblas"] = module
-                return module
-    from scipy.linalg import blas
-    return blas
-
-
-_BLAS = _load_fblas()
-_PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
-
-
-def get_blas_funcs(name, arrays):
-    """The BLAS routine ``name`` ("gemm", "gemv") for the arrays' dtype (float32: sgemm,
-    float64: dgemm; one dtype for all)."""
-    dtypes = {np.dtype(a.dtype) for a in arrays}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in _PREFIX:
-        raise ValueError(f"matmul: float32 or float64 arrays of one dtype, not {dtypes}")
-    return getattr(_BLAS, _PREFIX[dtypes.pop()] + name)
-
-
-def matmul(a, b, out=None, accumulate=False):
-    """out = a @ b, or out += a @ b in place with ``accumulate``.
-
-    a: (M, K), b: (K, N), out: (M, N) C-contiguous (made when not given); float32 or
-    float64, one dtype for all three. Returns out.
-
-    BLAS is column-major: the C-contiguous (M, N) out is the column-major (N, M) out.T, so
-    BLAS is asked for out.T = b.T @ a.T, each operand passed as the column-major array it
-    already is (a C-contiguous b is a column-major b.T; an F-contiguous one, a transposed
-    view such as w.T, is column-major as it stands and passed with BLAS's transpose flag).
-    Nothing is copied.
-    """
-    if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    if a.shape[0] == 1:  # one row: a matrix-vector product, which BLAS's gemm runs slower
-        _vector_times_matrix(a[0], b, out[0], accumulate)
-        return out
-    gemm = get_blas_funcs("gemm", (a, b, out))
-    (b_blas, trans_b), (a_blas, trans_a) = _column_major_of_transpose(b), \
-        _column_major_of_transpose(a)
-    result = gemm(1.0, b_blas, a_blas, beta=1.0 if accumulate else 0.0, c=out.T,
-                  overwrite_c=True, trans_a=trans_b, trans_b=trans_a)
-    if not np.may_share_memory(result, out):  # the wrapper wrote into a copy instead
-        raise ValueError("matmul: out must be C-contiguous and of the operands' dtype")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] \
+            or out.shape != (a.shape[0], b.shape[1]):
+        raise ValueError(f"matmul_add: shapes {a.shape} @ {b.shape} into {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("matmul_add: out is read-only")
+    gemm = _GEMM.get(out.dtype)
+    if gemm is None or not _blas_add(gemm, a, b, out):
+        out += a @ b
     return out
 
 
-def _column_major_of_transpose(m):
-    """(array, transpose flag) that BLAS reads, without a copy, as m.T."""
-    if m.flags.c_contiguous:
-        return m.T, 0            # C-contiguous m: m.T is column-major already
-    return m, 1                  # column-major m (or a copy the wrapper makes): op = m.T
+def _blas_add(gemm, a, b, out):
+    """out += a @ b through the ctypes function gemm; False (nothing done) if the arrays'
+    layout is not one BLAS reads in place."""
+    rows_a, rows_out = _row_stride(a), _row_stride(out)
+    b_trans, ldb = _b_layout(b)
+    if a.dtype != out.dtype or b.dtype != out.dtype or None in (rows_a, rows_out, ldb):
+        return False
+    (m, k), n = a.shape, b.shape[1]
+    if m and n and k:
+        gemm(ROW_MAJOR, NO_TRANS, b_trans, m, n, k, 1.0, a.ctypes.data, rows_a,
+             b.ctypes.data, ldb, 1.0, out.ctypes.data, rows_out)
+    return True
 
 
-def _vector_times_matrix(v, b, out, accumulate):
-    """out (N,) (+)= v (K,) @ b (K, N) with BLAS's gemv (measured for fc1, 25088 x 4096:
-    gemv 18 ms, gemm with one column 75-110 ms)."""
-    gemv = get_blas_funcs("gemv", (v, b, out))
-    b_blas, trans = _column_major_of_transpose(b)
-    result = gemv(1.0, b_blas, v, beta=1.0 if accumulate else 0.0, y=out,
-                  overwrite_y=True, trans=trans)
-    if not np.may_share_memory(result, out):
-        raise ValueError("matmul: out must be C-contiguous and of the operands' dtype")
+def _row_stride(m):
+    """Elements from one row of the 2-D array m to the next, if its columns are adjacent
+    and its rows do not overlap; else None."""
+    item = m.itemsize
+    if m.ndim != 2 or m.strides[0] % item or m.strides[1] % item:
+        return None
+    rows, columns = m.strides[0] // item, m.strides[1] // item
+    if m.shape[1] > 1 and columns != 1:
+        return None
+    if m.shape[0] <= 1:
+        return max(m.shape[1], 1)
+    return rows if rows >= max(m.shape[1], 1) else None
 
 
-def dot(a, b):
-    """sum(a * b) of two 1-D arrays of one dtype, as a float: BLAS's dot for float32 and
-    float64 (the weights' checks read 553 MB with it; NumPy's ``np.dot`` would wake
-    NumPy's own BLAS threads just before the forward), ``np.dot`` for other dtypes."""
-    if a.dtype == b.dtype and a.dtype in _PREFIX:
-        return float(get_blas_funcs("dot", (a, b))(a, b))
-    return float(np.dot(a, b))
+def _b_layout(b):
+    """(transpose flag, leading dimension) that hands b to row-major BLAS without a copy."""
+    rows = _row_stride(b)
+    if rows is not None:
+        return NO_TRANS, rows
+    columns = _row_stride(b.T)                   # a transposed view: b.T has adjacent columns
+    return (TRANS, columns) if columns is not None else (None, None)
+
+
+def _numpy_blas():
+    """NumPy's OpenBLAS as ctypes functions {dtype: gemm}, those that add a small product
+    correctly; {} where the library or its symbols are not found."""
+    from threadpoolctl import threadpool_info
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    paths = [lib["filepath"] for lib in threadpool_info()
+             if lib["internal_api"] == "openblas" and os.path.dirname(lib["filepath"]) == libs]
+    try:
+        blas = ctypes.CDLL(paths[0])
+        found = {np.dtype(np.float32): (blas.scipy_cblas_sgemm64_, ctypes.c_float),
+                 np.dtype(np.float64): (blas.scipy_cblas_dgemm64_, ctypes.c_double)}
+    except (IndexError, OSError, AttributeError):
+        return {}
+    checked, r = {}, np.random.default_rng(0)
+    for dtype, (gemm, scalar) in found.items():
+        gemm.restype = None
+        gemm.argtypes = ([ctypes.c_int] * 3 + [ctypes.c_int64] * 3
+                         + [scalar, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                            ctypes.c_int64, scalar, ctypes.c_void_p, ctypes.c_int64])
+        a, b = r.standard_normal((3, 4)).astype(dtype), r.standard_normal((4, 2)).astype(dtype)
+        out = np.ones((3, 2), dtype)
+        if _blas_add(gemm, a, b.T.copy().T, out) and np.allclose(out, 1 + a @ b, atol=1e-5):
+            checked[dtype] = gemm
+    return checked
+
+
+_GEMM = _numpy_blas()

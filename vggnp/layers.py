@@ -22,7 +22,6 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS, activation_backward
 from .fast_conv import correlate_same
-from .gemm import matmul
 from .im2col import col2im, im2col, window_padding, windows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -130,8 +129,7 @@ class Conv2D(Layer):
             z = correlate_same(self.x, self.w, self.buffers, bias=self.b)
         else:
             col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
-            z = matmul(col, self.w.reshape(kh * kw * c, f)).reshape(
-                self.output_shape(self.x.shape))
+            z = (col @ self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(self.x.shape))
             z += self.b
         return self.activation.forward(z, inplace=True)  # z is this call's own array
 
@@ -152,10 +150,10 @@ class Conv2D(Layer):
         pads = self.pads(self.x.shape)
         if self.backward_pass.param_grads:
             col = im2col(self.x, kh, kw, pads, self.strides)
-            self.dw = matmul(col.T, dz.reshape(-1, f)).reshape(self.w.shape)
+            self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
             self.db = dz.reshape(-1, f).sum(axis=0)
         if not self.fast or c < 16:
-            dcol = matmul(dz.reshape(-1, f), self.w.reshape(kh * kw * c, f).T)
+            dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
             return col2im(dcol, self.x.shape, kh, kw, pads, self.strides)
         if winograd_pays(dz.shape, (kh, kw, f, c)):
             return winograd_same(dz, self._made_from_w(
@@ -180,7 +178,7 @@ def flipped_kernel(w):
     """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]: (KH, KW, C, F) -> (KH, KW, F, C).
 
     A view of w, not a copy: each tap w_flipped[i, j] is the (C, F) tap w[KH-1-i, KW-1-j]
-    transposed, which ``gemm.matmul`` hands to BLAS as it is (with BLAS's transpose flag),
+    transposed, which ``gemm.matmul_add`` hands to BLAS as it is (with BLAS's transpose flag),
     so the backward costs no second copy of the kernels (58 MB for VGG16's)."""
     return w[::-1, ::-1].transpose(0, 1, 3, 2)
 
@@ -202,8 +200,7 @@ class Dense(Layer):
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)
-        self.z = matmul(self.x, self.w)
-        self.z += self.b
+        self.z = self.x @ self.w + self.b
         return self.activation.forward(self.z)
 
     @property
@@ -214,9 +211,9 @@ class Dense(Layer):
         dz = activation_backward(self, dout)
         if self.backward_pass.param_grads:
             # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
-            self.dw = matmul(self.x.T, dz)
+            self.dw = self.x.T @ dz
             self.db = dz.sum(axis=0)
-        return matmul(dz, self.w.T)
+        return dz @ self.w.T
 
 
 # --------------------------------------------------------------------------------------

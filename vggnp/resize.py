@@ -3,8 +3,6 @@ Grad-CAM, faithfulness curves, diagnose) and the pixels (overlay) both use."""
 
 import numpy as np
 
-from .gemm import matmul
-
 
 def interpolation_matrix(n_in, n_out, dtype=np.float64):
     """(n_out, n_in) weights of 1-D bilinear interpolation with pixel centres aligned:
@@ -25,11 +23,10 @@ def resize_bilinear(heatmap, size, dtype=np.float64):
 
     Bilinear resizing is linear in the map and separable: out = R @ heatmap @ C.T, with R
     (H, h) and C (W, w) the 1-D interpolation matrices of :func:`interpolation_matrix`.
-    Two small matrix products, so a 12-megapixel overlay costs a few milliseconds (through
-    ``gemm.matmul``, the network's BLAS: the writer thread resizes while workers run).
+    Two small matrix products, so a 12-megapixel overlay costs a few milliseconds.
     dtype: float64, or float32 for pictures.
     """
     heatmap = np.asarray(heatmap, dtype=dtype)
     rows = interpolation_matrix(heatmap.shape[0], size[0], dtype)
     columns = interpolation_matrix(heatmap.shape[1], size[1], dtype)
-    return matmul(matmul(rows, heatmap), columns.T)
+    return (rows @ heatmap) @ columns.T

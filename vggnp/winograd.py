@@ -20,7 +20,6 @@ within float32 rounding.
 import numpy as np
 
 from .fast_conv import workspace_array
-from .gemm import matmul
 
 B_T = np.array([[1, 0, -1, 0],
                 [0, 1, 1, 0],
@@ -80,8 +79,7 @@ def winograd_same(x, u, buffers=None):
     v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
                                                      (4, 4, n, th, tw, c), x.dtype))
     m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)
-    for xi_nu in range(16):                                 # M[xi, nu] = V[xi, nu] @ U[xi, nu]
-        matmul(v[xi_nu], u[xi_nu], m[xi_nu])
+    np.matmul(v, u, out=m)                                  # (16, tiles, F)
     return _output_transform(m.reshape(4, 4, n, th, tw, -1))
 
 

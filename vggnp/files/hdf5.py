@@ -19,7 +19,6 @@ import zlib
 import h5py
 import numpy as np
 
-from ..gemm import dot
 from .errors import InputError, check_regular_file, said
 
 
@@ -268,7 +267,7 @@ def check_values(values, path, name, error=WeightsError):
     it fails are the values looked at again, for the message."""
     flat = np.ravel(values)
     with np.errstate(all="ignore"):  # an overflow is what this looks for
-        squares = dot(flat, flat) if flat.dtype.kind == "f" else float("nan")
+        squares = float(np.dot(flat, flat)) if flat.dtype.kind == "f" else float("nan")
     if math.isfinite(squares) and squares <= MAX_NORM ** 2:
         return
     if not np.isfinite(flat).all():
