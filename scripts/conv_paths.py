@@ -21,7 +21,6 @@ import numpy as np
 
 from vggnp import spec
 from vggnp.fast_conv import correlate_same
-from vggnp.gemm import matmul
 from vggnp.im2col import im2col
 from vggnp.winograd import kernel_transform, winograd_same
 
@@ -55,10 +54,7 @@ def winograd_4x4(x, u):
     bt, at = B_T4.astype(x.dtype), A_T4.astype(x.dtype)
     v = np.tensordot(bt, np.tensordot(bt, d, axes=(1, 3)), axes=(1, 4))  # (b, a, n, th, tw, c)
     v = np.ascontiguousarray(v.transpose(1, 0, 2, 3, 4, 5)).reshape(36, n * th * tw, c)
-    m = np.empty((36, n * th * tw, u.shape[2]), x.dtype)
-    for k in range(36):
-        matmul(v[k], u[k], m[k])
-    m = m.reshape(6, 6, n, th, tw, -1)
+    m = np.matmul(v, u).reshape(6, 6, n, th, tw, -1)          # 36 GEMMs
     y = np.tensordot(at, np.tensordot(at, m, axes=(1, 0)), axes=(1, 1))  # (j, i, n, th, tw, f)
     return y.transpose(2, 3, 1, 4, 0, 5).reshape(n, 4 * th, 4 * tw, -1)[:, :h, :w]
 

@@ -21,7 +21,8 @@ All errors are relative to the max |value| of TF's tensor (``relative_to_max``).
 
 import numpy as np
 
-from vggnp.layers import MaxPool2D
+from vggnp.fast_conv import correlate_same
+from vggnp.layers import Conv2D, Dense, MaxPool2D
 
 
 NEAR_TIE = 1e-5  # relative gap between a window's two largest values counted as a tie
@@ -50,10 +51,11 @@ def near_tied_windows(activation):
 
 def align_rounding_choices(model, ref):
     """Where float32 rounding decides, take TensorFlow's decision, in the caches of the
-    last forward (the layers of ``ref["outputs"]`` whose kept arrays have TF's shapes):
-    - a ReLU input that vggnp's forward and TF's put on opposite sides of 0 lies within
-      rounding of 0 (both outputs within KINK of the layer's max: asserted, so a real
-      difference still fails): vggnp's kept output takes TF's value;
+    last forward (the layers of ``ref["outputs"]`` whose kept arrays have TF's shapes;
+    each must first agree with TF's output within 1e-4, asserted):
+    - a ReLU whose input vggnp's forward and TF's put on opposite sides of 0: vggnp's
+      pre-activation there and TF's output must both lie within KINK of the layer's max
+      (asserted, so a real difference still fails); vggnp's kept output takes TF's value;
     - a near-tied max-pool window (``near_tied_windows`` of TF's input to the pool): the
       pool's kept input and output take TF's values, so its gradient goes where TF's goes.
     Any change in the order of a convolution's sums (vggnp's fast path against TF's
@@ -64,25 +66,43 @@ def align_rounding_choices(model, ref):
         layer, theirs = model.layer(name), ref["outputs"].get(name)
         if theirs is None:
             continue
-        if layer.activation_name == "relu":
-            ours = getattr(layer.activation, "out", None)
-            if ours is not None and ours.shape == theirs.shape:
-                differ = (ours > 0) != (theirs > 0)
-                if differ.any():
-                    largest = max(np.abs(ours[differ]).max(), np.abs(theirs[differ]).max())
-                    assert largest <= KINK * np.abs(theirs).max(), (name, "ReLU", largest)
-                    ours[differ] = theirs[differ]
-                    kinks[name] = int(differ.sum())
+        if isinstance(layer, (Conv2D, Dense)) and layer.activation_name == "relu" \
+                and layer.activation.out.shape == theirs.shape:
+            units = _align_relu(layer, theirs)
+            if units:
+                kinks[name] = units
         before = ref["outputs"].get(model.names[index - 1]) if index else None
-        if isinstance(layer, MaxPool2D) and before is not None \
-                and getattr(layer, "x", None) is not None and layer.x.shape == before.shape:
-            tied = near_tied_windows(before)                     # (N, H/2, W/2, C)
-            if tied.any():
-                inside = np.repeat(np.repeat(tied, 2, axis=1), 2, axis=2)
-                layer.x[inside] = before[inside]
-                layer.out[tied] = theirs[tied]
-                ties[name] = int(tied.sum())
+        if isinstance(layer, MaxPool2D) and before is not None and layer.x.shape == before.shape:
+            windows = _align_pool(layer, before, theirs)
+            if windows:
+                ties[name] = windows
     return kinks, ties
+
+
+def _align_relu(layer, theirs):
+    """TF's output where its ReLU mask differs from vggnp's; returns the units changed."""
+    ours = layer.activation.out
+    assert relative_to_max(ours, theirs) <= 1e-4, layer.name
+    differ = (ours > 0) != (theirs > 0)
+    if not differ.any():
+        return 0
+    pre = (correlate_same(layer.x, layer.w, {}, bias=layer.b) if isinstance(layer, Conv2D)
+           else layer.z)                                  # vggnp's own ReLU input
+    largest = max(np.abs(pre[differ]).max(), np.abs(theirs[differ]).max())
+    assert largest <= KINK * np.abs(theirs).max(), (layer.name, "ReLU sign", largest)
+    ours[differ] = theirs[differ]
+    return int(differ.sum())
+
+
+def _align_pool(layer, before, theirs):
+    """TF's values in the pool's near-tied windows; returns the windows changed."""
+    assert relative_to_max(layer.x, before) <= 1e-4, layer.name
+    tied = near_tied_windows(before)                     # (N, H/2, W/2, C)
+    if tied.any():
+        inside = np.repeat(np.repeat(tied, 2, axis=1), 2, axis=2)
+        layer.x[inside] = before[inside]
+        layer.out[tied] = theirs[tied]
+    return int(tied.sum())
 
 
 def tf_rounding_choices(monkeypatch, model, ref):

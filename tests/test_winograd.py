@@ -68,3 +68,14 @@ def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     assert not winograd.winograd_pays((1, 5, 6, 256), w.shape)      # odd height
     assert not winograd.winograd_pays((1, 4, 6, 128), (3, 3, 128, 256))  # thin
     assert not winograd.winograd_pays((1, 4, 6, 256), (5, 5, 256, 256))  # not 3x3
+
+
+def test_the_measured_f4x4_path_equals_im2col():
+    """scripts/conv_paths.py's F(4x4, 3x3), timed and quoted in the README, computes the
+    conv it is timed against: float64 to rounding, sides not multiples of 4 included."""
+    from scripts.conv_paths import kernel_transform_4x4, winograd_4x4
+    r = np.random.default_rng(4)
+    for shape, f in [((2, 14, 14, 8), 5), ((1, 16, 12, 3), 4)]:
+        x, w = r.standard_normal(shape), r.standard_normal((3, 3, shape[3], f))
+        np.testing.assert_allclose(winograd_4x4(x, kernel_transform_4x4(w)), reference(x, w),
+                                   rtol=1e-10, atol=1e-10)

@@ -90,8 +90,9 @@ class Conv2D(Layer):
         dW  = col.T @ dz,  db = sum of dz over N, H', W'
     Stride-1 "same" convs with odd square kernels (all of VGG16's) run forward and
     backward through :func:`correlate_same` (one GEMM per kernel tap on shifted slices of
-    the padded input, the bias added in the same pass); ``im2col``/``col2im`` above are
-    the reference the tests hold them to, and the code path for every other shape.
+    the padded input, the bias added in the same pass; out is then a view into an array
+    padded like the input, not contiguous); ``im2col``/``col2im`` above are the reference
+    the tests hold them to, and the code path for every other shape.
     """
 
     def __init__(self, name, w, b=None, activation="relu", buffers=None, strides=(1, 1),
@@ -102,7 +103,7 @@ class Conv2D(Layer):
         self.strides, self.padding = tuple(strides), padding
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
-        # im2col workspace, reused across calls (and shared by the model's conv layers)
+        # padded-input workspace, reused across calls (and shared by the model's conv layers)
         self.buffers = {} if buffers is None else buffers
         self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
         kh, kw = w.shape[:2]

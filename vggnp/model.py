@@ -187,7 +187,7 @@ class VGG16(Network):
     def __init__(self, weights, input_size=spec.INPUT_SIZE):
         self.has_top = all(name in weights for name in spec.DENSE_NAMES)
         layers = []
-        workspace = {}  # im2col buffers, shared: the layers run one at a time
+        workspace = {}  # the convs' padded-input buffers, shared: the layers run one at a time
         for name in spec.LAYER_NAMES:
             if name.endswith("_pool"):
                 layers.append(MaxPool2D(name))
