@@ -131,8 +131,8 @@ def compare_forward(model, x, ref, layers=("block5_conv3", "block4_conv3"), tol=
     layers each followed by a pool, deepest first), elementwise outside near-tied windows
     and by window sum inside them, and d score / d input, all within ``tol``, after taking
     TF's choices where float32 rounding decides (:func:`align_rounding_choices`).
-    Returns ({what: relative error}, {layer: number of near-tied windows},
-    {layer: ReLU units aligned})."""
+    Returns ({what: relative error}, {layer: number of near-tied windows}, what
+    ``align_rounding_choices`` changed: ({layer: ReLU units}, {pool: windows}))."""
     _, outputs = model.forward(x, keep=tuple(ref["outputs"]))
     errors = {"logits": relative_to_max(model.layer("predictions").z, ref["logits"])}
     for name, expected in ref["outputs"].items():

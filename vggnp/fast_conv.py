@@ -47,12 +47,7 @@ def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
     pad = k // 2
     hp, wp = h + 2 * pad, w + 2 * pad
     # One spare row: the last tap of the last output row reads 2*pad pixels past the image.
-    flat = workspace_array(buffers, "padded", (n * hp + 1, wp, c), x.dtype)
-    images = flat[:n * hp].reshape(n, hp, wp, c)
-    images[:, :pad], images[:, h + pad:], images[:, :, :pad], images[:, :, w + pad:] = 0, 0, 0, 0
-    flat[n * hp:] = 0
-    images[:, pad:pad + h, pad:pad + w] = x
-    flat = flat.reshape(-1, c)
+    flat = zero_padded(buffers, "padded", x, pad, spare_rows=1).reshape(-1, c)
 
     z = np.empty((n, hp, wp, f), dtype=x.dtype)
     z_flat = z.reshape(-1, f)
@@ -67,6 +62,20 @@ def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
                 shift = i * wp + j
                 matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
     return z[:, :h, :w]
+
+
+def zero_padded(buffers, name, x, pad, spare_rows=0):
+    """x: (N, H, W, C) zero-padded by ``pad`` on every side, in the workspace array
+    ``name``: (N*(H+2*pad) + spare_rows, W+2*pad, C), the padded images one after another,
+    then ``spare_rows`` rows of zeros. The buffer is reused, so only its border is zeroed."""
+    n, h, w, c = x.shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    flat = workspace_array(buffers, name, (n * hp + spare_rows, wp, c), x.dtype)
+    images = flat[:n * hp].reshape(n, hp, wp, c)
+    images[:, :pad], images[:, h + pad:], images[:, :, :pad], images[:, :, w + pad:] = 0, 0, 0, 0
+    flat[n * hp:] = 0
+    images[:, pad:pad + h, pad:pad + w] = x
+    return flat
 
 
 def workspace_array(buffers, name, shape, dtype):

@@ -19,7 +19,7 @@ within float32 rounding.
 
 import numpy as np
 
-from .fast_conv import workspace_array
+from .fast_conv import workspace_array, zero_padded
 
 B_T = np.array([[1, 0, -1, 0],
                 [0, 1, 1, 0],
@@ -33,11 +33,12 @@ A_T = np.array([[1, 1, 1, 0],
                 [0, 1, -1, -1]], dtype=np.float64)
 
 
-# Off (None) by default. Alone, per layer, Winograd is the faster path from 256 input
-# channels on (scripts/conv_paths.py: block3_conv2 to block5_conv3, 180 -> 166 ms over the
-# 13 convs); inside the whole network no gain could be measured on this 2-core VM (Grad-CAM
-# with/without, interleaved: min 232 vs 223 ms, median 264 vs 281 ms), while the kernel
-# transforms (16/9 of those kernels) raise the peak RSS of one image from 714 to 862 MB.
+# Off (None) by default. Alone, per layer, Winograd was faster than the direct path on some
+# of the layers with >= 256 input channels (which ones moves from run to run: the README's
+# Speed section has the bench's table); inside the whole network no gain could be measured
+# on this 2-core VM (Grad-CAM with/without, interleaved: min 232 vs 223 ms, median 264 vs
+# 281 ms, against the earlier im2col direct path), while the kernel transforms (16/9 of
+# those kernels) raise the peak RSS of one image from 714 to 862 MB.
 # Set it to 256 to turn it on for layers that wide.
 WINOGRAD_MIN_CHANNELS = None
 
@@ -73,9 +74,7 @@ def winograd_same(x, u, buffers=None):
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw = h // 2, w // 2
-    xp = workspace_array(buffers, "winograd_padded", (n, h + 2, w + 2, c), x.dtype)
-    xp[:, 0], xp[:, h + 1], xp[:, :, 0], xp[:, :, w + 1] = 0, 0, 0, 0
-    xp[:, 1:h + 1, 1:w + 1] = x
+    xp = zero_padded(buffers, "winograd_padded", x, 1).reshape(n, h + 2, w + 2, c)
     v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
                                                      (4, 4, n, th, tw, c), x.dtype))
     m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)
