@@ -67,7 +67,7 @@ def peak_rss_mb():
 
 def worker_vggnp(weights, repeats):
     import vggnp
-    from vggnp.layers import Conv2D
+    from vggnp.fast.layers import FastConv2D as Conv2D
     model = vggnp.VGG16.load(weights)
     x = vggnp.load_image(PHOTO)
     onehot = np.zeros((1, 1000), np.float32)
@@ -182,7 +182,7 @@ def time_cli(weights, repeats):
 
 def random_weights_file(folder):
     from scripts.export_keras_weights import write_h5
-    from vggnp.random_init import random_vgg16_weights
+    from vggnp.nn.random_init import random_vgg16_weights
     path = os.path.join(folder, "vgg16_random.h5")
     write_h5(path, random_vgg16_weights(seed=0))
     return path

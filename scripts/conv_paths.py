@@ -1,6 +1,6 @@
 """Per conv layer of VGG16, three paths, forward, batch 1, 224x224, float32 (issue #18):
 the direct path (nine shifted GEMMs, ``fast_conv.correlate_same``, what Conv2D runs),
-Winograd F(2x2, 3x3) (``vggnp.winograd``, off by default) and Winograd F(4x4, 3x3)
+Winograd F(2x2, 3x3) (``vggnp.fast.winograd``, off by default) and Winograd F(4x4, 3x3)
 (36 GEMMs on 6x6 tiles, 4x fewer multiplies than direct; measured here only, with the
 plain transforms below, not in the library).
 
@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from vggnp import spec
-from vggnp.fast_conv import correlate_same
-from vggnp.im2col import im2col
-from vggnp.winograd import kernel_transform, winograd_same
+from vggnp.nn import spec
+from vggnp.fast.direct_conv import correlate_same
+from vggnp.nn.im2col import im2col
+from vggnp.fast.winograd import kernel_transform, winograd_same
 
 # F(4x4, 3x3) (Lavin & Gray, sec. 4.2): Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 tiles.
 # G's entries 1/6, 1/12, 1/24 are not exact in float32 and B, A hold 4, 5 and 8: larger

@@ -19,9 +19,9 @@ import os
 
 import numpy as np
 
-from vggnp.files.model_files import load_keras_model
-from vggnp.model import VGG16
-from vggnp.stream import explain_files
+from vggnp.models.keras_convnet import load_keras_model
+from vggnp import VGG16
+from vggnp.stream.batches import explain_files
 
 
 @functools.lru_cache(maxsize=2)

@@ -54,7 +54,9 @@ def main(argv=None):
 
     import keras
 
-    from vggnp import read_vgg16_weights, spec
+    from vggnp import read_vgg16_weights
+
+    from vggnp.nn import spec
 
     if args.model:
         model = keras.models.load_model(args.model, compile=False)

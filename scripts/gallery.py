@@ -29,11 +29,12 @@ import numpy as np
 from PIL import Image
 
 from scripts.shapes import MODEL_PATH, ROOT
-from vggnp.explain import IMAGE_METHODS, METHODS, explain
-from vggnp.faithfulness import deletion_insertion
-from vggnp.files.model_files import load_keras_model
-from vggnp.gradcam import normalise
-from vggnp.overlay import gradient_picture, overlay
+from vggnp.methods.explain import explain
+from vggnp.methods.registry import METHODS
+from vggnp.methods.faithfulness import deletion_insertion
+from vggnp.models.keras_convnet import load_keras_model
+from vggnp.methods.gradcam import normalise
+from vggnp.viz.overlay import gradient_picture, overlay
 
 IMAGE = os.path.join(ROOT, "examples", "triangle.png")
 OUT = os.path.join(ROOT, "docs", "gallery")
@@ -55,7 +56,7 @@ def gallery(model=None, dtype=np.float64):
     pictures, aucs = {"input": picture.resize(SIZE, Image.NEAREST)}, {}
     for method in METHODS:
         maps, (cls,) = explain(model, x, method, batch_size=64)
-        if method in IMAGE_METHODS:
+        if METHODS[method].gives_image:
             shown = gradient_picture(maps[0], "none", picture.size)
             heatmap = np.abs(maps[0]).max(axis=2)
         else:

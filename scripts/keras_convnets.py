@@ -7,7 +7,7 @@ TensorFlow Grad-CAM (GradientTape) to compare with.
 
 import numpy as np
 
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 INPUT_SHAPES = {"scratch": (150, 150, 3), "zoo": (64, 80, 3), "vgg16_head": (150, 150, 3)}
 

@@ -70,7 +70,7 @@ CELLS = [
         from vggnp import load_image
         from vggnp.files.images import read_image
         from vggnp.files.labels import read_labels
-        from vggnp.files.model_files import load_keras_model
+        from vggnp.models.keras_convnet import load_keras_model
 
         model = load_keras_model(MODEL_PATH)
         labels = read_labels(LABELS_PATH, model.outputs)
@@ -125,11 +125,11 @@ CELLS = [
         Z = \mathrm{col}\; W + b,\quad W = w.\mathrm{reshape}(K_H K_W C, F)$$
 
         Below: the model's first conv layer on the picture, as im2col + GEMM, as the slow
-        loops of `vggnp.naive` (the formula above, written out), and as the layer itself
+        loops of `vggnp.nn.naive` (the formula above, written out), and as the layer itself
         (which adds the ReLU)."""),
     ("im2col", "code", """
-        from vggnp.im2col import im2col
-        from vggnp.naive import conv2d_same_naive
+        from vggnp.nn.im2col import im2col
+        from vggnp.nn.naive import conv2d_same_naive
 
         conv = model.layer(model.conv_names[0])
         before = model.names[model.names.index(conv.name) - 1]
@@ -165,7 +165,7 @@ CELLS = [
         a layer's output): $\partial y^c / \partial A$ has the shape of $A$. The layers
         below it are never visited."""),
     ("backward", "code", """
-        from vggnp.gradcam import backward_seed
+        from vggnp.methods.gradcam import backward_seed
 
         layer = model.last_conv
         probs, kept = model.forward(x, keep=(layer,))
@@ -211,11 +211,11 @@ CELLS = [
         ## 6. The heatmap over the picture
 
         As in the keras-io example: the map is resized bilinearly to the picture, coloured
-        with matplotlib's "jet" (re-implemented in `vggnp.overlay`, no matplotlib), and
+        with matplotlib's "jet" (re-implemented in `vggnp.viz.overlay`, no matplotlib), and
         added to the picture, $\mathrm{rescale}(0.4\, \mathrm{jet}(L^c) + \text{picture})$,
         the sum stretched to 0..255. Left to right: the picture, the map, the overlay."""),
     ("overlay", "code", """
-        from vggnp.overlay import overlay, panel
+        from vggnp.viz.overlay import overlay, panel
 
         big = picture.resize((256, 256), Image.NEAREST)  # the 64x64 picture, enlarged
         panel(big, heatmap[0], overlay(big, heatmap[0]),
@@ -237,7 +237,7 @@ CELLS = [
         second conv (16 channels in: the backward VGG16 runs in 12 of its 13 convs), on a
         small non-square input. `python -m vggnp.gradcheck` checks every layer kind."""),
     ("gradcheck", "code", """
-        from vggnp.gradcheck import TOLERANCE, numerical_gradient, relative_error
+        from vggnp.nn.gradcheck import TOLERANCE, numerical_gradient, relative_error
 
         model64 = load_keras_model(MODEL_PATH, dtype=np.float64)
         conv64 = model64.layer(model64.conv_names[1])

@@ -67,7 +67,7 @@ def box_mask(box, size=SIZE):
 
 def pointing_hit(heatmap, box, size=SIZE):
     """The pointing game: is the heatmap's maximum, upsampled to the image, inside the box?"""
-    from vggnp.overlay import resize_bilinear
+    from vggnp.viz.overlay import resize_bilinear
     full = resize_bilinear(heatmap, (size, size))
     y, x = np.unravel_index(np.argmax(full), full.shape)
     return bool(box_mask(box, size)[y, x])

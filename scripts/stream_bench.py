@@ -115,7 +115,7 @@ def io_costs(paths):
     megapixels."""
     import io
     from vggnp.files.images import read_image
-    from vggnp.overlay import overlay
+    from vggnp.viz.overlay import overlay
     heatmap = np.random.default_rng(0).random((14, 14))
     times, pixels = np.zeros(3), 0
     for path in paths:

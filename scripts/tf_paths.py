@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from vggnp import VGG16, grad_cam, load_image
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PHOTOS = [os.path.join(ROOT, "examples", name) for name in ("chelsea.jpg", "coffee.jpg")]

@@ -9,7 +9,7 @@ score is the pre-softmax logit, computed from fc2's output with the predictions 
 
 import numpy as np
 
-from vggnp import spec
+from vggnp.nn import spec
 
 
 def build_keras_vgg16(keras, weights, input_size=spec.INPUT_SIZE):

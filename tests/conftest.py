@@ -1,4 +1,11 @@
-"""Shared test setup.
+"""Shared test setup, and the two tiers of the suite.
+
+- the fast tier, ``python -m pytest -m "not slow"``: NumPy only, in-process, after each
+  change (docs/testing.md gives its time);
+- the full suite, ``python -m pytest``: also every test marked ``slow`` -- the TensorFlow
+  reference, the command line end to end (subprocesses), the browser, the full-size VGG16.
+A test is slow when it uses a fixture of ``SLOW_FIXTURES``, when its code starts a process
+(``run_cam``, ``run_module``, ``subprocess``), or when it says so (``@pytest.mark.slow``).
 
 TensorFlow is the reference, on its Eigen CPU path: TF_ENABLE_ONEDNN_OPTS=0 must be set
 before TensorFlow is imported. The default oneDNN path reorders float32 sums and routes
@@ -6,6 +13,7 @@ near-tied max-pool windows differently: its input gradients differ from Eigen's 
 (``python -m scripts.tf_paths``).
 """
 
+import inspect
 import os
 
 import numpy as np
@@ -13,10 +21,36 @@ import pytest
 
 from kerasfiles import write_keras1_h5
 from helpers import reference_module
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Fixtures that bring TensorFlow, a browser, a full-size VGG16 file or a whole command run.
+SLOW_FIXTURES = {"tf", "keras_files", "full_size", "vgg16_file", "weights_file", "saved_models",
+                 "playwright", "run_folder", "corpus_run", "narrow_file", "fresh"}
+STARTS_A_PROCESS = ("run_cam(", "run_module(", "subprocess.", "refused_in_child(")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: the full suite only (TensorFlow, subprocesses, "
+                                       "browser, full-size VGG16); skip with -m 'not slow'")
+
+
+def _is_slow(item):
+    if item.get_closest_marker("slow") or SLOW_FIXTURES & set(item.fixturenames):
+        return True
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in STARTS_A_PROCESS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

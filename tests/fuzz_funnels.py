@@ -14,10 +14,10 @@ from vggnp import VGG16, WeightsError
 from vggnp.files.errors import InputError, said
 from vggnp.files.images import ImageError, read_image
 from vggnp.files.labels import LabelsError, read_labels
-from vggnp.files.model_files import load_keras_model
+from vggnp.models.keras_convnet import load_keras_model
 from vggnp.files.preprocess import model_input
 from vggnp.files.weights import read_vgg16_weights
-from vggnp.stream import explain_files
+from vggnp.stream.batches import explain_files
 
 try:  # under pytest, and in the worker (tests/ on the path)
     from fuzz_seeds import CIRCLE, H5_INPUT

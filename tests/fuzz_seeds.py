@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 try:
     from kerasfiles import write_keras1_h5  # under pytest, and in the worker (tests/ on the path)

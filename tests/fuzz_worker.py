@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 
-from vggnp.files.model_files import load_keras_model
+from vggnp.models.keras_convnet import load_keras_model
 
 try:  # under pytest, and in the worker (tests/ on the path)
     from fuzz_funnels import RUNNERS, judge

@@ -21,8 +21,8 @@ All errors are relative to the max |value| of TF's tensor (``relative_to_max``).
 
 import numpy as np
 
-from vggnp.fast_conv import correlate_same
-from vggnp.layers import Conv2D, Dense, MaxPool2D
+from vggnp.fast.direct_conv import correlate_same
+from vggnp.nn.layers import Conv2D, Dense, MaxPool2D
 
 
 NEAR_TIE = 1e-5  # relative gap between a window's two largest values counted as a tie

@@ -12,8 +12,8 @@ from helpers import done_images, run_cam
 from reference_check import dlogits, relative_to_max, use_tf_activations
 from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
 from vggnp import VGG16
-from vggnp.attribution import integrated_gradients, path_points, smooth_grad
-from vggnp.explain import explain
+from vggnp.methods.attribution import integrated_gradients, path_points, smooth_grad
+from vggnp.methods.explain import explain
 from vggnp.files.preprocess import preprocess
 from vggnp.keras_model import load_keras_model
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from helpers import done_images, outputs_in, run_cam
 from kerasfiles import write_keras1_h5
-from vggnp import cam
+from vggnp.cam import run as cam
 from vggnp.files import download as dl
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 CAT, COFFEE = os.path.join(EXAMPLES, "chelsea.jpg"), os.path.join(EXAMPLES, "coffee.jpg")

@@ -81,7 +81,7 @@ def test_good_file_is_verified_and_renamed(server, tmp_path, capsys):
     with open(path, "rb") as f:
         assert f.read() == PAYLOAD
     assert leftovers(tmp_path) == ["weights.h5"]
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~outputs.UMASK  # not mkstemp's 0600
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~outputs.umask()  # not mkstemp's 0600
     err = capsys.readouterr().err
     assert "Downloading" in err and "100.0%" in err
     Handler.requests.clear()

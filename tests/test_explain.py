@@ -9,11 +9,12 @@ from helpers import done_images, run_module
 from reference_check import dlogits, relative_to_max, tf_rounding_choices, use_tf_activations
 from scripts.shapes import MODEL_PATH, TEST_SEED, dataset
 from vggnp import VGG16
-from vggnp.explain import METHODS, explain, normalise, score_cam
-from vggnp.faithfulness import deletion_insertion
-from vggnp.gradcam import class_scores
+from vggnp.methods.explain import explain, normalise, score_cam
+from vggnp.methods.registry import METHODS
+from vggnp.methods.faithfulness import deletion_insertion
+from vggnp.methods.gradcam import class_scores
 from vggnp.keras_model import load_keras_model
-from vggnp.resize import resize_bilinear
+from vggnp.methods.resize import resize_bilinear
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +173,7 @@ def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_mo
         assert np.abs(fast[n] - L / L.max()).max() <= 1e-5
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_score_cam_skipping_dead_channels_changes_nothing():
     """Issue #14: channels that are zero everywhere are not run; the map is the same."""
     model = load_keras_model(MODEL_PATH)
@@ -198,6 +200,7 @@ def test_every_method_gives_finite_maps_of_the_right_shape(small_model):
         assert maps.shape == expected, method
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_deletion_auc_of_grad_cam_beats_a_random_map():
     """On the trained shapes model, deleting the pixels Grad-CAM ranks first destroys the
     class score sooner than deleting pixels in a random order (a real effect)."""

@@ -4,11 +4,11 @@ by one GEMM, and the loop convolution of ``vggnp/naive.py``."""
 import numpy as np
 import pytest
 
-from vggnp.fast_conv import correlate_same
-from vggnp.gemm import matmul_add
-from vggnp.im2col import im2col
-from vggnp.layers import Conv2D
-from vggnp.naive import conv2d_same_naive
+from vggnp.fast.direct_conv import correlate_same
+from vggnp.fast.gemm import matmul_add
+from vggnp.nn.im2col import im2col
+from vggnp.fast.layers import FastConv2D
+from vggnp.nn.naive import conv2d_same_naive
 
 
 def rng():
@@ -20,7 +20,7 @@ def test_conv_fast_equals_naive():
     x = r.standard_normal((2, 6, 9, 3)).astype(np.float32)
     w = r.standard_normal((3, 3, 3, 5)).astype(np.float32)
     b = r.standard_normal(5).astype(np.float32)
-    fast = Conv2D("c", w, b, activation="linear").forward(x)
+    fast = FastConv2D("c", w, b, activation="linear").forward(x)
     assert fast.dtype == np.float32
     np.testing.assert_allclose(fast, conv2d_same_naive(x, w, b), rtol=1e-5, atol=1e-5)
 
@@ -43,7 +43,7 @@ def test_correlate_same_equals_im2col_gemm(shape, k, f, block_pixels):
     with_bias = correlate_same(x, kernel, {}, bias=bias, block_bytes=block_bytes)
     np.testing.assert_allclose(with_bias, expected + bias, rtol=1e-12, atol=1e-12)
     # the backward's kernel: a flipped, channel-transposed view of w (F-contiguous taps)
-    from vggnp.layers import flipped_kernel
+    from vggnp.fast.layers import flipped_kernel
     flipped, dz = flipped_kernel(kernel), r.standard_normal((*shape[:3], f))
     expected_dx = (im2col(dz, k, k, k // 2) @ flipped.reshape(-1, shape[3])).reshape(shape)
     np.testing.assert_allclose(correlate_same(dz, flipped, {}, block_bytes=block_bytes),
@@ -68,8 +68,8 @@ def test_matmul_add_adds_in_place_through_numpys_blas():
     """gemm.matmul_add reads C- and F-contiguous b (w.T in the backward) as they are, and
     adds into out itself, also into a strided block of rows; NumPy's own BLAS is found
     on this NumPy (the ctypes path is what runs); bad shapes and read-only outs raise."""
-    from vggnp import gemm
-    assert set(gemm._GEMM) == {np.dtype(np.float32), np.dtype(np.float64)}
+    from vggnp.fast import gemm
+    assert set(gemm.blas_functions()) == {np.dtype(np.float32), np.dtype(np.float64)}
     r = rng()
     for dtype in (np.float32, np.float64):
         a, b = r.standard_normal((5, 3)).astype(dtype), r.standard_normal((3, 4)).astype(dtype)
@@ -92,8 +92,8 @@ def test_matmul_add_adds_in_place_through_numpys_blas():
 
 def test_matmul_add_without_a_usable_blas_takes_numpys_way(monkeypatch):
     """Another NumPy build (no scipy_cblas_sgemm64_): the same sums, by ``out += a @ b``."""
-    from vggnp import gemm
-    monkeypatch.setattr(gemm, "_GEMM", {})
+    from vggnp.fast import gemm
+    monkeypatch.setattr(gemm, "blas_functions", dict)
     r = rng()
     x, w = r.standard_normal((2, 5, 6, 4)), r.standard_normal((3, 3, 4, 3))
     expected = (im2col(x, 3, 3, 1) @ w.reshape(-1, 3)).reshape(2, 5, 6, 3)
@@ -105,7 +105,7 @@ def test_float32_error_at_vgg16_widths(c, f):
     """float32 correlate_same (forward, and backward with the flipped kernel view) vs the
     float64 sum, relative to the output's max magnitude: within 5e-6, as Winograd's
     (tests/test_winograd.py); the one-GEMM im2col path's own error printed beside it."""
-    from vggnp.layers import flipped_kernel
+    from vggnp.fast.layers import flipped_kernel
     r = np.random.default_rng(5)
     x = np.abs(r.standard_normal((2, 14, 14, c))).astype(np.float32)  # post-ReLU-like
     w = (r.standard_normal((3, 3, c, f)) * np.sqrt(2 / (9 * c))).astype(np.float32)

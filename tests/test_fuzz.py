@@ -15,6 +15,7 @@ CI_SEED = 15
 CASES = {"image": 480, "model": 260, "weights": 180, "labels": 80}  # 1,000 in all
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 @pytest.mark.parametrize("kind", CASES)
 def test_mutants_work_or_get_our_error(kind):
     targets = [target for target, k in fuzz.TARGETS.items() if k == kind]
@@ -31,6 +32,7 @@ SELF_TEST = {"ok": "ok", "refuse": "refused", "raise": "traceback", "wrong kind"
              "allocate": "over memory", "rss": "over memory"}
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_harness_sees_each_failure():
     cases = [{"seed": 0, "number": i, "target": "selftest", "family": family}
              for i, family in enumerate(SELF_TEST)]

@@ -42,9 +42,9 @@ from kerasfiles import write_keras1_h5
 from scripts.shapes import LABELS_PATH, MODEL_PATH
 from vggnp.files.hdf5 import ModelError, WeightsError
 from vggnp.files.images import ImageError, read_image
-from vggnp.files.model_files import load_keras_model
+from vggnp.models.keras_convnet import load_keras_model
 from vggnp.files.weights import read_vgg16_weights
-from vggnp.random_init import random_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
 
 SECONDS = 10  # for any one file, refused or read
 PEAK_BYTES = 1.5e9  # peak RSS of a child process reading a file that claims gigabytes
@@ -203,7 +203,7 @@ def test_keras_mutant_exit_3_via_cli(tmp_path, mutant):
 @pytest.mark.parametrize("bomb", list(BOMBS))
 def test_zip_bomb_member_refused_with_bounded_memory(tmp_path, bomb):
     path = zip_bomb(tmp_path / "bomb.keras", bomb)
-    output = refused_in_child("vggnp.files.model_files.load_keras_model",
+    output = refused_in_child("vggnp.models.keras_convnet.load_keras_model",
                               "vggnp.files.hdf5.WeightsError", path)
     assert output.startswith(f"refused: {path}: ")
 

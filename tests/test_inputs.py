@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import done_images, outputs_in, run_cam
-from vggnp.cam_io import RESULTS_NAME
+from vggnp.files.results import RESULTS_NAME
 from corpus import CASES, PICTURE, bomb_png, jpeg_bytes, make_corpus, with_orientation
 from vggnp.files.images import ImageError, read_image
 from vggnp.files.preprocess import load_img

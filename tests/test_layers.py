@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
-from vggnp.gradcheck import numerical_gradient, relative_error
-from vggnp.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
+from vggnp.nn.gradcheck import numerical_gradient, relative_error
+from vggnp.nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                   Rescaling)
-from vggnp.im2col import col2im, im2col, window_padding
-from vggnp.activation_functions import ReLU, Sigmoid, Softmax
-from vggnp.layers import BackwardPass, Conv2D, Dense, Flatten, MaxPool2D
-from vggnp.naive import conv2d_naive, maxpool2x2_naive, pool_naive
+from vggnp.nn.im2col import col2im, im2col, window_padding
+from vggnp.nn.activation_functions import ReLU, Sigmoid, Softmax
+from vggnp.fast.layers import FastConv2D
+from vggnp.nn.layers import BackwardPass, Conv2D, Dense, Flatten, MaxPool2D
+from vggnp.nn.naive import conv2d_naive, maxpool2x2_naive, pool_naive
 
 TOL = 1e-7  # relative to the gradient's max |value|, float64
 
@@ -35,21 +36,21 @@ def check_param_layer(cls, x, w, b, activation):
     """dx, dw and db of a Conv2D or Dense equal their numerical estimates.
     cls(name, w, b, activation): the layer class, or a function that makes one."""
     layer = cls("layer", w, b, activation)
-    layer.backward_pass = BackwardPass(param_grads=True)
     dout = check_dx(layer, x)
     layer.forward(x)
-    layer.backward(dout)
+    layer.backward(dout, BackwardPass(param_grads=True))
     dw_num = numerical_gradient(lambda v: cls("w", v, b, activation).forward(x), w.copy(), dout)
     db_num = numerical_gradient(lambda v: cls("b", w, v, activation).forward(x), b.copy(), dout)
     assert relative_error(layer.dw, dw_num) <= TOL
     assert relative_error(layer.db, db_num) <= TOL
 
 
+@pytest.mark.parametrize("conv", [Conv2D, FastConv2D])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_conv2d_gradients_non_square(activation):
+def test_conv2d_gradients_non_square(activation, conv):
     r = rng()
     x = r.standard_normal((2, 5, 7, 3))
-    check_param_layer(Conv2D, x, r.standard_normal((3, 3, 3, 4)), r.standard_normal(4), activation)
+    check_param_layer(conv, x, r.standard_normal((3, 3, 3, 4)), r.standard_normal(4), activation)
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])
@@ -65,8 +66,7 @@ def test_dense_backward_from_logits_skips_softmax():
     dense = Dense("d", w, b, activation="softmax")
     dense.forward(x)
     dz = r.standard_normal((2, 4))
-    dense.backward_pass = BackwardPass(from_logits=True)
-    assert np.allclose(dense.backward(dz), dz @ w.T)
+    assert np.allclose(dense.backward(dz, BackwardPass(from_logits=True)), dz @ w.T)
 
 
 def test_relu_softmax_flatten_gradients():
@@ -121,10 +121,11 @@ def test_maxpool_tie_goes_to_first_max_only():
     assert dx[0, :, :, 0].tolist() == [[1, 0], [0, 0]]
 
 
-def test_float32_stays_float32():
+@pytest.mark.parametrize("conv_class", [Conv2D, FastConv2D])
+def test_float32_stays_float32(conv_class):
     r = rng()
     w = r.standard_normal((3, 3, 2, 4)).astype(np.float32)
-    conv = Conv2D("c", w, np.zeros(4, np.float32))
+    conv = conv_class("c", w, np.zeros(4, np.float32))
     out = conv.forward(r.standard_normal((1, 4, 4, 2)))  # float64 input is cast
     assert out.dtype == np.float32
     assert conv.backward(np.ones_like(out)).dtype == np.float32
@@ -140,15 +141,16 @@ CONV_SHAPES = [  # (kernel size, strides, padding): fast path and im2col path
 ]
 
 
+@pytest.mark.parametrize("conv", [Conv2D, FastConv2D])
 @pytest.mark.parametrize("kernel, strides, padding", CONV_SHAPES)
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
-def test_general_conv2d_gradients_and_forward(kernel, strides, padding, activation):
+def test_general_conv2d_gradients_and_forward(kernel, strides, padding, activation, conv):
     r = rng()
     x = r.standard_normal((2, 7, 9, 3))
     w, b = r.standard_normal((*kernel, 3, 4)), r.standard_normal(4)
 
     def make(name, w_, b_, activation_=activation):
-        return Conv2D(name, w_, b_, activation=activation_, strides=strides, padding=padding)
+        return conv(name, w_, b_, activation=activation_, strides=strides, padding=padding)
 
     check_param_layer(make, x, w, b, activation)
     linear = make("c", w, b, "linear")
@@ -205,8 +207,7 @@ def test_global_pool_batchnorm_rescaling_dropout_activation_gradients():
     assert np.allclose(Sigmoid().forward(np.array([-800.0, 0.0, 800.0])), [0, 0.5, 1])
     final = Activation("a", "sigmoid")
     final.forward(x)
-    final.backward_pass = BackwardPass(from_logits=True)
-    assert np.array_equal(final.backward(x), x)  # d/dz = dout
+    assert np.array_equal(final.backward(x, BackwardPass(from_logits=True)), x)  # d/dz = dout
 
 
 def test_strided_padded_im2col_col2im_adjoint():

@@ -12,7 +12,7 @@ from helpers import done_images, run_cam
 from scripts.shapes import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_SEED,
                             chance_hit_rate, dataset, pointing_hit)
 from vggnp import grad_cam
-from vggnp.boxes import box_from_map, iou
+from vggnp.viz.boxes import box_from_map, iou
 from vggnp.keras_model import load_keras_model
 
 N = 300
@@ -23,6 +23,7 @@ def shapes_model():
     return load_keras_model(MODEL_PATH)
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_pointing_game(shapes_model):
     """The README's figures, exactly (everything here is deterministic): 300/300 classified
     right, 300/300 maxima in the box; chance 8.0 % (a uniformly random pixel)."""
@@ -87,6 +88,7 @@ def test_model_cli_class_by_label_and_errors(tmp_path):
         assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_boxes_from_grad_cam(shapes_model):
     """The paper's weakly supervised localisation (sec. 4.1) at its threshold, 15 % of the
     map's max, on the 300 held-out images, IoU >= 0.5 with the true box, exactly: at
@@ -155,5 +157,5 @@ def test_raw_scale_is_one_scale_for_the_run(tmp_path):
 
 
 def jet():
-    from vggnp.overlay import colorize
+    from vggnp.viz.overlay import colorize
     return colorize(np.linspace(0, 1, 256)[None])[0]

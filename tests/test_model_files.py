@@ -14,7 +14,7 @@ from scripts.keras_convnets import INPUT_SHAPES, build, tf_grad_cam
 from vggnp import grad_cam
 from vggnp.keras_model import ModelError, load_keras_model
 from vggnp.files.preprocess import preprocess
-from vggnp.trace import parameter_count
+from vggnp.nn.trace import parameter_count
 
 FORMATS = ["keras3.keras", "keras3.h5", "keras2.h5"]
 KINDS = list(INPUT_SHAPES)

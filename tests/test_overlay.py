@@ -6,8 +6,8 @@ from PIL import Image
 
 from helpers import reference_module
 from vggnp.files.outputs import write_new
-from vggnp.overlay import colorize, jet_picture, jet_table, overlay, panel, save_image
-from vggnp.resize import resize_bilinear
+from vggnp.viz.overlay import colorize, jet_picture, jet_table, overlay, panel, save_image
+from vggnp.methods.resize import resize_bilinear
 
 
 def test_jet_equals_matplotlib():

@@ -16,7 +16,7 @@ from PIL import Image
 
 from helpers import ROOT, reference_module, reference_program, run_cam, run_module
 from scripts.shapes import LABELS_PATH, MODEL_PATH
-from vggnp.report import REPORT_NAME, write_report
+from vggnp.viz.report import REPORT_NAME, write_report
 
 SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
                                                                       "triangle")]
@@ -240,7 +240,7 @@ def test_odd_file_names_are_linked_by_their_bytes(tmp_path):
 def test_a_method_that_fails_leaves_no_listed_output(tmp_path, monkeypatch, capsys):
     """--report-all-methods: a method that raises for an image is a note, and the results
     file lists only outputs that exist."""
-    from vggnp import cam, cam_image
+    from vggnp.cam import image as cam_image, run as cam
     real = cam_image._map_of
 
     def failing(args, run, out, result, method):

@@ -11,10 +11,10 @@ from PIL import Image
 from helpers import reference_module, run_module
 from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
 from vggnp import VGG16
-from vggnp.explain import METHODS
+from vggnp.methods.registry import METHODS
 from vggnp.files.preprocess import preprocess
 from vggnp.keras_model import load_keras_model
-from vggnp.sanity_checks import randomised, sanity_check, ssim, weight_layers
+from vggnp.methods.sanity_checks import randomised, sanity_check, ssim, weight_layers
 
 SHAPES = [os.path.join(ROOT, "examples", f"{name}.png")
           for name in ("circle", "square", "triangle")]
@@ -45,6 +45,7 @@ def mean_similarity(model, method_pair, seeds=(0, 1)):
     return {m: np.mean(found[m], axis=0) for m in method_pair}
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_guided_backprop_ignores_the_learned_weights_grad_cam_does_not(shapes_model):
     """The paper's figure 2 on the shapes model (3 examples x 2 seeds, mean Spearman of the
     absolute maps): with the dense layer randomised, then conv2d_11 too, guided backprop's
@@ -59,6 +60,7 @@ def test_guided_backprop_ignores_the_learned_weights_grad_cam_does_not(shapes_mo
     assert abs(guided[-1]) <= 0.15 and abs(gradcam[-1]) <= 0.15
 
 
+@pytest.mark.slow  # in-process, but seconds: the full suite's
 def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
     x = shapes_input(SHAPES[2], shapes_model)
     before = shapes_model.predict(x)

@@ -16,8 +16,8 @@ from PIL import Image
 
 from helpers import ROOT, done_images, json_lines, outputs_in, run_cam
 from scripts.shapes import LABELS_PATH, MODEL_PATH
-from vggnp import cam, cam_image
-from vggnp.cam_io import RESULTS_NAME
+from vggnp.cam import image as cam_image, run as cam
+from vggnp.files.results import RESULTS_NAME
 from vggnp.files.outputs import TEMP_PREFIX, OutputExists, write_new
 
 SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
@@ -226,10 +226,10 @@ def test_one_broken_image_among_good_ones(tmp_path, monkeypatch, capsys):
     paths = copies(tmp_path / "in", SHAPES, 5)
     real = cam_image.save_pictures
 
-    def breaks_on_the_third(args, run, picture, *rest):
-        if picture.size == (64, 64) and rest[4]["overlay"].count("img_002"):
+    def breaks_on_the_third(args, run, pictures):
+        if pictures.original.size == (64, 64) and pictures.written["overlay"].count("img_002"):
             raise TypeError("unsupported operand")
-        return real(args, run, picture, *rest)
+        return real(args, run, pictures)
     monkeypatch.setattr(cam_image, "save_pictures", breaks_on_the_third)
     code = cam.main([*paths, *MODEL, "--out", str(tmp_path / "out"), "--batch-size", "2"])
     err = capsys.readouterr().err
@@ -242,7 +242,7 @@ def test_one_broken_image_among_good_ones(tmp_path, monkeypatch, capsys):
 
 
 def test_a_batch_that_breaks_fails_only_its_culprit(tmp_path, monkeypatch, capsys):
-    from vggnp import stream
+    from vggnp.stream import workers as stream
     paths = copies(tmp_path / "in", SHAPES, 4)
     real = stream.explain
 
@@ -270,7 +270,7 @@ def test_disk_full_mid_run_exits_4_with_what_was_written(tmp_path, monkeypatch, 
     def disk_full_at_the_third(*a):
         calls.append(1)
         if len(calls) == 3:
-            refused.append(a[7]["overlay"])  # save_pictures(args, ..., written, ...)
+            refused.append(a[2].written["overlay"])  # save_pictures(args, run, pictures)
             raise OSError(28, "No space left on device")
         return real(*a)
     monkeypatch.setattr(cam_image, "save_pictures", disk_full_at_the_third)
@@ -323,8 +323,8 @@ def test_dask_recipe_equals_the_command_line(tmp_path):
 def test_a_small_pixel_budget_bounds_the_pictures_in_flight(tmp_path):
     """The reader never holds more decoded pixels than the budget (one picture always
     passes), partial batches run instead of waiting, and the maps do not change."""
-    from vggnp.files.model_files import load_keras_model
-    from vggnp.stream import explain_files
+    from vggnp.models.keras_convnet import load_keras_model
+    from vggnp.stream.batches import explain_files
     model = load_keras_model(MODEL_PATH)
     paths = copies(tmp_path / "in", SHAPES, 7)
     free = [(r.class_index, r.map) for r in explain_files(model, paths, mode="none",
@@ -346,8 +346,8 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
     rounding: the BLAS runs on fewer threads), the BLAS threads shared out while it runs
     and restored afterwards."""
     from threadpoolctl import threadpool_info
-    from vggnp.files.model_files import load_keras_model
-    from vggnp.stream import explain_files
+    from vggnp.models.keras_convnet import load_keras_model
+    from vggnp.stream.batches import explain_files
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -377,7 +377,7 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
 def test_the_command_line_runs_two_workers_on_a_folder_only(monkeypatch):
     """Two batches at once when there is more than one batch to run (and two cores);
     one for a single batch, and one with --trace, whose tables would interleave."""
-    from vggnp.cam_args import parse_args
+    from vggnp.cam.args import parse_args
     monkeypatch.setattr(cam, "cores", lambda: 2)
     args = parse_args(["x.jpg", "--batch-size", "4"])
     assert cam.workers(args, 5) == 2 and cam.workers(args, 4) == 1
@@ -410,8 +410,8 @@ def test_resume_after_a_run_that_found_the_outputs_there(tmp_path, capsys):
 def test_explain_files_preprocesses_as_the_model_wants():
     """The Python API's default preprocessing is the model's own (the shapes model rescales
     by itself), as on the command line."""
-    from vggnp.files.model_files import load_keras_model
-    from vggnp.stream import explain_files
+    from vggnp.models.keras_convnet import load_keras_model
+    from vggnp.stream.batches import explain_files
     model = load_keras_model(MODEL_PATH)
     assert [r.class_index for r in explain_files(model, SHAPES)] == [0, 1, 2]
 
@@ -468,7 +468,7 @@ def test_names_that_would_meet_get_a_number(tmp_path, capsys):
 
 
 def test_a_failed_panel_takes_its_overlay_with_it(tmp_path, monkeypatch, capsys):
-    from vggnp import cam_outputs
+    from vggnp.cam import outputs as cam_outputs
     real = cam_outputs.save_image
 
     def panel_fails(picture, path, overwrite=False):

@@ -10,12 +10,13 @@ from PIL import Image
 
 from helpers import run_cam
 from scripts.shapes import MODEL_PATH, ROOT
-from vggnp import VGG16, grad_cam, spec
+from vggnp import VGG16, grad_cam
+from vggnp.nn import spec
 from vggnp import gradcheck
-from vggnp.diagnose import diagnose
+from vggnp.methods.diagnose import diagnose
 from vggnp.keras_model import load_keras_model
-from vggnp.random_init import random_vgg16_weights
-from vggnp.trace import layer_facts, markdown_numbers, parameter_count
+from vggnp.nn.random_init import random_vgg16_weights
+from vggnp.nn.trace import layer_facts, markdown_numbers, parameter_count
 
 DOC = os.path.join(ROOT, "docs", "math.md")
 
@@ -49,7 +50,7 @@ def test_trace_counts_equal_independent_values(vgg16):
 
 def test_trace_counts_no_bias_for_use_bias_false():
     """Keras counts no bias for use_bias=False; vggnp keeps a zero bias to add, not count."""
-    from vggnp.layers import Conv2D, Dense
+    from vggnp.nn.layers import Conv2D, Dense
     w = np.ones((3, 3, 2, 4), np.float32)
     assert layer_facts(Conv2D("c", w), (1, 5, 5, 4))[0] == 72
     assert layer_facts(Conv2D("c", w, np.zeros(4, np.float32)), (1, 5, 5, 4))[0] == 76
@@ -80,10 +81,10 @@ def test_math_doc_numbers_are_the_codes(vgg16):
 def test_math_doc_links_name_real_functions():
     import importlib
     with open(DOC, encoding="utf-8") as f:
-        links = re.findall(r"\[`([\w.]+)`\]\(\.\./vggnp/(\w+)\.py\)", f.read())
+        links = re.findall(r"\[`([\w.]+)`\]\(\.\./vggnp/([\w/]+)\.py\)", f.read())
     assert len(links) >= 10
     for name, module in links:
-        obj = importlib.import_module(f"vggnp.{module}")
+        obj = importlib.import_module(f"vggnp.{module.replace('/', '.')}")
         for part in name.split("."):
             obj = getattr(obj, part)  # raises if the doc names something that is not there
 
@@ -91,9 +92,10 @@ def test_math_doc_links_name_real_functions():
 def test_gradcheck_passes_and_catches_a_broken_backward(monkeypatch, capsys):
     assert gradcheck.main() == 0
     assert "all backward passes agree" in capsys.readouterr().out
-    from vggnp.layers import MaxPool2D
+    from vggnp.nn.layers import PLAIN, MaxPool2D
     real = MaxPool2D.backward
-    monkeypatch.setattr(MaxPool2D, "backward", lambda self, dout: 1.01 * real(self, dout))
+    monkeypatch.setattr(MaxPool2D, "backward",
+                        lambda self, dout, options=PLAIN: 1.01 * real(self, dout, options))
     assert gradcheck.main() == 1
     out = capsys.readouterr().out
     assert re.search(r"MaxPool2D 2x2 .* FAILED", out) and "FAILED" in out.splitlines()[-1]
@@ -137,7 +139,7 @@ def test_trace_and_diagnose_from_the_cli(tmp_path):
 
 
 def test_trace_of_a_pass_to_the_input(capsys):
-    from vggnp.explain import explain
+    from vggnp.methods.explain import explain
     model, x = shapes_case()
     explain(model, x, "saliency", trace=True)
     out = capsys.readouterr().out
@@ -150,12 +152,13 @@ FLIPPED_LINES = [f"Conv2D {k}x{k} same, 16 ch, flipped kernel" for k in (3, 5)]
 def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
     """Issue #12: the >= 16-channel conv backward, dx = correlate_same(dz, w_flipped), has
     its own float64 lines (dx, dW, db <= 1e-7), and they are the ones that run it. Spies
-    on vggnp.layers (correlate_same, col2im, Conv2D._flipped_kernel) record, check by
-    check, which path each Conv2D backward took."""
-    import vggnp.layers as layers
+    on vggnp.fast.layers (correlate_same, FastConv2D._flipped_kernel) and vggnp.nn.layers
+    (col2im) record, check by check, which path each Conv2D backward took."""
+    import vggnp.fast.layers as fast_layers
+    import vggnp.nn.layers as layers
     seen = {"flipped": [], "correlate": [], "col2im": 0}
-    real_flipped, real_correlate, real_col2im = (layers.Conv2D._flipped_kernel,
-                                                 layers.correlate_same, layers.col2im)
+    real_flipped, real_correlate, real_col2im = (fast_layers.FastConv2D._flipped_kernel,
+                                                 fast_layers.correlate_same, layers.col2im)
 
     def flipped(self):
         kernel = real_flipped(self)
@@ -170,8 +173,8 @@ def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
         seen["col2im"] += 1
         return real_col2im(*args, **kwargs)
 
-    monkeypatch.setattr(layers.Conv2D, "_flipped_kernel", flipped)
-    monkeypatch.setattr(layers, "correlate_same", correlate)
+    monkeypatch.setattr(fast_layers.FastConv2D, "_flipped_kernel", flipped)
+    monkeypatch.setattr(fast_layers, "correlate_same", correlate)
     monkeypatch.setattr(layers, "col2im", col2im)
     paths = {}
     for name, errors in gradcheck.checks():  # a generator: each check runs before its yield
@@ -199,10 +202,10 @@ def test_flipped_kernel_check_fails_for_a_broken_backward(monkeypatch, capsys):
     """A kernel transposed in channels but not flipped in space: dx goes wrong (dW, db do
     not use it), the gradcheck lines say FAILED. And a check that would miss the path (8
     channels: col2im) is refused rather than passed."""
-    from vggnp.layers import Conv2D
+    from vggnp.fast.layers import FastConv2D
     for k in (3, 5):
         assert max(gradcheck.flipped_kernel_errors(k).values()) <= gradcheck.TOLERANCE
-    monkeypatch.setattr(Conv2D, "_flipped_kernel",
+    monkeypatch.setattr(FastConv2D, "_flipped_kernel",
                         lambda self: np.ascontiguousarray(self.w.transpose(0, 1, 3, 2)))
     for k in (3, 5):
         errors = gradcheck.flipped_kernel_errors(k)

@@ -5,8 +5,8 @@ layer shapes (channels as VGG16's, images smaller)."""
 import numpy as np
 import pytest
 
-from vggnp.im2col import im2col
-from vggnp.winograd import kernel_transform, winograd_same
+from vggnp.nn.im2col import im2col
+from vggnp.fast.winograd import kernel_transform, winograd_same
 
 
 def reference(x, w):
@@ -46,8 +46,9 @@ def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     """Turned on at 256 channels, a 256-channel 3x3 layer runs Winograd forward and
     backward (counted), and both equal the im2col / col2im reference in float64; odd
     sizes and thin layers do not take it, and nothing does while it is off (the default)."""
-    from vggnp import layers, winograd
-    from vggnp.im2col import col2im
+    from vggnp.fast import layers
+    from vggnp.fast import winograd
+    from vggnp.nn.im2col import col2im
     assert winograd.WINOGRAD_MIN_CHANNELS is None
     assert not winograd.winograd_pays((1, 4, 6, 512), (3, 3, 512, 512))
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 256)
@@ -58,7 +59,7 @@ def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     r = np.random.default_rng(9)
     x = r.standard_normal((1, 4, 6, 256))
     w = r.standard_normal((3, 3, 256, 256)) * 0.03
-    layer = layers.Conv2D("c", w, r.standard_normal(256), activation="linear")
+    layer = layers.FastConv2D("c", w, r.standard_normal(256), activation="linear")
     np.testing.assert_allclose(layer.forward(x), reference(x, w) + layer.b, rtol=1e-10,
                                atol=1e-10)
     dz = r.standard_normal((1, 4, 6, 256))

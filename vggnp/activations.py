@@ -14,10 +14,10 @@ import sys
 from PIL import Image
 
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
-                  refuse_to_clobber)
+                  refuse_to_clobber, file_ids)
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
-from .overlay import channel_picture, grid, save_image
+from .viz.overlay import channel_picture, grid, save_image
 
 
 def main(argv=None):
@@ -40,7 +40,7 @@ def main(argv=None):
     tiles = [channel_picture(a[:, :, k]) for k in range(a.shape[2])]
     stem = os.path.splitext(os.path.basename(args.image))[0]
     path = os.path.join(args.out, f"{stem}_{args.layer}_activations.png")
-    refusal = refuse_to_clobber([path], [args.image], args.overwrite)
+    refusal = refuse_to_clobber([path], file_ids([args.image]), args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal)
     save_image(Image.fromarray(grid(tiles, args.columns)), path, args.overwrite)

@@ -11,12 +11,12 @@ import warnings
 
 from .files.download import DownloadError, official_weights
 from .files.imagenet import class_index, classes
-from .files.model_files import load_keras_model
+from .models.keras_convnet import load_keras_model
 from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
 from .files.errors import InputError
 from .files.labels import read_labels
-from .model import VGG16
+from .models.vgg16 import VGG16
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
@@ -76,29 +76,42 @@ def check_writable(folder):
     os.unlink(probe)
 
 
-def refuse_to_clobber(paths, inputs, overwrite):
-    """Why these outputs must not be written, or None: an input is never overwritten, and
-    an existing file only with --overwrite."""
+def file_ids(paths):
+    """{(device, inode)} of the files among ``paths``: what no output may replace."""
+    ids = set()
     for path in paths:
-        if any(os.path.exists(i) and os.path.exists(path) and os.path.samefile(path, i)
-               for i in inputs):
+        try:
+            info = os.stat(path)
+            ids.add((info.st_dev, info.st_ino))
+        except (OSError, ValueError):  # ValueError: a name with a NUL byte
+            pass
+    return ids
+
+
+def refuse_to_clobber(paths, input_ids, overwrite):
+    """Why these outputs must not be written, or None: an input (its (device, inode) in
+    ``input_ids``, see :func:`file_ids`) is never overwritten, and an existing file only
+    with --overwrite."""
+    for path in paths:
+        if file_ids([path]) & input_ids:
             return f"{path} is one of the input images; choose another --out"
         if os.path.lexists(path) and not overwrite:
             return f"{path} exists; pass --overwrite to replace it"
     return None
 
 
-def load_model(args):
-    """(model, class table [(wnid, name)], preprocess mode, model file) for the arguments.
+def load_model(model=None, weights=None, labels=None, preprocess=None):
+    """(model, class table [(wnid, name)], preprocess mode, model file) for the options
+    --model, --weights (default: the official file), --labels and --preprocess.
     Raises an InputError (weights, model or labels file) or DownloadError: exit 3."""
-    if args.model:
-        model = load_keras_model(args.model)
-        n = 2 if model.outputs == 1 else model.outputs
-        names = read_labels(args.labels, n) if args.labels else [f"class_{i}" for i in range(n)]
-        return model, [("", name) for name in names], \
-            args.preprocess or model.default_preprocess, args.model
-    path = args.weights or official_weights()
-    return VGG16.load(path, need_top=True), classes(), args.preprocess or "vgg16", path
+    if model:
+        network = load_keras_model(model)
+        n = 2 if network.outputs == 1 else network.outputs
+        names = read_labels(labels, n) if labels else [f"class_{i}" for i in range(n)]
+        return network, [("", name) for name in names], \
+            preprocess or network.default_preprocess, model
+    path = weights or official_weights()
+    return VGG16.load(path, need_top=True), classes(), preprocess or "vgg16", path
 
 
 def find_class(text, table):
@@ -125,21 +138,25 @@ def model_options(p):
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+def check_model_options(p, args):
+    """The model options' own rule, for every command: one model, from one file."""
+    if args.model and args.weights:
+        p.error("--model and --weights exclude each other")
+
+
 def model_and_layer(p, argv):
     """Add the model options to the parser ``p``, parse ``argv``, check the output folder,
     load the model and find --layer. Returns (args, (model, preprocess mode, layer)), or
     (args, an exit code) after printing why."""
     model_options(p)
     args = p.parse_args(argv)
-    args.labels = None
-    if args.model and args.weights:
-        p.error("--model and --weights exclude each other")
+    check_model_options(p, args)
     try:
         check_writable(args.out)
     except OSError as e:
         return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
     try:
-        model, _, mode, _ = load_model(args)
+        model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess)
         return args, (model, mode, model.layer(args.layer))
     except (InputError, DownloadError) as e:
         return args, fail(EXIT_WEIGHTS, str(e))

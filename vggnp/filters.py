@@ -19,8 +19,8 @@ from PIL import Image
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
                   refuse_to_clobber)
 from .files.preprocess import preprocess
-from .layers import Conv2D
-from .overlay import channel_picture, grid, save_image
+from .nn.layers import Conv2D
+from .viz.overlay import channel_picture, grid, save_image
 
 
 def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
@@ -72,7 +72,7 @@ def main(argv=None):
     if layer.name not in model.conv_names:
         return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
-    refusal = refuse_to_clobber([path], [], args.overwrite)
+    refusal = refuse_to_clobber([path], set(), args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal)
     tiles = []

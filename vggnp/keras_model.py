@@ -1,6 +1,7 @@
-"""Kept so that ``from vggnp.keras_model import load_keras_model`` goes on working; the
-reader lives in ``vggnp.files.model_files``."""
+"""Kept for one release so that ``from vggnp.keras_model import load_keras_model`` goes on
+working; import ``load_keras_model`` from ``vggnp`` (the reader lives in
+``vggnp/models/keras_convnet.py``)."""
 
-from .files.model_files import KerasConvNet, ModelError, load_keras_model
+from .models.keras_convnet import KerasConvNet, ModelError, load_keras_model
 
 __all__ = ["KerasConvNet", "ModelError", "load_keras_model"]

@@ -5,7 +5,7 @@
         -> ./chelsea_sanity.png (rows: methods; columns: the original map, then the map
            with the top 1, 2, ... layers re-initialised) and one verdict line per method
 
-The math is in ``vggnp/sanity_checks.py``; this module reads the command line, runs it
+The math is in ``vggnp/methods/sanity_checks.py``; this module reads the command line, runs it
 and writes the figure and the report.
 """
 
@@ -15,16 +15,16 @@ import sys
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   ArgumentParser, check_writable, fail, find_class, load_model, model_options,
-                  command_line, refuse_to_clobber, say, warnings_as_notes)
-from .explain import INPUT_METHODS, METHODS
+                  command_line, file_ids, refuse_to_clobber, say, warnings_as_notes)
+from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
 from .files.images import read_image
 from .files.preprocess import model_input
-from .gradcam import class_scores
-from .overlay import jet_picture, labelled_grid, save_image
-from .report import REPORT_NAME, write_sanity_report
-from .sanity_checks import sanity_check, verdict
+from .methods.gradcam import class_scores
+from .viz.overlay import jet_picture, labelled_grid, save_image
+from .viz.report import REPORT_NAME, write_sanity_report
+from .methods.sanity_checks import sanity_check, verdict
 
 DEFAULT_METHODS = "gradcam,guided-backprop,saliency"
 
@@ -83,11 +83,12 @@ def run(args):
         return _fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
     stem = os.path.splitext(os.path.basename(args.image))[0]
     grid_path = os.path.join(args.out, f"{stem}_sanity.png")
-    refusal = refuse_to_clobber([grid_path], [args.image], args.overwrite)
+    refusal = refuse_to_clobber([grid_path], file_ids([args.image]), args.overwrite)
     if refusal:
         return _fail(EXIT_SOME_FAILED, refusal)
     try:
-        model, table, mode, _ = load_model(args)
+        model, table, mode, _ = load_model(args.model, args.weights, args.labels,
+                                           args.preprocess)
     except (InputError, DownloadError) as e:
         return _fail(EXIT_WEIGHTS, str(e))
     try:
@@ -100,7 +101,7 @@ def run(args):
                else find_class(args.class_, table))
     except ValueError as e:
         return _fail(EXIT_USAGE, f"--class: {e}")
-    layer = None if all(m in INPUT_METHODS for m in args.methods) else \
+    layer = None if not any(METHODS[m].layer for m in args.methods) else \
         (args.layer or model.last_conv)
     if layer is not None and layer not in model.conv_names:
         return _fail(EXIT_USAGE, f"--layer must be a conv layer of the model: "

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from .official import FILENAME, MD5, SIZE, URL, cache_dir, remember_verified
-from .outputs import FILE_MODE
+from .outputs import file_mode
 
 
 class DownloadError(RuntimeError):
@@ -146,7 +146,7 @@ def _fetch(url, dest, size, md5, progress, timeout):
         if digest.hexdigest() != md5:
             raise DownloadError(f"download of {url} is corrupt: md5 {digest.hexdigest()}, "
                                 f"expected {md5}")
-        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would keep other users out of a shared cache
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 would keep other users out of a shared cache
         os.replace(tmp, dest)
         if md5 == MD5:
             remember_verified(dest)  # just hashed: the first use need not hash it again

@@ -11,20 +11,36 @@ like any other program's files, and no temporary file left behind for long.
 """
 
 import errno
+import functools
 import os
 import tempfile
+import threading
 
 TEMP_PREFIX = ".vggnp-tmp-"
+_UMASK_LOCK = threading.Lock()
 
 
-def _read_umask():
-    mask = os.umask(0)  # the only way to read it; done once, before any thread starts
-    os.umask(mask)
+@functools.cache
+def umask():
+    """The process's umask, read on first use without changing it where Linux says it
+    (``Umask:`` in /proc/self/status, since Linux 4.7); elsewhere set and set back once,
+    under a lock (``os.umask`` is the only other way to read it, and it is process-wide)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
-UMASK = _read_umask()
-FILE_MODE = 0o666 & ~UMASK
+def file_mode():
+    """The mode a program's new files get: 0666 & ~umask (``mkstemp`` makes 0600)."""
+    return 0o666 & ~umask()
 
 
 class OutputExists(FileExistsError):
@@ -47,7 +63,7 @@ def write_new(path, write, overwrite=False):
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, file_mode())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -68,7 +84,7 @@ def _link(tmp, path):
             raise
         # A file system without hard links: reserve the name, then move the file over it.
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode()))
         except FileExistsError:
             raise OutputExists(errno.EEXIST, "exists; pass --overwrite to replace it",
                                path) from None

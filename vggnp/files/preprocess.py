@@ -15,7 +15,7 @@ the two give the same pixels.
 import numpy as np
 from PIL import Image
 
-from .. import spec
+from ..nn import spec
 from .images import read_image
 
 # ImageNet mean of each channel, in the BGR order the original Caffe weights used.

@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from .. import spec
+from ..nn import spec
 from . import official
 from .hdf5 import (WeightsError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)

@@ -1,0 +1,256 @@
+"""The command line of ``python -m vggnp.cam``: its options and the checks that refuse,
+before any work, an option that would be ignored or a value that cannot be used."""
+
+
+from PIL import ImageColor
+
+from ..nn import spec
+from ..cli import ArgumentParser, check_model_options
+from ..methods.registry import METHODS, OPTION_DEFAULTS
+from ..files.images import MAX_PIXELS
+from ..files.imagenet import class_index
+from ..files.preprocess import PREPROCESS_MODES
+from ..viz.report import INLINE_LIMIT, REPORT_NAME
+
+
+def parse_args(argv):
+    """The command line, checked: an option that does nothing for the chosen method, a
+    value out of range or (for VGG16) an unknown layer or class exits 2 with one line."""
+    p = parser()
+    args = p.parse_args(argv)
+    refusal = inapplicable_option(args)
+    if refusal:
+        p.error(refusal)
+    args.alpha = 0.4 if args.alpha is None else args.alpha
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    if args.top < 1:
+        p.error("--top must be at least 1")
+    if not 0 <= args.alpha <= 1:
+        p.error("--alpha must be between 0 and 1")
+    if args.max_pixels < 1:
+        p.error("--max-pixels must be at least 1")
+    if args.box_threshold is not None and not args.box:
+        p.error("--box-threshold goes with --box")
+    if (args.report_inline or args.report_all_methods) and not args.report:
+        p.error("--report-inline and --report-all-methods go with --report")
+    if args.scale_max is not None and (args.scale != "raw" or not args.scale_max > 0):
+        p.error("--scale-max goes with --scale raw and must be above 0")
+    defaults = {**OPTION_DEFAULTS, "box_threshold": 0.15}
+    for option, default in defaults.items():  # after inapplicable_option saw what was given
+        vars(args)[option] = default if vars(args)[option] is None else vars(args)[option]
+    if args.steps < 1 or args.samples < 1 or not 0 <= args.noise <= 10:
+        p.error("--steps and --samples must be at least 1, --noise within 0..10")
+    if not 0 < args.box_threshold < 1:
+        p.error("--box-threshold must be between 0 and 1")
+    try:
+        args.background = ImageColor.getrgb(args.background)[:3]
+    except ValueError:
+        p.error(f"--background: unknown colour {args.background!r} (try white, black, #808080)")
+    check_model_options(p, args)
+    if args.labels and not args.model:
+        p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
+    if not args.model:  # VGG16: checked now, before 553 MB of weights are loaded
+        if args.layer is not None and args.layer not in spec.CONV_NAMES:
+            p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
+        if args.class_ is not None:
+            try:
+                class_index(args.class_)
+            except ValueError as e:
+                p.error(f"--class: {e}")
+    return args
+
+
+def parser():
+    """The argument parser of ``python -m vggnp.cam``."""
+    p = ArgumentParser(
+        prog="python -m vggnp.cam",
+        description="Classify images with VGG16 (ImageNet) and explain the decision with a "
+                    "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
+    p.add_argument("images", nargs="+", metavar="IMG",
+                   help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...), folders of them "
+                        "(other files there are skipped), or - to read one path per line "
+                        "from stdin; a name that starts with '-' goes after '--'")
+    p.add_argument("--recursive", action="store_true",
+                   help="also take the images in the folders' subfolders")
+    p.add_argument("--weights", metavar="PATH",
+                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
+                        "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
+    p.add_argument("--model", metavar="PATH",
+                   help="your own Keras convnet instead of VGG16: a model.save() file "
+                        "(.keras, or .h5 from Keras 2 or 3)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="with --model: class names, one per line (a single sigmoid output "
+                        "has two: class 0, then class 1); default class_0, class_1, ...")
+    p.add_argument("--preprocess", choices=PREPROCESS_MODES,
+                   help="input scaling the model was trained with: vgg16 (Keras caffe mode; "
+                        "the default for VGG16 and models with a VGG16 base), rescale (x/255; "
+                        "the default otherwise) or none (the model has a Rescaling layer: "
+                        "then the default)")
+    p.add_argument("--layer",
+                   help="conv layer to explain (default: the last, block5_conv3 for VGG16)")
+    p.add_argument("--class", dest="class_", metavar="IDX|NAME",
+                   help="class to explain: an index (386) or a name (African_elephant, or a "
+                        "--labels name); default: each image's top-1")
+    method_options(p)
+    output_options(p)
+    run_options(p)
+    return p
+
+
+def method_options(p):
+    """Which map, of which class, at which layer, and what else to report about it."""
+    p.add_argument("--target", choices=["logit", "softmax"],
+                   help="score to differentiate: the logit before the final softmax or "
+                        "sigmoid (default, as the paper) or the output probability; "
+                        "scorecam always uses the probability (no gradient); eigencam "
+                        "uses no score at all")
+    p.add_argument("--method", choices=list(METHODS), default="gradcam",
+                   help="the map; its cost per image: gradcam (default), gradcam++, "
+                        "hirescam, xgradcam, layercam, counterfactual: 1 forward + 1 backward "
+                        "to the layer; eigencam: 1 forward and an SVD of the layer's "
+                        "activations (no gradient, the same map for every class); saliency, "
+                        "guided-backprop: 1 forward + 1 backward to the input; "
+                        "integrated-gradients: --steps forwards + backwards; smoothgrad: "
+                        "--samples; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
+                        "forwards, C = the layer's channels that are not zero everywhere "
+                        "(up to 512 for block5_conv3), no backward")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B",
+                   help="images per batch through the network (default 8); for scorecam, "
+                        "masked images per forward pass; for --metric, curve steps")
+    p.add_argument("--steps", type=int, metavar="M",
+                   help="integrated-gradients: points on the path from the baseline (default "
+                        "64; the JSON's completeness says if more are needed)")
+    p.add_argument("--samples", type=int, metavar="N",
+                   help="smoothgrad: noisy copies of the image (default 50)")
+    p.add_argument("--noise", type=float, metavar="F",
+                   help="smoothgrad: noise sigma as a fraction of the image's value range "
+                        "(default 0.15)")
+    p.add_argument("--seed", type=int, help="smoothgrad: random seed of the noise (default 0)")
+    p.add_argument("--metric", action="store_true",
+                   help="also measure the map's faithfulness: deletion and insertion AUC "
+                        "(2 x 21 more forward passes per image)")
+    p.add_argument("--trace", action="store_true",
+                   help="print on stderr, layer by layer: output shapes, im2col sizes, "
+                        "parameters, multiply-adds and times of the forward pass, then the "
+                        "layers the backward pass visits (gradient shapes and norms) and skips")
+    p.add_argument("--diagnose", action="store_true",
+                   help="for an empty or odd heatmap: softmax saturation, negative channel "
+                        "weights, dead channels, and how the map changes with the target, the "
+                        "pooling and the layer, with a suggestion")
+
+
+def output_options(p):
+    """What is written, where and how."""
+    p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
+    p.add_argument("--alpha", type=float,
+                   help="heatmap opacity in the overlay (default 0.4; not for the guided "
+                        "methods, which draw the gradient itself)")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg",
+                   help="image format of the outputs (default jpg)")
+    p.add_argument("--save-heatmap", action="store_true",
+                   help="also save the method's map as .npy: the CAMs (h, w) at the layer's "
+                        "resolution and saliency (H, W) at the model input's, both in [0, 1] "
+                        "(with --scale raw: in the score's units); "
+                        "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
+                        "the model input, in its channel order (BGR for --preprocess vgg16)")
+    p.add_argument("--scale", choices=["image", "raw"],
+                   help="image (default): each map divided by its own max; raw: the map in "
+                        "the score's units (logit or probability), on one colour scale for "
+                        "the whole run, so that images can be compared (gradcam, hirescam, "
+                        "xgradcam, layercam, counterfactual)")
+    p.add_argument("--scale-max", type=float, metavar="V",
+                   help="with --scale raw: the value drawn in the hottest colour (default: "
+                        "the first non-empty map's max); larger values are clipped")
+    p.add_argument("--box", action="store_true",
+                   help="draw on the overlay, and give in the JSON, the bounding box of the "
+                        "largest region where the map is at least --box-threshold of its max "
+                        "(the Grad-CAM paper's localisation), in the image's pixels")
+    p.add_argument("--box-threshold", type=float, metavar="T",
+                   help="with --box: the fraction of the map's max (default 0.15, the paper's)")
+    p.add_argument("--panel", action="store_true",
+                   help="also save original | heatmap | overlay side by side with the top-k")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (default: that image fails)")
+    p.add_argument("--background", default="white", metavar="COLOR",
+                   help="colour behind transparent pixels: a name or #rrggbb (default white)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse images larger than N pixels before decoding them "
+                        f"(default {MAX_PIXELS:,}, Pillow's)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the readable part of a truncated image instead of failing it")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image on stdout (JSON Lines), as each is "
+                        "done")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the images that --out's vggnp-results.jsonl lists as done, "
+                        "unchanged (same size and mtime) and with their outputs present")
+
+
+def run_options(p):
+    """How a run reports: progress, the HTML report, tracebacks."""
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show the progress line even when stderr is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--report", action="store_true",
+                   help=f"also write {REPORT_NAME} in --out: every image listed in its results "
+                        "file with photo, classes, map and notes, sortable and filtered by "
+                        "class; opens from disk in any browser, no network")
+    p.add_argument("--report-inline", action="store_true",
+                   help=f"with --report: one self-contained file, the pictures inside it "
+                        f"(at most {INLINE_LIMIT} images)")
+    p.add_argument("--report-all-methods", action="store_true",
+                   help="with --report: a row of every method's map for each image (costs "
+                        "every method's time: Score-CAM alone is up to 513 forward passes "
+                        "per image on VGG16)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an internal error (a bug of ours)")
+
+
+def inapplicable_option(args):
+    """Why an option given on the command line does nothing for ``--method``, or None:
+    an option that would be silently ignored is refused instead. Read from the method's
+    record (``vggnp/methods/registry.py``)."""
+    method = METHODS[args.method]
+    if args.layer is not None and not method.layer:
+        return (f"--layer does not apply to --method {method.name}: it is the gradient "
+                "w.r.t. the input image, not a map at a conv layer")
+    if args.target is not None and args.target not in method.targets:
+        return (f"--target {args.target} does not apply to --method {method.name}: "
+                f"{method.why_target}")
+    if args.alpha is not None and method.gives_image:
+        return (f"--alpha does not apply to --method {method.name}: its picture is the "
+                "gradient itself, not a heatmap laid over the photo")
+    if args.trace and method.backward == "none":
+        return (f"--trace does not apply to --method {method.name}: it has no backward pass "
+                "to show")
+    if args.scale == "raw" and not method.raw_units:
+        raw = ", ".join(m.name for m in METHODS.values() if m.raw_units)
+        return (f"--scale raw does not apply to --method {method.name}: its map before "
+                f"normalisation is not in the score's units (only {raw})")
+    if args.trace and method.backward == "many":
+        return (f"--trace does not apply to --method {method.name}: it makes one backward "
+                "pass per point (--trace with --method saliency shows one)")
+    for option in OPTION_DEFAULTS:
+        if vars(args)[option] is not None and option not in method.options:
+            owner = next(m.name for m in METHODS.values() if option in m.options)
+            return f"--{option} does not apply to --method {method.name}, only to {owner}"
+    if args.diagnose and not method.layer:
+        return (f"--diagnose reports on a CAM at a conv layer; --method {method.name} has no "
+                "layer")
+    return None
+
+
+def needs_probabilities(args, model):
+    """Why --target softmax or --metric cannot be used with this model, or None: both need
+    the output probability, which a model ending in a linear layer does not give."""
+    if model.output_activation in ("softmax", "sigmoid"):
+        return None
+    what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
+        else None
+    if what:
+        return (f"{what} needs class probabilities, but the model's last layer "
+                f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
+    return None

@@ -1,0 +1,188 @@
+"""One image from the network to its outputs, for ``vggnp.cam``: its notes and warnings,
+the checks before writing, --diagnose, --metric, --box, --scale raw, the outputs handed to
+the writer thread; and the one line said when an image fails."""
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from ..methods.attribution import completeness_warning
+from ..viz.boxes import box_from_map
+from ..files.results import file_stamp
+from .state import Pictures
+from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
+                          thumbnail, too_big_for_jpeg)
+from ..cli import refuse_to_clobber, say
+from ..methods.diagnose import diagnose
+from ..methods.explain import empty_map_message, explain
+from ..methods.registry import METHODS
+from ..methods.faithfulness import auc, deletion_insertion_curves
+from ..files.imagenet import top_classes
+from ..files.images import ImageError
+from ..files.outputs import OutputExists
+from ..methods.gradcam import normalise
+from ..viz.overlay import gradient_picture, overlay
+
+
+
+def handle(args, run, out, result, stem, writer):
+    """One image from the network: its notes, warnings, --diagnose and --metric (here,
+    where the model is), then its outputs handed to the writer thread. Returns
+    (record, future or None, result)."""
+    size, mtime = file_stamp(result.source)
+    record = {"image": result.source, "path": os.path.abspath(result.source), "size": size,
+              "mtime_ns": mtime}
+    try:
+        record, future = _handled(args, run, out, result, stem, writer, record)
+    except Exception as e:  # a bug of ours in --metric, --diagnose...: this image only
+        record, future = failed(out, record, e), None
+    if future is None:
+        result.release()  # nothing to write: its pixels go back to the reader at once
+    else:  # written: its pixels go back, even while this thread waits for the next batch
+        future.add_done_callback(lambda _: result.release())
+    return record, future, result
+
+
+def _handled(args, run, out, result, stem, writer, record):
+    path = result.source
+    if result.error is not None:
+        return failed(out, record, result.error), None
+    cls, name = result.class_index, run.table[result.class_index][1]
+    _say_notes(args, run, out, result, f"{name} ({cls})")
+    completeness = result.details.get("completeness")
+    written = output_paths(args, stem, name, out.taken)
+    refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite)
+               or too_big_for_jpeg(result.picture.size, args))
+    if refusal:
+        return failed(out, record, ImageError(f"not written: {refusal}")), None
+    heatmap = result.map
+    if METHODS[args.method].gives_image:  # a gradient image: its magnitude is the heatmap
+        heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
+    if args.diagnose:
+        lines, suggestion = diagnose(run.own_model, result.x[None], run.layer, cls)
+        tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
+                                f"suggestion: {suggestion}"]))
+        record["diagnose"] = {"lines": lines, "suggestion": suggestion}
+    top_k = top_classes(result.probs[None], run.table, args.top)[0]
+    record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
+                  method=args.method, **({"layer": run.layer} if run.layer else {}),
+                  target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
+                  **({"completeness": completeness} if completeness else {}))
+    raw_map, heatmap, box, scale = _extras(args, run, out, result, heatmap, record)
+    method_maps = every_method(args, run, out, result, written) if args.report_all_methods \
+        else None
+    record.update(notes=result.notes, outputs=written)
+    pictures = Pictures(result.picture, raw_map, heatmap, cls, top_k, written, box, scale,
+                        method_maps)
+    return record, writer.submit(_write, out.results, record, args, run, pictures)
+
+
+def every_method(args, run, out, result, written):
+    """--report-all-methods: {"map_<method>": thumbnail-size picture} of each method's map
+    of this image's class (the chosen method's is the stream's). A method that fails here
+    (no probabilities to explain, a map that is not finite...) is left out with a note,
+    and its name taken off ``written``, so the results file lists only what is written."""
+    small = thumbnail(result.picture)
+    pictures = {}
+    for method in METHODS:
+        key = f"map_{method}"
+        try:
+            found = result.map if method == args.method else _map_of(args, run, out, result,
+                                                                      method)
+            if not np.isfinite(found).all():
+                raise ValueError("the map is not finite")
+        except Exception as e:  # noqa: BLE001 - one thumbnail less, the image goes on
+            result.notes.append(f"--report-all-methods: no {method} map ({e})")
+            del written[key]
+            continue
+        if METHODS[method].gives_image:
+            pictures[key] = gradient_picture(found, run.mode, small.size)
+        else:
+            pictures[key] = overlay(small, found, alpha=args.alpha)
+    return pictures
+
+
+def _map_of(args, run, out, result, method):
+    """One image's ``method`` map of its class, on this thread's own model replica."""
+    with np.errstate(all="ignore"):
+        maps, _ = explain(run.own_model, result.x[None], method,
+                          layer=run.layer if METHODS[method].layer else None,
+                          class_index=result.class_index, batch_size=args.batch_size,
+                          warn_empty=False, progress=lambda k, n: out.progress.step(
+                              f"--report-all-methods {method}", k, n))
+    return maps[0]
+
+
+def _say_notes(args, run, out, result, class_name):
+    """The image's notes, and the warnings about its map, on stderr."""
+    path = result.source
+    if "scorecam_skipped" in result.details:  # a note like the others: before they are said
+        result.notes.append(f"scorecam skipped {result.details['scorecam_skipped']} channels "
+                            f"that are zero everywhere at {run.layer}")
+    for note in result.notes:
+        tell(out, f"vggnp.cam: note: {path}: {note}")
+    if result.empty:
+        tell(out, f"vggnp.cam: warning: {path}: "
+              + empty_map_message(args.method, class_name, run.layer))
+    missed = completeness_warning(result.details.get("completeness"), args.steps)
+    if missed:
+        tell(out, f"vggnp.cam: warning: {path}: {missed}")
+
+
+def _extras(args, run, out, result, heatmap, record):
+    """--metric, --box and --scale raw, added to ``record``. Returns the map to save, the
+    heatmap to draw, the box and the scale."""
+    if args.metric:
+        deletion, insertion = deletion_insertion_curves(
+            run.own_model, result.x, heatmap, result.class_index, batch_size=args.batch_size,
+            progress=lambda k, n: out.progress.step("--metric steps", k, n))
+        record.update(deletion_auc=auc(deletion), insertion_auc=auc(insertion))
+        if args.report:  # the curves themselves, for the report's plots
+            record.update(deletion_curve=[round(float(v), 4) for v in deletion],
+                          insertion_curve=[round(float(v), 4) for v in insertion])
+    box = None
+    if args.box:
+        box = box_from_map(heatmap, result.picture.size, args.box_threshold)
+        record["box"] = list(box) if box else None
+    raw_map, scale = result.map, None
+    if args.scale == "raw":
+        raw_map = result.details["raw"]
+        heatmap, scale = on_raw_scale(raw_map, out.scale, run.target)
+        record["scale"] = scale
+    return raw_map, heatmap, box, scale
+
+
+def _write(results, record, args, run, pictures):
+    """In the writer thread: the outputs, then at once their line in the results file, so
+    that a run killed at any moment has listed every image whose outputs are on disk."""
+    save_pictures(args, run, pictures)
+    results.append(record)
+
+
+def failed(out, record, error):
+    """The record of an image that failed (it lists no outputs); says why on stderr."""
+    message = _reason(error, out.debug)
+    tell(out, f"vggnp.cam: {record['image']}: {message}")
+    return {k: v for k, v in record.items() if k != "outputs"} | {"error": message}
+
+
+def _reason(error, debug):
+    """What went wrong with one image, in one line."""
+    if isinstance(error, OutputExists):
+        return f"not written: {error.filename} exists; pass --overwrite to replace it"
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, OSError):
+        return (f"not written: {error}" if error.errno is not None
+                else f"cannot encode the output: {error}")
+    if debug and sys.stderr is not None:
+        traceback.print_exception(error)
+    return f"internal error ({type(error).__name__}: {error}); please report it"
+
+
+def tell(out, line):
+    with out.progress.lock:
+        out.progress.clear()
+        say(line)

@@ -1,0 +1,147 @@
+"""What the main command writes for one image: its output names (unique within a run,
+safe characters), the overlay or gradient picture, the panel, the raw map."""
+
+import os
+import re
+
+import numpy as np
+from PIL import Image
+
+from ..methods.registry import METHODS
+from ..viz.overlay import draw_box, gradient_picture, overlay, panel, save_array, save_image
+from ..viz.report import THUMBNAIL_SIDE
+
+
+def output_stems(paths):
+    """'<image stem>' for each input, made unique among the inputs before any work starts:
+    a/cat.jpg and b/cat.jpg (or the same file twice, or cat.jpg and cat.png) give 'cat'
+    and 'cat_2', so no output of this run overwrites another."""
+    stems, taken = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        unique, n = stem, 2
+        while unique in taken:
+            unique, n = f"{stem}_{n}", n + 1
+        taken.add(unique)
+        stems.append(unique)
+    return stems
+
+
+def output_paths(args, stem, class_name, taken=None):
+    """{"overlay": path, ["panel": path], ["heatmap": path]} for one image, absolute (the
+    results file is read again from anywhere). taken: the bases used so far in this run,
+    updated: "photo" + "sea_lion" and "photo_sea" + "lion" get distinct names."""
+    safe_name = re.sub(r"[^\w.-]", "_", class_name)  # a --labels name may hold / or spaces
+    suffix = "cam" if args.method == "gradcam" else args.method
+    folder, name = os.path.abspath(args.out), f"{stem}_{safe_name}_{suffix}"
+    base, n = os.path.join(folder, name), 2
+    while taken is not None and base in taken:
+        base, n = os.path.join(folder, f"{name}_{n}"), n + 1
+    if taken is not None:
+        taken.add(base)
+    written = {"overlay": f"{base}.{args.format}"}
+    if args.panel:
+        written["panel"] = f"{base}_panel.{args.format}"
+    if args.save_heatmap:
+        written["heatmap"] = f"{base}.npy"
+    if args.report:  # the pictures the report shows: small, so that its pages open fast
+        written["thumbnail"] = f"{base}_thumb.jpg"
+        written["photo_thumbnail"] = f"{base}_input_thumb.jpg"
+        for method in (METHODS if args.report_all_methods else ()):
+            written[f"map_{method}"] = f"{base}_{method}_thumb.jpg"
+    return written
+
+
+def too_big_for_jpeg(size, args):
+    """Why this image's outputs cannot be JPEGs (65,500 pixels a side at most), or None."""
+    width, height = size
+    widest = 3 * width if args.panel else width
+    if args.format == "jpg" and max(widest, height) > 65500:
+        return (f"{width}x{height} is too large for a JPEG output (65,500 pixels a side); "
+                "use --format png")
+    return None
+
+
+def save_pictures(args, run, pictures):
+    """Write the overlay (or gradient picture, with the box drawn if there is one), the
+    panel, the raw map and the report's thumbnails as asked (``pictures``: a
+    ``state.Pictures``): all of them, or (an error) none that this call created."""
+    done = []
+    try:
+        picture = _save_each(args, run, pictures, done)
+        if args.report:
+            _save_thumbnails(args, pictures.written, done,
+                             {"thumbnail": picture, "photo_thumbnail": pictures.original,
+                              **(pictures.method_maps or {})})
+    except BaseException:
+        for path in done:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise
+
+
+def _save_each(args, run, pictures, done):
+    """The overlay, panel and raw map of one image; each path written is added to done."""
+    p = pictures
+    original, raw_map, heatmap, written, scale = (p.original, p.raw_map, p.heatmap,
+                                                  p.written, p.scale)
+    if METHODS[args.method].gives_image:
+        picture = gradient_picture(raw_map, run.mode, original.size)
+    else:
+        picture = overlay(original, heatmap, alpha=args.alpha)
+    if p.box is not None:
+        draw_box(picture, p.box)
+    save_image(picture, written["overlay"], args.overwrite)
+    done.append(written["overlay"])
+    if args.panel:
+        lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(p.top_k)]
+        lines.append(f"{method_title(args.method)}: {run.table[p.cls][1]} ({p.cls})"
+                     + (f" at {run.layer}" if run.layer else ""))
+        bar = (scale["max"], scale["units"]) if scale else None
+        save_image(panel(original, heatmap, picture, lines, bar), written["panel"],
+                   args.overwrite)
+        done.append(written["panel"])
+    if args.save_heatmap:
+        save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
+        done.append(written["heatmap"])
+    return picture
+
+
+def _save_thumbnails(args, written, done, shown):
+    """The report's small pictures (THUMBNAIL_SIDE a side at most): shown is {output key:
+    picture}, the overlay, the photo and, with --report-all-methods, each method's map."""
+    for key, full in shown.items():
+        save_image(thumbnail(full), written[key], args.overwrite)
+        done.append(written[key])
+
+
+def thumbnail(picture, side=THUMBNAIL_SIDE):
+    """``picture`` shrunk to at most ``side`` pixels a side (never enlarged), a new image."""
+    scale = min(1.0, side / max(picture.size))
+    size = tuple(max(1, round(n * scale)) for n in picture.size)
+    return picture.resize(size, Image.BICUBIC, reducing_gap=2.0)
+
+
+def on_raw_scale(raw, shared, target):
+    """A CAM in the score's units on the run's one colour scale. raw: (h, w) >= 0; shared:
+    the run's scale, {"max": value or None}, set by the first non-empty map if not given.
+    Returns (heatmap = min(raw / max, 1) for the pictures, the JSON's "scale" record)."""
+    if shared["max"] is None and raw.max() > 0:
+        shared["max"] = float(raw.max())
+    top = shared["max"] or 1.0
+    units = "logit" if target == "logit" else "probability"
+    return np.minimum(raw / top, 1), {
+        "kind": "raw", "units": units, "max": top, "map_min": float(raw.min()),
+        "map_max": float(raw.max()), "clipped": float(np.mean(raw > top))}
+
+
+def method_title(method):
+    return "Grad-CAM" if method == "gradcam" else method
+
+
+def entry(index, wnid, name, score=None):
+    """A class for the JSON report; ImageNet classes also carry their WordNet id."""
+    fields = {"index": index, "wnid": wnid, "name": name, "score": score}
+    return {k: v for k, v in fields.items() if v not in ("", None)}

@@ -1,0 +1,292 @@
+"""Command line: top-5 ImageNet classes and a Grad-CAM heatmap overlay for each image.
+
+    python -m vggnp.cam elephant.jpg          # -> ./elephant_African_elephant_cam.jpg
+    python -m vggnp.cam photos/ --recursive --out maps/ --resume
+
+Images stream through (read -> batch -> explain -> write -> report): memory stays bounded,
+each image's result is printed (and appended to ``<out>/vggnp-results.jsonl``) when it is
+done, and a run stopped by Ctrl-C or SIGTERM leaves only whole files and can be resumed.
+
+Exit codes: 0 all done; 1 some images failed (the others were processed); 2 usage
+error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed or full;
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+"""
+
+import errno
+import io
+import os
+import signal
+import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from .args import needs_probabilities, parse_args
+from .image import failed, handle, tell
+from ..files.results import ResultsFile, already_done
+from .run_io import Progress, Report, expand_inputs, is_terminal
+from .outputs import output_stems
+from .state import RunSettings, RunState
+from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
+                  EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
+                  check_writable, command_line, fail, file_ids, find_class, load_model, say,
+                  warnings_as_notes)
+from ..methods.registry import METHODS
+from ..files.download import DownloadError
+from ..files.errors import InputError
+from ..files.outputs import remove_stale_temps
+from ..viz.report import INLINE_LIMIT, write_report
+from ..stream.batches import PIXEL_BUDGET, explain_files
+from ..fast.threads import cores
+
+# Errors that say the output folder is unusable (the run stops, exit 4); any other error
+# while writing (a name too long, a character the file system refuses) fails one image.
+FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.EIO, errno.EFBIG, errno.ENOENT}
+
+
+class Stop(Exception):
+    """Ends the run early with an exit code, after its one line was printed."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+def main(argv=None):
+    """The run, step by step: each step prints its own lines and may stop the run."""
+    # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    args = parse_args(argv)
+    warnings_as_notes("vggnp.cam")
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        todo, failed_inputs = plan(args)        # output folder, inputs, --resume
+        if not todo:
+            return EXIT_SOME_FAILED if failed_inputs else EXIT_OK
+        run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
+        return process(args, run, todo, failed_inputs)        # read, explain, write, report
+    except Stop as stop:
+        return stop.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def plan(args):
+    """Check --out, clean what a killed run left there, list the inputs and drop those
+    --resume finds done. Returns ([(path, output stem)], the number of inputs that failed
+    already: folders with no image)."""
+    try:  # before the weights: a bad output folder should not cost a 553 MB load
+        check_writable(args.out)
+    except OSError as e:
+        raise Stop(fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}"))
+    removed = remove_stale_temps(args.out)
+    if removed:
+        say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
+            "run that was killed")
+    paths, skipped, empty = expand_inputs(args.images, args.recursive)
+    if skipped:
+        say(f"vggnp.cam: note: skipped {skipped} file(s) in the folders that are not images")
+    for folder in empty:
+        fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
+             + ("" if args.recursive else " (--recursive also searches its subfolders)"))
+    if args.report_inline:  # the report shows the folder's earlier images too
+        held = {r["path"] for r in ResultsFile(args.out).records()}
+        held |= {os.path.abspath(path) for path in paths}
+        if len(held) > INLINE_LIMIT:
+            raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: "
+                            f"at most {INLINE_LIMIT} images, not {len(held)} (this run's and "
+                            f"those {args.out} already lists); use --report, whose page "
+                            "links the pictures"))
+    todo = list(zip(paths, output_stems(paths)))
+    if args.resume:
+        done = ResultsFile(args.out).done()
+        todo = [(path, stem) for path, stem in todo if not already_done(path, done)]
+        say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
+            "done, skipped")
+    elif not paths:
+        raise Stop(EXIT_SOME_FAILED if empty else fail(EXIT_SOME_FAILED, "no images to explain"))
+    return todo, len(empty)
+
+
+def prepare(args, command):
+    """Load the model, resolve --layer, --target and --class: the run's settings."""
+    try:
+        model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
+                                                      args.preprocess)
+    except (InputError, DownloadError) as e:  # weights, model or labels file
+        raise Stop(fail(EXIT_WEIGHTS, str(e)))
+    refusal = needs_probabilities(args, model)
+    if refusal:
+        raise Stop(fail(EXIT_USAGE, refusal))
+    layer = None  # the input methods have none
+    if METHODS[args.method].layer:
+        layer = args.layer or model.last_conv
+        if layer not in model.conv_names:
+            raise Stop(fail(EXIT_USAGE, "--layer must be a conv layer of the model: "
+                            + ", ".join(model.conv_names)))
+    try:
+        chosen_class = None if args.class_ is None else find_class(args.class_, table)
+    except ValueError as e:
+        raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
+    if mode == "vgg16" and model.channels != 3:
+        raise Stop(fail(EXIT_USAGE, "--preprocess vgg16 needs a model with 3 input channels"))
+    return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
+                       weights_path=weights_path, layer=layer,
+                       target=args.target or METHODS[args.method].targets[0],
+                       chosen_class=chosen_class, began=time.time(), command=command)
+
+
+def process(args, run, todo, failed_inputs):
+    """Stream the images through the network; write each one's outputs in a second thread
+    while the next batch runs; report each as it is done. Returns the exit code."""
+    progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
+    out = RunState(report=Report(args.json), results=ResultsFile(args.out), progress=progress,
+                   failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
+                   inputs=file_ids(path for path, _ in todo),
+                   trace=Tee(sys.stderr) if args.trace else None)
+    stems = [stem for _, stem in todo]
+    reading = {"background": args.background, "max_pixels": args.max_pixels,
+               "allow_truncated": args.allow_truncated}
+    stream = explain_files(
+        run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
+        run.chosen_class, run.target, args.batch_size, reading,
+        progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
+        pixel_budget=PIXEL_BUDGET, trace=out.trace or False,
+        method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
+                            seed=args.seed), workers=workers(args, len(todo)))
+    pending = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        try:
+            for result in stream:
+                pending.append(handle(args, run, out, result, stems[result.index], writer))
+                finish(out, pending, keep=args.batch_size)
+                if out.report.broken or out.stop:
+                    break
+        except KeyboardInterrupt:
+            out.stop = EXIT_INTERRUPTED
+        except Terminated:
+            out.stop = EXIT_TERMINATED
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outputs under way finish
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            stream.close()
+            finish(out, pending, keep=0)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.report:
+        write_run_report(args, run, out, len(todo))
+    return ending(args, out, len(todo))
+
+
+def write_run_report(args, run, out, total):
+    """<out>/report.html of every image the results file lists (this run's and earlier
+    ones'); said in one line. Written after an interrupt too: it shows what is done."""
+    try:
+        size = f"{os.path.getsize(run.weights_path) / 1e6:.1f} MB"
+    except OSError as e:  # the file went away during the run
+        size = e.strerror
+    rows = [("command", run.command), ("model", f"{run.weights_path} ({size})"),
+            ("method", args.method), ("layer", run.layer or "(the input)"),
+            ("target", run.target), ("started", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                              time.localtime(run.began))),
+            ("wall time", f"{time.time() - run.began:.1f} s"),
+            ("this run", f"{out.written} of {total} image(s) written, {out.failed} failed")]
+    try:
+        path = write_report(args.out, out.results.records(), {
+            "title": "vggnp report", "rows": rows,
+            "trace": out.trace.text() if out.trace else None}, inline=args.report_inline)
+    except OSError as e:
+        tell(out, f"vggnp.cam: cannot write the report in {args.out}: {e}")
+        out.stop = out.stop or EXIT_OUTPUT
+        return
+    except Exception as e:  # noqa: BLE001 - a record we did not foresee: say it in one line
+        tell(out, f"vggnp.cam: the report was not written: internal error "
+                  f"({type(e).__name__}: {e}); please report it")
+        out.stop = out.stop or EXIT_SOME_FAILED
+        return
+    tell(out, f"vggnp.cam: report: {path}")
+
+
+class Tee:
+    """A text stream that writes to ``stream`` and keeps a copy (``text()``): --trace's
+    tables on stderr and in the report."""
+
+    def __init__(self, stream):
+        self._stream, self._copy = stream, io.StringIO()
+
+    def write(self, text):
+        self._copy.write(text)
+        if self._stream is not None:
+            self._stream.write(text)
+
+    def flush(self):
+        if self._stream is not None:
+            self._stream.flush()
+
+    def text(self):
+        return self._copy.getvalue()
+
+
+def workers(args, count):
+    """Batches run at once: two (each with half the cores) when there is more than one
+    batch to run, one otherwise, and one with --trace (two tables would interleave)."""
+    return 2 if cores() >= 2 and count > args.batch_size and not args.trace else 1
+
+
+def finish(out, pending, keep):
+    """Report the oldest images whose outputs are written, until at most ``keep`` wait."""
+    while pending and (len(pending) > keep or pending[0][1] is None or pending[0][1].done()):
+        record, future, result = pending[0]
+        # Wait while it is still listed: an interrupt here leaves it for the final finish.
+        error = future.exception() if future is not None else None
+        pending.popleft()
+        if error is not None:
+            if isinstance(error, OSError) and error.errno in FOLDER_ERRORS:  # not this image:
+                out.stop = out.stop or EXIT_OUTPUT                          # the folder
+            record = failed(out, record, error)
+        elif "error" not in record:
+            out.written += 1
+        out.failed += "error" in record
+        try:
+            if "error" in record:  # a success was listed by the writer (``_write``)
+                out.results.append(record)
+        except OSError as e:  # the results file cannot grow: the folder is the problem
+            if not out.stop:
+                tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
+            out.stop = out.stop or EXIT_OUTPUT
+        if "error" not in record or out.report.as_json:
+            out.report.image(record)
+        out.progress.image_done(failed="error" in record)
+
+
+def ending(args, out, total):
+    """The last line and the exit code."""
+    out.progress.close()
+    if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
+            f"{out.written} of {total} image(s) done; run the same command with --resume "
+            "to go on")
+        return out.stop
+    if out.stop == EXIT_OUTPUT:
+        say(f"vggnp.cam: stopped: {args.out} cannot be written any more; {out.written} of "
+            f"{total} image(s) done (listed in {out.results.path})")
+    if out.stop:
+        return out.stop
+    if out.report.broken:
+        say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} "
+            f"image(s); the results are in {out.results.path}")
+        return EXIT_STDOUT
+    return EXIT_SOME_FAILED if out.failed else EXIT_OK

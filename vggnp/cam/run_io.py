@@ -1,0 +1,185 @@
+"""The main command's input and output streams: which files a run takes (files, folders,
+``-`` for a list on stdin), the report on stdout (lines or JSON Lines, as each image is done), one-line messages and the progress
+line on stderr. Nothing here fails the run with a traceback: a closed or full stdout is
+noticed and reported once, and a closed stderr swallows messages rather than move them to
+stdout.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+from .outputs import method_title
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif",
+                    ".tiff", ".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".mpo", ".heic", ".heif")
+
+
+def expand_inputs(items, recursive=False, stdin=None):
+    """The image paths named by ``items``: files as given (whatever their name), the image
+    files of a folder (sorted; its subfolders too with ``recursive``), and for ``-`` one
+    path per line of stdin. Returns (paths, files skipped in folders as not images, the
+    folders that hold no image)."""
+    paths, skipped, empty = [], 0, []
+    for item in items:
+        if item == "-":  # bytes, decoded as file names are: any name on disk comes through
+            source = stdin or sys.stdin
+            data = source.buffer.read() if hasattr(source, "buffer") else \
+                (source.read().encode() if source else b"")
+            paths += [os.fsdecode(line) for line in data.split(b"\n") if line.strip()]
+        elif os.path.isdir(item):
+            found, other = _folder_images(item, recursive)
+            paths += found
+            skipped += other
+            if not found:
+                empty.append(item)
+        else:
+            paths.append(item)  # a missing or odd file says why when it is read
+    return paths, skipped, empty
+
+
+def _folder_images(folder, recursive):
+    found, other = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(root, name))
+            else:
+                other += 1
+    return found, other
+
+
+class Report:
+    """The results on stdout as they come: a few lines per image, or one JSON object per
+    line. ``broken`` turns True when stdout is closed, a broken pipe or full."""
+
+    def __init__(self, as_json):
+        self.as_json, self.broken = as_json, False
+
+    def image(self, record):
+        text = json.dumps(record, ensure_ascii=False) if self.as_json else _lines(record)
+        self._write(text + "\n")
+
+    def _write(self, text):
+        if self.broken:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError):
+            self.broken = True
+            _silence_stdout()
+
+
+def _silence_stdout():
+    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _lines(r):
+    if "error" in r:
+        return f"{r['image']}\n  failed: {r['error']}"
+    lines = [r["image"]]
+    for rank, t in enumerate(r["top"], 1):
+        source = f", {t['wnid']}" if "wnid" in t else ""
+        lines.append(f"  {rank}. {t['name']:<28} {t['score']:.4f}  ({t['index']}{source})")
+    if "deletion_auc" in r:
+        lines.append(f"  faithfulness: deletion AUC {r['deletion_auc']:.3f} (lower is better), "
+                     f"insertion AUC {r['insertion_auc']:.3f} (higher is better)")
+    if "completeness" in r:
+        c = r["completeness"]
+        lines.append(f"  completeness: attributions sum to {c['attribution_sum']:.4g}, "
+                     f"score(image) - score(baseline) = {c['score_difference']:.4g} "
+                     f"(off by {100 * c['relative_error']:.2f} %)")
+    title = method_title(r["method"])
+    where = f" at {r['layer']}" if "layer" in r else ""
+    # The report's thumbnails are listed in the JSON and the results file, not here.
+    shown = [path for key, path in r["outputs"].items()
+             if key not in ("thumbnail", "photo_thumbnail") and not key.startswith("map_")]
+    lines.append(f"  {title} of {r['class']['name']}{where}: " + ", ".join(shown))
+    return "\n".join(lines)
+
+
+class Progress:
+    """One line on stderr, rewritten in place: done/total, images/s, ETA, failures, and
+    what the current image is doing (Score-CAM channels, --metric steps). Off unless
+    enabled; drawn at most 5 times a second."""
+
+    def __init__(self, total, enabled):
+        self.total, self.enabled = total, enabled and sys.stderr is not None
+        # Held while the line is drawn or cleared for a message: the stream's worker
+        # threads report Score-CAM's channels while this thread reports images.
+        self.lock = threading.RLock()
+        self.done = self.failed = 0
+        self.started = self.drawn = time.monotonic()
+        self.detail = ""
+
+    def image_done(self, failed=False):
+        self.done += 1
+        self.failed += failed
+        self.detail = ""
+        self._draw(force=self.done == self.total)
+
+    def step(self, what, done, total):
+        self.detail = f"{what} {done}/{total}"
+        self._draw(force=done == total)
+
+    def _draw(self, force=False):
+        with self.lock:
+            now = time.monotonic()
+            if not self.enabled or (not force and now - self.drawn < 0.2):
+                return
+            self.drawn = now
+            self._write_line(now)
+
+    def _write_line(self, now):
+        rate = self.done / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else 0
+        text = (f"{self.done}/{self.total} images, {rate:.2f} images/s, ETA {int(eta) // 60}:"
+                f"{int(eta) % 60:02d}, {self.failed} failed" + (f"; {self.detail}"
+                                                               if self.detail else ""))
+        try:
+            sys.stderr.write(f"\r\x1b[K{text}")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            self.enabled = False
+
+    def clear(self):
+        """Blank the line, so that a message can be printed (hold ``lock`` across both);
+        redrawn at the next update."""
+        with self.lock:
+            self._clear()
+
+    def _clear(self):
+        if self.enabled:
+            try:
+                sys.stderr.write("\r\x1b[K")
+            except (OSError, ValueError):
+                self.enabled = False
+
+    def close(self):
+        """End the line (before any other message, and at the end)."""
+        if self.enabled and self.done:
+            try:
+                sys.stderr.write("\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        self.enabled = False
+
+
+def is_terminal(stream):
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False

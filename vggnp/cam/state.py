@@ -1,0 +1,78 @@
+"""The two records of a ``vggnp.cam`` run, each built once: what the run was asked to do
+and resolved before the first image (``RunSettings``), and what it has done so far
+(``RunState``, which the main thread updates as images finish)."""
+
+from dataclasses import dataclass, field
+
+from ..nn.network import Network
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The run's settings, resolved from the command line and the model before the first
+    image: nothing here changes during the run.
+
+    model: the network the stream's workers run (their replicas); own_model: a replica for
+    the work this thread does beside the stream (--metric, --diagnose,
+    --report-all-methods), whose worker threads hold the layer caches of ``model``.
+    table: the class table [(wnid, name), ...]; mode: the preprocessing; layer: the conv
+    layer explained (None for the input methods); target: the score explained;
+    chosen_class: --class as an index, or None (each image's top-1); began: time.time()
+    at the start; command: the command line as typed (for the report).
+    """
+    model: Network
+    own_model: Network
+    table: list
+    mode: str
+    weights_path: str
+    layer: str
+    target: str
+    chosen_class: int
+    began: float
+    command: str
+
+
+@dataclass
+class RunState:
+    """What the run has done so far, and where it says it.
+
+    report: the stdout lines (``run_io.Report``); results: the results file; progress:
+    the progress line; failed, written: counts; stop: the exit code that stops the run
+    early, or None; debug: --debug; taken: output names given to this run's images;
+    scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
+    output must never replace one); trace: --trace's Tee, or None.
+    """
+    report: object
+    results: object
+    progress: object
+    failed: int = 0
+    written: int = 0
+    stop: int = None
+    debug: bool = False
+    taken: set = field(default_factory=set)
+    scale: dict = field(default_factory=dict)
+    inputs: set = field(default_factory=set)
+    trace: object = None
+
+
+@dataclass
+class Pictures:
+    """What one image's picture outputs are drawn from (``outputs.save_pictures``).
+
+    original: the photo (PIL); raw_map: the method's map as saved with --save-heatmap;
+    heatmap: (h, w) in [0, 1], drawn over the photo; cls: the class explained; top_k: the
+    top classes [(index, wnid, name, score)]; written: {output key: path}; box: --box's
+    box or None; scale: --scale raw's {"max", "units"} or None; method_maps:
+    --report-all-methods' {"map_<method>": picture} or None.
+    """
+    original: object
+    raw_map: object
+    heatmap: object
+    cls: int
+    top_k: list
+    written: dict
+    box: tuple = None
+    scale: dict = None
+    method_maps: dict = None
+
+

@@ -1,0 +1,96 @@
+"""The fast path of the lesson's ``Conv2D``: the same sums, computed without ``im2col``.
+
+``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
+``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
+models build instead (``vggnp/models/``). Where a shape has no fast path it runs the
+textbook code of its parent class. Each path is tested against the textbook one
+(``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
+says which path each layer of VGG16 takes on this machine.
+"""
+
+from ..nn.layers import Conv2D
+from .direct_conv import correlate_same
+from .winograd import kernel_transform, winograd_pays, winograd_same
+
+# Below this many input channels the backward's dx stays the textbook col2im scatter: for
+# VGG16's first layer (C = 3) the flipped-kernel sum would be KH*KW GEMMs that each write
+# only 3 columns, measured slower than col2im (docs/speed.md, per-layer table).
+FLIPPED_KERNEL_MIN_CHANNELS = 16
+
+
+def flipped_kernel(w):
+    """w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]: (KH, KW, C, F) -> (KH, KW, F, C).
+
+    A view of w, not a copy: each tap w_flipped[i, j] is the (C, F) tap w[KH-1-i, KW-1-j]
+    transposed, which ``gemm.matmul_add`` hands to BLAS as it is (with BLAS's transpose flag),
+    so the backward costs no second copy of the kernels (58 MB for VGG16's)."""
+    return w[::-1, ::-1].transpose(0, 1, 3, 2)
+
+
+class FastConv2D(Conv2D):
+    """Conv2D whose stride-1 "same" convolutions with odd square kernels (all of VGG16's)
+    run forward and backward through :func:`correlate_same`: one GEMM per kernel tap on
+    shifted slices of the padded input, the bias added in the same pass (out is then a
+    view into an array padded like the input, not contiguous).
+
+    Backward, for those shapes:
+        dx = correlate_same(dz, w_flipped),  w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
+    the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"). Winograd F(2x2, 3x3)
+    replaces either sum where :func:`winograd_pays` (off by default).
+    buffers: the padded-input workspace, shared by the model's conv layers (they run one
+    at a time) and reused across calls.
+    """
+
+    def __init__(self, name, w, b=None, activation="relu", strides=(1, 1), padding="same",
+                 buffers=None):
+        super().__init__(name, w, b, activation, strides, padding)
+        self.buffers = {} if buffers is None else buffers
+        self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
+        kh, kw = w.shape[:2]
+        self.fast = kh == kw and kh % 2 == 1 and self.strides == (1, 1) and padding == "same"
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.buffers = workspace
+        return twin
+
+    def pre_activation(self, x):
+        if not self.fast:
+            return super().pre_activation(x)
+        if winograd_pays(x.shape, self.w.shape):
+            z = winograd_same(x, self._made_from_w("winograd", kernel_transform), self.buffers)
+            z += self.b
+            return z
+        return correlate_same(x, self.w, self.buffers, bias=self.b)
+
+    def input_gradient(self, dz):
+        kh, kw, c, f = self.w.shape
+        if not self.fast or c < FLIPPED_KERNEL_MIN_CHANNELS:
+            return super().input_gradient(dz)
+        if winograd_pays(dz.shape, (kh, kw, f, c)):
+            return winograd_same(dz, self._made_from_w(
+                "winograd_flipped", lambda w: kernel_transform(flipped_kernel(w))),
+                self.buffers)
+        return correlate_same(dz, self._flipped_kernel(), self.buffers)
+
+    def path(self, x_shape, backward=False):
+        """Which sum computes this layer's forward (or backward dx) for an input of x_shape:
+        "im2col", "direct" (shifted GEMMs) or "winograd"."""
+        kh, kw, c, f = self.w.shape
+        if not self.fast or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
+            return "im2col"
+        shape = (*x_shape[:3], f) if backward else x_shape
+        kernel = (kh, kw, f, c) if backward else self.w.shape
+        return "winograd" if winograd_pays(shape, kernel) else "direct"
+
+    def _flipped_kernel(self):
+        return flipped_kernel(self.w)
+
+    def _made_from_w(self, key, make):
+        """make(w), made once per kernel array (again if ``w`` is replaced, as the sanity
+        checks do) and shared by the replicas: Winograd's kernel transforms."""
+        made_from, made = self._derived.get(key, (None, None))
+        if made_from is not self.w:
+            made = make(self.w)
+            self._derived[key] = (self.w, made)
+        return made

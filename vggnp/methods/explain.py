@@ -1,0 +1,191 @@
+"""Every map of the paper and the chapter, from the one hand-written backward pass.
+
+With A^k the activations of a conv layer (channel k, position ij) and g^k = d y^c / d A^k
+the gradient of the class score y^c (the logit, as Grad-CAM), for one image:
+
+    gradcam          L = ReLU(sum_k a_k A^k),  a_k = mean_ij g^k_ij          (Selvaraju et al.)
+    counterfactual   L = ReLU(sum_k a_k A^k),  a_k = -mean_ij g^k_ij         (paper, sec. 5.3:
+                     the regions whose removal would make the model more confident)
+    hirescam         L = ReLU(sum_k g^k * A^k)   (element-wise; Draelos & Carin)
+    xgradcam         L = ReLU(sum_k a_k A^k),  a_k = sum_ij (A^k_ij / sum_ab A^k_ab) g^k_ij
+                     (Fu et al.: each gradient weighted by its share of the activation)
+    eigencam         L = ReLU(M v_1),  M = A as (hw, C) with each channel's mean removed,
+                     v_1 its first right singular vector, signed so that L agrees with
+                     the mean activation (Muhammad & Yeasin; no gradient, no class)
+    layercam         L = ReLU(sum_k ReLU(g^k) * A^k)   (Jiang et al.; works at shallow layers)
+    gradcam++        L = ReLU(sum_k w_k A^k),  w_k = sum_ij alpha^k_ij ReLU(g^k_ij),
+                     alpha^k_ij = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (Chattopadhyay et al.,
+                     closed form for the score exp(y^c): its derivatives are powers of g)
+    scorecam         L = ReLU(sum_k s_k A^k),  s = softmax over k of p^c(x * H^k), H^k = A^k
+                     upsampled to the input and scaled to [0, 1]   (Wang et al.; forward only)
+    saliency         S = max over channels of |d y^c / d x|       (Simonyan et al.)
+    integrated-      |sum over channels of IG|, IG = (x - x') * mean of d y^c / d x on
+      gradients      the straight path from x' = 0 to x     (Sundararajan et al.; attribution.py)
+    smoothgrad       max over channels of |mean of d y^c / d x at x + noise|
+                     (Smilkov et al.; attribution.py)
+    guided-backprop  d y^c / d x with each ReLU passing only positive gradients (Springenberg)
+    guided-gradcam   guided-backprop * Grad-CAM upsampled to the input (paper, sec. 3)
+
+Each method is a record in ``registry.py`` (what it needs and gives) and a runner below;
+the math is in ``gradcam.py``, ``cams.py``, ``scorecam.py`` and ``attribution.py``.
+
+CAM maps are (N, h, w) at the layer's resolution and saliency, integrated-gradients and
+smoothgrad (N, H, W) at the input's, each
+divided by its max (in [0, 1]); the guided methods give (N, H, W, C) signed gradients in the
+input's channel order (see ``gradient_image``).
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attribution import integrated_gradients, score_gradient, smooth_grad
+from .cams import eigen_cam, raw_cam
+from .gradcam import EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam, normalise
+from .registry import OPTION_DEFAULTS, method_record, refusal
+from .resize import resize_bilinear
+from .scorecam import score_cam
+
+
+def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
+            batch_size=32, details=None, trace=False, progress=None,
+            steps=OPTION_DEFAULTS["steps"], samples=OPTION_DEFAULTS["samples"],
+            noise=OPTION_DEFAULTS["noise"], seed=OPTION_DEFAULTS["seed"], warn_empty=True):
+    """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
+
+    model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
+    the CAM methods (default: the last); the input methods (saliency, guided-backprop)
+    refuse one. target: the score explained, "logit" or "softmax" (the method's record in
+    ``registry.py`` says which it allows; default: the first). Returns (maps, classes): see the module
+    docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning
+    (unless ``warn_empty=False``: the caller says it, e.g. ``vggnp.stream``).
+    details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
+    "activations" and "gradients" at the layer; for scorecam "scorecam_skipped" (one count
+    per image of the dead channels skipped); for integrated-gradients "attributions"
+    (N, H, W, C) and "completeness" (one dict per image); for smoothgrad "gradient".
+    progress: scorecam calls it as progress(channels done, channels to do).
+    steps: integrated-gradients' path steps; samples, noise, seed: smoothgrad's noisy
+    copies (see ``attribution``). batch_size: images per pass for the methods that make
+    many (scorecam's masked images, the path points, the noisy copies).
+    """
+    record = method_record(method)
+    target = target or record.targets[0]
+    refused = refusal(record, layer, target, trace)
+    if refused:
+        raise ValueError(refused)
+    if record.layer:
+        layer = conv_layer(model, layer)
+    details = {} if details is None else details
+    run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
+              progress, steps, samples, noise, seed)
+    maps, classes = RUNNERS[method](run)
+    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
+        warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
+                      EmptyMapWarning, stacklevel=2)
+    return maps, classes
+
+
+def empty_map_message(method, class_name, layer):
+    """Why a map is zero everywhere, in one sentence, for the method that made it.
+    class_name: how to name the class (an index, or "tabby (281)")."""
+    if not method_record(method).layer:
+        return (f"the {method} map of class {class_name} is zero everywhere: the score's "
+                "gradient w.r.t. the input vanishes (a saturated or dead network)")
+    other = "gradcam" if method == "counterfactual" else "counterfactual"
+    return (f"the {method} map of class {class_name} at {layer} is zero everywhere: no "
+            "location has positive weighted evidence for the class (common for a class the "
+            f"model does not predict); try the top-1 class, another --layer, or --method "
+            f"{other}")
+
+
+@dataclass
+class Run:
+    """The settings of one ``explain`` call, as the method runners read them."""
+    model: object
+    x: np.ndarray
+    method: str
+    layer: str
+    class_index: object
+    target: str
+    batch_size: int
+    details: dict
+    trace: object
+    progress: object
+    steps: int
+    samples: int
+    noise: float
+    seed: int
+
+    def classes_from_forward(self):
+        """One forward pass: details["probs"] (N, K) and the classes (N,) to explain."""
+        self.details["probs"] = class_scores(self.model.forward(self.x))
+        return class_indices(self.class_index, self.details["probs"])
+
+
+def _gradient_cam(run):
+    """Grad-CAM and its variants: one forward and one backward pass to the layer."""
+    cams, classes = grad_cam(run.model, run.x, run.layer, run.class_index, run.target,
+                             run.details, run.trace, warn_empty=False)  # explain() warns
+    if run.method == "gradcam":
+        return cams, classes
+    run.details["raw"] = raw_cam(run.method, run.details["activations"],
+                                 run.details["gradients"])
+    return normalise(run.details["raw"]), classes
+
+
+def _guided_gradcam(run):
+    """guided-backprop * Grad-CAM upsampled to the input (paper, sec. 3)."""
+    cams, classes = grad_cam(run.model, run.x, run.layer, run.class_index, run.target,
+                             run.details, run.trace, warn_empty=False)
+    _, _, guided = score_gradient(run.model, run.x, classes, run.target, guided=True)
+    up = np.stack([resize_bilinear(c, run.x.shape[1:3]) for c in cams])[..., None]
+    return guided * up, classes
+
+
+def _input_gradient(run):
+    """saliency (max over channels of |d y^c / d x|) and guided backprop (the gradient)."""
+    probs, classes, grad = score_gradient(run.model, run.x, run.class_index, run.target,
+                                          guided=(run.method == "guided-backprop"),
+                                          trace=run.trace)
+    run.details["probs"] = probs
+    if run.method == "saliency":
+        return normalise(np.abs(grad).max(axis=3)), classes
+    return grad, classes
+
+
+def _integrated_gradients(run):
+    classes = run.classes_from_forward()
+    run.details["attributions"], run.details["completeness"] = integrated_gradients(
+        run.model, run.x, classes, run.target, run.steps, run.batch_size)
+    return normalise(np.abs(run.details["attributions"].sum(axis=3))), classes
+
+
+def _smoothgrad(run):
+    classes = run.classes_from_forward()
+    run.details["gradient"] = smooth_grad(run.model, run.x, classes, run.target, run.samples,
+                                          run.noise, run.batch_size, run.seed)
+    return normalise(np.abs(run.details["gradient"]).max(axis=3)), classes
+
+
+def _scorecam(run):
+    classes = run.classes_from_forward()
+    run.details["scorecam_skipped"] = []
+    return score_cam(run.model, run.x, run.layer, classes, run.batch_size,
+                     progress=run.progress, skipped=run.details["scorecam_skipped"]), classes
+
+
+def _eigencam(run):
+    outputs, kept = run.model.forward(run.x, keep=(run.layer,))
+    run.details["probs"] = class_scores(outputs)
+    run.details["activations"] = kept[run.layer]
+    return eigen_cam(kept[run.layer]), class_indices(run.class_index, run.details["probs"])
+
+
+# How each method runs: (Run) -> (maps, classes). One entry per record of registry.METHODS.
+RUNNERS = {"gradcam": _gradient_cam, "gradcam++": _gradient_cam, "hirescam": _gradient_cam,
+           "xgradcam": _gradient_cam, "layercam": _gradient_cam,
+           "counterfactual": _gradient_cam, "guided-gradcam": _guided_gradcam,
+           "saliency": _input_gradient, "guided-backprop": _input_gradient,
+           "integrated-gradients": _integrated_gradients, "smoothgrad": _smoothgrad,
+           "scorecam": _scorecam, "eigencam": _eigencam}

@@ -1,0 +1,102 @@
+"""One record per explanation method: what it needs and what it gives.
+
+The command line (which options apply), the report, the sanity checks and ``explain``
+read these records; no other module keeps a list of method names. The math of each
+method is in its family's module (``gradcam.py``, ``cams.py``, ``scorecam.py``,
+``attribution.py``); ``explain.py`` runs a method by name.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    """What one method needs and gives.
+
+    name: the --method name. paper: who proposed it.
+    layer: True if it explains a conv layer's activations A (the CAMs), False if it is a
+        gradient w.r.t. the input image (it takes no --layer).
+    targets: the scores it can explain, the default first: "logit" and/or "softmax" (the
+        output probability); ("none",) for a map that depends on no class.
+    output: "heatmap" (N, h, w) in [0, 1], or "image" (N, H, W, C) signed gradients.
+    raw_units: its map before normalisation is a sum of gradient x activation terms, in
+        the units of the score, so ``--scale raw`` can show several images on one scale.
+    backward: "one" (one backward pass, which --trace shows), "many" (one per path point
+        or noisy copy) or "none" (forward passes only).
+    options: the command-line options that belong to it alone (--steps, --samples...).
+    signed: the details key of its signed attribution (N, H, W, C), or None.
+    cost: what one image costs, in words.
+    why_target: why it explains only the targets it does (said when --target is refused).
+    """
+    name: str
+    paper: str
+    layer: bool
+    targets: tuple = ("logit", "softmax")
+    output: str = "heatmap"
+    raw_units: bool = False
+    backward: str = "one"
+    options: tuple = ()
+    signed: str = None
+    cost: str = "one forward and one backward pass"
+    why_target: str = ""
+
+    @property
+    def gives_image(self):
+        """True when the output is a signed gradient image, not a heatmap."""
+        return self.output == "image"
+
+
+_ALL = [
+    Method("gradcam", "Selvaraju et al. 2017", layer=True, raw_units=True),
+    Method("gradcam++", "Chattopadhyay et al. 2018", layer=True),
+    Method("hirescam", "Draelos & Carin 2020", layer=True, raw_units=True),
+    Method("xgradcam", "Fu et al. 2020", layer=True, raw_units=True),
+    Method("layercam", "Jiang et al. 2021", layer=True, raw_units=True),
+    Method("scorecam", "Wang et al. 2020", layer=True, targets=("softmax",), backward="none",
+           cost="one forward pass per live channel of the layer (up to 513 on VGG16)",
+           why_target="Score-CAM weighs channels by the class probability of masked images, "
+                      "with no gradient"),
+    Method("eigencam", "Muhammad & Yeasin 2020", layer=True, targets=("none",),
+           backward="none", cost="one forward pass and an SVD",
+           why_target="Eigen-CAM looks at the activations alone, with no score and no "
+                      "gradient"),
+    Method("guided-backprop", "Springenberg et al. 2015", layer=False, output="image",
+           signed="raw"),
+    Method("guided-gradcam", "Selvaraju et al. 2017", layer=True, output="image",
+           signed="raw", cost="one forward and two backward passes"),
+    Method("counterfactual", "Selvaraju et al. 2017, sec. 5.3", layer=True, raw_units=True),
+    Method("saliency", "Simonyan et al. 2014", layer=False),
+    Method("integrated-gradients", "Sundararajan et al. 2017", layer=False, backward="many",
+           options=("steps",), signed="attributions",
+           cost="one forward and backward pass per path step (--steps, default 64)"),
+    Method("smoothgrad", "Smilkov et al. 2017", layer=False, backward="many",
+           options=("samples", "noise", "seed"), signed="gradient",
+           cost="one forward and backward pass per noisy copy (--samples, default 50)"),
+]
+
+METHODS = {method.name: method for method in _ALL}  # in the order of the docs' table
+
+# The defaults of the options that belong to one method each (``Method.options``).
+OPTION_DEFAULTS = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0}
+
+
+def method_record(name):
+    """The record of the method called ``name``; ValueError naming the methods if none."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def refusal(method, layer=None, target=None, trace=False):
+    """Why ``explain`` cannot run ``method`` (a record) with these settings, or None: the
+    one place that checks them (the command line adds its own options' checks)."""
+    if target is not None and target not in method.targets:
+        return f"{method.name} explains the {' or '.join(method.targets)} score, not the {target}"
+    if trace and method.backward == "none":
+        return f"{method.name} runs forward passes only; there is no backward pass to trace"
+    if layer is not None and not method.layer:
+        return f"{method.name} is a gradient w.r.t. the input image; it has no layer"
+    if trace and method.backward == "many":
+        return (f"{method.name} makes one backward pass per point; --trace shows one pass: "
+                "use --method saliency")
+    return None

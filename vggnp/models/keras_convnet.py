@@ -1,0 +1,184 @@
+"""A user's own Keras convnet -- architecture and weights -- read from a full-model file.
+
+    model = load_keras_model("cats_and_dogs.keras")   # model.save(): .keras or .h5
+    probs = model.predict(x)                          # x: (N, H, W, C), preprocessed
+    heatmaps, classes = grad_cam(model, x, layer=model.last_conv)
+
+No TensorFlow, and no code from the file is ever run: the architecture is the JSON the file
+stores (``config.json`` in a .keras zip, the ``model_config`` attribute of an .h5), parsed as
+data; each layer becomes the vggnp layer of the same name, with the same backward pass as
+VGG16. Supported: Sequential models and chain-shaped Functional ones, nested (e.g. the
+book's ``Sequential([conv_base, Flatten(), Dense(256), Dropout(0.5), Dense(1, "sigmoid")])``
+with ``conv_base = VGG16(include_top=False)``), made of the layers in
+``model_config.LAYER_CLASSES``.
+Lambda layers (Python code) and custom layers are refused with a message.
+"""
+
+import os
+
+import numpy as np
+
+from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
+                   refuse_external_links, check_dataset, text)
+from ..files.model_config import CONTAINERS, leaf_layers, output_shapes, parse_config, weight_shapes
+from ..nn import spec
+from ..nn.convnet_layers import Rescaling
+from ..nn.layers import Conv2D
+from ..nn.network import Network
+from .keras_layers import build_layer
+
+
+class KerasConvNet(Network):
+    """A Keras convnet as a chain of vggnp layers (see the module docstring).
+
+    input_shape: (H, W, C) the model was built for. Class scores: a softmax (or linear)
+    output of K units gives K classes; a single sigmoid unit p gives two, [1 - p, p]
+    (class 1 is Keras' positive class).
+    """
+
+    def __init__(self, layers, input_shape, name="model"):
+        has_vgg16_base = all(name in [layer.name for layer in layers] for name in spec.CONV_NAMES)
+        super().__init__(layers, input_shape[:2], channels=input_shape[2],
+                         batch_split="block4_pool" if has_vgg16_base else None)
+        self.name, self.has_vgg16_base = name, has_vgg16_base
+
+    @property
+    def default_preprocess(self):
+        """vgg16 (caffe) for a VGG16 base, none if the model rescales its input itself,
+        else rescale (x / 255, the book's ImageDataGenerator(rescale=1./255))."""
+        if self.has_vgg16_base:
+            return "vgg16"
+        return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
+
+
+def load_keras_model(path, dtype=np.float32):
+    """Read a Keras full-model file (``model.save``: .keras, or .h5 from Keras 2 or 3).
+
+    The config is checked as a schema (``model_config``) and every layer's output shape
+    computed before any weight is read; then the weights, each checked against its
+    layer's shapes and for its values (``hdf5.check_values``).
+    Returns a KerasConvNet. Raises ModelError (a WeightsError) for anything it cannot use.
+    """
+    path = os.fspath(path)
+    with opened_weights_file(path, "model file", ModelError) as (f, config_text, _), \
+            hdf5_errors(path, ModelError):
+        refuse_external_links(f, path)
+        if config_text is None:
+            raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
+                             "model (model.save('model.keras')), or for VGG16 use --weights")
+        config = parse_config(config_text, path)
+        leaves, input_shape = leaf_layers(config, path)
+        inputs = [input_shape] + output_shapes(leaves, input_shape, path)[:-1]
+        needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
+                 for (kind, cfg), shape in zip(leaves, inputs)}
+        datasets = _arrays_by_layer(f, config, path)
+        _check_weight_shapes(needs, datasets, zip(leaves, inputs), path)
+        # Only the datasets the config uses are read, each after its shape was checked.
+        arrays = {name: [_float_array(d, path, name, dtype) for d in datasets.get(name, [])]
+                  for name in needs}
+    workspace = {}
+    layers = [build_layer(cls, cfg, arrays, workspace, path)
+              for (cls, cfg) in leaves]
+    if layers[-1].activation_name is None:
+        raise ModelError(f"{path}: the model ends with {layers[-1].name} "
+                         f"({type(layers[-1]).__name__}); vggnp needs a Dense or Activation "
+                         "output layer (the class scores)")
+    if not any(isinstance(layer, Conv2D) for layer in layers):
+        raise ModelError(f"{path}: no Conv2D layer: Grad-CAM needs a convnet")
+    name = config.get("config", {}).get("name", "")
+    model = KerasConvNet(layers, input_shape, name=name if isinstance(name, str) else "")
+    _check_shapes(model, path, dtype)
+    return model
+
+
+def _check_weight_shapes(needs, datasets, layers, path):
+    """Each layer's datasets: as many as its config says, of the shapes its config and
+    its input (one image's) imply (``model_config.weight_shapes``). layers: ((class name,
+    config), input shape) pairs."""
+    for (kind, cfg), input_shape in layers:
+        name, shapes = cfg["name"], needs[cfg["name"]]
+        found = datasets.get(name, [])
+        if len(found) != len(shapes):
+            raise ModelError(f"{path}: layer {name} ({kind}) needs {len(shapes)} weight "
+                             f"arrays, the file has {len(found)}")
+        for i, (data, shape) in enumerate(zip(found, shapes)):
+            if data.shape != shape:
+                raise ModelError(f"{path}: layer {name}: weight {i} has shape {data.shape}; "
+                                 f"its config and input {input_shape} say {shape}")
+
+
+def _arrays_by_layer(f, config, path):
+    """{layer name: [datasets in Keras' order]} from either file layout."""
+    arrays = {}
+    if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
+        root = f["model_weights"]  # .h5 of Keras 2 and 3: weight names say their layer
+        for group_name in map(text, root.attrs["layer_names"]):
+            group = root[group_name]
+            for weight in map(text, group.attrs.get("weight_names", [])):
+                parts = weight.split("/")
+                layer = parts[-2] if len(parts) > 1 else group_name
+                arrays.setdefault(layer, []).append(dataset(group, weight))
+    elif "layers" in f:  # Keras 3 .keras: layers/<key>/vars/<i>, nested layers/<key>/layers/
+        keys = _keras3_keys(config)
+        _collect_keras3(f["layers"], ("layers",), keys, arrays)
+    else:
+        raise ModelError(f"{path}: no Keras weights in the file (top-level keys: "
+                         f"{sorted(f.keys())[:8]})")
+    return arrays
+
+
+def _collect_keras3(group, prefix, keys, arrays):
+    for key, sub in group.items():
+        here = prefix + (key,)
+        variables = sub.get("vars")
+        if variables is not None and len(variables):
+            name = (text(variables.attrs["name"]) if "name" in variables.attrs
+                    else keys.get(here, key))
+            arrays[name] = [dataset(variables, k) for k in sorted(variables, key=int)]
+        if "layers" in sub:
+            _collect_keras3(sub["layers"], here + ("layers",), keys, arrays)
+
+
+def _snake(class_name):
+    """Keras' naming.to_snake_case: 'MaxPooling2D' -> 'max_pooling2d'."""
+    import re
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras3_keys(config, prefix=("layers",)):
+    """Keras 3 (before 3.6 no ``name`` attribute) keys each layer of a container by its
+    class in snake case, numbered in order: conv2d, conv2d_1, ... -> {key path: name}."""
+    keys, counts = {}, {}
+    for layer in config.get("config", {}).get("layers", []):
+        base = _snake(layer["class_name"])
+        n = counts[base] = counts.get(base, -1) + 1
+        key = prefix + (base if n == 0 else f"{base}_{n}",)
+        keys[key] = layer.get("config", {}).get("name")
+        if layer["class_name"] in CONTAINERS:
+            keys.update(_keras3_keys(layer, key + ("layers",)))
+    return keys
+
+
+def _float_array(data, path, name, dtype):
+    check_dataset(data, path, name)
+    if data.dtype.kind != "f":
+        raise ModelError(f"{path}: {name} holds {data.dtype} values, not floats")
+    values = data[()].astype(dtype, copy=False)
+    check_values(values, path, name, ModelError)
+    return values
+
+
+def _check_shapes(model, path, dtype):
+    """Run zeros through the model once: every layer must accept the one before it."""
+    out = np.zeros((1, *model.input_size, model.channels), dtype=dtype)
+    for layer in model.layers:
+        shape = out.shape
+        try:
+            out = layer.forward(out)
+        except MemoryError:
+            raise ModelError(f"{path}: layer {layer.name} needs more memory than this "
+                             "machine has for one image") from None
+        except ValueError as e:
+            raise ModelError(f"{path}: layer {layer.name} does not fit the output of the "
+                             f"layer before it {shape}: {e}") from None

@@ -1,0 +1,124 @@
+"""The other layers a Keras convnet may hold (``files/model_files.py`` builds them): the
+same contract as ``layers.py`` (``forward(x)``, ``backward(dout, options)``, the
+``BackwardPass`` given by the network), with shapes and formulas in each docstring. VGG16 itself needs none.
+"""
+
+import numpy as np
+
+from .activation_functions import ACTIVATIONS
+from .layers import PLAIN, Layer, MaxPool2D, windows
+
+
+class AvgPool2D(Layer):
+    """Average-pool, as Keras' AveragePooling2D (same window rules as :class:`MaxPool2D`).
+
+    out[n, i, j, c] = mean of the window's elements inside the image ("same" padding is
+    not counted, as TensorFlow does): out = sum / count.   dx: each window element gets
+    dout / count; overlapping windows add.
+    """
+
+    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid"):
+        self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
+        self.strides = tuple(strides or pool_size)
+
+    _padded = MaxPool2D._padded
+
+    def _count(self, x_shape):
+        """(1, H', W', 1): how many elements of each window lie inside the image."""
+        ones, _, (out_h, out_w) = self._padded(np.ones((1, *x_shape[1:3], 1)), 0.0)
+        return sum(v for _, _, v in windows(ones, *self.pool_size, self.strides, out_h, out_w))
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        xp, _, (out_h, out_w) = self._padded(x, 0.0)
+        total = sum(v for _, _, v in windows(xp, *self.pool_size, self.strides, out_h, out_w))
+        return (total / self._count(x.shape)).astype(x.dtype, copy=False)
+
+    def backward(self, dout, options=PLAIN):
+        share = dout / self._count(self.x_shape)
+        dxp, (top, left), (out_h, out_w) = self._padded(np.zeros(self.x_shape, dout.dtype), 0)
+        for _, _, grad in windows(dxp, *self.pool_size, self.strides, out_h, out_w):
+            grad += share
+        h, w = self.x_shape[1:3]
+        return dxp[:, top:top + h, left:left + w]
+
+
+class GlobalAvgPool2D(Layer):
+    """x: (N, H, W, C) -> out: (N, C), the mean over H and W (Keras GlobalAveragePooling2D).
+    dx[n, i, j, c] = dout[n, c] / (H * W)."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.mean(axis=(1, 2))
+
+    def backward(self, dout, options=PLAIN):
+        n, h, w, c = self.x_shape
+        return np.broadcast_to(dout[:, None, None, :] / (h * w), self.x_shape).copy()
+
+
+class BatchNorm(Layer):
+    """Batch normalisation at inference, over the last (channel) axis, as Keras'
+    BatchNormalization with its moving statistics:
+        out = gamma * (x - mean) / sqrt(var + eps) + beta  = x * scale + shift
+        dx  = dout * scale,   scale = gamma / sqrt(var + eps)
+    x: any shape (..., C) -> same. Parameters (C,) each; gamma None: 1 (Keras'
+    scale=False), beta None: 0 (center=False).
+    """
+
+    def __init__(self, name, gamma, beta, mean, var, eps=1e-3):
+        self.name = name
+        self.weights = tuple(a for a in (gamma, beta, mean, var) if a is not None)
+        gamma = np.ones_like(mean) if gamma is None else gamma
+        beta = np.zeros_like(mean) if beta is None else beta
+        self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
+        self.scale = (gamma / np.sqrt(var + eps)).astype(mean.dtype)
+        self.shift = (beta - mean * self.scale).astype(mean.dtype)
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+    def backward(self, dout, options=PLAIN):
+        return dout * self.scale
+
+
+class Rescaling(Layer):
+    """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale."""
+
+    def __init__(self, name, scale, offset=0.0):
+        self.name, self.scale, self.offset = name, scale, offset
+
+    def forward(self, x):
+        return (x * self.scale + self.offset).astype(x.dtype, copy=False)
+
+    def backward(self, dout, options=PLAIN):
+        return dout * self.scale
+
+
+class Dropout(Layer):
+    """Identity at inference: Keras only drops units while training."""
+
+    def __init__(self, name, rate=0.5):
+        self.name, self.rate = name, rate
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout, options=PLAIN):
+        return dout
+
+
+class Activation(Layer):
+    """An activation on its own (Keras' Activation layer): out = activation(z), z = input.
+    A pass ``from_logits`` that starts here returns dout as d/dz (the logits' gradient
+    when this layer is the model's final softmax or sigmoid)."""
+
+    def __init__(self, name, activation):
+        self.name, self.activation_name = name, activation
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x):
+        self.z = x
+        return self.activation.forward(x)
+
+    def backward(self, dout, options=PLAIN):
+        return self.activation_backward(dout, options)

@@ -1,0 +1,256 @@
+"""The layers of VGG16, each a small class with ``forward`` and ``backward``.
+
+Conventions (as in CS231n's ``layers.py``; one contract for every layer, as micrograd):
+- Arrays are NHWC: ``x: (N, H, W, C)``.
+- ``forward(x)`` returns the output and keeps on the layer only what ``backward`` needs
+  (``self.x``, ``self.out``...).
+- ``backward(dout, options)`` returns ``dx``, the gradient of the loss with respect to the
+  input, with the shape of ``x``. It never writes into ``dout``. ``options`` is the
+  :class:`BackwardPass` the network passes to every layer of the pass, in plain sight:
+  guided ReLUs, keeping parameter gradients as ``self.dw``/``self.db``, starting from the
+  logits.
+- The dtype follows the layer's weights (float32 by default, float64 for gradient checks):
+  inputs are cast to it so that one stray float64 array never upcasts a float32 model.
+- A convolution is one matrix product after ``im2col`` (``im2col.py``, with its adjoint
+  ``col2im``). This is the textbook version; ``vggnp/fast/layers.py`` computes the same
+  sums faster (``FastConv2D``, which the loaded models use) and is tested against it, and
+  ``naive.py`` holds the loops both are tested against.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activation_functions import ACTIVATIONS
+from .im2col import col2im, im2col, window_padding, windows
+
+
+@dataclass(frozen=True)
+class BackwardPass:
+    """The options of one backward pass, passed by the network to each layer's ``backward``.
+
+    guided: every ReLU passes only positive gradients (guided backpropagation).
+    param_grads: conv and dense layers keep dw, db (fc1's dw alone is 411 MB).
+    from_logits: given to the layer the pass starts at: dout is the gradient w.r.t. the
+        input of its activation (the logits, for the last layer); the activation is skipped.
+    """
+    guided: bool = False
+    param_grads: bool = False
+    from_logits: bool = False
+
+
+PLAIN = BackwardPass()  # the ordinary gradient
+
+
+class Layer:
+    """What every layer of a network's chain has: a Keras ``name``, ``forward(x)`` and
+    ``backward(dout, options)``; ``weights``, its parameter arrays (none by default); and
+    ``activation_name``, the activation it ends in (None: it has none)."""
+
+    activation_name = None
+    weights = ()
+
+    def __init__(self, name):
+        self.name = name
+
+    def replica(self, workspace):
+        """A layer with this one's weights (the same arrays, not copies) and settings but
+        caches of its own, so that two replicas can run at once in two threads.
+        workspace: the replica network's scratch buffers (used by ``FastConv2D``)."""
+        twin = copy.copy(self)
+        if self.activation_name is not None:  # the activation keeps a cache too (its mask)
+            twin.activation = ACTIVATIONS[self.activation_name]()
+        return twin
+
+    def activation_backward(self, dout, options):
+        """d/dz of a layer that ends in an activation: dout through the activation's
+        backward (guided if the pass is), or dout itself when the pass starts from the
+        logits here."""
+        if options.from_logits:
+            return dout
+        return self.activation.backward(dout, options.guided)
+
+
+# --------------------------------------------------------------------------------------
+# Parameter layers
+# --------------------------------------------------------------------------------------
+
+class Conv2D(Layer):
+    """2-D convolution followed by its activation (as a Keras Conv2D, channels last).
+
+    Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,) (zeros for
+    ``use_bias=False``). strides: (SH, SW); padding: "same" or "valid" (Keras' rules, see
+    :func:`window_padding`). VGG16's convs are 3x3, stride 1, "same".
+    x: (N, H, W, C) -> out: (N, H', W', F)   ("same": H' = ceil(H / SH); "valid":
+    H' = (H - KH) // SH + 1).
+
+    Forward, as one GEMM (cross-correlation, no kernel flip, like Keras):
+        col = im2col(x)                         (N*H'*W', KH*KW*C)
+        z   = col @ W + b,  W = w.reshape(KH*KW*C, F)
+        out = activation(z)
+    Backward:
+        dz  = activation'(dout)
+        dx  = col2im(dz @ W.T)
+        dW  = col.T @ dz,  db = sum of dz over N, H', W'
+    """
+
+    def __init__(self, name, w, b=None, activation="relu", strides=(1, 1), padding="same"):
+        self.name, self.w = name, w
+        self.use_bias = b is not None  # Keras' use_bias=False: a zero bias, not a parameter
+        self.b = np.zeros(w.shape[3], w.dtype) if b is None else b
+        self.strides, self.padding = tuple(strides), padding
+        self.activation_name = activation
+        self.activation = ACTIVATIONS[activation]()
+
+    def pads(self, x_shape):
+        """((top, bottom), (left, right)) zero padding for an input of x_shape."""
+        return window_padding(x_shape[1], x_shape[2], *self.w.shape[:2], self.strides,
+                              self.padding)
+
+    def forward(self, x):
+        self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward
+        return self.activation.forward(self.pre_activation(self.x), inplace=True)
+
+    def pre_activation(self, x):
+        """z = im2col(x) @ W + b: (N, H, W, C) -> (N, H', W', F), a new array."""
+        kh, kw, c, f = self.w.shape
+        col = im2col(x, kh, kw, self.pads(x.shape), self.strides)
+        z = (col @ self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(x.shape))
+        z += self.b
+        return z
+
+    def output_shape(self, x_shape):
+        n, h, w, _ = x_shape
+        (top, bottom), (left, right) = self.pads(x_shape)
+        kh, kw, _, f = self.w.shape
+        return (n, (h + top + bottom - kh) // self.strides[0] + 1,
+                (w + left + right - kw) // self.strides[1] + 1, f)
+
+    @property
+    def weights(self):
+        return (self.w, self.b) if self.use_bias else (self.w,)
+
+    def backward(self, dout, options=PLAIN):
+        dz = self.activation_backward(dout, options)
+        if options.param_grads:
+            self.param_gradients(dz)
+        return self.input_gradient(dz)
+
+    def param_gradients(self, dz):
+        """dW = col.T @ dz, db = sum of dz: kept as self.dw (KH, KW, C, F), self.db (F,)."""
+        kh, kw, c, f = self.w.shape
+        col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
+        self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
+        self.db = dz.reshape(-1, f).sum(axis=0)
+
+    def input_gradient(self, dz):
+        """dx = col2im(dz @ W.T): dz (N, H', W', F) -> dx (N, H, W, C)."""
+        kh, kw, c, f = self.w.shape
+        dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
+        return col2im(dcol, self.x.shape, kh, kw, self.pads(self.x.shape), self.strides)
+
+
+class Dense(Layer):
+    """Fully connected layer followed by its activation (as a Keras Dense).
+
+    Parameters: w: (D, M), b: (M,).   x: (N, D) -> out: (N, M).
+        z = x @ w + b,  out = activation(z)
+        dz = activation'(dout);  dx = dz @ w.T;  dw = x.T @ dz;  db = sum of dz over N
+    """
+
+    def __init__(self, name, w, b=None, activation="relu"):
+        self.name, self.w = name, w
+        self.use_bias = b is not None
+        self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
+        self.activation_name = activation
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x):
+        self.x = np.asarray(x, dtype=self.w.dtype)
+        self.z = self.x @ self.w + self.b
+        return self.activation.forward(self.z)
+
+    @property
+    def weights(self):
+        return (self.w, self.b) if self.use_bias else (self.w,)
+
+    def backward(self, dout, options=PLAIN):
+        dz = self.activation_backward(dout, options)
+        if options.param_grads:
+            # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
+            self.dw = self.x.T @ dz
+            self.db = dz.sum(axis=0)
+        return dz @ self.w.T
+
+
+# --------------------------------------------------------------------------------------
+# Layers without parameters
+# --------------------------------------------------------------------------------------
+
+class MaxPool2D(Layer):
+    """Max-pool, as Keras' MaxPooling2D: windows of pool_size moved by strides (default:
+    the pool size), "valid" (windows that do not fit are dropped: an odd last row or column
+    of a 2x2 pool) or "same" (padded with -inf, which never wins).
+
+    x: (N, H, W, C) -> out: (N, H', W', C); VGG16: 2x2, stride 2, "valid": H' = H // 2.
+    out[n, i, j, c] = max over the window x[n, SH*i:SH*i+PH, SW*j:SW*j+PW, c]
+    dx: each window's gradient goes to ONE position, its first maximum in row-major order
+    (as TensorFlow does); overlapping windows add. After a ReLU many windows are all
+    zeros; splitting their gradient among the ties would change Grad-CAM's weights.
+    """
+
+    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid"):
+        self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
+        self.strides = tuple(strides or pool_size)
+
+    def _padded(self, x, fill):
+        """x with "same" padding of value ``fill``, and the output size (H', W')."""
+        ph, pw = self.pool_size
+        (top, bottom), (left, right) = window_padding(x.shape[1], x.shape[2], ph, pw,
+                                                      self.strides, self.padding)
+        if top or bottom or left or right:
+            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
+                       constant_values=fill)
+        out_h = (x.shape[1] - ph) // self.strides[0] + 1
+        out_w = (x.shape[2] - pw) // self.strides[1] + 1
+        return x, (top, left), (out_h, out_w)
+
+    def forward(self, x):
+        self.x = x
+        xp, _, (out_h, out_w) = self._padded(x, -np.inf)
+        views = [v for _, _, v in windows(xp, *self.pool_size, self.strides, out_h, out_w)]
+        self.out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(self.out, view, out=self.out)
+        return self.out
+
+    def backward(self, dout, options=PLAIN):
+        xp, (top, left), (out_h, out_w) = self._padded(self.x, -np.inf)
+        dxp = np.zeros(xp.shape, dtype=dout.dtype)
+        routed = np.zeros(self.out.shape, dtype=bool)  # windows whose max is found
+        offsets = windows(xp, *self.pool_size, self.strides, out_h, out_w)
+        grads = windows(dxp, *self.pool_size, self.strides, out_h, out_w)
+        for (_, _, view), (_, _, grad) in zip(offsets, grads):  # row-major window order
+            first = (view == self.out) & ~routed
+            grad += dout * first
+            routed |= first
+        h, w = self.x.shape[1:3]
+        return dxp[:, top:top + h, left:left + w]
+
+
+class Flatten(Layer):
+    """x: (N, H, W, C) -> out: (N, H*W*C), in channels-last (C fastest) order as Keras.
+
+    The classifier's first kernel expects exactly this order; dx = dout reshaped back.
+    """
+
+    def __init__(self, name="flatten"):
+        self.name = name
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout, options=PLAIN):
+        return dout.reshape(self.x_shape)

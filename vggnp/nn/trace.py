@@ -1,0 +1,105 @@
+"""What a forward and a backward pass do, layer by layer: shapes, im2col sizes, parameters,
+multiply-adds, time, and the path the backward takes (``--trace`` / ``trace=True``).
+
+    details = {}
+    grad_cam(model, x, details=details, trace=True)   # prints the tables below
+    python -m vggnp.cam IMG --trace                   # the same, on stderr
+    python -m vggnp.trace                             # the numbers of docs/math.md
+
+Counts come from the shapes alone: a conv layer with a (KH, KW, C, F) kernel and an
+(N, H', W', F) output does N*H'*W' * KH*KW*C*F multiply-adds (its im2col matrix is
+(N*H'*W', KH*KW*C), its kernel (KH*KW*C, F)); a dense layer (D, M) does N*D*M.
+"""
+
+import numpy as np
+
+from .layers import Conv2D, Dense
+
+
+def layer_facts(layer, output_shape):
+    """(parameters, multiply-adds, im2col matrix shape or None) of a layer's forward.
+    Parameters are the arrays in ``layer.weights``, as Keras counts them: no bias for
+    use_bias=False (vggnp's zero bias is bookkeeping), BatchNorm's moving statistics too."""
+    params = sum(w.size for w in layer.weights)
+    if isinstance(layer, Conv2D):
+        kh, kw, c, f = layer.w.shape
+        rows = int(np.prod(output_shape[:3]))
+        return params, rows * kh * kw * c * f, (rows, kh * kw * c)
+    if isinstance(layer, Dense):
+        d, m = layer.w.shape
+        return params, output_shape[0] * d * m, None
+    return params, 0, None
+
+
+def parameter_count(model):
+    """Every weight and bias of the model (VGG16: 138,357,544)."""
+    return sum(layer_facts(layer, (0, 0, 0, 0))[0] for layer in model.layers)
+
+
+def _shape(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def forward_table(rows, itemsize=4):
+    """rows: model.forward's trace. Returns the table as text, with totals."""
+    lines = [f"{'forward':<28}{'output':>16}{'im2col matrix':>22}{'params':>13}"
+             f"{'multiply-adds':>17}{'ms':>9}"]
+    total_params = total_madds = total_ms = 0
+    for row in rows:
+        params, madds, col = layer_facts(row["layer"], row["output"])
+        col_text = f"{_shape(col)} {col[0] * col[1] * itemsize / 2**20:.1f}MB" if col else ""
+        lines.append(f"{row['layer'].name:<28}{_shape(row['output']):>16}{col_text:>22}"
+                     f"{params:>13,}{madds:>17,}{row['ms']:>9.1f}")
+        total_params, total_madds, total_ms = (total_params + params, total_madds + madds,
+                                               total_ms + row["ms"])
+    lines.append(f"{'total':<28}{'':>16}{'':>22}{total_params:>13,}{total_madds:>17,}"
+                 f"{total_ms:>9.1f}")
+    return "\n".join(lines)
+
+
+def backward_table(rows, model):
+    """rows: model.backward's trace. The layers visited (gradient w.r.t. each one's input:
+    shape, L2 norm, time), then the layers the backward did not need."""
+    lines = [f"{'backward':<28}{'gradient':>16}{'norm':>13}{'ms':>9}"]
+    for row in rows:
+        lines.append(f"{row['layer'].name:<28}{_shape(row['gradient']):>16}"
+                     f"{row['norm']:>13.4g}{row['ms']:>9.1f}")
+    visited = {row["layer"].name for row in rows}
+    skipped = [name for name in model.names if name not in visited]
+    lines.append(f"visited {len(rows)} layers, skipped {len(skipped)}: "
+                 + (", ".join(skipped) if skipped else "none"))
+    return "\n".join(lines)
+
+
+def markdown_numbers(model):
+    """The numbers docs/math.md quotes, from a real forward pass of ``model`` (batch 1):
+    a Markdown table per layer, then the totals. The values do not depend on the weights."""
+    rows = []
+    model.forward(np.zeros((1, *model.input_size, 3), model.dtype), trace=rows)
+    lines = ["| layer | output | im2col matrix | parameters | multiply-adds |",
+             "|---|---|---|---|---|"]
+    largest = (0, None, None)
+    total_params = total_madds = 0
+    for row in rows:
+        params, madds, col = layer_facts(row["layer"], row["output"])
+        total_params, total_madds = total_params + params, total_madds + madds
+        if col and col[0] * col[1] > largest[0]:
+            largest = (col[0] * col[1], row["layer"].name, col)
+        col_text = f"{col[0]:,} x {col[1]:,}" if col else ""
+        lines.append(f"| {row['layer'].name} | {' x '.join(map(str, row['output'][1:]))} | "
+                     f"{col_text} | {params:,} | {madds:,} |")
+    size, name, col = largest
+    lines += ["", f"Total: {total_params:,} parameters ({total_params * 4 / 1e6:.1f} MB in "
+                  f"float32) and {total_madds:,} multiply-adds per {model.input_size[0]}x"
+                  f"{model.input_size[1]} image ({2 * total_madds / 1e9:.1f} GFLOP). The "
+                  f"largest im2col matrix is {name}'s, {col[0]:,} x {col[1]:,} = "
+                  f"{size * 4 / 2**20:.1f} MiB in float32: the fast path never builds it (nine "
+                  f"shifted GEMMs instead)."]
+    return "\n".join(lines)
+
+
+def print_trace(steps, model, itemsize=4, file=True):
+    """Print both tables of a traced run; steps = {"forward": rows, "backward": rows}.
+    file: True for stdout, or an open file (the CLI passes stderr)."""
+    print(forward_table(steps["forward"], itemsize), backward_table(steps["backward"], model),
+          sep="\n\n", file=None if file is True else file)

@@ -1,0 +1,100 @@
+"""The stream's workers: one thread per network replica, each explaining one batch at a time.
+
+Why not ``concurrent.futures.ThreadPoolExecutor``: its threads are not daemon threads, and
+the interpreter waits for them at exit, so a Ctrl-C during a long batch (Score-CAM: minutes)
+would hang the process until the batch ends; and each thread must own one replica of the
+network (its own layer caches) for its whole life. This pool hands out the same
+``concurrent.futures.Future`` objects, so the consumer waits on them as on an executor's.
+"""
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+
+from ..files.images import ImageError
+from ..methods.explain import explain
+
+
+class Workers:
+    """One daemon thread per model replica, each explaining one batch at a time.
+
+    Daemon threads: a process that ends (Ctrl-C) does not wait for a long batch under way
+    (it only computes; the files are written by the caller)."""
+
+    def __init__(self, models, method, options):
+        self._tasks = queue.Queue()
+        self._threads = [threading.Thread(target=self._serve, args=(model, method, options),
+                                          daemon=True) for model in models]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, batch):
+        """A Future of ``batch`` explained (its ImageResults filled in)."""
+        future = Future()
+        self._tasks.put((future, batch))
+        return future
+
+    def _serve(self, model, method, options):
+        while (task := self._tasks.get()) is not None:
+            future, batch = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(_explained(model, batch, method, options))
+                except BaseException as e:  # noqa: B036 - handed to the consumer's thread
+                    future.set_exception(e)
+
+    def close(self, wait):
+        """Cancel what has not started, and wait up to ``wait`` seconds for the batches
+        under way. Returns True if every thread has ended."""
+        while True:
+            try:
+                self._tasks.get_nowait()[0].cancel()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+
+def _explained(model, batch, method, options):
+    """The batch's results; if the batch as a whole raises, each image alone, so that
+    only the image at fault fails."""
+    try:  # Exception only: Ctrl-C and SIGTERM (BaseException) end the stream
+        _explain_batch(model, batch, method, options)
+    except Exception:
+        for item in batch:
+            try:
+                _explain_batch(model, [item], method, options)
+            except Exception as e:
+                item.error = e
+    return batch
+
+
+def _explain_batch(model, batch, method, options):
+    """Fill in the results of ``batch`` (ImageResults with their model inputs);
+    options: keyword arguments of ``explain``."""
+    details = {}
+    # An overflow (weights of a damaged model, a strange input) shows as non-finite
+    # scores below, said once per image, rather than as NumPy's RuntimeWarning lines
+    # (np.errstate holds for this thread only). result.empty says an empty map.
+    with np.errstate(all="ignore"):
+        maps, classes = explain(model, np.stack([item.x for item in batch]), method,
+                                details=details, warn_empty=False, **options)
+    for n, item in enumerate(batch):
+        if not (np.isfinite(details["probs"][n]).all() and np.isfinite(maps[n]).all()):
+            item.error = ImageError("the model's class scores for this image are not finite "
+                                    "(an overflow inside the network): the model's weights "
+                                    "are not those of a trained network, or the input is "
+                                    "far from what it was trained on")
+            continue
+        item.probs, item.class_index, item.map = details["probs"][n], int(classes[n]), maps[n]
+        item.empty = not maps[n].any()
+        for key in ("scorecam_skipped", "completeness", "raw"):
+            if key in details:
+                item.details[key] = details[key][n]
