@@ -153,13 +153,13 @@ def test_sanity_command(tmp_path):
     assert again.returncode == 1 and "exists" in again.stderr
 
 
-def test_readme_shows_what_the_command_prints(tmp_path):
-    """The README's sanity output is this command's, line for line (the image's path and
-    the figure's aside)."""
+def test_docs_show_what_the_command_prints(tmp_path):
+    """docs/trust.md's sanity output is this command's, line for line (the image's path
+    and the figure's aside)."""
     result = run_module("vggnp.sanity", SHAPES[2], "--model", MODEL_PATH, "--labels",
                         LABELS_PATH, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", "trust.md"), encoding="utf-8") as f:
         readme = f.read()
     block = readme.split("<!-- sanity-output")[1].split("```")[1].strip().splitlines()
     printed = result.stdout.strip().splitlines()

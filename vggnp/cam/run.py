@@ -13,7 +13,6 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 """
 
 import errno
-import io
 import os
 import signal
 import sys
@@ -24,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .args import needs_probabilities, parse_args
 from .image import failed, handle, tell
 from ..files.results import ResultsFile, already_done
-from .run_io import Progress, Report, expand_inputs, is_terminal
+from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal
 from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
@@ -154,7 +153,7 @@ def process(args, run, todo, failed_inputs):
     """Stream the images through the network; write each one's outputs in a second thread
     while the next batch runs; report each as it is done. Returns the exit code."""
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
-    out = RunState(report=Report(args.json), results=ResultsFile(args.out), progress=progress,
+    out = RunState(lines=StdoutLines(args.json), results=ResultsFile(args.out), progress=progress,
                    failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
                    trace=Tee(sys.stderr) if args.trace else None)
@@ -174,21 +173,36 @@ def process(args, run, todo, failed_inputs):
             for result in stream:
                 pending.append(handle(args, run, out, result, stems[result.index], writer))
                 finish(out, pending, keep=args.batch_size)
-                if out.report.broken or out.stop:
+                if out.lines.broken or out.stop:
                     break
         except KeyboardInterrupt:
             out.stop = EXIT_INTERRUPTED
         except Terminated:
             out.stop = EXIT_TERMINATED
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outputs under way finish
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            stream.close()
-            finish(out, pending, keep=0)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            close(stream, out, pending)
     if args.report:
         write_run_report(args, run, out, len(todo))
     return ending(args, out, len(todo))
+
+
+def close(stream, out, pending):
+    """After the last image or a stop: the outputs under way are finished with Ctrl-C and
+    SIGTERM ignored (the writer thread: a second at most), then the handlers are back to
+    what they were while the stream waits for its batches under way (up to its
+    close_wait): a second Ctrl-C there stops the wait, not the run's last lines."""
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        finish(out, pending, keep=0)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    try:
+        stream.close()
+    except KeyboardInterrupt:
+        out.stop = out.stop or EXIT_INTERRUPTED
+    except Terminated:
+        out.stop = out.stop or EXIT_TERMINATED
 
 
 def write_run_report(args, run, out, total):
@@ -220,26 +234,6 @@ def write_run_report(args, run, out, total):
     tell(out, f"vggnp.cam: report: {path}")
 
 
-class Tee:
-    """A text stream that writes to ``stream`` and keeps a copy (``text()``): --trace's
-    tables on stderr and in the report."""
-
-    def __init__(self, stream):
-        self._stream, self._copy = stream, io.StringIO()
-
-    def write(self, text):
-        self._copy.write(text)
-        if self._stream is not None:
-            self._stream.write(text)
-
-    def flush(self):
-        if self._stream is not None:
-            self._stream.flush()
-
-    def text(self):
-        return self._copy.getvalue()
-
-
 def workers(args, count):
     """Batches run at once: two (each with half the cores) when there is more than one
     batch to run, one otherwise, and one with --trace (two tables would interleave)."""
@@ -267,8 +261,8 @@ def finish(out, pending, keep):
             if not out.stop:
                 tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
             out.stop = out.stop or EXIT_OUTPUT
-        if "error" not in record or out.report.as_json:
-            out.report.image(record)
+        if "error" not in record or out.lines.as_json:
+            out.lines.image(record)
         out.progress.image_done(failed="error" in record)
 
 
@@ -285,7 +279,7 @@ def ending(args, out, total):
             f"{total} image(s) done (listed in {out.results.path})")
     if out.stop:
         return out.stop
-    if out.report.broken:
+    if out.lines.broken:
         say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} "
             f"image(s); the results are in {out.results.path}")
         return EXIT_STDOUT

@@ -5,6 +5,7 @@ noticed and reported once, and a closed stderr swallows messages rather than mov
 stdout.
 """
 
+import io
 import json
 import os
 import sys
@@ -54,7 +55,7 @@ def _folder_images(folder, recursive):
     return found, other
 
 
-class Report:
+class StdoutLines:
     """The results on stdout as they come: a few lines per image, or one JSON object per
     line. ``broken`` turns True when stdout is closed, a broken pipe or full."""
 
@@ -183,3 +184,23 @@ def is_terminal(stream):
         return stream is not None and stream.isatty()
     except (OSError, ValueError):
         return False
+
+
+class Tee:
+    """A text stream that writes to ``stream`` and keeps a copy (``text()``): --trace's
+    tables on stderr and in the report."""
+
+    def __init__(self, stream):
+        self._stream, self._copy = stream, io.StringIO()
+
+    def write(self, text):
+        self._copy.write(text)
+        if self._stream is not None:
+            self._stream.write(text)
+
+    def flush(self):
+        if self._stream is not None:
+            self._stream.flush()
+
+    def text(self):
+        return self._copy.getvalue()

@@ -36,13 +36,13 @@ class RunSettings:
 class RunState:
     """What the run has done so far, and where it says it.
 
-    report: the stdout lines (``run_io.Report``); results: the results file; progress:
+    lines: the stdout lines (``run_io.StdoutLines``); results: the results file; progress:
     the progress line; failed, written: counts; stop: the exit code that stops the run
     early, or None; debug: --debug; taken: output names given to this run's images;
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
     output must never replace one); trace: --trace's Tee, or None.
     """
-    report: object
+    lines: object
     results: object
     progress: object
     failed: int = 0

@@ -35,7 +35,7 @@ CLOSE_WAIT = 30  # seconds a closed stream waits for its batches under way (a Sc
 def explain_files(model, sources, method="gradcam", mode=None, layer=None,
                   class_index=None, target=None, batch_size=8, read_options=None,
                   progress=None, pixel_budget=PIXEL_BUDGET, hold_pictures=False, trace=False,
-                  method_options=None, workers=1):
+                  method_options=None, workers=1, close_wait=CLOSE_WAIT):
     """Yield one :class:`ImageResult` per item of ``sources`` (paths, PIL pictures or
     (H, W, 3) uint8 arrays; ``result.index`` is its position), a batch's results in input
     order as soon as the batch is done, failures to read as soon as found. With one
@@ -52,7 +52,9 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     own on a ``model.replica()`` (``model`` itself stays free for the caller), with the
     BLAS's threads shared out among them while the stream is open (a process-wide
     setting: threadpoolctl); the command line runs 2 on a folder, 1 on one batch.
-    ``progress`` is called from those threads.
+    ``progress`` is called from those threads. close_wait: seconds a closed stream waits
+    for the batches under way before it returns (the BLAS threads are given back if they
+    ended by then).
     EmptyMapWarning is not raised here: ``result.empty`` says it; integrated-gradients'
     completeness check is in ``result.details["completeness"]``.
     """
@@ -70,8 +72,10 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
                         hold_pictures)
     finally:
         reader.stop()
-        if pool.close(wait=CLOSE_WAIT):
-            blas.restore()  # never while a BLAS call may run in another thread
+        # Given back in this thread (set from a worker thread, the count stayed halved here) and
+        # only once no worker runs: never while a BLAS call may run in another thread.
+        if pool.close(wait=close_wait):
+            blas.restore()
 
 
 def _run(reader, pool, batch_size, batch_pixels, workers, hold):
