@@ -3,6 +3,7 @@ model, every method on both models, the weights restored, SSIM as scikit-image's
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -79,13 +80,15 @@ def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
 
 def test_every_method_on_the_full_size_vgg16(keras_files):
     """One step (predictions randomised) for every method on the full-size model with
-    random Keras weights -- Score-CAM alone costs 2 x 512 forward passes here; the whole
-    cascade of every method runs on the shapes model above -- and the model's predictions
-    are unchanged afterwards."""
+    random Keras weights -- the CAMs at block1_conv1, so that Score-CAM costs 2 x 64
+    forward passes, not 2 x 512 at block5_conv3 (the same code, 8x cheaper; the whole
+    cascade of every method runs on the shapes model above) -- and the model's
+    predictions are unchanged afterwards."""
     folder, x, _, _ = keras_files
     model = VGG16.load(folder / "keras1_official_layout.h5")
     before = model.predict(x[:1])
-    result = sanity_check(model, x[:1], METHODS, 0, depth=1, independent=False, **FAST)
+    result = sanity_check(model, x[:1], METHODS, 0, layer="block1_conv1", depth=1,
+                          independent=False, **FAST)
     assert [s["randomised"] for s in result["cascading"]] == [["predictions"]]
     assert all(method in step for step in result["cascading"] for method in METHODS)
     assert np.array_equal(model.predict(x[:1]), before)
@@ -153,9 +156,22 @@ def test_sanity_command(tmp_path):
     assert again.returncode == 1 and "exists" in again.stderr
 
 
+def same_but_rounding(shown, printed, tolerance=0.011):
+    """The lines are equal once their numbers are taken out, and each number is within
+    ``tolerance`` of the printed one: float32 sums round differently on other CPUs, and
+    the shapes' flat background has exact ties that rounding breaks (measured: one
+    saliency correlation 0.12 on one machine, 0.13 on another)."""
+    number = re.compile(r"-?\d+\.\d+")
+    assert [number.sub("#", line) for line in shown] == \
+        [number.sub("#", line) for line in printed]
+    pairs = [(float(a), float(b)) for s, p in zip(shown, printed)
+             for a, b in zip(number.findall(s), number.findall(p))]
+    assert pairs and all(abs(a - b) <= tolerance for a, b in pairs), pairs
+
+
 def test_docs_show_what_the_command_prints(tmp_path):
     """docs/trust.md's sanity output is this command's, line for line (the image's path
-    and the figure's aside)."""
+    and the figure's aside), each number to its second decimal (see same_but_rounding)."""
     result = run_module("vggnp.sanity", SHAPES[2], "--model", MODEL_PATH, "--labels",
                         LABELS_PATH, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -163,5 +179,5 @@ def test_docs_show_what_the_command_prints(tmp_path):
         readme = f.read()
     block = readme.split("<!-- sanity-output")[1].split("```")[1].strip().splitlines()
     printed = result.stdout.strip().splitlines()
-    assert block[2:] == printed[1:-1]
+    same_but_rounding(block[2:], printed[1:-1])
     assert block[1].split(": ", 1)[1] == printed[0].split(": ", 1)[1]
