@@ -10,6 +10,7 @@ import traceback
 
 import numpy as np
 
+import vggnp
 from vggnp import VGG16, WeightsError
 from vggnp.files.errors import InputError, said
 from vggnp.files.images import ImageError, read_image
@@ -18,6 +19,8 @@ from vggnp.models.keras_convnet import load_keras_model
 from vggnp.files.preprocess import model_input
 from vggnp.files.weights import read_vgg16_weights
 from vggnp.stream.batches import explain_files
+
+PACKAGE = os.path.dirname(os.path.abspath(vggnp.__file__))
 
 try:  # under pytest, and in the worker (tests/ on the path)
     from fuzz_seeds import CIRCLE, H5_INPUT
@@ -122,12 +125,14 @@ def _chain(error):
 def signature(error):
     """'Type at vggnp/file.py:line function (raised in lib/file.py:line function)'."""
     frames = traceback.extract_tb(error.__traceback__)
-    ours = [f for f in frames if f"{os.sep}vggnp{os.sep}" in f.filename]
+    # vggnp's own frames: those in the package's folder, wherever the clone is (a clone
+    # named vggnp has tests/ in a folder called vggnp too)
+    ours = [f for f in frames if os.path.abspath(f.filename).startswith(PACKAGE + os.sep)]
 
     def where(frame):
-        name = frame.filename
-        short = name[name.rindex(f"{os.sep}vggnp{os.sep}") + 1:] if frame in ours else \
-            "/".join(name.split(os.sep)[-2:])
+        name = os.path.abspath(frame.filename)
+        short = "vggnp/" + os.path.relpath(name, PACKAGE).replace(os.sep, "/") \
+            if frame in ours else "/".join(name.split(os.sep)[-2:])
         return f"{short}:{frame.lineno} {frame.name}"
     text = type(error).__name__
     if ours:
