@@ -16,6 +16,7 @@ from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
 from .files.errors import InputError
 from .files.labels import read_labels
+from .methods.gradcam import conv_layer
 from .models.vgg16 import VGG16
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -112,6 +113,16 @@ def load_model(model=None, weights=None, labels=None, preprocess=None):
             preprocess or network.default_preprocess, model
     path = weights or official_weights()
     return VGG16.load(path, need_top=True), classes(), preprocess or "vgg16", path
+
+
+def cam_layer(model, layer):
+    """--layer of a CAM: the conv layer given, or the model's last; ValueError with the
+    command line's one line if it is not a conv layer of the model."""
+    try:
+        return conv_layer(model, layer)
+    except ValueError:
+        raise ValueError("--layer must be a conv layer of the model: "
+                         + ", ".join(model.conv_names)) from None
 
 
 def find_class(text, table):

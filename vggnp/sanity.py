@@ -14,7 +14,7 @@ import os
 import sys
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  ArgumentParser, check_writable, fail, find_class, load_model, model_options,
+                  ArgumentParser, cam_layer, check_writable, fail, find_class, load_model, model_options,
                   command_line, file_ids, refuse_to_clobber, say, warnings_as_notes)
 from .methods.registry import METHODS
 from .files.download import DownloadError
@@ -101,11 +101,11 @@ def run(args):
                else find_class(args.class_, table))
     except ValueError as e:
         return _fail(EXIT_USAGE, f"--class: {e}")
-    layer = None if not any(METHODS[m].layer for m in args.methods) else \
-        (args.layer or model.last_conv)
-    if layer is not None and layer not in model.conv_names:
-        return _fail(EXIT_USAGE, f"--layer must be a conv layer of the model: "
-                                f"{', '.join(model.conv_names)}")
+    try:
+        layer = cam_layer(model, args.layer) if any(METHODS[m].layer for m in args.methods) \
+            else None
+    except ValueError as e:
+        return _fail(EXIT_USAGE, str(e))
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
                           independent=not args.no_independent,
                           progress=lambda k, n: say(f"vggnp.sanity: step {k}/{n}")

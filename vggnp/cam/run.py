@@ -28,7 +28,7 @@ from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
-                  check_writable, command_line, fail, file_ids, find_class, load_model, say,
+                  cam_layer, check_writable, command_line, fail, file_ids, find_class, load_model, say,
                   warnings_as_notes)
 from ..methods.registry import METHODS
 from ..files.download import DownloadError
@@ -131,12 +131,10 @@ def prepare(args, command):
     refusal = needs_probabilities(args, model)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))
-    layer = None  # the input methods have none
-    if METHODS[args.method].layer:
-        layer = args.layer or model.last_conv
-        if layer not in model.conv_names:
-            raise Stop(fail(EXIT_USAGE, "--layer must be a conv layer of the model: "
-                            + ", ".join(model.conv_names)))
+    try:  # the input methods have no layer
+        layer = cam_layer(model, args.layer) if METHODS[args.method].layer else None
+    except ValueError as e:
+        raise Stop(fail(EXIT_USAGE, str(e)))
     try:
         chosen_class = None if args.class_ is None else find_class(args.class_, table)
     except ValueError as e:

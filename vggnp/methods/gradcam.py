@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 
 from ..fast.batch_split import forward_keeping
-from ..nn.layers import Conv2D
 from ..nn.trace import print_trace
 
 
@@ -32,10 +31,12 @@ class EmptyMapWarning(RuntimeWarning):
 
 
 def conv_layer(model, layer=None):
-    """The name of the conv layer to explain: ``layer``, checked, or the model's last."""
+    """The name of the conv layer to explain: ``layer``, checked, or the model's last: the
+    one check of a CAM's layer (the commands say its ValueError as their --layer error)."""
     layer = layer or model.last_conv
-    if not isinstance(model.layer(layer), Conv2D):
-        raise ValueError(f"a CAM needs a conv layer, not {layer!r}")
+    if layer not in model.conv_names:
+        raise ValueError(f"a CAM needs a conv layer, not {layer!r}; the model's conv layers: "
+                         + ", ".join(model.conv_names))
     return layer
 
 
