@@ -153,9 +153,11 @@ def worker_tf(weights, repeats):
     return out
 
 
-def run_worker(kind, weights, repeats):
+def run_worker(kind, weights, repeats, extra_env=None):
+    """One worker process's measures (JSON); extra_env: more environment variables (the
+    GEMM switch of ``scripts.gemm_ab``)."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3")
+               TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
     result = subprocess.run([sys.executable, "-m", "scripts.bench", "--worker", kind,
                              "--weights", weights, "--repeats", str(repeats)],
                             capture_output=True, text=True, env=env, cwd=ROOT)

@@ -120,3 +120,15 @@ def test_float32_error_at_vgg16_widths(c, f):
                           - exact).max() / scale
         print(f"C={kernel.shape[2]} F={k}: correlate_same {fast:.2e}, im2col GEMM {one_gemm:.2e}")
         assert fast <= 5e-6
+
+
+def test_the_gemm_switch_and_its_name(monkeypatch):
+    """VGGNP_GEMM=numpy (scripts.gemm_ab's A/B switch) takes NumPy's way; gemm.path() says
+    which way runs (``python -m vggnp.trace --paths`` prints it)."""
+    from vggnp.fast import gemm
+    assert "ctypes" in gemm.path()
+    monkeypatch.setenv("VGGNP_GEMM", "numpy")
+    assert gemm.blas_functions() == {} and "out += a @ b" in gemm.path()
+    r = rng()
+    a, b, out = r.standard_normal((4, 3)), r.standard_normal((3, 2)), np.ones((4, 2))
+    np.testing.assert_allclose(matmul_add(a, b, out), 1 + a @ b, rtol=1e-12)

@@ -93,7 +93,11 @@ def _found_blas():
 def blas_functions():
     """{dtype: ctypes gemm} of NumPy's own OpenBLAS, found and checked on first use (not at
     import: loading a library is work an ``import vggnp`` should not do); {} where there
-    is none, and ``matmul_add`` then takes NumPy's ``out += a @ b``."""
+    is none, and ``matmul_add`` then takes NumPy's ``out += a @ b``. The environment
+    variable VGGNP_GEMM=numpy takes that way on purpose: the A/B switch of
+    ``python -m scripts.gemm_ab``."""
+    if os.environ.get("VGGNP_GEMM") == "numpy":
+        return {}
     return _found_blas()
 
 
