@@ -78,6 +78,15 @@ def small_model():
 
 
 @pytest.fixture(scope="session")
+def shapes_model():
+    """The committed shapes model (weights/), loaded once. Tests that change its weights
+    put them back (the sanity checks' ``randomised`` does, and asserts it)."""
+    from vggnp import load_keras_model
+    from helpers import MODEL_PATH
+    return load_keras_model(MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
 def vgg16_file(tmp_path_factory):
     """A full-size VGG16 with realistic random weights, in the official file's layout."""
     path = tmp_path_factory.mktemp("weights") / "vgg16.h5"

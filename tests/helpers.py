@@ -14,6 +14,16 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
+# What many tests share, said once: the committed shapes model (made by scripts/shapes.py),
+# its three example images, and the narrow VGG16 of the weight-file tests.
+MODEL_PATH = os.path.join(ROOT, "weights", "shapes_convnet.keras")
+LABELS_PATH = os.path.join(ROOT, "weights", "shapes_labels.txt")
+SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
+                                                                     "triangle")]
+MODEL = ["--model", MODEL_PATH, "--labels", LABELS_PATH]    # the command line's options
+NARROW_WIDTHS = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10))
+NARROW = dict(NARROW_WIDTHS, input_size=(64, 96))
+
 
 def run_module(module, *args, timeout=600):
     """``python -m module args...`` from the project root; the CompletedProcess, text

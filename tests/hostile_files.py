@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from corpus import PICTURE, jpeg_bytes
-from scripts.shapes import MODEL_PATH
+from helpers import MODEL_PATH
 
 
 # -- Images -----------------------------------------------------------------------------------
@@ -291,7 +291,6 @@ def _set(name, index, value):
     return edit
 
 
-NARROW = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10), input_size=(64, 96))  # its shapes
 H5_MUTANTS = {
     "weight_names-an-integer": lambda f: f["block1_conv1"].attrs.create("weight_names", 7),
     "weight-name-a-group": lambda f: replace_in_h5(

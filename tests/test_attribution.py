@@ -8,17 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import done_images, run_cam
+from helpers import LABELS_PATH, MODEL_PATH, SHAPES, done_images, run_cam
 from reference_check import dlogits, relative_to_max, use_tf_activations
-from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+
 from vggnp import VGG16
 from vggnp.methods.attribution import integrated_gradients, path_points, smooth_grad
 from vggnp.methods.explain import explain
 from vggnp.files.preprocess import preprocess
 from vggnp.keras_model import load_keras_model
-
-SHAPES = [os.path.join(ROOT, "examples", f"{name}.png")
-          for name in ("circle", "square", "triangle")]
 
 
 @pytest.fixture(scope="module")

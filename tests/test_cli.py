@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import done_images, outputs_in, run_cam
+from helpers import NARROW_WIDTHS, done_images, outputs_in, run_cam
 from kerasfiles import write_keras1_h5
 from vggnp.cam import run as cam
 from vggnp.files import download as dl
@@ -174,7 +174,6 @@ def _nan_copy(source, path):
         f["fc2/fc2_W_1:0"][5, 7] = np.nan
 
 
-NARROW = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10))
 BAD_WEIGHTS = {  # name -> (make(path, full-size file), what the message must say)
     "missing": (lambda p, full: None, "weights file not found"),
     "truncated": (lambda p, full: p.write_bytes(open(full, "rb").read(200_000)),
@@ -182,12 +181,12 @@ BAD_WEIGHTS = {  # name -> (make(path, full-size file), what the message must sa
     "html": (lambda p, full: p.write_text("<!DOCTYPE html><html>Sign in</html>"), "HTML page"),
     "nan": (lambda p, full: _nan_copy(full, p), "fc2 contains NaN"),
     "vgg19": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(
-        convs_per_block=(2, 2, 4, 4, 4), **NARROW)), "looks like VGG19"),
-    "notop": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(top=False, **NARROW)),
+        convs_per_block=(2, 2, 4, 4, 4), **NARROW_WIDTHS)), "looks like VGG19"),
+    "notop": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(top=False, **NARROW_WIDTHS)),
               "notop"),
-    "channels_first": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW),
+    "channels_first": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW_WIDTHS),
                                                        channels_first=True), "channels-first"),
-    "narrow": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW)),
+    "narrow": (lambda p, full: write_keras1_h5(p, random_vgg16_weights(**NARROW_WIDTHS)),
                "other widths"),
 }
 

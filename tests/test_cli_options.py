@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import done_images, run_cam
-from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+from helpers import LABELS_PATH, MODEL_PATH, ROOT, done_images, run_cam
 from vggnp.methods.explain import explain
 from vggnp.methods.registry import METHODS
 from vggnp.methods.gradcam import EmptyMapWarning

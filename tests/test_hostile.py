@@ -33,13 +33,12 @@ import numpy as np
 import pytest
 
 from corpus import bomb_png
-from helpers import ROOT, outputs_in, run_cam
-from hostile_files import (BOMBS, H5_MUTANTS, HUGE, KERAS_MUTANTS, METADATA, NARROW,
+from helpers import LABELS_PATH, MODEL_PATH, NARROW, ROOT, outputs_in, run_cam
+from hostile_files import (BOMBS, H5_MUTANTS, HUGE, KERAS_MUTANTS, METADATA,
                            demo_entries, edited_copy, gif_cut_after_second_descriptor,
                            jpeg_claiming, metadata_offsets, overflowing_model, write,
                            write_zip, zip_bomb)
 from kerasfiles import write_keras1_h5
-from scripts.shapes import LABELS_PATH, MODEL_PATH
 from vggnp.files.hdf5 import ModelError, WeightsError
 from vggnp.files.images import ImageError, read_image
 from vggnp.models.keras_convnet import load_keras_model

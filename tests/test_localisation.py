@@ -13,14 +13,8 @@ from scripts.shapes import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_S
                             chance_hit_rate, dataset, pointing_hit)
 from vggnp import grad_cam
 from vggnp.viz.boxes import box_from_map, iou
-from vggnp.keras_model import load_keras_model
 
 N = 300
-
-
-@pytest.fixture(scope="module")
-def shapes_model():
-    return load_keras_model(MODEL_PATH)
 
 
 @pytest.mark.slow  # in-process, but seconds: the full suite's

@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, reference_module, reference_program, run_cam, run_module
-from scripts.shapes import LABELS_PATH, MODEL_PATH
+from helpers import MODEL, ROOT, SHAPES, reference_module, reference_program, run_cam, run_module
+
 from vggnp.viz.report import REPORT_NAME, write_report
 
-SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
-                                                                      "triangle")]
-MODEL = ["--model", MODEL_PATH, "--labels", LABELS_PATH]
 HOSTILE = "<img src=x onerror=alert(1)>.png"
 IN_WINDOW_LOADED = ("Array.from(document.images).filter(i => i.getBoundingClientRect().top "
                     "< window.innerHeight).every(i => i.complete)")

@@ -9,27 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import reference_module, run_module
-from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT
+from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, reference_module, run_module
+
 from vggnp import VGG16
 from vggnp.methods.registry import METHODS
 from vggnp.files.preprocess import preprocess
-from vggnp.keras_model import load_keras_model
 from vggnp.methods.sanity_checks import randomised, sanity_check, ssim, weight_layers
 
-SHAPES = [os.path.join(ROOT, "examples", f"{name}.png")
-          for name in ("circle", "square", "triangle")]
 FAST = dict(steps=8, samples=8)  # integrated gradients' steps, smoothgrad's samples
 
 
 def shapes_input(path, model):
     picture = np.asarray(Image.open(path).convert("RGB"))[None]
     return preprocess(picture, model.default_preprocess)
-
-
-@pytest.fixture(scope="module")
-def shapes_model():
-    return load_keras_model(MODEL_PATH)
 
 
 def mean_similarity(model, method_pair, seeds=(0, 1)):

@@ -14,16 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, done_images, json_lines, outputs_in, run_cam
-from scripts.shapes import LABELS_PATH, MODEL_PATH
+from helpers import MODEL, MODEL_PATH, ROOT, SHAPES, done_images, json_lines, outputs_in, run_cam
+
 from vggnp.cam import image as cam_image, run as cam
 from vggnp.files.results import RESULTS_NAME
 from vggnp.files.outputs import TEMP_PREFIX, OutputExists, write_new
 
-SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
-                                                                      "triangle")]
 CAT = os.path.join(ROOT, "examples", "chelsea.jpg")
-MODEL = ["--model", MODEL_PATH, "--labels", LABELS_PATH]
 
 
 def copies(folder, sources, n):

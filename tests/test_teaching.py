@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import run_cam
-from scripts.shapes import MODEL_PATH, ROOT
+from helpers import MODEL_PATH, ROOT, run_cam
 from vggnp import VGG16, grad_cam
 from vggnp.nn import spec
 from vggnp import gradcheck

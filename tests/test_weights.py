@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from kerasfiles import write_keras1_h5, write_keras3_weights_h5
+from helpers import NARROW
 from vggnp import VGG16, WeightsError, read_vgg16_weights
 from vggnp.nn.random_init import random_vgg16_weights
 
-NARROW = dict(widths=(4, 4, 8, 8, 8), dense=(16, 16, 10), input_size=(64, 96))
 LOAD = dict(input_size=(64, 96), standard=False)
 
 
