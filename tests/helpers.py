@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -71,3 +72,12 @@ def done_images(text):
 def outputs_in(folder):
     """The files a run wrote into ``folder``, its results file left out."""
     return sorted(name for name in os.listdir(folder) if name != "vggnp-results.jsonl")
+
+
+def interruptible():
+    """A ``preexec_fn`` for a child that a test interrupts with Ctrl-C: SIGINT back to its
+    default. A process started with SIGINT ignored (a background job of a shell without
+    job control, as a CI script may run pytest) passes that on to its children, and
+    Python then leaves it ignored, as a Unix program should: the test's SIGINT would do
+    nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import MODEL, ROOT, SHAPES, reference_module, reference_program, run_cam, run_module
+from helpers import MODEL, ROOT, SHAPES, interruptible, reference_module, reference_program, run_cam, run_module
 
 from vggnp.viz.report import REPORT_NAME, write_report
 
@@ -267,7 +267,7 @@ def test_an_interrupted_run_writes_the_report_of_what_is_done(vgg16_file, tmp_pa
     run = subprocess.Popen([sys.executable, "-m", "vggnp.cam", *paths, "--weights", vgg16_file,
                             "--out", str(tmp_path / "out"), "--batch-size", "1", "--json",
                             "--report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, cwd=ROOT)
+                           text=True, cwd=ROOT, preexec_fn=interruptible)
     run.stdout.readline()  # one image done
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import MODEL, MODEL_PATH, ROOT, SHAPES, done_images, json_lines, outputs_in, run_cam
+from helpers import (MODEL, MODEL_PATH, ROOT, SHAPES, done_images, interruptible, json_lines,
+                     outputs_in, run_cam)
 
 from vggnp.cam import image as cam_image, run as cam
 from vggnp.files.results import RESULTS_NAME
@@ -73,7 +74,7 @@ def slow_run(tmp_path, n=12, *extra):
     return subprocess.Popen([sys.executable, "-m", "vggnp.cam", *paths, "--out",
                              str(tmp_path / "out"), "--batch-size", "1", "--json", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, preexec_fn=interruptible)
 
 
 def test_results_come_while_the_run_goes_on(vgg16_file, tmp_path):

@@ -89,7 +89,7 @@ def _run(reader, pool, batch_size, batch_pixels, workers, hold):
             pending.append(pool.submit(batch))
     batch = []
     for item in reader:
-        if item is None:  # the reader waits for pixels: run what has come so far
+        if item is Reader.WAITING:  # run what has come so far: the reader waits for pixels
             submit(batch)
             batch = []
         elif item.error is not None:

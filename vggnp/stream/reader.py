@@ -45,6 +45,7 @@ class Reader:
     """Reads and preprocesses the inputs in a thread, ``ahead`` at most waiting; iterate
     it for ImageResults carrying ``x`` (or ``error``)."""
 
+    WAITING = "the reader waits for pixels"  # what iterating yields then; never an image
     _END = object()
 
     def __init__(self, sources, model, mode, read_options, ahead, budget):
@@ -94,14 +95,17 @@ class Reader:
                 continue
 
     def __iter__(self):
-        """The items read, in order; None when none is ready because the reader waits for
-        the pixel budget (the consumer should then finish what it holds)."""
+        """The items read, in order; ``Reader.WAITING`` when none is ready because the
+        reader waits for the pixel budget (the consumer should then finish what it holds).
+        It polls (every 50 ms) rather than block: the pixels come back when the caller
+        releases its pictures, from any thread and at any time, and until then the
+        consumer must keep handing out the batches that finish."""
         while True:
             try:
                 item = self._queue.get(timeout=0.05)
             except queue.Empty:
                 if self._budget.waiting:
-                    yield None
+                    yield Reader.WAITING
                 continue
             if item is self._END:
                 return
