@@ -19,15 +19,19 @@ def numerical_gradient(f, x, dout, h=1e-5):
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        plus = np.sum(f(x) * dout)
-        x[i] = old - h
-        minus = np.sum(f(x) * dout)
-        x[i] = old
-        grad[i] = (plus - minus) / (2 * h)
+        grad[it.multi_index] = central_difference(f, x, it.multi_index, dout, h)
     return grad
+
+
+def central_difference(f, x, i, dout, h):
+    """<f(x + h e_i) - f(x - h e_i), dout> / (2h) for the index i of x (restored after)."""
+    old = x[i]
+    x[i] = old + h
+    plus = np.sum(f(x) * dout)
+    x[i] = old - h
+    minus = np.sum(f(x) * dout)
+    x[i] = old
+    return (plus - minus) / (2 * h)
 
 
 def sampled_numerical_gradient(f, x, dout, count, seed=0, h=1e-5):
@@ -37,15 +41,8 @@ def sampled_numerical_gradient(f, x, dout, count, seed=0, h=1e-5):
     ``analytic.flat[indices]``."""
     indices = np.random.default_rng(seed).choice(x.size, size=min(count, x.size),
                                                   replace=False)
-    estimates = np.empty(len(indices))
-    for k, i in enumerate(zip(*np.unravel_index(indices, x.shape))):
-        old = x[i]
-        x[i] = old + h
-        plus = np.sum(f(x) * dout)
-        x[i] = old - h
-        minus = np.sum(f(x) * dout)
-        x[i] = old
-        estimates[k] = (plus - minus) / (2 * h)
+    estimates = np.array([central_difference(f, x, i, dout, h)
+                          for i in zip(*np.unravel_index(indices, x.shape))])
     return indices, estimates
 
 
