@@ -15,7 +15,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # before TensorFlow is impo
 
 import numpy as np  # noqa: E402
 
-from scripts.tf_reference import build_keras_vgg16, reference  # noqa: E402
+from tests.tf_reference import build_keras_vgg16, reference  # noqa: E402
 from vggnp.nn.random_init import random_vgg16_weights  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "data")

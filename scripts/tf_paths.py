@@ -40,7 +40,7 @@ def tf_values(out):
     import keras
     import tensorflow as tf
 
-    from scripts.tf_reference import reference, set_weights, tf_grad_cam
+    from tests.tf_reference import reference, set_weights, tf_grad_cam
 
     model = keras.applications.VGG16(weights=None)
     set_weights(model, random_vgg16_weights(seed=0))

@@ -104,7 +104,7 @@ def keras_files(tf, tmp_path_factory, photos):
     import keras
     import tf_keras
 
-    from scripts.tf_reference import reference, set_weights
+    from tf_reference import reference, set_weights
 
     folder = tmp_path_factory.mktemp("keras_files")
     weights = random_vgg16_weights(seed=0)

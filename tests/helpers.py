@@ -13,12 +13,12 @@ import sys
 
 import pytest
 
+from shapes_data import LABELS_PATH, MODEL_PATH  # noqa: F401 - shared from here too
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 # What many tests share, said once: the committed shapes model (made by scripts/shapes.py),
 # its three example images, and the narrow VGG16 of the weight-file tests.
-MODEL_PATH = os.path.join(ROOT, "weights", "shapes_convnet.keras")
-LABELS_PATH = os.path.join(ROOT, "weights", "shapes_labels.txt")
 SHAPES = [os.path.join(ROOT, "examples", f"{name}.png") for name in ("circle", "square",
                                                                      "triangle")]
 MODEL = ["--model", MODEL_PATH, "--labels", LABELS_PATH]    # the command line's options

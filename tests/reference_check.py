@@ -1,4 +1,4 @@
-"""Compare vggnp with TensorFlow reference values (from scripts/tf_reference.py).
+"""Compare vggnp with TensorFlow reference values (from tests/tf_reference.py).
 
 Float32 rounding decides two things in a forward, differently in any two implementations
 (their sums run in other orders): which of a max-pool window's two largest values is

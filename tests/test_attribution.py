@@ -40,7 +40,7 @@ def test_integrated_gradients_and_smoothgrad_equal_tensorflow(tf, full_size):
     2.2e-2 and 2.0e-2 with the shifted-GEMM conv: each order of sums meets other ties."""
     import keras
 
-    from scripts.tf_reference import reference
+    from tf_reference import reference
     model, x, ref, keras_model = full_size
     image, c = x[0], int(ref["classes"][0])
     cases = {

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import done_images, run_module
 from reference_check import dlogits, relative_to_max, tf_rounding_choices, use_tf_activations
-from scripts.shapes import MODEL_PATH, TEST_SEED, dataset
+from shapes_data import MODEL_PATH, TEST_SEED, dataset
 from vggnp import VGG16
 from vggnp.methods.explain import explain, normalise, score_cam
 from vggnp.methods.registry import METHODS
@@ -243,7 +243,7 @@ def test_gradient_ascent_rises_and_is_deterministic():
 def test_every_method_from_the_cli(tmp_path, method):
     import os
 
-    from scripts.shapes import LABELS_PATH, ROOT
+    from shapes_data import LABELS_PATH, ROOT
     from PIL import Image
     image = os.path.join(ROOT, "examples", "square.png")
     result = run_module("vggnp.cam", "--model", MODEL_PATH, "--labels", LABELS_PATH, image,
@@ -263,7 +263,7 @@ def test_activation_grid_and_filters_cli(tmp_path):
     import os
 
     from PIL import Image
-    from scripts.shapes import ROOT
+    from shapes_data import ROOT
     image = os.path.join(ROOT, "examples", "circle.png")
     first_conv = load_keras_model(MODEL_PATH).conv_names[0]
     result = run_module("vggnp.activations", image, "--model", MODEL_PATH, "--layer", first_conv,

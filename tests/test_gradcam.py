@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from reference_check import relative_to_max, tf_rounding_choices
-from scripts.tf_reference import tf_grad_cam
+from tf_reference import tf_grad_cam
 from vggnp import VGG16, grad_cam
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

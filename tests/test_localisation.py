@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import done_images, run_cam
-from scripts.shapes import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_SEED,
+from shapes_data import (CLASSES, LABELS_PATH, MODEL_PATH, ROOT, SIZE, TEST_SEED,
                             chance_hit_rate, dataset, pointing_hit)
 from vggnp import grad_cam
 from vggnp.viz.boxes import box_from_map, iou

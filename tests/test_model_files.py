@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from reference_check import relative_to_max
-from scripts.keras_convnets import INPUT_SHAPES, build, tf_grad_cam
+from keras_convnets import INPUT_SHAPES, build, tf_grad_cam
 from vggnp import grad_cam
 from vggnp.keras_model import ModelError, load_keras_model
 from vggnp.files.preprocess import preprocess

@@ -127,7 +127,7 @@ def test_diagnose_suggests_the_counterfactual_when_all_evidence_is_against():
 
 
 def test_trace_and_diagnose_from_the_cli(tmp_path):
-    from scripts.shapes import LABELS_PATH
+    from shapes_data import LABELS_PATH
     result = run_cam(os.path.join(ROOT, "examples", "circle.png"), "--model", MODEL_PATH,
                      "--labels", LABELS_PATH, "--out", str(tmp_path), "--trace", "--diagnose",
                      "--json")
