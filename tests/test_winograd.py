@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) (``vggnp/winograd.py``) against the im2col reference: the same
+"""Winograd F(2x2, 3x3) (``vggnp/fast/winograd.py``) against the im2col reference: the same
 sum to float64 rounding, and within float32 rounding of the float64 result at VGG16's
 layer shapes (channels as VGG16's, images smaller)."""
 

@@ -1,4 +1,4 @@
-"""out += a @ b in place: the one matrix product NumPy cannot do, for ``fast_conv``.
+"""out += a @ b in place: the one matrix product NumPy cannot do, for ``direct_conv``.
 
 BLAS computes ``C = alpha * A @ B + beta * C``; NumPy's ``@`` always uses beta = 0 (it can
 only overwrite), so summing nine products into one output block would need a temporary

@@ -13,7 +13,7 @@ each of the 16 positions (xi, nu) becomes one matrix product over all tiles at o
 so the work is 16 GEMMs of (tiles x C) @ (C x F), 16 * C * F multiplies per tile of 4
 outputs = 4 per output and channel pair, against 9 for the direct sum: 2.25x fewer. The
 transforms are additions only (B and A hold 0 and +-1; G's halves are applied once, when
-the kernel is loaded). ``tests/test_winograd.py`` holds it to ``fast_conv.correlate_same``
+the kernel is loaded). ``tests/test_winograd.py`` holds it to ``direct_conv.correlate_same``
 within float32 rounding.
 """
 
@@ -68,7 +68,7 @@ def winograd_same(x, u, buffers=None):
 
     x: (N, H, W, C), u: (16, C, F) from :func:`kernel_transform` -> z: (N, H, W, F).
     H and W even (every VGG16 layer's are); tiles of 2x2 outputs read 4x4 inputs of the
-    zero-padded image, two apart. buffers: a workspace dict (as ``fast_conv``'s) for the
+    zero-padded image, two apart. buffers: a workspace dict (as ``direct_conv``'s) for the
     padded input and the two tile arrays, so that no call faults in fresh memory.
     """
     buffers = {} if buffers is None else buffers

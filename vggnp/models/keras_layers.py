@@ -32,7 +32,7 @@ def _pair(value):
 def build_layer(kind, cfg, arrays, workspace, path):
     """One vggnp layer from a Keras layer's class name and config (checked by
     ``model_config.check_layer``) and its weight arrays (checked against the config's
-    shapes by ``model_files``): ``arrays[name]``."""
+    shapes by ``keras_convnet``): ``arrays[name]``."""
     name = cfg["name"]
     weights = arrays[name]
     if kind == "Conv2D":

@@ -1,4 +1,4 @@
-"""The other layers a Keras convnet may hold (``files/model_files.py`` builds them): the
+"""The other layers a Keras convnet may hold (``vggnp/models/keras_layers.py`` builds them): the
 same contract as ``layers.py`` (``forward(x)``, ``backward(dout, options)``, the
 ``BackwardPass`` given by the network), with shapes and formulas in each docstring. VGG16 itself needs none.
 """

@@ -1,0 +1,2 @@
+"""Many images in bounded memory: a reader thread, batches, worker threads on network
+replicas (``explain_files``)."""

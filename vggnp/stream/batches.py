@@ -41,7 +41,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     order as soon as the batch is done, failures to read as soon as found. With one
     worker that is input order; with two, a small batch may overtake a larger one.
 
-    model, method, layer, class_index, target: as :func:`vggnp.explain.explain`; mode: the
+    model, method, layer, class_index, target: as :func:`vggnp.methods.explain.explain`; mode: the
     preprocessing (``files.preprocess.preprocess``; default: the model's own
     ``default_preprocess``, as the command line chooses); read_options: keyword arguments of
     ``files.images.read_image`` (background, max_pixels, allow_truncated); progress:

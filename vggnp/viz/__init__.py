@@ -1,0 +1,1 @@
+"""Pixels, apart from the math: colour maps and overlays, boxes, the HTML report."""
