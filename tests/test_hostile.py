@@ -300,3 +300,22 @@ def test_run_time_overflow_fails_the_image_cleanly(tmp_path):
     lines = [line for line in result.stderr.splitlines() if GOOD_IMAGES[0] in line]
     assert len(lines) == 1 and "not finite" in lines[0], result.stderr
     assert outputs_in(tmp_path / "out") == []  # no meaningless overlay
+
+
+def test_a_flipped_byte_inside_the_stored_weights_is_refused_by_its_crc(tmp_path):
+    """#27: Keras stores model.weights.h5 uncompressed and vggnp reads it in place; one
+    byte flipped in its middle must fail the zip's CRC-32 (as Keras' load_model does),
+    not load a slightly different model."""
+    import struct
+    import zipfile
+    from vggnp.files.errors import InputError
+    info = zipfile.ZipFile(MODEL_PATH).getinfo("model.weights.h5")
+    assert info.compress_type == zipfile.ZIP_STORED
+    data = bytearray(open(MODEL_PATH, "rb").read())
+    names, extra = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    data[info.header_offset + 30 + names + extra + info.file_size // 2] ^= 0xFF
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(bytes(data))
+    load_keras_model(MODEL_PATH)  # the original loads
+    with pytest.raises(InputError, match="Bad CRC-32 for file 'model.weights.h5'"):
+        load_keras_model(str(damaged))

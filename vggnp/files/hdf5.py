@@ -166,12 +166,27 @@ def _member(archive, info, path, stack):
         start = info.header_offset + 30 + names + extra
         if start + info.file_size > os.fstat(raw.fileno()).st_size:
             raise zipfile.BadZipFile(f"{info.filename} runs past the end of the file")
-        return _Window(raw, start, info.file_size), start
+        window = _Window(raw, start, info.file_size)
+        _check_crc(window, info)
+        return window, start
     copy = stack.enter_context(tempfile.TemporaryFile())
     with archive.open(info) as member:
         shutil.copyfileobj(member, copy, 1 << 20)
     copy.seek(0)
     return copy, None
+
+
+def _check_crc(window, info):
+    """The member's CRC-32 against the zip directory's, as zipfile (and Keras' load_model)
+    check it when they read a member: read in place, a damaged member would otherwise be
+    taken as it is (one flipped byte in the weights, a slightly wrong model). About 0.3 s
+    for VGG16's 553 MB, from the page cache."""
+    crc = 0
+    while block := window.read(1 << 22):
+        crc = zlib.crc32(block, crc)
+    window.seek(0)
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
 
 
 class _Window(io.RawIOBase):
