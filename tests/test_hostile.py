@@ -319,3 +319,28 @@ def test_a_flipped_byte_inside_the_stored_weights_is_refused_by_its_crc(tmp_path
     load_keras_model(MODEL_PATH)  # the original loads
     with pytest.raises(InputError, match="Bad CRC-32 for file 'model.weights.h5'"):
         load_keras_model(str(damaged))
+
+
+@pytest.mark.parametrize("text, names", [
+    ('{\n  "circle": 0,\n  "square": 1,\n  "triangle": 2\n}\n', ["circle", "square", "triangle"]),
+    ('{"triangle": 2, "circle": 0, "square": 1}', ["circle", "square", "triangle"]),
+    ('["circle", "square", "triangle"]', ["circle", "square", "triangle"]),
+    ("\ufeffcircle\nsquare\ntriangle\n", ["circle", "square", "triangle"]),
+])
+def test_labels_json_and_a_byte_order_mark(tmp_path, text, names):
+    """#27: Keras' class_indices written one entry per line is JSON, not three names like
+    '"triangle": 2}'; a UTF-8 byte-order mark is not part of the first name."""
+    from vggnp.files.labels import read_labels
+    path = tmp_path / "labels.json"
+    path.write_text(text, encoding="utf-8")
+    assert read_labels(str(path), 3) == names
+
+
+@pytest.mark.parametrize("text", ['{"circle": 0, "square": 0, "triangle": 1}',
+                                  '{"circle": "0"}', '[1, 2, 3]', '{"circle": 0,', '[' * 100000])
+def test_labels_json_that_is_neither_list_nor_class_indices_is_refused(tmp_path, text):
+    from vggnp.files.labels import LabelsError, read_labels
+    path = tmp_path / "labels.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LabelsError, match="--labels .*JSON"):
+        read_labels(str(path), 3)
