@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from .args import needs_probabilities, parse_args
 from .image import failed, handle, tell
 from ..files.results import ResultsFile, already_done
-from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal
+from .run_report import nothing_to_do, write_run_report
+from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
@@ -34,7 +35,7 @@ from ..methods.registry import METHODS
 from ..files.download import DownloadError
 from ..files.errors import InputError
 from ..files.outputs import remove_stale_temps
-from ..viz.report import INLINE_LIMIT, write_report
+from ..viz.report import INLINE_LIMIT
 from ..stream.batches import PIXEL_BUDGET, explain_files
 from ..fast.threads import cores
 
@@ -71,7 +72,7 @@ def main(argv=None):
     try:
         todo, failed_inputs = plan(args)        # output folder, inputs, --resume
         if not todo:
-            return EXIT_SOME_FAILED if failed_inputs else EXIT_OK
+            return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs)
         run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
         return process(args, run, todo, failed_inputs)        # read, explain, write, report
     except Stop as stop:
@@ -92,6 +93,10 @@ def plan(args):
         check_writable(args.out)
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}"))
+    try:
+        ResultsFile(args.out).check()
+    except OSError as e:
+        raise Stop(fail(EXIT_OUTPUT, f"cannot use the output folder {args.out}: {e.strerror}"))
     removed = remove_stale_temps(args.out)
     if removed:
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
@@ -103,7 +108,7 @@ def plan(args):
         fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
              + ("" if args.recursive else " (--recursive also searches its subfolders)"))
     if args.report_inline:  # the report shows the folder's earlier images too
-        held = {r["path"] for r in ResultsFile(args.out).records()}
+        held = {r["path"] for r in read_results(args.out).records()}
         held |= {os.path.abspath(path) for path in paths}
         if len(held) > INLINE_LIMIT:
             raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: "
@@ -112,7 +117,7 @@ def plan(args):
                             "links the pictures"))
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
-        done = ResultsFile(args.out).done()
+        done = read_results(args.out).done()
         todo = [(path, stem) for path, stem in todo if not already_done(path, done)]
         say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
             "done, skipped")
@@ -151,7 +156,7 @@ def process(args, run, todo, failed_inputs):
     """Stream the images through the network; write each one's outputs in a second thread
     while the next batch runs; report each as it is done. Returns the exit code."""
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
-    out = RunState(lines=StdoutLines(args.json), results=ResultsFile(args.out), progress=progress,
+    out = RunState(lines=StdoutLines(args.json), results=read_results(args.out), progress=progress,
                    failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
                    trace=Tee(sys.stderr) if args.trace else None)
@@ -201,35 +206,6 @@ def close(stream, out, pending):
         out.stop = out.stop or EXIT_INTERRUPTED
     except Terminated:
         out.stop = out.stop or EXIT_TERMINATED
-
-
-def write_run_report(args, run, out, total):
-    """<out>/report.html of every image the results file lists (this run's and earlier
-    ones'); said in one line. Written after an interrupt too: it shows what is done."""
-    try:
-        size = f"{os.path.getsize(run.weights_path) / 1e6:.1f} MB"
-    except OSError as e:  # the file went away during the run
-        size = e.strerror
-    rows = [("command", run.command), ("model", f"{run.weights_path} ({size})"),
-            ("method", args.method), ("layer", run.layer or "(the input)"),
-            ("target", run.target), ("started", time.strftime("%Y-%m-%d %H:%M:%S",
-                                                              time.localtime(run.began))),
-            ("wall time", f"{time.time() - run.began:.1f} s"),
-            ("this run", f"{out.written} of {total} image(s) written, {out.failed} failed")]
-    try:
-        path = write_report(args.out, out.results.records(), {
-            "title": "vggnp report", "rows": rows,
-            "trace": out.trace.text() if out.trace else None}, inline=args.report_inline)
-    except OSError as e:
-        tell(out, f"vggnp.cam: cannot write the report in {args.out}: {e}")
-        out.stop = out.stop or EXIT_OUTPUT
-        return
-    except Exception as e:  # noqa: BLE001 - a record we did not foresee: say it in one line
-        tell(out, f"vggnp.cam: the report was not written: internal error "
-                  f"({type(e).__name__}: {e}); please report it")
-        out.stop = out.stop or EXIT_SOME_FAILED
-        return
-    tell(out, f"vggnp.cam: report: {path}")
 
 
 def workers(args, count):

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 
+from ..cli import say
+from ..files.results import ResultsFile
 from .outputs import method_title
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif",
@@ -204,3 +206,19 @@ class Tee:
 
     def text(self):
         return self._copy.getvalue()
+
+
+class SaidResults(ResultsFile):
+    """The results file, whose lines that are not vggnp's records are counted on stderr."""
+
+    def records(self):
+        found = super().records()
+        if self.skipped:
+            say(f"vggnp.cam: note: skipped {self.skipped} line(s) of {self.path} that are not "
+                "vggnp's records (damaged or edited)")
+        return found
+
+
+def read_results(folder):
+    """The results file of ``folder``, to read (see ``SaidResults``)."""
+    return SaidResults(folder)

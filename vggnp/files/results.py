@@ -6,8 +6,10 @@ is there. An input counts as done by its last record without an error: a later r
 failed (say, because the outputs existed) does not undo it (:func:`last_successes`).
 """
 
+import errno
 import json
 import os
+import stat
 
 RESULTS_NAME = "vggnp-results.jsonl"
 
@@ -26,43 +28,141 @@ def file_stamp(path):
         return None, None
 
 
+MAX_LINE_BYTES = 1 << 20  # a record is a few KB (curves, every method's outputs)
+
+
+def _number(v):
+    return type(v) in (int, float)
+
+
+def _strings(v):
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+def _entry(v):
+    """A class entry: {"index", "wnid", "name", "score"}, each optional."""
+    return isinstance(v, dict) and type(v.get("index", 0)) is int \
+        and all(isinstance(v.get(k, ""), str) for k in ("wnid", "name")) \
+        and _number(v.get("score", 0.0))
+
+
+# The fields a record may hold, each with its check: what --resume and the report read is
+# only ever what passed these (a record vggnp did not write may hold anything).
+FIELDS = {
+    "image": lambda v: isinstance(v, str), "path": lambda v: isinstance(v, str),
+    "size": lambda v: v is None or type(v) is int,
+    "mtime_ns": lambda v: v is None or type(v) is int,
+    "error": lambda v: isinstance(v, str),
+    "outputs": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(p, str)
+                                                     for k, p in v.items()),
+    "top": lambda v: isinstance(v, list) and all(_entry(e) for e in v),
+    "class": _entry, "method": lambda v: isinstance(v, str),
+    "layer": lambda v: isinstance(v, str), "target": lambda v: isinstance(v, str),
+    "empty": lambda v: isinstance(v, bool), "model": lambda v: isinstance(v, str),
+    "notes": _strings,
+    "completeness": lambda v: isinstance(v, dict) and all(
+        _number(v.get(k)) for k in ("attribution_sum", "score_difference", "relative_error")),
+    "diagnose": lambda v: isinstance(v, dict) and _strings(v.get("lines"))
+    and isinstance(v.get("suggestion"), str),
+    "deletion_auc": _number, "insertion_auc": _number,
+    "deletion_curve": lambda v: isinstance(v, list) and all(_number(x) for x in v),
+    "insertion_curve": lambda v: isinstance(v, list) and all(_number(x) for x in v),
+    "box": lambda v: v is None or (isinstance(v, list) and len(v) == 4
+                                   and all(_number(x) for x in v)),
+    "scale": lambda v: isinstance(v, dict) and _number(v.get("max"))
+    and isinstance(v.get("units"), str),
+}
+REQUIRED = ("image", "path")
+
+
+def valid_record(record):
+    """True if ``record`` is a results record as vggnp writes them: a dict with "image" and
+    "path", every field it has of the right type (``FIELDS``), no other field; a success
+    (no "error") also has its "outputs", "class" and "top"."""
+    if not isinstance(record, dict) or not all(k in record for k in REQUIRED):
+        return False
+    if not all(k in FIELDS and FIELDS[k](v) for k, v in record.items()):
+        return False
+    return "error" in record or all(k in record for k in ("outputs", "class", "top"))
+
+
 class ResultsFile:
     """``<out>/vggnp-results.jsonl``: one JSON line per image, appended and flushed as each
-    is done, so that it always lists what is on disk (a line is written after its outputs)."""
+    is done, so that it always lists what is on disk (a line is written after its outputs).
+
+    Read as untrusted input: only a regular file (no FIFO, device or symbolic link), a line
+    at most MAX_LINE_BYTES, each record checked (``valid_record``); what fails is skipped
+    and counted in ``skipped``. Appended as a ledger: a line cut by a crash is ended before
+    the next record, and each record is on disk (fsync) before the run says it is done."""
 
     def __init__(self, folder):
         self.path = os.path.join(folder, RESULTS_NAME)
+        self.skipped = 0
+
+    def check(self):
+        """Refuse (OSError with a reason) a results file that is not a regular file."""
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{self.path} is not a regular file (a link, FIFO or "
+                                        "device); move it away")
 
     def records(self):
-        """Every whole line, in order (a line cut by a crash is skipped); [] if none."""
-        records = []
+        """Every valid record, in order; [] if there is no file (see the class)."""
+        records, self.skipped = [], 0
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(record, dict) and isinstance(record.get("path"), str):
-                        records.append(record)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return []
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                record = _parsed(line) if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES \
+                    else None
+                while len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    line = f.readline(MAX_LINE_BYTES + 1)  # the rest of an over-long line
+                if valid_record(record):
+                    records.append(record)
+                elif line.strip():
+                    self.skipped += 1
         return records
 
     def done(self):
         """{absolute input path: record} of the images a run finished: the last success of
         each path (:func:`last_successes`), if every output it lists is present."""
         return {path: r for path, r in last_successes(self.records()).items()
-                if all(os.path.exists(p) for p in r.get("outputs", {}).values())}
+                if all(os.path.exists(p) for p in r["outputs"].values())}
 
     def append(self, record):
+        """Add ``record`` as one line; on disk when this returns. OSError if it cannot be."""
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        # One write of one line with O_APPEND: concurrent runs do not interleave lines.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                     | os.O_NONBLOCK, 0o666)
         try:
-            os.write(fd, line.encode("utf-8", "backslashreplace"))
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, f"{self.path} is not a regular file")
+            # A last line cut by a crash is ended first, in the same write: one write of
+            # one line with O_APPEND, so concurrent runs do not interleave lines.
+            if info.st_size and os.pread(fd, 1, info.st_size - 1) != b"\n":
+                line = "\n" + line
+            data = line.encode("utf-8", "backslashreplace")
+            while data:  # a short write (a file size limit) raises on the next one
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _parsed(line):
+    """The JSON object of one line, or None (not JSON, too deep, not UTF-8)."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
 
 
 def already_done(path, done):

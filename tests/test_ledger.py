@@ -1,0 +1,86 @@
+"""#27: the results file is a ledger that vggnp reads back as untrusted input: a line cut
+by a crash does not swallow the next record, records of the wrong shape are skipped and
+counted, and a FIFO or a symbolic link in its place is refused, never followed or hung on."""
+
+import json
+import os
+
+import pytest
+
+from helpers import LABELS_PATH, MODEL_PATH, SHAPES, run_cam
+from vggnp.cam import run as cam
+from vggnp.files.results import RESULTS_NAME, ResultsFile, valid_record
+
+ARGS = ["--model", MODEL_PATH, "--labels", LABELS_PATH, "--quiet"]
+
+
+def lines_of(folder):
+    with open(os.path.join(folder, RESULTS_NAME), encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def test_a_cut_last_line_does_not_swallow_the_next_record(tmp_path):
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    with open(out / RESULTS_NAME, "a", encoding="utf-8") as f:
+        f.write('{"image": "cut by a crash", "pa')  # no newline: a record cut mid-write
+    assert cam.main([SHAPES[1], *ARGS, "--out", str(out)]) == 0
+    lines = lines_of(out)
+    assert len(lines) == 3 and lines[1].endswith('"pa')
+    records = ResultsFile(str(out)).records()
+    assert [os.path.basename(r["image"]) for r in records] == ["circle.png", "square.png"]
+
+
+@pytest.mark.parametrize("junk", [
+    '{"image": "a", "path": "/a", "outputs": []}', '{"overlay": null}', '"x"', "[" * 100000,
+    '{"image": "a", "path": "/a", "outputs": {"overlay": null}, "class": {}, "top": []}',
+    '{"image": "a", "path": "/a", "error": "x", "box": "1,2"}', "x" * (2 << 20)])
+def test_junk_records_are_skipped_and_counted(tmp_path, capsys, junk):
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    with open(out / RESULTS_NAME, "a", encoding="utf-8") as f:
+        f.write(junk + "\n")
+    capsys.readouterr()
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--resume", "--report"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "skipped 1 line(s)" in err and "1 of 1 image(s) already done" in err
+    assert os.path.isfile(out / "report.html")
+
+
+def test_valid_record_checks_every_field():
+    good = {"image": "a.png", "path": "/a.png", "size": 3, "mtime_ns": 4,
+            "outputs": {"overlay": "/o.jpg"}, "class": {"index": 1, "name": "cat"},
+            "top": [{"index": 1, "name": "cat", "score": 0.5}], "box": [1, 2, 3, 4]}
+    assert valid_record(good) and valid_record({"image": "a", "path": "/a", "error": "bad"})
+    for key, value in [("size", "3"), ("box", [1, 2]), ("outputs", {"overlay": None}),
+                       ("top", [{"score": "high"}]), ("unknown", 1), ("class", [])]:
+        assert not valid_record({**good, key: value}), key
+    assert not valid_record({k: v for k, v in good.items() if k != "outputs"})
+
+
+def test_a_fifo_in_its_place_is_refused_without_hanging(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / RESULTS_NAME)
+    for extra in ([], ["--resume"], ["--report"]):
+        result = run_cam(SHAPES[0], *ARGS, "--out", str(out), *extra, timeout=60)
+        assert result.returncode == 4 and "is not a regular file" in result.stderr, extra
+        assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_symlink_in_its_place_is_refused_not_followed(tmp_path, capsys):
+    out, target = tmp_path / "out", tmp_path / "elsewhere.txt"
+    out.mkdir()
+    target.write_text("someone's file\n")
+    os.symlink(target, out / RESULTS_NAME)
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 4
+    assert target.read_text() == "someone's file\n"
+    assert "is not a regular file" in capsys.readouterr().err
+
+
+def test_each_record_is_one_whole_line(tmp_path):
+    results = ResultsFile(str(tmp_path))
+    results.append({"image": "a\nb", "path": "/a"})
+    results.append({"image": "c", "path": "/c", "error": "x"})
+    assert [json.loads(line)["image"] for line in lines_of(tmp_path)] == ["a\nb", "c"]
