@@ -84,3 +84,21 @@ def test_each_record_is_one_whole_line(tmp_path):
     results.append({"image": "a\nb", "path": "/a"})
     results.append({"image": "c", "path": "/c", "error": "x"})
     assert [json.loads(line)["image"] for line in lines_of(tmp_path)] == ["a\nb", "c"]
+
+
+@pytest.mark.parametrize("name", [".vggnp-tmp-99999999999999999999999-x.jpg",
+                                  ".vggnp-tmp-\u00b2-x.jpg", ".vggnp-tmp-0-x.jpg",
+                                  ".vggnp-tmp--x.jpg"])
+def test_planted_temporary_names_neither_crash_nor_stay(tmp_path, name):
+    """#27.10: a temporary name no vggnp process could have made is not ours to keep: a
+    pid too large or zero names no live writer (removed), one not in ASCII digits is not a
+    temporary of ours (left); a folder of such a name is left alone; the run goes on."""
+    from vggnp.files.outputs import remove_stale_temps
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_bytes(b"x")
+    (out / (name + ".d")).mkdir()
+    ours = name.split("-")[2].isascii() and name.split("-")[2].isdigit()
+    assert remove_stale_temps(str(out)) == (1 if ours else 0)
+    assert (out / (name + ".d")).is_dir()
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0

@@ -13,6 +13,7 @@ like any other program's files, and no temporary file left behind for long.
 import errno
 import functools
 import os
+import stat
 import tempfile
 import threading
 
@@ -93,7 +94,9 @@ def _link(tmp, path):
 
 def remove_stale_temps(folder):
     """Delete the temporary files in ``folder`` left by vggnp processes that have died
-    (``kill -9``, a power cut). Returns how many were deleted."""
+    (``kill -9``, a power cut). Returns how many were deleted. Only regular files are
+    ours (a folder of that name is left alone); a name whose process id could not be a
+    process (0, or too large, or not ASCII digits) names no live writer."""
     removed = 0
     try:
         names = os.listdir(folder)
@@ -103,23 +106,33 @@ def remove_stale_temps(folder):
         pid = _writer(name)
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
+        path = os.path.join(folder, name)
         try:
-            os.unlink(os.path.join(folder, name))
-            removed += 1
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+                removed += 1
         except OSError:
             pass  # gone already, or not ours to delete
     return removed
 
 
+MAX_PID = 1 << 22  # Linux's largest pid_max
+
+
 def _writer(name):
-    """The process id in a temporary file's name, or None if it is not one of ours."""
+    """The process id in a temporary file's name (-1 for one no process can have), or None
+    if it is not one of ours."""
     if not name.startswith(TEMP_PREFIX):
         return None
     pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
-    return int(pid) if pid.isdigit() else None
+    if not (pid.isascii() and pid.isdigit()):
+        return None
+    return int(pid) if 0 < len(pid) <= 7 and 0 < int(pid) <= MAX_PID else -1
 
 
 def _alive(pid):
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
