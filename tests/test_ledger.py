@@ -4,10 +4,12 @@ counted, and a FIFO or a symbolic link in its place is refused, never followed o
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from helpers import LABELS_PATH, MODEL_PATH, SHAPES, run_cam
+from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, run_cam
 from vggnp.cam import run as cam
 from vggnp.files.results import RESULTS_NAME, ResultsFile, valid_record
 
@@ -102,3 +104,21 @@ def test_planted_temporary_names_neither_crash_nor_stay(tmp_path, name):
     assert remove_stale_temps(str(out)) == (1 if ours else 0)
     assert (out / (name + ".d")).is_dir()
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+
+
+def test_an_endless_line_on_stdin_fails_alone(tmp_path):
+    """#27.12: ``- < /dev/zero`` is one line that never ends: refused at PATH_MAX, with
+    the paths before it still run; no MemoryError, no hang."""
+    out = tmp_path / "out"
+    with open("/dev/zero", "rb") as zero:
+        result = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *ARGS, "--out",
+                                 str(out)], stdin=zero, capture_output=True, text=True,
+                                timeout=120, cwd=ROOT)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == ["vggnp.cam: -: line 1 of stdin is longer than 4096 "
+                                          "bytes, not a file name; the rest of stdin is not "
+                                          "read"]
+    data = (SHAPES[0] + "\n").encode() + b"x" * 10000 + b"\n" + (SHAPES[1] + "\n").encode()
+    result = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *ARGS, "--out", str(out)],
+                            input=data, capture_output=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 1 and len(os.listdir(out)) == 2  # one overlay, the results

@@ -101,12 +101,14 @@ def plan(args):
     if removed:
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
             "run that was killed")
-    paths, skipped, empty = expand_inputs(args.images, args.recursive)
+    paths, skipped, empty, refused = expand_inputs(args.images, args.recursive)
     if skipped:
         say(f"vggnp.cam: note: skipped {skipped} file(s) in the folders that are not images")
     for folder in empty:
         fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
              + ("" if args.recursive else " (--recursive also searches its subfolders)"))
+    for reason in refused:
+        fail(EXIT_SOME_FAILED, reason)
     if args.report_inline:  # the report shows the folder's earlier images too
         held = {r["path"] for r in read_results(args.out).records()}
         held |= {os.path.abspath(path) for path in paths}
@@ -122,8 +124,8 @@ def plan(args):
         say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
             "done, skipped")
     elif not paths:
-        raise Stop(EXIT_SOME_FAILED if empty else fail(EXIT_SOME_FAILED, "no images to explain"))
-    return todo, len(empty)
+        raise Stop(EXIT_SOME_FAILED if empty or refused else fail(EXIT_SOME_FAILED, "no images to explain"))
+    return todo, len(empty) + len(refused)
 
 
 def prepare(args, command):

@@ -6,6 +6,7 @@ stdout.
 """
 
 import io
+import itertools
 import json
 import os
 import sys
@@ -24,14 +25,13 @@ def expand_inputs(items, recursive=False, stdin=None):
     """The image paths named by ``items``: files as given (whatever their name), the image
     files of a folder (sorted; its subfolders too with ``recursive``), and for ``-`` one
     path per line of stdin. Returns (paths, files skipped in folders as not images, the
-    folders that hold no image)."""
-    paths, skipped, empty = [], 0, []
+    folders that hold no image, why a list on stdin was cut short)."""
+    paths, skipped, empty, refused = [], 0, [], []
     for item in items:
         if item == "-":  # bytes, decoded as file names are: any name on disk comes through
-            source = stdin or sys.stdin
-            data = source.buffer.read() if hasattr(source, "buffer") else \
-                (source.read().encode() if source else b"")
-            paths += [os.fsdecode(line) for line in data.split(b"\n") if line.strip()]
+            found, problem = stdin_paths(stdin or sys.stdin)
+            paths += found
+            refused += [problem] if problem else []
         elif os.path.isdir(item):
             found, other = _folder_images(item, recursive)
             paths += found
@@ -40,7 +40,27 @@ def expand_inputs(items, recursive=False, stdin=None):
                 empty.append(item)
         else:
             paths.append(item)  # a missing or odd file says why when it is read
-    return paths, skipped, empty
+    return paths, skipped, empty, refused
+
+
+PATH_MAX = 4096  # Linux's; a longer line cannot name a file
+
+
+def stdin_paths(source):
+    """The paths on ``source``, one a line, and None, or, at a line longer than PATH_MAX
+    bytes (``- < /dev/zero``), the paths before it and why the rest is not read."""
+    raw = source.buffer if hasattr(source, "buffer") else None
+    paths = []
+    for number in itertools.count(1):
+        line = raw.readline(PATH_MAX + 1) if raw else \
+            (source.readline(PATH_MAX + 1).encode() if source else b"")
+        if not line:
+            return paths, None
+        if len(line.rstrip(b"\n")) > PATH_MAX:
+            return paths, (f"-: line {number} of stdin is longer than {PATH_MAX} bytes, not "
+                           "a file name; the rest of stdin is not read")
+        if line.strip():
+            paths.append(os.fsdecode(line.rstrip(b"\n")))
 
 
 def _folder_images(folder, recursive):
