@@ -6,7 +6,7 @@ and an extra pass per product. This module calls the very BLAS NumPy uses, with 
 through ``ctypes``:
 - the same library, so its threads are NumPy's (a second OpenBLAS, such as SciPy's, keeps
   its own threads spinning after each call; measured: the two fought over the two cores,
-  block1_conv1 10 -> 44 ms after the dense layers, see ``../shared/NOTES.md``);
+  block1_conv1 10 -> 44 ms after the dense layers, docs/speed.md);
 - ctypes releases the GIL during the call, as NumPy does, so the stream's two worker
   threads multiply at the same time (SciPy's BLAS wrappers hold the GIL: two threads took
   as long as one after the other).
