@@ -179,8 +179,8 @@ def _member(archive, info, path, stack):
 def _check_crc(window, info):
     """The member's CRC-32 against the zip directory's, as zipfile (and Keras' load_model)
     check it when they read a member: read in place, a damaged member would otherwise be
-    taken as it is (one flipped byte in the weights, a slightly wrong model). About 0.3 s
-    for VGG16's 553 MB, from the page cache."""
+    taken as it is (one flipped byte in the weights, a slightly wrong model). zlib.crc32
+    took 0.19 s over 553 MB (VGG16's weights) here, on top of reading them once more."""
     crc = 0
     while block := window.read(1 << 22):
         crc = zlib.crc32(block, crc)
