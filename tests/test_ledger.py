@@ -122,3 +122,26 @@ def test_an_endless_line_on_stdin_fails_alone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *ARGS, "--out", str(out)],
                             input=data, capture_output=True, timeout=120, cwd=ROOT)
     assert result.returncode == 1 and len(os.listdir(out)) == 2  # one overlay, the results
+
+
+def test_output_stems_are_the_first_free_numbers_in_linear_time():
+    """#27.11: the names are what the quadratic search gave (the first free ``_n``), for
+    repeats, an input already named like a numbered stem, and other extensions; 100,000
+    equal names are planned in a fraction of a second (scripts/names_bench.py times it)."""
+    from vggnp.cam.outputs import output_stems
+
+    def first_free(paths):  # the old search, the reference
+        stems, taken = [], set()
+        for path in paths:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            unique, n = stem, 2
+            while unique in taken:
+                unique, n = f"{stem}_{n}", n + 1
+            taken.add(unique)
+            stems.append(unique)
+        return stems
+    paths = ["a/cat.jpg", "b/cat.jpg", "cat_2.png", "c/cat.png", "cat_3.jpg", "d/cat.jpg",
+             "cat_2_2.jpg", "e/cat_2.jpg", "dog.jpg", "f/cat.jpg"]
+    assert output_stems(paths) == first_free(paths)
+    many = [f"d{i}/img.png" for i in range(100000)]
+    assert len(set(output_stems(many))) == 100000

@@ -16,29 +16,36 @@ def output_stems(paths):
     """'<image stem>' for each input, made unique among the inputs before any work starts:
     a/cat.jpg and b/cat.jpg (or the same file twice, or cat.jpg and cat.png) give 'cat'
     and 'cat_2', so no output of this run overwrites another."""
-    stems, taken = [], set()
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        unique, n = stem, 2
-        while unique in taken:
-            unique, n = f"{stem}_{n}", n + 1
-        taken.add(unique)
-        stems.append(unique)
-    return stems
+    taken = UniqueNames()
+    return [taken.claim(os.path.splitext(os.path.basename(path))[0]) for path in paths]
+
+
+class UniqueNames:
+    """Names handed out once each: ``name``, then ``name_2``, ``name_3``... (the first
+    free one). Each name keeps the number it got to, so n equal names cost n steps, not
+    n^2 / 2 (20,000 identical stems took 67 s that way: #27)."""
+
+    def __init__(self):
+        self._used, self._next = set(), {}
+
+    def claim(self, name):
+        unique, n = name, self._next.get(name, 2)
+        while unique in self._used:
+            unique, n = f"{name}_{n}", n + 1
+        self._next[name] = n
+        self._used.add(unique)
+        return unique
 
 
 def output_paths(args, stem, class_name, taken=None):
     """{"overlay": path, ["panel": path], ["heatmap": path]} for one image, absolute (the
-    results file is read again from anywhere). taken: the bases used so far in this run,
-    updated: "photo" + "sea_lion" and "photo_sea" + "lion" get distinct names."""
+    results file is read again from anywhere). taken: the run's ``UniqueNames`` of output
+    bases, or None: "photo" + "sea_lion" and "photo_sea" + "lion" get distinct names."""
     safe_name = re.sub(r"[^\w.-]", "_", class_name)  # a --labels name may hold / or spaces
     suffix = "cam" if args.method == "gradcam" else args.method
-    folder, name = os.path.abspath(args.out), f"{stem}_{safe_name}_{suffix}"
-    base, n = os.path.join(folder, name), 2
-    while taken is not None and base in taken:
-        base, n = os.path.join(folder, f"{name}_{n}"), n + 1
+    base = os.path.join(os.path.abspath(args.out), f"{stem}_{safe_name}_{suffix}")
     if taken is not None:
-        taken.add(base)
+        base = taken.claim(base)
     written = {"overlay": f"{base}.{args.format}"}
     if args.panel:
         written["panel"] = f"{base}_panel.{args.format}"

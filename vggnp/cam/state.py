@@ -5,6 +5,7 @@ and resolved before the first image (``RunSettings``), and what it has done so f
 from dataclasses import dataclass, field
 
 from ..nn.network import Network
+from .outputs import UniqueNames
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class RunState:
 
     lines: the stdout lines (``run_io.StdoutLines``); results: the results file; progress:
     the progress line; failed, written: counts; stop: the exit code that stops the run
-    early, or None; debug: --debug; taken: output names given to this run's images;
+    early, or None; debug: --debug; taken: output names given to this run's images
+    (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
     output must never replace one); trace: --trace's Tee, or None.
     """
@@ -49,7 +51,7 @@ class RunState:
     written: int = 0
     stop: int = None
     debug: bool = False
-    taken: set = field(default_factory=set)
+    taken: UniqueNames = field(default_factory=UniqueNames)
     scale: dict = field(default_factory=dict)
     inputs: set = field(default_factory=set)
     trace: object = None
