@@ -145,3 +145,39 @@ def test_output_stems_are_the_first_free_numbers_in_linear_time():
     assert output_stems(paths) == first_free(paths)
     many = [f"d{i}/img.png" for i in range(100000)]
     assert len(set(output_stems(many))) == 100000
+
+
+def test_review_findings_on_hostile_records(tmp_path, capsys):
+    """Records that passed the first checks but broke the report or --resume: a method this
+    version does not know, half of --metric's fields, a lone surrogate, a success without
+    its input's stamp (a missing input would count as done), an over-long line; and
+    --report-inline embeds only regular files inside the folder, never a FIFO or
+    /etc/hostname."""
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    good = json.loads(lines_of(out)[0])
+    bad = [dict(good, method="renamed-method", empty=True),
+           dict(good, deletion_curve=[0.5]),
+           dict(good, image="\ud800"),
+           dict(good, path=SHAPES[1], size=None, mtime_ns=None),
+           dict(good, outputs={"overlay": str(out / "fifo"), "thumbnail": "/etc/hostname"})]
+    os.mkfifo(out / "fifo")
+    with open(out / RESULTS_NAME, "a", encoding="utf-8") as f:
+        for record in bad:
+            f.write(json.dumps(record) + "\n")
+        f.write("x" * (1 << 20) + "\n")
+    assert not valid_record(bad[1]) and not valid_record(bad[2]) and not valid_record(bad[3])
+    capsys.readouterr()
+    code = cam.main([SHAPES[0], SHAPES[1], *ARGS, "--out", str(out), "--resume", "--report",
+                     "--report-inline"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err and "internal error" not in err, err
+    assert err.count("skipped 4 line(s)") == 1  # one note, however often the file is read
+    assert "1 of 2 image(s) already done" in err  # the forged stamp-less success is not
+    assert (out / "report.html").is_file()
+    from vggnp.viz.report import _inline_bytes
+    overlay = good["outputs"]["overlay"]
+    assert _inline_bytes(overlay, str(out)) == open(overlay, "rb").read()
+    for elsewhere in (str(out / "fifo"), "/etc/hostname", "/dev/zero",
+                      str(out / ".." / "out" / ".." / "elsewhere.txt")):
+        assert _inline_bytes(elsewhere, str(out)) is None, elsewhere

@@ -80,7 +80,7 @@ def parser():
                    help="your own Keras convnet instead of VGG16: a model.save() file "
                         "(.keras, or .h5 from Keras 2 or 3)")
     p.add_argument("--labels", metavar="FILE",
-                   help="with --model: class names, one per line (a single sigmoid output "
+                   help="with --model: class names, one per line or JSON (a single sigmoid output "
                         "has two: class 0, then class 1); default class_0, class_1, ...")
     p.add_argument("--preprocess", choices=PREPROCESS_MODES,
                    help="input scaling the model was trained with: vgg16 (Keras caffe mode; "

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .args import needs_probabilities, parse_args
 from .image import failed, handle, tell
-from ..files.results import ResultsFile, already_done
+from ..files.results import already_done
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import output_stems
@@ -70,11 +70,13 @@ def main(argv=None):
     warnings_as_notes("vggnp.cam")
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        todo, failed_inputs = plan(args)        # output folder, inputs, --resume
+        results = read_results(args.out)        # one reader: one note of lines skipped
+        todo, failed_inputs = plan(args, results)   # output folder, inputs, --resume
         if not todo:
-            return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs)
+            return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs,
+                                 results)
         run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
-        return process(args, run, todo, failed_inputs)        # read, explain, write, report
+        return process(args, run, todo, failed_inputs, results)  # read, explain, write
     except Stop as stop:
         return stop.code
     except KeyboardInterrupt:
@@ -85,7 +87,7 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, previous)
 
 
-def plan(args):
+def plan(args, results):
     """Check --out, clean what a killed run left there, list the inputs and drop those
     --resume finds done. Returns ([(path, output stem)], the number of inputs that failed
     already: folders with no image)."""
@@ -94,7 +96,7 @@ def plan(args):
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}"))
     try:
-        ResultsFile(args.out).check()
+        results.check()
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot use the output folder {args.out}: {e.strerror}"))
     removed = remove_stale_temps(args.out)
@@ -110,7 +112,7 @@ def plan(args):
     for reason in refused:
         fail(EXIT_SOME_FAILED, reason)
     if args.report_inline:  # the report shows the folder's earlier images too
-        held = {r["path"] for r in read_results(args.out).records()}
+        held = {r["path"] for r in results.records()}
         held |= {os.path.abspath(path) for path in paths}
         if len(held) > INLINE_LIMIT:
             raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: "
@@ -119,7 +121,7 @@ def plan(args):
                             "links the pictures"))
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
-        done = read_results(args.out).done()
+        done = results.done()
         todo = [(path, stem) for path, stem in todo if not already_done(path, done)]
         say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
             "done, skipped")
@@ -154,11 +156,11 @@ def prepare(args, command):
                        chosen_class=chosen_class, began=time.time(), command=command)
 
 
-def process(args, run, todo, failed_inputs):
+def process(args, run, todo, failed_inputs, results):
     """Stream the images through the network; write each one's outputs in a second thread
     while the next batch runs; report each as it is done. Returns the exit code."""
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
-    out = RunState(lines=StdoutLines(args.json), results=read_results(args.out), progress=progress,
+    out = RunState(lines=StdoutLines(args.json), results=results, progress=progress,
                    failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
                    trace=Tee(sys.stderr) if args.trace else None)

@@ -29,7 +29,7 @@ def expand_inputs(items, recursive=False, stdin=None):
     paths, skipped, empty, refused = [], 0, [], []
     for item in items:
         if item == "-":  # bytes, decoded as file names are: any name on disk comes through
-            found, problem = stdin_paths(stdin or sys.stdin)
+            found, problem = stdin_paths(stdin or sys.stdin.buffer)
             paths += found
             refused += [problem] if problem else []
         elif os.path.isdir(item):
@@ -47,13 +47,12 @@ PATH_MAX = 4096  # Linux's; a longer line cannot name a file
 
 
 def stdin_paths(source):
-    """The paths on ``source``, one a line, and None, or, at a line longer than PATH_MAX
-    bytes (``- < /dev/zero``), the paths before it and why the rest is not read."""
-    raw = source.buffer if hasattr(source, "buffer") else None
+    """The paths on ``source`` (a binary stream: bytes, decoded as file names are), one a
+    line, and None, or, at a line longer than PATH_MAX bytes (``- < /dev/zero``), the paths
+    before it and why the rest is not read."""
     paths = []
     for number in itertools.count(1):
-        line = raw.readline(PATH_MAX + 1) if raw else \
-            (source.readline(PATH_MAX + 1).encode() if source else b"")
+        line = source.readline(PATH_MAX + 1)
         if not line:
             return paths, None
         if len(line.rstrip(b"\n")) > PATH_MAX:
@@ -231,9 +230,12 @@ class Tee:
 class SaidResults(ResultsFile):
     """The results file, whose lines that are not vggnp's records are counted on stderr."""
 
+    said = False
+
     def records(self):
         found = super().records()
-        if self.skipped:
+        if self.skipped and not self.said:  # one note a run, however often it is read
+            self.said = True
             say(f"vggnp.cam: note: skipped {self.skipped} line(s) of {self.path} that are not "
                 "vggnp's records (damaged or edited)")
         return found

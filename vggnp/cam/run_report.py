@@ -8,14 +8,14 @@ import time
 from ..cli import EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED
 from ..viz.report import write_report
 from .image import tell
-from .run_io import Progress, StdoutLines, read_results
+from .run_io import Progress, StdoutLines
 from .state import RunState
 
 
-def nothing_to_do(args, command, failed_inputs):
+def nothing_to_do(args, command, failed_inputs, results):
     """A run with no image left to explain (--resume of a finished folder): its report
     still written, as asked. Returns the exit code."""
-    out = RunState(lines=StdoutLines(args.json), results=read_results(args.out),
+    out = RunState(lines=StdoutLines(args.json), results=results,
                    progress=Progress(0, False))
     if args.report:
         write_report_of(args, out, [("command", command),

@@ -33,7 +33,7 @@ def read_labels(path, n):
     if text.lstrip().startswith(("{", "[")):
         names = json_labels(text, path)
     else:
-        names = [line.strip() for line in text.splitlines() if line.strip()]
+        names = [line.strip() for line in text.split("\n") if line.strip()]  # not \f, \x85...
     if len(names) != n:
         raise LabelsError(f"--labels {path}: has {len(names)} names, the model has {n} "
                           "classes" + (" (one sigmoid unit: class 0, then class 1)" if n == 2

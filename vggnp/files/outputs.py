@@ -95,8 +95,8 @@ def _link(tmp, path):
 def remove_stale_temps(folder):
     """Delete the temporary files in ``folder`` left by vggnp processes that have died
     (``kill -9``, a power cut). Returns how many were deleted. Only regular files are
-    ours (a folder of that name is left alone); a name whose process id could not be a
-    process (0, or too large, or not ASCII digits) names no live writer."""
+    ours (a folder of that name is left alone); a process id no process can have (0, or
+    too large) names no live writer: removed; one not in ASCII digits is not ours: left."""
     removed = 0
     try:
         names = os.listdir(folder)

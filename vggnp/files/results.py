@@ -35,6 +35,17 @@ def _number(v):
     return type(v) in (int, float)
 
 
+def _text(v):
+    """A string that can be written back out (no lone surrogate from a JSON escape)."""
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _strings(v):
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
@@ -49,11 +60,11 @@ def _entry(v):
 # The fields a record may hold, each with its check: what --resume and the report read is
 # only ever what passed these (a record vggnp did not write may hold anything).
 FIELDS = {
-    "image": lambda v: isinstance(v, str), "path": lambda v: isinstance(v, str),
+    "image": _text, "path": _text,
     "size": lambda v: v is None or type(v) is int,
     "mtime_ns": lambda v: v is None or type(v) is int,
     "error": lambda v: isinstance(v, str),
-    "outputs": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(p, str)
+    "outputs": lambda v: isinstance(v, dict) and all(_text(k) and _text(p)
                                                      for k, p in v.items()),
     "top": lambda v: isinstance(v, list) and all(_entry(e) for e in v),
     "class": _entry, "method": lambda v: isinstance(v, str),
@@ -73,17 +84,24 @@ FIELDS = {
     and isinstance(v.get("units"), str),
 }
 REQUIRED = ("image", "path")
+FAITHFULNESS = ("deletion_auc", "insertion_auc", "deletion_curve", "insertion_curve")
 
 
 def valid_record(record):
     """True if ``record`` is a results record as vggnp writes them: a dict with "image" and
     "path", every field it has of the right type (``FIELDS``), no other field; a success
-    (no "error") also has its "outputs", "class" and "top"."""
+    (no "error") also has its "outputs" (an "overlay" among them), "class", "top" and the
+    input's integer "size" and "mtime_ns" (what --resume compares)."""
     if not isinstance(record, dict) or not all(k in record for k in REQUIRED):
         return False
     if not all(k in FIELDS and FIELDS[k](v) for k, v in record.items()):
         return False
-    return "error" in record or all(k in record for k in ("outputs", "class", "top"))
+    if len({k in record for k in FAITHFULNESS}) > 1:  # --metric's four, or none of them
+        return False
+    return "error" in record or (all(k in record for k in ("outputs", "class", "top"))
+                                 and "overlay" in record["outputs"]
+                                 and type(record.get("size")) is int
+                                 and type(record.get("mtime_ns")) is int)
 
 
 class ResultsFile:
@@ -120,13 +138,13 @@ class ResultsFile:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return []
             while line := f.readline(MAX_LINE_BYTES + 1):
-                record = _parsed(line) if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES \
-                    else None
+                overlong = len(line) > MAX_LINE_BYTES
+                record = None if overlong else _parsed(line)
                 while len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
                     line = f.readline(MAX_LINE_BYTES + 1)  # the rest of an over-long line
                 if valid_record(record):
                     records.append(record)
-                elif line.strip():
+                elif overlong or line.strip():
                     self.skipped += 1
         return records
 

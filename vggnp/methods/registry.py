@@ -53,7 +53,8 @@ _ALL = [
     Method("xgradcam", "Fu et al. 2020", layer=True, raw_units=True),
     Method("layercam", "Jiang et al. 2021", layer=True, raw_units=True),
     Method("scorecam", "Wang et al. 2020", layer=True, targets=("softmax",), backward="none",
-           cost="one forward pass per live channel of the layer (up to 513 on VGG16)",
+           cost="one forward pass, then one per live channel of the layer (up to 512 more at "
+                "VGG16's block5_conv3)",
            why_target="Score-CAM weighs channels by the class probability of masked images, "
                       "with no gradient"),
     Method("eigencam", "Muhammad & Yeasin 2020", layer=True, targets=("none",),
@@ -63,7 +64,7 @@ _ALL = [
     Method("guided-backprop", "Springenberg et al. 2015", layer=False, output="image",
            signed="raw"),
     Method("guided-gradcam", "Selvaraju et al. 2017", layer=True, output="image",
-           signed="raw", cost="one forward and two backward passes"),
+           signed="raw", cost="two forward and two backward passes"),
     Method("counterfactual", "Selvaraju et al. 2017, sec. 5.3", layer=True, raw_units=True),
     Method("saliency", "Simonyan et al. 2014", layer=False),
     Method("integrated-gradients", "Sundararajan et al. 2017", layer=False, backward="many",

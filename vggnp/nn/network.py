@@ -22,8 +22,8 @@ from .layers import BackwardPass, Conv2D
 class Network:
     """A chain of named layers: forward to any layer, backward between any two.
 
-    layers: :class:`vggnp.layers.Layer` objects (``name``, ``forward(x)``,
-    ``backward(dout)``). input_size: (H, W) of the images; channels: their C.
+    layers: :class:`vggnp.nn.layers.Layer` objects (``name``, ``forward(x)``,
+    ``backward(dout, options)``). input_size: (H, W) of the images; channels: their C.
     batch_split: the layer up to which a batch runs one image at a time (see
     ``vggnp.fast.batch_split.forward_keeping``), or None: where one image's activations stop filling
     the CPU's cache (VGG16: block4_pool).

@@ -22,11 +22,13 @@ import html
 import json
 import math
 import os
+import stat
 from importlib import resources
 from urllib.parse import quote
 
 from ..methods.attribution import completeness_warning
 from ..methods.explain import empty_map_message
+from ..methods.registry import METHODS
 from ..files.outputs import write_new
 from ..files.results import last_successes
 
@@ -100,7 +102,7 @@ def image_entry(record, folder, inline=False):
 def warnings_of(record):
     """The warnings the command line said about this image, as sentences."""
     found = []
-    if record.get("empty"):
+    if record.get("empty") and record.get("method") in METHODS:  # a method of this version
         shown_class = record.get("class", {})
         found.append(empty_map_message(record.get("method"), f"{shown_class.get('name')} "
                                        f"({shown_class.get('index')})", record.get("layer")))
@@ -125,14 +127,34 @@ def _link(path, folder, inline):
     if not path:
         return None
     if inline:
-        try:
-            with open(path, "rb") as f:
-                data = base64.b64encode(f.read()).decode("ascii")
-        except OSError:
+        data = _inline_bytes(path, folder)
+        if data is None:
             return None
+        data = base64.b64encode(data).decode("ascii")
         mime = MIME.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
         return f"data:{mime};base64,{data}"
     return quote(os.fsencode(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))))
+
+
+MAX_INLINE_BYTES = 64 << 20  # a picture of vggnp's is a few MB at most
+
+
+def _inline_bytes(path, folder):
+    """The bytes of an output to embed (--report-inline), or None: only a regular file
+    inside ``folder`` (a record may name any path: never a FIFO, a device, a link or a
+    file elsewhere on the machine), at most MAX_INLINE_BYTES."""
+    try:
+        real, home = os.path.realpath(path), os.path.realpath(folder)
+        if os.path.commonpath([real, home]) != home:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except (OSError, ValueError):
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INLINE_BYTES:
+            return None
+        return f.read(MAX_INLINE_BYTES + 1)
 
 
 def shown_text(value):
