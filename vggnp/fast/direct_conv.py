@@ -1,7 +1,7 @@
 """The fast convolution: the same sum as ``im2col(x) @ W``, without unfolding the windows.
 
-``layers.Conv2D`` calls :func:`correlate_same` in one line for its stride-1 "same" convs with
-odd square kernels (all of VGG16's), forward and, with the flipped kernel, backward. The
+``layers.FastConv2D`` calls :func:`correlate_same` for its stride-1 "same" convs with odd
+square kernels (all of VGG16's), forward and, with the flipped kernel, backward. The
 reference it is tested against is :func:`vggnp.nn.im2col.im2col` followed by one GEMM
 (``tests/test_fast_conv.py``).
 

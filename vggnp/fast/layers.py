@@ -55,19 +55,20 @@ class FastConv2D(Conv2D):
         return twin
 
     def pre_activation(self, x):
-        if not self.fast:
+        path = self.path(x.shape)
+        if path == "im2col":
             return super().pre_activation(x)
-        if winograd_pays(x.shape, self.w.shape):
+        if path == "winograd":
             z = winograd_same(x, self._made_from_w("winograd", kernel_transform), self.buffers)
             z += self.b
             return z
         return correlate_same(x, self.w, self.buffers, bias=self.b)
 
     def input_gradient(self, dz):
-        kh, kw, c, f = self.w.shape
-        if not self.fast or c < FLIPPED_KERNEL_MIN_CHANNELS:
+        path = self.path(self.x.shape, backward=True)
+        if path == "im2col":
             return super().input_gradient(dz)
-        if winograd_pays(dz.shape, (kh, kw, f, c)):
+        if path == "winograd":
             return winograd_same(dz, self._made_from_w(
                 "winograd_flipped", lambda w: kernel_transform(flipped_kernel(w))),
                 self.buffers)
