@@ -1,5 +1,6 @@
-"""The fast convolution (``vggnp/fast/direct_conv.py`` and ``FastConv2D``) equals its reference: ``im2col`` followed
-by one GEMM, and the loop convolution of ``vggnp/nn/naive.py``."""
+"""The fast convolution (``vggnp/fast/direct_conv.py`` and ``FastConv2D``) equals its
+reference: ``im2col`` followed by one GEMM, and the loop convolution of
+``vggnp/nn/naive.py``."""
 
 import numpy as np
 import pytest

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import MODEL, ROOT, SHAPES, interruptible, reference_module, reference_program, run_cam, run_module
+from helpers import (MODEL, ROOT, SHAPES, interruptible, reference_module, reference_program,
+                     run_cam, run_module)
 
 from vggnp.viz.report import REPORT_NAME, write_report
 

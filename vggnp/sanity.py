@@ -14,7 +14,8 @@ import os
 import sys
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  ArgumentParser, cam_layer, check_model_options, check_writable, fail, find_class, load_model, model_options,
+                  ArgumentParser, cam_layer, check_model_options, check_writable, fail,
+                  find_class, load_model, model_options,
                   command_line, file_ids, refuse_to_clobber, say, warnings_as_notes)
 from .methods.registry import METHODS
 from .files.download import DownloadError
@@ -49,7 +50,9 @@ def parse_args(argv):
     p.add_argument("--report", action="store_true",
                    help=f"also write {REPORT_NAME} in --out: the grid, the verdicts and "
                         "every step's similarities, for a browser")
-    p.add_argument("--labels", metavar="FILE", help="with --model: class names, one a line, or JSON (a list, or {name: index})")
+    p.add_argument("--labels", metavar="FILE",
+                   help="with --model: class names, one a line, or JSON (a list, or "
+                        "{name: index})")
     model_options(p)
     args = p.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)

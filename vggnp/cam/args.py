@@ -80,8 +80,8 @@ def parser():
                    help="your own Keras convnet instead of VGG16: a model.save() file "
                         "(.keras, or .h5 from Keras 2 or 3)")
     p.add_argument("--labels", metavar="FILE",
-                   help="with --model: class names, one per line or JSON (a single sigmoid output "
-                        "has two: class 0, then class 1); default class_0, class_1, ...")
+                   help="with --model: class names, one per line or JSON (a single sigmoid "
+                        "output has two: class 0, then class 1); default class_0, class_1, ...")
     p.add_argument("--preprocess", choices=PREPROCESS_MODES,
                    help="input scaling the model was trained with: vgg16 (Keras caffe mode; "
                         "the default for VGG16 and models with a VGG16 base), rescale (x/255; "
@@ -158,8 +158,8 @@ def output_options(p):
     p.add_argument("--scale", choices=["image", "raw"],
                    help="image (default): each map divided by its own max; raw: the map in "
                         "the score's units (logit or probability), on one colour scale for "
-                        "the whole run, so that images can be compared (gradcam, hirescam, "
-                        "xgradcam, layercam, counterfactual)")
+                        "the whole run, so that images can be compared ("
+                        + ", ".join(m.name for m in METHODS.values() if m.raw_units) + ")")
     p.add_argument("--scale-max", type=float, metavar="V",
                    help="with --scale raw: the value drawn in the hottest colour (default: "
                         "the first non-empty map's max); larger values are clipped")

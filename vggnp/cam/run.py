@@ -29,8 +29,8 @@ from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
-                  cam_layer, check_writable, command_line, fail, file_ids, find_class, load_model, say,
-                  warnings_as_notes)
+                  cam_layer, check_writable, command_line, fail, file_ids, find_class,
+                  load_model, say, warnings_as_notes)
 from ..methods.registry import METHODS
 from ..files.download import DownloadError
 from ..files.errors import InputError
@@ -126,7 +126,8 @@ def plan(args, results):
         say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
             "done, skipped")
     elif not paths:
-        raise Stop(EXIT_SOME_FAILED if empty or refused else fail(EXIT_SOME_FAILED, "no images to explain"))
+        raise Stop(EXIT_SOME_FAILED if empty or refused
+                   else fail(EXIT_SOME_FAILED, "no images to explain"))
     return todo, len(empty) + len(refused)
 
 

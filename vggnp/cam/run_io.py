@@ -1,6 +1,7 @@
 """The main command's input and output streams: which files a run takes (files, folders,
-``-`` for a list on stdin), the report on stdout (lines or JSON Lines, as each image is done), one-line messages and the progress
-line on stderr. Nothing here fails the run with a traceback: a closed or full stdout is
+``-`` for a list on stdin), the report on stdout (lines or JSON Lines, as each image is
+done), one-line messages and the progress line on stderr, and the results file as it is
+read back. Nothing here fails the run with a traceback: a closed or full stdout is
 noticed and reported once, and a closed stderr swallows messages rather than move them to
 stdout.
 """

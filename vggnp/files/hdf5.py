@@ -1,5 +1,6 @@
 """Opening Keras weight files safely: the checks every reader of an HDF5 or .keras file
-shares (the VGG16 weights reader, ``weights.py``, and the model reader, ``vggnp/models/keras_convnet.py``).
+shares (the VGG16 weights reader, ``weights.py``, and the model reader,
+``vggnp/models/keras_convnet.py``).
 
 A weights file is data, never code, and never a way to read other files: HDF5 external
 links, external storage and virtual datasets are refused before any value is read.

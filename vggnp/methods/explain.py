@@ -57,8 +57,8 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
     the CAM methods (default: the last); the input methods (saliency, guided-backprop)
     refuse one. target: the score explained, "logit" or "softmax" (the method's record in
-    ``registry.py`` says which it allows; default: the first). Returns (maps, classes): see the module
-    docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning
+    ``registry.py`` says which it allows; default: the first). Returns (maps, classes):
+    see the module docstring for the shapes; a map that is zero everywhere gives an EmptyMapWarning
     (unless ``warn_empty=False``: the caller says it, e.g. ``vggnp.stream``).
     details: optional dict, filled with "probs" (N, K) and, for gradient CAMs,
     "activations" and "gradients" at the layer; for scorecam "scorecam_skipped" (one count

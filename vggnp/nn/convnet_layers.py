@@ -1,6 +1,7 @@
 """The other layers a Keras convnet may hold (``vggnp/models/keras_layers.py`` builds them): the
 same contract as ``layers.py`` (``forward(x)``, ``backward(dout, options)``, the
-``BackwardPass`` given by the network), with shapes and formulas in each docstring. VGG16 itself needs none.
+``BackwardPass`` given by the network), with shapes and formulas in each docstring. VGG16
+itself needs none.
 """
 
 import numpy as np

@@ -5,7 +5,8 @@
 
 The pipeline is read -> batch -> explain: a reader thread (``reader.py``) decodes the
 next images while the network runs on the current batch (Pillow and the BLAS release the
-GIL). With ``workers=2`` two batches run at once (``workers.py``), each on its own replica of the network
+GIL). With ``workers=2`` two batches run at once (``workers.py``), each on its own replica
+of the network
 (shared weights, own caches) with half the BLAS threads: one network's matrix products
 leave the cores idle in between (im2col copies, ReLU, pooling, Python), two fill each
 other's gaps (``scripts/stream_bench.py`` measures the whole command).
