@@ -116,7 +116,7 @@ def _set_layer(index, **fields):
     (_set_layer(2, class_name="Lambda"), "Lambda layer .Python code."),
     (_set_layer(2, class_name="MyCustomConv"), "MyCustomConv, which vggnp does not support"),
     (lambda c: c["config"]["layers"][2]["config"].update(activation="swish"),
-     "activation 'swish'"),
+     "activation = swish"),
     (lambda c: c["config"]["layers"][2]["config"].update(data_format="channels_first"),
      "channels-first"),
     (lambda c: c["config"]["layers"][2]["config"].update(filters=7),

@@ -13,8 +13,8 @@ import sys
 
 from PIL import Image
 
-from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
-                  refuse_to_clobber, file_ids)
+from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, file_ids,
+                  int_range, model_and_layer, refuse_to_clobber, run_command, show)
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .viz.overlay import channel_picture, grid, save_image
@@ -22,10 +22,15 @@ from .viz.overlay import channel_picture, grid, save_image
 
 def main(argv=None):
     p = ArgumentParser(prog="python -m vggnp.activations",
-                                description="Every channel of a layer's output for an image.")
+                       description="Every channel of a layer's output for an image.")
     p.add_argument("image", metavar="IMG")
     p.add_argument("--layer", required=True, help="layer name, e.g. block1_conv2")
-    p.add_argument("--columns", type=int, default=16, help="tiles per row (default 16)")
+    p.add_argument("--columns", type=int_range(1, 1024), default=16,
+                   help="tiles per row, 1..1024 (default 16)")
+    return run_command("vggnp.activations", lambda: activations(p, argv))
+
+
+def activations(p, argv):
     args, loaded = model_and_layer(p, argv)
     if isinstance(loaded, int):
         return loaded
@@ -33,19 +38,20 @@ def main(argv=None):
     try:
         picture, _ = read_image(args.image)
     except ImageError as e:
-        return fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
+        return fail(EXIT_SOME_FAILED, f"{args.image}: {e}", "vggnp.activations")
     a = model.forward(model_input(picture, model.input_size, model.channels, mode)[None], until=args.layer)[0]
     if a.ndim != 3:
-        return fail(EXIT_USAGE, f"--layer {args.layer} has no spatial output ({a.shape})")
+        return fail(EXIT_USAGE, f"--layer {args.layer} has no spatial output ({a.shape})",
+                    "vggnp.activations")
     tiles = [channel_picture(a[:, :, k]) for k in range(a.shape[2])]
     stem = os.path.splitext(os.path.basename(args.image))[0]
     path = os.path.join(args.out, f"{stem}_{args.layer}_activations.png")
     refusal = refuse_to_clobber([path], file_ids([args.image]), args.overwrite)
     if refusal:
-        return fail(EXIT_SOME_FAILED, refusal)
+        return fail(EXIT_SOME_FAILED, refusal, "vggnp.activations")
     save_image(Image.fromarray(grid(tiles, args.columns)), path, args.overwrite)
     dead = sum(not tile.any() or a[:, :, k].max() == 0 for k, tile in enumerate(tiles))
-    print(f"{args.layer}: {a.shape[2]} channels of {a.shape[0]}x{a.shape[1]}, "
+    show(f"{args.layer}: {a.shape[2]} channels of {a.shape[0]}x{a.shape[1]}, "
           f"{dead} all zero -> {path}")
     return EXIT_OK
 

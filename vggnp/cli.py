@@ -6,6 +6,7 @@ Not a command itself; library modules never import it.
 import argparse
 import os
 import shlex
+import signal
 import sys
 import warnings
 
@@ -14,7 +15,7 @@ from .files.imagenet import class_index, classes
 from .models.keras_convnet import load_keras_model
 from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
-from .files.errors import InputError
+from .files.errors import LINE_LIMIT, InputError, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
 from .models.vgg16 import VGG16
@@ -30,14 +31,80 @@ def command_line(module, argv=None):
 
 
 def say(line):
-    """One line on stderr; nothing at all when stderr is closed (never on stdout, where
+    """One line on stderr, control characters escaped and cut at LINE_LIMIT (see
+    ``printable``); nothing at all when stderr is closed (never on stdout, where
     ``print(file=None)`` would put it)."""
     if sys.stderr is None:
         return
     try:
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line, LINE_LIMIT), file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+def show(line):
+    """One result line on stdout, made printable as :func:`say` makes its lines."""
+    print(printable(line, LINE_LIMIT), flush=True)
+
+
+def silence_stdout():
+    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def run_command(name, body):
+    """The one error funnel of the commands: ``body()`` returns the exit code, and whatever
+    it raises becomes one line on stderr and a documented exit code, never a traceback.
+    The errors a command expects (a bad image, a missing file) it says itself, with more
+    context; this is what is left: Ctrl-C, SIGTERM, a closed stdout, an output the system
+    refuses (a name too long, a full disk), and our own bugs."""
+    warnings_as_notes(name)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted; any output is whole or absent", name)
+    except Terminated:
+        return fail(EXIT_TERMINATED, "terminated; any output is whole or absent", name)
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_STDOUT
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return fail(EXIT_OUTPUT, f"{where}not written: {e.strerror or e}", name)
+    except MemoryError:
+        return fail(EXIT_SOME_FAILED, "out of memory; try a smaller size or fewer items", name)
+    except Exception as e:
+        return fail(EXIT_SOME_FAILED, f"internal error ({type(e).__name__}: {e}); please "
+                    "report it", name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def int_range(low, high):
+    """An argparse type: an integer in low..high, or the usage error that says so."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
 
 
 def warnings_as_notes(name):

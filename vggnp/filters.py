@@ -16,11 +16,16 @@ import sys
 import numpy as np
 from PIL import Image
 
-from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, model_and_layer,
-                  refuse_to_clobber)
+from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, int_range,
+                  model_and_layer, refuse_to_clobber, run_command, show)
 from .files.preprocess import preprocess
 from .nn.layers import Conv2D
 from .viz.overlay import channel_picture, grid, save_image
+
+
+# The picture is cropped by a tenth on each side; at 1024 pixels block1's activations of
+# one image take 256 MB in float32, and every step runs forward and backward through them.
+MIN_SIZE, MAX_SIZE = 16, 1024
 
 
 def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
@@ -58,23 +63,31 @@ def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
 
 def main(argv=None):
     p = ArgumentParser(prog="python -m vggnp.filters",
-                                description="The input patterns the filters of a layer "
-                                            "respond to most, by gradient ascent.")
+                       description="The input patterns the filters of a layer respond to "
+                                   "most, by gradient ascent.")
     p.add_argument("--layer", required=True, help="conv layer name, e.g. block3_conv1")
-    p.add_argument("--filters", type=int, default=16, help="the first N filters (default 16)")
-    p.add_argument("--steps", type=int, default=30, help="gradient steps (default 30)")
-    p.add_argument("--size", type=int, default=128, help="image size (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="random start (default 0)")
+    p.add_argument("--filters", type=int_range(1, 4096), default=16,
+                   help="the first N filters, 1..4096 (default 16)")
+    p.add_argument("--steps", type=int_range(0, 10_000), default=30,
+                   help="gradient steps, 0..10000 (default 30)")
+    p.add_argument("--size", type=int_range(MIN_SIZE, MAX_SIZE), default=128,
+                   help=f"image size, {MIN_SIZE}..{MAX_SIZE} (default 128)")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="random start (default 0)")
+    return run_command("vggnp.filters", lambda: filters(p, argv))
+
+
+def filters(p, argv):
     args, loaded = model_and_layer(p, argv)
     if isinstance(loaded, int):
         return loaded
     model, mode, layer = loaded
     if layer.name not in model.conv_names:
-        return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer")
+        return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer", "vggnp.filters")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
     refusal = refuse_to_clobber([path], set(), args.overwrite)
     if refusal:
-        return fail(EXIT_SOME_FAILED, refusal)
+        return fail(EXIT_SOME_FAILED, refusal, "vggnp.filters")
     tiles = []
     for k in range(min(args.filters, layer.w.shape[3])):
         image, losses = filter_pattern(model, args.layer, k, mode, args.size, args.steps,
@@ -84,11 +97,11 @@ def main(argv=None):
         rgb = rgb[..., ::-1] if mode == "vgg16" else rgb  # caffe inputs are BGR
         tiles.append(np.stack([channel_picture(rgb[..., c]) for c in range(rgb.shape[2])],
                               axis=-1))
-        print(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")
+        show(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")
     columns = min(8, len(tiles))
     planes = [grid([t[..., c] for t in tiles], columns, min_tile=1) for c in range(3)]
     save_image(Image.fromarray(np.stack(planes, axis=-1)), path, args.overwrite)
-    print(f"-> {path}")
+    show(f"-> {path}")
     return EXIT_OK
 
 

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 
-from .cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  ArgumentParser, cam_layer, check_model_options, check_writable, fail,
-                  find_class, load_model, model_options,
-                  command_line, file_ids, refuse_to_clobber, say, warnings_as_notes)
+from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+                  ArgumentParser, cam_layer, check_model_options, check_writable, command_line,
+                  fail, file_ids, find_class, int_range, load_model, model_options,
+                  refuse_to_clobber, run_command, say, show)
 from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
@@ -41,8 +41,9 @@ def parse_args(argv):
     p.add_argument("--class", dest="class_", metavar="C", help="class to explain (default: "
                                                                 "the top-1)")
     p.add_argument("--layer", help="conv layer of the CAM methods (default: the last)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
-    p.add_argument("--depth", type=int, metavar="N",
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="seed of the random weights (default 0)")
+    p.add_argument("--depth", type=int_range(1, 1000), metavar="N",
                    help="randomise only the top N layers with weights (default: all)")
     p.add_argument("--no-independent", action="store_true",
                    help="skip the independent test (one layer at a time)")
@@ -61,8 +62,6 @@ def parse_args(argv):
     if unknown:
         p.error(f"--methods: unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}")
     check_model_options(p, args)
-    if args.depth is not None and args.depth < 1:
-        p.error("--depth must be at least 1")
     if args.labels and not args.model:
         p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
     return args
@@ -70,11 +69,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    warnings_as_notes("vggnp.sanity")
-    try:
-        return run(args)
-    except KeyboardInterrupt:  # nothing half-written: the figure is saved in one step
-        return _fail(EXIT_INTERRUPTED, "interrupted; nothing was written")
+    return run_command("vggnp.sanity", lambda: run(args))
 
 
 def run(args):
@@ -159,14 +154,14 @@ def report_out(args, result, cls, table, grid_path):
     if args.json:
         print(json.dumps(found))
     else:
-        print(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of "
+        show(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of "
               "each map with the original, as layers are re-initialised from the top:")
         for step in found["cascading"]:
             values = ", ".join(f"{m} {_number(step['spearman'].get(m))}" for m in args.methods)
-            print(f"  up to {step['randomised'][-1]:<24} {values}")
+            show(f"  up to {step['randomised'][-1]:<24} {values}")
         for line in found["verdicts"]:
-            print(line)
-        print(f"figure: {found['outputs']['grid']}")
+            show(line)
+        show(f"figure: {found['outputs']['grid']}")
     if args.report:
         rows = [("command", command_line("vggnp.sanity", args.argv)), ("image", args.image),
                 ("class", f"{table[cls][1]} ({cls})"), ("seed", args.seed)]

@@ -28,7 +28,7 @@ from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read
 from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
-                  EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
+                  EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, Terminated, raise_terminated,
                   cam_layer, check_writable, command_line, fail, file_ids, find_class,
                   load_model, say, warnings_as_notes)
 from ..methods.registry import METHODS
@@ -53,14 +53,6 @@ class Stop(Exception):
         self.code = code
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
-
-
-def _terminated(signum, frame):
-    raise Terminated()
-
-
 def main(argv=None):
     """The run, step by step: each step prints its own lines and may stop the run."""
     # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
@@ -68,7 +60,7 @@ def main(argv=None):
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     warnings_as_notes("vggnp.cam")
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         results = read_results(args.out)        # one reader: one note of lines skipped
         todo, failed_inputs = plan(args, results)   # output folder, inputs, --resume

@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 
-from ..cli import say
+from ..cli import say, silence_stdout
+from ..files.errors import LINE_LIMIT, printable
 from ..files.results import ResultsFile
 from .outputs import method_title
 
@@ -85,7 +86,8 @@ class StdoutLines:
         self.as_json, self.broken = as_json, False
 
     def image(self, record):
-        text = json.dumps(record, ensure_ascii=False) if self.as_json else _lines(record)
+        text = (json.dumps(record, ensure_ascii=False) if self.as_json else
+                "\n".join(printable(line, LINE_LIMIT) for line in _lines(record)))
         self._write(text + "\n")
 
     def _write(self, text):
@@ -96,22 +98,12 @@ class StdoutLines:
             sys.stdout.flush()
         except (OSError, ValueError, AttributeError):
             self.broken = True
-            _silence_stdout()
-
-
-def _silence_stdout():
-    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
+            silence_stdout()
 
 
 def _lines(r):
     if "error" in r:
-        return f"{r['image']}\n  failed: {r['error']}"
+        return [r["image"], f"  failed: {r['error']}"]
     lines = [r["image"]]
     for rank, t in enumerate(r["top"], 1):
         source = f", {t['wnid']}" if "wnid" in t else ""
@@ -130,7 +122,7 @@ def _lines(r):
     shown = [path for key, path in r["outputs"].items()
              if key not in ("thumbnail", "photo_thumbnail") and not key.startswith("map_")]
     lines.append(f"  {title} of {r['class']['name']}{where}: " + ", ".join(shown))
-    return "\n".join(lines)
+    return lines
 
 
 class Progress:

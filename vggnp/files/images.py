@@ -114,16 +114,21 @@ class _BoundedReads(io.BufferedReader):
 
 
 # What else Pillow's plugins raise on damaged headers (seen in fuzzing, tests/fuzz.py).
+# RuntimeError: the AVIF decoder's "Failed to decode frame 0" on a damaged file.
 _PILLOW_CRASHES = (IndexError, KeyError, TypeError, AttributeError, ZeroDivisionError,
-                   OverflowError, RecursionError, NotImplementedError, struct.error, zlib.error)
+                   OverflowError, RecursionError, NotImplementedError, RuntimeError,
+                   struct.error, zlib.error)
 
 # The most pixels one byte of each format can decode to, with a margin: deflate expands at
 # most 1032:1 and a PNG pixel takes at least 1 bit (8,256); GIF's LZW emits at most 4,096
 # pixels per 12-bit code (2,731); a Huffman-coded JPEG spends at least 1 bit on each 8x8
 # block (512); BMP run-length codes give at most 255 pixels per 2 bytes (128).
 MOST_PIXELS_PER_BYTE = {"PNG": 8256, "GIF": 4096, "JPEG": 4096, "MPO": 4096, "BMP": 256}
+# Any other format (AVIF, WebP, ...): a real photo takes far more than a bit per 4,096
+# pixels; an image this sparse is a flat fill, damaged, or made to exhaust memory.
+OTHER_PIXELS_PER_BYTE = 4096
 # TIFF by compression: raw data holds a mode's bits per pixel exactly; LZW, deflate and
-# PackBits as PNG at most; CCITT fax codes (a blank page in a few bytes) have no bound.
+# PackBits as PNG at most; CCITT fax codes (a blank page in a few bytes) as any other format.
 TIFF_RAW_BITS = {"1": 1, "L": 8, "P": 8, "LA": 16, "I;16": 16, "RGB": 24, "YCbCr": 24,
                  "RGBA": 32, "CMYK": 32, "I": 32, "F": 32}
 TIFF_BOUNDED = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits", "jpeg",
@@ -143,11 +148,11 @@ def _check_claim(img, file_size, max_pixels):
                          "allow it")
     if pixels == 0:
         raise ImageError(f"claims a size of {width}x{height} pixels; the file is damaged")
-    most = MOST_PIXELS_PER_BYTE.get(img.format)
+    most = MOST_PIXELS_PER_BYTE.get(img.format, OTHER_PIXELS_PER_BYTE)
     if img.format == "TIFF":
         compression = img.info.get("compression")
         most = (8 / TIFF_RAW_BITS.get(img.mode, 8) if compression == "raw"
-                else 8256 if compression in TIFF_BOUNDED else None)
+                else 8256 if compression in TIFF_BOUNDED else OTHER_PIXELS_PER_BYTE)
     if most and pixels > SPARSE_FROM and pixels > most * file_size:
         raise ImageError(f"claims {width}x{height} = {pixels:,} pixels in {file_size:,} "
                          f"bytes, more than a {img.format} file can hold (at most {most:,g} "

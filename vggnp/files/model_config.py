@@ -14,6 +14,7 @@ import json
 import math
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
+from .layer_fields import check_fields
 
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
@@ -93,9 +94,6 @@ def _walk(config, path, leaves, shapes, depth):
                          "list; not a Keras model file")
     if cls not in ("Sequential",):
         _check_chain(layers, path, cfg.get("name"))
-    for key in ("batch_input_shape", "build_input_shape"):
-        if cfg.get(key):
-            shapes.append(cfg[key])
     for layer in layers:
         layer = _dict(layer, path, f"a layer of {cls}")
         kind, sub = layer.get("class_name"), _dict(layer.get("config", {}), path, "a layer config")
@@ -109,7 +107,7 @@ def _walk(config, path, leaves, shapes, depth):
         if kind in CONTAINERS:
             _walk(layer, path, leaves, shapes, depth + 1)
         elif kind == "InputLayer":
-            continue
+            check_fields(kind, sub, path)
         elif kind == "Lambda":
             raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
                              "never runs code from a file. Rebuild the model without it "
@@ -120,6 +118,10 @@ def _walk(config, path, leaves, shapes, depth):
         else:
             check_layer(kind, sub, path)
             leaves.append((kind, sub))
+    # After the layers: Keras runs a Sequential at its InputLayer's shape when the two differ.
+    for key in ("batch_input_shape", "build_input_shape"):
+        if cfg.get(key):
+            shapes.append(cfg[key])
 
 
 def _inbound_names(layer):
@@ -188,6 +190,7 @@ def _number(cfg, path, name, field, default, low, high):
 def check_layer(kind, cfg, path):
     """The fields of one leaf layer's config that vggnp uses: types and ranges."""
     name = cfg["name"]
+    check_fields(kind, cfg, path)
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
         _fail(path, name, "channels-first; vggnp needs channels-last")
     flags = {"Conv2D": ("use_bias",), "Dense": ("use_bias",), "BatchNormalization":

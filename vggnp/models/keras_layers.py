@@ -5,25 +5,10 @@ field checked against what vggnp supports (``keras_convnet.py`` walks the model 
 
 from ..fast.layers import FastConv2D
 from ..files.hdf5 import ModelError
+from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  Rescaling)
 from ..nn.layers import Dense, Flatten, MaxPool2D
-
-ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
-
-
-def _activation(cfg, path):
-    activation = cfg.get("activation", "linear")
-    if isinstance(activation, dict):  # a serialised function or class
-        inner = activation.get("config")
-        activation = (inner.get("name") if isinstance(inner, dict) else None) \
-            or activation.get("class_name")
-    if not isinstance(activation, str) or activation not in ACTIVATION_NAMES:
-        raise ModelError(f"{path}: layer {cfg.get('name')} uses activation "
-                         f"{str(activation)[:40]!r}; "
-                         f"supported: {', '.join(ACTIVATION_NAMES)}")
-    return activation
-
 
 def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
@@ -36,31 +21,26 @@ def build_layer(kind, cfg, arrays, workspace, path):
     name = cfg["name"]
     weights = arrays[name]
     if kind == "Conv2D":
-        if _pair(cfg.get("dilation_rate", 1)) != (1, 1) or cfg.get("groups", 1) != 1:
-            raise ModelError(f"{path}: layer {name}: dilated or grouped convolutions are not "
-                             "supported")
         bias = weights[1] if len(weights) == 2 else None
-        return FastConv2D(name, weights[0], bias, _activation(cfg, path),
+        return FastConv2D(name, weights[0], bias, activation_name(cfg, path),
                           strides=_pair(cfg.get("strides", 1)),
                           padding=cfg.get("padding", "valid"), buffers=workspace)
     if kind == "Dense":
         return Dense(name, weights[0], weights[1] if len(weights) == 2 else None,
-                     _activation(cfg, path))
+                     activation_name(cfg, path))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         cls = MaxPool2D if kind == "MaxPooling2D" else AvgPool2D
         strides = cfg.get("strides")
         return cls(name, _pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
                    cfg.get("padding", "valid"))
     if kind == "GlobalAveragePooling2D":
-        if cfg.get("keepdims"):
-            raise ModelError(f"{path}: layer {name}: keepdims=True is not supported")
         return GlobalAvgPool2D(name)
     if kind == "Flatten":
         return Flatten(name)
     if kind == "Dropout":
         return Dropout(name, cfg.get("rate", 0.5))
     if kind == "Activation":
-        return Activation(name, _activation(cfg, path))
+        return Activation(name, activation_name(cfg, path))
     if kind == "Rescaling":
         scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
         if not all(isinstance(v, (int, float)) for v in (scale, offset)):

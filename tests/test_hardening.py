@@ -1,0 +1,115 @@
+"""The commands under hostile names, options and files (issue #27, points 14 to 16): one
+line per message whatever a name holds, every numeric option in range, every command
+through the one error funnel, damaged and sparse AVIFs refused."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import MODEL, MODEL_PATH, SHAPES
+from test_model_files import rewrite_config
+from vggnp import activations, cam, filters, sanity
+from vggnp.files.errors import LINE_LIMIT, printable
+from vggnp.files.images import ImageError, read_image
+
+
+def test_printable_escapes_control_characters_and_cuts_long_names():
+    assert printable("a\nb\r\x1b[31m\x9b\u2028\tc é") == r"a\nb\r\x1b[31m\x9b\u2028\tc é"
+    cut = printable("x" * 1_000_000)
+    assert len(cut) <= 300 and "characters cut" in cut and cut.startswith("x")
+
+
+def test_a_forged_input_name_prints_as_one_escaped_line(tmp_path, capsys):
+    name = str(tmp_path / "missing\nvggnp.cam: all 1 image(s) done\x1b[2J.png")
+    assert cam.main([name, *MODEL, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    lines = [line for line in err.splitlines() if "missing" in line]
+    assert len(lines) == 1 and r"missing\nvggnp.cam: all 1 image(s) done\x1b[2J.png" in lines[0]
+
+
+def test_a_huge_layer_name_makes_a_short_error_line(tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+
+    def rename(config):
+        layer = config["config"]["layers"][2]
+        layer["class_name"], layer["config"]["name"] = "Custom", "conv\n" + "n" * 500_000
+    rewrite_config(MODEL_PATH, bad, rename)
+    assert cam.main([SHAPES[0], "--model", str(bad), "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and len(err) <= LINE_LIMIT + 1
+    assert "characters cut" in err and r"conv\nnnn" in err
+
+
+@pytest.mark.parametrize("main, argv, message", [
+    (activations.main, ["x.png", "--layer", "c", "--columns", "0"], "0 is outside 1..1024"),
+    (activations.main, ["x.png", "--layer", "c", "--columns", "-3"], "outside"),
+    (filters.main, ["--layer", "c", "--filters", "0"], "--filters: 0 is outside 1..4096"),
+    (filters.main, ["--layer", "c", "--filters", "-2"], "outside"),
+    (filters.main, ["--layer", "c", "--steps", "-1"], "--steps: -1 is outside 0..10000"),
+    (filters.main, ["--layer", "c", "--size", "0"], "--size: 0 is outside 16..1024"),
+    (filters.main, ["--layer", "c", "--size", "1"], "outside"),
+    (filters.main, ["--layer", "c", "--size", "60000"], "outside"),
+    (filters.main, ["--layer", "c", "--seed", "x"], "not an integer: 'x'"),
+    (sanity.main, ["x.png", "--seed", "-1"], "--seed: -1 is outside 0..4294967295"),
+    (sanity.main, ["x.png", "--depth", "0"], "--depth: 0 is outside"),
+])
+def test_numeric_options_have_ranges(capsys, main, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_an_output_name_too_long_is_one_line(tmp_path, capsys):
+    image = tmp_path / ("i" * 240 + ".png")
+    shutil.copy(SHAPES[0], image)
+    code = activations.main([str(image), "--layer", "conv2d_6", "--model", MODEL_PATH,
+                             "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 4 and len(err.splitlines()) == 1, err
+    assert "not written: File name too long" in err and "Traceback" not in err
+
+
+def test_the_funnel_turns_a_bug_into_one_line(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+    monkeypatch.setattr(filters, "filter_pattern", broken)
+    code = filters.main(["--layer", "conv2d_6", "--model", MODEL_PATH, "--filters", "1",
+                         "--out", "/tmp"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == ("vggnp.filters: internal error (ZeroDivisionError: "
+                                         "division by zero); please report it")
+
+
+def _avif(size, rng=None):
+    pixels = (rng.integers(0, 255, (*size, 3), dtype=np.uint8) if rng is not None
+              else np.full((*size, 3), 90, np.uint8))
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "AVIF")
+    return bytearray(out.getvalue())
+
+
+def test_a_damaged_avif_is_a_damaged_image(tmp_path):
+    data = _avif((64, 64), np.random.default_rng(0))
+    data[98:106] = bytes(8)  # inside the header's item boxes: libavif refuses to decode
+    path = tmp_path / "damaged.avif"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="damaged image: Pillow cannot decode it"):
+        read_image(path)
+
+
+def test_a_sparse_avif_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The declared-size rule of the other formats, for AVIF: 2000x2000 pixels in under a
+    kilobyte (the bound applies from SPARSE_FROM pixels, lowered here to keep it quick)."""
+    monkeypatch.setattr("vggnp.files.images.SPARSE_FROM", 1_000_000)
+    path = tmp_path / "flat.avif"
+    path.write_bytes(bytes(_avif((2000, 2000))))
+    with pytest.raises(ImageError, match="more than a AVIF file can hold"):
+        read_image(path)
+    small = tmp_path / "photo.avif"
+    small.write_bytes(bytes(_avif((64, 64), np.random.default_rng(1))))
+    assert read_image(small)[0].size == (64, 64)

@@ -1,0 +1,107 @@
+"""Every field of every Keras layer config vggnp reads: implemented, or refused.
+
+A field vggnp skipped would be a silently wrong answer (a ``ReLU(max_value=0.05)`` run as a
+plain ReLU, a dilated convolution run undilated). So each field of a layer config is one of:
+
+- **used**: read and implemented by vggnp (``USED``; its type and range are checked in
+  ``model_config.check_layer`` and the layer is tested against TensorFlow);
+- **default only**: implemented at Keras' default value, refused at any other
+  (``DEFAULT_ONLY``: dilation, groups, LoRA, quantisation, batch renormalisation...);
+- **no effect on the output** of a trained model at inference (``NO_EFFECT``: names,
+  initialisers, regularisers, constraints, Dropout's seed);
+
+and any other field, say one a newer Keras adds, is refused with one line naming the layer,
+the field and its value.
+"""
+
+from .hdf5 import ModelError
+
+# What an initialiser, a regulariser or a constraint does happens during training; the
+# weights in the file are the result. Dropout is the identity at inference.
+NO_EFFECT = frozenset({
+    "name", "trainable", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+    "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+    "beta_initializer", "gamma_initializer", "moving_mean_initializer",
+    "moving_variance_initializer", "beta_regularizer", "gamma_regularizer", "beta_constraint",
+    "gamma_constraint", "momentum", "renorm_momentum", "synchronized", "seed", "noise_shape",
+    "sparse", "ragged", "optional", "batch_size", "fused"})
+
+USED = {
+    "Conv2D": {"filters", "kernel_size", "strides", "padding", "data_format", "activation",
+               "use_bias"},
+    "Dense": {"units", "activation", "use_bias"},
+    "MaxPooling2D": {"pool_size", "strides", "padding", "data_format"},
+    "AveragePooling2D": {"pool_size", "strides", "padding", "data_format"},
+    "GlobalAveragePooling2D": {"data_format"},
+    "Flatten": {"data_format"},
+    "Dropout": {"rate"},
+    "BatchNormalization": {"epsilon", "center", "scale", "axis"},
+    "Activation": {"activation"},
+    "Rescaling": {"scale", "offset"},
+    "InputLayer": {"batch_shape", "batch_input_shape", "input_shape"},
+}
+
+# Field -> the values that mean "Keras' default" (absent means the default too).
+DEFAULT_ONLY = {
+    "Conv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,), "lora_rank": (None, 0),
+               "lora_alpha": (None,)},
+    "GlobalAveragePooling2D": {"keepdims": (False,)},
+    "Dense": {"quantization_config": (None,), "lora_rank": (None, 0), "lora_alpha": (None,)},
+    "BatchNormalization": {"renorm": (False,), "renorm_clipping": (None,),
+                           "virtual_batch_size": (None,), "adjustment": (None,)},
+}
+
+ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
+
+
+def check_fields(kind, cfg, path):
+    """ModelError unless every field of ``cfg`` (the config of a layer of class ``kind``)
+    is used, at its default, or of no effect; and its dtype is float32."""
+    name = cfg.get("name")
+    defaults = DEFAULT_ONLY.get(kind, {})
+    for field, value in cfg.items():
+        if field == "dtype":
+            _check_dtype(value, path, name)
+        elif field in defaults:
+            if not any(value == d and type(value) is type(d) for d in defaults[field]):
+                refuse(path, name, field, value, "vggnp implements only Keras' default, "
+                       f"{defaults[field][0]!r}")
+        elif field not in USED.get(kind, ()) and field not in NO_EFFECT:
+            refuse(path, name, field, value, f"a field of {kind} that vggnp does not know, "
+                   "so cannot run as Keras would")
+
+
+def refuse(path, name, field, value, why):
+    raise ModelError(f"{path}: layer {name}: {field} = {str(value)[:60]}: {why}; rebuild the "
+                     "model without it, or see docs/keras-models.md")
+
+
+def _check_dtype(value, path, name):
+    """float32 only: a mixed-precision model computes in float16 in Keras, so vggnp's
+    float32 answer would not be Keras' answer."""
+    policy = value.get("config", {}).get("name") if isinstance(value, dict) else value
+    if policy not in (None, "float32"):
+        refuse(path, name, "dtype", policy, "vggnp computes in float32 only")
+
+
+def activation_name(cfg, path):
+    """The activation of a layer config: a name of ``ACTIVATION_NAMES``. Keras saves a
+    function as its name (or as {"class_name": "function", "config": name}) and a layer
+    object as its config: only a ``ReLU`` with every option at its default is a plain relu;
+    anything else is refused, naming the option."""
+    value, name = cfg.get("activation", "linear"), cfg.get("name")
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if value.get("class_name") == "function" and isinstance(inner, str):
+            value = inner
+        elif value.get("class_name") == "ReLU" and isinstance(inner, dict):
+            for option, default in (("max_value", None), ("negative_slope", 0),
+                                    ("threshold", 0)):
+                if inner.get(option, default) != default:
+                    refuse(path, name, f"activation ReLU's {option}", inner[option],
+                           "vggnp's relu is max(0, x) only")
+            value = "relu"
+    if not isinstance(value, str) or value not in ACTIVATION_NAMES:
+        refuse(path, name, "activation", value,
+               f"vggnp supports {', '.join(ACTIVATION_NAMES)}")
+    return value
