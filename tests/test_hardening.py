@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers import MODEL, MODEL_PATH, SHAPES
 from test_model_files import rewrite_config
-from vggnp import activations, cam, filters, sanity
+from vggnp import activations, cam, explain_files, filters, sanity
 from vggnp.files.errors import LINE_LIMIT, printable
 from vggnp.files.images import ImageError, read_image
 
@@ -113,3 +113,25 @@ def test_a_sparse_avif_is_refused_before_decoding(tmp_path, monkeypatch):
     small = tmp_path / "photo.avif"
     small.write_bytes(bytes(_avif((64, 64), np.random.default_rng(1))))
     assert read_image(small)[0].size == (64, 64)
+
+
+def test_flat_images_and_tied_or_saturated_scores_are_noted(shapes_model):
+    """Issue #27.6-7: a one-colour image, a top score shared by every class, and a softmax
+    saturated to 1.0 each come with a note (stderr, the JSON and the report carry the
+    record's notes)."""
+    flat, photo = np.full((64, 64, 3), 200, np.uint8), np.asarray(Image.open(SHAPES[0]))
+    (result,) = explain_files(shapes_model, [flat])
+    assert any("one flat colour" in note for note in result.notes)
+    (result,) = explain_files(shapes_model, [photo])
+    assert result.notes == []
+    dense = shapes_model.layers[-1]
+    saved = dense.w.copy(), dense.b.copy()
+    try:
+        dense.w[:], dense.b[:] = 0, 0           # every class scores 1/3
+        (result,) = explain_files(shapes_model, [photo])
+        assert any("shared by 3 classes" in note for note in result.notes)
+        dense.w[:] = saved[0] * 1e6             # one class takes all of the softmax
+        (result,) = explain_files(shapes_model, [photo])
+        assert any("saturated softmax" in note for note in result.notes)
+    finally:
+        dense.w[:], dense.b[:] = saved

@@ -14,7 +14,8 @@ from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, reference_module, run
 from vggnp import VGG16
 from vggnp.methods.registry import METHODS
 from vggnp.files.preprocess import preprocess
-from vggnp.methods.sanity_checks import randomised, sanity_check, ssim, weight_layers
+from vggnp.methods.sanity_checks import (randomised, sanity_check, ssim, undefined, verdict,
+                                        weight_layers)
 
 FAST = dict(steps=8, samples=8)  # integrated gradients' steps, smoothgrad's samples
 
@@ -173,3 +174,16 @@ def test_docs_show_what_the_command_prints(tmp_path):
     printed = result.stdout.strip().splitlines()
     same_but_rounding(block[2:], printed[1:-1])
     assert block[1].split(": ", 1)[1] == printed[0].split(": ", 1)[1]
+
+
+def test_a_black_image_gives_undefined_correlations_not_a_verdict(shapes_model):
+    """A constant map has no ranks: the verdict and the JSON say "undefined" and why,
+    never "falls to 0.00 ... depends on what the model learned" (issue #27.5). On a black
+    image the shapes model's Grad-CAM of class 2 is empty (all zero)."""
+    black = np.zeros((1, 64, 64, 3), np.float32)
+    result = sanity_check(shapes_model, black, ["gradcam"], 2, depth=2, independent=False)
+    assert all(step["gradcam"]["spearman"] is None for step in result["cascading"])
+    line = verdict("gradcam", result["cascading"])
+    assert line.startswith("gradcam: undefined -- the original map is constant")
+    assert "depends" not in line
+    assert undefined("gradcam", result["cascading"]).startswith("the original map is constant")

@@ -25,7 +25,7 @@ from .files.preprocess import model_input
 from .methods.gradcam import class_scores
 from .viz.overlay import jet_picture, labelled_grid, save_image
 from .viz.report import REPORT_NAME, write_sanity_report
-from .methods.sanity_checks import sanity_check, verdict
+from .methods.sanity_checks import sanity_check, undefined, verdict
 
 DEFAULT_METHODS = "gradcam,guided-backprop,saliency"
 
@@ -142,6 +142,8 @@ def report(result, methods, cls, table, grid_path, image):
     found = {"image": image, "class": {"index": cls, "name": table[cls][1]},
              "cascading": steps("cascading"), "independent": steps("independent"),
              "verdicts": [verdict(m, result["cascading"]) for m in methods],
+             "undefined": {m: undefined(m, result["cascading"]) for m in methods
+                           if undefined(m, result["cascading"])},
              "outputs": {"grid": os.path.abspath(grid_path)}}
     for kind in ("cascading", "independent"):  # no "spearman_signed" without signed maps
         found[kind] = [{k: v for k, v in step.items() if v} for step in found[kind]]

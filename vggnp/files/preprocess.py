@@ -63,6 +63,14 @@ def model_input(picture, size, channels, mode):
 
 
 PREPROCESS_MODES = ("vgg16", "rescale", "none")
+FLAT_BELOW = 0.5  # grey levels: under half a level of spread, a picture is one colour
+
+
+def grey_level_spread(x, mode):
+    """The largest standard deviation of one channel of a model input x (H, W, C), in
+    8-bit grey levels (each mode of :func:`preprocess` is per channel x * s + t, s = 1 or
+    1/255): 0 for an image of one flat colour."""
+    return float(x.std(axis=(0, 1)).max()) * (255 if mode == "rescale" else 1)
 
 
 def preprocess(rgb, mode):

@@ -144,11 +144,32 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
     return result
 
 
+def undefined(method, cascading):
+    """Why some of ``method``'s rank correlations are undefined (None), or None if none is:
+    a constant map (a black image's, say) has no ranks to correlate."""
+    missing = sum(step[method]["spearman"] is None for step in cascading)
+    if missing == len(cascading):
+        return ("the original map is constant (an empty or flat image?), so no rank "
+                "correlation with it exists")
+    if missing:
+        return (f"the map is constant after {missing} of {len(cascading)} steps, so no rank "
+                "correlation exists there")
+    return None
+
+
 def verdict(method, cascading, threshold=0.5):
     """One line: how far down the cascade the map stays similar (Spearman of the absolute
-    maps >= threshold) to the original."""
+    maps >= threshold) to the original; "undefined" when no correlation exists."""
+    why = undefined(method, cascading)
+    if why and why.startswith("the original"):
+        return f"{method}: undefined -- {why}; this image tests nothing"
+    line = _cascade_line(method, cascading, threshold)
+    return f"{line} ({why}; counted as 0)" if why else line
+
+
+def _cascade_line(method, cascading, threshold):
     scores = [step[method]["spearman"] for step in cascading]
-    scores = [0.0 if s is None else s for s in scores]
+    scores = [0.0 if s is None else s for s in scores]  # a constant map: all detail gone
     last = max((k for k, s in enumerate(scores) if s >= threshold), default=None)
     if last is None:
         return (f"{method}: falls to {scores[0]:.2f} as soon as {cascading[0]['randomised'][-1]} "

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..files.images import read_image
-from ..files.preprocess import model_input
+from ..files.preprocess import FLAT_BELOW, grey_level_spread, model_input
 
 
 @dataclass
@@ -79,6 +79,9 @@ class Reader:
             else:
                 item.picture = Image.fromarray(np.asarray(source, dtype=np.uint8)).convert("RGB")
             item.x = model_input(item.picture, model.input_size, model.channels, mode)
+            if grey_level_spread(item.x, mode) < FLAT_BELOW:
+                item.notes.append("the image is one flat colour: its map can show only the "
+                                  "network's border effects, not the image")
         except Exception as e:  # ImageError, or a bug of ours: this input only
             item.error, item.picture = e, None
             return item

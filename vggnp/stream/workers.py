@@ -76,6 +76,23 @@ def _explained(model, batch, method, options):
     return batch
 
 
+def score_notes(probs):
+    """Notes on scores (K,) whose order means little: a top score shared by several classes
+    (the top class is then the first of them by index), or a softmax saturated in float32:
+    the top scores exactly 1 and every other class exactly 0 (their logits are so far apart
+    that exp underflows; the classes after the first are then listed in index order)."""
+    top = probs.max()
+    tied = int((probs == top).sum())
+    if tied > 1:
+        return [f"the top score {top:.4g} is shared by {tied} classes: the top class is "
+                "the first of them by index, not the model's choice"]
+    if top == 1.0 and np.count_nonzero(probs) == 1:
+        return ["a saturated softmax: the top class scores exactly 1 and every other class "
+                "exactly 0 in float32, so the classes after the first are in index order, "
+                "not the model's"]
+    return []
+
+
 def _explain_batch(model, batch, method, options):
     """Fill in the results of ``batch`` (ImageResults with their model inputs);
     options: keyword arguments of ``explain``."""
@@ -95,6 +112,7 @@ def _explain_batch(model, batch, method, options):
             continue
         item.probs, item.class_index, item.map = details["probs"][n], int(classes[n]), maps[n]
         item.empty = not maps[n].any()
+        item.notes.extend(score_notes(item.probs))
         for key in ("scorecam_skipped", "completeness", "raw"):
             if key in details:
                 item.details[key] = details[key][n]
