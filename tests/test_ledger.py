@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, run_cam
 from vggnp.cam import run as cam
-from vggnp.files.results import RESULTS_NAME, ResultsFile, valid_record
+from vggnp.files.results import RESULTS_NAME, ResultsFile, own_outputs, valid_record
 
 ARGS = ["--model", MODEL_PATH, "--labels", LABELS_PATH, "--quiet"]
 
@@ -27,8 +28,8 @@ def test_a_cut_last_line_does_not_swallow_the_next_record(tmp_path):
     with open(out / RESULTS_NAME, "a", encoding="utf-8") as f:
         f.write('{"image": "cut by a crash", "pa')  # no newline: a record cut mid-write
     assert cam.main([SHAPES[1], *ARGS, "--out", str(out)]) == 0
-    lines = lines_of(out)
-    assert len(lines) == 3 and lines[1].endswith('"pa')
+    lines = lines_of(out)  # each image: its intent line, then its record
+    assert len(lines) == 5 and lines[2].endswith('"pa') and '"writing"' in lines[3]
     records = ResultsFile(str(out)).records()
     assert [os.path.basename(r["image"]) for r in records] == ["circle.png", "square.png"]
 
@@ -155,7 +156,7 @@ def test_review_findings_on_hostile_records(tmp_path, capsys):
     /etc/hostname."""
     out = tmp_path / "out"
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
-    good = json.loads(lines_of(out)[0])
+    good = json.loads(lines_of(out)[1])  # [0] is the intent line
     bad = [dict(good, method="renamed-method", empty=True),
            dict(good, deletion_curve=[0.5]),
            dict(good, image="\ud800"),
@@ -181,3 +182,77 @@ def test_review_findings_on_hostile_records(tmp_path, capsys):
     for elsewhere in (str(out / "fifo"), "/etc/hostname", "/dev/zero",
                       str(out / ".." / "out" / ".." / "elsewhere.txt")):
         assert _inline_bytes(elsewhere, str(out)) is None, elsewhere
+
+
+def test_a_second_identical_run_replaces_its_own_outputs(tmp_path, capsys):
+    """#26.1: vggnp's earlier outputs (their stamps in the results file) are replaced
+    without --overwrite; a file someone changed since is not."""
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    overlay = next(out.glob("*_cam.jpg"))
+    first = overlay.stat().st_mtime_ns
+    capsys.readouterr()
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    assert "1. circle" in capsys.readouterr().out and overlay.stat().st_mtime_ns != first
+    os.utime(overlay, ns=(1, 1))  # changed since vggnp wrote it: a user's file now
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_files_announced_by_an_intent_line_are_vggnps_own(tmp_path):
+    """A run killed after writing an image's outputs and before its record: the intent line
+    names them, so the next run may replace them (own_outputs); a file older than the
+    intent, or one no intent names, is not vggnp's."""
+    announced, older, other = (tmp_path / n for n in ("a.jpg", "b.jpg", "c.jpg"))
+    for path in (announced, older, other):
+        path.write_bytes(b"x")
+    os.utime(older, ns=(1, 1))
+    intent = {"image": "i.png", "path": "/i.png", "writing": [str(announced), str(older)],
+              "started_ns": announced.stat().st_mtime_ns}
+    assert valid_record(intent)
+    assert own_outputs([intent]) == {str(announced)}
+    assert not valid_record(dict(intent, top=[]))  # an intent holds nothing else
+
+
+def test_resume_after_kill_9_finishes_the_job(tmp_path):
+    """#27.8: SIGKILL once the results file holds 2, 5 and 9 lines (mid-run, while images
+    are being written); --resume then exits 0 and every image has its record and outputs
+    (it used to say "exists; pass --overwrite" for the image whose outputs were on disk
+    without a record)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"img_{i:02d}.png").write_bytes(open(SHAPES[i % 3], "rb").read())
+    for lines in (2, 5, 9):
+        out = tmp_path / f"out{lines}"
+        child = subprocess.Popen([sys.executable, "-m", "vggnp.cam", str(folder), *ARGS,
+                                  "--out", str(out), "--batch-size", "1"], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        results = out / RESULTS_NAME
+        while child.poll() is None and not (results.exists()
+                                            and results.read_bytes().count(b"\n") >= lines):
+            time.sleep(0.001)
+        child.kill()
+        assert child.wait() == -9, "the run ended before it was killed: use more images"
+        resumed = run_cam(str(folder), *ARGS, "--out", str(out), "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(ResultsFile(str(out)).done()) == 60
+
+
+def test_outputs_without_their_record_are_redone_by_resume(tmp_path, monkeypatch):
+    """The moment a kill -9 can fall in, made certain: the first image's outputs are on
+    disk and its record never written (the process dies there). --resume redoes that image
+    over vggnp's own files instead of refusing them as a user's (#27.8)."""
+    out = tmp_path / "out"
+    append = ResultsFile.append
+
+    def die_before_the_record(self, record, durable=True):
+        if "stamps" in record:
+            raise KeyboardInterrupt  # as far as the results file knows, a kill -9
+        append(self, record, durable)
+    monkeypatch.setattr(ResultsFile, "append", die_before_the_record)
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) != 0
+    assert list(out.glob("*_cam.jpg")) and ResultsFile(str(out)).done() == {}
+    monkeypatch.setattr(ResultsFile, "append", append)
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--resume"]) == 0
+    assert len(ResultsFile(str(out)).done()) == 1

@@ -156,14 +156,15 @@ def file_ids(paths):
     return ids
 
 
-def refuse_to_clobber(paths, input_ids, overwrite):
+def refuse_to_clobber(paths, input_ids, overwrite, own=frozenset()):
     """Why these outputs must not be written, or None: an input (its (device, inode) in
     ``input_ids``, see :func:`file_ids`) is never overwritten, and an existing file only
-    with --overwrite."""
+    with --overwrite or when it is vggnp's own (its absolute path in ``own``, see
+    ``files.results.own_outputs``)."""
     for path in paths:
         if file_ids([path]) & input_ids:
             return f"{path} is one of the input images; choose another --out"
-        if os.path.lexists(path) and not overwrite:
+        if os.path.lexists(path) and not overwrite and os.path.abspath(path) not in own:
             return f"{path} exists; pass --overwrite to replace it"
     return None
 

@@ -4,13 +4,14 @@ the writer thread; and the one line said when an image fails."""
 
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 
 from ..methods.attribution import completeness_warning
 from ..viz.boxes import box_from_map
-from ..files.results import file_stamp
+from ..files.results import file_stamp, stamps
 from .state import Pictures
 from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
                           thumbnail, too_big_for_jpeg)
@@ -53,7 +54,7 @@ def _handled(args, run, out, result, stem, writer, record):
     _say_notes(args, run, out, result, f"{name} ({cls})")
     completeness = result.details.get("completeness")
     written = output_paths(args, stem, name, out.taken)
-    refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite)
+    refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite, out.own)
                or too_big_for_jpeg(result.picture.size, args))
     if refusal:
         return failed(out, record, ImageError(f"not written: {refusal}")), None
@@ -74,8 +75,10 @@ def _handled(args, run, out, result, stem, writer, record):
     method_maps = every_method(args, run, out, result, written) if args.report_all_methods \
         else None
     record.update(notes=result.notes, outputs=written)
+    replace = frozenset(p for p in written.values()
+                        if args.overwrite or os.path.abspath(p) in out.own)
     pictures = Pictures(result.picture, raw_map, heatmap, cls, top_k, written, box, scale,
-                        method_maps)
+                        method_maps, replace)
     return record, writer.submit(_write, out.results, record, args, run, pictures)
 
 
@@ -155,10 +158,15 @@ def _extras(args, run, out, result, heatmap, record):
 
 
 def _write(results, record, args, run, pictures):
-    """In the writer thread: the outputs, then at once their line in the results file, so
-    that a run killed at any moment has listed every image whose outputs are on disk."""
+    """In the writer thread: an intent line naming the outputs, the outputs, then at once
+    their record with their stamps, so that a run killed at any moment has listed every
+    image whose outputs are on disk, and every file it was writing."""
+    paths = list(pictures.written.values())
+    results.append({"image": record["image"], "path": record["path"],
+                    "writing": [os.path.abspath(p) for p in paths],
+                    "started_ns": time.time_ns()}, durable=False)
     save_pictures(args, run, pictures)
-    results.append(record)
+    results.append(record | {"stamps": stamps(paths)})
 
 
 def failed(out, record, error):

@@ -77,7 +77,7 @@ def save_pictures(args, run, pictures):
     try:
         picture = _save_each(args, run, pictures, done)
         if args.report:
-            _save_thumbnails(args, pictures.written, done,
+            _save_thumbnails(pictures, done,
                              {"thumbnail": picture, "photo_thumbnail": pictures.original,
                               **(pictures.method_maps or {})})
     except BaseException:
@@ -100,7 +100,7 @@ def _save_each(args, run, pictures, done):
         picture = overlay(original, heatmap, alpha=args.alpha)
     if p.box is not None:
         draw_box(picture, p.box)
-    save_image(picture, written["overlay"], args.overwrite)
+    save_image(picture, written["overlay"], written["overlay"] in p.replace)
     done.append(written["overlay"])
     if args.panel:
         lines = [f"{i + 1}. {name} {s:.3f}" for i, (_, _, name, s) in enumerate(p.top_k)]
@@ -108,19 +108,21 @@ def _save_each(args, run, pictures, done):
                      + (f" at {run.layer}" if run.layer else ""))
         bar = (scale["max"], scale["units"]) if scale else None
         save_image(panel(original, heatmap, picture, lines, bar), written["panel"],
-                   args.overwrite)
+                   written["panel"] in p.replace)
         done.append(written["panel"])
     if args.save_heatmap:
-        save_array(raw_map.astype(np.float32), written["heatmap"], args.overwrite)
+        save_array(raw_map.astype(np.float32), written["heatmap"],
+                   written["heatmap"] in p.replace)
         done.append(written["heatmap"])
     return picture
 
 
-def _save_thumbnails(args, written, done, shown):
+def _save_thumbnails(pictures, done, shown):
     """The report's small pictures (THUMBNAIL_SIDE a side at most): shown is {output key:
     picture}, the overlay, the photo and, with --report-all-methods, each method's map."""
+    written = pictures.written
     for key, full in shown.items():
-        save_image(thumbnail(full), written[key], args.overwrite)
+        save_image(thumbnail(full), written[key], written[key] in pictures.replace)
         done.append(written[key])
 
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .args import needs_probabilities, parse_args
 from .image import failed, handle, tell
-from ..files.results import already_done
+from ..files.results import already_done, own_outputs
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import output_stems
@@ -156,6 +156,7 @@ def process(args, run, todo, failed_inputs, results):
     out = RunState(lines=StdoutLines(args.json), results=results, progress=progress,
                    failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
+                   own=own_outputs(results.entries()),
                    trace=Tee(sys.stderr) if args.trace else None)
     stems = [stem for _, stem in todo]
     reading = {"background": args.background, "max_pixels": args.max_pixels,

@@ -225,8 +225,8 @@ class SaidResults(ResultsFile):
 
     said = False
 
-    def records(self):
-        found = super().records()
+    def entries(self):
+        found = super().entries()
         if self.skipped and not self.said:  # one note a run, however often it is read
             self.said = True
             say(f"vggnp.cam: note: skipped {self.skipped} line(s) of {self.path} that are not "

@@ -42,7 +42,9 @@ class RunState:
     early, or None; debug: --debug; taken: output names given to this run's images
     (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
-    output must never replace one); trace: --trace's Tee, or None.
+    output must never replace one); own: absolute paths of the files in --out that vggnp
+    wrote (``files.results.own_outputs``: replaced without --overwrite); trace: --trace's
+    Tee, or None.
     """
     lines: object
     results: object
@@ -54,6 +56,7 @@ class RunState:
     taken: UniqueNames = field(default_factory=UniqueNames)
     scale: dict = field(default_factory=dict)
     inputs: set = field(default_factory=set)
+    own: set = field(default_factory=set)
     trace: object = None
 
 
@@ -65,7 +68,8 @@ class Pictures:
     heatmap: (h, w) in [0, 1], drawn over the photo; cls: the class explained; top_k: the
     top classes [(index, wnid, name, score)]; written: {output key: path}; box: --box's
     box or None; scale: --scale raw's {"max", "units"} or None; method_maps:
-    --report-all-methods' {"map_<method>": picture} or None.
+    --report-all-methods' {"map_<method>": picture} or None; replace: the paths of
+    ``written`` that may replace a file (all with --overwrite, else vggnp's own).
     """
     original: object
     raw_map: object
@@ -76,5 +80,6 @@ class Pictures:
     box: tuple = None
     scale: dict = None
     method_maps: dict = None
+    replace: frozenset = frozenset()
 
 

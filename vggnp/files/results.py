@@ -1,9 +1,13 @@
 """``<out>/vggnp-results.jsonl``, the results file of ``vggnp.cam``: one JSON line per
 image, appended as each is done, read back by ``--resume`` and the report.
 
-A line is written only after the image's outputs are on disk, so the file always lists what
-is there. An input counts as done by its last record without an error: a later run that
-failed (say, because the outputs existed) does not undo it (:func:`last_successes`).
+Before an image's outputs are written, an intent line names them ("writing", with the time
+it started); after they are on disk, the image's record, with each output's size and mtime
+("stamps"). So the file always lists what is there, and which files are vggnp's own
+(:func:`own_outputs`): a later run replaces those without --overwrite, and a run killed
+mid-write leaves files that the next run knows it was writing. An input counts as done by
+its last record without an error: a later run that failed (say, because the outputs
+existed) does not undo it (:func:`last_successes`).
 """
 
 import errno
@@ -16,7 +20,35 @@ RESULTS_NAME = "vggnp-results.jsonl"
 
 def last_successes(records):
     """{absolute input path: its last record without an error} of ``records`` (in order)."""
-    return {r["path"]: r for r in records if "error" not in r}
+    return {r["path"]: r for r in records if "error" not in r and "writing" not in r}
+
+
+def stamps(paths):
+    """{absolute path: [size, mtime_ns]} of written files: what makes them vggnp's own."""
+    return {os.path.abspath(p): list(file_stamp(p)) for p in paths}
+
+
+COARSE_CLOCK_NS = 1_000_000_000  # a file system's timestamps may lag time.time_ns()
+
+
+def own_outputs(records):
+    """The absolute paths of files vggnp wrote and nobody changed since: an output listed
+    in a record's "stamps" with the same size and mtime now, or one that an intent line
+    announced ("writing") with no record after it (a run killed while writing) and that was
+    modified after the intent's "started_ns"."""
+    own, pending = set(), {}
+    for r in records:
+        if "writing" in r:
+            pending[r["path"]] = r
+            continue
+        if "error" not in r:
+            pending.pop(r["path"], None)
+        own.update(p for p, stamp in r.get("stamps", {}).items()
+                   if list(file_stamp(p)) == stamp)
+    for r in pending.values():  # file times come from a coarse clock: a tick early
+        own.update(p for p in r["writing"]
+                   if (file_stamp(p)[1] or -1) >= r["started_ns"] - COARSE_CLOCK_NS)
+    return own
 
 
 def file_stamp(path):
@@ -82,6 +114,11 @@ FIELDS = {
                                    and all(_number(x) for x in v)),
     "scale": lambda v: isinstance(v, dict) and _number(v.get("max"))
     and isinstance(v.get("units"), str),
+    "writing": lambda v: isinstance(v, list) and all(_text(p) for p in v),
+    "started_ns": lambda v: type(v) is int,
+    "stamps": lambda v: isinstance(v, dict) and all(
+        _text(p) and isinstance(s, list) and len(s) == 2 and all(type(n) is int for n in s)
+        for p, s in v.items()),
 }
 REQUIRED = ("image", "path")
 FAITHFULNESS = ("deletion_auc", "insertion_auc", "deletion_curve", "insertion_curve")
@@ -98,6 +135,8 @@ def valid_record(record):
         return False
     if len({k in record for k in FAITHFULNESS}) > 1:  # --metric's four, or none of them
         return False
+    if "writing" in record or "started_ns" in record:  # an intent: those two, nothing more
+        return set(record) == {"image", "path", "writing", "started_ns"}
     return "error" in record or (all(k in record for k in ("outputs", "class", "top"))
                                  and "overlay" in record["outputs"]
                                  and type(record.get("size")) is int
@@ -128,7 +167,12 @@ class ResultsFile:
                                         "device); move it away")
 
     def records(self):
-        """Every valid record, in order; [] if there is no file (see the class)."""
+        """The valid records of images, in order (intent lines left out); [] if there is no
+        file (see the class)."""
+        return [r for r in self.entries() if "writing" not in r]
+
+    def entries(self):
+        """Every valid line, records and intents, in order; [] if there is no file."""
         records, self.skipped = [], 0
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -154,8 +198,10 @@ class ResultsFile:
         return {path: r for path, r in last_successes(self.records()).items()
                 if all(os.path.exists(p) for p in r["outputs"].values())}
 
-    def append(self, record):
-        """Add ``record`` as one line; on disk when this returns. OSError if it cannot be."""
+    def append(self, record, durable=True):
+        """Add ``record`` as one line; on disk when this returns if ``durable`` (fsync: it
+        survives a power cut; without, it survives the process being killed). OSError if
+        it cannot be."""
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
                      | os.O_NONBLOCK, 0o666)
@@ -170,7 +216,8 @@ class ResultsFile:
             data = line.encode("utf-8", "backslashreplace")
             while data:  # a short write (a file size limit) raises on the next one
                 data = data[os.write(fd, data):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
