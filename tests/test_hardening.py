@@ -4,12 +4,16 @@ through the one error funnel, damaged and sparse AVIFs refused."""
 
 import io
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import MODEL, MODEL_PATH, SHAPES
+from helpers import MODEL, MODEL_PATH, ROOT, SHAPES, interruptible
 from test_model_files import rewrite_config
 from vggnp import activations, cam, explain_files, filters, sanity
 from vggnp.files.errors import LINE_LIMIT, printable
@@ -135,3 +139,35 @@ def test_flat_images_and_tied_or_saturated_scores_are_noted(shapes_model):
         assert any("saturated softmax" in note for note in result.notes)
     finally:
         dense.w[:], dense.b[:] = saved
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_starting_is_one_line(tmp_path, signum, code):
+    """#27.13: Ctrl-C or SIGTERM during the imports (the first ~0.4 s) used to print a
+    KeyboardInterrupt traceback or end the process with no word."""
+    for delay in (0.08, 0.15):
+        child = subprocess.Popen([sys.executable, "-m", "vggnp.cam", SHAPES[0], *MODEL,
+                                  "--out", str(tmp_path)], cwd=ROOT, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 preexec_fn=interruptible)
+        time.sleep(delay)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=60)
+        if child.returncode == 0:
+            continue  # finished before the signal came: nothing to see at this delay
+        assert child.returncode == code and "Traceback" not in err, err
+        assert len(err.splitlines()) == 1 and ("interrupted" in err or "terminated" in err)
+
+
+def test_a_deleted_working_folder_is_one_line(tmp_path):
+    """#27.13: run from a folder that was deleted: one line, exit 4 (not FileNotFoundError
+    from os.path.abspath)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+              f"sys.path.insert(0, {ROOT!r}); from vggnp.cam import main; "
+              f"sys.exit(main([{SHAPES[0]!r}, '--model', {MODEL_PATH!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 4 and "Traceback" not in done.stderr, done.stderr
+    assert "the current folder no longer exists" in done.stderr

@@ -1,19 +1,33 @@
-"""vggnp: VGG16 in NumPy with a hand-written backward pass, explained by Grad-CAM."""
+"""vggnp: VGG16 in NumPy with a hand-written backward pass, explained by Grad-CAM.
 
-from .files.download import DownloadError, official_weights
-from .files.imagenet import class_index, decode_predictions
-from .files.images import ImageError, read_image
-from .files.preprocess import load_image, load_img, preprocess_input
-from .files.weights import WeightsError, read_vgg16_weights
-from .methods.gradcam import grad_cam
-from .models.keras_convnet import load_keras_model
-from .models.vgg16 import VGG16
-from .stream.batches import explain_files
-from .viz.overlay import overlay
+The names below are imported when first used (PEP 562), so that ``python -m vggnp.cam``
+can install its signal handlers before NumPy and Pillow load: a Ctrl-C in the first
+half-second is then one line, not a traceback.
+"""
 
-__all__ = ["VGG16", "DownloadError", "ImageError", "WeightsError", "class_index",
-           "decode_predictions", "explain_files", "grad_cam", "load_image", "load_img",
-           "load_keras_model",
-           "official_weights", "overlay", "preprocess_input", "read_image",
-           "read_vgg16_weights"]
+import importlib
+
+_HOMES = {
+    "DownloadError": "files.download", "official_weights": "files.download",
+    "class_index": "files.imagenet", "decode_predictions": "files.imagenet",
+    "ImageError": "files.images", "read_image": "files.images",
+    "load_image": "files.preprocess", "load_img": "files.preprocess",
+    "preprocess_input": "files.preprocess",
+    "WeightsError": "files.weights", "read_vgg16_weights": "files.weights",
+    "grad_cam": "methods.gradcam", "load_keras_model": "models.keras_convnet",
+    "VGG16": "models.vgg16", "explain_files": "stream.batches", "overlay": "viz.overlay",
+}
+__all__ = sorted(_HOMES)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'vggnp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

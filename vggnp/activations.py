@@ -8,6 +8,10 @@ Each channel is shown as the book does: centred on its mean, scaled by its stand
 deviation (x64, +128) and clipped to 0..255; an all-zero ("dead") channel stays black.
 """
 
+if __name__ == "__main__":  # before the heavy imports below: see startup.py
+    from .startup import guard
+    guard("vggnp.activations")
+
 import os
 import sys
 

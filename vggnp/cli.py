@@ -19,6 +19,7 @@ from .files.errors import LINE_LIMIT, InputError, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
 from .models.vgg16 import VGG16
+from .startup import started
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
@@ -65,13 +66,28 @@ def raise_terminated(signum, frame):
     raise Terminated()
 
 
+def cwd_gone(name):
+    """EXIT_OUTPUT, after one line, if the working folder was deleted (every relative path,
+    the default --out "." among them, would fail there); else None."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return fail(EXIT_OUTPUT, "the current folder no longer exists (deleted?); cd to one "
+                    "that does and run again", name)
+    return None
+
+
 def run_command(name, body):
     """The one error funnel of the commands: ``body()`` returns the exit code, and whatever
     it raises becomes one line on stderr and a documented exit code, never a traceback.
     The errors a command expects (a bad image, a missing file) it says itself, with more
     context; this is what is left: Ctrl-C, SIGTERM, a closed stdout, an output the system
     refuses (a name too long, a full disk), and our own bugs."""
+    started()  # the imports are done: Ctrl-C is a KeyboardInterrupt again
     warnings_as_notes(name)
+    gone = cwd_gone(name)
+    if gone:
+        return gone
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return body()

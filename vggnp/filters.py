@@ -10,6 +10,10 @@ image += step * g / rms(g) (a normalised gradient step). Shown as the book does:
 scaled by the standard deviation (x64, +128), clipped.
 """
 
+if __name__ == "__main__":  # before the heavy imports below: see startup.py
+    from .startup import guard
+    guard("vggnp.filters")
+
 import os
 import sys
 

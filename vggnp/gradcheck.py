@@ -5,11 +5,16 @@ of the fast path that the loaded models run (``FastConv2D``'s flipped-kernel bac
 whole small VGG16 as vggnp runs it. Exit status 1 if any check fails.
 """
 
+if __name__ == "__main__":  # before the heavy imports below: see startup.py
+    from .startup import guard
+    guard("vggnp.gradcheck")
+
 import argparse
 import sys
 
 import numpy as np
 
+from .cli import run_command
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
 from .nn import gradcheck as textbook
@@ -54,6 +59,11 @@ def main(argv=()):
         description="Finite-difference gradient checks of every layer's backward pass, in "
                     "float64, against a relative-error tolerance of %g; exit status 1 if "
                     "any fails." % TOLERANCE).parse_args(argv)
+    return run_command("vggnp.gradcheck", print_checks)
+
+
+def print_checks():
+    """Run every check, one table line each; 1 if any fails, else 0."""
     print(f"Finite-difference gradient checks, float64; a backward passes when its relative "
           f"error <= {TOLERANCE:g}\n")
     print(f"{'check':<40}{'dx':>11}{'dW':>11}{'db':>11}  result")

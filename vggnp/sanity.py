@@ -9,6 +9,10 @@ The math is in ``vggnp/methods/sanity_checks.py``; this module reads the command
 and writes the figure and the report.
 """
 
+if __name__ == "__main__":  # before the heavy imports below: see startup.py
+    from .startup import guard
+    guard("vggnp.sanity")
+
 import json
 import os
 import sys

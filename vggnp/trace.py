@@ -8,9 +8,14 @@
 Both from a VGG16 with random weights (the numbers depend on the shapes only).
 """
 
+if __name__ == "__main__":  # before the heavy imports below: see startup.py
+    from .startup import guard
+    guard("vggnp.trace")
+
 import argparse
 import sys
 
+from .cli import run_command
 from .fast import gemm
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
@@ -40,9 +45,12 @@ def main(argv=()):
     p.add_argument("--paths", action="store_true",
                    help="print which conv sum and GEMM each layer runs on this machine")
     args = p.parse_args(argv)
-    model = VGG16(random_vgg16_weights(seed=0), input_size=spec.INPUT_SIZE)
-    print(conv_paths(model) if args.paths else markdown_numbers(model))
-    return 0
+
+    def trace():
+        model = VGG16(random_vgg16_weights(seed=0), input_size=spec.INPUT_SIZE)
+        print(conv_paths(model) if args.paths else markdown_numbers(model))
+        return 0
+    return run_command("vggnp.trace", trace)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,16 @@ lines), ``outputs.py`` (output names and pictures), ``run_io.py`` (inputs, the r
 file, stdout lines, progress).
 """
 
-from .run import main
+from ..startup import guard, started
 
 __all__ = ["main"]
+
+
+def main(argv=None):
+    """The command line's entry point (``python -m vggnp.cam``, ``vggnp-cam``): the
+    start-up guard (``startup.py``) is up while ``run.py`` and NumPy load, then
+    ``run.main`` runs."""
+    previous = guard("vggnp.cam")
+    from .run import main as run_main
+    started(previous)
+    return run_main(argv)

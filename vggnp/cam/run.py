@@ -29,7 +29,7 @@ from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, Terminated, raise_terminated,
-                  cam_layer, check_writable, command_line, fail, file_ids, find_class,
+                  cam_layer, check_writable, command_line, cwd_gone, fail, file_ids, find_class,
                   load_model, say, warnings_as_notes)
 from ..methods.registry import METHODS
 from ..files.download import DownloadError
@@ -60,6 +60,9 @@ def main(argv=None):
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     warnings_as_notes("vggnp.cam")
+    gone = cwd_gone("vggnp.cam")
+    if gone:
+        return gone
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         results = read_results(args.out)        # one reader: one note of lines skipped

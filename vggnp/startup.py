@@ -1,0 +1,38 @@
+"""The first instant of a command: a Ctrl-C or SIGTERM while Python is still importing
+NumPy, Pillow and the rest (about half a second) ends the process with one line and the
+documented exit code (130, 143), not a ``KeyboardInterrupt`` traceback or a silent death.
+Nothing has been read or written by then. Only the standard library's ``os`` and
+``signal`` are imported here, so the guard is up before anything heavy loads."""
+
+import os
+import signal
+
+_CODES = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+
+def guard(name):
+    """Install the start-up handlers of the command ``name`` (e.g. "vggnp.cam"); a signal
+    that was ignored (nohup, a background job) stays ignored. Returns the handlers it
+    replaced, for :func:`started`."""
+    def stop(signum, frame):
+        word, code = _CODES[signum]
+        try:
+            os.write(2, f"{name}: {word} while starting; nothing was done\n".encode())
+        finally:
+            os._exit(code)
+    stop.guard = True
+    previous = {signum: signal.getsignal(signum) for signum in _CODES}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, stop)
+    return previous
+
+
+def started(previous=None):
+    """The imports are done: where the guard is up, the handler it replaced goes back
+    (``previous``, from :func:`guard`; by default Python's own: Ctrl-C raises
+    KeyboardInterrupt, SIGTERM is the command's to set). Other handlers are left alone."""
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    for signum, handler in (previous or defaults).items():
+        if getattr(signal.getsignal(signum), "guard", False):
+            signal.signal(signum, handler if handler is not None else defaults[signum])
