@@ -26,7 +26,8 @@ def parse(argv):
     p = argparse.ArgumentParser(prog="python -m scripts.fuzz", description=__doc__.split("\n")[0])
     p.add_argument("--cases", type=int, default=5000, help="how many cases (default 5000)")
     p.add_argument("--seed", type=int, default=7, help="the run's seed (CI uses 15)")
-    p.add_argument("--kinds", nargs="+", choices=["image", "model", "weights", "labels"],
+    p.add_argument("--kinds", nargs="+", choices=["image", "model", "weights", "labels",
+                                                  "results", "tempname"],
                    help="only these file kinds (default: all)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--case-seconds", type=float, default=10.0,
@@ -38,6 +39,9 @@ def parse(argv):
     p.add_argument("--show", type=int, metavar="N",
                    help="make case N and run it in this process, showing its traceback")
     p.add_argument("--keep", metavar="DIR", help="with --show: where to write the mutant")
+    p.add_argument("--config", type=int, metavar="N",
+                   help="instead: N config-field mutants of the demo model, each checked "
+                        "against Keras (needs TensorFlow; tests/fuzz_config.py)")
     return p.parse_args(argv)
 
 
@@ -62,8 +66,23 @@ def progress(every):
     return tell
 
 
+def config_mutants(args):
+    """--config N: vggnp refuses each mutant or equals Keras on it."""
+    import tensorflow as tf  # only here: the file kinds need no TensorFlow
+    from tests.fuzz_config import check_config_mutants
+    with tempfile.TemporaryDirectory() as folder:
+        found = check_config_mutants(tf.keras, args.config, args.seed, folder)
+    for outcome, value in found.items():
+        print(f"{outcome:>20}: {value if isinstance(value, int) else len(value)}")
+        for what in value if isinstance(value, list) else ():
+            print(f"{'':>22}{what}")
+    return 1 if found["different"] or found["accepted alone"] else 0
+
+
 def main(argv=None):
     args = parse(argv)
+    if args.config:
+        return config_mutants(args)
     targets = [t for t, kind in TARGETS.items() if kind in (args.kinds or [kind])
                and kind != "selftest"]
     if args.show is not None:

@@ -54,7 +54,8 @@ __all__ = ["OUTCOMES", "TARGETS", "failures", "plan", "report", "run_cases", "sh
 
 OUTCOMES = ("ok", "refused", "traceback", "wrong exit", "hang", "over memory")
 FAILURES = OUTCOMES[2:]
-KIND_WEIGHTS = {"image": 1, "model": 4, "weights": 3, "labels": 1}  # cases per target a round
+KIND_WEIGHTS = {"image": 1, "model": 4, "weights": 3, "labels": 1, "results": 2,
+                "tempname": 1}  # cases per target a round
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_worker.py")
 
 

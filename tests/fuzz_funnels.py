@@ -18,7 +18,10 @@ from vggnp.files.labels import LabelsError, read_labels
 from vggnp.models.keras_convnet import load_keras_model
 from vggnp.files.preprocess import model_input
 from vggnp.files.weights import read_vgg16_weights
+from vggnp.files.outputs import remove_stale_temps
+from vggnp.files.results import RESULTS_NAME, ResultsFile, own_outputs, valid_record
 from vggnp.stream.batches import explain_files
+from vggnp.viz.report import image_entry, shown_records
 
 PACKAGE = os.path.dirname(os.path.abspath(vggnp.__file__))
 
@@ -29,7 +32,8 @@ except ImportError:  # imported as tests.fuzz_funnels by python -m scripts.fuzz
 
 
 EXPECTED = {"image": ImageError, "model": WeightsError, "weights": WeightsError,
-            "labels": LabelsError, "selftest": ImageError}
+            "labels": LabelsError, "results": (), "tempname": (),
+            "selftest": ImageError}
 MODEL_INPUTS = [((64, 64), 3, "none"), ((30, 41), 1, "rescale"), ((32, 32), 3, "vgg16")]
 
 
@@ -109,7 +113,44 @@ def run_selftest(path, context):
     return "ok", what
 
 
-RUNNERS = {"image": run_image, "model": lambda path, context: probe(load_keras_model(path)),
+def run_results(path, context):
+    """A results file read back as --resume, the ownership check and the report read it:
+    never an error, whatever it holds (a FIFO, a link or a folder in its place: the one
+    OSError of ResultsFile.check, which names it)."""
+    folder = os.path.dirname(path)
+    os.rename(path, os.path.join(folder, RESULTS_NAME))
+    results = ResultsFile(folder)
+    try:
+        results.check()
+    except OSError as e:  # the command's exit 4, with this one line
+        if "\n" in str(e) or results.path not in str(e):
+            raise Wrong(f"check() said {str(e)!r:.200}") from None
+        return "refused", str(e)
+    records = results.records()
+    if not all(valid_record(r) for r in records):
+        raise Wrong("records() gave a record that valid_record refuses")
+    results.done()
+    own_outputs(results.entries())
+    entries = [image_entry(r, folder) for r in shown_records(records)]
+    return "ok", f"{len(records)} records, {results.skipped} skipped, {len(entries)} shown"
+
+
+def run_tempname(path, context):
+    """A planted temporary name (the file's bytes), as a file and as a folder, then the
+    clean-up every run does first: never an error; a folder is never removed."""
+    with open(path, "rb") as f:
+        name = os.fsdecode(f.read().replace(b"/", b"_").replace(b"\0", b"_")[:250])
+    name = name if name not in ("", ".", "..") else name + "_"  # a name a file can have
+    folder = os.path.join(os.path.dirname(path), "out")
+    os.makedirs(os.path.join(folder, name + ".d"))
+    open(os.path.join(folder, name), "wb").close()
+    removed = remove_stale_temps(folder)
+    if not os.path.isdir(os.path.join(folder, name + ".d")):
+        raise Wrong("remove_stale_temps removed a folder")
+    return "ok", f"{removed} removed"
+
+
+RUNNERS = {"image": run_image, "results": run_results, "tempname": run_tempname, "model": lambda path, context: probe(load_keras_model(path)),
            "weights": run_weights, "labels": run_labels, "selftest": run_selftest}
 
 

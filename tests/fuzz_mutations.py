@@ -7,6 +7,7 @@ fuzz_bytes, the HDF5 edits in fuzz_h5, the .keras edits in fuzz_keras. Here: odd
 texts, and files that are not regular files.
 """
 
+import json
 import os
 import warnings
 
@@ -69,6 +70,55 @@ def special_family(path, data, rng, target):
     return what
 
 
+VALUES = [None, 0, -1, 2 ** 70, 1.5, 1e308, "x", "", [], {}, [1, "a"], {"overlay": None},
+          True, "\ud800", "/etc/hostname", "../../x.jpg", [[[[[]]]]], {"max": "1"}]
+
+
+def record_family(path, data, rng, target):
+    """One record of a results file edited as JSON: a field given a value of another type
+    (null, a huge integer, a lone surrogate, a path outside the folder...), a field
+    deleted, an unknown field added, a line repeated, or nested 100,000 deep."""
+    lines = [json.loads(line) for line in data.decode().splitlines()]
+    k = int(rng.integers(len(lines)))
+    record = lines[k]
+    what = pick(rng, ["value", "value", "value", "delete", "unknown", "repeat", "deep"])
+    field = pick(rng, sorted(record))
+    if what == "value":
+        value = VALUES[int(rng.integers(len(VALUES)))]
+        if isinstance(record[field], dict) and record[field] and rng.random() < 0.5:
+            inner = pick(rng, sorted(record[field]))  # one level down: outputs, class...
+            record[field][inner] = value
+            field = f"{field}.{inner}"
+        else:
+            record[field] = value
+        what = f"{field} = {value!r:.30}"
+    elif what == "delete":
+        del record[field]
+        what = f"no {field}"
+    elif what == "unknown":
+        record["future_field"] = 1
+    text = [json.dumps(line) for line in lines]
+    if what == "repeat":
+        text.insert(k, text[k])
+    elif what == "deep":
+        text[k] = "[" * 100_000 + "]" * 100_000
+    write_file(path, ("\n".join(text) + "\n").encode())
+    return f"line {k}: {what}"
+
+
+TEMP_NAMES = [b".vggnp-tmp-99999999999999999999999-x.jpg", ".vggnp-tmp-\u00b2-x.jpg".encode(),
+              b".vggnp-tmp-0-x.jpg", b".vggnp-tmp--1-x.jpg", b".vggnp-tmp-", b".vggnp-tmp-1",
+              b".vggnp-tmp-\xff\xfe-x.jpg", b".vggnp-tmp-1-" + b"x" * 240, b".vggnp-tmp-\n-x"]
+
+
+def name_family(path, data, rng, target):
+    """A planted temporary name: a pid too large, not ASCII digits, 0, negative, missing,
+    not UTF-8, a long name, a newline (the funnel also plants it as a folder)."""
+    name = TEMP_NAMES[int(rng.integers(len(TEMP_NAMES)))]
+    write_file(path, name)
+    return repr(name)[:60]
+
+
 BYTES = {"flip": (3, bytes_family(flip)), "truncate": (2, bytes_family(truncate)),
          "cut": (2, bytes_family(cut)), "insert": (1, bytes_family(insert)),
          "delete": (1, bytes_family(delete)), "special": (1, special_family)}
@@ -79,6 +129,9 @@ MUTATIONS = {  # kind: {family: (weight, function(path, seed bytes, rng, target)
     "weights": {**BYTES, "attribute": (3, h5_family(attribute_edit)),
                 "dataset": (4, h5_family(dataset_edit)), "link": (2, h5_family(link_edit))},
     "labels": {**BYTES, "text": (4, text_family)},
+    "results": {**BYTES, "record": (8, record_family)},
+    "tempname": {**{k: v for k, v in BYTES.items() if k != "special"},
+                 "name": (4, name_family)},
     "selftest": {},
 }
 

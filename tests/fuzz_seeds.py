@@ -8,6 +8,7 @@ file kind, SUFFIXES its file name suffix.
 """
 
 import io
+import json
 import os
 import tempfile
 
@@ -38,8 +39,10 @@ IMAGE_FORMATS = {  # target: (Pillow format, save options, file suffix)
     "ico": ("ICO", {"sizes": [(16, 16), (24, 24)]}, ".ico"),
 }
 TARGETS = {**{name: "image" for name in IMAGE_FORMATS}, "keras": "model", "h5": "weights",
-           "labels": "labels", "selftest": "selftest"}
+           "labels": "labels", "results": "results", "tempname": "tempname",
+           "selftest": "selftest"}
 SUFFIXES = {"keras": ".keras", "h5": ".h5", "labels": ".txt", "selftest": ".txt",
+            "results": ".jsonl", "tempname": ".name",
             **{name: suffix for name, (_, _, suffix) in IMAGE_FORMATS.items()}}
 
 
@@ -76,9 +79,29 @@ def h5_seed():
             return f.read()
 
 
+def results_seed():
+    """A results file as a run writes it: an intent line, its success record, a failure."""
+    overlay = os.path.join(tempfile.gettempdir(), "circle_circle_cam.jpg")
+    entry = {"index": 0, "name": "circle", "score": 0.9}
+    lines = [
+        {"image": CIRCLE, "path": CIRCLE, "writing": [overlay], "started_ns": 1},
+        {"image": CIRCLE, "path": CIRCLE, "size": 1000, "mtime_ns": 5, "top": [entry],
+         "class": entry, "method": "gradcam", "layer": "conv2d_11", "target": "logit",
+         "empty": False, "model": DEMO_MODEL, "notes": ["a note"],
+         "outputs": {"overlay": overlay}, "stamps": {overlay: [10, 20]}, "box": [1, 2, 3, 4],
+         "deletion_auc": 0.1, "insertion_auc": 0.9, "deletion_curve": [1.0, 0.5],
+         "insertion_curve": [0.0, 1.0]},
+        {"image": "gone.png", "path": "/gone.png", "error": "no such file"}]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
 def make_seed(target):
     if target in IMAGE_FORMATS:
         return image_seed(target)
+    if target == "results":
+        return results_seed()
+    if target == "tempname":
+        return b".vggnp-tmp-4194304-circle_circle_cam.jpg"
     if target == "keras":
         with open(DEMO_MODEL, "rb") as f:
             return f.read()

@@ -12,7 +12,8 @@ import pytest
 import fuzz
 
 CI_SEED = 15
-CASES = {"image": 480, "model": 260, "weights": 180, "labels": 80}  # 1,000 in all
+CASES = {"image": 480, "model": 260, "weights": 180, "labels": 80, "results": 120,
+         "tempname": 40}  # 1,160 in all
 
 
 @pytest.mark.slow  # in-process, but seconds: the full suite's

@@ -171,3 +171,35 @@ def test_a_deleted_working_folder_is_one_line(tmp_path):
                           timeout=120)
     assert done.returncode == 4 and "Traceback" not in done.stderr, done.stderr
     assert "the current folder no longer exists" in done.stderr
+
+
+OPTION_VALUES = ["0", "-1", "1", "2", "4096", "99999999999999999999", "1e3", "nan", "inf",
+                 "-0", " 3", "x", "", "0x10", "\u0663"]  # the last: an Arabic-Indic 3
+NUMERIC_OPTIONS = {
+    activations.main: ["--columns"],
+    filters.main: ["--filters", "--steps", "--size", "--seed"],
+    sanity.main: ["--seed", "--depth"],
+    cam.main: ["--batch-size", "--top", "--steps", "--samples", "--noise", "--seed",
+               "--alpha", "--scale-max", "--box-threshold", "--max-pixels"],
+}
+
+
+@pytest.mark.parametrize("main", NUMERIC_OPTIONS, ids=lambda m: m.__module__)
+def test_every_numeric_option_takes_any_text_in_one_line(main, tmp_path, capsys):
+    """The fuzz family of the commands' options (#27.16): every numeric option given odd
+    text either runs (here it then stops at the missing model, exit 3) or is a usage error
+    (exit 2); always exactly one line on stderr, never a traceback."""
+    positional = [] if main is filters.main else [SHAPES[0]]
+    for option in NUMERIC_OPTIONS[main]:
+        for value in OPTION_VALUES:
+            argv = [*positional, "--layer", "c", option, value, "--model",
+                    str(tmp_path / "missing.keras"), "--out", str(tmp_path)]
+            if main is cam.main:
+                argv.remove("--layer"), argv.remove("c")
+            try:
+                code = main(argv)
+            except SystemExit as stop:
+                code = stop.code
+            err = capsys.readouterr().err
+            assert code in (2, 3) and len(err.splitlines()) == 1, (option, value, code, err)
+            assert "Traceback" not in err

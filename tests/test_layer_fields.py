@@ -6,6 +6,7 @@ import pytest
 
 from helpers import MODEL_PATH
 from test_model_files import rewrite_config
+from fuzz_config import check_config_mutants
 from vggnp.files.layer_fields import DEFAULT_ONLY, NO_EFFECT, USED
 from vggnp.keras_model import ModelError, load_keras_model
 
@@ -26,7 +27,8 @@ def _set(index, **fields):
     (CONV, {"future_option": True}, "conv2d_6: future_option = True: a field of Conv2D that "
                                     "vggnp does not know"),
     (CONV, {"dtype": "mixed_float16"}, "dtype = mixed_float16: vggnp computes in float32"),
-    (CONV, {"activation": {"class_name": "ReLU", "config": {"max_value": 6.0}}},
+    (CONV, {"activation": {"module": "keras.layers", "class_name": "ReLU",
+                           "config": {"max_value": 6.0}}},
      "activation ReLU's max_value = 6.0"),
     (CONV, {"activation": {"class_name": "LeakyReLU", "config": {}}}, "activation = "),
     (11, {"quantization_config": {"mode": "int8"}}, "dense_1: quantization_config"),
@@ -45,7 +47,8 @@ def test_a_field_vggnp_does_not_implement_is_refused(tmp_path, index, fields, me
     {"activation": {"module": "keras.layers", "class_name": "ReLU",
                     "config": {"name": "re_lu", "max_value": None, "negative_slope": 0.0,
                                "threshold": 0.0}}},
-    {"activation": {"class_name": "function", "config": "relu"}, "dilation_rate": 1},
+    {"activation": {"module": "keras.activations", "class_name": "function",
+                    "config": "relu"}, "dilation_rate": 1},
 ])
 def test_fields_without_effect_or_at_their_default_are_read(tmp_path, fields):
     same = tmp_path / "same.keras"
@@ -57,7 +60,7 @@ def test_fields_without_effect_or_at_their_default_are_read(tmp_path, fields):
 
 def test_the_three_kinds_of_field_are_disjoint():
     for kind, fields in USED.items():
-        assert not fields & NO_EFFECT, kind
+        assert not fields & set(NO_EFFECT), kind
         assert not fields & set(DEFAULT_ONLY.get(kind, {})), kind
 
 
@@ -89,3 +92,12 @@ def test_relu_with_options_as_activation_is_refused_as_keras_would_not_run_it(tf
     model.save(tmp_path / "relu.keras")
     with pytest.raises(ModelError, match="activation ReLU's max_value = 0.05"):
         load_keras_model(tmp_path / "relu.keras")
+
+
+def test_config_mutants_equal_keras_or_are_refused(tf, tmp_path):
+    """The fuzz family of #27.2 (tests/fuzz_config.py): 60 one-field mutants of the demo
+    model, each loaded by Keras and by vggnp; vggnp refuses, or equals Keras."""
+    found = check_config_mutants(tf.keras, 60, seed=27, folder=str(tmp_path))
+    print(found)
+    assert found["different"] == [] and found["accepted alone"] == [], found
+    assert found["equal"] >= 10 and found["refused"] >= 5  # the mutants reach both sides

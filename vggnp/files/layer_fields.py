@@ -17,14 +17,33 @@ the field and its value.
 from .hdf5 import ModelError
 
 # What an initialiser, a regulariser or a constraint does happens during training; the
-# weights in the file are the result. Dropout is the identity at inference.
-NO_EFFECT = frozenset({
-    "name", "trainable", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-    "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
-    "beta_initializer", "gamma_initializer", "moving_mean_initializer",
-    "moving_variance_initializer", "beta_regularizer", "gamma_regularizer", "beta_constraint",
-    "gamma_constraint", "momentum", "renorm_momentum", "synchronized", "seed", "noise_shape",
-    "sparse", "ragged", "optional", "batch_size", "fused"})
+# weights in the file are the result. Dropout is the identity at inference. Each such field
+# still has to be of the type Keras writes (a damaged file is refused, as Keras refuses it).
+def _keras_object(v):
+    """A serialised Keras object: null, a name, or {"class_name": ..., ...}."""
+    return v is None or isinstance(v, str) or (isinstance(v, dict)
+                                               and isinstance(v.get("class_name"), str))
+
+
+def _flag(v):
+    return isinstance(v, bool)
+
+
+def _optional_int(v):
+    return v is None or (type(v) is int and v >= 0)
+
+
+NO_EFFECT = {
+    "name": lambda v: isinstance(v, str), "trainable": _flag,
+    **{f"{weight}_{kind}": _keras_object for weight in ("kernel", "bias", "beta", "gamma")
+       for kind in ("initializer", "regularizer", "constraint")},
+    "activity_regularizer": _keras_object, "moving_mean_initializer": _keras_object,
+    "moving_variance_initializer": _keras_object,
+    "momentum": lambda v: type(v) in (int, float), "renorm_momentum": lambda v: type(v) in
+    (int, float), "synchronized": _flag, "seed": _optional_int,
+    "noise_shape": lambda v: v is None or isinstance(v, list), "sparse": _flag,
+    "ragged": _flag, "optional": _flag, "batch_size": _optional_int,
+    "fused": lambda v: v is None or _flag(v)}
 
 USED = {
     "Conv2D": {"filters", "kernel_size", "strides", "padding", "data_format", "activation",
@@ -38,8 +57,11 @@ USED = {
     "BatchNormalization": {"epsilon", "center", "scale", "axis"},
     "Activation": {"activation"},
     "Rescaling": {"scale", "offset"},
-    "InputLayer": {"batch_shape", "batch_input_shape", "input_shape"},
+    "InputLayer": set(),
 }
+# Any layer may carry the model's input shape (Keras 2 writes it into the first layer);
+# model_config reads it.
+SHAPE_FIELDS = {"batch_shape", "batch_input_shape"}
 
 # Field -> the values that mean "Keras' default" (absent means the default too).
 DEFAULT_ONLY = {
@@ -66,7 +88,13 @@ def check_fields(kind, cfg, path):
             if not any(value == d and type(value) is type(d) for d in defaults[field]):
                 refuse(path, name, field, value, "vggnp implements only Keras' default, "
                        f"{defaults[field][0]!r}")
-        elif field not in USED.get(kind, ()) and field not in NO_EFFECT:
+        elif field in SHAPE_FIELDS:
+            continue
+        elif field in NO_EFFECT and field not in USED.get(kind, ()):
+            if not NO_EFFECT[field](value):
+                refuse(path, name, field, value, "not a value Keras writes there; the file "
+                       "is damaged")
+        elif field not in USED.get(kind, ()):
             refuse(path, name, field, value, f"a field of {kind} that vggnp does not know, "
                    "so cannot run as Keras would")
 
@@ -86,15 +114,18 @@ def _check_dtype(value, path, name):
 
 def activation_name(cfg, path):
     """The activation of a layer config: a name of ``ACTIVATION_NAMES``. Keras saves a
-    function as its name (or as {"class_name": "function", "config": name}) and a layer
+    function as its name (or as {"module": "keras.activations", "class_name": "function",
+    "config": name}) and a layer
     object as its config: only a ``ReLU`` with every option at its default is a plain relu;
     anything else is refused, naming the option."""
     value, name = cfg.get("activation", "linear"), cfg.get("name")
     if isinstance(value, dict):
         inner = value.get("config")
-        if value.get("class_name") == "function" and isinstance(inner, str):
+        if value.get("class_name") == "function" and isinstance(inner, str) \
+                and value.get("module") == "keras.activations":  # as Keras writes it
             value = inner
-        elif value.get("class_name") == "ReLU" and isinstance(inner, dict):
+        elif value.get("class_name") == "ReLU" and isinstance(inner, dict) \
+                and value.get("module") == "keras.layers":
             for option, default in (("max_value", None), ("negative_slope", 0),
                                     ("threshold", 0)):
                 if inner.get(option, default) != default:

@@ -101,6 +101,9 @@ def _walk(config, path, leaves, shapes, depth):
         if not isinstance(kind, str) or not isinstance(name, str) or not name:
             raise ModelError(f"{path}: a layer without a class_name or name; not a Keras "
                              "model file")
+        for key in ("batch_shape", "batch_input_shape"):
+            if key in sub and not isinstance(sub[key], list):  # a shape Keras cannot read
+                _fail(path, name, f"{key} is {str(sub[key])[:40]}, not a list")
         shape = sub.get("batch_shape") or sub.get("batch_input_shape")
         if shape:
             shapes.append(shape)
