@@ -37,6 +37,7 @@ IMAGE_FORMATS = {  # target: (Pillow format, save options, file suffix)
     "tiff": ("TIFF", {}, ".tif"),
     "webp": ("WEBP", {"quality": 80}, ".webp"),
     "ico": ("ICO", {"sizes": [(16, 16), (24, 24)]}, ".ico"),
+    "avif": ("AVIF", {"quality": 80}, ".avif"),
 }
 TARGETS = {**{name: "image" for name in IMAGE_FORMATS}, "keras": "model", "h5": "weights",
            "labels": "labels", "results": "results", "tempname": "tempname",

@@ -256,3 +256,19 @@ def test_outputs_without_their_record_are_redone_by_resume(tmp_path, monkeypatch
     monkeypatch.setattr(ResultsFile, "append", append)
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--resume"]) == 0
     assert len(ResultsFile(str(out)).done()) == 1
+
+
+def test_outputs_are_on_disk_before_their_record(tmp_path, monkeypatch):
+    """Durability order of one image: each output's data is fsynced before it is named,
+    its folder after (the names), the results file last (the record)."""
+    synced = []
+    fsync = os.fsync
+
+    def logged(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+    monkeypatch.setattr(os, "fsync", logged)
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--panel"]) == 0
+    assert [name.startswith(".vggnp-tmp-") for name in synced] == [True, True, False, False]
+    assert synced[2:] == ["out", RESULTS_NAME]

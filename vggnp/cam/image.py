@@ -22,7 +22,7 @@ from ..methods.registry import METHODS
 from ..methods.faithfulness import auc, deletion_insertion_curves
 from ..files.imagenet import top_classes
 from ..files.images import ImageError
-from ..files.outputs import OutputExists
+from ..files.outputs import OutputExists, sync_folder
 from ..methods.gradcam import normalise
 from ..viz.overlay import gradient_picture, overlay
 
@@ -166,6 +166,8 @@ def _write(results, record, args, run, pictures):
                     "writing": [os.path.abspath(p) for p in paths],
                     "started_ns": time.time_ns()}, durable=False)
     save_pictures(args, run, pictures)
+    for folder in {os.path.dirname(os.path.abspath(p)) for p in paths}:
+        sync_folder(folder)  # the outputs' names on disk before the record that lists them
     results.append(record | {"stamps": stamps(paths)})
 
 
