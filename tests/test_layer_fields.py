@@ -101,3 +101,29 @@ def test_config_mutants_equal_keras_or_are_refused(tf, tmp_path):
     print(found)
     assert found["different"] == [] and found["accepted alone"] == [], found
     assert found["equal"] >= 10 and found["refused"] >= 5  # the mutants reach both sides
+
+
+def test_model_config_fields_are_read_or_refused(tmp_path):
+    bad = tmp_path / "bad.keras"
+    rewrite_config(MODEL_PATH, bad, lambda c: c["config"].update(future_field=1))
+    with pytest.raises(ModelError, match="future_field = 1: a field of a model config"):
+        load_keras_model(bad)
+    rewrite_config(MODEL_PATH, bad, lambda c: c["config"].update(dtype="mixed_float16"))
+    with pytest.raises(ModelError, match="dtype = mixed_float16"):
+        load_keras_model(bad)
+
+
+def test_an_output_taken_from_a_middle_layer_is_refused(tf, tmp_path):
+    """A Functional model whose output is not the end of its chain: Keras outputs that
+    layer, vggnp would run the chain to its end, so it refuses."""
+    keras, layers = tf.keras, tf.keras.layers
+    i = keras.Input((16, 16, 3), name="i")
+    x = layers.Conv2D(4, 3, name="c")(i)
+    o = layers.Dense(3, name="d")(layers.GlobalAveragePooling2D(name="g")(x))
+    keras.Model(i, o, name="f").save(tmp_path / "f.keras")
+    assert load_keras_model(tmp_path / "f.keras").outputs == 3
+    rewrite_config(tmp_path / "f.keras", tmp_path / "middle.keras",
+                   lambda c: c["config"].update(output_layers=["g", 0, 0]))
+    with pytest.raises(ModelError, match=r"output_layers = \[\['g', 0, 0\]\]: vggnp runs a "
+                                         "chain of layers to its last, d"):
+        load_keras_model(tmp_path / "middle.keras")

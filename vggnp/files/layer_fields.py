@@ -99,6 +99,31 @@ def check_fields(kind, cfg, path):
                    "so cannot run as Keras would")
 
 
+CONTAINER_FIELDS = {"name", "trainable", "dtype", "layers", "build_input_shape",
+                    "input_layers", "output_layers"}
+
+
+def check_container(cfg, last_name, path):
+    """The fields of a Sequential or Functional config: known ones only, float32, and a
+    Functional's one output the last layer of its chain (``last_name``): vggnp runs a chain
+    to its end, so an output taken from a middle layer would be a silently wrong model."""
+    name = cfg.get("name")
+    for field, value in cfg.items():
+        if field not in CONTAINER_FIELDS:
+            refuse(path, name, field, value, "a field of a model config that vggnp does not "
+                   "know")
+    _check_dtype(cfg.get("dtype"), path, name)
+    outputs = cfg.get("output_layers")
+    if outputs is None:
+        return
+    if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
+        outputs = [outputs]  # Keras 3 writes one output as [name, node, tensor]
+    if not (isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list)
+            and outputs[0] and outputs[0][0] == last_name):
+        refuse(path, name, "output_layers", outputs, f"vggnp runs a chain of layers to its "
+               f"last, {last_name}, and needs it to be the model's one output")
+
+
 def refuse(path, name, field, value, why):
     raise ModelError(f"{path}: layer {name}: {field} = {str(value)[:60]}: {why}; rebuild the "
                      "model without it, or see docs/keras-models.md")

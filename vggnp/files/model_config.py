@@ -14,7 +14,7 @@ import json
 import math
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
-from .layer_fields import check_fields
+from .layer_fields import check_container, check_fields
 
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
@@ -94,6 +94,10 @@ def _walk(config, path, leaves, shapes, depth):
                          "list; not a Keras model file")
     if cls not in ("Sequential",):
         _check_chain(layers, path, cfg.get("name"))
+    if layers:
+        last = _dict(layers[-1], path, "a layer")
+        check_container(cfg, _dict(last.get("config", {}), path, "a layer config").get("name"),
+                        path)
     for layer in layers:
         layer = _dict(layer, path, f"a layer of {cls}")
         kind, sub = layer.get("class_name"), _dict(layer.get("config", {}), path, "a layer config")
