@@ -3,13 +3,15 @@
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import NARROW_WIDTHS, done_images, outputs_in, run_cam
+from helpers import NARROW_WIDTHS, ROOT, done_images, outputs_in, run_cam
 from kerasfiles import write_keras1_h5
 from vggnp.cam import run as cam
 from vggnp.files import download as dl
@@ -201,3 +203,19 @@ def test_each_bad_weights_file_exit_3(weights_file, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"vggnp.cam: {path}: ")
     assert re.search(message, lines[0]) and os.listdir(tmp_path / "out") == []
+
+
+def test_a_clone_named_vggnp_imports_from_its_parent_folder(tmp_path):
+    """#26.2: from the folder that holds a clone named vggnp, ``import vggnp`` must be the
+    package, not the clone's folder taken as a namespace package (__file__ None), and the
+    command must run (the installed vggnp, editable or not, is a regular package that wins)."""
+    os.symlink(ROOT, tmp_path / "vggnp")
+    script = "import vggnp; print(vggnp.__file__); from vggnp import grad_cam"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("__init__.py"), done
+    ran = subprocess.run([sys.executable, "-m", "vggnp.cam", "vggnp/examples/circle.png",
+                          "--model", "vggnp/weights/shapes_convnet.keras", "--out", "o",
+                          "--report"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0 and "report:" in ran.stderr, ran.stderr
