@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,13 @@ def test_offline_first_run_says_what_to_do(tmp_path, monkeypatch, capsys):
     assert cam.main([CAT, "--out", str(tmp_path)]) == 3
     err = capsys.readouterr().err
     assert "http://127.0.0.1:9/vgg16.h5" in err and "--weights" in err
-    assert str(tmp_path / "cache") in err
+    assert str(tmp_path / "cache") in err and "\\n" not in err  # lines, not escaped ones
+    demo = err.splitlines()[-1]
+    assert demo.startswith("  Offline now, the demo model runs: python -m vggnp.cam --model ")
+    assert os.listdir(tmp_path / "cache") == []  # no lock file, no partial download
+    command = shlex.split(demo.split("runs: ", 1)[1])
+    assert command[:3] == ["python", "-m", "vggnp.cam"]
+    assert cam.main([*command[3:], "--out", str(tmp_path / "demo")]) == 0  # it does run
 
 
 def only_overlay(report):

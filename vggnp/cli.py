@@ -146,9 +146,12 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def fail(code, message, name="vggnp.cam"):
-    """Say ``name: message`` on stderr; returns ``code`` (the exit code)."""
+def fail(code, message, name="vggnp.cam", advice=()):
+    """Say ``name: message`` on stderr, then each line of ``advice`` (each made printable
+    on its own: a name in a message can never start a line); returns ``code``."""
     say(f"{name}: {message}")
+    for line in advice:
+        say(line)
     return code
 
 
@@ -254,6 +257,6 @@ def model_and_layer(p, argv):
         model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess)
         return args, (model, mode, model.layer(args.layer))
     except (InputError, DownloadError) as e:
-        return args, fail(EXIT_WEIGHTS, str(e))
+        return args, fail(EXIT_WEIGHTS, str(e), advice=e.advice)
     except KeyError as e:
         return args, fail(EXIT_USAGE, f"--layer: {e.args[0]}")

@@ -91,7 +91,7 @@ def run(args):
         model, table, mode, _ = load_model(args.model, args.weights, args.labels,
                                            args.preprocess)
     except (InputError, DownloadError) as e:
-        return _fail(EXIT_WEIGHTS, str(e))
+        return fail(EXIT_WEIGHTS, str(e), "vggnp.sanity", e.advice)
     try:
         picture, _ = read_image(args.image)
     except InputError as e:

@@ -63,8 +63,8 @@ def _handled(args, run, out, result, stem, writer, record):
         heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
     if args.diagnose:
         lines, suggestion = diagnose(run.own_model, result.x[None], run.layer, cls)
-        tell(out, "\n  ".join([f"vggnp.cam: diagnose {path}:", *lines,
-                                f"suggestion: {suggestion}"]))
+        tell(out, f"vggnp.cam: diagnose {path}:", *(f"  {line}" for line in lines),
+             f"  suggestion: {suggestion}")
         record["diagnose"] = {"lines": lines, "suggestion": suggestion}
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
     record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
@@ -192,7 +192,9 @@ def _reason(error, debug):
     return f"internal error ({type(error).__name__}: {error}); please report it"
 
 
-def tell(out, line):
+def tell(out, *lines):
+    """Lines on stderr, the progress line cleared first; each line made printable alone."""
     with out.progress.lock:
         out.progress.clear()
-        say(line)
+        for line in lines:
+            say(line)

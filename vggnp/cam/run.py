@@ -132,7 +132,7 @@ def prepare(args, command):
         model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
                                                       args.preprocess)
     except (InputError, DownloadError) as e:  # weights, model or labels file
-        raise Stop(fail(EXIT_WEIGHTS, str(e)))
+        raise Stop(fail(EXIT_WEIGHTS, str(e), advice=e.advice))
     refusal = needs_probabilities(args, model)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))

@@ -18,7 +18,12 @@ from .outputs import file_mode
 
 
 class DownloadError(RuntimeError):
-    """The weights could not be fetched; the message says what to do instead."""
+    """The weights could not be fetched: the message (one line) says why; ``advice``, lines
+    of what to do instead."""
+
+    def __init__(self, message, advice=()):
+        super().__init__(message)
+        self.advice = tuple(advice)
 
 
 def official_weights(progress=True):
@@ -34,23 +39,28 @@ def official_weights(progress=True):
 
 
 class _Lock:
-    """An exclusive lock on ``path`` (a lock file), held while the ``with`` block runs."""
+    """An exclusive lock on the cache ``folder``, held while the ``with`` block runs: two
+    first runs do not download at once. The folder itself is locked (flock on its file
+    descriptor), so no lock file is left behind; where that is not possible (Windows), a
+    ``.lock`` file in it."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, folder):
+        self.folder = folder
 
     def __enter__(self):
-        self.file = open(self.path, "a+b")
         try:
             import fcntl
-            fcntl.flock(self.file, fcntl.LOCK_EX)
         except ImportError:  # Windows
             import msvcrt
-            msvcrt.locking(self.file.fileno(), msvcrt.LK_LOCK, 1)
+            self.fd = os.open(os.path.join(self.folder, ".lock"), os.O_RDWR | os.O_CREAT)
+            msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)
+            return self
+        self.fd = os.open(self.folder, os.O_RDONLY)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
-        self.file.close()  # closing releases the lock
+        os.close(self.fd)  # closing releases the lock
 
 
 def _progress(done, total, started, last_shown):
@@ -86,7 +96,7 @@ def download(url, dest, size, md5, progress=True, timeout=30):
     folder = os.path.dirname(os.path.abspath(dest))
     try:
         os.makedirs(folder, exist_ok=True)
-        lock = _Lock(dest + ".lock")
+        lock = _Lock(folder)
         lock.__enter__()
     except OSError as e:
         raise DownloadError(f"cannot write to the weights cache {folder}: {e}. Set VGGNP_HOME "
@@ -153,14 +163,30 @@ def _fetch(url, dest, size, md5, progress, timeout):
     except BaseException as e:
         os.unlink(tmp)
         if isinstance(e, urllib.error.URLError):  # no network, DNS failure, HTTP 404...
-            raise DownloadError(_offline_message(url, dest, e)) from None
+            raise DownloadError(*_offline_message(url, dest, e)) from None
         if isinstance(e, (OSError, http.client.HTTPException)):  # timeout, broken connection
             raise DownloadError(f"download of {url} failed: {e!r}") from None
         raise
 
 
 def _offline_message(url, dest, error):
+    """(one line, advice lines) for a download that found no network."""
     reason = getattr(error, "reason", None) or error
-    return (f"could not download the VGG16 ImageNet weights ({reason}).\n"
-            f"  Get {url}\n  and save it as {dest}\n"
-            "  or pass --weights PATH (any Keras VGG16 .h5 / .weights.h5 / .keras file).")
+    advice = [f"  Get {url}", f"  and save it as {dest}",
+              "  or pass --weights PATH (any Keras VGG16 .h5 / .weights.h5 / .keras file)"]
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    demo = [os.path.join(checkout, *parts) for parts in (
+        ("weights", "shapes_convnet.keras"), ("weights", "shapes_labels.txt"),
+        ("examples", "circle.png"))]
+    if all(os.path.isfile(path) for path in demo):  # a checkout: its demo model runs offline
+        model, labels, image = (os.path.relpath(p) if _below_cwd(p) else p for p in demo)
+        advice.append(f"  Offline now, the demo model runs: python -m vggnp.cam --model "
+                      f"{model} --labels {labels} {image}")
+    return f"could not download the VGG16 ImageNet weights ({reason})", advice
+
+
+def _below_cwd(path):
+    try:
+        return not os.path.relpath(path).startswith("..")
+    except ValueError:  # another drive (Windows), or no working folder
+        return False

@@ -12,7 +12,10 @@ import stat
 
 
 class InputError(ValueError):
-    """An input file vggnp cannot use; the message is one line, for the user."""
+    """An input file vggnp cannot use; the message is one line, for the user (``advice``:
+    more lines of what to do, none here; see ``download.DownloadError``)."""
+
+    advice = ()
 
 
 def check_regular_file(path, error=InputError, what="file"):
