@@ -193,7 +193,10 @@ def test_a_second_identical_run_replaces_its_own_outputs(tmp_path, capsys):
     first = overlay.stat().st_mtime_ns
     capsys.readouterr()
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
-    assert "1. circle" in capsys.readouterr().out and overlay.stat().st_mtime_ns != first
+    said = capsys.readouterr()
+    assert "1. circle" in said.out and overlay.stat().st_mtime_ns != first
+    assert f"replaced 1 file(s) that vggnp wrote in an earlier run, unchanged since: " \
+           f"{overlay.name}" in said.err
     os.utime(overlay, ns=(1, 1))  # changed since vggnp wrote it: a user's file now
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 1
     assert "exists; pass --overwrite" in capsys.readouterr().err
@@ -272,3 +275,11 @@ def test_outputs_are_on_disk_before_their_record(tmp_path, monkeypatch):
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--panel"]) == 0
     assert [name.startswith(".vggnp-tmp-") for name in synced] == [True, True, False, False]
     assert synced[2:] == ["out", RESULTS_NAME]
+
+
+def test_a_run_of_several_images_ends_with_a_summary_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cam.main([*SHAPES, *ARGS, "--out", str(out)]) == 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("vggnp.cam: 3 of 3 image(s) done, 0 failed, in ")
+    assert last.endswith(f"outputs in {out}, results in {out / RESULTS_NAME}")

@@ -58,6 +58,8 @@ def _handled(args, run, out, result, stem, writer, record):
                or too_big_for_jpeg(result.picture.size, args))
     if refusal:
         return failed(out, record, ImageError(f"not written: {refusal}")), None
+    if not args.overwrite:  # what exists now is vggnp's own (else it was refused above)
+        out.replaced.extend(p for p in written.values() if os.path.lexists(p))
     heatmap = result.map
     if METHODS[args.method].gives_image:  # a gradient image: its magnitude is the heatmap
         heatmap = normalise(abs(result.map[None]).max(axis=3))[0]

@@ -187,7 +187,7 @@ def process(args, run, todo, failed_inputs, results):
             close(stream, out, pending)
     if args.report:
         write_run_report(args, run, out, len(todo))
-    return ending(args, out, len(todo))
+    return ending(args, run, out, len(todo))
 
 
 def close(stream, out, pending):
@@ -241,9 +241,19 @@ def finish(out, pending, keep):
         out.progress.image_done(failed="error" in record)
 
 
-def ending(args, out, total):
-    """The last line and the exit code."""
+def ending(args, run, out, total):
+    """The last lines and the exit code."""
     out.progress.close()
+    if out.replaced:
+        shown = ", ".join(os.path.basename(p) for p in out.replaced[:3])
+        more = f" and {len(out.replaced) - 3} more" if len(out.replaced) > 3 else ""
+        say(f"vggnp.cam: note: replaced {len(out.replaced)} file(s) that vggnp wrote in an "
+            f"earlier run, unchanged since: {shown}{more} (any other file needs --overwrite)")
+    if total > 1 and not out.stop and not out.lines.broken:
+        seconds = time.time() - run.began
+        say(f"vggnp.cam: {out.written} of {total} image(s) done, {out.failed} failed, in "
+            f"{seconds:.1f} s ({out.written / max(seconds, 1e-9):.2f} images/s); outputs in "
+            f"{args.out}, results in {out.results.path}")
     if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
             f"{out.written} of {total} image(s) done; run the same command with --resume "

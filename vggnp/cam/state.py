@@ -43,8 +43,8 @@ class RunState:
     (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
     output must never replace one); own: absolute paths of the files in --out that vggnp
-    wrote (``files.results.own_outputs``: replaced without --overwrite); trace: --trace's
-    Tee, or None.
+    wrote (``files.results.own_outputs``: replaced without --overwrite); replaced: those
+    this run replaced (said at the end); trace: --trace's Tee, or None.
     """
     lines: object
     results: object
@@ -57,6 +57,7 @@ class RunState:
     scale: dict = field(default_factory=dict)
     inputs: set = field(default_factory=set)
     own: set = field(default_factory=set)
+    replaced: list = field(default_factory=list)
     trace: object = None
 
 
