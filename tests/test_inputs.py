@@ -50,8 +50,10 @@ def test_each_input(corpus_run, name):
         return
     entry = done[path]
     notes = [line for line in lines if ": note: " in line]
-    assert entry["notes"] == ([text] if text else [])
-    assert len(notes) == (1 if text else 0) and all(text in n for n in notes)
+    texts = () if text is None else (text,) if isinstance(text, str) else text
+    assert len(entry["notes"]) == len(notes) == len(texts), entry["notes"]
+    assert all(t in note for t, note in zip(texts, entry["notes"]))
+    assert all(t in line for t, line in zip(texts, notes))
     assert all(os.path.isfile(f) for f in entry["outputs"].values())
     with Image.open(entry["outputs"]["overlay"]) as picture:
         expected_size = read_image(path)[0].size

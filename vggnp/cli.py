@@ -15,11 +15,12 @@ from .files.imagenet import class_index, classes
 from .models.keras_convnet import load_keras_model
 from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES
-from .files.errors import LINE_LIMIT, InputError, printable
+from .files.errors import LINE_LIMIT, InputError, did_you_mean, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
 from .models.vgg16 import VGG16
 from .startup import started
+from . import __version__
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
@@ -138,12 +139,24 @@ def warnings_as_notes(name):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a usage error said in one line (exit 2), like every other error."""
+    """argparse, with a usage error said in one line (exit 2), like every other error,
+    and --version on every command."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"vggnp {__version__}")
 
     def error(self, message):
-        name = self.prog.split()[-1]
-        say(f"{name}: {message} (see python -m {name} --help)")
+        say(f"{self.prog.split()[-1]}: {message} (see {self.prog} --help)")
         sys.exit(EXIT_USAGE)
+
+
+def prog_name(module):
+    """How the command was called: ``python -m vggnp.cam``, or ``vggnp-cam`` (the installed
+    script), for its usage line and messages."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    script = module.replace(".", "-")
+    return script if called == script else f"python -m {module}"
 
 
 def fail(code, message, name="vggnp.cam", advice=()):
@@ -208,7 +221,8 @@ def cam_layer(model, layer):
     try:
         return conv_layer(model, layer)
     except ValueError:
-        raise ValueError("--layer must be a conv layer of the model: "
+        raise ValueError(f"--layer must be a conv layer of the model"
+                         f"{did_you_mean(layer, model.conv_names)}: "
                          + ", ".join(model.conv_names)) from None
 
 
@@ -221,8 +235,8 @@ def find_class(text, table):
     for i, (_, name) in enumerate(table):
         if name.lower() == text.strip().lower():
             return i
-    raise ValueError(f"unknown class {text!r}; the classes are "
-                     f"{', '.join(name for _, name in table)}")
+    raise ValueError(f"unknown class {text!r}{did_you_mean(text, [n for _, n in table])}; "
+                     f"the classes are {', '.join(name for _, name in table)}")
 
 
 def model_options(p):
@@ -249,14 +263,18 @@ def model_and_layer(p, argv):
     model_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
+    name = p.prog.split()[-1]
     try:
         check_writable(args.out)
     except OSError as e:
-        return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}")
+        return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}",
+                          name)
     try:
         model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess)
-        return args, (model, mode, model.layer(args.layer))
     except (InputError, DownloadError) as e:
-        return args, fail(EXIT_WEIGHTS, str(e), advice=e.advice)
-    except KeyError as e:
-        return args, fail(EXIT_USAGE, f"--layer: {e.args[0]}")
+        return args, fail(EXIT_WEIGHTS, str(e), name, e.advice)
+    if args.layer not in model.names:
+        return args, fail(EXIT_USAGE, f"--layer: no layer {args.layer!r}"
+                          f"{did_you_mean(args.layer, model.names)}; layers: "
+                          f"{', '.join(model.names)}", name)
+    return args, (model, mode, model.layer(args.layer))

@@ -9,12 +9,11 @@ if __name__ == "__main__":  # before the heavy imports below: see startup.py
     from .startup import guard
     guard("vggnp.gradcheck")
 
-import argparse
 import sys
 
 import numpy as np
 
-from .cli import run_command
+from .cli import ArgumentParser, run_command
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
 from .nn import gradcheck as textbook
@@ -54,7 +53,7 @@ def flipped_kernel_errors(k=3, channels=16, filters=4):
 
 
 def main(argv=()):
-    argparse.ArgumentParser(
+    ArgumentParser(
         prog="python -m vggnp.gradcheck",
         description="Finite-difference gradient checks of every layer's backward pass, in "
                     "float64, against a relative-error tolerance of %g; exit status 1 if "

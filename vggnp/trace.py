@@ -12,10 +12,9 @@ if __name__ == "__main__":  # before the heavy imports below: see startup.py
     from .startup import guard
     guard("vggnp.trace")
 
-import argparse
 import sys
 
-from .cli import run_command
+from .cli import ArgumentParser, run_command
 from .fast import gemm
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
@@ -41,7 +40,7 @@ def conv_paths(model):
 
 
 def main(argv=()):
-    p = argparse.ArgumentParser(prog="python -m vggnp.trace", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m vggnp.trace", description=__doc__.split("\n")[0])
     p.add_argument("--paths", action="store_true",
                    help="print which conv sum and GEMM each layer runs on this machine")
     args = p.parse_args(argv)

@@ -5,7 +5,7 @@ before any work, an option that would be ignored or a value that cannot be used.
 from PIL import ImageColor
 
 from ..nn import spec
-from ..cli import ArgumentParser, check_model_options
+from ..cli import ArgumentParser, check_model_options, prog_name
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
 from ..files.imagenet import class_index
@@ -64,7 +64,7 @@ def parse_args(argv):
 def parser():
     """The argument parser of ``python -m vggnp.cam``."""
     p = ArgumentParser(
-        prog="python -m vggnp.cam",
+        prog=prog_name("vggnp.cam"),
         description="Classify images with VGG16 (ImageNet) and explain the decision with a "
                     "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
     p.add_argument("images", nargs="+", metavar="IMG",
@@ -105,8 +105,9 @@ def method_options(p):
                         "sigmoid (default, as the paper) or the output probability; "
                         "scorecam always uses the probability (no gradient); eigencam "
                         "uses no score at all")
-    p.add_argument("--method", choices=list(METHODS), default="gradcam",
-                   help="the map; its cost per image: gradcam (default), gradcam++, "
+    p.add_argument("--method", choices=list(METHODS), default="gradcam", metavar="METHOD",
+                   help=f"the map, one of {', '.join(METHODS)}; its cost per image: gradcam "
+                        "(default), gradcam++, "
                         "hirescam, xgradcam, layercam, counterfactual: 1 forward + 1 backward "
                         "to the layer; eigencam: 1 forward and an SVD of the layer's "
                         "activations (no gradient, the same map for every class); saliency, "

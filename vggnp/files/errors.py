@@ -75,3 +75,14 @@ def printable(text, limit=NAME_LIMIT):
     keep = max(limit - 40, 2)
     marker = f"...[{len(text) - keep:,} characters cut]..."
     return text[:keep // 2] + marker + text[len(text) - keep // 2:]
+
+
+def did_you_mean(text, names):
+    """" (did you mean 'a', 'b'?)" with the names of ``names`` nearest to ``text`` (difflib,
+    case ignored), or "" when none is near: for a typo in --class or --layer."""
+    import difflib
+    lowered = {name.lower(): name for name in names}
+    near = difflib.get_close_matches(str(text).lower(), list(lowered), n=3, cutoff=0.6)
+    if not near:
+        return ""
+    return f" (did you mean {', '.join(repr(lowered[n]) for n in near)}?)"

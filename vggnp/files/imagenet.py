@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from .errors import did_you_mean
+
 _INDEX_PATH = os.path.join(os.path.dirname(__file__), "..", "data", "imagenet_class_index.json")
 _classes = None
 
@@ -37,7 +39,8 @@ def class_index(name_or_index):
     key = text.replace(" ", "_").lower()
     matches = [i for i, (wnid, name) in enumerate(table) if key in (wnid, name.lower())]
     if not matches:
-        raise ValueError(f"unknown ImageNet class {text!r}")
+        raise ValueError(f"unknown ImageNet class {text!r}"
+                         f"{did_you_mean(text.replace(' ', '_'), [n for _, n in table])}")
     return matches[0]  # "crane" and "maillot" name two classes each: the first is taken
 
 

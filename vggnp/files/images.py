@@ -40,9 +40,16 @@ class ImageError(InputError):
 
 def check_file(path):
     """Raise ImageError unless ``path`` is a regular, non-empty file (see
-    ``errors.check_regular_file``); returns its size in bytes."""
-    return check_regular_file(path, ImageError, "an image (name it on the command line to "
-                                                "take the images in it)")
+    ``errors.check_regular_file``); returns its size in bytes. A URL that is not a file
+    gets its own reason: vggnp does not download images."""
+    try:
+        return check_regular_file(path, ImageError, "an image (name it on the command line "
+                                                    "to take the images in it)")
+    except ImageError:
+        if str(path).lower().startswith(("http://", "https://", "ftp://")):
+            raise ImageError("a URL: vggnp reads image files and does not download them; "
+                             f"save it first (curl -LO '{path}') and name the file") from None
+        raise
 
 
 @contextlib.contextmanager

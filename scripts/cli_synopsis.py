@@ -1,0 +1,49 @@
+"""The synopsis of docs/cli.md, generated from the parser (``vggnp.cam.args.parser``):
+
+    python -m scripts.cli_synopsis          # print it
+    python -m scripts.cli_synopsis --write  # put it into docs/cli.md
+
+``tests/test_first_minutes.py`` checks that docs/cli.md holds what this prints.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+from vggnp.cam.args import parser
+
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "cli.md")
+WIDTH = 100
+BLOCK = re.compile(r"(<!-- synopsis: python -m scripts.cli_synopsis --write -->\n```\n)"
+                   r"(.*?)(```)", re.S)
+
+
+def synopsis():
+    """The usage lines of python -m vggnp.cam at WIDTH columns, without "usage: "."""
+    os.environ["COLUMNS"] = str(WIDTH + 2)  # argparse wraps at COLUMNS - 2
+    p = parser()
+    p.prog = "python -m vggnp.cam"
+    usage = p.format_usage()
+    return usage.removeprefix("usage: ").replace("\n" + " " * len("usage: "), "\n")
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("--write", action="store_true", help="update docs/cli.md")
+    if not args.parse_args(argv).write:
+        print(synopsis(), end="")
+        return 0
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    text, count = BLOCK.subn(lambda m: m.group(1) + synopsis() + m.group(3), text)
+    if count != 1:
+        print("docs/cli.md: no synopsis block to replace", file=sys.stderr)
+        return 1
+    with open(DOC, "w", encoding="utf-8") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""#26, the first ten minutes: the small edges a newcomer meets (a URL as input, a typo in
+--class or --layer, --version, the installed script's name), and the synopsis in
+docs/cli.md, which is generated from the parser."""
+
+import os
+
+import pytest
+
+from helpers import MODEL, MODEL_PATH, ROOT, SHAPES
+from scripts.cli_synopsis import BLOCK, synopsis
+from vggnp import activations, cam, filters, sanity
+from vggnp.cam import run as cam_run
+from vggnp.cli import prog_name
+from vggnp.files.imagenet import class_index
+
+
+def test_a_url_input_says_urls_are_not_fetched(tmp_path, capsys):
+    url = "https://example.com/cat.jpg"
+    assert cam_run.main([url, *MODEL, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{url}: a URL: vggnp reads image files and does not download them; save it " \
+           f"first (curl -LO '{url}')" in err
+
+
+@pytest.mark.parametrize("typo, near", [("tabby_ca", "'tabby'"),
+                                        ("african elefant", "'African_elephant'")])
+def test_an_imagenet_class_typo_gets_the_nearest_names(typo, near):
+    with pytest.raises(ValueError, match=f"did you mean {near}"):
+        class_index(typo)
+
+
+def test_class_and_layer_typos_get_the_nearest_names(tmp_path, capsys):
+    assert cam_run.main([SHAPES[0], *MODEL, "--class", "circel", "--out", str(tmp_path)]) == 2
+    assert "unknown class 'circel' (did you mean 'circle'?)" in capsys.readouterr().err
+    assert cam_run.main([SHAPES[0], *MODEL, "--layer", "conv2d_1", "--out",
+                         str(tmp_path)]) == 2
+    assert "(did you mean 'conv2d_11'" in capsys.readouterr().err
+    assert activations.main([SHAPES[0], "--layer", "conv2d_66", "--model", MODEL_PATH,
+                             "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vggnp.activations: --layer: no layer 'conv2d_66' (did you mean "
+                          "'conv2d_6'")
+
+
+@pytest.mark.parametrize("main", [cam.main, activations.main, filters.main, sanity.main])
+def test_every_command_has_version(main, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("vggnp 0.")
+
+
+def test_the_installed_script_names_itself(monkeypatch):
+    monkeypatch.setattr("sys.argv", [os.path.join("venv", "bin", "vggnp-cam")])
+    assert prog_name("vggnp.cam") == "vggnp-cam"
+    monkeypatch.setattr("sys.argv", ["/x/vggnp/cam/__main__.py"])
+    assert prog_name("vggnp.cam") == "python -m vggnp.cam"
+
+
+def test_the_docs_synopsis_is_the_parsers():
+    """docs/cli.md's synopsis is what ``python -m scripts.cli_synopsis`` prints: every
+    option of the parser, none that it lacks (run it with --write after a change)."""
+    with open(os.path.join(ROOT, "docs", "cli.md"), encoding="utf-8") as f:
+        block = BLOCK.search(f.read())
+    assert block and block.group(2) == synopsis()
