@@ -62,3 +62,15 @@ def test_the_docs_synopsis_is_the_parsers():
     with open(os.path.join(ROOT, "docs", "cli.md"), encoding="utf-8") as f:
         block = BLOCK.search(f.read())
     assert block and block.group(2) == synopsis()
+
+
+def test_sanity_says_each_step_and_the_time_left(tmp_path, capsys):
+    """#26.5: vggnp.sanity printed nothing for minutes; with --progress (or on a terminal)
+    each randomisation step is one stderr line with its layer and the time left."""
+    assert sanity.main([SHAPES[0], "--model", MODEL_PATH, "--out", str(tmp_path), "--depth",
+                        "2", "--no-independent", "--progress", "--methods", "gradcam"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("vggnp.sanity: step 1/2 (cascading, randomised down to "
+                               "dense_1) done; about 0:0")
+    assert lines[1].startswith("vggnp.sanity: step 2/2 (cascading, randomised down to "
+                               "conv2d_11) done")

@@ -125,7 +125,8 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
     Returns {"original": {method: maps}, "cascading": [step, ...], "independent": [...]},
     each step {"randomised": [layer names], "maps": {method: maps}, method: similarities}.
     depth: how many layers from the top to randomise (default: all with weights).
-    progress: called as progress(steps done, steps to do).
+    progress: called as progress(steps done, steps to do, the step's kind ("cascading" or
+    "independent"), the last layer it randomised).
     """
     names = weight_layers(model)[:depth]
     original = {m: maps_of(model, x, m, class_index, layer, **options) for m in methods}
@@ -140,7 +141,7 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
         step.update({m: similarities(original[m], maps[m], x.shape[1:3]) for m in methods})
         result[kind].append(step)
         if progress:
-            progress(done, len(plans))
+            progress(done, len(plans), kind, randomise[-1])
     return result
 
 
@@ -158,8 +159,11 @@ def undefined(method, cascading):
 
 
 def verdict(method, cascading, threshold=0.5):
-    """One line: how far down the cascade the map stays similar (Spearman of the absolute
-    maps >= threshold) to the original; "undefined" when no correlation exists."""
+    """One line of what was measured: whether the map stays similar to the original (the
+    Spearman rank correlation of the absolute maps >= threshold) as the layers are
+    randomised from the top. "passes" if it is dissimilar from the first step, "fails" if
+    it stays similar to the last, "passes below LAYER" in between; "undefined" when no
+    correlation exists."""
     why = undefined(method, cascading)
     if why and why.startswith("the original"):
         return f"{method}: undefined -- {why}; this image tests nothing"
@@ -167,18 +171,17 @@ def verdict(method, cascading, threshold=0.5):
     return f"{line} ({why}; counted as 0)" if why else line
 
 
-def _cascade_line(method, cascading, threshold):
+def _cascade_line(method, cascading, t):
     scores = [step[method]["spearman"] for step in cascading]
     scores = [0.0 if s is None else s for s in scores]  # a constant map: all detail gone
-    last = max((k for k, s in enumerate(scores) if s >= threshold), default=None)
+    names = [step["randomised"][-1] for step in cascading]
+    last = max((k for k, s in enumerate(scores) if s >= t), default=None)
     if last is None:
-        return (f"{method}: falls to {scores[0]:.2f} as soon as {cascading[0]['randomised'][-1]} "
-                "is randomised -- it depends on what the model learned")
-    layer = cascading[last]["randomised"][-1]
+        return (f"{method}: passes -- Spearman {scores[0]:.2f} < {t} as soon as {names[0]} "
+                "is randomised")
     if last == len(scores) - 1:
-        return (f"{method}: still {scores[last]:.2f} similar with every layer down to {layer} "
-                "randomised -- it does not depend on what the model learned")
-    return (f"{method}: still {scores[last]:.2f} similar with every layer down to {layer} "
-            f"randomised, {scores[last + 1]:.2f} once "
-            f"{cascading[last + 1]['randomised'][-1]} is too -- it depends on the lower "
-            "layers' learned weights only")
+        return (f"{method}: fails -- Spearman still {scores[last]:.2f} >= {t} with every "
+                f"layer down to {names[last]} randomised")
+    return (f"{method}: passes below {names[last]} -- Spearman still {scores[last]:.2f} >= {t} "
+            f"with the layers down to {names[last]} randomised, {scores[last + 1]:.2f} < {t} "
+            f"once {names[last + 1]} is too")
