@@ -213,7 +213,7 @@ def test_files_announced_by_an_intent_line_are_vggnps_own(tmp_path):
     intent = {"image": "i.png", "path": "/i.png", "writing": [str(announced), str(older)],
               "started_ns": announced.stat().st_mtime_ns}
     assert valid_record(intent)
-    assert own_outputs([intent]) == {str(announced)}
+    assert own_outputs([intent]) == {str(announced): "/i.png"}
     assert not valid_record(dict(intent, top=[]))  # an intent holds nothing else
 
 
@@ -283,3 +283,15 @@ def test_a_run_of_several_images_ends_with_a_summary_line(tmp_path, capsys):
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("vggnp.cam: 3 of 3 image(s) done, 0 failed, in ")
     assert last.endswith(f"outputs in {out}, results in {out / RESULTS_NAME}")
+
+
+def test_another_input_of_the_same_name_never_replaces_an_output(tmp_path, capsys):
+    """vggnp's own output is replaced only by a run on the same input: b/x.png, run after
+    a/x.png into the same folder, would take its output's name; it is refused."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes(open(SHAPES[2], "rb").read())
+    out = tmp_path / "out"
+    assert cam.main([str(tmp_path / "a" / "x.png"), *ARGS, "--out", str(out)]) == 0
+    assert cam.main([str(tmp_path / "b" / "x.png"), *ARGS, "--out", str(out)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err

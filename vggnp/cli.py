@@ -191,8 +191,8 @@ def file_ids(paths):
 def refuse_to_clobber(paths, input_ids, overwrite, own=frozenset()):
     """Why these outputs must not be written, or None: an input (its (device, inode) in
     ``input_ids``, see :func:`file_ids`) is never overwritten, and an existing file only
-    with --overwrite or when it is vggnp's own (its absolute path in ``own``, see
-    ``files.results.own_outputs``)."""
+    with --overwrite or when it is vggnp's own earlier output of the same input (its
+    absolute path in ``own``, see ``files.results.own_outputs``)."""
     for path in paths:
         if file_ids([path]) & input_ids:
             return f"{path} is one of the input images; choose another --out"

@@ -54,7 +54,9 @@ def _handled(args, run, out, result, stem, writer, record):
     _say_notes(args, run, out, result, f"{name} ({cls})")
     completeness = result.details.get("completeness")
     written = output_paths(args, stem, name, out.taken)
-    refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite, out.own)
+    mine = {os.path.abspath(p) for p in written.values()
+            if out.own.get(os.path.abspath(p)) == record["path"]}  # this input's, earlier
+    refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite, mine)
                or too_big_for_jpeg(result.picture.size, args))
     if refusal:
         return failed(out, record, ImageError(f"not written: {refusal}")), None
@@ -78,7 +80,7 @@ def _handled(args, run, out, result, stem, writer, record):
         else None
     record.update(notes=result.notes, outputs=written)
     replace = frozenset(p for p in written.values()
-                        if args.overwrite or os.path.abspath(p) in out.own)
+                        if args.overwrite or os.path.abspath(p) in mine)
     pictures = Pictures(result.picture, raw_map, heatmap, cls, top_k, written, box, scale,
                         method_maps, replace)
     return record, writer.submit(_write, out.results, record, args, run, pictures)

@@ -42,8 +42,9 @@ class RunState:
     early, or None; debug: --debug; taken: output names given to this run's images
     (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
-    output must never replace one); own: absolute paths of the files in --out that vggnp
-    wrote (``files.results.own_outputs``: replaced without --overwrite); replaced: those
+    output must never replace one); own: {absolute path of a file in --out that vggnp
+    wrote: the input it was made from} (``files.results.own_outputs``: the same input's
+    outputs are replaced without --overwrite); replaced: those
     this run replaced (said at the end); trace: --trace's Tee, or None.
     """
     lines: object
@@ -56,7 +57,7 @@ class RunState:
     taken: UniqueNames = field(default_factory=UniqueNames)
     scale: dict = field(default_factory=dict)
     inputs: set = field(default_factory=set)
-    own: set = field(default_factory=set)
+    own: dict = field(default_factory=dict)
     replaced: list = field(default_factory=list)
     trace: object = None
 

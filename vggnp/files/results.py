@@ -32,21 +32,23 @@ COARSE_CLOCK_NS = 1_000_000_000  # a file system's timestamps may lag time.time_
 
 
 def own_outputs(records):
-    """The absolute paths of files vggnp wrote and nobody changed since: an output listed
-    in a record's "stamps" with the same size and mtime now, or one that an intent line
-    announced ("writing") with no record after it (a run killed while writing) and that was
-    modified after the intent's "started_ns"."""
-    own, pending = set(), {}
+    """{absolute path of a file vggnp wrote and nobody changed since: the absolute path of
+    the input it was made from}: an output listed in a record's "stamps" with the same size
+    and mtime now, or one that an intent line announced ("writing") with no record after it
+    (a run killed while writing) and that was modified after the intent's "started_ns".
+    Only a later run on the same input may replace it (another input of the same name
+    would take its name: that is a clobber)."""
+    own, pending = {}, {}
     for r in records:
         if "writing" in r:
             pending[r["path"]] = r
             continue
         if "error" not in r:
             pending.pop(r["path"], None)
-        own.update(p for p, stamp in r.get("stamps", {}).items()
+        own.update((p, r["path"]) for p, stamp in r.get("stamps", {}).items()
                    if list(file_stamp(p)) == stamp)
     for r in pending.values():  # file times come from a coarse clock: a tick early
-        own.update(p for p in r["writing"]
+        own.update((p, r["path"]) for p in r["writing"]
                    if (file_stamp(p)[1] or -1) >= r["started_ns"] - COARSE_CLOCK_NS)
     return own
 
