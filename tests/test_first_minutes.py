@@ -74,3 +74,25 @@ def test_sanity_says_each_step_and_the_time_left(tmp_path, capsys):
                                "dense_1) done; about 0:0")
     assert lines[1].startswith("vggnp.sanity: step 2/2 (cascading, randomised down to "
                                "conv2d_11) done")
+
+
+def test_threads_are_chosen_and_said(tmp_path, capsys):
+    """#26.6: --threads N limits the BLAS, and --progress says how many threads run."""
+    from threadpoolctl import threadpool_info
+    from vggnp.fast.threads import cores, use_threads
+    try:
+        assert cam_run.main([*SHAPES[:2], *MODEL, "--out", str(tmp_path), "--threads", "1",
+                             "--progress"]) == 0
+        assert "vggnp.cam: 1 BLAS thread(s) (--threads; " in capsys.readouterr().err
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info()
+                   if lib["user_api"] == "blas")
+    finally:
+        use_threads(cores())
+
+
+@pytest.mark.parametrize("text, quota", [("150000 100000\n", 2), ("max 100000\n", None),
+                                         ("200000 100000", 2), ("junk", None)])
+def test_the_default_thread_count_honours_the_cgroup_quota(tmp_path, text, quota):
+    from vggnp.fast.threads import _cgroup_quota
+    (tmp_path / "cpu.max").write_text(text)
+    assert _cgroup_quota(str(tmp_path / "cpu.max")) == quota

@@ -373,16 +373,16 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
     assert blas_threads() == before
 
 
-def test_the_command_line_runs_two_workers_on_a_folder_only(monkeypatch):
-    """Two batches at once when there is more than one batch to run (and two cores);
+def test_the_command_line_runs_two_workers_on_a_folder_only():
+    """Two batches at once when there is more than one batch to run (and two threads);
     one for a single batch, and one with --trace, whose tables would interleave."""
+    from types import SimpleNamespace
     from vggnp.cam.args import parse_args
-    monkeypatch.setattr(cam, "cores", lambda: 2)
-    args = parse_args(["x.jpg", "--batch-size", "4"])
-    assert cam.workers(args, 5) == 2 and cam.workers(args, 4) == 1
-    assert cam.workers(parse_args(["x.jpg", "--batch-size", "4", "--trace"]), 9) == 1
-    monkeypatch.setattr(cam, "cores", lambda: 1)
-    assert cam.workers(args, 9) == 1
+    args, two, one = (parse_args(["x.jpg", "--batch-size", "4"]),
+                      SimpleNamespace(threads=2), SimpleNamespace(threads=1))
+    assert cam.workers(args, two, 5) == 2 and cam.workers(args, two, 4) == 1
+    assert cam.workers(parse_args(["x.jpg", "--batch-size", "4", "--trace"]), two, 9) == 1
+    assert cam.workers(args, one, 9) == 1
 
 
 def test_the_command_line_under_a_tight_pixel_budget(tmp_path, monkeypatch, capsys):

@@ -18,6 +18,7 @@ from .files.preprocess import PREPROCESS_MODES
 from .files.errors import LINE_LIMIT, InputError, did_you_mean, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
+from .fast.threads import cores, use_threads
 from .models.vgg16 import VGG16
 from .startup import started
 from . import __version__
@@ -248,6 +249,21 @@ def model_options(p):
                    help="input scaling (default: as vggnp.cam chooses)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    threads_option(p)
+
+
+def threads_option(p):
+    """--threads N, for every command (see ``apply_threads``)."""
+    p.add_argument("--threads", type=int_range(1, 1024), metavar="N",
+                   help=f"BLAS threads (default: the cores this process may use, "
+                        f"{cores()} here: its CPU affinity and cgroup quota)")
+
+
+def apply_threads(args):
+    """Limit the BLAS to --threads (default: ``cores()``); returns the count."""
+    count = args.threads or cores()
+    use_threads(count)
+    return count
 
 
 def check_model_options(p, args):
@@ -263,6 +279,7 @@ def model_and_layer(p, argv):
     model_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
+    apply_threads(args)
     name = p.prog.split()[-1]
     try:
         check_writable(args.out)

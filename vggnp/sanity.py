@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+from .cli import (EXIT_OK, apply_threads, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   ArgumentParser, cam_layer, check_model_options, check_writable, command_line,
                   fail, file_ids, find_class, int_range, load_model, model_options,
                   refuse_to_clobber, run_command, say, show)
@@ -71,6 +71,7 @@ def parse_args(argv):
     if unknown:
         p.error(f"--methods: unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}")
     check_model_options(p, args)
+    apply_threads(args)
     if args.labels and not args.model:
         p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
     return args

@@ -5,7 +5,7 @@ before any work, an option that would be ignored or a value that cannot be used.
 from PIL import ImageColor
 
 from ..nn import spec
-from ..cli import ArgumentParser, check_model_options, prog_name
+from ..cli import ArgumentParser, check_model_options, prog_name, threads_option
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
 from ..files.imagenet import class_index
@@ -208,6 +208,7 @@ def run_options(p):
                         "per image on VGG16)")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an internal error (a bug of ours)")
+    threads_option(p)
 
 
 def inapplicable_option(args):

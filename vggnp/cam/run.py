@@ -29,7 +29,7 @@ from .outputs import output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, Terminated, raise_terminated,
-                  cam_layer, check_writable, command_line, cwd_gone, fail, file_ids, find_class,
+                  apply_threads, cam_layer, check_writable, command_line, cwd_gone, fail, file_ids, find_class,
                   load_model, say, warnings_as_notes)
 from ..methods.registry import METHODS
 from ..files.download import DownloadError
@@ -146,10 +146,12 @@ def prepare(args, command):
         raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
     if mode == "vgg16" and model.channels != 3:
         raise Stop(fail(EXIT_USAGE, "--preprocess vgg16 needs a model with 3 input channels"))
+    threads = apply_threads(args)
     return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
                        weights_path=weights_path, layer=layer,
                        target=args.target or METHODS[args.method].targets[0],
-                       chosen_class=chosen_class, began=time.time(), command=command)
+                       chosen_class=chosen_class, began=time.time(), command=command,
+                       threads=threads)
 
 
 def process(args, run, todo, failed_inputs, results):
@@ -162,6 +164,10 @@ def process(args, run, todo, failed_inputs, results):
                    own=own_outputs(results.entries()),
                    trace=Tee(sys.stderr) if args.trace else None)
     stems = [stem for _, stem in todo]
+    count = workers(args, run, len(todo))
+    if progress.enabled or args.trace:
+        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; {cores()} core(s) this "
+            f"process may use), {count} batch(es) at once")
     reading = {"background": args.background, "max_pixels": args.max_pixels,
                "allow_truncated": args.allow_truncated}
     stream = explain_files(
@@ -170,7 +176,7 @@ def process(args, run, todo, failed_inputs, results):
         progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
         pixel_budget=PIXEL_BUDGET, trace=out.trace or False,
         method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
-                            seed=args.seed), workers=workers(args, len(todo)))
+                            seed=args.seed), workers=count)
     pending = deque()
     with ThreadPoolExecutor(max_workers=1) as writer:
         try:
@@ -209,10 +215,10 @@ def close(stream, out, pending):
         out.stop = out.stop or EXIT_TERMINATED
 
 
-def workers(args, count):
+def workers(args, run, count):
     """Batches run at once: two (each with half the cores) when there is more than one
     batch to run, one otherwise, and one with --trace (two tables would interleave)."""
-    return 2 if cores() >= 2 and count > args.batch_size and not args.trace else 1
+    return 2 if run.threads >= 2 and count > args.batch_size and not args.trace else 1
 
 
 def finish(out, pending, keep):

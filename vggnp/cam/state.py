@@ -19,7 +19,8 @@ class RunSettings:
     table: the class table [(wnid, name), ...]; mode: the preprocessing; layer: the conv
     layer explained (None for the input methods); target: the score explained;
     chosen_class: --class as an index, or None (each image's top-1); began: time.time()
-    at the start; command: the command line as typed (for the report).
+    at the start; command: the command line as typed (for the report); threads: the
+    BLAS threads (--threads).
     """
     model: Network
     own_model: Network
@@ -31,6 +32,7 @@ class RunSettings:
     chosen_class: int
     began: float
     command: str
+    threads: int = 1
 
 
 @dataclass

@@ -36,11 +36,32 @@ def _libc():
 
 
 def cores():
-    """The CPU cores this process may run on."""
+    """The CPU cores this process may use: those it may run on (its affinity, as
+    ``taskset`` or a container's cpuset sets it), and no more than its cgroup's CPU quota
+    (``docker --cpus 2`` on a 64-core host is 2), not the machine's count."""
     try:
-        return len(os.sched_getaffinity(0))
+        count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(count, quota)) if quota else count
+
+
+def _cgroup_quota(path="/sys/fs/cgroup/cpu.max"):
+    """The cgroup v2 CPU quota in cores, rounded up ("max": none, None)."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else -(-int(quota) // int(period))
+    except (OSError, ValueError):
+        return None
+
+
+def use_threads(count):
+    """Every BLAS call of this process uses at most ``count`` threads from now on (a
+    process-wide setting, threadpoolctl). Returns the limiter (keep it: its ``restore_
+    original_limits()`` undoes it)."""
+    return threadpool_limits(count, user_api="blas")
 
 
 class SharedBlasThreads:
