@@ -87,8 +87,9 @@ def test_the_page_holds_every_image_escaped(run_folder):
     text = (out / REPORT_NAME).read_text(encoding="utf-8")
     assert "<img src=x" not in text  # only as \u003cimg or &lt;img
     images = images_block(text)
-    assert sorted(i["name"] for i in images) == sorted(
-        str(out.parent / "in" / n) for n in ["circle.png", "square.png", "triangle.png", HOSTILE])
+    names = ["circle.png", "square.png", "triangle.png", HOSTILE]  # relative to the folder
+    assert sorted(i["name"] for i in images) == sorted(names)
+    assert sorted(i["full"] for i in images) == sorted(str(out.parent / "in" / n) for n in names)
     hostile = next(i for i in images if i["name"].endswith(HOSTILE))
     assert "%3Cimg%20src%3Dx" in hostile["photo_link"]  # URL-encoded relative path
     for image in images:
@@ -277,4 +278,42 @@ def test_an_interrupted_run_writes_the_report_of_what_is_done(vgg16_file, tmp_pa
     with open(tmp_path / "out" / "vggnp-results.jsonl", encoding="utf-8") as f:
         done = {json.loads(line)["image"] for line in f}
     images = images_block((tmp_path / "out" / REPORT_NAME).read_text(encoding="utf-8"))
-    assert {i["name"] for i in images} == done and 1 <= len(done) < 10
+    assert {i["full"] for i in images} == done and 1 <= len(done) < 10
+
+
+def test_the_summary_links_failures_and_the_map_opens_large(playwright, tmp_path):
+    """#26.8: the top of the page says how many images are done and failed, lists each
+    failure with its reason, linked to its card (on whatever page of the list it is); a
+    click or Enter on an overlay opens the map large in a dialog, Escape closes it; the
+    colour bar is there; names are relative to the input folder, the full path on hover."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for n in range(60):
+        shutil.copy(SHAPES[n % 3], folder / f"{n:02d}.png")
+    (folder / "zz_broken.png").write_bytes(b"not a png")
+    result = run_cam(str(folder), *MODEL, "--out", str(tmp_path / "out"), "--report",
+                     "--quiet")
+    assert result.returncode == 1, result.stderr
+    browser = Browser(playwright, height=900)
+    page = browser.open(tmp_path / "out" / REPORT_NAME)
+    assert page.locator("p.summary").text_content() == (
+        "61 image(s) in the folder's results file: 60 done, 1 failed")
+    assert page.locator(".colour-bar").count() == 1
+    failure = page.locator("ul.failures li")
+    assert failure.count() == 1 and failure.text_content().startswith("zz_broken.png: ")
+    failure.locator("a").click()  # on the list's second page
+    card = page.locator("#list section.failed")
+    assert card.count() == 1 and card.is_visible()
+    assert card.locator("h3").get_attribute("title") == str(folder / "zz_broken.png")
+    assert page.locator("#where").text_content().startswith("51-61 of 61")
+    page.locator("#list section:not(.failed) button.open").first.click()
+    dialog = page.locator("dialog#large")
+    assert dialog.is_visible() and dialog.locator("img").evaluate("i => i.naturalWidth") > 0
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    page.locator("#list section:not(.failed) button.open").first.focus()
+    page.keyboard.press("Enter")
+    assert dialog.is_visible()
+    assert browser.errors == [] and browser.dialogs == []
+    page.screenshot(path=str(tmp_path / "large.png"))
+    browser.browser.close()

@@ -64,16 +64,35 @@ function curves(image) {
   return element("div", {}, svg, legend);
 }
 
+// The map large on the page: a click (or Enter) on an overlay thumbnail opens it in a
+// dialog; Escape, a click or the close button closes it.
+function large(image) {
+  if (!image.thumb) return null;
+  const button = element("button", {type: "button", class: "open",
+                                    title: "show the map large (Enter)"},
+                         element("img", {src: image.thumb, alt: "the overlay", loading: "lazy"}));
+  button.addEventListener("click", () => {
+    const dialog = document.getElementById("large");
+    const links = image.overlay ? [element("a", {href: image.overlay}, "the file")] : [];
+    dialog.replaceChildren(
+      element("img", {src: image.overlay || image.thumb, alt: `the overlay of ${image.name}`}),
+      element("p", {}, `${image.name}: ${image.method} of ${image.class} `, ...links,
+              " ", element("button", {type: "button", class: "close"}, "close")));
+    dialog.querySelector(".close").addEventListener("click", () => dialog.close());
+    dialog.showModal();
+  });
+  return button;
+}
+
 function card(image) {
-  const head = element("h3", {}, image.name);
+  const head = element("h3", {title: image.full}, image.name);
   if (image.error) {
-    return element("section", {class: "image failed"}, head,
+    return element("section", {class: "image failed", id: `image-${image.id}`}, head,
                    element("p", {class: "error"}, image.error));
   }
   const pictures = element("div", {class: "pictures"},
-                           picture(image.photo, "the photo", image.photo_link),
-                           picture(image.thumb, "the overlay", image.overlay));
-  const card = element("section", {class: "image"}, head,
+                           picture(image.photo, "the photo", image.photo_link), large(image));
+  const card = element("section", {class: "image", id: `image-${image.id}`}, head,
                        element("p", {class: "class"},
                                `${image.method}: ${image.class} (${image.index})` +
                                (image.layer ? ` at ${image.layer}` : "")),
@@ -128,4 +147,21 @@ document.getElementById("filter").addEventListener("input", event => {
 });
 document.getElementById("previous").addEventListener("click", () => { state.page -= 1; render(); });
 document.getElementById("next").addEventListener("click", () => { state.page += 1; render(); });
+document.getElementById("large").addEventListener("click", event => {
+  if (event.target.id === "large") event.target.close();  // a click beside the picture
+});
+
+// A link to #image-N (the summary's failures): show the page that holds it, then it.
+function follow() {
+  const id = Number((location.hash.match(/^#image-(\d+)$/) || [])[1]);
+  if (!Number.isInteger(id)) return;
+  state.filter = ""; document.getElementById("filter").value = "";
+  const at = shown().findIndex(image => image.id === id);
+  if (at < 0) return;
+  state.page = Math.floor(at / PAGE_SIZE);
+  render();
+  document.getElementById(`image-${id}`).scrollIntoView();
+}
+window.addEventListener("hashchange", follow);
 render();
+follow();

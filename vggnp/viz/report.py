@@ -35,6 +35,7 @@ from ..files.results import last_successes
 REPORT_NAME = "report.html"
 INLINE_LIMIT = 20       # --report-inline: above this many images the file would be huge
 THUMBNAIL_SIDE = 320    # the pictures shown on the page, longer side in pixels
+SUMMARY_FAILURES = 100  # failures listed by name at the top of the page
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
@@ -42,8 +43,12 @@ def write_report(folder, records, run, inline=False):
     """Write ``<folder>/report.html`` (replacing an older one) for ``records`` (the results
     file's lines: the last line of each input counts). run: {"title", "rows": [(label,
     value)], "trace": text or None}. Returns its path."""
-    images = [image_entry(record, folder, inline) for record in shown_records(records)]
-    sections = []
+    shown = shown_records(records)
+    base = _common_folder([r.get("path", "") for r in shown])
+    images = [dict(image_entry(record, folder, inline), id=k,
+                   name=shown_text(_relative(record.get("path", ""), base)))
+              for k, record in enumerate(shown)]
+    sections = [summary_section(images)]
     if run.get("trace"):
         sections.append(f"<h2>Trace</h2>\n<pre>{html.escape(run['trace'])}</pre>")
     return _write_page(folder, run, sections, images)
@@ -78,7 +83,8 @@ def image_entry(record, folder, inline=False):
 
     def link(key):
         return _link(outputs[key], folder, inline) if key in outputs else None
-    entry = {"name": shown_text(record.get("image")), "error": record.get("error"),
+    entry = {"name": shown_text(record.get("image")), "full": shown_text(record.get("path")),
+             "error": record.get("error"),
              "class": shown_class.get("name"), "index": shown_class.get("index"),
              "score": shown_class.get("score"), "method": record.get("method"),
              "layer": record.get("layer"),
@@ -97,6 +103,39 @@ def image_entry(record, folder, inline=False):
     if methods:
         entry["methods"] = methods
     return entry
+
+
+def summary_section(images):
+    """The top of the page: how many images the results file lists, done and failed, each
+    failure with its reason and a link to its card, and the colours of the maps."""
+    failed = [image for image in images if image["error"]]
+    items = "".join(f'<li><a href="#image-{image["id"]}">{html.escape(image["name"])}</a>: '
+                    f'{html.escape(shown_text(image["error"]))}</li>'
+                    for image in failed[:SUMMARY_FAILURES])
+    more = len(failed) - SUMMARY_FAILURES
+    if more > 0:
+        items += f"<li>and {more} more (sort or filter the list below)</li>"
+    listing = f'<ul class="failures">{items}</ul>' if failed else ""
+    return (f'<h2>Summary</h2>\n<p class="summary">{len(images)} image(s) in the folder\'s '
+            f'results file: {len(images) - len(failed)} done, '
+            f'<span class="{"error" if failed else ""}">{len(failed)} failed</span></p>'
+            f'{listing}\n<p class="scale">Colours of the maps: <span>low</span> '
+            f'<span class="colour-bar" title="the jet colour map"></span> <span>high</span> '
+            f"(each map divided by its own maximum; with --scale raw, one scale in the "
+            f"score's units, written on each overlay)</p>")
+
+
+def _common_folder(paths):
+    """The deepest folder holding every path (shown names are relative to it), or ""."""
+    folders = [os.path.dirname(p) for p in paths if isinstance(p, str) and os.path.isabs(p)]
+    try:
+        return os.path.commonpath(folders) if len(folders) == len(paths) and folders else ""
+    except ValueError:  # paths on different drives (Windows)
+        return ""
+
+
+def _relative(path, base):
+    return os.path.relpath(path, base) if base and isinstance(path, str) else str(path)
 
 
 def warnings_of(record):
@@ -190,6 +229,7 @@ def _page(run, sections, images):
   <span id="where"></span>
 </div>
 <div id="list"></div>
+<dialog id="large" aria-label="the map, large"></dialog>
 <script id="images" type="application/json">{_json_in_html(images)}</script>
 <script>{_asset("report.js")}</script>"""
     title = html.escape(run.get("title", "vggnp report"))
