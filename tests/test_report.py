@@ -97,6 +97,7 @@ def test_the_page_holds_every_image_escaped(run_folder):
         assert image["box"] and image["top"]
         assert any(note.startswith("suggestion: ") for note in image["notes"])  # --diagnose
         assert not any(os.path.isabs(image[k]) for k in ("photo", "thumb", "overlay"))
+        assert image["thumb"].startswith("thumbnails/")  # in a subfolder of --out
     assert "multiply-adds" in text.lower()  # the --trace tables
 
 

@@ -37,6 +37,9 @@ class UniqueNames:
         return unique
 
 
+THUMBNAILS = "thumbnails"  # the report's pictures, in this subfolder of --out
+
+
 def output_paths(args, stem, class_name, taken=None):
     """{"overlay": path, ["panel": path], ["heatmap": path]} for one image, absolute (the
     results file is read again from anywhere). taken: the run's ``UniqueNames`` of output
@@ -51,11 +54,13 @@ def output_paths(args, stem, class_name, taken=None):
         written["panel"] = f"{base}_panel.{args.format}"
     if args.save_heatmap:
         written["heatmap"] = f"{base}.npy"
-    if args.report:  # the pictures the report shows: small, so that its pages open fast
-        written["thumbnail"] = f"{base}_thumb.jpg"
-        written["photo_thumbnail"] = f"{base}_input_thumb.jpg"
+    if args.report:  # the pictures the report shows: small, so that its pages open fast,
+        # in a folder of their own, so that --out holds the outputs a person looks for
+        small = os.path.join(os.path.dirname(base), THUMBNAILS, os.path.basename(base))
+        written["thumbnail"] = f"{small}_thumb.jpg"
+        written["photo_thumbnail"] = f"{small}_input_thumb.jpg"
         for method in (METHODS if args.report_all_methods else ()):
-            written[f"map_{method}"] = f"{base}_{method}_thumb.jpg"
+            written[f"map_{method}"] = f"{small}_{method}_thumb.jpg"
     return written
 
 

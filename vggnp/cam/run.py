@@ -25,7 +25,7 @@ from .image import failed, handle, tell
 from ..files.results import already_done, own_outputs
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
-from .outputs import output_stems
+from .outputs import THUMBNAILS, output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, Terminated, raise_terminated,
@@ -88,13 +88,16 @@ def plan(args, results):
     already: folders with no image)."""
     try:  # before the weights: a bad output folder should not cost a 553 MB load
         check_writable(args.out)
+        if args.report:
+            check_writable(os.path.join(args.out, THUMBNAILS))
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}"))
     try:
         results.check()
     except OSError as e:
         raise Stop(fail(EXIT_OUTPUT, f"cannot use the output folder {args.out}: {e.strerror}"))
-    removed = remove_stale_temps(args.out)
+    removed = remove_stale_temps(args.out) + remove_stale_temps(
+        os.path.join(args.out, THUMBNAILS))
     if removed:
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
             "run that was killed")
