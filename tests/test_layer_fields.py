@@ -27,6 +27,9 @@ def _set(index, **fields):
     (CONV, {"future_option": True}, "conv2d_6: future_option = True: a field of Conv2D that "
                                     "vggnp does not know"),
     (CONV, {"dtype": "mixed_float16"}, "dtype = mixed_float16: vggnp computes in float32"),
+    (CONV, {"dtype": {"config": "x"}}, "dtype = x: vggnp computes in float32"),
+    (CONV, {"activation": {"module": "keras.layers", "class_name": "ReLU",
+                           "config": {"alpha": 1}}}, "activation ReLU's alpha = 1"),
     (CONV, {"activation": {"module": "keras.layers", "class_name": "ReLU",
                            "config": {"max_value": 6.0}}},
      "activation ReLU's max_value = 6.0"),

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, run_cam
+from vggnp.cam import outputs as cam_outputs
 from vggnp.cam import run as cam
 from vggnp.files.results import RESULTS_NAME, ResultsFile, own_outputs, valid_record
 
@@ -213,7 +214,9 @@ def test_files_announced_by_an_intent_line_are_vggnps_own(tmp_path):
     intent = {"image": "i.png", "path": "/i.png", "writing": [str(announced), str(older)],
               "started_ns": announced.stat().st_mtime_ns}
     assert valid_record(intent)
-    assert own_outputs([intent]) == {str(announced): "/i.png"}
+    assert own_outputs([intent]) == {str(announced): ("/i.png", [1, announced.stat().st_mtime_ns])}
+    failed = {"image": "i.png", "path": "/i.png", "error": "not written: exists"}
+    assert own_outputs([intent, failed]) == {}  # a failed write ends its intent
     assert not valid_record(dict(intent, top=[]))  # an intent holds nothing else
 
 
@@ -250,8 +253,8 @@ def test_outputs_without_their_record_are_redone_by_resume(tmp_path, monkeypatch
     append = ResultsFile.append
 
     def die_before_the_record(self, record, durable=True):
-        if "stamps" in record:
-            raise KeyboardInterrupt  # as far as the results file knows, a kill -9
+        if "writing" not in record:  # neither the record nor a failure: as after a kill -9
+            raise KeyboardInterrupt
         append(self, record, durable)
     monkeypatch.setattr(ResultsFile, "append", die_before_the_record)
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) != 0
@@ -295,3 +298,20 @@ def test_another_input_of_the_same_name_never_replaces_an_output(tmp_path, capsy
     assert cam.main([str(tmp_path / "a" / "x.png"), *ARGS, "--out", str(out)]) == 0
     assert cam.main([str(tmp_path / "b" / "x.png"), *ARGS, "--out", str(out)]) == 1
     assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_failed_write_keeps_the_file_it_replaced(tmp_path, monkeypatch, capsys):
+    """A second run replaces its own overlay, then its panel meets a full disk: the new
+    overlay stays (deleting it would lose both versions), and no file is said replaced."""
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--panel"]) == 0
+    save_image = cam_outputs.save_image
+
+    def full_at_the_panel(picture, path, overwrite=False):
+        if path.endswith("_panel.jpg"):
+            raise OSError(28, "No space left on device")
+        save_image(picture, path, overwrite)
+    monkeypatch.setattr(cam_outputs, "save_image", full_at_the_panel)
+    capsys.readouterr()
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--panel"]) == 4
+    assert list(out.glob("*_cam.jpg")) and "replaced" not in capsys.readouterr().err

@@ -100,9 +100,9 @@ def run_command(name, body):
     except BrokenPipeError:
         silence_stdout()
         return EXIT_STDOUT
-    except OSError as e:
+    except OSError as e:  # reading or writing: the system's own words, and the file
         where = f"{e.filename}: " if e.filename else ""
-        return fail(EXIT_OUTPUT, f"{where}not written: {e.strerror or e}", name)
+        return fail(EXIT_OUTPUT, f"{where}{e.strerror or e}", name)
     except MemoryError:
         return fail(EXIT_SOME_FAILED, "out of memory; try a smaller size or fewer items", name)
     except Exception as e:

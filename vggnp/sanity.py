@@ -22,6 +22,7 @@ from .cli import (EXIT_OK, apply_threads, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_US
                   ArgumentParser, cam_layer, check_model_options, check_writable, command_line,
                   fail, file_ids, find_class, int_range, load_model, model_options,
                   refuse_to_clobber, run_command, say, show)
+from .cam.run_io import is_terminal
 from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
@@ -116,7 +117,7 @@ def run(args):
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
                           independent=not args.no_independent,
                           progress=StepProgress() if args.progress or (
-                              sys.stderr.isatty() and not args.quiet) else None)
+                              is_terminal(sys.stderr) and not args.quiet) else None)
     try:
         save_image(figure(result, args.methods), grid_path, args.overwrite)
     except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...

@@ -8,6 +8,7 @@ import os
 import signal
 
 _CODES = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+_GUARDS = []  # the handlers guard() installed: started() replaces only those
 
 
 def guard(name):
@@ -20,7 +21,7 @@ def guard(name):
             os.write(2, f"{name}: {word} while starting; nothing was done\n".encode())
         finally:
             os._exit(code)
-    stop.guard = True
+    _GUARDS.append(stop)
     previous = {signum: signal.getsignal(signum) for signum in _CODES}
     for signum, handler in previous.items():
         if handler is not signal.SIG_IGN:
@@ -34,5 +35,5 @@ def started(previous=None):
     KeyboardInterrupt, SIGTERM is the command's to set). Other handlers are left alone."""
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     for signum, handler in (previous or defaults).items():
-        if getattr(signal.getsignal(signum), "guard", False):
+        if signal.getsignal(signum) in _GUARDS:
             signal.signal(signum, handler if handler is not None else defaults[signum])

@@ -5,7 +5,8 @@ before any work, an option that would be ignored or a value that cannot be used.
 from PIL import ImageColor
 
 from ..nn import spec
-from ..cli import ArgumentParser, check_model_options, prog_name, threads_option
+from ..cli import (ArgumentParser, check_model_options, int_range, prog_name,
+                   threads_option)
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
 from ..files.imagenet import class_index
@@ -127,7 +128,8 @@ def method_options(p):
     p.add_argument("--noise", type=float, metavar="F",
                    help="smoothgrad: noise sigma as a fraction of the image's value range "
                         "(default 0.15)")
-    p.add_argument("--seed", type=int, help="smoothgrad: random seed of the noise (default 0)")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1),
+                   help="smoothgrad: random seed of the noise (default 0)")
     p.add_argument("--metric", action="store_true",
                    help="also measure the map's faithfulness: deletion and insertion AUC "
                         "(2 x 21 more forward passes per image)")

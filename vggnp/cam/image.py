@@ -54,14 +54,12 @@ def _handled(args, run, out, result, stem, writer, record):
     _say_notes(args, run, out, result, f"{name} ({cls})")
     completeness = result.details.get("completeness")
     written = output_paths(args, stem, name, out.taken)
-    mine = {os.path.abspath(p) for p in written.values()
-            if out.own.get(os.path.abspath(p)) == record["path"]}  # this input's, earlier
+    mine = {os.path.abspath(p) for p in written.values()  # this input's, and unchanged
+            if out.own.get(os.path.abspath(p)) == (record["path"], list(file_stamp(p)))}
     refusal = (refuse_to_clobber(written.values(), out.inputs, args.overwrite, mine)
                or too_big_for_jpeg(result.picture.size, args))
     if refusal:
         return failed(out, record, ImageError(f"not written: {refusal}")), None
-    if not args.overwrite:  # what exists now is vggnp's own (else it was refused above)
-        out.replaced.extend(p for p in written.values() if os.path.lexists(p))
     heatmap = result.map
     if METHODS[args.method].gives_image:  # a gradient image: its magnitude is the heatmap
         heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
@@ -83,7 +81,9 @@ def _handled(args, run, out, result, stem, writer, record):
                         if args.overwrite or os.path.abspath(p) in mine)
     pictures = Pictures(result.picture, raw_map, heatmap, cls, top_k, written, box, scale,
                         method_maps, replace)
-    return record, writer.submit(_write, out.results, record, args, run, pictures)
+    replacing = [] if args.overwrite else [p for p in written.values() if os.path.lexists(p)]
+    return record, writer.submit(_write, out.results, record, args, run, pictures,
+                                 lambda: out.replaced.extend(replacing))
 
 
 def every_method(args, run, out, result, written):
@@ -161,10 +161,12 @@ def _extras(args, run, out, result, heatmap, record):
     return raw_map, heatmap, box, scale
 
 
-def _write(results, record, args, run, pictures):
+def _write(results, record, args, run, pictures, replaced):
     """In the writer thread: an intent line naming the outputs, the outputs, then at once
     their record with their stamps, so that a run killed at any moment has listed every
-    image whose outputs are on disk, and every file it was writing."""
+    image whose outputs are on disk, and every file it was writing; then ``replaced()``
+    (vggnp's own earlier files that this write replaced are counted only once it is
+    done)."""
     paths = list(pictures.written.values())
     results.append({"image": record["image"], "path": record["path"],
                     "writing": [os.path.abspath(p) for p in paths],
@@ -173,6 +175,7 @@ def _write(results, record, args, run, pictures):
     for folder in {os.path.dirname(os.path.abspath(p)) for p in paths}:
         sync_folder(folder)  # the outputs' names on disk before the record that lists them
     results.append(record | {"stamps": stamps(paths)})
+    replaced()
 
 
 def failed(out, record, error):

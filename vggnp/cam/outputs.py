@@ -77,8 +77,9 @@ def too_big_for_jpeg(size, args):
 def save_pictures(args, run, pictures):
     """Write the overlay (or gradient picture, with the box drawn if there is one), the
     panel, the raw map and the report's thumbnails as asked (``pictures``: a
-    ``state.Pictures``): all of them, or (an error) none that this call created."""
-    done = []
+    ``state.Pictures``): all of them, or (an error) none that this call created; a file it
+    replaced stays, whole, with its new content (deleting it would lose both versions)."""
+    done, existed = [], {p for p in pictures.written.values() if os.path.lexists(p)}
     try:
         picture = _save_each(args, run, pictures, done)
         if args.report:
@@ -86,7 +87,7 @@ def save_pictures(args, run, pictures):
                              {"thumbnail": picture, "photo_thumbnail": pictures.original,
                               **(pictures.method_maps or {})})
     except BaseException:
-        for path in done:
+        for path in (p for p in done if p not in existed):
             try:
                 os.unlink(path)
             except OSError:

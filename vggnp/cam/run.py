@@ -74,10 +74,15 @@ def main(argv=None):
         return process(args, run, todo, failed_inputs, results)  # read, explain, write
     except Stop as stop:
         return stop.code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # while planning or loading: the stream says its own
+        return fail(EXIT_INTERRUPTED, "interrupted before any image; nothing was written")
     except Terminated:
-        return EXIT_TERMINATED
+        return fail(EXIT_TERMINATED, "terminated before any image; nothing was written")
+    except Exception as e:  # noqa: BLE001 - a bug of ours: one line (--debug: traceback)
+        if args.debug:
+            raise
+        return fail(EXIT_SOME_FAILED, f"internal error ({type(e).__name__}: {e}); please "
+                    "report it (--debug shows the traceback)")
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -45,8 +45,8 @@ class RunState:
     (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
     output must never replace one); own: {absolute path of a file in --out that vggnp
-    wrote: the input it was made from} (``files.results.own_outputs``: the same input's
-    outputs are replaced without --overwrite); replaced: those
+    wrote: (the input it was made from, its stamp)} (``files.results.own_outputs``: the
+    same input's outputs, unchanged, are replaced without --overwrite); replaced: those
     this run replaced (said at the end); trace: --trace's Tee, or None.
     """
     lines: object

@@ -188,5 +188,5 @@ def _offline_message(url, dest, error):
 def _below_cwd(path):
     try:
         return not os.path.relpath(path).startswith("..")
-    except ValueError:  # another drive (Windows), or no working folder
+    except (ValueError, OSError):  # another drive (Windows); a deleted working folder
         return False

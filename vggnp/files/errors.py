@@ -57,15 +57,17 @@ def said(error):
 # Control characters in a name would reach the terminal raw: a newline forges a second
 # message, ESC or CR redraw the screen. Shown escaped instead, as ``ls -b`` does.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]}
-_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028",
-                 0x2029: "\\u2029"})
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+# The Unicode line separators, and the direction overrides that can show a name reversed.
+_ESCAPES.update({c: f"\\u{c:04x}" for c in [0x2028, 0x2029, *range(0x202a, 0x202f),
+                                             *range(0x2066, 0x206a)]})
 NAME_LIMIT = 300      # a layer name, a class name: longer ones are cut in the middle
 LINE_LIMIT = 10_000   # a printed line: room for two paths of PATH_MAX (4,096)
 
 
 def printable(text, limit=NAME_LIMIT):
     """``text`` safe to print on one line: control characters (C0, DEL, C1, the Unicode
-    line separators) escaped, and when longer than ``limit`` characters, its middle
+    line separators and direction overrides) escaped, and when longer than ``limit`` characters, its middle
     replaced by a marker that says how much was cut. Every name vggnp prints passes here
     (in :func:`vggnp.cli.say` and the stdout lines, for whole lines); JSON keeps the exact
     name."""

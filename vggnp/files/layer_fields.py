@@ -74,6 +74,7 @@ DEFAULT_ONLY = {
 }
 
 ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
+RELU_FIELDS = {"name", "trainable", "dtype", "max_value", "negative_slope", "threshold"}
 
 
 def check_fields(kind, cfg, path):
@@ -132,7 +133,10 @@ def refuse(path, name, field, value, why):
 def _check_dtype(value, path, name):
     """float32 only: a mixed-precision model computes in float16 in Keras, so vggnp's
     float32 answer would not be Keras' answer."""
-    policy = value.get("config", {}).get("name") if isinstance(value, dict) else value
+    policy = value
+    if isinstance(value, dict):  # {"class_name": "DTypePolicy", "config": {"name": ...}}
+        config = value.get("config")
+        policy = config.get("name") if isinstance(config, dict) else config
     if policy not in (None, "float32"):
         refuse(path, name, "dtype", policy, "vggnp computes in float32 only")
 
@@ -151,6 +155,9 @@ def activation_name(cfg, path):
             value = inner
         elif value.get("class_name") == "ReLU" and isinstance(inner, dict) \
                 and value.get("module") == "keras.layers":
+            for option in set(inner) - RELU_FIELDS:
+                refuse(path, name, f"activation ReLU's {option}", inner[option],
+                       "a field of ReLU that vggnp does not know")
             for option, default in (("max_value", None), ("negative_slope", 0),
                                     ("threshold", 0)):
                 if inner.get(option, default) != default:

@@ -201,7 +201,7 @@ def check_layer(kind, cfg, path):
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
         _fail(path, name, "channels-first; vggnp needs channels-last")
     flags = {"Conv2D": ("use_bias",), "Dense": ("use_bias",), "BatchNormalization":
-             ("scale", "center"), "GlobalAveragePooling2D": ("keepdims",)}.get(kind, ())
+             ("scale", "center")}.get(kind, ())
     for flag in flags:
         if not isinstance(cfg.get(flag, False), bool):
             _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")

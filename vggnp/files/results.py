@@ -32,24 +32,33 @@ COARSE_CLOCK_NS = 1_000_000_000  # a file system's timestamps may lag time.time_
 
 
 def own_outputs(records):
-    """{absolute path of a file vggnp wrote and nobody changed since: the absolute path of
-    the input it was made from}: an output listed in a record's "stamps" with the same size
-    and mtime now, or one that an intent line announced ("writing") with no record after it
-    (a run killed while writing) and that was modified after the intent's "started_ns".
-    Only a later run on the same input may replace it (another input of the same name
-    would take its name: that is a clobber)."""
-    own, pending = {}, {}
-    for r in records:
+    """{absolute path of a file vggnp wrote and nobody changed since: (the absolute path of
+    the input it was made from, its [size, mtime_ns] now)}. Read in order: an output that
+    a record's "stamps" lists with the size and mtime it has now (a later record naming
+    the same path decides again); or one that an intent line announced ("writing") with
+    no record of that input after it (a run killed while writing), modified after the
+    intent's "started_ns" and stamped by no later record. A record that failed ends the
+    intent: whatever is at its paths then may be another run's (the race two runs into one
+    folder can have). Only a later run on the same input may replace an own file, and only
+    while its stamp is unchanged (the caller compares again before writing)."""
+    own, pending, decided = {}, {}, {}
+    for index, r in enumerate(records):
         if "writing" in r:
-            pending[r["path"]] = r
+            pending[r["path"]] = (index, r)
             continue
-        if "error" not in r:
-            pending.pop(r["path"], None)
-        own.update((p, r["path"]) for p, stamp in r.get("stamps", {}).items()
-                   if list(file_stamp(p)) == stamp)
-    for r in pending.values():  # file times come from a coarse clock: a tick early
-        own.update((p, r["path"]) for p in r["writing"]
-                   if (file_stamp(p)[1] or -1) >= r["started_ns"] - COARSE_CLOCK_NS)
+        pending.pop(r["path"], None)
+        for path, stamp in r.get("stamps", {}).items():
+            decided[path] = index
+            if list(file_stamp(path)) == stamp:
+                own[path] = (r["path"], stamp)
+            else:
+                own.pop(path, None)
+    for index, r in pending.values():  # file times come from a coarse clock: a tick early
+        for path in r["writing"]:
+            stamp = list(file_stamp(path))
+            if decided.get(path, -1) < index and \
+                    (stamp[1] or -1) >= r["started_ns"] - COARSE_CLOCK_NS:
+                own[path] = (r["path"], stamp)
     return own
 
 

@@ -165,7 +165,7 @@ def verdict(method, cascading, threshold=0.5):
     it stays similar to the last, "passes below LAYER" in between; "undefined" when no
     correlation exists."""
     why = undefined(method, cascading)
-    if why and why.startswith("the original"):
+    if all(step[method]["spearman"] is None for step in cascading):  # the original's fault
         return f"{method}: undefined -- {why}; this image tests nothing"
     line = _cascade_line(method, cascading, threshold)
     return f"{line} ({why}; counted as 0)" if why else line

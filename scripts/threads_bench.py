@@ -1,0 +1,117 @@
+"""Grad-CAM time of vggnp and TensorFlow with 1 and 2 threads, on an idle machine and with
+one busy process per core, in one run (issue #26.6: which --threads default to choose).
+
+    python -m scripts.threads_bench [--repeats 5] [--rounds 2]
+
+Each measure is a fresh worker process (vggnp with ``--threads``' limit, TensorFlow with
+its intra-op pool set to the same count), timing VGG16 Grad-CAM of one photo (realistic
+random weights) ``--repeats`` times after a warm-up; the conditions alternate within each
+round, so that a slow spell of the machine hits them alike. "busy" starts one spinning
+Python process per core (``fast.threads.cores()``) before the worker and stops them after.
+Prints a Markdown table of medians (ms) and the ratios. Never asserted in a test.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from scripts.bench import PHOTO, ROOT, random_weights_file, time_interleaved
+from vggnp.fast.threads import cores
+
+SPIN = "while True: pass"
+
+
+def worker_vggnp(weights, threads, repeats):
+    import vggnp
+    from vggnp.fast.threads import use_threads
+    use_threads(threads)
+    model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
+    return time_interleaved({"gradcam": lambda: vggnp.grad_cam(model, x)}, repeats)["gradcam"]
+
+
+def worker_tf(weights, threads, repeats):
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+    import vggnp
+    model = keras.applications.VGG16(weights=None)
+    for name, pair in vggnp.read_vgg16_weights(weights).items():
+        model.get_layer(name).set_weights(list(pair))
+    x = tf.constant(vggnp.load_image(PHOTO))
+    grad_model = keras.Model(model.inputs, [model.get_layer("block5_conv3").output,
+                                            model.get_layer("fc2").output])
+    head = model.get_layer("predictions")
+
+    @tf.function
+    def gradcam(x):
+        with tf.GradientTape() as tape:
+            conv, fc2 = grad_model(x)
+            logits = tf.matmul(fc2, head.kernel) + head.bias
+            score = logits[:, tf.argmax(logits[0])]
+        pooled = tf.reduce_mean(tape.gradient(score, conv), axis=(0, 1, 2))
+        heatmap = tf.maximum(conv[0] @ pooled[..., None], 0)
+        return heatmap / tf.reduce_max(heatmap)
+    return time_interleaved({"gradcam": lambda: gradcam(x).numpy()}, repeats)["gradcam"]
+
+
+def measure(kind, weights, threads, repeats, busy):
+    """One worker's times (ms), with ``busy`` spinning processes beside it."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(busy)]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        done = subprocess.run([sys.executable, "-m", "scripts.threads_bench", "--worker", kind,
+                               "--weights", weights, "--threads", str(threads), "--repeats",
+                               str(repeats)], capture_output=True, text=True, env=env,
+                              cwd=ROOT)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--worker", choices=["vggnp", "tf"], help=argparse.SUPPRESS)
+    p.add_argument("--weights", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        work = worker_vggnp if args.worker == "vggnp" else worker_tf
+        print(json.dumps(work(args.weights, args.threads, args.repeats)))
+        return 0
+    conditions = [(kind, threads, load) for load in ("idle", "busy") for threads in (1, 2)
+                  for kind in ("vggnp", "tf")]
+    times = {c: [] for c in conditions}
+    with tempfile.TemporaryDirectory() as folder:
+        weights = random_weights_file(folder)
+        for _ in range(args.rounds):
+            for kind, threads, load in conditions:
+                busy = cores() if load == "busy" else 0
+                times[kind, threads, load] += measure(kind, weights, threads, args.repeats,
+                                                      busy)
+    print(f"Grad-CAM of one 224x224 photo, VGG16, median ms of {args.rounds} x "
+          f"{args.repeats}; {cores()} cores; busy = one spinning process per core\n")
+    print("| load | threads | vggnp ms | TF ms | vggnp / TF | vggnp vs its 1 thread |")
+    print("|---|---|---|---|---|---|")
+    for load in ("idle", "busy"):
+        one = np.median(times["vggnp", 1, load])
+        for threads in (1, 2):
+            ours, theirs = (np.median(times[k, threads, load]) for k in ("vggnp", "tf"))
+            print(f"| {load} | {threads} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
+                  f"{ours / one:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
