@@ -150,7 +150,8 @@ def run_tempname(path, context):
     return "ok", f"{removed} removed"
 
 
-RUNNERS = {"image": run_image, "results": run_results, "tempname": run_tempname, "model": lambda path, context: probe(load_keras_model(path)),
+RUNNERS = {"image": run_image, "results": run_results, "tempname": run_tempname,
+           "model": lambda path, context: probe(load_keras_model(path)),
            "weights": run_weights, "labels": run_labels, "selftest": run_selftest}
 
 

@@ -96,3 +96,11 @@ def test_the_default_thread_count_honours_the_cgroup_quota(tmp_path, text, quota
     from vggnp.fast.threads import _cgroup_quota
     (tmp_path / "cpu.max").write_text(text)
     assert _cgroup_quota(str(tmp_path / "cpu.max")) == quota
+
+
+def test_filters_says_each_filter_and_the_time_left(tmp_path, capsys):
+    assert filters.main(["--layer", "conv2d_6", "--model", MODEL_PATH, "--filters", "2",
+                         "--steps", "2", "--out", str(tmp_path), "--progress"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("vggnp.filters: step 1/2 (filter 0) done; about 0:0")
+    assert lines[1].startswith("vggnp.filters: step 2/2 (filter 1) done")

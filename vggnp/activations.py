@@ -17,8 +17,9 @@ import sys
 
 from PIL import Image
 
-from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, file_ids,
-                  int_range, model_and_layer, refuse_to_clobber, run_command, show)
+from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, file_ids, int_range,
+                  model_and_layer, refuse_to_clobber, show)
+from .cli_run import run_command
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .viz.overlay import channel_picture, grid, save_image
@@ -43,7 +44,8 @@ def activations(p, argv):
         picture, _ = read_image(args.image)
     except ImageError as e:
         return fail(EXIT_SOME_FAILED, f"{args.image}: {e}", "vggnp.activations")
-    a = model.forward(model_input(picture, model.input_size, model.channels, mode)[None], until=args.layer)[0]
+    x = model_input(picture, model.input_size, model.channels, mode)[None]
+    a = model.forward(x, until=args.layer)[0]
     if a.ndim != 3:
         return fail(EXIT_USAGE, f"--layer {args.layer} has no spatial output ({a.shape})",
                     "vggnp.activations")

@@ -6,7 +6,6 @@ Not a command itself; library modules never import it.
 import argparse
 import os
 import shlex
-import signal
 import sys
 import warnings
 
@@ -20,7 +19,6 @@ from .files.labels import read_labels
 from .methods.gradcam import conv_layer
 from .fast.threads import cores, use_threads
 from .models.vgg16 import VGG16
-from .startup import started
 from . import __version__
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -48,68 +46,6 @@ def say(line):
 def show(line):
     """One result line on stdout, made printable as :func:`say` makes its lines."""
     print(printable(line, LINE_LIMIT), flush=True)
-
-
-def silence_stdout():
-    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
-
-
-def raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def cwd_gone(name):
-    """EXIT_OUTPUT, after one line, if the working folder was deleted (every relative path,
-    the default --out "." among them, would fail there); else None."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        return fail(EXIT_OUTPUT, "the current folder no longer exists (deleted?); cd to one "
-                    "that does and run again", name)
-    return None
-
-
-def run_command(name, body):
-    """The one error funnel of the commands: ``body()`` returns the exit code, and whatever
-    it raises becomes one line on stderr and a documented exit code, never a traceback.
-    The errors a command expects (a bad image, a missing file) it says itself, with more
-    context; this is what is left: Ctrl-C, SIGTERM, a closed stdout, an output the system
-    refuses (a name too long, a full disk), and our own bugs."""
-    started()  # the imports are done: Ctrl-C is a KeyboardInterrupt again
-    warnings_as_notes(name)
-    gone = cwd_gone(name)
-    if gone:
-        return gone
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        return body()
-    except KeyboardInterrupt:
-        return fail(EXIT_INTERRUPTED, "interrupted; any output is whole or absent", name)
-    except Terminated:
-        return fail(EXIT_TERMINATED, "terminated; any output is whole or absent", name)
-    except BrokenPipeError:
-        silence_stdout()
-        return EXIT_STDOUT
-    except OSError as e:  # reading or writing: the system's own words, and the file
-        where = f"{e.filename}: " if e.filename else ""
-        return fail(EXIT_OUTPUT, f"{where}{e.strerror or e}", name)
-    except MemoryError:
-        return fail(EXIT_SOME_FAILED, "out of memory; try a smaller size or fewer items", name)
-    except Exception as e:
-        return fail(EXIT_SOME_FAILED, f"internal error ({type(e).__name__}: {e}); please "
-                    "report it", name)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def int_range(low, high):

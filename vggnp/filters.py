@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, int_range,
-                  model_and_layer, refuse_to_clobber, run_command, show)
+                  model_and_layer, refuse_to_clobber, show)
+from .cli_run import progress_options, run_command, step_progress
 from .files.preprocess import preprocess
 from .nn.layers import Conv2D
 from .viz.overlay import channel_picture, grid, save_image
@@ -78,6 +79,7 @@ def main(argv=None):
                    help=f"image size, {MIN_SIZE}..{MAX_SIZE} (default 128)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                    help="random start (default 0)")
+    progress_options(p)
     return run_command("vggnp.filters", lambda: filters(p, argv))
 
 
@@ -92,8 +94,9 @@ def filters(p, argv):
     refusal = refuse_to_clobber([path], set(), args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal, "vggnp.filters")
-    tiles = []
-    for k in range(min(args.filters, layer.w.shape[3])):
+    tiles, count = [], min(args.filters, layer.w.shape[3])
+    progress = step_progress(args, "vggnp.filters", lambda k: f"filter {k}")
+    for k in range(count):
         image, losses = filter_pattern(model, args.layer, k, mode, args.size, args.steps,
                                        seed=args.seed + k)
         crop = args.size // 10
@@ -102,6 +105,8 @@ def filters(p, argv):
         tiles.append(np.stack([channel_picture(rgb[..., c]) for c in range(rgb.shape[2])],
                               axis=-1))
         show(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")
+        if progress:
+            progress(k + 1, count, k)
     columns = min(8, len(tiles))
     planes = [grid([t[..., c] for t in tiles], columns, min_tile=1) for c in range(3)]
     save_image(Image.fromarray(np.stack(planes, axis=-1)), path, args.overwrite)

@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 
-from .cli import ArgumentParser, run_command
+from .cli import ArgumentParser
+from .cli_run import run_command
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
 from .nn import gradcheck as textbook

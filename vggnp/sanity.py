@@ -16,13 +16,12 @@ if __name__ == "__main__":  # before the heavy imports below: see startup.py
 import json
 import os
 import sys
-import time
 
-from .cli import (EXIT_OK, apply_threads, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  ArgumentParser, cam_layer, check_model_options, check_writable, command_line,
-                  fail, file_ids, find_class, int_range, load_model, model_options,
-                  refuse_to_clobber, run_command, say, show)
-from .cam.run_io import is_terminal
+from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
+                  ArgumentParser, apply_threads, cam_layer, check_model_options, check_writable,
+                  command_line, fail, file_ids, find_class, int_range, load_model,
+                  model_options, refuse_to_clobber, say, show)
+from .cli_run import progress_options, run_command, step_progress
 from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
@@ -54,10 +53,7 @@ def parse_args(argv):
     p.add_argument("--no-independent", action="store_true",
                    help="skip the independent test (one layer at a time)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="a line per step on stderr even when it is not a terminal")
-    shown.add_argument("--quiet", action="store_true", help="no progress lines")
+    progress_options(p)
     p.add_argument("--report", action="store_true",
                    help=f"also write {REPORT_NAME} in --out: the grid, the verdicts and "
                         "every step's similarities, for a browser")
@@ -116,26 +112,13 @@ def run(args):
         return _fail(EXIT_USAGE, str(e))
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
                           independent=not args.no_independent,
-                          progress=StepProgress() if args.progress or (
-                              is_terminal(sys.stderr) and not args.quiet) else None)
+                          progress=step_progress(args, "vggnp.sanity", lambda kind, layer:
+                                                 f"{kind}, randomised down to {layer}"))
     try:
         save_image(figure(result, args.methods), grid_path, args.overwrite)
     except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...
         return _fail(EXIT_OUTPUT, f"{grid_path}: not written: {e}")
     return report_out(args, result, cls, table, grid_path)
-
-
-class StepProgress:
-    """One stderr line per randomisation step: which, how many are left, and an estimate of
-    the time left from the mean step so far (the steps cost about the same)."""
-
-    def __init__(self):
-        self.started = time.monotonic()
-
-    def __call__(self, done, total, kind, layer):
-        left = (time.monotonic() - self.started) / done * (total - done)
-        say(f"vggnp.sanity: step {done}/{total} ({kind}, randomised down to {layer}) done; "
-            f"about {int(left) // 60}:{int(left) % 60:02d} left")
 
 
 def _fail(code, message):

@@ -14,7 +14,8 @@ if __name__ == "__main__":  # before the heavy imports below: see startup.py
 
 import sys
 
-from .cli import ArgumentParser, run_command
+from .cli import ArgumentParser
+from .cli_run import run_command
 from .fast import gemm
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16

@@ -28,9 +28,10 @@ from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read
 from .outputs import THUMBNAILS, output_stems
 from .state import RunSettings, RunState
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
-                  EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, Terminated, raise_terminated,
-                  apply_threads, cam_layer, check_writable, command_line, cwd_gone, fail, file_ids, find_class,
-                  load_model, say, warnings_as_notes)
+                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, apply_threads, cam_layer,
+                   check_writable, command_line, fail, file_ids, find_class, load_model, say,
+                   warnings_as_notes)
+from ..cli_run import Terminated, cwd_gone, raise_terminated
 from ..methods.registry import METHODS
 from ..files.download import DownloadError
 from ..files.errors import InputError

@@ -67,8 +67,9 @@ LINE_LIMIT = 10_000   # a printed line: room for two paths of PATH_MAX (4,096)
 
 def printable(text, limit=NAME_LIMIT):
     """``text`` safe to print on one line: control characters (C0, DEL, C1, the Unicode
-    line separators and direction overrides) escaped, and when longer than ``limit`` characters, its middle
-    replaced by a marker that says how much was cut. Every name vggnp prints passes here
+    line separators and direction overrides) escaped, and when longer than ``limit``
+    characters, its middle replaced by a marker that says how much was cut. Every name
+    vggnp prints passes here
     (in :func:`vggnp.cli.say` and the stdout lines, for whole lines); JSON keeps the exact
     name."""
     text = str(text).translate(_ESCAPES)

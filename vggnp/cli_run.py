@@ -1,0 +1,100 @@
+"""How a command runs, for every command line: the one error funnel (``run_command``), the
+signals it turns into exit codes, and progress lines (``step_progress``). Beside
+``cli.py``, which holds what the commands' parsers and messages share.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from .cli import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT, EXIT_TERMINATED,
+                  fail, say, warnings_as_notes)
+from .startup import started
+
+
+def silence_stdout():
+    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt: no ``except Exception`` swallows it."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def cwd_gone(name):
+    """EXIT_OUTPUT, after one line, if the working folder was deleted (every relative path,
+    the default --out "." among them, would fail there); else None."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return fail(EXIT_OUTPUT, "the current folder no longer exists (deleted?); cd to one "
+                    "that does and run again", name)
+    return None
+
+
+def run_command(name, body):
+    """The one error funnel of the commands: ``body()`` returns the exit code, and whatever
+    it raises becomes one line on stderr and a documented exit code, never a traceback.
+    The errors a command expects (a bad image, a missing file) it says itself, with more
+    context; this is what is left: Ctrl-C, SIGTERM, a closed stdout, an output the system
+    refuses (a name too long, a full disk), and our own bugs."""
+    started()  # the imports are done: Ctrl-C is a KeyboardInterrupt again
+    warnings_as_notes(name)
+    gone = cwd_gone(name)
+    if gone:
+        return gone
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted; any output is whole or absent", name)
+    except Terminated:
+        return fail(EXIT_TERMINATED, "terminated; any output is whole or absent", name)
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_STDOUT
+    except OSError as e:  # reading or writing: the system's own words, and the file
+        where = f"{e.filename}: " if e.filename else ""
+        return fail(EXIT_OUTPUT, f"{where}{e.strerror or e}", name)
+    except MemoryError:
+        return fail(EXIT_SOME_FAILED, "out of memory; try a smaller size or fewer items", name)
+    except Exception as e:
+        return fail(EXIT_SOME_FAILED, f"internal error ({type(e).__name__}: {e}); please "
+                    "report it", name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def progress_options(p):
+    """--progress / --quiet: a line per step on stderr (by default on a terminal only)."""
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="a line per step on stderr even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def step_progress(args, name, describe):
+    """A callback ``(done, total, *what)`` that says one stderr line per step done: which
+    (``describe(*what)``), how many, and the time left from the mean step so far; or None
+    when no progress is wanted (``progress_options``)."""
+    wanted = args.progress or (not args.quiet and sys.stderr is not None
+                                and sys.stderr.isatty())
+    if not wanted:
+        return None
+    started = time.monotonic()
+
+    def said(done, total, *what):
+        left = int((time.monotonic() - started) / done * (total - done))
+        say(f"{name}: step {done}/{total} ({describe(*what)}) done; about {left // 60}:"
+            f"{left % 60:02d} left")
+    return said
