@@ -22,13 +22,15 @@ from .nn.gradcheck import TOLERANCE, layer_checks, layer_errors
 
 
 def checks():
-    """(name, errors) for every layer kind, the fast conv path, and a whole small VGG16."""
+    """(name, errors) for every layer kind, the fast conv path, a whole small VGG16, the
+    merge layers and a small graph with a skip connection."""
     for name, errors in layer_checks():
         yield name, errors
         if name == "Conv2D 5x5 stride 2 valid":  # the fast path's lines follow the conv's
             for k in (3, 5):
                 yield f"Conv2D {k}x{k} same, 16 ch, flipped kernel", flipped_kernel_errors(k)
     yield "whole VGG16 (small), logits -> input", whole_net_errors()
+    yield from textbook.graph_checks()  # merge layers, and a graph whose gradients add
 
 
 def whole_net_errors():

@@ -123,3 +123,19 @@ class Activation(Layer):
 
     def backward(self, dout, options=PLAIN):
         return self.activation_backward(dout, options)
+
+
+class Reshape(Layer):
+    """Keras' Reshape: each sample (N, ...) -> (N, *shape), the order of the elements
+    kept; backward reshapes the gradient back to the input's shape."""
+
+    def __init__(self, name, shape):
+        super().__init__(name)
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(x.shape[0], *self.shape)
+
+    def backward(self, dout, options=PLAIN):
+        return dout.reshape(self.in_shape)

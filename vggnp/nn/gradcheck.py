@@ -149,3 +149,72 @@ def whole_net_errors(network_class=None):
     # 400 of the 3,072 input coordinates: each costs two forward passes of the network
     indices, numeric = sampled_numerical_gradient(model.logits, x.copy(), g, 400, h=1e-4)
     return {"dx": relative_error(analytic.flat[indices], numeric)}
+
+
+def merge_errors(make, xs):
+    """Relative error of a merge layer's gradient w.r.t. each of its inputs xs (float64
+    arrays) against finite differences: {"dx1": e, "dx2": e, ...}."""
+    rng = np.random.default_rng(0)
+    layer = make()
+    dout = rng.standard_normal(layer.forward([x.copy() for x in xs]).shape)
+    analytic = layer.backward(dout)
+    errors = {}
+    for i, x in enumerate(xs):
+        def forward_with(value, i=i):
+            return make().forward([value if j == i else other for j, other in enumerate(xs)])
+        errors[f"dx{i + 1}"] = relative_error(analytic[i],
+                                              numerical_gradient(forward_with, x.copy(), dout))
+    return errors
+
+
+def residual_graph(dtype=np.float64, seed=0):
+    """A small graph with a skip connection and a squeeze-and-excitation gate, in float64:
+
+        input -> conv_a (relu) -> conv_b -> add(conv_b, input) -> relu ->
+          gap -> gate (Dense, sigmoid) -> reshape -> multiply(relu, gate) -> gap2 -> logits
+
+    where the image feeds conv_a and the Add (its gradient adds), and relu feeds both the
+    squeeze branch and the Multiply."""
+    from .convnet_layers import Activation, GlobalAvgPool2D, Reshape
+    from .graph import IMAGE, Graph
+    from .layers import Conv2D, Dense
+    from .merge_layers import Add, Multiply
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))).astype(dtype)
+    c = 3
+    nodes = [(Conv2D("conv_a", w(3, 3, c, c), w(c), "relu"), [IMAGE]),
+             (Conv2D("conv_b", w(3, 3, c, c), w(c), "linear"), ["conv_a"]),
+             (Add("add"), ["conv_b", IMAGE]),
+             (Activation("relu", "relu"), ["add"]),
+             (GlobalAvgPool2D("gap"), ["relu"]),
+             (Dense("gate", w(c, c), w(c), "sigmoid"), ["gap"]),
+             (Reshape("gate_4d", (1, 1, c)), ["gate"]),
+             (Multiply("excite"), ["relu", "gate_4d"]),
+             (GlobalAvgPool2D("gap2"), ["excite"]),
+             (Dense("logits", w(c, 2), w(2), "linear"), ["gap2"])]
+    return Graph(nodes, (5, 6), c)
+
+
+def graph_checks():
+    """(name, errors) of the merge layers and of a whole graph with a skip connection
+    (the gradients of a tensor feeding two layers add), for ``python -m vggnp.gradcheck``."""
+    from .merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    gate = rng.standard_normal((2, 1, 1, 5))
+    merges = [("Add of 3", Add, [a, b, c]), ("Subtract", Subtract, [a, b]),
+              ("Average of 3", Average, [a, b, c]),
+              ("Multiply, a broadcast gate", Multiply, [a, gate]),
+              ("Maximum of 3", Maximum, [a, b, c]),
+              ("Concatenate (channels)", Concatenate, [a, b[..., :2]])]
+    for name, kind, xs in merges:  # the worst input's error: the table has one dx column
+        yield name, {"dx": max(merge_errors(lambda: kind("m"), xs).values())}
+    model = residual_graph()
+    x = rng.standard_normal((2, 5, 6, 3))
+    x[np.abs(x) < 1e-3] = 0.5
+    dout = rng.standard_normal(model.forward(x.copy()).shape)
+    analytic = model.backward(dout)
+    yield "Graph: skip + squeeze-excitation", {"dx": relative_error(
+        analytic, numerical_gradient(lambda v: model.forward(v), x.copy(), dout))}

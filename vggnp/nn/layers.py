@@ -45,11 +45,14 @@ PLAIN = BackwardPass()  # the ordinary gradient
 
 class Layer:
     """What every layer of a network's chain has: a Keras ``name``, ``forward(x)`` and
-    ``backward(dout, options)``; ``weights``, its parameter arrays (none by default); and
-    ``activation_name``, the activation it ends in (None: it has none)."""
+    ``backward(dout, options)``; ``weights``, its parameter arrays (none by default);
+    ``activation_name``, the activation it ends in (None: it has none); and ``takes_many``,
+    True for the layers that join branches of a graph (``merge_layers.py``: a list in, a
+    list of gradients out)."""
 
     activation_name = None
     weights = ()
+    takes_many = False
 
     def __init__(self, name):
         self.name = name
