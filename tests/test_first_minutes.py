@@ -2,6 +2,7 @@
 --class or --layer, --version, the installed script's name), and the synopsis in
 docs/cli.md, which is generated from the parser."""
 
+import json
 import os
 
 import pytest
@@ -34,7 +35,8 @@ def test_class_and_layer_typos_get_the_nearest_names(tmp_path, capsys):
     assert "unknown class 'circel' (did you mean 'circle'?)" in capsys.readouterr().err
     assert cam_run.main([SHAPES[0], *MODEL, "--layer", "conv2d_1", "--out",
                          str(tmp_path)]) == 2
-    assert "(did you mean 'conv2d_11'" in capsys.readouterr().err
+    assert "--layer: no conv layer 'conv2d_1' (did you mean 'conv2d_11'" in \
+        capsys.readouterr().err
     assert activations.main([SHAPES[0], "--layer", "conv2d_66", "--model", MODEL_PATH,
                              "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -104,3 +106,11 @@ def test_filters_says_each_filter_and_the_time_left(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("vggnp.filters: step 1/2 (filter 0) done; about 0:0")
     assert lines[1].startswith("vggnp.filters: step 2/2 (filter 1) done")
+
+
+def test_the_explained_class_carries_its_score(tmp_path, capsys):
+    """The report sorts by the explained class's score: the record must carry it (with
+    --model it was missing, and "sort by score" did nothing)."""
+    assert cam_run.main([SHAPES[1], *MODEL, "--out", str(tmp_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert record["class"]["score"] == record["top"][0]["score"] > 0.5

@@ -134,7 +134,7 @@ def refuse_to_clobber(paths, input_ids, overwrite, own=frozenset()):
         if file_ids([path]) & input_ids:
             return f"{path} is one of the input images; choose another --out"
         if os.path.lexists(path) and not overwrite and os.path.abspath(path) not in own:
-            return f"{path} exists; pass --overwrite to replace it"
+            return f"{path} exists; pass --overwrite to replace it, or choose another --out"
     return None
 
 
@@ -158,9 +158,13 @@ def cam_layer(model, layer):
     try:
         return conv_layer(model, layer)
     except ValueError:
-        raise ValueError(f"--layer must be a conv layer of the model"
-                         f"{did_you_mean(layer, model.conv_names)}: "
-                         + ", ".join(model.conv_names)) from None
+        raise ValueError(no_conv_layer(layer, model.conv_names)) from None
+
+
+def no_conv_layer(layer, conv_names):
+    """The one line for a --layer that is not one of ``conv_names``."""
+    return (f"--layer: no conv layer {layer!r}{did_you_mean(layer, conv_names)}; the conv "
+            f"layers: {', '.join(conv_names)}")
 
 
 def find_class(text, table):

@@ -5,7 +5,7 @@ before any work, an option that would be ignored or a value that cannot be used.
 from PIL import ImageColor
 
 from ..nn import spec
-from ..cli import (ArgumentParser, check_model_options, int_range, prog_name,
+from ..cli import (ArgumentParser, check_model_options, int_range, no_conv_layer, prog_name,
                    threads_option)
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
@@ -53,7 +53,7 @@ def parse_args(argv):
         p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
     if not args.model:  # VGG16: checked now, before 553 MB of weights are loaded
         if args.layer is not None and args.layer not in spec.CONV_NAMES:
-            p.error(f"--layer must be a conv layer: {', '.join(spec.CONV_NAMES)}")
+            p.error(no_conv_layer(args.layer, spec.CONV_NAMES))
         if args.class_ is not None:
             try:
                 class_index(args.class_)

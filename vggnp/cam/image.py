@@ -69,7 +69,8 @@ def _handled(args, run, out, result, stem, writer, record):
              f"  suggestion: {suggestion}")
         record["diagnose"] = {"lines": lines, "suggestion": suggestion}
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
-    record.update(top=[entry(*t) for t in top_k], **{"class": entry(cls, *run.table[cls])},
+    record.update(top=[entry(*t) for t in top_k],
+                  **{"class": entry(cls, *run.table[cls], float(result.probs[cls]))},
                   method=args.method, **({"layer": run.layer} if run.layer else {}),
                   target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
                   **({"completeness": completeness} if completeness else {}))
