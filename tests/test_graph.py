@@ -92,3 +92,55 @@ def test_a_graph_refuses_nodes_out_of_order():
         Graph([(Add("a"), [IMAGE])], (2, 2), 1)
     with pytest.raises(ValueError, match="a name used twice"):
         Graph([(Flatten("f"), [IMAGE]), (Flatten("f"), ["f"])], (2, 2), 1)
+
+
+def keras_and_vggnp_graph(keras):
+    """The same residual, squeeze-and-excitation, concatenating graph in Keras (random
+    weights, its own initialisers) and as a vggnp Graph with Keras' weights; conv_a feeds
+    both conv_b and the Concatenate, the image both conv_a and the Add."""
+    from vggnp.nn.convnet_layers import Activation, GlobalAvgPool2D, Reshape
+    from vggnp.nn.layers import Conv2D
+    L = keras.layers
+    i = keras.Input((12, 14, 3), name="image")
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(i)
+    b = L.Conv2D(3, 3, padding="same", name="conv_b")(a)
+    r = L.Activation("relu", name="relu")(L.Add(name="add")([b, i]))
+    gate = L.Dense(3, activation="sigmoid", name="gate")(L.GlobalAveragePooling2D(name="gap")(r))
+    e = L.Multiply(name="excite")([r, L.Reshape((1, 1, 3), name="gate_4d")(gate)])
+    c = L.Concatenate(name="concat")([e, a])
+    z = L.Dense(4, name="logits")(L.GlobalAveragePooling2D(name="gap2")(c))
+    model = keras.Model(i, L.Activation("softmax", name="probs")(z), name="resnetish")
+    w = {layer.name: layer.get_weights() for layer in model.layers}
+    nodes = [(Conv2D("conv_a", *w["conv_a"], "relu"), [IMAGE]),
+             (Conv2D("conv_b", *w["conv_b"], "linear"), ["conv_a"]),
+             (Add("add"), ["conv_b", IMAGE]), (Activation("relu", "relu"), ["add"]),
+             (GlobalAvgPool2D("gap"), ["relu"]), (Dense("gate", *w["gate"], "sigmoid"), ["gap"]),
+             (Reshape("gate_4d", (1, 1, 3)), ["gate"]), (Multiply("excite"), ["relu", "gate_4d"]),
+             (Concatenate("concat"), ["excite", "conv_a"]), (GlobalAvgPool2D("gap2"), ["concat"]),
+             (Dense("logits", *w["logits"], "linear"), ["gap2"]),
+             (Activation("probs", "softmax"), ["logits"])]
+    return model, Graph(nodes, (12, 14), 3)
+
+
+def test_grad_cam_on_a_graph_equals_tensorflow(tf):
+    """Grad-CAM at both conv layers of the graph, every class, equals TensorFlow's
+    (GradientTape on the same Keras model): the graph's forward, its backward to a layer
+    with two consumers, and the methods on a Graph."""
+    from vggnp import grad_cam
+    keras = tf.keras
+    model, graph = keras_and_vggnp_graph(keras)
+    x = np.random.default_rng(0).standard_normal((3, 12, 14, 3)).astype(np.float32)
+    assert np.abs(graph.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
+    for name in ("conv_a", "conv_b"):
+        probe = keras.Model(model.inputs, [model.get_layer(name).output,
+                                           model.get_layer("logits").output])
+        for c in range(4):
+            with tf.GradientTape() as tape:
+                conv, logits = probe(tf.constant(x))
+                score = logits[:, c]
+            weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+            cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+            cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+            ours, _ = grad_cam(graph, x, layer=name, class_index=c)
+            assert np.abs(ours - cam).max() <= 1e-4, (name, c)
+            assert cam.max() > 0

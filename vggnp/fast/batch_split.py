@@ -17,7 +17,8 @@ def forward_keeping(model, x, layer, trace=None):
     read once per batch, not once per image.
     Backward to ``layer`` needs only the caches of the layers after it.
     """
-    if len(x) == 1 or trace is not None:  # a trace shows the plain full forward
+    if len(x) == 1 or trace is not None or not model.supports_start:
+        # a trace shows the plain full forward; a graph cannot start midway
         probs, kept = model.forward(x, keep=(layer,), trace=trace)
         return probs, kept[layer]
     stops = [model.names.index(name) for name in (layer, model.batch_split) if name]

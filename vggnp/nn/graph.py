@@ -13,60 +13,101 @@ sends back. A residual block y = F(x) + x is the smallest example: x gets the gr
 through F and, unchanged, through the skip (``Add``'s backward passes dL/dy to both).
 
 A chain is the special case where every node has one input, the node before it; VGG16
-keeps its readable chain (``network.py``). This class is the engine of Keras graphs
-(issue #25); the methods and the Keras reader do not use it yet.
+keeps its readable chain (``network.py``). A ``Graph`` is a ``Network`` (same names,
+``layer()``, ``conv_names``, ``forward(x, until, keep)``, ``backward(dout, start, stop,
+...)``), so the methods run on it; it cannot start a forward midway (``supports_start``).
 """
 
-from .layers import PLAIN
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from .layers import BackwardPass
+from .network import Network
 
 IMAGE = "input"  # the name of the graph's input tensor
 
 
-class Graph:
+class Graph(Network):
     """nodes: [(layer, [names of the tensors it takes])], in an order where every input
     comes before its consumer (a topological order, as Keras lists a Functional model's
     layers); a tensor's name is the layer's that made it, or ``IMAGE``. The last node's
     output is the graph's output. input_size: (H, W); channels: C of the images."""
 
+    supports_start = False
+
     def __init__(self, nodes, input_size, channels=3):
-        self.nodes = [(layer, tuple(inputs)) for layer, inputs in nodes]
-        self.input_size, self.channels = tuple(input_size), channels
-        self.names = [layer.name for layer, _ in self.nodes]
-        if len(set(self.names)) != len(self.names):  # a layer's caches serve one node
+        super().__init__([layer for layer, _ in nodes], input_size, channels)
+        self.inputs_of = {layer.name: tuple(inputs) for layer, inputs in nodes}
+        if len(self.inputs_of) != len(self.layers):  # a layer's caches serve one node
             raise ValueError("each node needs a layer of its own (a name used twice)")
         known = {IMAGE}
-        for layer, inputs in self.nodes:
-            missing = [name for name in inputs if name not in known]
-            if missing or not inputs or (len(inputs) > 1) != layer.takes_many:
+        for layer in self.layers:
+            inputs = self.inputs_of[layer.name]
+            if any(name not in known for name in inputs) or not inputs \
+                    or (len(inputs) > 1) != layer.takes_many:
                 raise ValueError(f"node {layer.name}: inputs {list(inputs)} must be earlier "
                                  f"nodes, one for a layer, several for a merge layer")
             known.add(layer.name)
 
-    def forward(self, x):
-        """x: (N, H, W, C) -> the last node's output. Each tensor is dropped as soon as its
-        last consumer has run (the layers keep what their backward needs)."""
-        last_use = {name: k for k, (_, inputs) in enumerate(self.nodes) for name in inputs}
-        values = {IMAGE: x}
-        for k, (layer, inputs) in enumerate(self.nodes):
-            args = [values[name] for name in inputs]
-            values[layer.name] = layer.forward(args if layer.takes_many else args[0])
-            for name in inputs:
+    @property
+    def nodes(self):
+        """[(layer, input names)] in order (the replica's layers after ``replica()``)."""
+        return [(layer, self.inputs_of[layer.name]) for layer in self.layers]
+
+    def forward(self, x, until=None, keep=(), start=None, trace=None):
+        """x: (N, H, W, C) -> the output of ``until`` (default: the last node); with
+        ``keep``, (output, {name: output}). Each tensor is dropped once its last consumer
+        has run (the layers keep what their backward needs). ``trace``: as Network's."""
+        if start is not None:
+            raise ValueError("a graph runs from its input: start is for chains")
+        stop = self.names.index(self.layer(until or self.names[-1]).name)
+        last_use = {name: k for k, layer in enumerate(self.layers[:stop + 1])
+                    for name in self.inputs_of[layer.name]}
+        values, kept = {IMAGE: x}, {}
+        for k, layer in enumerate(self.layers[:stop + 1]):
+            args, began = [values[name] for name in self.inputs_of[layer.name]], time.perf_counter()
+            out = values[layer.name] = layer.forward(args if layer.takes_many else args[0])
+            if trace is not None:
+                trace.append({"layer": layer, "input": args[0].shape, "output": out.shape,
+                              "ms": 1000 * (time.perf_counter() - began)})
+            if layer.name in keep:
+                kept[layer.name] = out
+            for name in self.inputs_of[layer.name]:
                 if last_use[name] == k:
                     del values[name]
-        return values[self.names[-1]]
+        self._first_run, self._last_run = 0, stop
+        return (out, kept) if keep else out
 
-    def predict(self, x):
-        return self.forward(x)
-
-    def backward(self, dout, options=PLAIN):
-        """dout: dL/d(the last node's output) -> dL/dx, (N, H, W, C). Needs a forward
-        first. Gradients of a tensor with several consumers add up (see the module)."""
-        grads = {self.names[-1]: dout}
-        for layer, inputs in reversed(self.nodes):
+    def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
+                 guided=False, trace=None):
+        """dout: dL/d(output of ``start``, default the deepest node of the last forward)
+        -> dL/d(output of ``stop``), or dL/dx (N, H, W, C) for stop None. The gradient of
+        a tensor is complete once every node after it is done: its consumers all come
+        later. Options as Network's."""
+        if self._last_run is None:
+            raise RuntimeError("run forward before backward")
+        first = self.names.index(self.layer(start or self.names[self._last_run]).name)
+        options = BackwardPass(guided=guided, param_grads=param_grads)
+        grads = {self.names[first]: dout}
+        for index in range(first, -1, -1):
+            layer = self.layers[index]
+            if layer.name == stop:
+                return grads[stop]
             d = grads.pop(layer.name, None)
-            if d is None:  # no path from this node to the output
+            if d is None:  # no path from this node to ``start``
                 continue
-            back = layer.backward(d, options)
-            for name, d_input in zip(inputs, back if layer.takes_many else [back]):
+            began = time.perf_counter()
+            back = layer.backward(d, replace(options, from_logits=from_logits and
+                                             index == first))
+            if trace is not None:
+                trace.append({"layer": layer, "gradient": d.shape,
+                              "norm": float(np.linalg.norm(d)),
+                              "ms": 1000 * (time.perf_counter() - began)})
+            for name, d_input in zip(self.inputs_of[layer.name],
+                                     back if layer.takes_many else [back]):
                 grads[name] = grads[name] + d_input if name in grads else d_input  # the +=
+        if stop is not None:
+            raise ValueError(f"stop layer {stop} does not feed {self.names[first]}")
         return grads[IMAGE]
