@@ -315,3 +315,15 @@ def test_a_failed_write_keeps_the_file_it_replaced(tmp_path, monkeypatch, capsys
     capsys.readouterr()
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--panel"]) == 4
     assert list(out.glob("*_cam.jpg")) and "replaced" not in capsys.readouterr().err
+
+
+def test_a_metric_run_without_report_is_a_valid_record(tmp_path, capsys):
+    """--metric without --report records the two AUCs and no curves: a record vggnp wrote,
+    so --resume finds the image done and no line is skipped (the ledger's check required
+    all four fields and skipped every such record)."""
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--metric"]) == 0
+    assert len(ResultsFile(str(out)).done()) == 1
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--metric", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 1 image(s) already done" in err and "skipped" not in err.split("--resume")[0]

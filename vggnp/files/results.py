@@ -144,8 +144,9 @@ def valid_record(record):
         return False
     if not all(k in FIELDS and FIELDS[k](v) for k, v in record.items()):
         return False
-    if len({k in record for k in FAITHFULNESS}) > 1:  # --metric's four, or none of them
-        return False
+    aucs, curves = ({k in record for k in pair} for pair in (FAITHFULNESS[:2], FAITHFULNESS[2:]))
+    if len(aucs) > 1 or len(curves) > 1 or (True in curves and False in aucs):
+        return False  # --metric's two AUCs, and with --report its two curves too, or none
     if "writing" in record or "started_ns" in record:  # an intent: those two, nothing more
         return set(record) == {"image", "path", "writing", "started_ns"}
     return "error" in record or (all(k in record for k in ("outputs", "class", "top"))
