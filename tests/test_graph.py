@@ -110,6 +110,10 @@ def keras_and_vggnp_graph(keras):
     c = L.Concatenate(name="concat")([e, a])
     z = L.Dense(4, name="logits")(L.GlobalAveragePooling2D(name="gap2")(c))
     model = keras.Model(i, L.Activation("softmax", name="probs")(z), name="resnetish")
+    rng = np.random.default_rng(7)  # the same weights whatever Keras' random state
+    for layer in model.layers:
+        layer.set_weights([rng.standard_normal(v.shape).astype(np.float32) / np.sqrt(
+            np.prod(v.shape[:-1]) if v.ndim > 1 else 4) for v in layer.get_weights()])
     w = {layer.name: layer.get_weights() for layer in model.layers}
     nodes = [(Conv2D("conv_a", *w["conv_a"], "relu"), [IMAGE]),
              (Conv2D("conv_b", *w["conv_b"], "linear"), ["conv_a"]),
@@ -131,6 +135,7 @@ def test_grad_cam_on_a_graph_equals_tensorflow(tf):
     model, graph = keras_and_vggnp_graph(keras)
     x = np.random.default_rng(0).standard_normal((3, 12, 14, 3)).astype(np.float32)
     assert np.abs(graph.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
+    nonzero = 0
     for name in ("conv_a", "conv_b"):
         probe = keras.Model(model.inputs, [model.get_layer(name).output,
                                            model.get_layer("logits").output])
@@ -143,4 +148,77 @@ def test_grad_cam_on_a_graph_equals_tensorflow(tf):
             cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
             ours, _ = grad_cam(graph, x, layer=name, class_index=c)
             assert np.abs(ours - cam).max() <= 1e-4, (name, c)
-            assert cam.max() > 0
+            nonzero += cam.max() > 0
+    assert nonzero >= 6  # of the 8 (layer, class) pairs: real maps were compared
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_keras_graph_file_is_read_and_equals_tensorflow(tf, tmp_path, suffix):
+    """--model with a Functional model that is not a chain (a skip connection, a
+    squeeze-and-excitation gate, a concatenation), saved by Keras 3: vggnp's predictions
+    and Grad-CAM equal TensorFlow's."""
+    from vggnp import grad_cam, load_keras_model
+    keras = tf.keras
+    model, _ = keras_and_vggnp_graph(keras)
+    model.save(tmp_path / f"graph{suffix}")
+    ours = load_keras_model(tmp_path / f"graph{suffix}")
+    assert type(ours).__name__ == "KerasGraph" and ours.conv_names == ["conv_a", "conv_b"]
+    x = np.random.default_rng(1).standard_normal((2, 12, 14, 3)).astype(np.float32)
+    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
+    probe = keras.Model(model.inputs, [model.get_layer("conv_a").output,
+                                       model.get_layer("logits").output])
+    with tf.GradientTape() as tape:
+        conv, logits = probe(tf.constant(x))
+        score = logits[:, 2]
+    weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+    cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+    maps, _ = grad_cam(ours, x, layer="conv_a", class_index=2)
+    assert np.abs(maps - cam).max() <= 1e-4 and cam.max() > 0
+
+
+def _layer_named(config, name):
+    return next(layer for layer in config["config"]["layers"]
+                if layer["config"]["name"] == name)
+
+
+def _move_before(config, name, other):
+    layers = config["config"]["layers"]
+    moved = _layer_named(config, name)
+    layers.remove(moved)
+    layers.insert(layers.index(_layer_named(config, other)), moved)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: _move_before(c, "conv_b", "conv_a"),
+     r"layer conv_b takes \['conv_a'\]: not all are layers before it"),
+    (lambda c: _layer_named(c, "concat")["config"].update(axis=1),
+     "axis = 1: vggnp joins along the last axis"),
+    (lambda c: _layer_named(c, "gate_4d")["config"].update(target_shape=[-1, 1, 3]),
+     r"target_shape = \[-1, 1, 3\]: not a list of sizes"),
+    (lambda c: c["config"].update(output_layers=[["gap2", 0, 0]]),
+     "output_layers .* needs it to be the model's one output"),
+    (lambda c: _layer_named(c, "add").update(class_name="MyMerge"),
+     "layer add is a MyMerge, which vggnp does not support"),
+])
+def test_a_graph_that_does_not_fit_is_refused(tf, tmp_path, change, message):
+    from test_model_files import rewrite_config
+    from vggnp.keras_model import ModelError, load_keras_model
+    model, _ = keras_and_vggnp_graph(tf.keras)
+    model.save(tmp_path / "graph.keras")
+    rewrite_config(tmp_path / "graph.keras", tmp_path / "bad.keras", change)
+    with pytest.raises(ModelError, match=message):
+        load_keras_model(tmp_path / "bad.keras")
+
+
+def test_a_model_nested_in_a_graph_is_refused_for_now(tf, tmp_path):
+    from vggnp.keras_model import ModelError, load_keras_model
+    keras, L = tf.keras, tf.keras.layers
+    inner = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(3, 3, padding="same",
+                                                              name="inner_conv")], name="inner")
+    i = keras.Input((8, 8, 3), name="image")
+    x = L.Add(name="add")([inner(i), i])
+    out = L.Dense(2, activation="softmax", name="d")(L.GlobalAveragePooling2D(name="g")(x))
+    keras.Model(i, out, name="nested").save(tmp_path / "nested.keras")
+    with pytest.raises(ModelError, match="layer inner is a model inside a graph"):
+        load_keras_model(tmp_path / "nested.keras")

@@ -58,6 +58,8 @@ USED = {
     "Activation": {"activation"},
     "Rescaling": {"scale", "offset"},
     "InputLayer": set(),
+    **{merge: set() for merge in ("Add", "Subtract", "Average", "Multiply", "Maximum")},
+    "Concatenate": {"axis"}, "Reshape": {"target_shape"},
 }
 # Any layer may carry the model's input shape (Keras 2 writes it into the first layer);
 # model_config reads it.

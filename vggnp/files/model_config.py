@@ -15,6 +15,7 @@ import math
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
 from .layer_fields import check_container, check_fields
+from .model_wiring import GRAPH_CLASSES, check_chain, inbound_names, json_object
 
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
@@ -47,14 +48,7 @@ def parse_config(text, path):
     except ValueError as e:  # json.JSONDecodeError, or a non-finite number
         raise ModelError(f"{path}: the model config is not valid JSON ({e}); the file is "
                          "damaged") from None
-    return _dict(config, path, "the model config")
-
-
-def _dict(value, path, what):
-    if not isinstance(value, dict):
-        raise ModelError(f"{path}: {what} is a {type(value).__name__}, not a JSON object; "
-                         "not a Keras model file")
-    return value
+    return json_object(config, path, "the model config")
 
 
 def _fail(path, name, message):
@@ -62,11 +56,11 @@ def _fail(path, name, message):
                      "Keras")
 
 
-def leaf_layers(config, path):
+def leaf_layers(config, path, inbound=None):
     """[(class name, layer config)] of the model's layers in order, nested models inlined,
-    each checked (``check_layer``), and the input shape (H, W, C)."""
+    each checked (``check_layer``), and the input shape (H, W, C). inbound: see _walk."""
     leaves, shapes = [], []
-    _walk(config, path, leaves, shapes, depth=0)
+    _walk(config, path, leaves, shapes, depth=0, inbound=inbound)
     if not leaves:
         raise ModelError(f"{path}: the model has no layers vggnp can run; not a convnet")
     if not shapes:
@@ -83,91 +77,68 @@ def leaf_layers(config, path):
     return leaves, (h, w, c)
 
 
-def _walk(config, path, leaves, shapes, depth):
+def _walk(config, path, leaves, shapes, depth, inbound=None):
+    """Collect the leaf layers (checked) and input shapes of ``config``, nested models
+    inlined; with ``inbound`` (a list, for a graph: ``model_graph``), each leaf's input
+    names too, the merge layers allowed and nested models refused."""
     if depth > MAX_DEPTH:
         raise ModelError(f"{path}: models nested more than {MAX_DEPTH} deep")
     cls = config.get("class_name")
-    cfg = _dict(config.get("config", {}), path, f"the config of {cls}")
+    cfg = json_object(config.get("config", {}), path, f"the config of {cls}")
     layers = cfg.get("layers", [])
     if not isinstance(layers, list):
         raise ModelError(f"{path}: the layers of {cls} are a {type(layers).__name__}, not a "
                          "list; not a Keras model file")
-    if cls not in ("Sequential",):
-        _check_chain(layers, path, cfg.get("name"))
+    if cls not in ("Sequential",) and inbound is None:
+        check_chain(layers, path, cfg.get("name"))
     if layers:
-        last = _dict(layers[-1], path, "a layer")
-        check_container(cfg, _dict(last.get("config", {}), path, "a layer config").get("name"),
-                        path)
+        last = json_object(layers[-1], path, "a layer")
+        check_container(cfg, json_object(last.get("config", {}), path,
+                                         "a layer config").get("name"), path)
     for layer in layers:
-        layer = _dict(layer, path, f"a layer of {cls}")
-        kind, sub = layer.get("class_name"), _dict(layer.get("config", {}), path, "a layer config")
-        name = sub.get("name")
-        if not isinstance(kind, str) or not isinstance(name, str) or not name:
-            raise ModelError(f"{path}: a layer without a class_name or name; not a Keras "
-                             "model file")
-        for key in ("batch_shape", "batch_input_shape"):
-            if key in sub and not isinstance(sub[key], list):  # a shape Keras cannot read
-                _fail(path, name, f"{key} is {str(sub[key])[:40]}, not a list")
-        shape = sub.get("batch_shape") or sub.get("batch_input_shape")
-        if shape:
-            shapes.append(shape)
-        if kind in CONTAINERS:
-            _walk(layer, path, leaves, shapes, depth + 1)
-        elif kind == "InputLayer":
-            check_fields(kind, sub, path)
-        elif kind == "Lambda":
-            raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
-                             "never runs code from a file. Rebuild the model without it "
-                             "(e.g. a Rescaling layer instead of a Lambda)")
-        elif kind not in LAYER_CLASSES:
-            raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
-                             f"support (supported: {', '.join(LAYER_CLASSES)})")
-        else:
-            check_layer(kind, sub, path)
-            leaves.append((kind, sub))
+        _visit(json_object(layer, path, f"a layer of {cls}"), path, leaves, shapes, depth,
+               inbound)
     # After the layers: Keras runs a Sequential at its InputLayer's shape when the two differ.
     for key in ("batch_input_shape", "build_input_shape"):
         if cfg.get(key):
             shapes.append(cfg[key])
 
 
-def _inbound_names(layer):
-    """Names of the layers feeding ``layer`` in a Functional config (Keras 2 or 3)."""
-    names = []
-
-    def find(node, depth=0):
-        if depth > 32:
-            return
-        if isinstance(node, dict):
-            history = node.get("config", {})
-            history = history.get("keras_history") if isinstance(history, dict) else None
-            if isinstance(history, list) and history:  # Keras 3: a tensor's source layer
-                names.append(history[0])
-                return
-            for value in node.values():
-                find(value, depth + 1)
-        elif isinstance(node, list):
-            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
-                names.append(node[0])  # Keras 2: [name, node index, tensor index, kwargs]
-            else:
-                for value in node:
-                    find(value, depth + 1)
-
-    find(layer.get("inbound_nodes", []))
-    return names
-
-
-def _check_chain(layers, path, model_name):
-    """A Functional model must be a chain: each layer fed by exactly the one before it."""
-    for before, layer in zip(layers, layers[1:]):
-        before, layer = _dict(before, path, "a layer"), _dict(layer, path, "a layer")
-        inbound = _inbound_names(layer)
-        expected = before.get("name") or _dict(before.get("config", {}), path,
-                                               "a layer config").get("name")
-        if inbound != [expected]:
-            raise ModelError(f"{path}: in {model_name}, layer {layer.get('name')} takes its "
-                             f"input from {inbound}, not from the layer before it "
-                             f"({expected}); vggnp supports chains of layers only")
+def _visit(layer, path, leaves, shapes, depth, inbound):
+    """One layer of a model config: its shape fields, then a nested model walked, an
+    InputLayer's fields checked, or a leaf checked and kept (see ``_walk``)."""
+    kind = layer.get("class_name")
+    sub = json_object(layer.get("config", {}), path, "a layer config")
+    name = sub.get("name")
+    if not isinstance(kind, str) or not isinstance(name, str) or not name:
+        raise ModelError(f"{path}: a layer without a class_name or name; not a Keras "
+                         "model file")
+    for key in ("batch_shape", "batch_input_shape"):
+        if key in sub and not isinstance(sub[key], list):  # a shape Keras cannot read
+            _fail(path, name, f"{key} is {str(sub[key])[:40]}, not a list")
+    shape = sub.get("batch_shape") or sub.get("batch_input_shape")
+    if shape:
+        shapes.append(shape)
+    if kind in CONTAINERS and inbound is not None:
+        raise ModelError(f"{path}: layer {name} is a model inside a graph, which vggnp "
+                         "does not read yet (issue #25); a graph of layers it does")
+    if kind in CONTAINERS:
+        _walk(layer, path, leaves, shapes, depth + 1)
+    elif kind == "InputLayer":
+        check_fields(kind, sub, path)
+    elif kind == "Lambda":
+        raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
+                         "never runs code from a file. Rebuild the model without it "
+                         "(e.g. a Rescaling layer instead of a Lambda)")
+    elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if inbound is not None else ()):
+        raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
+                         f"support (supported: {', '.join(LAYER_CLASSES)}; in a graph "
+                         f"also {', '.join(GRAPH_CLASSES)})")
+    else:
+        check_layer(kind, sub, path)
+        leaves.append((kind, sub))
+        if inbound is not None:
+            inbound.append(inbound_names(layer))
 
 
 def _pair(value, path, name, field, default):
@@ -236,44 +207,56 @@ def window_output(n, window, stride, padding):
 
 
 def output_shapes(leaves, input_shape, path):
-    """The shape of one image's output of each leaf layer, from the configs alone:
-    [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the activations
-    of one image, with every conv's im2col matrix, would need more than MAX_IMAGE_BYTES."""
+    """The shape of one image's output of each leaf layer of a chain, from the configs
+    alone: [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the
+    activations of one image, with every conv's im2col matrix, would need more than
+    MAX_IMAGE_BYTES."""
     shape, shapes, elements = tuple(input_shape), [], 0
     for kind, cfg in leaves:
-        name = cfg["name"]
-        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                    "Flatten") and len(shape) != 3:
-            _fail(path, name, f"a {kind} after a layer with output shape {shape}")
-        if kind == "Dense" and len(shape) != 1:
-            raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
-                             "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
-        if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
-            window = _pair(cfg.get("kernel_size" if kind == "Conv2D" else "pool_size"), path,
-                           name, "window", 2)
-            strides = _pair(cfg.get("strides") or (list(window) if kind != "Conv2D" else 1),
-                            path, name, "strides", 1)
-            padding = cfg.get("padding", "valid")
-            h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
-            if h < 1 or w < 1:
-                raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
-                                 f"does not fit its {shape[0]}x{shape[1]} input")
-            if kind == "Conv2D":  # im2col's unfolded windows: H' W' x KH KW C
-                elements += h * w * window[0] * window[1] * shape[2]
-            shape = (h, w, cfg["filters"] if kind == "Conv2D" else shape[2])
-        elif kind == "GlobalAveragePooling2D":
-            shape = (shape[2],)
-        elif kind == "Flatten":
-            shape = (shape[0] * shape[1] * shape[2],)
-        elif kind == "Dense":
-            shape = (cfg["units"],)
+        shape, unfolded = layer_output(kind, cfg, shape, path)
         shapes.append(shape)
-        elements += math.prod(shape)
+        elements += unfolded + math.prod(shape)
+    check_memory(elements, path)
+    return shapes
+
+
+def check_memory(elements, path):
+    """ModelError if one image's float32 activations (``elements`` values) pass the limit."""
     if 4 * elements > MAX_IMAGE_BYTES:
         raise ModelError(f"{path}: the activations of one image would take "
                          f"{4 * elements / 2**30:.1f} GB (the limit is "
                          f"{MAX_IMAGE_BYTES / 2**30:.0f} GB); not a model vggnp can run")
-    return shapes
+
+
+def layer_output(kind, cfg, shape, path):
+    """(the output shape of one image, the im2col values it unfolds) of a one-input layer
+    of ``kind`` on an input of ``shape``; ModelError if it does not fit."""
+    name = cfg["name"]
+    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                "Flatten") and len(shape) != 3:
+        _fail(path, name, f"a {kind} after a layer with output shape {shape}")
+    if kind == "Dense" and len(shape) != 1:
+        raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
+                         "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
+    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
+        window = _pair(cfg.get("kernel_size" if kind == "Conv2D" else "pool_size"), path,
+                       name, "window", 2)
+        strides = _pair(cfg.get("strides") or (list(window) if kind != "Conv2D" else 1),
+                        path, name, "strides", 1)
+        padding = cfg.get("padding", "valid")
+        h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
+        if h < 1 or w < 1:
+            raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
+                             f"does not fit its {shape[0]}x{shape[1]} input")
+        unfolded = h * w * window[0] * window[1] * shape[2] if kind == "Conv2D" else 0
+        return (h, w, cfg["filters"] if kind == "Conv2D" else shape[2]), unfolded
+    if kind == "GlobalAveragePooling2D":
+        return (shape[2],), 0
+    if kind == "Flatten":
+        return (shape[0] * shape[1] * shape[2],), 0
+    if kind == "Dense":
+        return (cfg["units"],), 0
+    return tuple(shape), 0
 
 
 def weight_shapes(kind, cfg, input_shape):

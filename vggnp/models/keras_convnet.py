@@ -20,10 +20,14 @@ import numpy as np
 
 from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
-from ..files.model_config import CONTAINERS, leaf_layers, output_shapes, parse_config, weight_shapes
+from ..files.model_config import (CONTAINERS, leaf_layers, output_shapes, parse_config,
+                                  weight_shapes)
+from ..files.model_graph import graph_of
+from ..files.model_wiring import is_chain
 from ..nn import spec
 from ..nn.convnet_layers import Rescaling
 from ..nn.layers import Conv2D
+from ..nn.graph import Graph
 from ..nn.network import Network
 from .keras_layers import build_layer
 
@@ -51,6 +55,23 @@ class KerasConvNet(Network):
         return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
 
 
+class KerasGraph(Graph):
+    """A Keras Functional model that is not a chain, as a graph of vggnp layers (issue
+    #25: today of the layers a chain may hold, the merge layers and Reshape; no model
+    nested inside). Class scores as ``KerasConvNet``'s."""
+
+    has_vgg16_base = False
+
+    def __init__(self, nodes, input_shape, name="model"):
+        super().__init__(nodes, input_shape[:2], channels=input_shape[2])
+        self.name = name
+
+    @property
+    def default_preprocess(self):
+        """none if the model rescales its input itself, else rescale (x / 255)."""
+        return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
+
+
 def load_keras_model(path, dtype=np.float32):
     """Read a Keras full-model file (``model.save``: .keras, or .h5 from Keras 2 or 3).
 
@@ -67,8 +88,7 @@ def load_keras_model(path, dtype=np.float32):
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
                              "model (model.save('model.keras')), or for VGG16 use --weights")
         config = parse_config(config_text, path)
-        leaves, input_shape = leaf_layers(config, path)
-        inputs = [input_shape] + output_shapes(leaves, input_shape, path)[:-1]
+        leaves, input_shape, inputs, wiring = _architecture(config, path)
         needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
                  for (kind, cfg), shape in zip(leaves, inputs)}
         datasets = _arrays_by_layer(f, config, path)
@@ -86,9 +106,27 @@ def load_keras_model(path, dtype=np.float32):
     if not any(isinstance(layer, Conv2D) for layer in layers):
         raise ModelError(f"{path}: no Conv2D layer: Grad-CAM needs a convnet")
     name = config.get("config", {}).get("name", "")
-    model = KerasConvNet(layers, input_shape, name=name if isinstance(name, str) else "")
-    _check_shapes(model, path, dtype)
+    name = name if isinstance(name, str) else ""
+    if wiring is None:
+        model = KerasConvNet(layers, input_shape, name=name)
+        _check_shapes(model, path, dtype)
+        return model
+    model = KerasGraph(list(zip(layers, wiring)), input_shape, name=name)
+    _check_graph(model, path, dtype)
     return model
+
+
+def _architecture(config, path):
+    """(leaves [(class, config)], input shape (H, W, C), each leaf's input shape, and for
+    a graph each leaf's input names -- None for a chain), from the config alone."""
+    if is_chain(config):
+        leaves, input_shape = leaf_layers(config, path)
+        return (leaves, input_shape, [input_shape] + output_shapes(leaves, input_shape,
+                                                                   path)[:-1], None)
+    nodes, input_shape, shapes = graph_of(config, path)
+    # a merge layer has no weights: its first input's shape stands for its inputs
+    return ([(kind, cfg) for kind, cfg, _ in nodes], input_shape,
+            [shapes[names[0]] for _, _, names in nodes], [names for _, _, names in nodes])
 
 
 def _check_weight_shapes(needs, datasets, layers, path):
@@ -167,6 +205,17 @@ def _float_array(data, path, name, dtype):
     values = data[()].astype(dtype, copy=False)
     check_values(values, path, name, ModelError)
     return values
+
+
+def _check_graph(model, path, dtype):
+    """Run zeros through a graph once: every node must accept its inputs."""
+    try:
+        model.forward(np.zeros((1, *model.input_size, model.channels), dtype=dtype))
+    except MemoryError:
+        raise ModelError(f"{path}: the model needs more memory than this machine has for "
+                         "one image") from None
+    except ValueError as e:
+        raise ModelError(f"{path}: a layer does not fit its inputs: {e}") from None
 
 
 def _check_shapes(model, path, dtype):

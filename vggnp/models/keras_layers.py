@@ -7,8 +7,13 @@ from ..fast.layers import FastConv2D
 from ..files.hdf5 import ModelError
 from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
-                                 Rescaling)
+                                 Rescaling, Reshape)
+from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
+
+MERGE_LAYERS = {"Add": Add, "Subtract": Subtract, "Average": Average, "Multiply": Multiply,
+                "Maximum": Maximum, "Concatenate": Concatenate}
+
 
 def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
@@ -46,6 +51,10 @@ def build_layer(kind, cfg, arrays, workspace, path):
         if not all(isinstance(v, (int, float)) for v in (scale, offset)):
             raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
         return Rescaling(name, float(scale), float(offset))
+    if kind in MERGE_LAYERS:
+        return MERGE_LAYERS[kind](name, **({"axis": -1} if kind == "Concatenate" else {}))
+    if kind == "Reshape":
+        return Reshape(name, cfg["target_shape"])
     # BatchNormalization: [gamma], [beta], moving mean, moving variance
     if not any(cfg.get("axis", -1) == axis for axis in (-1, 3, [-1], [3])):
         raise ModelError(f"{path}: layer {name} normalises axis {cfg.get('axis')}; vggnp "

@@ -1,0 +1,88 @@
+"""A Keras Functional model that is not a chain, read as a graph (issue #25): its nodes in
+Keras' order (a topological order: every layer after the layers feeding it), each with the
+names of its inputs, and every node's output shape computed from the configs alone, before
+any weight is read, so that a crafted file cannot make vggnp allocate gigabytes.
+
+    nodes, input_shape, shapes = graph_of(config, path)
+
+A node is (class name, layer config, [input names]); the model's input is called
+``nn.graph.IMAGE``. Today: graphs of the layers of ``model_config.LAYER_CLASSES``, the
+merge layers and Reshape, one input, one output, no model nested inside.
+"""
+
+import math
+
+import numpy as np
+
+from ..nn.graph import IMAGE
+from .hdf5 import ModelError
+from .model_config import check_memory, layer_output, leaf_layers
+
+
+def graph_of(config, path):
+    """(nodes, input shape (H, W, C), {node name: output shape of one image})."""
+    inbound = []
+    leaves, input_shape = leaf_layers(config, path, inbound)
+    layers = config.get("config", {}).get("layers", [])
+    inputs = {layer["config"]["name"] for layer in layers
+              if layer.get("class_name") == "InputLayer"}
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: a graph with {len(inputs)} inputs; vggnp takes one image")
+    nodes = [(kind, cfg, [IMAGE if name in inputs else name for name in names])
+             for (kind, cfg), names in zip(leaves, inbound)]
+    return nodes, input_shape, graph_shapes(nodes, input_shape, path)
+
+
+def graph_shapes(nodes, input_shape, path):
+    """{name: one image's output shape} of every node; ModelError if a node takes an input
+    that is not an earlier node, if shapes do not fit, or one image's activations would
+    pass the memory limit."""
+    shapes, elements = {IMAGE: tuple(input_shape)}, 0
+    for kind, cfg, names in nodes:
+        name = cfg["name"]
+        if not names or any(n not in shapes for n in names):
+            raise ModelError(f"{path}: layer {name} takes {names}: not all are layers before "
+                             "it; the file is damaged or not made by Keras")
+        ins = [shapes[n] for n in names]
+        if kind == "Reshape":
+            shape = _reshaped(cfg, ins, path)
+        elif kind in ("Add", "Subtract", "Average", "Multiply", "Maximum", "Concatenate"):
+            shape = _merged(kind, cfg, ins, path)
+        elif len(ins) != 1:
+            raise ModelError(f"{path}: layer {name} ({kind}) takes {len(ins)} inputs, not 1")
+        else:
+            shape, unfolded = layer_output(kind, cfg, ins[0], path)
+            elements += unfolded
+        shapes[name] = shape
+        elements += math.prod(shape)
+    check_memory(elements, path)
+    return shapes
+
+
+def _merged(kind, cfg, ins, path):
+    name = cfg["name"]
+    if len(ins) < 2 or (kind == "Subtract" and len(ins) != 2):
+        raise ModelError(f"{path}: layer {name} ({kind}) takes {len(ins)} inputs")
+    if kind == "Concatenate":
+        if cfg.get("axis", -1) not in (-1, len(ins[0])):
+            raise ModelError(f"{path}: layer {name}: axis = {str(cfg.get('axis'))[:20]}: "
+                             "vggnp joins along the last axis (channels) only")
+        if len({shape[:-1] for shape in ins}) != 1:
+            raise ModelError(f"{path}: layer {name}: inputs {ins} differ before the last axis")
+        return (*ins[0][:-1], sum(shape[-1] for shape in ins))
+    try:
+        return tuple(np.broadcast_shapes(*ins))
+    except ValueError:
+        raise ModelError(f"{path}: layer {name} ({kind}): inputs {ins} do not broadcast "
+                         "together") from None
+
+
+def _reshaped(cfg, ins, path):
+    target = cfg.get("target_shape")
+    if not (isinstance(target, list) and target and all(type(n) is int and n >= 1
+                                                        for n in target)):
+        raise ModelError(f"{path}: layer {cfg['name']}: target_shape = {str(target)[:40]}: "
+                         "not a list of sizes >= 1 (vggnp does not infer a -1)")
+    if len(ins) != 1 or math.prod(target) != math.prod(ins[0]):
+        raise ModelError(f"{path}: layer {cfg['name']}: {ins} cannot be reshaped to {target}")
+    return tuple(target)
