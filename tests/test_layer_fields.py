@@ -130,3 +130,12 @@ def test_an_output_taken_from_a_middle_layer_is_refused(tf, tmp_path):
     with pytest.raises(ModelError, match=r"output_layers = \[\['g', 0, 0\]\]: vggnp runs a "
                                          "chain of layers to its last, d"):
         load_keras_model(tmp_path / "middle.keras")
+
+
+def test_two_layers_of_one_name_are_refused(tmp_path):
+    """Found by the fuzz harness (a renamed layer): Keras refuses it; vggnp finds layers
+    and weights by name, so it refuses too, rather than a KeyError."""
+    bad = tmp_path / "bad.keras"
+    rewrite_config(MODEL_PATH, bad, _set(5, name="conv2d_7"))
+    with pytest.raises(ModelError, match="two layers named conv2d_7"):
+        load_keras_model(bad)

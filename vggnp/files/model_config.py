@@ -12,6 +12,7 @@ the config alone, so a crafted file cannot make vggnp allocate 75 GB or divide b
 
 import json
 import math
+from collections import Counter
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
 from .layer_fields import check_container, check_fields
@@ -22,7 +23,9 @@ MAX_SIDE = 4096  # input height and width
 MAX_IMAGE_BYTES = 2 << 30  # float32 activations of one image, all layers together
 CHANNELS = (1, 3)  # grey or RGB input
 LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling")
+                 "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling",
+                 "DepthwiseConv2D", "ZeroPadding2D", "ReLU")
+WINDOWED = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D")
 CONTAINERS = ("Sequential", "Functional", "Model")
 PADDINGS = ("valid", "same")
 MAX_SCALE = MAX_NORM  # a Rescaling factor: the bound on weights
@@ -63,6 +66,11 @@ def leaf_layers(config, path, inbound=None):
     _walk(config, path, leaves, shapes, depth=0, inbound=inbound)
     if not leaves:
         raise ModelError(f"{path}: the model has no layers vggnp can run; not a convnet")
+    twice = sorted(name for name, n in Counter(cfg["name"] for _, cfg in leaves).items()
+                   if n > 1)
+    if twice:  # Keras refuses such a model; its weights and layers are found by name
+        raise ModelError(f"{path}: two layers named {twice[0]}; the file is damaged or not "
+                         "made by Keras")
     if not shapes:
         raise ModelError(f"{path}: the model config does not say its input shape")
     shape = shapes[0]
@@ -171,20 +179,26 @@ def check_layer(kind, cfg, path):
     check_fields(kind, cfg, path)
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
         _fail(path, name, "channels-first; vggnp needs channels-last")
-    flags = {"Conv2D": ("use_bias",), "Dense": ("use_bias",), "BatchNormalization":
-             ("scale", "center")}.get(kind, ())
+    flags = {"Conv2D": ("use_bias",), "DepthwiseConv2D": ("use_bias",), "Dense": ("use_bias",),
+             "BatchNormalization": ("scale", "center")}.get(kind, ())
     for flag in flags:
         if not isinstance(cfg.get(flag, False), bool):
             _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")
-    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
+    if kind in WINDOWED:
         if cfg.get("padding", "valid") not in PADDINGS:
             _fail(path, name, f"padding {str(cfg.get('padding'))[:40]!r}; vggnp supports "
                               f"{' and '.join(PADDINGS)}")
-        size = "kernel_size" if kind == "Conv2D" else "pool_size"
-        _pair(cfg.get(size), path, name, size, None if kind == "Conv2D" else 2)
+        size = "pool_size" if kind.endswith("Pooling2D") else "kernel_size"
+        _pair(cfg.get(size), path, name, size, 2 if size == "pool_size" else None)
         _pair(cfg.get("strides"), path, name, "strides", 1)
-    if kind == "Conv2D":
-        _integer(cfg, path, name, "filters")
+    if kind in ("Conv2D", "DepthwiseConv2D"):
+        _integer(cfg, path, name, "filters" if kind == "Conv2D" else "depth_multiplier")
+    if kind == "ZeroPadding2D":
+        zero_padding(cfg, path)
+    if kind == "ReLU":
+        for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", -MAX_SCALE)):
+            if field != "max_value" or cfg.get(field) is not None:
+                _number(cfg, path, name, field, 0.0, low, MAX_SCALE)
     if kind == "Dense":
         _integer(cfg, path, name, "units")
     if kind == "Dropout":
@@ -197,78 +211,15 @@ def check_layer(kind, cfg, path):
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
 
 
-def window_output(n, window, stride, padding):
-    """Keras' output length of a conv or pool along one axis of length n:
-        valid: floor((n - window) / stride) + 1   (0 if the window does not fit)
-        same:  ceil(n / stride)"""
-    if padding == "same":
-        return -(-n // stride)
-    return (n - window) // stride + 1 if n >= window else 0
-
-
-def output_shapes(leaves, input_shape, path):
-    """The shape of one image's output of each leaf layer of a chain, from the configs
-    alone: [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the
-    activations of one image, with every conv's im2col matrix, would need more than
-    MAX_IMAGE_BYTES."""
-    shape, shapes, elements = tuple(input_shape), [], 0
-    for kind, cfg in leaves:
-        shape, unfolded = layer_output(kind, cfg, shape, path)
-        shapes.append(shape)
-        elements += unfolded + math.prod(shape)
-    check_memory(elements, path)
-    return shapes
-
-
-def check_memory(elements, path):
-    """ModelError if one image's float32 activations (``elements`` values) pass the limit."""
-    if 4 * elements > MAX_IMAGE_BYTES:
-        raise ModelError(f"{path}: the activations of one image would take "
-                         f"{4 * elements / 2**30:.1f} GB (the limit is "
-                         f"{MAX_IMAGE_BYTES / 2**30:.0f} GB); not a model vggnp can run")
-
-
-def layer_output(kind, cfg, shape, path):
-    """(the output shape of one image, the im2col values it unfolds) of a one-input layer
-    of ``kind`` on an input of ``shape``; ModelError if it does not fit."""
-    name = cfg["name"]
-    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                "Flatten") and len(shape) != 3:
-        _fail(path, name, f"a {kind} after a layer with output shape {shape}")
-    if kind == "Dense" and len(shape) != 1:
-        raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
-                         "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
-    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
-        window = _pair(cfg.get("kernel_size" if kind == "Conv2D" else "pool_size"), path,
-                       name, "window", 2)
-        strides = _pair(cfg.get("strides") or (list(window) if kind != "Conv2D" else 1),
-                        path, name, "strides", 1)
-        padding = cfg.get("padding", "valid")
-        h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
-        if h < 1 or w < 1:
-            raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
-                             f"does not fit its {shape[0]}x{shape[1]} input")
-        unfolded = h * w * window[0] * window[1] * shape[2] if kind == "Conv2D" else 0
-        return (h, w, cfg["filters"] if kind == "Conv2D" else shape[2]), unfolded
-    if kind == "GlobalAveragePooling2D":
-        return (shape[2],), 0
-    if kind == "Flatten":
-        return (shape[0] * shape[1] * shape[2],), 0
-    if kind == "Dense":
-        return (cfg["units"],), 0
-    return tuple(shape), 0
-
-
-def weight_shapes(kind, cfg, input_shape):
-    """The shapes a layer's weight arrays must have, in Keras' order, for an input of
-    ``input_shape`` (one image)."""
-    bias = cfg.get("use_bias", True)
-    if kind == "Conv2D":
-        kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)  # checked before
-        return [(kh, kw, input_shape[-1], cfg["filters"])] + [(cfg["filters"],)] * bias
-    if kind == "Dense":
-        return [(input_shape[0], cfg["units"])] + [(cfg["units"],)] * bias
-    if kind == "BatchNormalization":
-        count = 2 + cfg.get("scale", True) + cfg.get("center", True)
-        return [(input_shape[-1],)] * count
-    return []
+def zero_padding(cfg, path):
+    """ZeroPadding2D's padding as ((top, bottom), (left, right)): Keras takes an int, a
+    pair (rows, columns) or the two pairs; each 0..MAX_SIDE."""
+    value = cfg.get("padding", 1)
+    pairs = ([[value] * 2] * 2 if type(value) is int else
+             [[v, v] if type(v) is int else v for v in value] if isinstance(value, list)
+             and len(value) == 2 else None)
+    if not pairs or not all(isinstance(p, list) and len(p) == 2 and all(
+            type(n) is int and 0 <= n <= MAX_SIDE for n in p) for p in pairs):
+        _fail(path, cfg["name"], f"padding is {str(value)[:40]}, not Keras' ZeroPadding2D "
+                                 "padding")
+    return tuple(tuple(p) for p in pairs)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..nn.graph import IMAGE
 from .hdf5 import ModelError
-from .model_config import check_memory, layer_output, leaf_layers
+from .layer_shapes import check_memory, layer_output
+from .model_config import leaf_layers
 
 
 def graph_of(config, path):

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
-from ..files.model_config import (CONTAINERS, leaf_layers, output_shapes, parse_config,
-                                  weight_shapes)
+from ..files.layer_shapes import output_shapes, weight_shapes
+from ..files.model_config import CONTAINERS, leaf_layers, parse_config
 from ..files.model_graph import graph_of
 from ..files.model_wiring import is_chain
 from ..nn import spec

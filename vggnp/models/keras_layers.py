@@ -8,6 +8,8 @@ from ..files.hdf5 import ModelError
 from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  Rescaling, Reshape)
+from ..files.model_config import zero_padding
+from ..nn.graph_layers import DepthwiseConv2D, ReLU, ZeroPadding2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
 
@@ -51,11 +53,34 @@ def build_layer(kind, cfg, arrays, workspace, path):
         if not all(isinstance(v, (int, float)) for v in (scale, offset)):
             raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
         return Rescaling(name, float(scale), float(offset))
-    if kind in MERGE_LAYERS:
-        return MERGE_LAYERS[kind](name, **({"axis": -1} if kind == "Concatenate" else {}))
+    if kind in GRAPH_LAYER_KINDS:
+        return _graph_layer(kind, cfg, weights, path)
+    return _batch_norm(cfg, weights, path)
+
+
+# The layers Keras Applications' graphs add (issue #25).
+GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "ZeroPadding2D", "ReLU", "Reshape", *MERGE_LAYERS)
+
+
+def _graph_layer(kind, cfg, weights, path):
+    name = cfg["name"]
+    if kind == "DepthwiseConv2D":
+        return DepthwiseConv2D(name, weights[0], weights[1] if len(weights) == 2 else None,
+                               activation_name(cfg, path), strides=_pair(cfg.get("strides", 1)),
+                               padding=cfg.get("padding", "valid"))
+    if kind == "ZeroPadding2D":
+        return ZeroPadding2D(name, zero_padding(cfg, path))
+    if kind == "ReLU":
+        return ReLU(name, cfg.get("max_value"), cfg.get("negative_slope", 0.0),
+                    cfg.get("threshold", 0.0))
     if kind == "Reshape":
         return Reshape(name, cfg["target_shape"])
-    # BatchNormalization: [gamma], [beta], moving mean, moving variance
+    return MERGE_LAYERS[kind](name, **({"axis": -1} if kind == "Concatenate" else {}))
+
+
+def _batch_norm(cfg, weights, path):
+    """BatchNormalization: [gamma], [beta], moving mean, moving variance."""
+    name = cfg["name"]
     if not any(cfg.get("axis", -1) == axis for axis in (-1, 3, [-1], [3])):
         raise ModelError(f"{path}: layer {name} normalises axis {cfg.get('axis')}; vggnp "
                          "supports the channel axis (-1) only")

@@ -211,6 +211,7 @@ def graph_checks():
               ("Concatenate (channels)", Concatenate, [a, b[..., :2]])]
     for name, kind, xs in merges:  # the worst input's error: the table has one dx column
         yield name, {"dx": max(merge_errors(lambda: kind("m"), xs).values())}
+    yield from application_layer_checks()
     model = residual_graph()
     x = rng.standard_normal((2, 5, 6, 3))
     x[np.abs(x) < 1e-3] = 0.5
@@ -218,3 +219,21 @@ def graph_checks():
     analytic = model.backward(dout)
     yield "Graph: skip + squeeze-excitation", {"dx": relative_error(
         analytic, numerical_gradient(lambda v: model.forward(v), x.copy(), dout))}
+
+
+def application_layer_checks():
+    """(name, errors) of the layers Keras Applications add (``graph_layers.py``)."""
+    from .graph_layers import DepthwiseConv2D, ReLU, ZeroPadding2D
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 7, 3))
+    x[np.abs(x - 0.5) < 1e-2] = 0.2  # away from the ReLU's threshold below
+    w, w2 = rng.standard_normal((3, 3, 3, 1)), rng.standard_normal((3, 3, 3, 2))
+    yield "DepthwiseConv2D 3x3 same, relu", layer_errors(
+        lambda w_, b_: DepthwiseConv2D("d", w_, b_, "relu"), x, (w, rng.standard_normal(3)))
+    yield "DepthwiseConv2D x2, stride 2 valid", layer_errors(
+        lambda w_, b_: DepthwiseConv2D("d", w_, b_, "linear", (2, 2), "valid"), x,
+        (w2, rng.standard_normal(6)))
+    yield "ZeroPadding2D ((0, 1), (2, 1))", layer_errors(
+        lambda: ZeroPadding2D("z", ((0, 1), (2, 1))), x)
+    yield "ReLU max 1, slope 0.1, threshold 0.5", layer_errors(
+        lambda: ReLU("r", 1.0, 0.1, 0.5), x * 0.8)

@@ -1,0 +1,95 @@
+"""Every layer's output shape and weight shapes, from the configs alone (``model_config``
+checks the fields first): computed before any weight is read or array allocated, so that
+a crafted file cannot make vggnp allocate 75 GB or divide by zero.
+"""
+
+import math
+
+from .hdf5 import ModelError
+from .model_config import MAX_IMAGE_BYTES, WINDOWED, _fail, _pair, zero_padding
+
+def window_output(n, window, stride, padding):
+    """Keras' output length of a conv or pool along one axis of length n:
+        valid: floor((n - window) / stride) + 1   (0 if the window does not fit)
+        same:  ceil(n / stride)"""
+    if padding == "same":
+        return -(-n // stride)
+    return (n - window) // stride + 1 if n >= window else 0
+
+
+def output_shapes(leaves, input_shape, path):
+    """The shape of one image's output of each leaf layer of a chain, from the configs
+    alone: [(H, W, C) or (D,)]. ModelError if a layer does not fit its input or the
+    activations of one image, with every conv's im2col matrix, would need more than
+    MAX_IMAGE_BYTES."""
+    shape, shapes, elements = tuple(input_shape), [], 0
+    for kind, cfg in leaves:
+        shape, unfolded = layer_output(kind, cfg, shape, path)
+        shapes.append(shape)
+        elements += unfolded + math.prod(shape)
+    check_memory(elements, path)
+    return shapes
+
+
+def check_memory(elements, path):
+    """ModelError if one image's float32 activations (``elements`` values) pass the limit."""
+    if 4 * elements > MAX_IMAGE_BYTES:
+        raise ModelError(f"{path}: the activations of one image would take "
+                         f"{4 * elements / 2**30:.1f} GB (the limit is "
+                         f"{MAX_IMAGE_BYTES / 2**30:.0f} GB); not a model vggnp can run")
+
+
+def layer_output(kind, cfg, shape, path):
+    """(the output shape of one image, the im2col values it unfolds) of a one-input layer
+    of ``kind`` on an input of ``shape``; ModelError if it does not fit."""
+    name = cfg["name"]
+    if kind in WINDOWED + ("GlobalAveragePooling2D", "Flatten", "ZeroPadding2D") \
+            and len(shape) != 3:
+        _fail(path, name, f"a {kind} after a layer with output shape {shape}")
+    if kind == "Dense" and len(shape) != 1:
+        raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
+                         "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
+    if kind in WINDOWED:
+        pool = kind.endswith("Pooling2D")
+        window = _pair(cfg.get("pool_size" if pool else "kernel_size"), path, name, "window",
+                       2)
+        strides = _pair(cfg.get("strides") or (list(window) if pool else 1), path, name,
+                        "strides", 1)
+        padding = cfg.get("padding", "valid")
+        h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
+        if h < 1 or w < 1:
+            raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
+                             f"does not fit its {shape[0]}x{shape[1]} input")
+        unfolded = 0 if pool else h * w * window[0] * window[1] * shape[2]
+        channels = {"Conv2D": cfg.get("filters"),
+                    "DepthwiseConv2D": shape[2] * cfg.get("depth_multiplier", 1)}
+        return (h, w, channels.get(kind, shape[2])), unfolded
+    if kind == "ZeroPadding2D":
+        (top, bottom), (left, right) = zero_padding(cfg, path)
+        return (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0
+    if kind == "GlobalAveragePooling2D":
+        return (shape[2],), 0
+    if kind == "Flatten":
+        return (shape[0] * shape[1] * shape[2],), 0
+    if kind == "Dense":
+        return (cfg["units"],), 0
+    return tuple(shape), 0
+
+
+def weight_shapes(kind, cfg, input_shape):
+    """The shapes a layer's weight arrays must have, in Keras' order, for an input of
+    ``input_shape`` (one image)."""
+    bias = cfg.get("use_bias", True)
+    if kind == "Conv2D":
+        kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)  # checked before
+        return [(kh, kw, input_shape[-1], cfg["filters"])] + [(cfg["filters"],)] * bias
+    if kind == "DepthwiseConv2D":
+        kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)
+        c, m = input_shape[-1], cfg.get("depth_multiplier", 1)
+        return [(kh, kw, c, m)] + [(c * m,)] * bias
+    if kind == "Dense":
+        return [(input_shape[0], cfg["units"])] + [(cfg["units"],)] * bias
+    if kind == "BatchNormalization":
+        count = 2 + cfg.get("scale", True) + cfg.get("center", True)
+        return [(input_shape[-1],)] * count
+    return []

@@ -1,0 +1,100 @@
+"""Layers the Keras Applications graphs use beside VGG16's (issue #25): a depthwise
+convolution, zero padding and Keras' ReLU layer with its options (MobileNet's ReLU6).
+One small class each, forward and backward beside each other, shapes NHWC.
+"""
+
+import numpy as np
+
+from .im2col import col2im, im2col
+from .layers import PLAIN, Conv2D, Layer
+
+
+class DepthwiseConv2D(Conv2D):
+    """Keras' DepthwiseConv2D: every input channel c convolved on its own with M kernels
+    (the depth multiplier), w: (KH, KW, C, M), b: (C*M,):
+
+        z[n, y, x, c*M + m] = sum_{i, j} xpad[n, s*y + i, s*x + j, c] w[i, j, c, m] + b[c*M + m]
+
+    then the activation. Conv2D's im2col, kept per channel: col (P, K, C) with P the
+    windows and K = KH*KW, so that z = einsum(col, w) per channel and backward
+        dW[k, c, m] = sum_p col[p, k, c] dz[p, c, m],  dcol[p, k, c] = sum_m dz[p, c, m] w[k, c, m]
+    with dx = col2im(dcol), as Conv2D's."""
+
+    def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same"):
+        super().__init__(name, w, None, activation, strides, padding)
+        self.use_bias = b is not None
+        self.b = np.zeros(w.shape[2] * w.shape[3], w.dtype) if b is None else b
+
+    def _columns(self, x):
+        kh, kw, c, _ = self.w.shape
+        return im2col(x, kh, kw, self.pads(x.shape), self.strides).reshape(-1, kh * kw, c)
+
+    def _kernel(self):
+        kh, kw, c, m = self.w.shape
+        return self.w.reshape(kh * kw, c, m)
+
+    def pre_activation(self, x):
+        """z (N, H', W', C*M), a new array."""
+        z = np.einsum("pkc,kcm->pcm", self._columns(x), self._kernel())
+        z = z.reshape(self.output_shape(x.shape))
+        z += self.b
+        return z
+
+    def output_shape(self, x_shape):
+        n, h, w, _ = super().output_shape(x_shape)
+        return (n, h, w, self.w.shape[2] * self.w.shape[3])
+
+    def param_gradients(self, dz):
+        _, _, c, m = self.w.shape
+        col = self._columns(self.x)
+        self.dw = np.einsum("pkc,pcm->kcm", col, dz.reshape(-1, c, m)).reshape(self.w.shape)
+        self.db = dz.reshape(-1, c * m).sum(axis=0)
+
+    def input_gradient(self, dz):
+        kh, kw, c, m = self.w.shape
+        dcol = np.einsum("pcm,kcm->pkc", dz.reshape(-1, c, m), self._kernel())
+        return col2im(dcol.reshape(-1, kh * kw * c), self.x.shape, kh, kw,
+                      self.pads(self.x.shape), self.strides)
+
+
+class ZeroPadding2D(Layer):
+    """Keras' ZeroPadding2D: ((top, bottom), (left, right)) rows and columns of zeros;
+    backward is the slice of dout where the input was (the padding gets no gradient)."""
+
+    def __init__(self, name, padding):
+        super().__init__(name)
+        (self.top, self.bottom), (self.left, self.right) = padding
+
+    def forward(self, x):
+        return np.pad(x, ((0, 0), (self.top, self.bottom), (self.left, self.right), (0, 0)))
+
+    def backward(self, dout, options=PLAIN):
+        h, w = dout.shape[1] - self.top - self.bottom, dout.shape[2] - self.left - self.right
+        return dout[:, self.top:self.top + h, self.left:self.left + w, :]
+
+
+class ReLU(Layer):
+    """Keras' ReLU layer, with its options (MobileNetV2: max_value 6):
+
+        f(x) = min(x, max_value)                 for x >= threshold
+        f(x) = negative_slope * (x - threshold)  for x < threshold
+        f'(x) = 1 between threshold and max_value, negative_slope below, 0 above max_value
+
+    A guided pass (guided backpropagation) also drops the negative gradients, as every
+    ReLU of vggnp does."""
+
+    def __init__(self, name, max_value=None, negative_slope=0.0, threshold=0.0):
+        super().__init__(name)
+        self.max_value, self.slope, self.threshold = max_value, negative_slope, threshold
+
+    def forward(self, x):
+        self.below = x < self.threshold
+        self.clipped = (x > self.max_value) if self.max_value is not None else None
+        out = np.where(self.below, self.slope * (x - self.threshold), x)
+        return np.minimum(out, self.max_value) if self.max_value is not None else out
+
+    def backward(self, dout, options=PLAIN):
+        dx = np.where(self.below, self.slope * dout, dout)
+        if self.clipped is not None:
+            dx = np.where(self.clipped, 0, dx)
+        return np.maximum(dx, 0) if options.guided else dx
