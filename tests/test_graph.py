@@ -222,3 +222,21 @@ def test_a_model_nested_in_a_graph_is_refused_for_now(tf, tmp_path):
     keras.Model(i, out, name="nested").save(tmp_path / "nested.keras")
     with pytest.raises(ModelError, match="layer inner is a model inside a graph"):
         load_keras_model(tmp_path / "nested.keras")
+
+
+def test_separable_conv_depthwise_kernel_gradient():
+    """SeparableConv2D's gradient w.r.t. its depthwise kernel (the gradcheck line checks
+    dx, the pointwise kernel and the bias): finite differences, float64."""
+    from vggnp.nn.graph_layers import SeparableConv2D
+    from vggnp.nn.layers import BackwardPass
+    rng = np.random.default_rng(8)
+    x, wd = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 3, 3, 2))
+    wp, b = rng.standard_normal((1, 1, 6, 4)), rng.standard_normal(4)
+
+    def make(kernel):
+        return SeparableConv2D("s", kernel, wp, b, "linear", (1, 1), "same")
+    layer = make(wd)
+    dout = rng.standard_normal(layer.forward(x).shape)
+    layer.backward(dout, BackwardPass(param_grads=True))
+    numeric = numerical_gradient(lambda k: make(k).forward(x), wd.copy(), dout)
+    assert relative_error(layer.depthwise.dw, numeric) <= TOLERANCE

@@ -1,8 +1,8 @@
 """#25: models of Keras Applications, built by Keras with realistic random weights (batch
 norm statistics included) and saved by Keras 3, read by vggnp and compared with
 TensorFlow: predictions and Grad-CAM. Today MobileNetV2 (depthwise convolutions, ReLU6,
-zero padding, residual Adds); the other models of the issue's list need layers vggnp does
-not have yet and are refused by name."""
+zero padding, residual Adds) and Xception (separable convolutions); the other models of
+the issue's list need layers vggnp does not have yet and are refused by name."""
 
 import warnings
 
@@ -65,6 +65,30 @@ def test_mobilenet_v2_equals_tensorflow(tf, tmp_path):
             assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
             compared += cam.max() > 0
     assert compared >= 8  # measured: 10 of the 20 maps are not zero
+
+
+def test_xception_equals_tensorflow(tf, tmp_path):
+    """The model of Keras' own Grad-CAM example (SeparableConv2D, residual Adds of strided
+    1x1 convolutions, max pools), 71x71 (its smallest input), realistic random weights."""
+    keras = tf.keras
+    model = keras.applications.Xception(weights=None, input_shape=(71, 71, 3), classes=4)
+    realistic_weights(keras, model)
+    model.save(tmp_path / "xception.keras")
+    ours = load_keras_model(tmp_path / "xception.keras")
+    assert ours.last_conv == "block14_sepconv2"
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 71, 71, 3)).astype(np.float32)
+    theirs = model.predict(x, verbose=0)
+    assert np.abs(ours.predict(x) - theirs).max() <= 1e-5 * max(1, np.abs(theirs).max())
+    compared = 0
+    for layer in ("block14_sepconv2", "block13_sepconv2", "block4_sepconv1", "block1_conv1"):
+        for c in range(4):
+            cam = tf_grad_cam(tf, model, x, layer, "predictions", c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EmptyMapWarning)
+                maps, _ = grad_cam(ours, x, layer=layer, class_index=c)
+            assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
+            compared += cam.max() > 0
+    assert compared >= 12  # measured: every one of the 16 has a non-zero map for an image
 
 
 @pytest.mark.parametrize("build, refused", [

@@ -36,7 +36,7 @@ def _optional_int(v):
 NO_EFFECT = {
     "name": lambda v: isinstance(v, str), "trainable": _flag,
     **{f"{weight}_{kind}": _keras_object for weight in ("kernel", "bias", "beta", "gamma",
-                                                        "depthwise")
+                                                        "depthwise", "pointwise")
        for kind in ("initializer", "regularizer", "constraint")},
     "activity_regularizer": _keras_object, "moving_mean_initializer": _keras_object,
     "moving_variance_initializer": _keras_object,
@@ -61,6 +61,8 @@ USED = {
     "InputLayer": set(),
     "DepthwiseConv2D": {"kernel_size", "strides", "padding", "data_format", "depth_multiplier",
                         "activation", "use_bias"},
+    "SeparableConv2D": {"filters", "kernel_size", "strides", "padding", "data_format",
+                        "depth_multiplier", "activation", "use_bias"},
     "ZeroPadding2D": {"padding", "data_format"},
     "ReLU": {"max_value", "negative_slope", "threshold"},
     **{merge: set() for merge in ("Add", "Subtract", "Average", "Multiply", "Maximum")},
@@ -76,6 +78,7 @@ DEFAULT_ONLY = {
                "lora_alpha": (None,)},
     "GlobalAveragePooling2D": {"keepdims": (False,)},
     "DepthwiseConv2D": {"dilation_rate": (1, [1, 1])},
+    "SeparableConv2D": {"dilation_rate": (1, [1, 1])},
     "Dense": {"quantization_config": (None,), "lora_rank": (None, 0), "lora_alpha": (None,)},
     "BatchNormalization": {"renorm": (False,), "renorm_clipping": (None,),
                            "virtual_batch_size": (None,), "adjustment": (None,)},

@@ -61,7 +61,7 @@ def layer_output(kind, cfg, shape, path):
             raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
                              f"does not fit its {shape[0]}x{shape[1]} input")
         unfolded = 0 if pool else h * w * window[0] * window[1] * shape[2]
-        channels = {"Conv2D": cfg.get("filters"),
+        channels = {"Conv2D": cfg.get("filters"), "SeparableConv2D": cfg.get("filters"),
                     "DepthwiseConv2D": shape[2] * cfg.get("depth_multiplier", 1)}
         return (h, w, channels.get(kind, shape[2])), unfolded
     if kind == "ZeroPadding2D":
@@ -83,10 +83,12 @@ def weight_shapes(kind, cfg, input_shape):
     if kind == "Conv2D":
         kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)  # checked before
         return [(kh, kw, input_shape[-1], cfg["filters"])] + [(cfg["filters"],)] * bias
-    if kind == "DepthwiseConv2D":
+    if kind in ("DepthwiseConv2D", "SeparableConv2D"):
         kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)
         c, m = input_shape[-1], cfg.get("depth_multiplier", 1)
-        return [(kh, kw, c, m)] + [(c * m,)] * bias
+        if kind == "DepthwiseConv2D":
+            return [(kh, kw, c, m)] + [(c * m,)] * bias
+        return [(kh, kw, c, m), (1, 1, c * m, cfg["filters"])] + [(cfg["filters"],)] * bias
     if kind == "Dense":
         return [(input_shape[0], cfg["units"])] + [(cfg["units"],)] * bias
     if kind == "BatchNormalization":

@@ -24,8 +24,8 @@ MAX_IMAGE_BYTES = 2 << 30  # float32 activations of one image, all layers togeth
 CHANNELS = (1, 3)  # grey or RGB input
 LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling",
-                 "DepthwiseConv2D", "ZeroPadding2D", "ReLU")
-WINDOWED = ("Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D")
+                 "DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU")
+WINDOWED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
 CONTAINERS = ("Sequential", "Functional", "Model")
 PADDINGS = ("valid", "same")
 MAX_SCALE = MAX_NORM  # a Rescaling factor: the bound on weights
@@ -179,8 +179,7 @@ def check_layer(kind, cfg, path):
     check_fields(kind, cfg, path)
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
         _fail(path, name, "channels-first; vggnp needs channels-last")
-    flags = {"Conv2D": ("use_bias",), "DepthwiseConv2D": ("use_bias",), "Dense": ("use_bias",),
-             "BatchNormalization": ("scale", "center")}.get(kind, ())
+    flags = {"BatchNormalization": ("scale", "center")}.get(kind, ("use_bias",))
     for flag in flags:
         if not isinstance(cfg.get(flag, False), bool):
             _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")
@@ -191,8 +190,10 @@ def check_layer(kind, cfg, path):
         size = "pool_size" if kind.endswith("Pooling2D") else "kernel_size"
         _pair(cfg.get(size), path, name, size, 2 if size == "pool_size" else None)
         _pair(cfg.get("strides"), path, name, "strides", 1)
-    if kind in ("Conv2D", "DepthwiseConv2D"):
-        _integer(cfg, path, name, "filters" if kind == "Conv2D" else "depth_multiplier")
+    if kind in ("Conv2D", "SeparableConv2D"):
+        _integer(cfg, path, name, "filters")
+    if kind in ("DepthwiseConv2D", "SeparableConv2D"):
+        _integer(cfg, path, name, "depth_multiplier")
     if kind == "ZeroPadding2D":
         zero_padding(cfg, path)
     if kind == "ReLU":

@@ -9,7 +9,7 @@ from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  Rescaling, Reshape)
 from ..files.model_config import zero_padding
-from ..nn.graph_layers import DepthwiseConv2D, ReLU, ZeroPadding2D
+from ..nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D, ZeroPadding2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
 
@@ -59,13 +59,19 @@ def build_layer(kind, cfg, arrays, workspace, path):
 
 
 # The layers Keras Applications' graphs add (issue #25).
-GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "ZeroPadding2D", "ReLU", "Reshape", *MERGE_LAYERS)
+GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU", "Reshape",
+                     *MERGE_LAYERS)
 
 
 def _graph_layer(kind, cfg, weights, path):
     name = cfg["name"]
     if kind == "DepthwiseConv2D":
         return DepthwiseConv2D(name, weights[0], weights[1] if len(weights) == 2 else None,
+                               activation_name(cfg, path), strides=_pair(cfg.get("strides", 1)),
+                               padding=cfg.get("padding", "valid"))
+    if kind == "SeparableConv2D":
+        return SeparableConv2D(name, weights[0], weights[1],
+                               weights[2] if len(weights) == 3 else None,
                                activation_name(cfg, path), strides=_pair(cfg.get("strides", 1)),
                                padding=cfg.get("padding", "valid"))
     if kind == "ZeroPadding2D":

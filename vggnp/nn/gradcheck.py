@@ -223,7 +223,7 @@ def graph_checks():
 
 def application_layer_checks():
     """(name, errors) of the layers Keras Applications add (``graph_layers.py``)."""
-    from .graph_layers import DepthwiseConv2D, ReLU, ZeroPadding2D
+    from .graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D, ZeroPadding2D
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 6, 7, 3))
     x[np.abs(x - 0.5) < 1e-2] = 0.2  # away from the ReLU's threshold below
@@ -233,6 +233,10 @@ def application_layer_checks():
     yield "DepthwiseConv2D x2, stride 2 valid", layer_errors(
         lambda w_, b_: DepthwiseConv2D("d", w_, b_, "linear", (2, 2), "valid"), x,
         (w2, rng.standard_normal(6)))
+    wd = rng.standard_normal((3, 3, 3, 2))
+    yield "SeparableConv2D x2 -> 4, stride 2 same", layer_errors(
+        lambda w_, b_: SeparableConv2D("s", wd, w_, b_, "relu", (2, 2), "same"), x,
+        (rng.standard_normal((1, 1, 6, 4)), rng.standard_normal(4)))
     yield "ZeroPadding2D ((0, 1), (2, 1))", layer_errors(
         lambda: ZeroPadding2D("z", ((0, 1), (2, 1))), x)
     yield "ReLU max 1, slope 0.1, threshold 0.5", layer_errors(

@@ -98,3 +98,58 @@ class ReLU(Layer):
         if self.clipped is not None:
             dx = np.where(self.clipped, 0, dx)
         return np.maximum(dx, 0) if options.guided else dx
+
+
+class SeparableConv2D(Conv2D):
+    """Keras' SeparableConv2D (Xception's convolution): a depthwise convolution of every
+    input channel (``DepthwiseConv2D``, w_d: (KH, KW, C, M), no bias), then a pointwise
+    1x1 convolution mixing the C*M channels into F (w_p: (1, 1, C*M, F)), the bias (F,)
+    and the activation:
+
+        d = depthwise(x),  z = d @ W_p + b
+        dd = dz @ W_p^T,   dW_p = d^T dz,  db = sum of dz,  dx and dW_d from dd as
+        DepthwiseConv2D's backward
+
+    A conv layer for the CAMs, as Conv2D (``conv_names``)."""
+
+    def __init__(self, name, depthwise, pointwise, b=None, activation="linear", strides=(1, 1),
+                 padding="same"):
+        super().__init__(name, pointwise, b, activation, (1, 1), "valid")
+        self.depthwise = DepthwiseConv2D(f"{name}/depthwise", depthwise, None, "linear",
+                                         strides, padding)
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.depthwise = self.depthwise.replica(workspace)  # caches of its own
+        return twin
+
+    @property
+    def weights(self):
+        return (self.depthwise.w, *super().weights)
+
+    def pre_activation(self, x):
+        """z (N, H', W', F), a new array."""
+        self.d = self.depthwise.forward(x)
+        f = self.w.shape[3]
+        z = (self.d.reshape(-1, self.d.shape[3]) @ self.w.reshape(-1, f))
+        z = z.reshape(*self.d.shape[:3], f)
+        z += self.b
+        return z
+
+    def output_shape(self, x_shape):
+        return (*self.depthwise.output_shape(x_shape)[:3], self.w.shape[3])
+
+    def param_gradients(self, dz):
+        f = self.w.shape[3]
+        self.dw = (self.d.reshape(-1, self.d.shape[3]).T @ dz.reshape(-1, f)).reshape(
+            self.w.shape)
+        self.db = dz.reshape(-1, f).sum(axis=0)
+        self.depthwise.param_gradients(self._depthwise_gradient(dz))
+
+    def input_gradient(self, dz):
+        return self.depthwise.input_gradient(self._depthwise_gradient(dz))
+
+    def _depthwise_gradient(self, dz):
+        """dd = dz @ W_p^T: (N, H', W', F) -> (N, H', W', C*M)."""
+        f = self.w.shape[3]
+        return (dz.reshape(-1, f) @ self.w.reshape(-1, f).T).reshape(self.d.shape)
