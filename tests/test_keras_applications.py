@@ -1,7 +1,8 @@
 """#25: models of Keras Applications, built by Keras with realistic random weights (batch
 norm statistics included) and saved by Keras 3, read by vggnp and compared with
 TensorFlow: predictions and Grad-CAM. Today MobileNetV2 (depthwise convolutions, ReLU6,
-zero padding, residual Adds) and Xception (separable convolutions); the other models of
+zero padding, residual Adds), Xception (separable convolutions) and ResNet50; the other
+models of
 the issue's list need layers vggnp does not have yet and are refused by name."""
 
 import warnings
@@ -89,6 +90,31 @@ def test_xception_equals_tensorflow(tf, tmp_path):
             assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
             compared += cam.max() > 0
     assert compared >= 12  # measured: every one of the 16 has a non-zero map for an image
+
+
+def test_resnet50_equals_tensorflow(tf, tmp_path):
+    """ResNet50 (ZeroPadding2D, strided convolutions, 16 residual Adds), 32x32: its logits
+    (its softmax saturates with random weights, so the logits are compared) and Grad-CAM."""
+    keras = tf.keras
+    model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=3)
+    realistic_weights(keras, model)
+    model.save(tmp_path / "resnet50.keras")
+    ours = load_keras_model(tmp_path / "resnet50.keras")
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    dense = model.get_layer("predictions")
+    features = tf.keras.Model(model.inputs, dense.input)(tf.constant(x))
+    theirs = (tf.matmul(features, dense.kernel) + dense.bias).numpy()
+    assert np.abs(ours.logits(x) - theirs).max() <= 1e-4 * np.abs(theirs).max()
+    compared = 0
+    for layer in ("conv5_block3_3_conv", "conv4_block6_2_conv", "conv2_block1_0_conv"):
+        for c in range(3):
+            cam = tf_grad_cam(tf, model, x, layer, "predictions", c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EmptyMapWarning)
+                maps, _ = grad_cam(ours, x, layer=layer, class_index=c)
+            assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
+            compared += cam.max() > 0
+    assert compared >= 6  # measured: 7 of the 9
 
 
 @pytest.mark.parametrize("build, refused", [
