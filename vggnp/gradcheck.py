@@ -75,7 +75,7 @@ def print_checks():
         failed += not ok
         cells = "".join(f"{errors[k]:>11.1e}" if k in errors else f"{'-':>11}"
                         for k in ("dx", "dw", "db"))
-        print(f"{name:<40}{cells}  {'ok' if ok else 'FAILED'}")
+        print(f"{name:<40}{cells}  {'ok' if ok else 'FAILED'}", flush=True)  # its progress
     print(f"\n{'all backward passes agree' if not failed else f'{failed} FAILED'}")
     return 1 if failed else 0
 
