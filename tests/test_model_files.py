@@ -28,6 +28,11 @@ def saved_models(tf, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("convnets")
     models = {}
+    # Keras names unnamed layers from a counter per process (conv2d, conv2d_1...); the
+    # tests compare a Keras 2 file's layers with the Keras 3 model's by name, so both
+    # counters start afresh here, whatever models other tests built before.
+    keras.backend.clear_session()
+    tf_keras.backend.clear_session()
     for kind in KINDS:
         model = build(keras, kind)
         model.save(folder / f"{kind}_keras3.keras")
