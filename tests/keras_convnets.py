@@ -98,3 +98,36 @@ def tf_grad_cam(tf, model, x, layer_name, class_index):
     cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
     cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
     return model.predict(x, verbose=0), cam
+
+
+def tf_graph_grad_cam(tf, model, x, layer, logits_layer, class_index):
+    """Grad-CAM by GradientTape on any Keras model, a graph too: the score is the
+    pre-activation of the Dense ``logits_layer`` (its input times its kernel plus its
+    bias, also where Keras folds the softmax into the layer). Returns heatmaps (N, h, w)."""
+    dense = model.get_layer(logits_layer)
+    probe = tf.keras.Model(model.inputs, [model.get_layer(layer).output, dense.input])
+    with tf.GradientTape() as tape:
+        conv, features = probe(tf.constant(x))
+        score = (tf.matmul(features, dense.kernel) + dense.bias)[:, class_index]
+    weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+    return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+
+
+def grad_cams_equal(tf, model, ours, x, layers, classes, logits_layer="predictions"):
+    """Assert that vggnp's Grad-CAM of ``ours`` equals TensorFlow's of ``model`` within
+    1e-4 at every layer of ``layers`` for every class of ``classes`` (an empty map too,
+    as TF's, without its warning); returns how many of TF's maps were not zero."""
+    import warnings
+    from vggnp import grad_cam
+    from vggnp.methods.gradcam import EmptyMapWarning
+    nonzero = 0
+    for layer in layers:
+        for c in classes:
+            cam = tf_graph_grad_cam(tf, model, x, layer, logits_layer, c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EmptyMapWarning)
+                maps, _ = grad_cam(ours, x, layer=layer, class_index=c)
+            assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
+            nonzero += cam.max() > 0
+    return nonzero

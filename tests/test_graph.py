@@ -5,6 +5,7 @@ must add."""
 import numpy as np
 import pytest
 
+from keras_convnets import grad_cams_equal
 from vggnp.nn.gradcheck import TOLERANCE, merge_errors, numerical_gradient, relative_error
 from vggnp.nn.gradcheck import residual_graph
 from vggnp.nn.graph import IMAGE, Graph
@@ -130,25 +131,11 @@ def test_grad_cam_on_a_graph_equals_tensorflow(tf):
     """Grad-CAM at both conv layers of the graph, every class, equals TensorFlow's
     (GradientTape on the same Keras model): the graph's forward, its backward to a layer
     with two consumers, and the methods on a Graph."""
-    from vggnp import grad_cam
     keras = tf.keras
     model, graph = keras_and_vggnp_graph(keras)
     x = np.random.default_rng(0).standard_normal((3, 12, 14, 3)).astype(np.float32)
     assert np.abs(graph.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
-    nonzero = 0
-    for name in ("conv_a", "conv_b"):
-        probe = keras.Model(model.inputs, [model.get_layer(name).output,
-                                           model.get_layer("logits").output])
-        for c in range(4):
-            with tf.GradientTape() as tape:
-                conv, logits = probe(tf.constant(x))
-                score = logits[:, c]
-            weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
-            cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
-            cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
-            ours, _ = grad_cam(graph, x, layer=name, class_index=c)
-            assert np.abs(ours - cam).max() <= 1e-4, (name, c)
-            nonzero += cam.max() > 0
+    nonzero = grad_cams_equal(tf, model, graph, x, ("conv_a", "conv_b"), range(4), "logits")
     assert nonzero >= 6  # of the 8 (layer, class) pairs: real maps were compared
 
 
@@ -157,7 +144,7 @@ def test_a_keras_graph_file_is_read_and_equals_tensorflow(tf, tmp_path, suffix):
     """--model with a Functional model that is not a chain (a skip connection, a
     squeeze-and-excitation gate, a concatenation), saved by Keras 3: vggnp's predictions
     and Grad-CAM equal TensorFlow's."""
-    from vggnp import grad_cam, load_keras_model
+    from vggnp import load_keras_model
     keras = tf.keras
     model, _ = keras_and_vggnp_graph(keras)
     model.save(tmp_path / f"graph{suffix}")
@@ -165,16 +152,7 @@ def test_a_keras_graph_file_is_read_and_equals_tensorflow(tf, tmp_path, suffix):
     assert type(ours).__name__ == "KerasGraph" and ours.conv_names == ["conv_a", "conv_b"]
     x = np.random.default_rng(1).standard_normal((2, 12, 14, 3)).astype(np.float32)
     assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
-    probe = keras.Model(model.inputs, [model.get_layer("conv_a").output,
-                                       model.get_layer("logits").output])
-    with tf.GradientTape() as tape:
-        conv, logits = probe(tf.constant(x))
-        score = logits[:, 2]
-    weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
-    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
-    cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
-    maps, _ = grad_cam(ours, x, layer="conv_a", class_index=2)
-    assert np.abs(maps - cam).max() <= 1e-4 and cam.max() > 0
+    assert grad_cams_equal(tf, model, ours, x, ("conv_a",), (2,), "logits") == 1
 
 
 def _layer_named(config, name):
