@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from keras_convnets import grad_cams_equal
-from vggnp.nn.gradcheck import TOLERANCE, merge_errors, numerical_gradient, relative_error
-from vggnp.nn.gradcheck import residual_graph
+from vggnp.nn.gradcheck import TOLERANCE, numerical_gradient, relative_error
+from vggnp.nn.graph_gradcheck import merge_errors, residual_graph
 from vggnp.nn.graph import IMAGE, Graph
 from vggnp.nn.layers import Dense, Flatten
 from vggnp.nn.merge_layers import (Add, Average, Concatenate, Maximum, Multiply, Subtract,
@@ -189,17 +189,30 @@ def test_a_graph_that_does_not_fit_is_refused(tf, tmp_path, change, message):
         load_keras_model(tmp_path / "bad.keras")
 
 
-def test_a_model_nested_in_a_graph_is_refused_for_now(tf, tmp_path):
+def test_models_nested_in_a_graph_are_inlined(tf, tmp_path):
+    """A Sequential inside a Functional inside the graph, its output taken by an Add with
+    the image (the skip): read as one graph, equal to Keras; the same model called twice
+    (shared weights) is refused."""
     from vggnp.keras_model import ModelError, load_keras_model
     keras, L = tf.keras, tf.keras.layers
     inner = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(3, 3, padding="same",
                                                               name="inner_conv")], name="inner")
+    j = keras.Input((8, 8, 3))
+    middle = keras.Model(j, L.Activation("relu", name="middle_relu")(inner(j)), name="middle")
     i = keras.Input((8, 8, 3), name="image")
-    x = L.Add(name="add")([inner(i), i])
+    x = L.Add(name="add")([middle(i), i])
     out = L.Dense(2, activation="softmax", name="d")(L.GlobalAveragePooling2D(name="g")(x))
-    keras.Model(i, out, name="nested").save(tmp_path / "nested.keras")
-    with pytest.raises(ModelError, match="layer inner is a model inside a graph"):
-        load_keras_model(tmp_path / "nested.keras")
+    model = keras.Model(i, out, name="nested")
+    model.save(tmp_path / "nested.keras")
+    ours = load_keras_model(tmp_path / "nested.keras")
+    assert ours.names == ["inner_conv", "middle_relu", "add", "g", "d"]
+    assert ours.inputs_of["add"] == ("middle_relu", "input")
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-6
+    twice = keras.Model(i, L.Add(name="add2")([middle(i), middle(i)]), name="twice")
+    twice.save(tmp_path / "twice.keras")
+    with pytest.raises(ModelError, match="is called 2 times"):
+        load_keras_model(tmp_path / "twice.keras")
 
 
 def test_separable_conv_depthwise_kernel_gradient():

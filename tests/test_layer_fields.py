@@ -35,7 +35,8 @@ def _set(index, **fields):
      "activation ReLU's max_value = 6.0"),
     (CONV, {"activation": {"class_name": "LeakyReLU", "config": {}}}, "activation = "),
     (11, {"quantization_config": {"mode": "int8"}}, "dense_1: quantization_config"),
-    (10, {"keepdims": True}, "keepdims = True"),
+    (10, {"keepdims": True}, r"a Dense layer on a \(1, 1, 64\) input"),
+    (10, {"keepdims": "yes"}, "keepdims is yes, not true or false"),
     (0, {"sparse": True, "padding_mode": "x"}, "input_layer_1: padding_mode = x"),
 ])
 def test_a_field_vggnp_does_not_implement_is_refused(tmp_path, index, fields, message):

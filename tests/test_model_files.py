@@ -120,8 +120,8 @@ def _set_layer(index, **fields):
 @pytest.mark.parametrize("change, message", [
     (_set_layer(2, class_name="Lambda"), "Lambda layer .Python code."),
     (_set_layer(2, class_name="MyCustomConv"), "MyCustomConv, which vggnp does not support"),
-    (lambda c: c["config"]["layers"][2]["config"].update(activation="swish"),
-     "activation = swish"),
+    (lambda c: c["config"]["layers"][2]["config"].update(activation="mish"),
+     "activation = mish"),
     (lambda c: c["config"]["layers"][2]["config"].update(data_format="channels_first"),
      "channels-first"),
     (lambda c: c["config"]["layers"][2]["config"].update(filters=7),

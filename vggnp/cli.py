@@ -158,13 +158,17 @@ def cam_layer(model, layer):
     try:
         return conv_layer(model, layer)
     except ValueError:
-        raise ValueError(no_conv_layer(layer, model.conv_names)) from None
+        raise ValueError(no_conv_layer(layer, model.map_names)) from None
 
 
 def no_conv_layer(layer, conv_names):
-    """The one line for a --layer that is not one of ``conv_names``."""
+    """The one line for a --layer that is not one of ``conv_names`` (a graph's feature
+    maps: the last 12 of them named, --trace lists every node)."""
+    shown = ", ".join(conv_names[-12:])
+    if len(conv_names) > 12:
+        shown = f"{len(conv_names)} in all, the last: {shown} (--trace lists them all)"
     return (f"--layer: no conv layer {layer!r}{did_you_mean(layer, conv_names)}; the conv "
-            f"layers: {', '.join(conv_names)}")
+            f"layers: {shown}")
 
 
 def find_class(text, table):

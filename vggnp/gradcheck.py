@@ -17,7 +17,7 @@ from .cli import ArgumentParser
 from .cli_run import run_command
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
-from .nn import gradcheck as textbook
+from .nn import gradcheck as textbook, graph_gradcheck
 from .nn.gradcheck import TOLERANCE, layer_checks, layer_errors
 
 
@@ -30,7 +30,7 @@ def checks():
             for k in (3, 5):
                 yield f"Conv2D {k}x{k} same, 16 ch, flipped kernel", flipped_kernel_errors(k)
     yield "whole VGG16 (small), logits -> input", whole_net_errors()
-    yield from textbook.graph_checks()  # merge layers, and a graph whose gradients add
+    yield from graph_gradcheck.graph_checks()  # merge layers, and a graph whose gradients add
 
 
 def whole_net_errors():

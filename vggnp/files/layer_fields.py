@@ -14,6 +14,7 @@ and any other field, say one a newer Keras adds, is refused with one line naming
 the field and its value.
 """
 
+from ..nn.activation_functions import ACTIVATIONS
 from .hdf5 import ModelError
 
 # What an initialiser, a regulariser or a constraint does happens during training; the
@@ -36,7 +37,7 @@ def _optional_int(v):
 NO_EFFECT = {
     "name": lambda v: isinstance(v, str), "trainable": _flag,
     **{f"{weight}_{kind}": _keras_object for weight in ("kernel", "bias", "beta", "gamma",
-                                                        "depthwise", "pointwise")
+                                                        "depthwise", "pointwise", "alpha")
        for kind in ("initializer", "regularizer", "constraint")},
     "activity_regularizer": _keras_object, "moving_mean_initializer": _keras_object,
     "moving_variance_initializer": _keras_object,
@@ -52,7 +53,6 @@ USED = {
     "Dense": {"units", "activation", "use_bias"},
     "MaxPooling2D": {"pool_size", "strides", "padding", "data_format"},
     "AveragePooling2D": {"pool_size", "strides", "padding", "data_format"},
-    "GlobalAveragePooling2D": {"data_format"},
     "Flatten": {"data_format"},
     "Dropout": {"rate"},
     "BatchNormalization": {"epsilon", "center", "scale", "axis"},
@@ -67,6 +67,12 @@ USED = {
     "ReLU": {"max_value", "negative_slope", "threshold"},
     **{merge: set() for merge in ("Add", "Subtract", "Average", "Multiply", "Maximum")},
     "Concatenate": {"axis"}, "Reshape": {"target_shape"},
+    "GlobalAveragePooling2D": {"data_format", "keepdims"},
+    "GlobalMaxPooling2D": {"data_format", "keepdims"},
+    "Cropping2D": {"cropping", "data_format"}, "LeakyReLU": {"negative_slope", "alpha"},
+    "PReLU": {"shared_axes"}, "ELU": set(), "Identity": set(),
+    "Normalization": {"axis", "mean", "variance"},
+    "ConstantOp": {"op", "constant"},  # x + c, x * c (model_wiring.operation)
 }
 # Any layer may carry the model's input shape (Keras 2 writes it into the first layer);
 # model_config reads it.
@@ -76,15 +82,16 @@ SHAPE_FIELDS = {"batch_shape", "batch_input_shape"}
 DEFAULT_ONLY = {
     "Conv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,), "lora_rank": (None, 0),
                "lora_alpha": (None,)},
-    "GlobalAveragePooling2D": {"keepdims": (False,)},
-    "DepthwiseConv2D": {"dilation_rate": (1, [1, 1])},
-    "SeparableConv2D": {"dilation_rate": (1, [1, 1])},
+    "ELU": {"alpha": (1.0, 1)},  # Keras' elu activation: alpha 1
+    "Normalization": {"invert": (False,)},
+    "DepthwiseConv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,)},  # tf_keras writes
+    "SeparableConv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,)},  # groups: 1
     "Dense": {"quantization_config": (None,), "lora_rank": (None, 0), "lora_alpha": (None,)},
     "BatchNormalization": {"renorm": (False,), "renorm_clipping": (None,),
                            "virtual_batch_size": (None,), "adjustment": (None,)},
 }
 
-ACTIVATION_NAMES = ("relu", "linear", "sigmoid", "softmax")
+ACTIVATION_NAMES = tuple(ACTIVATIONS)  # Keras' names: relu, relu6, swish, gelu...
 RELU_FIELDS = {"name", "trainable", "dtype", "max_value", "negative_slope", "threshold"}
 
 
@@ -175,6 +182,9 @@ def activation_name(cfg, path):
                     refuse(path, name, f"activation ReLU's {option}", inner[option],
                            "vggnp's relu is max(0, x) only")
             value = "relu"
+    if value == "hard_sigmoid":
+        refuse(path, name, "activation", value, "Keras 2 computes it as clip(0.2 x + 0.5) "
+               "and Keras 3 as clip(x / 6 + 0.5), and the file does not say which")
     if not isinstance(value, str) or value not in ACTIVATION_NAMES:
         refuse(path, name, "activation", value,
                f"vggnp supports {', '.join(ACTIVATION_NAMES)}")

@@ -8,6 +8,9 @@ import math
 from .hdf5 import ModelError
 from .model_config import MAX_IMAGE_BYTES, WINDOWED, _fail, _pair, zero_padding
 
+GLOBAL_POOLS = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+
+
 def window_output(n, window, stride, padding):
     """Keras' output length of a conv or pool along one axis of length n:
         valid: floor((n - window) / stride) + 1   (0 if the window does not fit)
@@ -43,7 +46,7 @@ def layer_output(kind, cfg, shape, path):
     """(the output shape of one image, the im2col values it unfolds) of a one-input layer
     of ``kind`` on an input of ``shape``; ModelError if it does not fit."""
     name = cfg["name"]
-    if kind in WINDOWED + ("GlobalAveragePooling2D", "Flatten", "ZeroPadding2D") \
+    if kind in WINDOWED + GLOBAL_POOLS + ("Flatten", "ZeroPadding2D", "Cropping2D") \
             and len(shape) != 3:
         _fail(path, name, f"a {kind} after a layer with output shape {shape}")
     if kind == "Dense" and len(shape) != 1:
@@ -67,12 +70,20 @@ def layer_output(kind, cfg, shape, path):
     if kind == "ZeroPadding2D":
         (top, bottom), (left, right) = zero_padding(cfg, path)
         return (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0
-    if kind == "GlobalAveragePooling2D":
-        return (shape[2],), 0
+    if kind == "Cropping2D":
+        (top, bottom), (left, right) = zero_padding(cfg, path)
+        if top + bottom >= shape[0] or left + right >= shape[1]:
+            raise ModelError(f"{path}: layer {name}: crops more than its {shape[0]}x"
+                             f"{shape[1]} input")
+        return (shape[0] - top - bottom, shape[1] - left - right, shape[2]), 0
+    if kind in GLOBAL_POOLS:
+        return ((1, 1, shape[2]) if cfg.get("keepdims") else (shape[2],)), 0
     if kind == "Flatten":
         return (shape[0] * shape[1] * shape[2],), 0
     if kind == "Dense":
         return (cfg["units"],), 0
+    if kind == "Reshape":
+        return _reshaped(cfg, shape, path), 0
     return tuple(shape), 0
 
 
@@ -94,4 +105,20 @@ def weight_shapes(kind, cfg, input_shape):
     if kind == "BatchNormalization":
         count = 2 + cfg.get("scale", True) + cfg.get("center", True)
         return [(input_shape[-1],)] * count
+    if kind == "Normalization" and cfg.get("mean") is None:  # else constants in the config
+        return [(input_shape[-1],), (input_shape[-1],), ()]  # mean, variance, count
+    if kind == "PReLU":  # alpha: the input's shape, 1 on the shared axes
+        shared = cfg.get("shared_axes") or ()
+        return [tuple(1 if axis in shared else n for axis, n in enumerate(input_shape, 1))]
     return []
+
+
+def _reshaped(cfg, shape, path):
+    target = cfg.get("target_shape")
+    if not (isinstance(target, list) and target and all(type(n) is int and n >= 1
+                                                        for n in target)):
+        raise ModelError(f"{path}: layer {cfg['name']}: target_shape = {str(target)[:40]}: "
+                         "not a list of sizes >= 1 (vggnp does not infer a -1)")
+    if math.prod(target) != math.prod(shape):
+        raise ModelError(f"{path}: layer {cfg['name']}: {shape} cannot be reshaped to {target}")
+    return tuple(target)

@@ -15,8 +15,8 @@ import math
 from collections import Counter
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
-from .layer_fields import check_container, check_fields
-from .model_wiring import GRAPH_CLASSES, check_chain, inbound_names, json_object
+from .layer_fields import check_container, check_fields, refuse
+from .model_wiring import CONTAINERS, GRAPH_CLASSES, check_chain, json_object, operation
 
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
@@ -24,9 +24,10 @@ MAX_IMAGE_BYTES = 2 << 30  # float32 activations of one image, all layers togeth
 CHANNELS = (1, 3)  # grey or RGB input
 LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling",
-                 "DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU")
+                 "DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU",
+                 "GlobalMaxPooling2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "Identity",
+                 "Normalization", "ConstantOp", "Reshape")
 WINDOWED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
-CONTAINERS = ("Sequential", "Functional", "Model")
 PADDINGS = ("valid", "same")
 MAX_SCALE = MAX_NORM  # a Rescaling factor: the bound on weights
 
@@ -59,11 +60,13 @@ def _fail(path, name, message):
                      "Keras")
 
 
-def leaf_layers(config, path, inbound=None):
+def leaf_layers(config, path, graph=False):
     """[(class name, layer config)] of the model's layers in order, nested models inlined,
-    each checked (``check_layer``), and the input shape (H, W, C). inbound: see _walk."""
+    each checked (``check_layer``), and the input shape (H, W, C). graph: a Functional
+    model need not be a chain, and the layers of ``GRAPH_CLASSES`` are allowed too (its
+    wiring is read by ``model_graph``)."""
     leaves, shapes = [], []
-    _walk(config, path, leaves, shapes, depth=0, inbound=inbound)
+    _walk(config, path, leaves, shapes, depth=0, graph=graph)
     if not leaves:
         raise ModelError(f"{path}: the model has no layers vggnp can run; not a convnet")
     twice = sorted(name for name, n in Counter(cfg["name"] for _, cfg in leaves).items()
@@ -85,10 +88,9 @@ def leaf_layers(config, path, inbound=None):
     return leaves, (h, w, c)
 
 
-def _walk(config, path, leaves, shapes, depth, inbound=None):
+def _walk(config, path, leaves, shapes, depth, graph):
     """Collect the leaf layers (checked) and input shapes of ``config``, nested models
-    inlined; with ``inbound`` (a list, for a graph: ``model_graph``), each leaf's input
-    names too, the merge layers allowed and nested models refused."""
+    inlined (``graph``: see ``leaf_layers``)."""
     if depth > MAX_DEPTH:
         raise ModelError(f"{path}: models nested more than {MAX_DEPTH} deep")
     cls = config.get("class_name")
@@ -97,7 +99,7 @@ def _walk(config, path, leaves, shapes, depth, inbound=None):
     if not isinstance(layers, list):
         raise ModelError(f"{path}: the layers of {cls} are a {type(layers).__name__}, not a "
                          "list; not a Keras model file")
-    if cls not in ("Sequential",) and inbound is None:
+    if cls not in ("Sequential",) and not graph:
         check_chain(layers, path, cfg.get("name"))
     if layers:
         last = json_object(layers[-1], path, "a layer")
@@ -105,18 +107,17 @@ def _walk(config, path, leaves, shapes, depth, inbound=None):
                                          "a layer config").get("name"), path)
     for layer in layers:
         _visit(json_object(layer, path, f"a layer of {cls}"), path, leaves, shapes, depth,
-               inbound)
+               graph)
     # After the layers: Keras runs a Sequential at its InputLayer's shape when the two differ.
     for key in ("batch_input_shape", "build_input_shape"):
         if cfg.get(key):
             shapes.append(cfg[key])
 
 
-def _visit(layer, path, leaves, shapes, depth, inbound):
+def _visit(layer, path, leaves, shapes, depth, graph):
     """One layer of a model config: its shape fields, then a nested model walked, an
     InputLayer's fields checked, or a leaf checked and kept (see ``_walk``)."""
-    kind = layer.get("class_name")
-    sub = json_object(layer.get("config", {}), path, "a layer config")
+    kind, sub = operation(layer, path)
     name = sub.get("name")
     if not isinstance(kind, str) or not isinstance(name, str) or not name:
         raise ModelError(f"{path}: a layer without a class_name or name; not a Keras "
@@ -127,26 +128,21 @@ def _visit(layer, path, leaves, shapes, depth, inbound):
     shape = sub.get("batch_shape") or sub.get("batch_input_shape")
     if shape:
         shapes.append(shape)
-    if kind in CONTAINERS and inbound is not None:
-        raise ModelError(f"{path}: layer {name} is a model inside a graph, which vggnp "
-                         "does not read yet (issue #25); a graph of layers it does")
     if kind in CONTAINERS:
-        _walk(layer, path, leaves, shapes, depth + 1)
+        _walk(layer, path, leaves, shapes, depth + 1, graph)
     elif kind == "InputLayer":
         check_fields(kind, sub, path)
     elif kind == "Lambda":
         raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
                          "never runs code from a file. Rebuild the model without it "
                          "(e.g. a Rescaling layer instead of a Lambda)")
-    elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if inbound is not None else ()):
+    elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if graph else ()):
         raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
                          f"support (supported: {', '.join(LAYER_CLASSES)}; in a graph "
                          f"also {', '.join(GRAPH_CLASSES)})")
     else:
         check_layer(kind, sub, path)
         leaves.append((kind, sub))
-        if inbound is not None:
-            inbound.append(inbound_names(layer))
 
 
 def _pair(value, path, name, field, default):
@@ -179,7 +175,8 @@ def check_layer(kind, cfg, path):
     check_fields(kind, cfg, path)
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
         _fail(path, name, "channels-first; vggnp needs channels-last")
-    flags = {"BatchNormalization": ("scale", "center")}.get(kind, ("use_bias",))
+    flags = {"BatchNormalization": ("scale", "center"), "GlobalAveragePooling2D": ("keepdims",),
+             "GlobalMaxPooling2D": ("keepdims",)}.get(kind, ("use_bias",))
     for flag in flags:
         if not isinstance(cfg.get(flag, False), bool):
             _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")
@@ -194,12 +191,22 @@ def check_layer(kind, cfg, path):
         _integer(cfg, path, name, "filters")
     if kind in ("DepthwiseConv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "depth_multiplier")
-    if kind == "ZeroPadding2D":
+    if kind in ("ZeroPadding2D", "Cropping2D"):
         zero_padding(cfg, path)
     if kind == "ReLU":
         for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", -MAX_SCALE)):
             if field != "max_value" or cfg.get(field) is not None:
                 _number(cfg, path, name, field, 0.0, low, MAX_SCALE)
+    if kind == "LeakyReLU":  # Keras 3 says negative_slope, Keras 2 alpha
+        _number(cfg, path, name, "negative_slope" if "negative_slope" in cfg else "alpha",
+                0.3, 0, MAX_SCALE)
+    if kind == "PReLU" and not (cfg.get("shared_axes") is None or (isinstance(
+            cfg["shared_axes"], list) and set(cfg["shared_axes"]) <= {1, 2, 3})):
+        _fail(path, name, f"shared_axes is {str(cfg['shared_axes'])[:40]}, not axes 1..3")
+    if kind == "Normalization":
+        _normalization(cfg, path, name)
+    if kind == "ConstantOp":
+        _number(cfg, path, name, "constant", 0, -MAX_SCALE, MAX_SCALE)
     if kind == "Dense":
         _integer(cfg, path, name, "units")
     if kind == "Dropout":
@@ -212,15 +219,31 @@ def check_layer(kind, cfg, path):
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
 
 
+def _normalization(cfg, path, name):
+    """Normalization: the channel axis; mean and variance both null (then weights of the
+    file) or both numbers or lists of numbers (constants written into the config)."""
+    if cfg.get("axis", -1) not in (-1, 3, [-1], [3]):
+        refuse(path, name, "axis", cfg["axis"], "vggnp normalises the channel axis only")
+    values = [cfg.get("mean"), cfg.get("variance")]
+    if values == [None, None]:
+        return
+    for field, value in zip(("mean", "variance"), values):
+        numbers = value if isinstance(value, list) else [value]
+        if not (1 <= len(numbers) <= 4096 and all(
+                type(v) in (int, float) and abs(v) <= MAX_SCALE for v in numbers)) or \
+                (field == "variance" and min(numbers) < 0):
+            _fail(path, name, f"{field} is {str(value)[:40]}, not numbers (a variance >= 0)")
+
+
 def zero_padding(cfg, path):
-    """ZeroPadding2D's padding as ((top, bottom), (left, right)): Keras takes an int, a
-    pair (rows, columns) or the two pairs; each 0..MAX_SIDE."""
-    value = cfg.get("padding", 1)
+    """ZeroPadding2D's padding (Cropping2D's cropping) as ((top, bottom), (left, right)):
+    Keras takes an int, a pair (rows, columns) or the two pairs; each 0..MAX_SIDE."""
+    value = cfg.get("cropping", 0) if "cropping" in cfg else cfg.get("padding", 1)
     pairs = ([[value] * 2] * 2 if type(value) is int else
              [[v, v] if type(v) is int else v for v in value] if isinstance(value, list)
              and len(value) == 2 else None)
     if not pairs or not all(isinstance(p, list) and len(p) == 2 and all(
             type(n) is int and 0 <= n <= MAX_SIDE for n in p) for p in pairs):
         _fail(path, cfg["name"], f"padding is {str(value)[:40]}, not Keras' ZeroPadding2D "
-                                 "padding")
+                                 "padding or Cropping2D cropping")
     return tuple(tuple(p) for p in pairs)

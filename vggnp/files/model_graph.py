@@ -6,8 +6,9 @@ any weight is read, so that a crafted file cannot make vggnp allocate gigabytes.
     nodes, input_shape, shapes = graph_of(config, path)
 
 A node is (class name, layer config, [input names]); the model's input is called
-``nn.graph.IMAGE``. Today: graphs of the layers of ``model_config.LAYER_CLASSES``, the
-merge layers and Reshape, one input, one output, no model nested inside.
+``nn.graph.IMAGE``. Graphs of the layers of ``model_config.LAYER_CLASSES``, the merge
+layers and Reshape, one input, one output; models nested inside are inlined (a Keras
+Applications base inside a classifier).
 """
 
 import math
@@ -18,19 +19,17 @@ from ..nn.graph import IMAGE
 from .hdf5 import ModelError
 from .layer_shapes import check_memory, layer_output
 from .model_config import leaf_layers
+from .model_wiring import graph_wiring
 
 
 def graph_of(config, path):
     """(nodes, input shape (H, W, C), {node name: output shape of one image})."""
-    inbound = []
-    leaves, input_shape = leaf_layers(config, path, inbound)
-    layers = config.get("config", {}).get("layers", [])
-    inputs = {layer["config"]["name"] for layer in layers
-              if layer.get("class_name") == "InputLayer"}
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: a graph with {len(inputs)} inputs; vggnp takes one image")
-    nodes = [(kind, cfg, [IMAGE if name in inputs else name for name in names])
-             for (kind, cfg), names in zip(leaves, inbound)]
+    leaves, input_shape = leaf_layers(config, path, graph=True)
+    wiring = []
+    graph_wiring(config, IMAGE, wiring, path)
+    if len(wiring) != len(leaves):  # both walk the same config: a bug, not a bad file
+        raise AssertionError(f"{len(leaves)} layers but {len(wiring)} wirings")
+    nodes = [(kind, cfg, names) for (kind, cfg), names in zip(leaves, wiring)]
     return nodes, input_shape, graph_shapes(nodes, input_shape, path)
 
 
@@ -45,9 +44,7 @@ def graph_shapes(nodes, input_shape, path):
             raise ModelError(f"{path}: layer {name} takes {names}: not all are layers before "
                              "it; the file is damaged or not made by Keras")
         ins = [shapes[n] for n in names]
-        if kind == "Reshape":
-            shape = _reshaped(cfg, ins, path)
-        elif kind in ("Add", "Subtract", "Average", "Multiply", "Maximum", "Concatenate"):
+        if kind in ("Add", "Subtract", "Average", "Multiply", "Maximum", "Concatenate"):
             shape = _merged(kind, cfg, ins, path)
         elif len(ins) != 1:
             raise ModelError(f"{path}: layer {name} ({kind}) takes {len(ins)} inputs, not 1")
@@ -76,14 +73,3 @@ def _merged(kind, cfg, ins, path):
     except ValueError:
         raise ModelError(f"{path}: layer {name} ({kind}): inputs {ins} do not broadcast "
                          "together") from None
-
-
-def _reshaped(cfg, ins, path):
-    target = cfg.get("target_shape")
-    if not (isinstance(target, list) and target and all(type(n) is int and n >= 1
-                                                        for n in target)):
-        raise ModelError(f"{path}: layer {cfg['name']}: target_shape = {str(target)[:40]}: "
-                         "not a list of sizes >= 1 (vggnp does not infer a -1)")
-    if len(ins) != 1 or math.prod(target) != math.prod(ins[0]):
-        raise ModelError(f"{path}: layer {cfg['name']}: {ins} cannot be reshaped to {target}")
-    return tuple(target)

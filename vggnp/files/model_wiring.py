@@ -6,8 +6,9 @@ every node's output shape from the configs alone, before any weight is read.
 
 from .hdf5 import ModelError
 
+CONTAINERS = ("Sequential", "Functional", "Model")
 MERGES = ("Add", "Subtract", "Average", "Multiply", "Maximum", "Concatenate")
-GRAPH_CLASSES = MERGES + ("Reshape",)  # beside model_config.LAYER_CLASSES, in a graph
+GRAPH_CLASSES = MERGES  # beside model_config.LAYER_CLASSES, in a graph
 
 
 def json_object(value, path, what):
@@ -16,6 +17,42 @@ def json_object(value, path, what):
         raise ModelError(f"{path}: {what} is a {type(value).__name__}, not a JSON object; "
                          "not a Keras model file")
     return value
+
+
+OPERATIONS = {"Add": "add", "Subtract": "add", "Multiply": "multiply", "TrueDivide": "multiply"}
+
+
+def operation(layer, path):
+    """(class name, config) of a layer config, where an operation Keras 3 recorded from
+    code (``x + 3.0``: module keras.src.ops.numpy, the number among its call's args)
+    becomes a "ConstantOp" {name, op, constant} (x - c as x + (-c), x / c as x * (1 / c)),
+    or with two tensors the merge layer of the same name."""
+    kind = layer.get("class_name")
+    cfg = json_object(layer.get("config", {}), path, "a layer config")
+    module = layer.get("module")
+    if not (isinstance(module, str) and module.startswith("keras.src.ops")):
+        return kind, cfg
+    name = cfg.get("name")
+    nodes = layer.get("inbound_nodes")
+    call = nodes[0] if isinstance(nodes, list) and len(nodes) == 1 else None
+    args = call.get("args") if isinstance(call, dict) else None
+    if kind not in OPERATIONS or set(cfg) - {"name"} or not isinstance(args, list) \
+            or len(args) != 2 or call.get("kwargs"):
+        raise ModelError(f"{path}: layer {name}: the operation {str(kind)[:40]} "
+                         f"({str(module)[:40]}) as Keras recorded it, which vggnp does not run")
+    numbers = [a for a in args if type(a) in (int, float)]
+    if not numbers:  # two tensors: the merge layer (Keras' ops broadcast as its layers do)
+        return ("Subtract" if kind == "Subtract" else kind), cfg
+    if kind in ("Subtract", "TrueDivide") and type(args[1]) not in (int, float):
+        raise ModelError(f"{path}: layer {name}: a number {kind} a tensor; vggnp runs only "
+                         "tensor - number and tensor / number")
+    constant = numbers[0]
+    if kind == "TrueDivide":
+        if constant == 0:
+            raise ModelError(f"{path}: layer {name}: a division by zero")
+        constant = 1 / constant
+    return "ConstantOp", {"name": name, "op": OPERATIONS[kind],
+                          "constant": -constant if kind == "Subtract" else constant}
 
 
 def inbound_names(layer):
@@ -57,13 +94,63 @@ def check_chain(layers, path, model_name):
                              f"({expected}); vggnp supports chains of layers only")
 
 
-def is_chain(config):
-    """True unless ``config`` is a Functional model whose layers are not each fed by the
-    one before it (then it is a graph)."""
+def is_chain(config, depth=0):
+    """True unless ``config`` or a model nested in it is a Functional model whose layers
+    are not each fed by the one before it (then the whole model is a graph)."""
+    layers = config.get("config", {}).get("layers", []) if isinstance(
+        config.get("config"), dict) else []
+    if not isinstance(layers, list) or depth > 64:
+        return True  # not a model vggnp reads: model_config says why
+    layers = [layer for layer in layers if isinstance(layer, dict)]
+    if any(layer.get("class_name") in CONTAINERS and not is_chain(layer, depth + 1)
+           for layer in layers):
+        return False
     if config.get("class_name") not in ("Functional", "Model"):
         return True
-    layers = config.get("config", {}).get("layers", [])
-    names = [layer.get("config", {}).get("name") if isinstance(layer, dict) else None
-             for layer in layers]
-    return all(isinstance(layer, dict) and inbound_names(layer) == [before]
-               for before, layer in zip(names, layers[1:]))
+    names = [layer.get("config", {}).get("name") if isinstance(layer.get("config"), dict)
+             else None for layer in layers]
+    return all(inbound_names(layer) == [before] for before, layer in zip(names, layers[1:]))
+
+
+def graph_wiring(config, source, wiring, path, depth=0):
+    """Append to ``wiring`` the input names of each leaf layer of ``config`` (a model fed
+    by the tensor named ``source``), in the order ``model_config.leaf_layers`` lists them,
+    nested models inlined: a nested model's InputLayer stands for the tensor feeding it,
+    and its name, where a later layer takes it, for its last layer. Returns the name of the
+    tensor the model outputs (its last layer's: ``check_container``)."""
+    if depth > 64:
+        raise ModelError(f"{path}: models nested too deeply")
+    layers = config["config"]["layers"]
+    alias, previous = {}, source
+    if config["class_name"] != "Sequential" and sum(
+            layer.get("class_name") == "InputLayer" for layer in layers) != 1:
+        raise ModelError(f"{path}: model {config['config'].get('name')} does not have one "
+                         "input; vggnp takes one image")
+    for layer in layers:
+        kind, name = layer["class_name"], layer["config"]["name"]
+        if kind == "InputLayer":
+            alias[name] = source
+            continue
+        if config["class_name"] == "Sequential":
+            names = [previous]
+        else:
+            names = [alias.get(n, n) for n in _one_call(layer, path)]
+        if kind in CONTAINERS:
+            if len(names) != 1:
+                raise ModelError(f"{path}: model {name} takes {len(names)} inputs; vggnp "
+                                 "takes one image")
+            previous = alias[name] = graph_wiring(layer, names[0], wiring, path, depth + 1)
+        else:
+            wiring.append(names)
+            previous = name
+    return previous
+
+
+def _one_call(layer, path):
+    """The inbound names of a layer of a Functional model, called once: a layer used at
+    two places of a graph (shared weights) would need one cache per call."""
+    nodes = layer.get("inbound_nodes", [])
+    if isinstance(nodes, list) and len(nodes) > 1:
+        raise ModelError(f"{path}: layer {layer['config']['name']} is called {len(nodes)} "
+                         "times (shared weights), which vggnp does not run")
+    return inbound_names(layer)

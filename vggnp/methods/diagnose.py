@@ -25,8 +25,7 @@ def _similarity(a, b):
 def _earlier_conv(model, layer):
     """The last conv layer at a higher resolution than ``layer`` (block4_conv3 for
     block5_conv3), or None."""
-    names = model.conv_names
-    before = names[:names.index(layer)]
+    before = [n for n in model.conv_names if model.names.index(n) < model.names.index(layer)]
     pools = [n for n in model.names[:model.names.index(layer)] if "pool" in n]
     if not pools:
         return None
@@ -36,7 +35,7 @@ def _earlier_conv(model, layer):
 
 def diagnose(model, x, layer=None, class_index=None):
     """x: (1, H, W, C). Returns (lines of the report, the suggestion)."""
-    layer = layer or model.last_conv
+    layer = layer or model.default_layer
     # errstate and warn_empty, not warnings.catch_warnings: that one changes the filters
     # of the whole process, under the stream's worker threads.
     with np.errstate(all="ignore"):

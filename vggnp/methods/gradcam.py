@@ -31,12 +31,13 @@ class EmptyMapWarning(RuntimeWarning):
 
 
 def conv_layer(model, layer=None):
-    """The name of the conv layer to explain: ``layer``, checked, or the model's last: the
-    one check of a CAM's layer (the commands say its ValueError as their --layer error)."""
-    layer = layer or model.last_conv
-    if layer not in model.conv_names:
-        raise ValueError(f"a CAM needs a conv layer, not {layer!r}; the model's conv layers: "
-                         + ", ".join(model.conv_names))
+    """The name of the layer to explain: ``layer``, checked, or the model's default (a
+    chain's last conv; a graph's last feature map before its global pooling): the one
+    check of a CAM's layer (the commands say its ValueError as their --layer error)."""
+    layer = layer or model.default_layer
+    if layer not in model.map_names:
+        raise ValueError(f"a CAM needs a conv layer (a feature map), not {layer!r}; the "
+                         "model's: " + ", ".join(model.map_names))
     return layer
 
 

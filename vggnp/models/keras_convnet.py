@@ -25,11 +25,13 @@ from ..files.model_config import CONTAINERS, leaf_layers, parse_config
 from ..files.model_graph import graph_of
 from ..files.model_wiring import is_chain
 from ..nn import spec
-from ..nn.convnet_layers import Rescaling
+from ..nn.convnet_layers import GlobalAvgPool2D, Rescaling
 from ..nn.layers import Conv2D
 from ..nn.graph import Graph
 from ..nn.network import Network
 from .keras_layers import build_layer
+
+GLOBAL_POOLS = (GlobalAvgPool2D,)  # GlobalMaxPool2D is one too: a subclass
 
 
 class KerasConvNet(Network):
@@ -40,11 +42,27 @@ class KerasConvNet(Network):
     (class 1 is Keras' positive class).
     """
 
-    def __init__(self, layers, input_shape, name="model"):
+    def __init__(self, layers, input_shape, name="model", shapes=None):
         has_vgg16_base = all(name in [layer.name for layer in layers] for name in spec.CONV_NAMES)
         super().__init__(layers, input_shape[:2], channels=input_shape[2],
                          batch_split="block4_pool" if has_vgg16_base else None)
         self.name, self.has_vgg16_base = name, has_vgg16_base
+        self._maps = ([n for n, shape in zip(self.names, shapes) if len(shape) == 3]
+                      if shapes else self.conv_names)
+
+    @property
+    def map_names(self):
+        """Every layer whose output is a feature map (N, h, w, C): a CAM can explain any."""
+        return self._maps
+
+    @property
+    def default_layer(self):
+        """The input of the last global pooling (MobileNet's conv_pw_13_relu), else the
+        last conv (VGG16 and the book's convnets: block5_conv3, as keras-io)."""
+        pools = [k for k, layer in enumerate(self.layers) if isinstance(layer, GLOBAL_POOLS)]
+        if pools and pools[-1] > 0 and not self.has_vgg16_base:
+            return self.names[pools[-1] - 1]
+        return self.last_conv
 
     @property
     def default_preprocess(self):
@@ -56,15 +74,36 @@ class KerasConvNet(Network):
 
 
 class KerasGraph(Graph):
-    """A Keras Functional model that is not a chain, as a graph of vggnp layers (issue
-    #25: today of the layers a chain may hold, the merge layers and Reshape; no model
-    nested inside). Class scores as ``KerasConvNet``'s."""
+    """A Keras Functional model that is not a chain (or holds one that is not), as a
+    graph of vggnp layers (issue #25), nested models inlined. shapes: {node name: one
+    image's output shape}, from the config. Class scores as ``KerasConvNet``'s."""
 
     has_vgg16_base = False
 
-    def __init__(self, nodes, input_shape, name="model"):
+    def __init__(self, nodes, input_shape, shapes, name="model"):
         super().__init__(nodes, input_shape[:2], channels=input_shape[2])
         self.name = name
+        self._maps = [n for n in self.names if len(shapes[n]) == 3]
+
+    @property
+    def map_names(self):
+        """Every node whose output is a feature map (N, h, w, C): a CAM can explain any."""
+        return self._maps
+
+    @property
+    def default_layer(self):
+        """The input of the last global pooling (the last feature map before the
+        classifier's head: Xception's block14_sepconv2_act, ResNet50's conv5_block3_out,
+        as Keras' Grad-CAM example takes; MobileNetV3's squeeze-and-excitation pools come
+        before its head's), else of the last layer that turns maps into vectors (Flatten),
+        else the last feature map."""
+        heads = [n for n in self.names if isinstance(self.layer(n), GLOBAL_POOLS)] or [
+            n for n in self.names if n not in self.map_names
+            and all(i in self.map_names for i in self.inputs_of[n])]
+        if heads:
+            last = max(heads, key=self.names.index)
+            return self.inputs_of[last][0]
+        return self.map_names[-1]
 
     @property
     def default_preprocess(self):
@@ -88,7 +127,7 @@ def load_keras_model(path, dtype=np.float32):
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
                              "model (model.save('model.keras')), or for VGG16 use --weights")
         config = parse_config(config_text, path)
-        leaves, input_shape, inputs, wiring = _architecture(config, path)
+        leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)
         needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
                  for (kind, cfg), shape in zip(leaves, inputs)}
         datasets = _arrays_by_layer(f, config, path)
@@ -108,25 +147,27 @@ def load_keras_model(path, dtype=np.float32):
     name = config.get("config", {}).get("name", "")
     name = name if isinstance(name, str) else ""
     if wiring is None:
-        model = KerasConvNet(layers, input_shape, name=name)
+        model = KerasConvNet(layers, input_shape, name=name, shapes=shapes)
         _check_shapes(model, path, dtype)
         return model
-    model = KerasGraph(list(zip(layers, wiring)), input_shape, name=name)
+    model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name=name)
     _check_graph(model, path, dtype)
     return model
 
 
 def _architecture(config, path):
-    """(leaves [(class, config)], input shape (H, W, C), each leaf's input shape, and for
-    a graph each leaf's input names -- None for a chain), from the config alone."""
+    """(leaves [(class, config)], input shape (H, W, C), each leaf's input shape, for a
+    graph each leaf's input names (None for a chain), and the leaves' output shapes (a
+    chain: a list; a graph: {name: shape}), from the config alone."""
     if is_chain(config):
         leaves, input_shape = leaf_layers(config, path)
-        return (leaves, input_shape, [input_shape] + output_shapes(leaves, input_shape,
-                                                                   path)[:-1], None)
+        shapes = output_shapes(leaves, input_shape, path)
+        return leaves, input_shape, [input_shape] + shapes[:-1], None, shapes
     nodes, input_shape, shapes = graph_of(config, path)
     # a merge layer has no weights: its first input's shape stands for its inputs
     return ([(kind, cfg) for kind, cfg, _ in nodes], input_shape,
-            [shapes[names[0]] for _, _, names in nodes], [names for _, _, names in nodes])
+            [shapes[names[0]] for _, _, names in nodes], [names for _, _, names in nodes],
+            shapes)
 
 
 def _check_weight_shapes(needs, datasets, layers, path):
@@ -200,7 +241,8 @@ def _keras3_keys(config, prefix=("layers",)):
 
 def _float_array(data, path, name, dtype):
     check_dataset(data, path, name)
-    if data.dtype.kind != "f":
+    # a Normalization layer's count of adapted samples is an integer scalar (unused)
+    if data.dtype.kind != "f" and not (data.shape == () and data.dtype.kind in "iu"):
         raise ModelError(f"{path}: {name} holds {data.dtype} values, not floats")
     values = data[()].astype(dtype, copy=False)
     check_values(values, path, name, ModelError)

@@ -3,13 +3,16 @@ field checked against what vggnp supports (``keras_convnet.py`` walks the model 
 :func:`build_layer` for each leaf layer). Convolutions are built on the fast path
 (``FastConv2D``), the other layers are the lesson's own."""
 
+import numpy as np
+
 from ..fast.layers import FastConv2D
-from ..files.hdf5 import ModelError
+from ..files.hdf5 import MAX_NORM, ModelError
 from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
-                                 Rescaling, Reshape)
+                                 GlobalMaxPool2D, Rescaling, Reshape)
 from ..files.model_config import zero_padding
-from ..nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D, ZeroPadding2D
+from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
+                               SeparableConv2D, ZeroPadding2D)
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
 
@@ -40,8 +43,9 @@ def build_layer(kind, cfg, arrays, workspace, path):
         strides = cfg.get("strides")
         return cls(name, _pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
                    cfg.get("padding", "valid"))
-    if kind == "GlobalAveragePooling2D":
-        return GlobalAvgPool2D(name)
+    if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        cls = GlobalAvgPool2D if kind == "GlobalAveragePooling2D" else GlobalMaxPool2D
+        return cls(name, cfg.get("keepdims", False))
     if kind == "Flatten":
         return Flatten(name)
     if kind == "Dropout":
@@ -49,18 +53,31 @@ def build_layer(kind, cfg, arrays, workspace, path):
     if kind == "Activation":
         return Activation(name, activation_name(cfg, path))
     if kind == "Rescaling":
-        scale, offset = cfg.get("scale", 1.0), cfg.get("offset", 0.0)
-        if not all(isinstance(v, (int, float)) for v in (scale, offset)):
-            raise ModelError(f"{path}: layer {name}: per-channel rescaling is not supported")
-        return Rescaling(name, float(scale), float(offset))
+        return _rescaling(cfg, path)
     if kind in GRAPH_LAYER_KINDS:
         return _graph_layer(kind, cfg, weights, path)
     return _batch_norm(cfg, weights, path)
 
 
+def _rescaling(cfg, path):
+    """Rescaling: out = x * scale + offset, each a number or one per channel (a list)."""
+    values = []
+    for field, default in (("scale", 1.0), ("offset", 0.0)):
+        value = cfg.get(field, default)
+        if isinstance(value, list):
+            if not (1 <= len(value) <= 4096 and all(type(v) in (int, float) and
+                                                     abs(v) <= MAX_NORM for v in value)):
+                raise ModelError(f"{path}: layer {cfg['name']}: {field} = {str(value)[:60]}: "
+                                 "not one number per channel")
+            value = np.array(value, np.float32)
+        values.append(value if isinstance(value, np.ndarray) else float(value))
+    return Rescaling(cfg["name"], *values)
+
+
 # The layers Keras Applications' graphs add (issue #25).
 GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU", "Reshape",
-                     *MERGE_LAYERS)
+                     "Cropping2D", "LeakyReLU", "PReLU", "ELU", "Identity", "Normalization",
+                     "ConstantOp", *MERGE_LAYERS)
 
 
 def _graph_layer(kind, cfg, weights, path):
@@ -79,9 +96,39 @@ def _graph_layer(kind, cfg, weights, path):
     if kind == "ReLU":
         return ReLU(name, cfg.get("max_value"), cfg.get("negative_slope", 0.0),
                     cfg.get("threshold", 0.0))
+    if kind == "LeakyReLU":
+        return ReLU(name, None, cfg.get("negative_slope", cfg.get("alpha", 0.3)))
+    if kind == "Cropping2D":
+        return Cropping2D(name, zero_padding(cfg, path))
+    if kind == "PReLU":
+        return PReLU(name, weights[0])
+    if kind == "ELU":
+        return Activation(name, "elu")
+    if kind == "Identity":
+        return Identity(name)
+    if kind == "ConstantOp":
+        return ConstantOp(name, cfg["op"], cfg["constant"])  # a Python number, as Keras
+    if kind == "Normalization":
+        return _normalization(cfg, weights, path)
     if kind == "Reshape":
         return Reshape(name, cfg["target_shape"])
     return MERGE_LAYERS[kind](name, **({"axis": -1} if kind == "Concatenate" else {}))
+
+
+def _normalization(cfg, weights, path):
+    """Keras' Normalization: (x - mean) / max(sqrt(variance), 1e-7), as a Rescaling with
+    scale 1 / max(sqrt(variance), 1e-7) and offset -mean * scale per channel; mean and
+    variance from the file's weights, or the config's constants (EfficientNetV2)."""
+    if cfg.get("mean") is None:
+        mean, variance = weights[0], weights[1]
+    else:
+        mean, variance = (np.float32(cfg[field]) if not isinstance(cfg[field], list)
+                          else np.array(cfg[field], np.float32) for field in ("mean", "variance"))
+    if (variance < 0).any():
+        raise ModelError(f"{path}: layer {cfg['name']}: a negative variance; the file is "
+                         "damaged")
+    scale = 1 / np.maximum(np.sqrt(variance), np.float32(1e-7))
+    return Rescaling(cfg["name"], scale, -mean * scale)
 
 
 def _batch_norm(cfg, weights, path):

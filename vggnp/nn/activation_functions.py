@@ -67,5 +67,104 @@ class Identity:
         return dout
 
 
-ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity}
+class ReLU6(ReLU):
+    """out = min(max(x, 0), 6);  dx = dout * (0 < x < 6) (MobileNet's relu6). Guided as
+    ReLU: max(dout, 0) * (0 < x < 6)."""
+
+    def forward(self, x, inplace=False):
+        self.x = x.copy() if inplace else x
+        self.out = np.clip(x, 0, 6, out=x if inplace else None)
+        return self.out
+
+    def backward(self, dout, guided=False):
+        mask = (self.x > 0) & (self.x < 6)
+        return (np.maximum(dout, 0) if guided else dout) * mask
+
+
+class Smooth:
+    """An activation that is not piecewise linear: out = f(x), dx = dout * f'(x), f' kept
+    from the forward. Guided backpropagation is defined on ReLUs (a gradient passes where
+    the input and the gradient are positive); at these functions vggnp's guided pass
+    passes the plain gradient, as a network with no ReLU there would."""
+
+    def forward(self, x, inplace=False):
+        out, self.slope = self.function(np.asarray(x))
+        return out
+
+    def backward(self, dout, guided=False):
+        return dout * self.slope
+
+
+class Swish(Smooth):
+    """swish = silu: f = x s(x), s the sigmoid;  f' = s(x) (1 + x (1 - s(x)))."""
+
+    @staticmethod
+    def function(x):
+        s = 0.5 * (1 + np.tanh(0.5 * x))
+        return x * s, s * (1 + x * (1 - s))
+
+
+class HardSigmoid(Smooth):
+    """Keras 3's hard_sigmoid: f = clip(x / 6 + 1/2, 0, 1);  f' = 1/6 on -3 < x < 3.
+    (Keras 2's was clip(0.2 x + 0.5, 0, 1): vggnp refuses the name in a file, which does
+    not say which it means, and reads MobileNetV3's explicit ReLU(6)(x + 3) / 6.)"""
+
+    @staticmethod
+    def function(x):
+        inside = (x > -3) & (x < 3)
+        return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype), inside.astype(x.dtype) / 6
+
+
+class HardSwish(Smooth):
+    """hard_silu = hard_swish (MobileNetV3): f = x h(x), h = clip(x / 6 + 1/2, 0, 1);
+    f' = h(x) + x h'(x), h' = 1/6 on -3 < x < 3."""
+
+    @staticmethod
+    def function(x):
+        h = np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype)
+        return x * h, h + x * ((x > -3) & (x < 3)) / 6
+
+
+class GELU(Smooth):
+    """Keras' gelu (approximate=False): f = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2
+    the normal CDF;  f' = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)."""
+
+    @staticmethod
+    def function(x):
+        from scipy.special import erf
+        cdf = (0.5 * (1 + erf(x / np.sqrt(2)))).astype(x.dtype)
+        return x * cdf, cdf + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+
+
+class Tanh(Smooth):
+    """f = tanh x;  f' = 1 - tanh^2 x."""
+
+    @staticmethod
+    def function(x):
+        t = np.tanh(x)
+        return t, 1 - t * t
+
+
+class ELU(Smooth):
+    """f = x for x > 0, alpha (e^x - 1) else;  f' = 1, or alpha e^x. (Keras' elu: alpha 1.)"""
+
+    alpha, scale = 1.0, 1.0
+
+    def function(self, x):
+        e = np.exp(np.minimum(x, 0))
+        positive = x > 0
+        out = np.where(positive, x, self.alpha * (e - 1)) * self.scale
+        return out.astype(x.dtype), np.where(positive, 1, self.alpha * e) * self.scale
+
+
+class SELU(ELU):
+    """selu = scale * elu(x, alpha), Klambauer et al.'s constants (Keras' selu)."""
+
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity,
+               "relu6": ReLU6, "swish": Swish, "silu": Swish, "hard_silu": HardSwish,
+               "hard_swish": HardSwish, "gelu": GELU, "tanh": Tanh, "elu": ELU, "selu": SELU}
+# HardSigmoid is there for the gradcheck: the name in a file is refused (see its docstring)
 

@@ -45,16 +45,36 @@ class AvgPool2D(Layer):
 
 
 class GlobalAvgPool2D(Layer):
-    """x: (N, H, W, C) -> out: (N, C), the mean over H and W (Keras GlobalAveragePooling2D).
+    """x: (N, H, W, C) -> out: (N, C), the mean over H and W (Keras GlobalAveragePooling2D);
+    keepdims: (N, 1, 1, C) (a squeeze-and-excitation block's).
     dx[n, i, j, c] = dout[n, c] / (H * W)."""
+
+    def __init__(self, name, keepdims=False):
+        self.name, self.keepdims = name, keepdims
 
     def forward(self, x):
         self.x_shape = x.shape
-        return x.mean(axis=(1, 2))
+        return x.mean(axis=(1, 2), keepdims=self.keepdims)
 
     def backward(self, dout, options=PLAIN):
         n, h, w, c = self.x_shape
-        return np.broadcast_to(dout[:, None, None, :] / (h * w), self.x_shape).copy()
+        return np.broadcast_to(dout.reshape(n, 1, 1, c) / (h * w), self.x_shape).copy()
+
+
+class GlobalMaxPool2D(GlobalAvgPool2D):
+    """x: (N, H, W, C) -> out: (N, C) (keepdims: (N, 1, 1, C)), the max over H and W.
+    dx: dout where x is its channel's max, shared equally between tied places (as
+    TensorFlow's gradient of reduce_max: a channel of zeros after a ReLU is one tie)."""
+
+    def forward(self, x):
+        self.x = x
+        self.out = x.max(axis=(1, 2), keepdims=True)
+        return self.out if self.keepdims else self.out[:, 0, 0, :]
+
+    def backward(self, dout, options=PLAIN):
+        n, _, _, c = self.x.shape
+        at_max = self.x == self.out
+        return at_max * (dout.reshape(n, 1, 1, c) / at_max.sum(axis=(1, 2), keepdims=True))
 
 
 class BatchNorm(Layer):
@@ -83,7 +103,9 @@ class BatchNorm(Layer):
 
 
 class Rescaling(Layer):
-    """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale."""
+    """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale.
+    scale, offset: numbers, or (C,) arrays, one per channel (EfficientNet's Rescaling, and
+    Keras' Normalization: scale 1 / max(sqrt(variance), 1e-7), offset -mean * scale)."""
 
     def __init__(self, name, scale, offset=0.0):
         self.name, self.scale, self.offset = name, scale, offset

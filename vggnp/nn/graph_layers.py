@@ -153,3 +153,76 @@ class SeparableConv2D(Conv2D):
         """dd = dz @ W_p^T: (N, H', W', F) -> (N, H', W', C*M)."""
         f = self.w.shape[3]
         return (dz.reshape(-1, f) @ self.w.reshape(-1, f).T).reshape(self.d.shape)
+
+
+class Cropping2D(ZeroPadding2D):
+    """Keras' Cropping2D: ((top, bottom), (left, right)) rows and columns cut off; backward
+    pads dout back with zeros (the cut-off pixels had no effect): ZeroPadding2D reversed."""
+
+    def forward(self, x):
+        h, w = x.shape[1] - self.top - self.bottom, x.shape[2] - self.left - self.right
+        return x[:, self.top:self.top + h, self.left:self.left + w, :]
+
+    def backward(self, dout, options=PLAIN):
+        return ZeroPadding2D.forward(self, dout)
+
+
+class PReLU(Layer):
+    """Keras' PReLU: a leaky ReLU whose slope is learned, alpha: the input's shape without
+    N, of size 1 on the ``shared_axes``:
+
+        f(x) = x for x > 0, alpha * x else
+        dx = dout for x > 0, alpha * dout else;  dalpha = sum of dout * x where x <= 0, over
+        N and the shared axes
+
+    Guided: the negative gradients dropped too, as at every ReLU."""
+
+    def __init__(self, name, alpha):
+        super().__init__(name)
+        self.alpha = alpha
+        self.weights = (alpha,)
+
+    def forward(self, x):
+        self.x = x
+        return np.where(x > 0, x, self.alpha * x)
+
+    def backward(self, dout, options=PLAIN):
+        positive = self.x > 0
+        if options.param_grads:
+            axes = tuple(a for a in range(self.x.ndim)
+                         if a == 0 or self.alpha.shape[a - 1] == 1)
+            self.dw = np.where(positive, 0, dout * self.x).sum(axis=axes).reshape(
+                self.alpha.shape)
+        dx = np.where(positive, dout, self.alpha * dout)
+        return np.maximum(dx, 0) if options.guided else dx
+
+
+class Identity(Layer):
+    """Keras' Identity layer: out = x, dx = dout."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout, options=PLAIN):
+        return dout
+
+
+class ConstantOp(Layer):
+    """An operation of a tensor and a number that Keras 3 records in a graph when code
+    writes ``x + 3.0`` or ``x * (1 / 6)`` (MobileNetV3's hard sigmoid, ReLU6(x + 3) / 6):
+
+        add: out = x + c,  dx = dout;     multiply: out = x * c,  dx = dout * c
+    """
+
+    def __init__(self, name, op, constant):
+        super().__init__(name)
+        if op not in ("add", "multiply"):
+            raise ValueError(f"operation {op!r}: add or multiply")
+        self.op, self.constant = op, constant
+
+    def forward(self, x):
+        out = x + self.constant if self.op == "add" else x * self.constant
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, dout, options=PLAIN):
+        return dout if self.op == "add" else dout * self.constant

@@ -89,6 +89,16 @@ class Network:
         """The last conv layer's name: Grad-CAM's default, as in the paper and keras-io."""
         return self.conv_names[-1]
 
+    @property
+    def map_names(self):
+        """The layers a CAM can explain (outputs (N, h, w, C)): a chain's conv layers."""
+        return self.conv_names
+
+    @property
+    def default_layer(self):
+        """The CAMs' default layer: a chain's last conv (VGG16: block5_conv3)."""
+        return self.last_conv
+
     def forward(self, x, until=None, keep=(), start=None, trace=None):
         """Run x through the layers up to and including ``until`` (default: the last).
 

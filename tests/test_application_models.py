@@ -1,0 +1,169 @@
+"""#25: every model of the issue's list, built by Keras 3 with realistic random weights,
+saved with ``model.save``, read by vggnp and compared with TensorFlow (GradientTape): logits and outputs, Grad-CAM at the
+default layer and at an earlier one for every class, and d logit / d input. Reduced width
+or input size where Keras allows it, so that the default layer's map is more than 1x1."""
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+
+from keras_convnets import leaf_layers
+from test_keras_applications import calibrate_batch_norms, realistic_weights
+from vggnp import grad_cam, load_keras_model
+
+TOLERANCE = 1e-4  # of the largest absolute value, as VGG16's (docs/testing.md)
+
+# name: (build(applications), input side, the default layer vggnp must pick, an earlier layer)
+MODELS = {
+    "ResNet50": (lambda A, s: A.ResNet50(weights=None, input_shape=(s, s, 3), classes=3),
+                 64, "conv5_block3_out", "conv4_block6_out"),
+    "MobileNetV2": (lambda A, s: A.MobileNetV2(weights=None, input_shape=(s, s, 3),
+                                               alpha=0.35, classes=3), 64, "out_relu",
+                    "block_13_expand_relu"),
+    "Xception": (lambda A, s: A.Xception(weights=None, input_shape=(s, s, 3), classes=3),
+                 71, "block14_sepconv2_act", "block13_sepconv2_bn"),
+    "ResNet50V2": (lambda A, s: A.ResNet50V2(weights=None, input_shape=(s, s, 3), classes=3),
+                   64, "post_relu", "conv4_block2_out"),
+    "MobileNet": (lambda A, s: A.MobileNet(weights=None, input_shape=(s, s, 3), alpha=0.25,
+                                           classes=3), 64, "conv_pw_13_relu", "conv_dw_11"),
+    "MobileNetV3Small": (lambda A, s: A.MobileNetV3Small(
+        weights=None, input_shape=(s, s, 3), alpha=0.75, classes=3), 64, "activation_17",
+        "expanded_conv_5_add"),
+    "MobileNetV3Large": (lambda A, s: A.MobileNetV3Large(
+        weights=None, input_shape=(s, s, 3), classes=3), 64, "activation_19",
+        "expanded_conv_11_add"),
+    "EfficientNetB0": (lambda A, s: A.EfficientNetB0(weights=None, input_shape=(s, s, 3),
+                                                     classes=3), 64, "top_activation",
+                       "block5c_add"),
+    # without its Normalization(mean=..., variance=...), whose constants Keras keeps in
+    # float32 even in a float64 model (test_normalization_constants tests that layer)
+    "EfficientNetV2B0": (lambda A, s: A.EfficientNetV2B0(
+        weights=None, input_shape=(s, s, 3), classes=3, include_preprocessing=False), 64,
+        "top_activation", "block5e_add"),
+    "DenseNet121": (lambda A, s: A.DenseNet121(weights=None, input_shape=(s, s, 3), classes=3),
+                    64, "relu", "conv4_block24_concat"),
+    "InceptionV3": (lambda A, s: A.InceptionV3(weights=None, input_shape=(s, s, 3), classes=3),
+                    107, "mixed10", "mixed7"),
+}
+
+
+def tf_reference(tf, keras, model, x, layer, class_index):
+    """(logits (N, K), Grad-CAM at ``layer`` (N, h, w), d logit / d x) by GradientTape; the
+    logits are the last Dense's pre-activation, or the input of a final Activation layer
+    (MobileNet's convolutional head)."""
+    last = model.layers[-1]
+    probe = keras.Model(model.inputs, [model.get_layer(layer).output, last.input])
+    with tf.GradientTape(persistent=True) as tape:
+        image = tf.constant(x)
+        tape.watch(image)
+        conv, pre = probe(image)
+        logits = (tf.matmul(pre, last.kernel) + last.bias
+                  if isinstance(last, keras.layers.Dense) else pre)
+        score = logits[:, class_index]
+    weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+    cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+    return logits.numpy(), cam, tape.gradient(score, image).numpy()
+
+
+def relative(ours, theirs):
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+
+
+@contextlib.contextmanager
+def float64(keras):
+    """Keras' floatx float64 inside: for building the twin and for running it (Keras 3's
+    Rescaling casts its scale to floatx when called, not when built)."""
+    keras.config.set_floatx("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx("float32")
+
+
+def float32_constants(keras, model):
+    """Rescaling constants rounded to float32 values: Keras 3's Rescaling casts its scale
+    through float32 even in a float64 model (tf.cast of a Python float), so 1 / 255 would
+    differ between the float64 twin (float32-rounded) and vggnp's float64 (exact)."""
+    for layer in leaf_layers(model):
+        if isinstance(layer, keras.layers.Rescaling):
+            layer.scale, layer.offset = (
+                [float(np.float32(v)) for v in value] if isinstance(value, (list, tuple))
+                else float(np.float32(value)) for value in (layer.scale, layer.offset))
+
+
+def built(keras, name, tmp_path):
+    """(Keras model, its float64 twin, vggnp's float32 and float64 readings of its file,
+    the two test images): realistic weights, batch norms calibrated on four other images,
+    saved by model.save; the twin is the same architecture built with floatx float64 and
+    given the same weights."""
+    keras.backend.clear_session()  # Keras' automatic names (activation_17) from 0
+    build, side, _, _ = MODELS[name]
+    model = build(keras.applications, side)
+    float32_constants(keras, model)
+    realistic_weights(keras, model)
+    # EfficientNetB0 takes pixels in [0, 255] (it rescales inside), the others [-1, 1]
+    low, high = (0, 255) if name == "EfficientNetB0" else (-1, 1)
+    images = np.random.default_rng(1).uniform(low, high, (6, side, side, 3)).astype(np.float32)
+    calibrate_batch_norms(keras, model, images[2:])
+    model.save(tmp_path / "m.keras")
+    with float64(keras):
+        keras.backend.clear_session()
+        twin = build(keras.applications, side)
+        float32_constants(keras, twin)
+    twin.set_weights(model.get_weights())
+    for layer in leaf_layers(twin):
+        if isinstance(layer, keras.layers.Normalization) and layer.weights:
+            layer.finalize_state()
+    return (model, twin, load_keras_model(tmp_path / "m.keras"),
+            load_keras_model(tmp_path / "m.keras", dtype=np.float64), images[:2])
+
+
+def ours(model, x, layer, c):
+    """vggnp's (Grad-CAM at ``layer``, d logit_c / d x) for class c."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cam, _ = grad_cam(model, x, layer=layer, class_index=c)
+    model.forward(x)
+    seed = np.zeros((len(x), model.outputs), x.dtype)
+    seed[:, c] = 1
+    return cam, model.backward(seed, from_logits=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_application_equals_tensorflow(tf, tmp_path, name):
+    """In float64 (vggnp's, and a float64 twin of the Keras model) the two compute the same
+    function and gradients: logits, Grad-CAM at two layers, d logit / d input within 1e-9
+    (scripts/graph_reference.py measures them), every class. In float32, vggnp is as
+    accurate as TensorFlow: the outputs, logits, the Grad-CAM map at the default layer
+    and d logit / d input of each, against that float64 result, within 1e-4 or three times
+    TensorFlow's own float32 error, whichever is larger (in these deep random models
+    float32 rounding reaches 1e-4 in both: MobileNetV3Large's outputs, TF 5.9e-5, vggnp
+    9.5e-5; the two then differ from each other by 1.5e-4; its Grad-CAM map: TF 1.1e-4,
+    vggnp 2.3e-4)."""
+    keras = tf.keras
+    model, twin, ours32, ours64, x = built(keras, name, tmp_path)
+    _, _, default, earlier = MODELS[name]
+    assert ours32.default_layer == default
+    x64, nonzero = x.astype(np.float64), 0
+    for c in range(ours32.outputs):
+        for layer in (default, earlier):
+            with float64(keras):
+                logits, cam, d_input = tf_reference(tf, keras, twin, x64, layer, c)
+            assert cam.shape[1] * cam.shape[2] > 1, "a 1x1 map compares nothing"
+            our_cam, our_d = ours(ours64, x64, layer, c)
+            assert relative(ours64.logits(x64), logits) <= 1e-9
+            assert np.abs(our_cam - cam).max() <= 1e-9 and relative(our_d, d_input) <= 1e-9
+            nonzero += cam.max() > 0
+        logits, cam, d_input = tf_reference(tf, keras, model, x, default, c)
+        truth_cam, truth_d = ours(ours64, x64, default, c)  # = the float64 twin's (above)
+        our_cam, our_d = ours(ours32, x, default, c)
+        for our, their, truth in ((ours32.predict(x), model.predict(x, verbose=0),
+                                   ours64.predict(x64)),
+                                  (ours32.logits(x), logits, ours64.logits(x64)),
+                                  (our_d, d_input, truth_d)):
+            assert relative(our, truth) <= max(1e-4, 3 * relative(their, truth))
+        assert np.abs(our_cam - truth_cam).max() <= max(1e-4, 3 * np.abs(cam - truth_cam).max())
+    assert nonzero >= 3

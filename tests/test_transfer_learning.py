@@ -1,0 +1,77 @@
+"""#25: a transfer-learning classifier -- a Keras Applications base nested as one layer
+inside a new model with a new head -- read by vggnp as one graph (the base's layers
+inlined) and equal to TensorFlow: predictions and Grad-CAM inside the base."""
+
+import numpy as np
+import pytest
+
+from test_keras_applications import realistic_weights
+from vggnp import grad_cam, load_keras_model
+
+
+def classifier(keras, kind, sigmoid=False):
+    """MobileNetV2 (alpha 0.35, 64x64) as ``base``, then GlobalAveragePooling2D -> Dropout
+    -> Dense(3, softmax) or Dense(1, sigmoid); ``kind``: Functional (the base called on
+    an Input, as Keras' transfer-learning guide writes it) or Sequential."""
+    L = keras.layers
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                          input_shape=(64, 64, 3))
+    head = [L.GlobalAveragePooling2D(), L.Dropout(0.2),
+            L.Dense(1, activation="sigmoid") if sigmoid else L.Dense(3, activation="softmax")]
+    if kind == "Sequential":
+        model = keras.Sequential([keras.Input((64, 64, 3)), base, *head])
+    else:
+        inputs = keras.Input((64, 64, 3))
+        x = base(inputs, training=False)
+        for layer in head:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    realistic_weights(keras, model)
+    return model, base
+
+
+def tf_nested_grad_cam(tf, keras, model, base, x, layer, class_index):
+    """Grad-CAM by GradientTape at ``layer`` inside ``base``: the score is the logit of the
+    last Dense (for one sigmoid unit, +z for class 1, -z for class 0)."""
+    probe = keras.Model(base.inputs, [base.get_layer(layer).output, base.output])
+    head = [l for l in model.layers if l is not base and type(l).__name__ != "InputLayer"]
+    with tf.GradientTape() as tape:
+        conv, a = probe(tf.constant(x))
+        for l in head[:-1]:
+            a = l(a, training=False)
+        logits = tf.matmul(a, head[-1].kernel) + head[-1].bias
+        score = (logits[:, 0] * (1.0 if class_index == 1 else -1.0) if logits.shape[1] == 1
+                 else logits[:, class_index])
+    weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+    return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+
+
+@pytest.mark.parametrize("version, kind, sigmoid, suffix", [
+    ("keras", "Functional", False, ".keras"), ("keras", "Sequential", True, ".keras"),
+    ("keras", "Functional", True, ".h5"), ("keras", "Sequential", False, ".h5"),
+    ("tf_keras", "Functional", False, ".h5"), ("tf_keras", "Sequential", True, ".keras")])
+def test_a_classifier_on_a_nested_base_equals_tensorflow(tf, tmp_path, version, kind, sigmoid,
+                                                         suffix):
+    """Keras 3 and Keras 2 (tf_keras), .keras and .h5, softmax and sigmoid heads."""
+    keras = tf.keras
+    if version == "tf_keras":
+        import tf_keras as keras
+        keras.backend.clear_session()
+    model, base = classifier(keras, kind, sigmoid)
+    model.save(tmp_path / f"clf{suffix}")
+    ours = load_keras_model(tmp_path / f"clf{suffix}")
+    assert type(ours).__name__ == "KerasGraph" and ours.last_conv == "Conv_1"
+    assert ours.default_layer == "out_relu"  # the base's output, before the new head
+    assert ours.names[-3:] == [l.name for l in model.layers[-3:]]
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    theirs = model.predict(x, verbose=0)
+    assert np.abs(ours.predict(x) - theirs).max() <= 1e-5
+    nonzero = 0
+    for layer in ("out_relu", "Conv_1", "block_13_expand_relu", "block_6_project"):
+        for c in range(2 if sigmoid else 3):
+            cam = tf_nested_grad_cam(tf, keras, model, base, x, layer, c)
+            maps, _ = grad_cam(ours, x, layer=layer, class_index=c)
+            assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
+            nonzero += cam.max() > 0
+    assert nonzero >= 3
