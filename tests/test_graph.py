@@ -231,3 +231,39 @@ def test_separable_conv_depthwise_kernel_gradient():
     layer.backward(dout, BackwardPass(param_grads=True))
     numeric = numerical_gradient(lambda k: make(k).forward(x), wd.copy(), dout)
     assert relative_error(layer.depthwise.dw, numeric) <= TOLERANCE
+
+
+def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
+    """The layers of #25 no Keras Applications model uses, in one small graph, equal to
+    TensorFlow: Normalization with constants, Cropping2D, LeakyReLU, PReLU, ELU, Identity,
+    the activations gelu, tanh, selu, elu and silu, and GlobalMaxPooling2D: outputs and
+    d logit / d input."""
+    from vggnp.keras_model import load_keras_model
+    keras, L = tf.keras, tf.keras.layers
+    i = keras.Input((12, 12, 3))
+    x = L.Normalization(mean=[0.5, 0.25, 0.0], variance=[4.0, 1.0, 0.25])(i)
+    x = L.Cropping2D(((1, 2), (0, 1)))(x)
+    x = L.Conv2D(8, 3, activation="gelu")(x)
+    branches = [L.LeakyReLU(0.2)(x), L.PReLU(shared_axes=[1, 2])(x), L.ELU()(x),
+                L.Activation("tanh")(L.Identity()(x)), L.Activation("selu")(x),
+                L.Conv2D(8, 1, activation="silu")(x), L.Conv2D(8, 1, activation="elu")(x)]
+    x = L.Conv2D(6, 1, activation="relu", name="last_conv")(L.Concatenate()(branches))
+    out = L.Dense(3, activation="softmax", name="predictions")(L.GlobalMaxPooling2D()(x))
+    model = keras.Model(i, out)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    model.save(tmp_path / "zoo.keras")
+    ours = load_keras_model(tmp_path / "zoo.keras")
+    x = rng.uniform(-1, 1, (2, 12, 12, 3)).astype(np.float32)
+    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
+    image = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        dense = model.get_layer("predictions")
+        features = keras.Model(model.inputs, dense.input)(image)
+        score = (tf.matmul(features, dense.kernel) + dense.bias)[:, 1]
+    theirs = tape.gradient(score, image).numpy()
+    ours.forward(x)
+    mine = ours.backward(np.eye(3, dtype=np.float32)[[1, 1]], from_logits=True)
+    assert np.abs(mine - theirs).max() <= 1e-4 * np.abs(theirs).max()

@@ -2,6 +2,8 @@
 inside a new model with a new head -- read by vggnp as one graph (the base's layers
 inlined) and equal to TensorFlow: predictions and Grad-CAM inside the base."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,51 @@ def test_a_classifier_on_a_nested_base_equals_tensorflow(tf, tmp_path, version, 
             assert np.abs(maps - cam).max() <= 1e-4, (layer, c)
             nonzero += cam.max() > 0
     assert nonzero >= 3
+
+
+def test_a_trained_classifier_explained_from_the_command_line(tf, tmp_path):
+    """A new user's run: a MobileNetV2 classifier trained for a few steps on generated
+    images, saved, explained by ``python -m vggnp.cam photo.jpg --model clf.keras
+    --preprocess tf``; its map equals TensorFlow's Grad-CAM of the same input (Keras'
+    load_img and mobilenet_v2.preprocess_input), and without --preprocess vggnp takes tf
+    itself (the base is a MobileNetV2)."""
+    from helpers import done_images, run_cam
+    from vggnp.files.preprocess import load_img
+    keras = tf.keras
+    keras.backend.clear_session()
+    model, base = classifier(keras, "Functional")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(3)
+    images = rng.uniform(-1, 1, (12, 64, 64, 3)).astype(np.float32)
+    model.fit(images, rng.integers(0, 3, 12), epochs=2, batch_size=4, verbose=0)
+    model.save(tmp_path / "clf.keras")
+    photo = str(Path(__file__).parent.parent / "examples" / "coffee.jpg")
+    x = keras.applications.mobilenet_v2.preprocess_input(
+        np.asarray(load_img(photo, (64, 64)), np.float32)[None])
+    top = int(model.predict(x, verbose=0).argmax())
+    theirs = tf_nested_grad_cam(tf, keras, model, base, x, "out_relu", top)[0]
+    for options in (["--preprocess", "tf"], []):
+        out = tmp_path / f"out{len(options)}"
+        result = run_cam(photo, "--model", str(tmp_path / "clf.keras"), *options, "--json",
+                         "--save-heatmap", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        (record,) = done_images(result.stdout)
+        assert record["class"]["index"] == top and record["layer"] == "out_relu"
+        assert np.abs(np.load(record["outputs"]["heatmap"]) - theirs).max() <= 1e-4
+
+
+def test_preprocess_modes_equal_keras_and_each_base_gets_its_own(tf, tmp_path):
+    """--preprocess caffe, tf and torch equal Keras' preprocess_input of the models that
+    use them; the default mode of a saved Keras Applications model is its own."""
+    from vggnp.files.preprocess import preprocess
+    from vggnp.models.keras_preprocess import application_mode
+    A = tf.keras.applications
+    rgb = np.random.default_rng(0).uniform(0, 255, (2, 5, 6, 3)).astype(np.float32)
+    for mode, module in (("caffe", A.resnet50), ("vgg16", A.vgg16), ("tf", A.mobilenet_v2),
+                         ("tf", A.xception), ("torch", A.densenet)):
+        assert np.abs(preprocess(rgb, mode) - module.preprocess_input(rgb.copy())).max() \
+            <= 1e-5, mode
+    names = {A.ResNet50: "caffe", A.ResNet50V2: "tf", A.MobileNet: "tf", A.MobileNetV2: "tf",
+             A.Xception: "tf", A.InceptionV3: "tf", A.DenseNet121: "torch", A.VGG16: "caffe"}
+    for build, mode in names.items():
+        assert application_mode([build(weights=None).name.lower()]) == mode, build

@@ -23,7 +23,7 @@ from PIL import Image
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, int_range,
                   model_and_layer, refuse_to_clobber, show)
 from .cli_run import progress_options, run_command, step_progress
-from .files.preprocess import preprocess
+from .files.preprocess import is_bgr, preprocess
 from .nn.layers import Conv2D
 from .viz.overlay import channel_picture, grid, save_image
 
@@ -101,7 +101,7 @@ def filters(p, argv):
                                        seed=args.seed + k)
         crop = args.size // 10
         rgb = image[crop:-crop or None, crop:-crop or None]
-        rgb = rgb[..., ::-1] if mode == "vgg16" else rgb  # caffe inputs are BGR
+        rgb = rgb[..., ::-1] if is_bgr(mode) else rgb  # caffe inputs are BGR
         tiles.append(np.stack([channel_picture(rgb[..., c]) for c in range(rgb.shape[2])],
                               axis=-1))
         show(f"filter {k}: mean pre-activation {losses[0]:.3g} -> {losses[-1]:.3g}")

@@ -84,10 +84,13 @@ def parser():
                    help="with --model: class names, one per line or JSON (a single sigmoid "
                         "output has two: class 0, then class 1); default class_0, class_1, ...")
     p.add_argument("--preprocess", choices=PREPROCESS_MODES,
-                   help="input scaling the model was trained with: vgg16 (Keras caffe mode; "
-                        "the default for VGG16 and models with a VGG16 base), rescale (x/255; "
-                        "the default otherwise) or none (the model has a Rescaling layer: "
-                        "then the default)")
+                   help="input scaling the model was trained with, by Keras' names: caffe "
+                        "(alias vgg16: VGG16, ResNet50), tf (to [-1, 1]: MobileNet(V2), "
+                        "Xception, Inception), torch (ImageNet mean/std: DenseNet); rescale "
+                        "(x/255) or none (the model rescales itself: EfficientNet, "
+                        "MobileNetV3). Default: none if the model starts by rescaling, else "
+                        "the mode of its Keras Applications base (docs/keras-models.md), else "
+                        "rescale; caffe for VGG16")
     p.add_argument("--layer",
                    help="conv layer to explain (default: the last, block5_conv3 for VGG16)")
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",

@@ -153,8 +153,8 @@ def prepare(args, command):
         chosen_class = None if args.class_ is None else find_class(args.class_, table)
     except ValueError as e:
         raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
-    if mode == "vgg16" and model.channels != 3:
-        raise Stop(fail(EXIT_USAGE, "--preprocess vgg16 needs a model with 3 input channels"))
+    if mode in ("caffe", "vgg16", "torch") and model.channels != 3:
+        raise Stop(fail(EXIT_USAGE, f"--preprocess {mode} needs a model with 3 input channels"))
     threads = apply_threads(args)
     return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
                        weights_path=weights_path, layer=layer,

@@ -62,29 +62,48 @@ def model_input(picture, size, channels, mode):
     return preprocess(np.asarray(resized), mode)
 
 
-PREPROCESS_MODES = ("vgg16", "rescale", "none")
+# Keras' preprocess_input modes by their Keras names (caffe, tf, torch), vggnp's own
+# (rescale, none), and vgg16: caffe's older name here, kept as an alias.
+PREPROCESS_MODES = ("caffe", "tf", "torch", "rescale", "none", "vgg16")
+TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet, RGB, in [0, 1]
+TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 FLAT_BELOW = 0.5  # grey levels: under half a level of spread, a picture is one colour
+
+
+def is_bgr(mode):
+    """True for caffe (vgg16): the model's channels are BGR, a picture's RGB."""
+    return mode in ("caffe", "vgg16")
 
 
 def grey_level_spread(x, mode):
     """The largest standard deviation of one channel of a model input x (H, W, C), in
-    8-bit grey levels (each mode of :func:`preprocess` is per channel x * s + t, s = 1 or
-    1/255): 0 for an image of one flat colour."""
-    return float(x.std(axis=(0, 1)).max()) * (255 if mode == "rescale" else 1)
+    8-bit grey levels (each mode of :func:`preprocess` is per channel x * s + t; this
+    divides by s): 0 for an image of one flat colour."""
+    scale = {"rescale": 1 / 255, "tf": 1 / 127.5, "torch": 1 / (255 * TORCH_STD)}.get(mode, 1)
+    return float((x.std(axis=(0, 1)) / scale).max())
 
 
 def preprocess(rgb, mode):
     """rgb: (..., C) values in [0, 255] -> a new float32 model input, as the model was trained:
 
-        vgg16:   preprocess_input above (BGR minus the ImageNet means; needs C = 3)
+        caffe (vgg16): preprocess_input above (BGR minus the ImageNet means; needs C = 3):
+                 VGG16, ResNet50
+        tf:      rgb / 127.5 - 1, in [-1, 1]: MobileNet, MobileNetV2, Xception, Inception,
+                 ResNet50V2 (Keras' imagenet_utils "tf" mode)
+        torch:   (rgb / 255 - mean) / std with ImageNet's RGB mean and std: DenseNet
         rescale: rgb / 255   (the book's ImageDataGenerator(rescale=1./255))
-        none:    rgb as it is (the model has its own Rescaling layer)
+        none:    rgb as it is (the model rescales inside: EfficientNet, MobileNetV3, a
+                 Rescaling layer)
     """
-    if mode == "vgg16":
+    if is_bgr(mode):
         return preprocess_input(rgb)
     rgb = np.array(rgb, dtype=np.float32)
     if mode == "rescale":
         return rgb / np.float32(255)
+    if mode == "tf":
+        return rgb / np.float32(127.5) - np.float32(1)
+    if mode == "torch":
+        return (rgb / np.float32(255) - TORCH_MEAN) / TORCH_STD
     if mode == "none":
         return rgb
     raise ValueError(f"preprocess must be one of {PREPROCESS_MODES}, not {mode!r}")

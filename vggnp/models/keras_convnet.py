@@ -25,11 +25,12 @@ from ..files.model_config import CONTAINERS, leaf_layers, parse_config
 from ..files.model_graph import graph_of
 from ..files.model_wiring import is_chain
 from ..nn import spec
-from ..nn.convnet_layers import GlobalAvgPool2D, Rescaling
+from ..nn.convnet_layers import GlobalAvgPool2D
 from ..nn.layers import Conv2D
 from ..nn.graph import Graph
 from ..nn.network import Network
 from .keras_layers import build_layer
+from .keras_preprocess import default_preprocess, model_names
 
 GLOBAL_POOLS = (GlobalAvgPool2D,)  # GlobalMaxPool2D is one too: a subclass
 
@@ -64,13 +65,14 @@ class KerasConvNet(Network):
             return self.names[pools[-1] - 1]
         return self.last_conv
 
+    keras_names = ()  # the names of the config's models (see keras_preprocess)
+
     @property
     def default_preprocess(self):
-        """vgg16 (caffe) for a VGG16 base, none if the model rescales its input itself,
-        else rescale (x / 255, the book's ImageDataGenerator(rescale=1./255))."""
+        """vgg16 (caffe) for a VGG16 base, else ``keras_preprocess.default_preprocess``."""
         if self.has_vgg16_base:
             return "vgg16"
-        return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
+        return default_preprocess(self.layers[0], self.keras_names)
 
 
 class KerasGraph(Graph):
@@ -105,10 +107,12 @@ class KerasGraph(Graph):
             return self.inputs_of[last][0]
         return self.map_names[-1]
 
+    keras_names = ()
+
     @property
     def default_preprocess(self):
-        """none if the model rescales its input itself, else rescale (x / 255)."""
-        return "none" if isinstance(self.layers[0], Rescaling) else "rescale"
+        """``keras_preprocess.default_preprocess`` (MobileNetV2: tf, ResNet50: caffe)."""
+        return default_preprocess(self.layers[0], self.keras_names)
 
 
 def load_keras_model(path, dtype=np.float32):
@@ -149,9 +153,10 @@ def load_keras_model(path, dtype=np.float32):
     if wiring is None:
         model = KerasConvNet(layers, input_shape, name=name, shapes=shapes)
         _check_shapes(model, path, dtype)
-        return model
-    model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name=name)
-    _check_graph(model, path, dtype)
+    else:
+        model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name=name)
+        _check_graph(model, path, dtype)
+    model.keras_names = model_names(config)
     return model
 
 

@@ -97,7 +97,23 @@ def application_layer_checks():
         lambda: ZeroPadding2D("z", ((0, 1), (2, 1))), x)
     yield "ReLU max 1, slope 0.1, threshold 0.5", layer_errors(
         lambda: ReLU("r", 1.0, 0.1, 0.5), x * 0.8)
+    yield from more_layer_checks(rng, x)
     yield from activation_checks()
+
+
+def more_layer_checks(rng, x):
+    """Cropping, PReLU (dx and d alpha), the global max pool, the keepdims average pool,
+    a per-channel Rescaling and Keras 3's x * c."""
+    from .convnet_layers import GlobalAvgPool2D, GlobalMaxPool2D, Rescaling
+    from .graph_layers import ConstantOp, Cropping2D, PReLU
+    yield "Cropping2D ((1, 0), (2, 1))", layer_errors(lambda: Cropping2D("c", ((1, 0), (2, 1))), x)
+    yield "PReLU, alpha shared over H, W", layer_errors(
+        lambda a: PReLU("p", a), x, (rng.uniform(0.1, 0.5, (1, 1, 3)),))
+    yield "GlobalMaxPooling2D", layer_errors(lambda: GlobalMaxPool2D("g"), x)
+    yield "GlobalAveragePooling2D keepdims", layer_errors(lambda: GlobalAvgPool2D("g", True), x)
+    yield "Rescaling per channel", layer_errors(
+        lambda: Rescaling("r", np.array([0.5, 2.0, -1.0]), np.array([0.1, 0.0, -0.2])), x)
+    yield "x * c (Keras 3 operation)", layer_errors(lambda: ConstantOp("m", "multiply", 1 / 6), x)
 
 
 def activation_checks():

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..files.outputs import write_new
+from ..files.preprocess import is_bgr
 from ..methods.resize import resize_bilinear
 
 # matplotlib's "jet" (matplotlib/_cm.py, _jet_data): per channel, (x, value) points that
@@ -171,7 +172,7 @@ def gradient_image(gradient):
 def gradient_picture(gradient, mode, size):
     """A gradient (H, W, C) w.r.t. the model input as an RGB picture of ``size`` (W, H)."""
     picture = gradient_image(gradient)
-    if mode == "vgg16":
+    if is_bgr(mode):
         picture = picture[..., ::-1]  # caffe inputs are BGR
     if picture.shape[2] == 1:
         picture = np.repeat(picture, 3, axis=2)
