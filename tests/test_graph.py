@@ -2,10 +2,15 @@
 checked by finite differences in float64; where a tensor feeds two layers, the gradients
 must add."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from keras_convnets import grad_cams_equal
+from vggnp.methods.explain import explain
+from vggnp.methods.gradcam import EmptyMapWarning
+from vggnp.methods.registry import METHODS
 from vggnp.nn.gradcheck import TOLERANCE, numerical_gradient, relative_error
 from vggnp.nn.graph_gradcheck import merge_errors, residual_graph
 from vggnp.nn.graph import IMAGE, Graph
@@ -267,3 +272,38 @@ def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
     ours.forward(x)
     mine = ours.backward(np.eye(3, dtype=np.float32)[[1, 1]], from_logits=True)
     assert np.abs(mine - theirs).max() <= 1e-4 * np.abs(theirs).max()
+
+
+def small_keras_graph():
+    """The residual + squeeze-and-excitation graph of the gradcheck, in float32, as the
+    Keras reader builds it (every node with its output shape): 12x12 images."""
+    from vggnp.models.keras_convnet import KerasGraph
+    from vggnp.nn.graph_gradcheck import residual_graph
+    graph = residual_graph(np.float32)
+    nodes = graph.nodes
+    x = np.zeros((1, 12, 12, 3), np.float32)
+    _, kept = graph.forward(x, keep=set(graph.names))
+    shapes = {name: value.shape[1:] for name, value in kept.items()}
+    return KerasGraph(nodes, (12, 12, 3), shapes, name="residual")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs_on_a_graph(method):
+    """Each method of --method on a graph (a skip connection and a gate): finite maps of
+    the right shape, at the default layer (the input of the last global pooling)."""
+    model = small_keras_graph()
+    assert model.default_layer == "excite"
+    x = np.random.default_rng(0).standard_normal((2, 12, 12, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)
+        maps, classes = explain(model, x, method, batch_size=4)
+    assert np.isfinite(maps).all() and len(classes) == 2
+    assert maps.shape[:3] == (2, 12, 12)
+
+
+def test_trace_of_a_graph_shows_inputs_and_fan_out():
+    from vggnp.nn.trace import forward_table
+    model, rows = small_keras_graph(), []
+    model.forward(np.zeros((1, 12, 12, 3), np.float32), trace=rows)
+    table = forward_table(rows)
+    assert "<- conv_b, input" in table and "<- add (feeds 2)" in table

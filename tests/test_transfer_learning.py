@@ -125,3 +125,39 @@ def test_preprocess_modes_equal_keras_and_each_base_gets_its_own(tf, tmp_path):
              A.Xception: "tf", A.InceptionV3: "tf", A.DenseNet121: "torch", A.VGG16: "caffe"}
     for build, mode in names.items():
         assert application_mode([build(weights=None).name.lower()]) == mode, build
+
+
+def test_the_commands_on_a_graph(tf, tmp_path):
+    """The command line's other tools on a transfer-learning graph: --trace (a row per
+    node, with its inputs and fan-out), --diagnose, --metric, --report over a folder read
+    by two workers, and the sanity checks (cascading randomisation from the top)."""
+    import json
+    import shutil
+    from helpers import done_images, run_cam, run_module
+    keras = tf.keras
+    keras.backend.clear_session()
+    model, _ = classifier(keras, "Functional")
+    model.save(tmp_path / "clf.keras")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    examples = Path(__file__).parent.parent / "examples"
+    for name in ("coffee.jpg", "chelsea.jpg", "square.png"):
+        shutil.copy(examples / name, folder / name)
+    clf = ["--model", str(tmp_path / "clf.keras")]
+    result = run_cam(str(folder / "coffee.jpg"), *clf, "--trace", "--diagnose", "--metric",
+                     "--out", str(tmp_path / "one"))
+    assert result.returncode == 0, result.stderr
+    # MobileNetV2's residual: block_4_add takes the skip and the block, and feeds two
+    assert "<- block_3_project_BN, block_4_project_BN (feeds 2)" in result.stderr
+    assert "diagnose" in result.stderr and "dead channels at out_relu" in result.stderr
+    assert "faithfulness: deletion AUC" in result.stdout
+    result = run_cam(str(folder), *clf, "--json", "--report", "--out", str(tmp_path / "all"))
+    assert result.returncode == 0, result.stderr
+    assert len(done_images(result.stdout)) == 3
+    assert (tmp_path / "all" / "report.html").exists()
+    result = run_module("vggnp.sanity", str(folder / "coffee.jpg"), *clf, "--depth", "3",
+                        "--methods", "gradcam,saliency", "--json", "--out", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout.splitlines()[-1])["cascading"]
+    # from the top, in reverse topological order: the head, then the base's last conv
+    assert [step["randomised"][-1] for step in steps] == ["dense", "Conv_1", "block_16_project"]

@@ -19,6 +19,7 @@ keeps its readable chain (``network.py``). A ``Graph`` is a ``Network`` (same na
 """
 
 import time
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -50,6 +51,7 @@ class Graph(Network):
                 raise ValueError(f"node {layer.name}: inputs {list(inputs)} must be earlier "
                                  f"nodes, one for a layer, several for a merge layer")
             known.add(layer.name)
+        self.fan_out = Counter(name for inputs in self.inputs_of.values() for name in inputs)
 
     @property
     def nodes(self):
@@ -71,7 +73,9 @@ class Graph(Network):
             out = values[layer.name] = layer.forward(args if layer.takes_many else args[0])
             if trace is not None:
                 trace.append({"layer": layer, "input": args[0].shape, "output": out.shape,
-                              "ms": 1000 * (time.perf_counter() - began)})
+                              "ms": 1000 * (time.perf_counter() - began),
+                              "inputs": self.inputs_of[layer.name],
+                              "fan_out": self.fan_out[layer.name]})
             if layer.name in keep:
                 kept[layer.name] = out
             for name in self.inputs_of[layer.name]:

@@ -41,20 +41,30 @@ def _shape(shape):
 
 
 def forward_table(rows, itemsize=4):
-    """rows: model.forward's trace. Returns the table as text, with totals."""
+    """rows: model.forward's trace. Returns the table as text, with totals; a graph's rows
+    (``Graph.forward``) also say the tensors each node takes and, where its output feeds
+    several nodes (whose gradients add on the way back), how many."""
+    graph = bool(rows) and "inputs" in rows[0]
     lines = [f"{'forward':<28}{'output':>16}{'im2col matrix':>22}{'params':>13}"
-             f"{'multiply-adds':>17}{'ms':>9}"]
+             f"{'multiply-adds':>17}{'ms':>9}" + ("  inputs (fan-out)" if graph else "")]
     total_params = total_madds = total_ms = 0
     for row in rows:
         params, madds, col = layer_facts(row["layer"], row["output"])
         col_text = f"{_shape(col)} {col[0] * col[1] * itemsize / 2**20:.1f}MB" if col else ""
         lines.append(f"{row['layer'].name:<28}{_shape(row['output']):>16}{col_text:>22}"
-                     f"{params:>13,}{madds:>17,}{row['ms']:>9.1f}")
+                     f"{params:>13,}{madds:>17,}{row['ms']:>9.1f}" + (_wiring(row) if graph
+                                                                       else ""))
         total_params, total_madds, total_ms = (total_params + params, total_madds + madds,
                                                total_ms + row["ms"])
     lines.append(f"{'total':<28}{'':>16}{'':>22}{total_params:>13,}{total_madds:>17,}"
                  f"{total_ms:>9.1f}")
     return "\n".join(lines)
+
+
+def _wiring(row):
+    """'  <- a, b (feeds 2)': a graph node's inputs, and its fan-out when more than one."""
+    fan_out = f" (feeds {row['fan_out']})" if row["fan_out"] > 1 else ""
+    return f"  <- {', '.join(row['inputs'])}{fan_out}"
 
 
 def backward_table(rows, model):
