@@ -2,10 +2,12 @@
 config.json edited as JSON (fuzz_json), its model.weights.h5 member edited as HDF5 (fuzz_h5).
 
 Each family is ``(path, seed bytes, rng, target) -> what was done``: :func:`json_family`,
-:func:`zip_family` (a record field, or the zip rebuilt) and :func:`member_family`.
+:func:`zip_family` (a record field, or the zip rebuilt), :func:`member_family` and
+:func:`graph_family` (the demo model made a graph, then broken).
 """
 
 import io
+import json
 import re
 import struct
 import warnings
@@ -17,10 +19,12 @@ try:  # under pytest, and in the worker (tests/ on the path)
     from fuzz_bytes import pick, write_file
     from fuzz_h5 import H5_EDITS, edit_h5
     from fuzz_json import edit_config
+    from hostile_graphs import GRAPH_EDITS, residual
 except ImportError:  # imported as tests.fuzz_keras by python -m scripts.fuzz
     from tests.fuzz_bytes import pick, write_file
     from tests.fuzz_h5 import H5_EDITS, edit_h5
     from tests.fuzz_json import edit_config
+    from tests.hostile_graphs import GRAPH_EDITS, residual
 
 
 def zip_members(data):
@@ -53,6 +57,28 @@ def json_family(path, data, rng, target):
     name, method, text = members[i]
     text, what = edit_config(text, rng)
     members[i] = (name, method, text)
+    write_file(path, make_zip(members))
+    return "config.json: " + what
+
+
+def graph_family(path, data, rng, target):
+    """The demo model made a graph (hostile_graphs.residual: a residual Add), then broken
+    one of hostile_graphs' ways (a cycle, missing layers and nodes, duplicate names, a
+    fan-in of thousands, shapes that do not fit, nesting too deep), and/or edited as JSON
+    (fuzz_json) afterwards; zipped again."""
+    members = zip_members(data)
+    i = next(i for i, (name, _, _) in enumerate(members) if name == "config.json")
+    config = residual(json.loads(members[i][2]))
+    what = "a residual graph"
+    if rng.random() < 0.6:
+        name = pick(rng, GRAPH_EDITS)
+        GRAPH_EDITS[name][0](config)
+        what += ", " + name
+    text = json.dumps(config).encode()
+    if rng.random() < 0.5:
+        text, edit = edit_config(text, rng)
+        what += ", then " + edit
+    members[i] = (members[i][0], members[i][1], text)
     write_file(path, make_zip(members))
     return "config.json: " + what
 

@@ -17,13 +17,13 @@ try:  # under pytest, and in the worker (tests/ on the path)
     from fuzz_bytes import (bytes_family, claim, cut, delete, flip, header, insert, pick, truncate,
                             write_file)
     from fuzz_h5 import attribute_edit, dataset_edit, h5_family, link_edit
-    from fuzz_keras import json_family, member_family, zip_family
+    from fuzz_keras import graph_family, json_family, member_family, zip_family
     from fuzz_seeds import SUFFIXES, TARGETS
 except ImportError:  # imported as tests.fuzz_mutations by python -m scripts.fuzz
     from tests.fuzz_bytes import (bytes_family, claim, cut, delete, flip, header, insert, pick,
                                   truncate, write_file)
     from tests.fuzz_h5 import attribute_edit, dataset_edit, h5_family, link_edit
-    from tests.fuzz_keras import json_family, member_family, zip_family
+    from tests.fuzz_keras import graph_family, json_family, member_family, zip_family
     from tests.fuzz_seeds import SUFFIXES, TARGETS
 
 
@@ -125,7 +125,7 @@ BYTES = {"flip": (3, bytes_family(flip)), "truncate": (2, bytes_family(truncate)
 MUTATIONS = {  # kind: {family: (weight, function(path, seed bytes, rng, target) -> what)}
     "image": {**BYTES, "header": (4, bytes_family(header)), "claim": (2, bytes_family(claim))},
     "model": {**BYTES, "json": (8, json_family), "zip": (3, zip_family),
-              "member": (4, member_family)},
+              "member": (4, member_family), "graph": (6, graph_family)},
     "weights": {**BYTES, "attribute": (3, h5_family(attribute_edit)),
                 "dataset": (4, h5_family(dataset_edit)), "link": (2, h5_family(link_edit))},
     "labels": {**BYTES, "text": (4, text_family)},

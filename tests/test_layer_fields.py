@@ -23,6 +23,7 @@ def _set(index, **fields):
     (CONV, {"dilation_rate": [2, 2]}, r"conv2d_6: dilation_rate = \[2, 2\]: vggnp implements "
                                       r"only Keras' default"),
     (CONV, {"groups": 3}, "conv2d_6: groups = 3"),
+    (CONV, {"strides": None}, "conv2d_6: strides is None, not one or two integers"),  # fuzz
     (CONV, {"lora_rank": 4}, "conv2d_6: lora_rank = 4"),
     (CONV, {"future_option": True}, "conv2d_6: future_option = True: a field of Conv2D that "
                                     "vggnp does not know"),

@@ -181,12 +181,7 @@ def check_layer(kind, cfg, path):
         if not isinstance(cfg.get(flag, False), bool):
             _fail(path, name, f"{flag} is {str(cfg[flag])[:40]}, not true or false")
     if kind in WINDOWED:
-        if cfg.get("padding", "valid") not in PADDINGS:
-            _fail(path, name, f"padding {str(cfg.get('padding'))[:40]!r}; vggnp supports "
-                              f"{' and '.join(PADDINGS)}")
-        size = "pool_size" if kind.endswith("Pooling2D") else "kernel_size"
-        _pair(cfg.get(size), path, name, size, 2 if size == "pool_size" else None)
-        _pair(cfg.get("strides"), path, name, "strides", 1)
+        _check_window(kind, cfg, path, name)
     if kind in ("Conv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "filters")
     if kind in ("DepthwiseConv2D", "SeparableConv2D"):
@@ -217,6 +212,19 @@ def check_layer(kind, cfg, path):
                 _number(cfg, path, name, field, default, -MAX_SCALE, MAX_SCALE)
     if kind == "BatchNormalization":
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
+
+
+def _check_window(kind, cfg, path, name):
+    """A conv's or pool's padding, window and strides."""
+    if cfg.get("padding", "valid") not in PADDINGS:
+        _fail(path, name, f"padding {str(cfg.get('padding'))[:40]!r}; vggnp supports "
+                          f"{' and '.join(PADDINGS)}")
+    pool = kind.endswith("Pooling2D")
+    size = "pool_size" if pool else "kernel_size"
+    _pair(cfg.get(size), path, name, size, 2 if pool else None)
+    # null strides: a pool's are its pool size, a convolution's an error in Keras
+    _pair(cfg.get("strides") if pool else cfg.get("strides", 1), path, name, "strides",
+          1 if pool else None)
 
 
 def _normalization(cfg, path, name):

@@ -57,6 +57,12 @@ def operation(layer, path):
 
 def inbound_names(layer):
     """Names of the layers feeding ``layer`` in a Functional config (Keras 2 or 3)."""
+    return [name for name, _, _ in inbound_refs(layer)]
+
+
+def inbound_refs(layer):
+    """(layer name, node index, tensor index) of each tensor feeding ``layer`` in a
+    Functional config, as the file says them (Keras 3's keras_history, Keras 2's lists)."""
     names = []
 
     def find(node, depth=0):
@@ -66,13 +72,13 @@ def inbound_names(layer):
             history = node.get("config", {})
             history = history.get("keras_history") if isinstance(history, dict) else None
             if isinstance(history, list) and history:  # Keras 3: a tensor's source layer
-                names.append(history[0])
+                names.append((history + [None, None])[:3])
                 return
             for value in node.values():
                 find(value, depth + 1)
         elif isinstance(node, list):
             if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
-                names.append(node[0])  # Keras 2: [name, node index, tensor index, kwargs]
+                names.append(node[:3])  # Keras 2: [name, node index, tensor index, kwargs]
             else:
                 for value in node:
                     find(value, depth + 1)
@@ -122,6 +128,7 @@ def graph_wiring(config, source, wiring, path, depth=0):
         raise ModelError(f"{path}: models nested too deeply")
     layers = config["config"]["layers"]
     alias, previous = {}, source
+    calls = {layer["config"]["name"]: len(layer.get("inbound_nodes") or []) for layer in layers}
     if config["class_name"] != "Sequential" and sum(
             layer.get("class_name") == "InputLayer" for layer in layers) != 1:
         raise ModelError(f"{path}: model {config['config'].get('name')} does not have one "
@@ -134,7 +141,7 @@ def graph_wiring(config, source, wiring, path, depth=0):
         if config["class_name"] == "Sequential":
             names = [previous]
         else:
-            names = [alias.get(n, n) for n in _one_call(layer, path)]
+            names = [alias.get(n, n) for n in _one_call(layer, calls, path)]
         if kind in CONTAINERS:
             if len(names) != 1:
                 raise ModelError(f"{path}: model {name} takes {len(names)} inputs; vggnp "
@@ -146,11 +153,28 @@ def graph_wiring(config, source, wiring, path, depth=0):
     return previous
 
 
-def _one_call(layer, path):
-    """The inbound names of a layer of a Functional model, called once: a layer used at
-    two places of a graph (shared weights) would need one cache per call."""
-    nodes = layer.get("inbound_nodes", [])
+MAX_FAN_IN = 1024  # tensors into one layer (Keras' Applications: at most a few)
+
+
+def _one_call(layer, calls, path):
+    """The inbound names of a layer of a Functional model, called once (a layer used at
+    two places of a graph, shared weights, would need one cache per call), each naming
+    one output (tensor 0) of a call that exists (node index <= that layer's calls: Keras
+    counts a nested model's own creation as node 0); calls: {name: number of calls}."""
+    name, nodes = layer["config"]["name"], layer.get("inbound_nodes", [])
     if isinstance(nodes, list) and len(nodes) > 1:
-        raise ModelError(f"{path}: layer {layer['config']['name']} is called {len(nodes)} "
-                         "times (shared weights), which vggnp does not run")
-    return inbound_names(layer)
+        raise ModelError(f"{path}: layer {name} is called {len(nodes)} times (shared "
+                         "weights), which vggnp does not run")
+    refs = inbound_refs(layer)
+    if not refs:
+        raise ModelError(f"{path}: layer {name} takes no input; the file is damaged or not "
+                         "made by Keras")
+    if len(refs) > MAX_FAN_IN:
+        raise ModelError(f"{path}: layer {name} takes {len(refs)} inputs; vggnp's limit is "
+                         f"{MAX_FAN_IN}")
+    for source, node, tensor in refs:
+        if tensor != 0 or type(node) is not int or not 0 <= node <= calls.get(source, 0):
+            raise ModelError(f"{path}: layer {name} takes output {str(tensor)[:20]} of call "
+                             f"{str(node)[:20]} of layer {str(source)[:60]}, which does not "
+                             "exist; the file is damaged or not made by Keras")
+    return [source for source, _, _ in refs]

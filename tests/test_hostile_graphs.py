@@ -1,0 +1,41 @@
+"""#25.7: hostile graphs through the same funnel as every model file: each is one line
+naming the file and the layer (exit 3 on the command line), no traceback, no hang."""
+
+import pytest
+
+from helpers import MODEL_PATH
+from hostile_graphs import GRAPH_EDITS, residual
+from test_model_files import rewrite_config
+from vggnp.keras_model import ModelError, load_keras_model
+
+
+def test_the_residual_demo_is_a_graph_vggnp_runs(tmp_path):
+    import numpy as np
+    rewrite_config(MODEL_PATH, tmp_path / "graph.keras", residual)
+    model = load_keras_model(tmp_path / "graph.keras")
+    assert type(model).__name__ == "KerasGraph" and model.inputs_of["add"] == ("conv2d_7",
+                                                                               "conv2d_6")
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    assert np.isfinite(model.predict(x)).all()
+
+
+@pytest.mark.parametrize("name", GRAPH_EDITS)
+def test_a_hostile_graph_is_one_line(tmp_path, name):
+    edit, words = GRAPH_EDITS[name]
+    path = tmp_path / "bad.keras"
+    rewrite_config(MODEL_PATH, path, lambda config: edit(residual(config)))
+    with pytest.raises(ModelError) as refused:
+        load_keras_model(path)
+    message = str(refused.value)
+    assert words in message and message.startswith(str(path)) and "\n" not in message
+
+
+def test_a_hostile_graph_on_the_command_line_is_exit_3(tmp_path):
+    from helpers import run_cam
+    path = tmp_path / "cycle.keras"
+    edit = GRAPH_EDITS["a cycle"][0]
+    rewrite_config(MODEL_PATH, path, lambda config: edit(residual(config)))
+    result = run_cam(str(tmp_path / "x.png"), "--model", str(path), "--out", str(tmp_path))
+    assert result.returncode == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert "layer conv2d_6 takes ['conv2d_8']: not all are layers before it" in line
