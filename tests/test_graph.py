@@ -307,3 +307,33 @@ def test_trace_of_a_graph_shows_inputs_and_fan_out():
     model.forward(np.zeros((1, 12, 12, 3), np.float32), trace=rows)
     table = forward_table(rows)
     assert "<- conv_b, input" in table and "<- add (feeds 2)" in table
+
+
+def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
+    """Conv2D with dilation_rate (same and valid) and with groups, in a chain saved by
+    Keras 3: outputs and d logit / d input equal TensorFlow's."""
+    from vggnp.keras_model import load_keras_model
+    keras, L = tf.keras, tf.keras.layers
+    model = keras.Sequential([
+        keras.Input((20, 18, 3)), L.Conv2D(8, 3, dilation_rate=2, padding="same",
+                                           activation="relu"),
+        L.Conv2D(8, (3, 2), dilation_rate=(1, 3), activation="relu"),
+        L.Conv2D(12, 3, groups=4, strides=2, padding="same", activation="relu"),
+        L.Conv2D(6, 1, groups=2), L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    model.save(tmp_path / "sparse.keras")
+    ours = load_keras_model(tmp_path / "sparse.keras")
+    x = rng.uniform(-1, 1, (2, 20, 18, 3)).astype(np.float32)
+    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-6
+    image = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        dense = model.layers[-1]
+        score = (tf.matmul(keras.Sequential(model.layers[:-1])(image), dense.kernel)
+                 + dense.bias)[:, 2]
+    theirs = tape.gradient(score, image).numpy()
+    ours.forward(x)
+    mine = ours.backward(np.eye(3, dtype=np.float32)[[2, 2]], from_logits=True)
+    assert np.abs(mine - theirs).max() <= 1e-5 * np.abs(theirs).max()

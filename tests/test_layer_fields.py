@@ -20,9 +20,9 @@ def _set(index, **fields):
 
 
 @pytest.mark.parametrize("index, fields, message", [
-    (CONV, {"dilation_rate": [2, 2]}, r"conv2d_6: dilation_rate = \[2, 2\]: vggnp implements "
-                                      r"only Keras' default"),
-    (CONV, {"groups": 3}, "conv2d_6: groups = 3"),
+    (CONV, {"dilation_rate": [0, 2]}, r"conv2d_6: dilation_rate is \[0, 2\], not one or two"),
+    (CONV, {"dilation_rate": 2, "strides": 2}, "conv2d_6: a dilation rate and strides both"),
+    (CONV, {"groups": 3}, "conv2d_6: 3 groups do not divide its 3 input channels and 16"),
     (CONV, {"strides": None}, "conv2d_6: strides is None, not one or two integers"),  # fuzz
     (CONV, {"lora_rank": 4}, "conv2d_6: lora_rank = 4"),
     (CONV, {"future_option": True}, "conv2d_6: future_option = True: a field of Conv2D that "

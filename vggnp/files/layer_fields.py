@@ -6,7 +6,7 @@ plain ReLU, a dilated convolution run undilated). So each field of a layer confi
 - **used**: read and implemented by vggnp (``USED``; its type and range are checked in
   ``model_config.check_layer`` and the layer is tested against TensorFlow);
 - **default only**: implemented at Keras' default value, refused at any other
-  (``DEFAULT_ONLY``: dilation, groups, LoRA, quantisation, batch renormalisation...);
+  (``DEFAULT_ONLY``: a depthwise dilation, LoRA, quantisation, batch renormalisation...);
 - **no effect on the output** of a trained model at inference (``NO_EFFECT``: names,
   initialisers, regularisers, constraints, Dropout's seed);
 
@@ -49,7 +49,7 @@ NO_EFFECT = {
 
 USED = {
     "Conv2D": {"filters", "kernel_size", "strides", "padding", "data_format", "activation",
-               "use_bias"},
+               "use_bias", "dilation_rate", "groups"},
     "Dense": {"units", "activation", "use_bias"},
     "MaxPooling2D": {"pool_size", "strides", "padding", "data_format"},
     "AveragePooling2D": {"pool_size", "strides", "padding", "data_format"},
@@ -80,8 +80,7 @@ SHAPE_FIELDS = {"batch_shape", "batch_input_shape"}
 
 # Field -> the values that mean "Keras' default" (absent means the default too).
 DEFAULT_ONLY = {
-    "Conv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,), "lora_rank": (None, 0),
-               "lora_alpha": (None,)},
+    "Conv2D": {"lora_rank": (None, 0), "lora_alpha": (None,)},
     "ELU": {"alpha": (1.0, 1)},  # Keras' elu activation: alpha 1
     "Normalization": {"invert": (False,)},
     "DepthwiseConv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,)},  # tf_keras writes

@@ -56,6 +56,9 @@ def layer_output(kind, cfg, shape, path):
         pool = kind.endswith("Pooling2D")
         window = _pair(cfg.get("pool_size" if pool else "kernel_size"), path, name, "window",
                        2)
+        if kind == "Conv2D":  # a dilated kernel spans d (k - 1) + 1 pixels
+            rate = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
+            window = tuple(d * (k - 1) + 1 for d, k in zip(rate, window))
         strides = _pair(cfg.get("strides") or (list(window) if pool else 1), path, name,
                         "strides", 1)
         padding = cfg.get("padding", "valid")
@@ -64,6 +67,10 @@ def layer_output(kind, cfg, shape, path):
             raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
                              f"does not fit its {shape[0]}x{shape[1]} input")
         unfolded = 0 if pool else h * w * window[0] * window[1] * shape[2]
+        groups = cfg.get("groups", 1) if kind == "Conv2D" else 1
+        if groups > 1 and (shape[2] % groups or cfg["filters"] % groups):
+            raise ModelError(f"{path}: layer {name}: {groups} groups do not divide its "
+                             f"{shape[2]} input channels and {cfg['filters']} filters")
         channels = {"Conv2D": cfg.get("filters"), "SeparableConv2D": cfg.get("filters"),
                     "DepthwiseConv2D": shape[2] * cfg.get("depth_multiplier", 1)}
         return (h, w, channels.get(kind, shape[2])), unfolded
@@ -93,7 +100,8 @@ def weight_shapes(kind, cfg, input_shape):
     bias = cfg.get("use_bias", True)
     if kind == "Conv2D":
         kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)  # checked before
-        return [(kh, kw, input_shape[-1], cfg["filters"])] + [(cfg["filters"],)] * bias
+        channels = input_shape[-1] // cfg.get("groups", 1)
+        return [(kh, kw, channels, cfg["filters"])] + [(cfg["filters"],)] * bias
     if kind in ("DepthwiseConv2D", "SeparableConv2D"):
         kh, kw = _pair(cfg["kernel_size"], None, None, "kernel_size", None)
         c, m = input_shape[-1], cfg.get("depth_multiplier", 1)

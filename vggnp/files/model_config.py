@@ -184,6 +184,13 @@ def check_layer(kind, cfg, path):
         _check_window(kind, cfg, path, name)
     if kind in ("Conv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "filters")
+    if kind == "Conv2D":
+        dilation = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
+        if "groups" in cfg:
+            _integer(cfg, path, name, "groups")
+        if dilation != (1, 1) and _pair(cfg.get("strides", 1), path, name, "strides",
+                                        None) != (1, 1):
+            _fail(path, name, "a dilation rate and strides both over 1 (Keras refuses them)")
     if kind in ("DepthwiseConv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "depth_multiplier")
     if kind in ("ZeroPadding2D", "Cropping2D"):

@@ -13,6 +13,7 @@ from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, Glob
 from ..files.model_config import zero_padding
 from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
                                SeparableConv2D, ZeroPadding2D)
+from ..nn.sparse_kernels import SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
 
@@ -32,6 +33,11 @@ def build_layer(kind, cfg, arrays, workspace, path):
     weights = arrays[name]
     if kind == "Conv2D":
         bias = weights[1] if len(weights) == 2 else None
+        dilation, groups = _pair(cfg.get("dilation_rate", 1)), cfg.get("groups", 1)
+        if dilation != (1, 1) or groups != 1:
+            return SparseKernelConv2D(name, weights[0], bias, activation_name(cfg, path),
+                                      _pair(cfg.get("strides", 1)), cfg.get("padding", "valid"),
+                                      dilation, groups)
         return FastConv2D(name, weights[0], bias, activation_name(cfg, path),
                           strides=_pair(cfg.get("strides", 1)),
                           padding=cfg.get("padding", "valid"), buffers=workspace)
