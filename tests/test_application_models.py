@@ -74,13 +74,17 @@ def relative(ours, theirs):
 
 @contextlib.contextmanager
 def float64(keras):
-    """Keras' floatx float64 inside: for building the twin and for running it (Keras 3's
-    Rescaling casts its scale to floatx when called, not when built)."""
+    """Keras' floatx and dtype policy float64 inside: for building the twin and for running
+    it (Keras 3's Rescaling casts its scale to floatx when called, not when built). Both
+    are set back after: Keras caches the global policy the first time a layer asks for it,
+    and a float64 policy left there made every later test's models float64 (CI9)."""
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         yield
     finally:
         keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("float32")
 
 
 def float32_constants(keras, model):

@@ -5,7 +5,7 @@ One small class each, forward and backward beside each other, shapes NHWC.
 
 import numpy as np
 
-from .im2col import col2im, im2col
+from .im2col import windows
 from .layers import PLAIN, Conv2D, Layer
 
 
@@ -15,28 +15,37 @@ class DepthwiseConv2D(Conv2D):
 
         z[n, y, x, c*M + m] = sum_{i, j} xpad[n, s*y + i, s*x + j, c] w[i, j, c, m] + b[c*M + m]
 
-    then the activation. Conv2D's im2col, kept per channel: col (P, K, C) with P the
-    windows and K = KH*KW, so that z = einsum(col, w) per channel and backward
-        dW[k, c, m] = sum_p col[p, k, c] dz[p, c, m],  dcol[p, k, c] = sum_m dz[p, c, m] w[k, c, m]
-    with dx = col2im(dcol), as Conv2D's."""
+    then the activation. With no sum over channels there is no matrix product to make:
+    for each kernel offset (i, j), the shifted input (every window's pixel at (i, j), a
+    view: ``im2col.windows``) times that tap's weights, added up -- KH*KW passes over the
+    map, where im2col would copy it KH*KW times first. Backward, per offset:
+        dxpad[n, s*y + i, s*x + j, c] += sum_m dz[n, y, x, c, m] w[i, j, c, m]
+        dW[i, j, c, m] = sum_{n, y, x} xpad[n, s*y + i, s*x + j, c] dz[n, y, x, c, m]"""
 
     def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same"):
         super().__init__(name, w, None, activation, strides, padding)
         self.use_bias = b is not None
         self.b = np.zeros(w.shape[2] * w.shape[3], w.dtype) if b is None else b
 
-    def _columns(self, x):
-        kh, kw, c, _ = self.w.shape
-        return im2col(x, kh, kw, self.pads(x.shape), self.strides).reshape(-1, kh * kw, c)
+    def _shifted(self, padded, shape):
+        """(i, j, view): the padded map's pixel at offset (i, j) of every window."""
+        _, h, w, _ = shape
+        kh, kw = self.w.shape[:2]
+        return windows(padded, kh, kw, self.strides, h, w)
 
-    def _kernel(self):
-        kh, kw, c, m = self.w.shape
-        return self.w.reshape(kh * kw, c, m)
+    def _padded(self, x):
+        (top, bottom), (left, right) = self.pads(x.shape)
+        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
     def pre_activation(self, x):
         """z (N, H', W', C*M), a new array."""
-        z = np.einsum("pkc,kcm->pcm", self._columns(x), self._kernel())
-        z = z.reshape(self.output_shape(x.shape))
+        n, h, w, cm = self.output_shape(x.shape)
+        c, m = self.w.shape[2:]
+        z = np.zeros((n, h, w, c, m), x.dtype)
+        product = np.empty_like(z)
+        for i, j, view in self._shifted(self._padded(x), (n, h, w, cm)):
+            z += np.multiply(view[..., None], self.w[i, j], out=product)
+        z = z.reshape(n, h, w, cm)
         z += self.b
         return z
 
@@ -45,16 +54,23 @@ class DepthwiseConv2D(Conv2D):
         return (n, h, w, self.w.shape[2] * self.w.shape[3])
 
     def param_gradients(self, dz):
-        _, _, c, m = self.w.shape
-        col = self._columns(self.x)
-        self.dw = np.einsum("pkc,pcm->kcm", col, dz.reshape(-1, c, m)).reshape(self.w.shape)
+        c, m = self.w.shape[2:]
+        dz5 = dz.reshape(*dz.shape[:3], c, m)
+        self.dw = np.empty_like(self.w)
+        for i, j, view in self._shifted(self._padded(self.x), dz.shape):
+            self.dw[i, j] = np.einsum("nhwc,nhwcm->cm", view, dz5)
         self.db = dz.reshape(-1, c * m).sum(axis=0)
 
     def input_gradient(self, dz):
-        kh, kw, c, m = self.w.shape
-        dcol = np.einsum("pcm,kcm->pkc", dz.reshape(-1, c, m), self._kernel())
-        return col2im(dcol.reshape(-1, kh * kw * c), self.x.shape, kh, kw,
-                      self.pads(self.x.shape), self.strides)
+        c, m = self.w.shape[2:]
+        dz5 = dz.reshape(*dz.shape[:3], c, m)
+        (top, bottom), (left, right) = self.pads(self.x.shape)
+        n, h, w, _ = self.x.shape
+        dxp = np.zeros((n, h + top + bottom, w + left + right, c), dz.dtype)
+        for i, j, view in self._shifted(dxp, dz.shape):
+            view += (dz5[..., 0] * self.w[i, j, :, 0] if m == 1 else
+                     np.einsum("nhwcm,cm->nhwc", dz5, self.w[i, j]))
+        return dxp[:, top:top + h, left:left + w, :]
 
 
 class ZeroPadding2D(Layer):
