@@ -96,7 +96,9 @@ class BatchNorm(Layer):
         self.shift = (beta - mean * self.scale).astype(mean.dtype)
 
     def forward(self, x):
-        return x * self.scale + self.shift
+        out = x * self.scale
+        out += self.shift
+        return out
 
     def backward(self, dout, options=PLAIN):
         return dout * self.scale

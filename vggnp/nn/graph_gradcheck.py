@@ -97,6 +97,7 @@ def application_layer_checks():
         lambda: ZeroPadding2D("z", ((0, 1), (2, 1))), x)
     yield "ReLU max 1, slope 0.1, threshold 0.5", layer_errors(
         lambda: ReLU("r", 1.0, 0.1, 0.5), x * 0.8)
+    yield "ReLU max 6 (ReLU6)", layer_errors(lambda: ReLU("r", 6.0), x * 4 + 0.01)
     yield from more_layer_checks(rng, x)
     yield from activation_checks()
 

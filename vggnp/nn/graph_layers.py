@@ -4,6 +4,7 @@ One small class each, forward and backward beside each other, shapes NHWC.
 """
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .im2col import windows
 from .layers import PLAIN, Conv2D, Layer
@@ -15,10 +16,10 @@ class DepthwiseConv2D(Conv2D):
 
         z[n, y, x, c*M + m] = sum_{i, j} xpad[n, s*y + i, s*x + j, c] w[i, j, c, m] + b[c*M + m]
 
-    then the activation. With no sum over channels there is no matrix product to make:
-    for each kernel offset (i, j), the shifted input (every window's pixel at (i, j), a
-    view: ``im2col.windows``) times that tap's weights, added up -- KH*KW passes over the
-    map, where im2col would copy it KH*KW times first. Backward, per offset:
+    then the activation. With no sum over channels there is no matrix product to make, and
+    im2col would copy the map KH*KW times for nothing: forward contracts a view of every
+    window with the kernel (``pre_activation``). Backward, per kernel offset (i, j), with
+    the shifted map (every window's pixel at (i, j), a view: ``im2col.windows``):
         dxpad[n, s*y + i, s*x + j, c] += sum_m dz[n, y, x, c, m] w[i, j, c, m]
         dW[i, j, c, m] = sum_{n, y, x} xpad[n, s*y + i, s*x + j, c] dz[n, y, x, c, m]"""
 
@@ -38,14 +39,19 @@ class DepthwiseConv2D(Conv2D):
         return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
     def pre_activation(self, x):
-        """z (N, H', W', C*M), a new array."""
+        """z (N, H', W', C*M), a new array: every window of the padded input as a view
+        (N, H', W', C, KH, KW) -- ``sliding_window_view``, no copy -- contracted with the
+        kernel by one einsum (its C loop reads each window in place: one pass, no
+        temporaries)."""
         n, h, w, cm = self.output_shape(x.shape)
-        c, m = self.w.shape[2:]
-        z = np.zeros((n, h, w, c, m), x.dtype)
-        product = np.empty_like(z)
-        for i, j, view in self._shifted(self._padded(x), (n, h, w, cm)):
-            z += np.multiply(view[..., None], self.w[i, j], out=product)
-        z = z.reshape(n, h, w, cm)
+        kh, kw, c, m = self.w.shape
+        sh, sw = self.strides
+        views = sliding_window_view(self._padded(x), (kh, kw), axis=(1, 2))
+        views = views[:, :sh * (h - 1) + 1:sh, :sw * (w - 1) + 1:sw]
+        if m == 1:  # one kernel per channel, as in every Keras Applications model
+            z = np.einsum("nhwcij,ijc->nhwc", views, self.w[..., 0])
+        else:
+            z = np.einsum("nhwcij,ijcm->nhwcm", views, self.w).reshape(n, h, w, cm)
         z += self.b
         return z
 
@@ -58,7 +64,8 @@ class DepthwiseConv2D(Conv2D):
         dz5 = dz.reshape(*dz.shape[:3], c, m)
         self.dw = np.empty_like(self.w)
         for i, j, view in self._shifted(self._padded(self.x), dz.shape):
-            self.dw[i, j] = np.einsum("nhwc,nhwcm->cm", view, dz5)
+            self.dw[i, j] = (np.einsum("nhwc,nhwcm->cm", view, dz5) if m > 1 else
+                             np.einsum("nhwc,nhwc->c", view, dz)[:, None])
         self.db = dz.reshape(-1, c * m).sum(axis=0)
 
     def input_gradient(self, dz):
@@ -102,17 +109,29 @@ class ReLU(Layer):
     def __init__(self, name, max_value=None, negative_slope=0.0, threshold=0.0):
         super().__init__(name)
         self.max_value, self.slope, self.threshold = max_value, negative_slope, threshold
+        self.plain = negative_slope == 0 and threshold == 0  # ReLU, ReLU6: one pass
 
     def forward(self, x):
-        self.below = x < self.threshold
-        self.clipped = (x > self.max_value) if self.max_value is not None else None
-        out = np.where(self.below, self.slope * (x - self.threshold), x)
-        return np.minimum(out, self.max_value) if self.max_value is not None else out
+        if self.plain:  # the output says where the gradient passes: 0 < out < max_value
+            self.x, out = None, np.maximum(x, 0)
+        else:
+            self.x = x
+            out = np.where(x < self.threshold, self.slope * (x - self.threshold), x)
+        if self.max_value is not None:
+            np.minimum(out, self.max_value, out=out)
+        self.out = out
+        return out
 
     def backward(self, dout, options=PLAIN):
-        dx = np.where(self.below, self.slope * dout, dout)
-        if self.clipped is not None:
-            dx = np.where(self.clipped, 0, dx)
+        if self.plain:
+            passes = self.out > 0
+            if self.max_value is not None:
+                passes &= self.out < self.max_value
+            dx = dout * passes
+        else:
+            dx = np.where(self.x < self.threshold, self.slope * dout, dout)
+            if self.max_value is not None:
+                dx = np.where(self.x > self.max_value, 0, dx)
         return np.maximum(dx, 0) if options.guided else dx
 
 
