@@ -171,3 +171,32 @@ def test_keras_application_equals_tensorflow(tf, tmp_path, name):
             assert relative(our, truth) <= max(1e-4, 3 * relative(their, truth))
         assert np.abs(our_cam - truth_cam).max() <= max(1e-4, 3 * np.abs(cam - truth_cam).max())
     assert nonzero >= 3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_2_files_equal_tensorflow(tf, tmp_path, name):
+    """The same models built and saved by Keras 2 (tf_keras; .h5 and .keras in turn): its
+    layer names with "/" (DenseNet's conv1/conv), its TFOpLambda records of x + 3 and
+    x * (1/6) (MobileNetV3). vggnp in float32 is as accurate as tf_keras against vggnp's
+    float64 (the same function as Keras 3's float64 twin, above): outputs, and Grad-CAM at
+    the default layer for every class, within 1e-4 or three times tf_keras' own error."""
+    import tf_keras
+    tf_keras.backend.clear_session()
+    build, side, default, _ = MODELS[name]
+    model = build(tf_keras.applications, side)
+    realistic_weights(tf_keras, model)
+    low, high = (0, 255) if name == "EfficientNetB0" else (-1, 1)
+    images = np.random.default_rng(1).uniform(low, high, (6, side, side, 3)).astype(np.float32)
+    calibrate_batch_norms(tf_keras, model, images[2:])
+    path = tmp_path / ("m.h5" if list(MODELS).index(name) % 2 else "m.keras")
+    model.save(path)
+    ours32, ours64 = load_keras_model(path), load_keras_model(path, dtype=np.float64)
+    x, x64 = images[:2], images[:2].astype(np.float64)
+    layer = ours32.default_layer
+    theirs, truth = model.predict(x, verbose=0), ours64.predict(x64)
+    assert relative(ours32.predict(x), truth) <= max(1e-4, 3 * relative(theirs, truth))
+    for c in range(3):
+        _, cam, _ = tf_reference(tf, tf_keras, model, x, layer, c)
+        truth_cam, _ = ours(ours64, x64, layer, c)
+        our_cam, _ = ours(ours32, x, layer, c)
+        assert np.abs(our_cam - truth_cam).max() <= max(1e-4, 3 * np.abs(cam - truth_cam).max())

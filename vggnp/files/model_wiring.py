@@ -30,6 +30,8 @@ def operation(layer, path):
     kind = layer.get("class_name")
     cfg = json_object(layer.get("config", {}), path, "a layer config")
     module = layer.get("module")
+    if kind == "TFOpLambda":
+        return _tf_operation(layer, cfg, path)
     if not (isinstance(module, str) and module.startswith("keras.src.ops")):
         return kind, cfg
     name = cfg.get("name")
@@ -53,6 +55,29 @@ def operation(layer, path):
         constant = 1 / constant
     return "ConstantOp", {"name": name, "op": OPERATIONS[kind],
                           "constant": -constant if kind == "Subtract" else constant}
+
+
+TF_FUNCTIONS = {"__operators__.add": "add", "math.add": "add", "math.multiply": "multiply"}
+
+
+def _tf_operation(layer, cfg, path):
+    """Keras 2's record of ``x + 3.0`` or ``x * c`` in a tf.keras model (a TFOpLambda
+    layer: MobileNetV3's hard sigmoid): {"function": "__operators__.add"} and the number
+    as the call's keyword y, [[name, 0, 0, {"y": 3.0, "name": null}]]; as a ConstantOp."""
+    name, function = cfg.get("name"), cfg.get("function")
+    nodes = layer.get("inbound_nodes")
+    call = nodes[0] if isinstance(nodes, list) and len(nodes) == 1 else None
+    if isinstance(call, list) and len(call) == 1:  # [[entry]] or, as tf.keras writes it, [entry]
+        call = call[0]
+    kwargs = call[3] if isinstance(call, list) and len(call) == 4 and isinstance(
+        call[0], str) and isinstance(call[3], dict) else {}
+    constant = kwargs.get("y")
+    if function not in TF_FUNCTIONS or set(cfg) - {"name", "trainable", "dtype", "function"} \
+            or type(constant) not in (int, float) or set(kwargs) - {"y", "name"}:
+        raise ModelError(f"{path}: layer {name}: the TensorFlow operation "
+                         f"{str(function)[:40]} as tf.keras recorded it, which vggnp does not "
+                         "run (it runs x + number and x * number)")
+    return "ConstantOp", {"name": name, "op": TF_FUNCTIONS[function], "constant": constant}
 
 
 def inbound_names(layer):

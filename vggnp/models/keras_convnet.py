@@ -134,7 +134,7 @@ def load_keras_model(path, dtype=np.float32):
         leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)
         needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
                  for (kind, cfg), shape in zip(leaves, inputs)}
-        datasets = _arrays_by_layer(f, config, path)
+        datasets = _arrays_by_layer(f, config, path, set(needs))
         _check_weight_shapes(needs, datasets, zip(leaves, inputs), path)
         # Only the datasets the config uses are read, each after its shape was checked.
         arrays = {name: [_float_array(d, path, name, dtype) for d in datasets.get(name, [])]
@@ -191,17 +191,17 @@ def _check_weight_shapes(needs, datasets, layers, path):
                                  f"its config and input {input_shape} say {shape}")
 
 
-def _arrays_by_layer(f, config, path):
-    """{layer name: [datasets in Keras' order]} from either file layout."""
+def _arrays_by_layer(f, config, path, known):
+    """{layer name: [datasets in Keras' order]} from either file layout; known: the
+    names of the config's layers."""
     arrays = {}
     if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
         root = f["model_weights"]  # .h5 of Keras 2 and 3: weight names say their layer
         for group_name in map(text, root.attrs["layer_names"]):
             group = root[group_name]
             for weight in map(text, group.attrs.get("weight_names", [])):
-                parts = weight.split("/")
-                layer = parts[-2] if len(parts) > 1 else group_name
-                arrays.setdefault(layer, []).append(dataset(group, weight))
+                arrays.setdefault(_weight_layer(weight, group_name, known), []).append(
+                    dataset(group, weight))
     elif "layers" in f:  # Keras 3 .keras: layers/<key>/vars/<i>, nested layers/<key>/layers/
         keys = _keras3_keys(config)
         _collect_keras3(f["layers"], ("layers",), keys, arrays)
@@ -209,6 +209,17 @@ def _arrays_by_layer(f, config, path):
         raise ModelError(f"{path}: no Keras weights in the file (top-level keys: "
                          f"{sorted(f.keys())[:8]})")
     return arrays
+
+
+def _weight_layer(weight, group_name, known):
+    """The layer an .h5 weight name ("[model/]layer/kernel:0") belongs to: the longest
+    tail of its path, the variable's name dropped, that names a layer of the config (a
+    layer name may hold "/": DenseNet's "conv1/conv"), else the part before the variable."""
+    parts = weight.split("/")[:-1]
+    if not parts:
+        return group_name
+    tails = ["/".join(parts[k:]) for k in range(len(parts))]
+    return next((tail for tail in tails if tail in known), parts[-1])
 
 
 def _collect_keras3(group, prefix, keys, arrays):
