@@ -310,8 +310,9 @@ def test_trace_of_a_graph_shows_inputs_and_fan_out():
 
 
 def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
-    """Conv2D with dilation_rate (same and valid) and with groups, in a chain saved by
-    Keras 3: outputs and d logit / d input equal TensorFlow's."""
+    """Conv2D with dilation_rate (same and valid) and with groups, DepthwiseConv2D and
+    SeparableConv2D with dilation_rate, in a chain saved by Keras 3: outputs and d logit /
+    d input equal TensorFlow's."""
     from vggnp.keras_model import load_keras_model
     keras, L = tf.keras, tf.keras.layers
     model = keras.Sequential([
@@ -319,6 +320,8 @@ def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
                                            activation="relu"),
         L.Conv2D(8, (3, 2), dilation_rate=(1, 3), activation="relu"),
         L.Conv2D(12, 3, groups=4, strides=2, padding="same", activation="relu"),
+        L.DepthwiseConv2D(3, dilation_rate=2, padding="same", activation="relu"),
+        L.SeparableConv2D(12, 3, dilation_rate=(2, 1), padding="same", activation="relu"),
         L.Conv2D(6, 1, groups=2), L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32)

@@ -6,7 +6,7 @@ plain ReLU, a dilated convolution run undilated). So each field of a layer confi
 - **used**: read and implemented by vggnp (``USED``; its type and range are checked in
   ``model_config.check_layer`` and the layer is tested against TensorFlow);
 - **default only**: implemented at Keras' default value, refused at any other
-  (``DEFAULT_ONLY``: a depthwise dilation, LoRA, quantisation, batch renormalisation...);
+  (``DEFAULT_ONLY``: LoRA, quantisation, batch renormalisation...);
 - **no effect on the output** of a trained model at inference (``NO_EFFECT``: names,
   initialisers, regularisers, constraints, Dropout's seed);
 
@@ -60,9 +60,9 @@ USED = {
     "Rescaling": {"scale", "offset"},
     "InputLayer": set(),
     "DepthwiseConv2D": {"kernel_size", "strides", "padding", "data_format", "depth_multiplier",
-                        "activation", "use_bias"},
+                        "activation", "use_bias", "dilation_rate"},
     "SeparableConv2D": {"filters", "kernel_size", "strides", "padding", "data_format",
-                        "depth_multiplier", "activation", "use_bias"},
+                        "depth_multiplier", "activation", "use_bias", "dilation_rate"},
     "ZeroPadding2D": {"padding", "data_format"},
     "ReLU": {"max_value", "negative_slope", "threshold"},
     **{merge: set() for merge in ("Add", "Subtract", "Average", "Multiply", "Maximum")},
@@ -83,8 +83,8 @@ DEFAULT_ONLY = {
     "Conv2D": {"lora_rank": (None, 0), "lora_alpha": (None,)},
     "ELU": {"alpha": (1.0, 1)},  # Keras' elu activation: alpha 1
     "Normalization": {"invert": (False,)},
-    "DepthwiseConv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,)},  # tf_keras writes
-    "SeparableConv2D": {"dilation_rate": (1, [1, 1]), "groups": (1,)},  # groups: 1
+    "DepthwiseConv2D": {"groups": (1,)},  # tf_keras writes groups: 1
+    "SeparableConv2D": {"groups": (1,)},
     "Dense": {"quantization_config": (None,), "lora_rank": (None, 0), "lora_alpha": (None,)},
     "BatchNormalization": {"renorm": (False,), "renorm_clipping": (None,),
                            "virtual_batch_size": (None,), "adjustment": (None,)},

@@ -56,7 +56,7 @@ def layer_output(kind, cfg, shape, path):
         pool = kind.endswith("Pooling2D")
         window = _pair(cfg.get("pool_size" if pool else "kernel_size"), path, name, "window",
                        2)
-        if kind == "Conv2D":  # a dilated kernel spans d (k - 1) + 1 pixels
+        if not pool:  # a dilated kernel spans d (k - 1) + 1 pixels
             rate = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
             window = tuple(d * (k - 1) + 1 for d, k in zip(rate, window))
         strides = _pair(cfg.get("strides") or (list(window) if pool else 1), path, name,

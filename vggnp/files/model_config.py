@@ -184,9 +184,9 @@ def check_layer(kind, cfg, path):
         _check_window(kind, cfg, path, name)
     if kind in ("Conv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "filters")
-    if kind == "Conv2D":
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
         dilation = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
-        if "groups" in cfg:
+        if "groups" in cfg and kind == "Conv2D":
             _integer(cfg, path, name, "groups")
         if dilation != (1, 1) and _pair(cfg.get("strides", 1), path, name, "strides",
                                         None) != (1, 1):

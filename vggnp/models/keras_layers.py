@@ -13,7 +13,7 @@ from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, Glob
 from ..files.model_config import zero_padding
 from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
                                SeparableConv2D, ZeroPadding2D)
-from ..nn.sparse_kernels import SparseKernelConv2D
+from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
 
@@ -88,15 +88,21 @@ GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReL
 
 def _graph_layer(kind, cfg, weights, path):
     name = cfg["name"]
+    strides, padding = _pair(cfg.get("strides", 1)), cfg.get("padding", "valid")
+    dilation = _pair(cfg.get("dilation_rate", 1))
     if kind == "DepthwiseConv2D":
-        return DepthwiseConv2D(name, weights[0], weights[1] if len(weights) == 2 else None,
-                               activation_name(cfg, path), strides=_pair(cfg.get("strides", 1)),
-                               padding=cfg.get("padding", "valid"))
+        bias = weights[1] if len(weights) == 2 else None
+        if dilation != (1, 1):
+            return DilatedDepthwiseConv2D(name, weights[0], bias, activation_name(cfg, path),
+                                          strides, padding, dilation)
+        return DepthwiseConv2D(name, weights[0], bias, activation_name(cfg, path), strides,
+                               padding)
     if kind == "SeparableConv2D":
-        return SeparableConv2D(name, weights[0], weights[1],
+        depthwise = weights[0] if dilation == (1, 1) else DilatedDepthwiseConv2D(
+            f"{name}/depthwise", weights[0], None, "linear", strides, padding, dilation)
+        return SeparableConv2D(name, depthwise, weights[1],
                                weights[2] if len(weights) == 3 else None,
-                               activation_name(cfg, path), strides=_pair(cfg.get("strides", 1)),
-                               padding=cfg.get("padding", "valid"))
+                               activation_name(cfg, path), strides, padding)
     if kind == "ZeroPadding2D":
         return ZeroPadding2D(name, zero_padding(cfg, path))
     if kind == "ReLU":

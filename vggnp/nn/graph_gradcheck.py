@@ -115,11 +115,15 @@ def more_layer_checks(rng, x):
     yield "Rescaling per channel", layer_errors(
         lambda: Rescaling("r", np.array([0.5, 2.0, -1.0]), np.array([0.1, 0.0, -0.2])), x)
     yield "x * c (Keras 3 operation)", layer_errors(lambda: ConstantOp("m", "multiply", 1 / 6), x)
-    from .sparse_kernels import SparseKernelConv2D
+    from .sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
     x4 = rng.standard_normal((2, 7, 8, 4))
     yield "Conv2D 3x3 dilation 2, same", layer_errors(
         lambda w_, b_: SparseKernelConv2D("c", w_, b_, "relu", dilation=(2, 2)), x4,
         (rng.standard_normal((3, 3, 4, 3)), rng.standard_normal(3)))
+    yield "DepthwiseConv2D 3x3 dilated (2, 1)", layer_errors(
+        lambda w_, b_: DilatedDepthwiseConv2D("d", w_, b_, "relu", padding="valid",
+                                              dilation=(2, 1)), x4,
+        (rng.standard_normal((3, 3, 4, 1)), rng.standard_normal(4)))
     yield "Conv2D 3x3 2 groups, stride 2 valid", layer_errors(
         lambda w_, b_: SparseKernelConv2D("c", w_, b_, "linear", (2, 2), "valid", groups=2),
         x4, (rng.standard_normal((3, 3, 2, 6)), rng.standard_normal(6)))

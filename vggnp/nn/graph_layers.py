@@ -149,9 +149,11 @@ class SeparableConv2D(Conv2D):
 
     def __init__(self, name, depthwise, pointwise, b=None, activation="linear", strides=(1, 1),
                  padding="same"):
+        """depthwise: its kernel (KH, KW, C, M), or a DepthwiseConv2D layer (a dilated one:
+        ``sparse_kernels``), whose strides and padding then stand."""
         super().__init__(name, pointwise, b, activation, (1, 1), "valid")
-        self.depthwise = DepthwiseConv2D(f"{name}/depthwise", depthwise, None, "linear",
-                                         strides, padding)
+        self.depthwise = depthwise if isinstance(depthwise, DepthwiseConv2D) else \
+            DepthwiseConv2D(f"{name}/depthwise", depthwise, None, "linear", strides, padding)
 
     def replica(self, workspace):
         twin = super().replica(workspace)
@@ -160,7 +162,7 @@ class SeparableConv2D(Conv2D):
 
     @property
     def weights(self):
-        return (self.depthwise.w, *super().weights)
+        return (*self.depthwise.weights, *super().weights)
 
     def pre_activation(self, x):
         """z (N, H', W', F), a new array."""

@@ -1,6 +1,7 @@
 """Convolutions whose kernel is a larger kernel with zeros in it (Keras' Conv2D with
-``dilation_rate`` or ``groups``): run as the Conv2D of that full kernel, which makes
-exactly the same sums, so forward and backward are Conv2D's (``layers.py``).
+``dilation_rate`` or ``groups``, DepthwiseConv2D with ``dilation_rate``): run as the
+convolution of that full kernel, which makes exactly the same sums, so forward and
+backward are Conv2D's (``layers.py``) or DepthwiseConv2D's (``graph_layers.py``).
 
     dilated, rate (dh, dw): the KHxKW taps spread dh and dw pixels apart,
         W_full[dh * i, dw * j] = w[i, j], zeros between: a (dh (KH-1) + 1) x (dw (KW-1) + 1)
@@ -16,6 +17,7 @@ the full kernel is not a weight). Slower than a dedicated kernel by the zeros it
 
 import numpy as np
 
+from .graph_layers import DepthwiseConv2D
 from .layers import Conv2D
 
 
@@ -59,3 +61,22 @@ class SparseKernelConv2D(Conv2D):
     def param_gradients(self, dz):
         super().param_gradients(dz)
         self.dw = layer_kernel(self.dw, self.kernel.shape, self.dilation, self.groups)
+
+
+class DilatedDepthwiseConv2D(DepthwiseConv2D):
+    """Keras' DepthwiseConv2D with a dilation rate: the DepthwiseConv2D of the spread
+    kernel (``full_kernel`` with one group: the taps spread, zeros between). kernel:
+    (KH, KW, C, M) as Keras stores it; ``weights`` and ``dw`` are of its shape."""
+
+    def __init__(self, name, kernel, b=None, activation="linear", strides=(1, 1),
+                 padding="same", dilation=(1, 1)):
+        super().__init__(name, full_kernel(kernel, dilation), b, activation, strides, padding)
+        self.kernel, self.dilation = kernel, tuple(dilation)
+
+    @property
+    def weights(self):
+        return (self.kernel, self.b) if self.use_bias else (self.kernel,)
+
+    def param_gradients(self, dz):
+        super().param_gradients(dz)
+        self.dw = layer_kernel(self.dw, self.kernel.shape, self.dilation)
