@@ -249,7 +249,7 @@ def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
     x = L.Normalization(mean=[0.5, 0.25, 0.0], variance=[4.0, 1.0, 0.25])(i)
     x = L.Cropping2D(((1, 2), (0, 1)))(x)
     x = L.Conv2D(8, 3, activation="gelu")(x)
-    branches = [L.LeakyReLU(0.2)(x), L.PReLU(shared_axes=[1, 2])(x), L.ELU()(x),
+    branches = [L.LeakyReLU(0.2)(x), L.PReLU(shared_axes=[1, 2])(x), L.ELU(0.7)(x),
                 L.Activation("tanh")(L.Identity()(x)), L.Activation("selu")(x),
                 L.Conv2D(8, 1, activation="silu")(x), L.Conv2D(8, 1, activation="elu")(x)]
     x = L.Conv2D(6, 1, activation="relu", name="last_conv")(L.Concatenate()(branches))

@@ -161,3 +161,67 @@ def test_the_commands_on_a_graph(tf, tmp_path):
     steps = json.loads(result.stdout.splitlines()[-1])["cascading"]
     # from the top, in reverse topological order: the head, then the base's last conv
     assert [step["randomised"][-1] for step in steps] == ["dense", "Conv_1", "block_16_project"]
+
+
+BASES = {  # name: (the base, its default layer, pixels it takes)
+    "ResNet50": (lambda A: A.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3)),
+                 "conv5_block3_out", (-1, 1)),
+    "EfficientNetB0": (lambda A: A.EfficientNetB0(weights=None, include_top=False,
+                                                  input_shape=(64, 64, 3)),
+                       "top_activation", (0, 255)),
+    "MobileNetV2": (lambda A: A.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                            input_shape=(64, 64, 3)), "out_relu", (-1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", BASES)
+@pytest.mark.parametrize("sigmoid", [False, True])
+def test_classifiers_on_each_base_equal_tensorflow(tf, tmp_path, name, sigmoid):
+    """A Functional classifier on a ResNet50, EfficientNetB0 or MobileNetV2 base (batch
+    norms calibrated on images), GlobalAveragePooling2D -> Dropout -> Dense(3, softmax) or
+    Dense(1, sigmoid): outputs and logits within 1e-4 of the largest; the Grad-CAM map at
+    the default layer (the base's output) and d logit / d input, every class, as in
+    test_application_models: against vggnp's float64, within 1e-4 or three times TF's own
+    float32 error (ResNet50: its map 1.01e-4 from TF's; its max pool has near-ties, d
+    logit / d input ~1e-2 in both)."""
+    from test_application_models import relative
+    from test_keras_applications import calibrate_batch_norms
+    keras, L = tf.keras, tf.keras.layers
+    keras.backend.clear_session()
+    build, default, (low, high) = BASES[name]
+    base = build(keras.applications)
+    inputs = keras.Input((64, 64, 3))
+    x = L.Dropout(0.2)(L.GlobalAveragePooling2D()(base(inputs, training=False)))
+    model = keras.Model(inputs, L.Dense(1, activation="sigmoid")(x) if sigmoid else
+                        L.Dense(3, activation="softmax")(x))
+    realistic_weights(keras, model)
+    images = np.random.default_rng(1).uniform(low, high, (6, 64, 64, 3)).astype(np.float32)
+    calibrate_batch_norms(keras, model, images[2:])
+    model.save(tmp_path / "clf.keras")
+    ours, x = load_keras_model(tmp_path / "clf.keras"), images[:2]
+    ours64 = load_keras_model(tmp_path / "clf.keras", dtype=np.float64)
+    assert ours.default_layer == default
+    assert relative(ours.predict(x), model.predict(x, verbose=0)) <= 1e-4
+    dense = model.layers[-1]
+    probe = keras.Model(base.inputs, [base.get_layer(default).output, base.output])
+    for c in range(2 if sigmoid else 3):
+        image = tf.constant(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(image)
+            conv, features = probe(image)
+            logits = tf.matmul(tf.reduce_mean(features, axis=(1, 2)), dense.kernel) + dense.bias
+            score = (logits[:, 0] * (1.0 if c == 1 else -1.0) if sigmoid else logits[:, c])
+        weights = tf.reduce_mean(tape.gradient(score, conv), axis=(1, 2))
+        cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", conv, weights)).numpy()
+        cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-30)
+        assert relative(ours.logits(x), logits.numpy()) <= 1e-4
+        maps, _ = grad_cam(ours, x, class_index=c)
+        truth_map, _ = grad_cam(ours64, x.astype(np.float64), class_index=c)
+        assert np.abs(maps - truth_map).max() <= max(1e-4, 3 * np.abs(cam - truth_map).max())
+        seed = np.full((2, 1), 1.0 if c == 1 else -1.0) if sigmoid else np.eye(3)[[c, c]]
+        ours.forward(x)
+        mine = ours.backward(seed.astype(np.float32), from_logits=True)
+        ours64.forward(x.astype(np.float64))
+        truth = ours64.backward(seed, from_logits=True)
+        theirs = tape.gradient(score, image).numpy()
+        assert relative(mine, truth) <= max(1e-4, 3 * relative(theirs, truth)), c

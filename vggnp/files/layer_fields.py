@@ -70,7 +70,7 @@ USED = {
     "GlobalAveragePooling2D": {"data_format", "keepdims"},
     "GlobalMaxPooling2D": {"data_format", "keepdims"},
     "Cropping2D": {"cropping", "data_format"}, "LeakyReLU": {"negative_slope", "alpha"},
-    "PReLU": {"shared_axes"}, "ELU": set(), "Identity": set(),
+    "PReLU": {"shared_axes"}, "ELU": {"alpha"}, "Identity": set(),
     "Normalization": {"axis", "mean", "variance"},
     "ConstantOp": {"op", "constant"},  # x + c, x * c (model_wiring.operation)
 }
@@ -81,7 +81,6 @@ SHAPE_FIELDS = {"batch_shape", "batch_input_shape"}
 # Field -> the values that mean "Keras' default" (absent means the default too).
 DEFAULT_ONLY = {
     "Conv2D": {"lora_rank": (None, 0), "lora_alpha": (None,)},
-    "ELU": {"alpha": (1.0, 1)},  # Keras' elu activation: alpha 1
     "Normalization": {"invert": (False,)},
     "DepthwiseConv2D": {"groups": (1,)},  # tf_keras writes groups: 1
     "SeparableConv2D": {"groups": (1,)},

@@ -195,16 +195,8 @@ def check_layer(kind, cfg, path):
         _integer(cfg, path, name, "depth_multiplier")
     if kind in ("ZeroPadding2D", "Cropping2D"):
         zero_padding(cfg, path)
-    if kind == "ReLU":
-        for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", -MAX_SCALE)):
-            if field != "max_value" or cfg.get(field) is not None:
-                _number(cfg, path, name, field, 0.0, low, MAX_SCALE)
-    if kind == "LeakyReLU":  # Keras 3 says negative_slope, Keras 2 alpha
-        _number(cfg, path, name, "negative_slope" if "negative_slope" in cfg else "alpha",
-                0.3, 0, MAX_SCALE)
-    if kind == "PReLU" and not (cfg.get("shared_axes") is None or (isinstance(
-            cfg["shared_axes"], list) and set(cfg["shared_axes"]) <= {1, 2, 3})):
-        _fail(path, name, f"shared_axes is {str(cfg['shared_axes'])[:40]}, not axes 1..3")
+    if kind in ("ReLU", "LeakyReLU", "ELU", "PReLU"):
+        _check_relu(kind, cfg, path, name)
     if kind == "Normalization":
         _normalization(cfg, path, name)
     if kind == "ConstantOp":
@@ -219,6 +211,23 @@ def check_layer(kind, cfg, path):
                 _number(cfg, path, name, field, default, -MAX_SCALE, MAX_SCALE)
     if kind == "BatchNormalization":
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
+
+
+def _check_relu(kind, cfg, path, name):
+    """The options of the ReLU-family layers: numbers in range, PReLU's shared axes."""
+    if kind == "ReLU":
+        for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", -MAX_SCALE)):
+            if field != "max_value" or cfg.get(field) is not None:
+                _number(cfg, path, name, field, 0.0, low, MAX_SCALE)
+    if kind == "LeakyReLU":  # Keras 3 says negative_slope, Keras 2 alpha
+        _number(cfg, path, name, "negative_slope" if "negative_slope" in cfg else "alpha",
+                0.3, 0, MAX_SCALE)
+    if kind == "ELU":
+        _number(cfg, path, name, "alpha", 1.0, -MAX_SCALE, MAX_SCALE)
+    if kind == "PReLU" and not (cfg.get("shared_axes") is None or (isinstance(
+            cfg["shared_axes"], list) and all(type(a) is int and 1 <= a <= 3
+                                              for a in cfg["shared_axes"]))):
+        _fail(path, name, f"shared_axes is {str(cfg['shared_axes'])[:40]}, not axes 1..3")
 
 
 def _check_window(kind, cfg, path, name):

@@ -11,7 +11,7 @@ from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  GlobalMaxPool2D, Rescaling, Reshape)
 from ..files.model_config import zero_padding
-from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
+from ..nn.graph_layers import (ELU, ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
                                SeparableConv2D, ZeroPadding2D)
 from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
@@ -115,7 +115,7 @@ def _graph_layer(kind, cfg, weights, path):
     if kind == "PReLU":
         return PReLU(name, weights[0])
     if kind == "ELU":
-        return Activation(name, "elu")
+        return ELU(name, cfg.get("alpha", 1.0))
     if kind == "Identity":
         return Identity(name)
     if kind == "ConstantOp":

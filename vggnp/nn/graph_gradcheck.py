@@ -106,10 +106,11 @@ def more_layer_checks(rng, x):
     """Cropping, PReLU (dx and d alpha), the global max pool, the keepdims average pool,
     a per-channel Rescaling and Keras 3's x * c."""
     from .convnet_layers import GlobalAvgPool2D, GlobalMaxPool2D, Rescaling
-    from .graph_layers import ConstantOp, Cropping2D, PReLU
+    from .graph_layers import ELU, ConstantOp, Cropping2D, PReLU
     yield "Cropping2D ((1, 0), (2, 1))", layer_errors(lambda: Cropping2D("c", ((1, 0), (2, 1))), x)
     yield "PReLU, alpha shared over H, W", layer_errors(
         lambda a: PReLU("p", a), x, (rng.uniform(0.1, 0.5, (1, 1, 3)),))
+    yield "ELU alpha 0.7", layer_errors(lambda: ELU("e", 0.7), x + 0.01)
     yield "GlobalMaxPooling2D", layer_errors(lambda: GlobalMaxPool2D("g"), x)
     yield "GlobalAveragePooling2D keepdims", layer_errors(lambda: GlobalAvgPool2D("g", True), x)
     yield "Rescaling per channel", layer_errors(

@@ -263,3 +263,21 @@ class ConstantOp(Layer):
 
     def backward(self, dout, options=PLAIN):
         return dout if self.op == "add" else dout * self.constant
+
+
+class ELU(Layer):
+    """Keras' ELU layer, with its alpha (the ``elu`` activation's is 1):
+        f(x) = x for x > 0, alpha (e^x - 1) else;  f'(x) = 1, or alpha e^x.
+    Smooth: a guided pass passes the plain gradient (see ``activation_functions``)."""
+
+    def __init__(self, name, alpha=1.0):
+        super().__init__(name)
+        self.alpha = alpha
+
+    def forward(self, x):
+        e = np.exp(np.minimum(x, 0))
+        self.slope = np.where(x > 0, 1, self.alpha * e).astype(x.dtype)
+        return np.where(x > 0, x, self.alpha * (e - 1)).astype(x.dtype)
+
+    def backward(self, dout, options=PLAIN):
+        return dout * self.slope
