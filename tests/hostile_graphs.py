@@ -52,9 +52,9 @@ def _takes(name, *sources):
     return edit
 
 
-def _history(name, node, index):
+def _history(name, node, index, source="conv2d_6"):
     def edit(config):
-        _layer(config, name)["inbound_nodes"] = [{"args": [_tensor("conv2d_6", node, index)],
+        _layer(config, name)["inbound_nodes"] = [{"args": [_tensor(source, node, index)],
                                                   "kwargs": {}}]
     return edit
 
@@ -93,6 +93,13 @@ GRAPH_EDITS = {  # name: (edit, the words the one-line refusal must hold)
     "a missing node index": (_history("conv2d_7", 5, 0), "call 5 of layer conv2d_6"),
     "a missing tensor index": (_history("conv2d_7", 0, 3), "takes output 3"),
     "duplicate names": (_rename, "two layers named conv2d_7"),
+    "a source that is not a name": (_history("conv2d_7", 0, 0, ["conv2d_6"]),
+                                    "which does not exist"),
+    "inbound_nodes a number": (lambda c: _layer(c, "conv2d_8").update(inbound_nodes=5),
+                               "inbound_nodes is a int, not a list"),
+    "vggnp's own ConstantOp named": (lambda c: _layer(c, "add").update(
+        class_name="ConstantOp", config={"name": "add", "op": "pow", "constant": 2}),
+        "is a ConstantOp, which vggnp does not support"),
     "a fan-in of 5000": (_takes("add", *["conv2d_7"] * 5000), "takes 5000 inputs"),
     "Add of unequal shapes": (_takes("add", "conv2d_7", "rescaling_1"), "do not broadcast"),
     "Concatenate along rows": (lambda c: _layer(c, "add").update(

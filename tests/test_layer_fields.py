@@ -21,6 +21,7 @@ def _set(index, **fields):
 
 @pytest.mark.parametrize("index, fields, message", [
     (CONV, {"dilation_rate": [0, 2]}, r"conv2d_6: dilation_rate is \[0, 2\], not one or two"),
+    (CONV, {"dilation_rate": None}, "conv2d_6: dilation_rate is None, not one or two"),  # review
     (CONV, {"dilation_rate": 2, "strides": 2}, "conv2d_6: a dilation rate and strides both"),
     (CONV, {"groups": 3}, "conv2d_6: 3 groups do not divide its 3 input channels and 16"),
     (CONV, {"strides": None}, "conv2d_6: strides is None, not one or two integers"),  # fuzz

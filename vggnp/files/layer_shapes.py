@@ -53,32 +53,12 @@ def layer_output(kind, cfg, shape, path):
         raise ModelError(f"{path}: layer {name}: a Dense layer on a {shape} input; "
                          "vggnp supports Dense after Flatten or GlobalAveragePooling2D")
     if kind in WINDOWED:
-        pool = kind.endswith("Pooling2D")
-        window = _pair(cfg.get("pool_size" if pool else "kernel_size"), path, name, "window",
-                       2)
-        if not pool:  # a dilated kernel spans d (k - 1) + 1 pixels
-            rate = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
-            window = tuple(d * (k - 1) + 1 for d, k in zip(rate, window))
-        strides = _pair(cfg.get("strides") or (list(window) if pool else 1), path, name,
-                        "strides", 1)
-        padding = cfg.get("padding", "valid")
-        h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
-        if h < 1 or w < 1:
-            raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
-                             f"does not fit its {shape[0]}x{shape[1]} input")
-        unfolded = 0 if pool else h * w * window[0] * window[1] * shape[2]
-        groups = cfg.get("groups", 1) if kind == "Conv2D" else 1
-        if groups > 1 and (shape[2] % groups or cfg["filters"] % groups):
-            raise ModelError(f"{path}: layer {name}: {groups} groups do not divide its "
-                             f"{shape[2]} input channels and {cfg['filters']} filters")
-        channels = {"Conv2D": cfg.get("filters"), "SeparableConv2D": cfg.get("filters"),
-                    "DepthwiseConv2D": shape[2] * cfg.get("depth_multiplier", 1)}
-        return (h, w, channels.get(kind, shape[2])), unfolded
+        return _windowed(kind, cfg, shape, path)
     if kind == "ZeroPadding2D":
-        (top, bottom), (left, right) = zero_padding(cfg, path)
+        (top, bottom), (left, right) = zero_padding(cfg, path, "padding")
         return (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0
     if kind == "Cropping2D":
-        (top, bottom), (left, right) = zero_padding(cfg, path)
+        (top, bottom), (left, right) = zero_padding(cfg, path, "cropping")
         if top + bottom >= shape[0] or left + right >= shape[1]:
             raise ModelError(f"{path}: layer {name}: crops more than its {shape[0]}x"
                              f"{shape[1]} input")
@@ -92,6 +72,33 @@ def layer_output(kind, cfg, shape, path):
     if kind == "Reshape":
         return _reshaped(cfg, shape, path), 0
     return tuple(shape), 0
+
+
+def _windowed(kind, cfg, shape, path):
+    """(output shape, im2col values) of a convolution or pool on an input of ``shape``."""
+    name = cfg["name"]
+    pool = kind.endswith("Pooling2D")
+    window = _pair(cfg.get("pool_size" if pool else "kernel_size"), path, name, "window",
+                   2)
+    if not pool:  # a dilated kernel spans d (k - 1) + 1 pixels
+        rate = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
+        window = tuple(d * (k - 1) + 1 for d, k in zip(rate, window))
+    strides = _pair(cfg.get("strides") or (list(window) if pool else 1), path, name,
+                    "strides", 1)
+    padding = cfg.get("padding", "valid")
+    h, w = (window_output(n, k, s, padding) for n, k, s in zip(shape, window, strides))
+    if h < 1 or w < 1:
+        raise ModelError(f"{path}: layer {name}: a {window[0]}x{window[1]} window "
+                         f"does not fit its {shape[0]}x{shape[1]} input")
+    # the im2col matrix a Conv2D may build; a depthwise one contracts views (none)
+    unfolded = h * w * window[0] * window[1] * shape[2] if kind == "Conv2D" else 0
+    groups = cfg.get("groups", 1) if kind == "Conv2D" else 1
+    if groups > 1 and (shape[2] % groups or cfg["filters"] % groups):
+        raise ModelError(f"{path}: layer {name}: {groups} groups do not divide its "
+                         f"{shape[2]} input channels and {cfg['filters']} filters")
+    channels = {"Conv2D": cfg.get("filters"), "SeparableConv2D": cfg.get("filters"),
+                "DepthwiseConv2D": shape[2] * cfg.get("depth_multiplier", 1)}
+    return (h, w, channels.get(kind, shape[2])), unfolded
 
 
 def weight_shapes(kind, cfg, input_shape):

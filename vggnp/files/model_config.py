@@ -16,7 +16,8 @@ from collections import Counter
 
 from .hdf5 import MAX_CONFIG_BYTES, MAX_NORM, ModelError
 from .layer_fields import check_container, check_fields, refuse
-from .model_wiring import CONTAINERS, GRAPH_CLASSES, check_chain, json_object, operation
+from .model_wiring import (CONSTANT_OP, CONTAINERS, GRAPH_CLASSES, check_chain, json_object,
+                           operation)
 
 MAX_DEPTH = 16  # models nested in models
 MAX_SIDE = 4096  # input height and width
@@ -26,7 +27,7 @@ LAYER_CLASSES = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePoo
                  "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation", "Rescaling",
                  "DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU",
                  "GlobalMaxPooling2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "Identity",
-                 "Normalization", "ConstantOp", "Reshape")
+                 "Normalization", "Reshape")
 WINDOWED = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D")
 PADDINGS = ("valid", "same")
 MAX_SCALE = MAX_NORM  # a Rescaling factor: the bound on weights
@@ -136,7 +137,7 @@ def _visit(layer, path, leaves, shapes, depth, graph):
         raise ModelError(f"{path}: layer {name} is a Lambda layer (Python code); vggnp "
                          "never runs code from a file. Rebuild the model without it "
                          "(e.g. a Rescaling layer instead of a Lambda)")
-    elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if graph else ()):
+    elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if graph else ()) + (CONSTANT_OP,):
         raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
                          f"support (supported: {', '.join(LAYER_CLASSES)}; in a graph "
                          f"also {', '.join(GRAPH_CLASSES)})")
@@ -185,7 +186,7 @@ def check_layer(kind, cfg, path):
     if kind in ("Conv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "filters")
     if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
-        dilation = _pair(cfg.get("dilation_rate"), path, name, "dilation_rate", 1)
+        dilation = _pair(cfg.get("dilation_rate", 1), path, name, "dilation_rate", None)
         if "groups" in cfg and kind == "Conv2D":
             _integer(cfg, path, name, "groups")
         if dilation != (1, 1) and _pair(cfg.get("strides", 1), path, name, "strides",
@@ -194,7 +195,7 @@ def check_layer(kind, cfg, path):
     if kind in ("DepthwiseConv2D", "SeparableConv2D"):
         _integer(cfg, path, name, "depth_multiplier")
     if kind in ("ZeroPadding2D", "Cropping2D"):
-        zero_padding(cfg, path)
+        zero_padding(cfg, path, "padding" if kind == "ZeroPadding2D" else "cropping")
     if kind in ("ReLU", "LeakyReLU", "ELU", "PReLU"):
         _check_relu(kind, cfg, path, name)
     if kind == "Normalization":
@@ -207,7 +208,7 @@ def check_layer(kind, cfg, path):
         _number(cfg, path, name, "rate", 0.5, 0, 1)
     if kind == "Rescaling":
         for field, default in (("scale", 1.0), ("offset", 0.0)):
-            if not isinstance(cfg.get(field, default), list):  # per channel: refused later
+            if not isinstance(cfg.get(field, default), list):  # per channel: _rescaling
                 _number(cfg, path, name, field, default, -MAX_SCALE, MAX_SCALE)
     if kind == "BatchNormalization":
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
@@ -216,7 +217,7 @@ def check_layer(kind, cfg, path):
 def _check_relu(kind, cfg, path, name):
     """The options of the ReLU-family layers: numbers in range, PReLU's shared axes."""
     if kind == "ReLU":
-        for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", -MAX_SCALE)):
+        for field, low in (("max_value", 0), ("negative_slope", 0), ("threshold", 0)):
             if field != "max_value" or cfg.get(field) is not None:
                 _number(cfg, path, name, field, 0.0, low, MAX_SCALE)
     if kind == "LeakyReLU":  # Keras 3 says negative_slope, Keras 2 alpha
@@ -259,15 +260,16 @@ def _normalization(cfg, path, name):
             _fail(path, name, f"{field} is {str(value)[:40]}, not numbers (a variance >= 0)")
 
 
-def zero_padding(cfg, path):
-    """ZeroPadding2D's padding (Cropping2D's cropping) as ((top, bottom), (left, right)):
-    Keras takes an int, a pair (rows, columns) or the two pairs; each 0..MAX_SIDE."""
-    value = cfg.get("cropping", 0) if "cropping" in cfg else cfg.get("padding", 1)
+def zero_padding(cfg, path, field="padding"):
+    """ZeroPadding2D's padding (default 1) or Cropping2D's cropping (default 0) as
+    ((top, bottom), (left, right)): Keras takes an int, a pair (rows, columns) or the two
+    pairs; each 0..MAX_SIDE."""
+    value = cfg.get(field, 1 if field == "padding" else 0)
     pairs = ([[value] * 2] * 2 if type(value) is int else
              [[v, v] if type(v) is int else v for v in value] if isinstance(value, list)
              and len(value) == 2 else None)
     if not pairs or not all(isinstance(p, list) and len(p) == 2 and all(
             type(n) is int and 0 <= n <= MAX_SIDE for n in p) for p in pairs):
-        _fail(path, cfg["name"], f"padding is {str(value)[:40]}, not Keras' ZeroPadding2D "
-                                 "padding or Cropping2D cropping")
+        _fail(path, cfg["name"], f"{field} is {str(value)[:40]}, not one, two or two pairs "
+                                 "of integers 0..{MAX_SIDE}")
     return tuple(tuple(p) for p in pairs)

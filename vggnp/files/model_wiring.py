@@ -19,6 +19,7 @@ def json_object(value, path, what):
     return value
 
 
+CONSTANT_OP = "ConstantOp"  # x + c, x * c: made by operation() from what Keras recorded
 OPERATIONS = {"Add": "add", "Subtract": "add", "Multiply": "multiply", "TrueDivide": "multiply"}
 
 
@@ -30,6 +31,9 @@ def operation(layer, path):
     kind = layer.get("class_name")
     cfg = json_object(layer.get("config", {}), path, "a layer config")
     module = layer.get("module")
+    if kind == CONSTANT_OP:  # vggnp's own name, never a class of a file
+        raise ModelError(f"{path}: layer {str(cfg.get('name'))[:60]} is a {kind}, which "
+                         "vggnp does not support")
     if kind == "TFOpLambda":
         return _tf_operation(layer, cfg, path)
     if not (isinstance(module, str) and module.startswith("keras.src.ops")):
@@ -53,7 +57,7 @@ def operation(layer, path):
         if constant == 0:
             raise ModelError(f"{path}: layer {name}: a division by zero")
         constant = 1 / constant
-    return "ConstantOp", {"name": name, "op": OPERATIONS[kind],
+    return CONSTANT_OP, {"name": name, "op": OPERATIONS[kind],
                           "constant": -constant if kind == "Subtract" else constant}
 
 
@@ -77,7 +81,7 @@ def _tf_operation(layer, cfg, path):
         raise ModelError(f"{path}: layer {name}: the TensorFlow operation "
                          f"{str(function)[:40]} as tf.keras recorded it, which vggnp does not "
                          "run (it runs x + number and x * number)")
-    return "ConstantOp", {"name": name, "op": TF_FUNCTIONS[function], "constant": constant}
+    return CONSTANT_OP, {"name": name, "op": TF_FUNCTIONS[function], "constant": constant}
 
 
 def inbound_names(layer):
@@ -151,10 +155,11 @@ def graph_wiring(config, source, wiring, path, depth=0):
     tensor the model outputs (its last layer's: ``check_container``)."""
     if depth > 64:
         raise ModelError(f"{path}: models nested too deeply")
-    layers = config["config"]["layers"]
+    layers = config["config"].get("layers") or []  # leaf_layers checked: a list of objects
     alias, previous = {}, source
-    calls = {layer["config"]["name"]: len(layer.get("inbound_nodes") or []) for layer in layers}
-    if config["class_name"] != "Sequential" and sum(
+    calls = {layer["config"]["name"]: len(layer["inbound_nodes"]) if isinstance(
+        layer.get("inbound_nodes"), list) else 0 for layer in layers}
+    if config.get("class_name") != "Sequential" and sum(
             layer.get("class_name") == "InputLayer" for layer in layers) != 1:
         raise ModelError(f"{path}: model {config['config'].get('name')} does not have one "
                          "input; vggnp takes one image")
@@ -163,7 +168,7 @@ def graph_wiring(config, source, wiring, path, depth=0):
         if kind == "InputLayer":
             alias[name] = source
             continue
-        if config["class_name"] == "Sequential":
+        if config.get("class_name") == "Sequential":
             names = [previous]
         else:
             names = [alias.get(n, n) for n in _one_call(layer, calls, path)]
@@ -187,7 +192,10 @@ def _one_call(layer, calls, path):
     one output (tensor 0) of a call that exists (node index <= that layer's calls: Keras
     counts a nested model's own creation as node 0); calls: {name: number of calls}."""
     name, nodes = layer["config"]["name"], layer.get("inbound_nodes", [])
-    if isinstance(nodes, list) and len(nodes) > 1:
+    if not isinstance(nodes, list):
+        raise ModelError(f"{path}: layer {name}: inbound_nodes is a "
+                         f"{type(nodes).__name__}, not a list; not a Keras model file")
+    if len(nodes) > 1:
         raise ModelError(f"{path}: layer {name} is called {len(nodes)} times (shared "
                          "weights), which vggnp does not run")
     refs = inbound_refs(layer)
@@ -198,7 +206,8 @@ def _one_call(layer, calls, path):
         raise ModelError(f"{path}: layer {name} takes {len(refs)} inputs; vggnp's limit is "
                          f"{MAX_FAN_IN}")
     for source, node, tensor in refs:
-        if tensor != 0 or type(node) is not int or not 0 <= node <= calls.get(source, 0):
+        if not isinstance(source, str) or tensor != 0 or type(node) is not int \
+                or not 0 <= node <= calls.get(source, 0):
             raise ModelError(f"{path}: layer {name} takes output {str(tensor)[:20]} of call "
                              f"{str(node)[:20]} of layer {str(source)[:60]}, which does not "
                              "exist; the file is damaged or not made by Keras")

@@ -7,10 +7,12 @@
 No TensorFlow, and no code from the file is ever run: the architecture is the JSON the file
 stores (``config.json`` in a .keras zip, the ``model_config`` attribute of an .h5), parsed as
 data; each layer becomes the vggnp layer of the same name, with the same backward pass as
-VGG16. Supported: Sequential models and chain-shaped Functional ones, nested (e.g. the
-book's ``Sequential([conv_base, Flatten(), Dense(256), Dropout(0.5), Dense(1, "sigmoid")])``
-with ``conv_base = VGG16(include_top=False)``), made of the layers in
-``model_config.LAYER_CLASSES``.
+VGG16. Supported: Sequential models and Functional ones, nested (e.g. the book's
+``Sequential([conv_base, Flatten(), Dense(256), Dropout(0.5), Dense(1, "sigmoid")])`` with
+``conv_base = VGG16(include_top=False)``, or a classifier on a Keras Applications base): a
+chain becomes a :class:`KerasConvNet`, a graph (skip connections, branches) a
+:class:`KerasGraph`; the layers are those of ``model_config.LAYER_CLASSES`` and, in a
+graph, the merge layers (docs/keras-models.md has the table).
 Lambda layers (Python code) and custom layers are refused with a message.
 """
 
@@ -121,7 +123,8 @@ def load_keras_model(path, dtype=np.float32):
     The config is checked as a schema (``model_config``) and every layer's output shape
     computed before any weight is read; then the weights, each checked against its
     layer's shapes and for its values (``hdf5.check_values``).
-    Returns a KerasConvNet. Raises ModelError (a WeightsError) for anything it cannot use.
+    Returns a KerasConvNet (a chain) or a KerasGraph. Raises ModelError (a WeightsError)
+    for anything it cannot use.
     """
     path = os.fspath(path)
     with opened_weights_file(path, "model file", ModelError) as (f, config_text, _), \

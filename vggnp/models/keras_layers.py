@@ -1,7 +1,8 @@
 """One vggnp layer from one Keras layer's class name, config and weight arrays, with every
 field checked against what vggnp supports (``keras_convnet.py`` walks the model and calls
-:func:`build_layer` for each leaf layer). Convolutions are built on the fast path
-(``FastConv2D``), the other layers are the lesson's own."""
+:func:`build_layer` for each leaf layer). Plain convolutions are built on the fast path
+(``FastConv2D``); dilated and grouped ones (``nn/sparse_kernels.py``) and the other layers
+are the lesson's own."""
 
 import numpy as np
 
@@ -11,8 +12,9 @@ from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  GlobalMaxPool2D, Rescaling, Reshape)
 from ..files.model_config import zero_padding
-from ..nn.graph_layers import (ELU, ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU, ReLU,
-                               SeparableConv2D, ZeroPadding2D)
+from ..files.model_wiring import CONSTANT_OP
+from ..nn.graph_layers import (ELU, ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU,
+                               ReLU, SeparableConv2D, ZeroPadding2D)
 from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
@@ -75,7 +77,7 @@ def _rescaling(cfg, path):
                                                      abs(v) <= MAX_NORM for v in value)):
                 raise ModelError(f"{path}: layer {cfg['name']}: {field} = {str(value)[:60]}: "
                                  "not one number per channel")
-            value = np.array(value, np.float32)
+            value = np.array(value, np.float64)  # Rescaling casts to the input's dtype
         values.append(value if isinstance(value, np.ndarray) else float(value))
     return Rescaling(cfg["name"], *values)
 
@@ -83,7 +85,7 @@ def _rescaling(cfg, path):
 # The layers Keras Applications' graphs add (issue #25).
 GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReLU", "Reshape",
                      "Cropping2D", "LeakyReLU", "PReLU", "ELU", "Identity", "Normalization",
-                     "ConstantOp", *MERGE_LAYERS)
+                     CONSTANT_OP, *MERGE_LAYERS)
 
 
 def _graph_layer(kind, cfg, weights, path):
@@ -104,21 +106,21 @@ def _graph_layer(kind, cfg, weights, path):
                                weights[2] if len(weights) == 3 else None,
                                activation_name(cfg, path), strides, padding)
     if kind == "ZeroPadding2D":
-        return ZeroPadding2D(name, zero_padding(cfg, path))
+        return ZeroPadding2D(name, zero_padding(cfg, path, "padding"))
     if kind == "ReLU":
         return ReLU(name, cfg.get("max_value"), cfg.get("negative_slope", 0.0),
                     cfg.get("threshold", 0.0))
     if kind == "LeakyReLU":
         return ReLU(name, None, cfg.get("negative_slope", cfg.get("alpha", 0.3)))
     if kind == "Cropping2D":
-        return Cropping2D(name, zero_padding(cfg, path))
+        return Cropping2D(name, zero_padding(cfg, path, "cropping"))
     if kind == "PReLU":
         return PReLU(name, weights[0])
     if kind == "ELU":
         return ELU(name, cfg.get("alpha", 1.0))
     if kind == "Identity":
         return Identity(name)
-    if kind == "ConstantOp":
+    if kind == CONSTANT_OP:
         return ConstantOp(name, cfg["op"], cfg["constant"])  # a Python number, as Keras
     if kind == "Normalization":
         return _normalization(cfg, weights, path)
@@ -134,8 +136,7 @@ def _normalization(cfg, weights, path):
     if cfg.get("mean") is None:
         mean, variance = weights[0], weights[1]
     else:
-        mean, variance = (np.float32(cfg[field]) if not isinstance(cfg[field], list)
-                          else np.array(cfg[field], np.float32) for field in ("mean", "variance"))
+        mean, variance = (np.array(cfg[field], np.float64) for field in ("mean", "variance"))
     if (variance < 0).any():
         raise ModelError(f"{path}: layer {cfg['name']}: a negative variance; the file is "
                          "damaged")

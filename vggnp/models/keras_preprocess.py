@@ -11,11 +11,16 @@ and each was trained with one of ``keras.applications.imagenet_utils``' modes.
     rescale   anything else: x / 255, the book's ImageDataGenerator(rescale=1./255)
 """
 
+import re
+
 from ..nn.convnet_layers import Rescaling
 
-# (prefix of the Keras model name, mode), first match wins
-APPLICATIONS = (("vgg", "caffe"), ("resnet", None), ("mobilenet", "tf"), ("xception", "tf"),
-                ("inception", "tf"), ("nasnet", "tf"), ("densenet", "torch"))
+# The names Keras Applications give their models (lower-cased), exactly: a user's own model
+# called "vgg_cats" and trained on x / 255 must not be taken for VGG16.
+APPLICATIONS = ((r"vgg(16|19)|resnet(50|101|152)", "caffe"),
+                (r"resnet(50|101|152)v2|mobilenet(v2)?_\d\.\d\d_\d+|xception|inception_v3"
+                 r"|inception_resnet_v2|nasnet", "tf"),
+                (r"densenet(121|169|201)", "torch"))
 
 
 def model_names(config, depth=0):
@@ -34,10 +39,8 @@ def model_names(config, depth=0):
 def application_mode(names):
     """The mode of the first Keras Applications model among ``names``, or None."""
     for name in names:
-        for prefix, mode in APPLICATIONS:
-            if name.startswith(prefix):
-                if prefix == "resnet":  # ResNet50 is caffe, ResNet50V2 tf
-                    return "tf" if name.endswith("v2") else "caffe"
+        for pattern, mode in APPLICATIONS:
+            if re.fullmatch(pattern, name):
                 return mode
     return None
 

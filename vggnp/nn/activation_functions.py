@@ -3,6 +3,8 @@ layers of the chain themselves), each with ``forward(z, inplace)`` and ``backwar
 guided)``; its layer passes on whether the pass is guided (see ``BackwardPass`` in
 ``layers.py``). ``ACTIVATIONS`` maps Keras' activation names to them."""
 
+import math
+
 import numpy as np
 
 
@@ -132,8 +134,8 @@ class GELU(Smooth):
     @staticmethod
     def function(x):
         from scipy.special import erf
-        cdf = (0.5 * (1 + erf(x / np.sqrt(2)))).astype(x.dtype)
-        return x * cdf, cdf + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        cdf = (0.5 * (1 + erf(x / math.sqrt(2)))).astype(x.dtype)
+        return x * cdf, (cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)).astype(x.dtype)
 
 
 class Tanh(Smooth):

@@ -74,7 +74,8 @@ class GlobalMaxPool2D(GlobalAvgPool2D):
     def backward(self, dout, options=PLAIN):
         n, _, _, c = self.x.shape
         at_max = self.x == self.out
-        return at_max * (dout.reshape(n, 1, 1, c) / at_max.sum(axis=(1, 2), keepdims=True))
+        ties = at_max.sum(axis=(1, 2), keepdims=True, dtype=dout.dtype)
+        return at_max * (dout.reshape(n, 1, 1, c) / ties)
 
 
 class BatchNorm(Layer):

@@ -6,6 +6,7 @@ One small class each, forward and backward beside each other, shapes NHWC.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .activation_functions import ELU as ELUFunction
 from .im2col import windows
 from .layers import PLAIN, Conv2D, Layer
 
@@ -266,18 +267,26 @@ class ConstantOp(Layer):
 
 
 class ELU(Layer):
-    """Keras' ELU layer, with its alpha (the ``elu`` activation's is 1):
-        f(x) = x for x > 0, alpha (e^x - 1) else;  f'(x) = 1, or alpha e^x.
-    Smooth: a guided pass passes the plain gradient (see ``activation_functions``)."""
+    """Keras' ELU layer: the elu activation (``activation_functions.ELU``: f(x) = x for
+    x > 0, alpha (e^x - 1) else) with this layer's alpha (the activation's is 1)."""
 
     def __init__(self, name, alpha=1.0):
         super().__init__(name)
         self.alpha = alpha
+        self.function = self._function()
+
+    def _function(self):
+        function = ELUFunction()
+        function.alpha = self.alpha
+        return function
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.function = self._function()  # the function keeps its slope: one per replica
+        return twin
 
     def forward(self, x):
-        e = np.exp(np.minimum(x, 0))
-        self.slope = np.where(x > 0, 1, self.alpha * e).astype(x.dtype)
-        return np.where(x > 0, x, self.alpha * (e - 1)).astype(x.dtype)
+        return self.function.forward(x)
 
     def backward(self, dout, options=PLAIN):
-        return dout * self.slope
+        return self.function.backward(dout, options.guided)
