@@ -1,7 +1,8 @@
 """#25: every model of the issue's list, built by Keras 3 with realistic random weights,
 saved with ``model.save``, read by vggnp and compared with TensorFlow (GradientTape):
-logits and outputs, Grad-CAM at the default layer and at an earlier one for every class, and d logit / d input. Reduced width
-or input size where Keras allows it, so that the default layer's map is more than 1x1."""
+logits and outputs, Grad-CAM at the default layer and at an earlier one for every class,
+and d logit / d input. Reduced width or input size where Keras allows it, so that the
+default layer's map is more than 1x1."""
 
 import contextlib
 import warnings
