@@ -243,7 +243,6 @@ def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
     TensorFlow: Normalization with constants, Cropping2D, LeakyReLU, PReLU, ELU, Identity,
     the activations gelu, tanh, selu, elu and silu, and GlobalMaxPooling2D: outputs and
     d logit / d input."""
-    from vggnp.keras_model import load_keras_model
     keras, L = tf.keras, tf.keras.layers
     i = keras.Input((12, 12, 3))
     x = L.Normalization(mean=[0.5, 0.25, 0.0], variance=[4.0, 1.0, 0.25])(i)
@@ -254,24 +253,30 @@ def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
                 L.Conv2D(8, 1, activation="silu")(x), L.Conv2D(8, 1, activation="elu")(x)]
     x = L.Conv2D(6, 1, activation="relu", name="last_conv")(L.Concatenate()(branches))
     out = L.Dense(3, activation="softmax", name="predictions")(L.GlobalMaxPooling2D()(x))
-    model = keras.Model(i, out)
+    equals_keras(tf, keras.Model(i, out), tmp_path / "zoo.keras", 0.5, 1e-5, 1e-4, 1)
+
+
+def equals_keras(tf, model, path, sd, output_tolerance, gradient_tolerance, c):
+    """Give ``model`` N(0, sd) weights, save it to ``path``, read it with vggnp: outputs
+    within ``output_tolerance``, d logit_c / d input within ``gradient_tolerance`` of
+    its largest value (the logit: the last layer, a Dense, before its activation)."""
+    from vggnp.keras_model import load_keras_model
     rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
+    model.set_weights([rng.normal(0, sd, w.shape).astype(np.float32)
                        for w in model.get_weights()])
-    model.save(tmp_path / "zoo.keras")
-    ours = load_keras_model(tmp_path / "zoo.keras")
-    x = rng.uniform(-1, 1, (2, 12, 12, 3)).astype(np.float32)
-    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-5
-    image = tf.constant(x)
+    model.save(path)
+    ours = load_keras_model(path)
+    x = rng.uniform(-1, 1, (2, *model.input_shape[1:])).astype(np.float32)
+    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= output_tolerance
+    image, dense = tf.constant(x), model.layers[-1]
     with tf.GradientTape() as tape:
         tape.watch(image)
-        dense = model.get_layer("predictions")
-        features = keras.Model(model.inputs, dense.input)(image)
-        score = (tf.matmul(features, dense.kernel) + dense.bias)[:, 1]
+        features = tf.keras.Model(model.inputs, dense.input)(image)
+        score = (tf.matmul(features, dense.kernel) + dense.bias)[:, c]
     theirs = tape.gradient(score, image).numpy()
     ours.forward(x)
-    mine = ours.backward(np.eye(3, dtype=np.float32)[[1, 1]], from_logits=True)
-    assert np.abs(mine - theirs).max() <= 1e-4 * np.abs(theirs).max()
+    mine = ours.backward(np.eye(dense.units, dtype=np.float32)[[c, c]], from_logits=True)
+    assert np.abs(mine - theirs).max() <= gradient_tolerance * np.abs(theirs).max()
 
 
 def small_keras_graph():
@@ -313,7 +318,6 @@ def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
     """Conv2D with dilation_rate (same and valid) and with groups, DepthwiseConv2D and
     SeparableConv2D with dilation_rate, in a chain saved by Keras 3: outputs and d logit /
     d input equal TensorFlow's."""
-    from vggnp.keras_model import load_keras_model
     keras, L = tf.keras, tf.keras.layers
     model = keras.Sequential([
         keras.Input((20, 18, 3)), L.Conv2D(8, 3, dilation_rate=2, padding="same",
@@ -323,20 +327,4 @@ def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
         L.DepthwiseConv2D(3, dilation_rate=2, padding="same", activation="relu"),
         L.SeparableConv2D(12, 3, dilation_rate=(2, 1), padding="same", activation="relu"),
         L.Conv2D(6, 1, groups=2), L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32)
-                       for w in model.get_weights()])
-    model.save(tmp_path / "sparse.keras")
-    ours = load_keras_model(tmp_path / "sparse.keras")
-    x = rng.uniform(-1, 1, (2, 20, 18, 3)).astype(np.float32)
-    assert np.abs(ours.predict(x) - model.predict(x, verbose=0)).max() <= 1e-6
-    image = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        dense = model.layers[-1]
-        score = (tf.matmul(keras.Sequential(model.layers[:-1])(image), dense.kernel)
-                 + dense.bias)[:, 2]
-    theirs = tape.gradient(score, image).numpy()
-    ours.forward(x)
-    mine = ours.backward(np.eye(3, dtype=np.float32)[[2, 2]], from_logits=True)
-    assert np.abs(mine - theirs).max() <= 1e-5 * np.abs(theirs).max()
+    equals_keras(tf, model, tmp_path / "sparse.keras", 0.4, 1e-6, 1e-5, 2)
