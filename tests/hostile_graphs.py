@@ -92,6 +92,9 @@ GRAPH_EDITS = {  # name: (edit, the words the one-line refusal must hold)
     "a missing layer": (_takes("conv2d_8", "no_such_layer"), "not all are layers before it"),
     "a missing node index": (_history("conv2d_7", 5, 0), "call 5 of layer conv2d_6"),
     "a missing tensor index": (_history("conv2d_7", 0, 3), "takes output 3"),
+    "call 1 of a layer called once": (_history("conv2d_7", 1, 0), "call 1 of layer conv2d_6"),
+    "an output that is not a layer": (lambda c: c["config"].update(
+        output_layers=[["ghost", 0, 0]]), "its output names layer ghost"),
     "duplicate names": (_rename, "two layers named conv2d_7"),
     "a source that is not a name": (_history("conv2d_7", 0, 0, ["conv2d_6"]),
                                     "which does not exist"),

@@ -35,7 +35,7 @@ def test_class_and_layer_typos_get_the_nearest_names(tmp_path, capsys):
     assert "unknown class 'circel' (did you mean 'circle'?)" in capsys.readouterr().err
     assert cam_run.main([SHAPES[0], *MODEL, "--layer", "conv2d_1", "--out",
                          str(tmp_path)]) == 2
-    assert "--layer: no conv layer 'conv2d_1' (did you mean 'conv2d_11'" in \
+    assert "--layer: no layer 'conv2d_1' (did you mean 'conv2d_11'" in \
         capsys.readouterr().err
     assert activations.main([SHAPES[0], "--layer", "conv2d_66", "--model", MODEL_PATH,
                              "--out", str(tmp_path)]) == 2

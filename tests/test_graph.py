@@ -328,3 +328,15 @@ def test_dilated_and_grouped_convolutions_equal_tensorflow(tf, tmp_path):
         L.SeparableConv2D(12, 3, dilation_rate=(2, 1), padding="same", activation="relu"),
         L.Conv2D(6, 1, groups=2), L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
     equals_keras(tf, model, tmp_path / "sparse.keras", 0.4, 1e-6, 1e-5, 2)
+
+
+def test_layer_errors_of_a_graph_say_what_is_wrong():
+    """--layer on a graph: a layer with no feature map is named as such, a near miss gets
+    the nearest names (a new user's trial found "no conv layer 'dense'" misleading)."""
+    from vggnp.cli import cam_layer
+    model = small_keras_graph()
+    assert cam_layer(model, "relu") == "relu"  # any feature map, not only convolutions
+    with pytest.raises(ValueError, match="layer 'gap' has no feature map"):
+        cam_layer(model, "gap")
+    with pytest.raises(ValueError, match="no layer 'exite' .did you mean 'excite'"):
+        cam_layer(model, "exite")

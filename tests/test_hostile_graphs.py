@@ -39,3 +39,12 @@ def test_a_hostile_graph_on_the_command_line_is_exit_3(tmp_path):
     assert result.returncode == 3
     (line,) = result.stderr.strip().splitlines()
     assert "layer conv2d_6 takes ['conv2d_8']: not all are layers before it" in line
+
+
+def test_a_keras_file_cut_short_says_so(tmp_path):
+    """A .keras zip cut in half has no zip directory: one line that says it may be cut
+    short (a new user's trial found "not an HDF5 or .keras file" misleading)."""
+    data = open(MODEL_PATH, "rb").read()
+    (tmp_path / "cut.keras").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ModelError, match="a zip without its directory: a .keras file cut short"):
+        load_keras_model(tmp_path / "cut.keras")

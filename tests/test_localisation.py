@@ -76,7 +76,7 @@ def test_model_cli_class_by_label_and_errors(tmp_path):
     result = cam("--labels", str(two))  # a labels file that does not fit: exit 3, as a model
     assert result.returncode == 3 and "has 2 names, the model has 3 classes" in result.stderr
     for args, message in [(["--class", "hexagon"], "unknown class 'hexagon'"),
-                          (["--layer", "dense"], "--layer: no conv layer 'dense'"),
+                          (["--layer", "dense"], "--layer: no layer 'dense'; the layers with one:"),
                           (["--weights", MODEL_PATH], "exclude each other")]:
         result = cam(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr

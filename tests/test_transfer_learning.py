@@ -107,6 +107,7 @@ def test_a_trained_classifier_explained_from_the_command_line(tf, tmp_path):
         assert result.returncode == 0, result.stderr
         (record,) = done_images(result.stdout)
         assert record["class"]["index"] == top and record["layer"] == "out_relu"
+        assert record["preprocess"] == "tf"  # said, chosen or given
         assert np.abs(np.load(record["outputs"]["heatmap"]) - theirs).max() <= 1e-4
 
 

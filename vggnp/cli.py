@@ -158,17 +158,26 @@ def cam_layer(model, layer):
     try:
         return conv_layer(model, layer)
     except ValueError:
-        raise ValueError(no_conv_layer(layer, model.map_names)) from None
+        if model.map_names == model.conv_names:  # a chain: its conv layers
+            raise ValueError(no_conv_layer(layer, model.map_names)) from None
+        raise ValueError(no_feature_map(layer, model)) from None
+
+
+def no_feature_map(layer, model):
+    """The one line for a --layer of a graph that is not one of its feature maps."""
+    maps = model.map_names
+    shown = ", ".join(maps[-12:])
+    if len(maps) > 12:
+        shown = f"{len(maps)} in all, the last: {shown} (--trace lists them all)"
+    what = (f"layer {layer!r} has no feature map (an (N, h, w, C) output)"
+            if layer in model.names else f"no layer {layer!r}{did_you_mean(layer, maps)}")
+    return f"--layer: {what}; the layers with one: {shown}"
 
 
 def no_conv_layer(layer, conv_names):
-    """The one line for a --layer that is not one of ``conv_names`` (a graph's feature
-    maps: the last 12 of them named, --trace lists every node)."""
-    shown = ", ".join(conv_names[-12:])
-    if len(conv_names) > 12:
-        shown = f"{len(conv_names)} in all, the last: {shown} (--trace lists them all)"
+    """The one line for a --layer of a chain that is not one of its ``conv_names``."""
     return (f"--layer: no conv layer {layer!r}{did_you_mean(layer, conv_names)}; the conv "
-            f"layers: {shown}")
+            f"layers: {', '.join(conv_names)}")
 
 
 def find_class(text, table):

@@ -92,7 +92,9 @@ def parser():
                         "the mode of its Keras Applications base (docs/keras-models.md), else "
                         "rescale; caffe for VGG16")
     p.add_argument("--layer",
-                   help="conv layer to explain (default: the last, block5_conv3 for VGG16)")
+                   help="layer to explain, any with a feature map (default: the last "
+                        "conv, block5_conv3, for VGG16 and chains; for a graph, the input "
+                        "of its last global pooling, e.g. out_relu for MobileNetV2)")
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",
                    help="class to explain: an index (386) or a name (African_elephant, or a "
                         "--labels name); default: each image's top-1")

@@ -32,6 +32,7 @@ def write_run_report(args, run, out, total):
         size = e.strerror
     rows = [("command", run.command), ("model", f"{run.weights_path} ({size})"),
             ("method", args.method), ("layer", run.layer or "(the input)"),
+            ("preprocess", run.mode),
             ("target", run.target), ("started", time.strftime("%Y-%m-%d %H:%M:%S",
                                                               time.localtime(run.began))),
             ("wall time", f"{time.time() - run.began:.1f} s"),

@@ -77,7 +77,9 @@ def _opened(path, what):
         else:
             with open(path, "rb") as raw:
                 head = raw.read(64)
-            hint = " (an HTML page: a failed download?)" if b"<" in head[:16] else ""
+            hint = (" (an HTML page: a failed download?)" if b"<" in head[:16] else
+                    " (a zip without its directory: a .keras file cut short?)"
+                    if head.startswith(b"PK\x03\x04") else "")
             raise WeightsError(f"{path}: not an HDF5 or .keras file{hint}; starts with "
                                f"{head[:32]!r}")
         yield f, config, base

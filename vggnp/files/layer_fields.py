@@ -120,7 +120,7 @@ CONTAINER_FIELDS = {"name", "trainable", "dtype", "layers", "build_input_shape",
                     "input_layers", "output_layers"}
 
 
-def check_container(cfg, last_name, path):
+def check_container(cfg, last_name, path, names=()):
     """The fields of a Sequential or Functional config: known ones only, float32, and a
     Functional's one output the last layer of its chain (``last_name``): vggnp runs a chain
     to its end, so an output taken from a middle layer would be a silently wrong model."""
@@ -135,8 +135,12 @@ def check_container(cfg, last_name, path):
         return
     if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
         outputs = [outputs]  # Keras 3 writes one output as [name, node, tensor]
-    if not (isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list)
-            and outputs[0] and outputs[0][0] == last_name):
+    named = outputs[0][0] if isinstance(outputs, list) and len(outputs) == 1 and isinstance(
+        outputs[0], list) and outputs[0] else None
+    if names and isinstance(named, str) and named not in names:
+        raise ModelError(f"{path}: model {name}: its output names layer {named[:60]}, which "
+                         "it does not have; the file is damaged or not made by Keras")
+    if named != last_name:
         refuse(path, name, "output_layers", outputs, f"vggnp runs a chain of layers to its "
                f"last, {last_name}, and needs it to be the model's one output")
 

@@ -104,8 +104,10 @@ def _walk(config, path, leaves, shapes, depth, graph):
         check_chain(layers, path, cfg.get("name"))
     if layers:
         last = json_object(layers[-1], path, "a layer")
+        names = {layer["config"].get("name") for layer in layers if isinstance(layer, dict)
+                 and isinstance(layer.get("config"), dict)}
         check_container(cfg, json_object(last.get("config", {}), path,
-                                         "a layer config").get("name"), path)
+                                         "a layer config").get("name"), path, names)
     for layer in layers:
         _visit(json_object(layer, path, f"a layer of {cls}"), path, leaves, shapes, depth,
                graph)

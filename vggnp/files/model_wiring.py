@@ -157,7 +157,10 @@ def graph_wiring(config, source, wiring, path, depth=0):
         raise ModelError(f"{path}: models nested too deeply")
     layers = config["config"].get("layers") or []  # leaf_layers checked: a list of objects
     alias, previous = {}, source
-    calls = {layer["config"]["name"]: len(layer["inbound_nodes"]) if isinstance(
+    # the last node index a tensor may name: a layer's calls are 0..n-1 (an InputLayer's
+    # 0); a nested model's 0..n (Keras counts the model's own creation as its node 0)
+    calls = {layer["config"]["name"]: max(len(layer["inbound_nodes"]) - (
+        layer["class_name"] not in CONTAINERS), 0) if isinstance(
         layer.get("inbound_nodes"), list) else 0 for layer in layers}
     if config.get("class_name") != "Sequential" and sum(
             layer.get("class_name") == "InputLayer" for layer in layers) != 1:

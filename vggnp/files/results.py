@@ -113,6 +113,7 @@ FIELDS = {
     "class": _entry, "method": lambda v: isinstance(v, str),
     "layer": lambda v: isinstance(v, str), "target": lambda v: isinstance(v, str),
     "empty": lambda v: isinstance(v, bool), "model": lambda v: isinstance(v, str),
+    "preprocess": lambda v: isinstance(v, str),
     "notes": _strings,
     "completeness": lambda v: isinstance(v, dict) and all(
         _number(v.get(k)) for k in ("attribution_sum", "score_difference", "relative_error")),
