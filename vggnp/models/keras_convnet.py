@@ -37,7 +37,32 @@ from .keras_preprocess import default_preprocess, model_names
 GLOBAL_POOLS = (GlobalAvgPool2D,)  # GlobalMaxPool2D is one too: a subclass
 
 
-class KerasConvNet(Network):
+class KerasModel:
+    """What the two readings of a Keras file share. shapes: {layer name: one image's
+    output shape}, from the config; keras_names: the names of the config's models (see
+    ``keras_preprocess``)."""
+
+    has_vgg16_base = False
+
+    def _keras(self, name, shapes, keras_names):
+        self.name, self.keras_names = name, tuple(keras_names)
+        self._maps = [n for n in self.names if len(shapes[n]) == 3]
+
+    @property
+    def map_names(self):
+        """Every layer whose output is a feature map (N, h, w, C): a CAM can explain any."""
+        return self._maps
+
+    @property
+    def default_preprocess(self):
+        """vgg16 (caffe) for a VGG16 base, else ``keras_preprocess.default_preprocess``
+        (MobileNetV2: tf, ResNet50: caffe, a Rescaling first layer: none)."""
+        if self.has_vgg16_base:
+            return "vgg16"
+        return default_preprocess(self.layers[0], self.keras_names)
+
+
+class KerasConvNet(KerasModel, Network):
     """A Keras convnet as a chain of vggnp layers (see the module docstring).
 
     input_shape: (H, W, C) the model was built for. Class scores: a softmax (or linear)
@@ -45,18 +70,12 @@ class KerasConvNet(Network):
     (class 1 is Keras' positive class).
     """
 
-    def __init__(self, layers, input_shape, name="model", shapes=None):
+    def __init__(self, layers, input_shape, shapes, name="model", keras_names=()):
         has_vgg16_base = all(name in [layer.name for layer in layers] for name in spec.CONV_NAMES)
         super().__init__(layers, input_shape[:2], channels=input_shape[2],
                          batch_split="block4_pool" if has_vgg16_base else None)
-        self.name, self.has_vgg16_base = name, has_vgg16_base
-        self._maps = ([n for n, shape in zip(self.names, shapes) if len(shape) == 3]
-                      if shapes else self.conv_names)
-
-    @property
-    def map_names(self):
-        """Every layer whose output is a feature map (N, h, w, C): a CAM can explain any."""
-        return self._maps
+        self.has_vgg16_base = has_vgg16_base
+        self._keras(name, shapes, keras_names)
 
     @property
     def default_layer(self):
@@ -67,32 +86,15 @@ class KerasConvNet(Network):
             return self.names[pools[-1] - 1]
         return self.last_conv
 
-    keras_names = ()  # the names of the config's models (see keras_preprocess)
 
-    @property
-    def default_preprocess(self):
-        """vgg16 (caffe) for a VGG16 base, else ``keras_preprocess.default_preprocess``."""
-        if self.has_vgg16_base:
-            return "vgg16"
-        return default_preprocess(self.layers[0], self.keras_names)
-
-
-class KerasGraph(Graph):
+class KerasGraph(KerasModel, Graph):
     """A Keras Functional model that is not a chain (or holds one that is not), as a
-    graph of vggnp layers (issue #25), nested models inlined. shapes: {node name: one
-    image's output shape}, from the config. Class scores as ``KerasConvNet``'s."""
+    graph of vggnp layers (issue #25), nested models inlined. Class scores as
+    ``KerasConvNet``'s."""
 
-    has_vgg16_base = False
-
-    def __init__(self, nodes, input_shape, shapes, name="model"):
+    def __init__(self, nodes, input_shape, shapes, name="model", keras_names=()):
         super().__init__(nodes, input_shape[:2], channels=input_shape[2])
-        self.name = name
-        self._maps = [n for n in self.names if len(shapes[n]) == 3]
-
-    @property
-    def map_names(self):
-        """Every node whose output is a feature map (N, h, w, C): a CAM can explain any."""
-        return self._maps
+        self._keras(name, shapes, keras_names)
 
     @property
     def default_layer(self):
@@ -108,13 +110,6 @@ class KerasGraph(Graph):
             last = max(heads, key=self.names.index)
             return self.inputs_of[last][0]
         return self.map_names[-1]
-
-    keras_names = ()
-
-    @property
-    def default_preprocess(self):
-        """``keras_preprocess.default_preprocess`` (MobileNetV2: tf, ResNet50: caffe)."""
-        return default_preprocess(self.layers[0], self.keras_names)
 
 
 def load_keras_model(path, dtype=np.float32):
@@ -154,12 +149,13 @@ def load_keras_model(path, dtype=np.float32):
     name = config.get("config", {}).get("name", "")
     name = name if isinstance(name, str) else ""
     if wiring is None:
-        model = KerasConvNet(layers, input_shape, name=name, shapes=shapes)
+        model = KerasConvNet(layers, input_shape, dict(zip([l.name for l in layers], shapes)),
+                             name, model_names(config))
         _check_shapes(model, path, dtype)
     else:
-        model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name=name)
+        model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name,
+                           model_names(config))
         _check_graph(model, path, dtype)
-    model.keras_names = model_names(config)
     return model
 
 
