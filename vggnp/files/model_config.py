@@ -210,8 +210,7 @@ def check_layer(kind, cfg, path):
         _number(cfg, path, name, "rate", 0.5, 0, 1)
     if kind == "Rescaling":
         for field, default in (("scale", 1.0), ("offset", 0.0)):
-            if not isinstance(cfg.get(field, default), list):  # per channel: _rescaling
-                _number(cfg, path, name, field, default, -MAX_SCALE, MAX_SCALE)
+            _per_channel(cfg.get(field, default), path, name, field, -MAX_SCALE)
     if kind == "BatchNormalization":
         _number(cfg, path, name, "epsilon", 1e-3, 1e-12, 1e3)
 
@@ -255,11 +254,18 @@ def _normalization(cfg, path, name):
     if values == [None, None]:
         return
     for field, value in zip(("mean", "variance"), values):
-        numbers = value if isinstance(value, list) else [value]
-        if not (1 <= len(numbers) <= 4096 and all(
-                type(v) in (int, float) and abs(v) <= MAX_SCALE for v in numbers)) or \
-                (field == "variance" and min(numbers) < 0):
-            _fail(path, name, f"{field} is {str(value)[:40]}, not numbers (a variance >= 0)")
+        _per_channel(value, path, name, field, 0 if field == "variance" else -MAX_SCALE)
+
+
+def _per_channel(value, path, name, field, low):
+    """A Rescaling's or Normalization's constant: a number, or a list of one per channel
+    (at most 4096), each in low..MAX_SCALE."""
+    numbers = value if isinstance(value, list) else [value]
+    if not (1 <= len(numbers) <= 4096 and all(
+            type(v) in (int, float) and low <= v <= MAX_SCALE
+            for v in numbers)):
+        _fail(path, name, f"{field} is {str(value)[:40]}, not a number or one per channel "
+                          f"in {low:g}..{MAX_SCALE:g}")
 
 
 def zero_padding(cfg, path, field="padding"):

@@ -7,7 +7,7 @@ are the lesson's own."""
 import numpy as np
 
 from ..fast.layers import FastConv2D
-from ..files.hdf5 import MAX_NORM, ModelError
+from ..files.hdf5 import ModelError
 from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
                                  GlobalMaxPool2D, Rescaling, Reshape)
@@ -61,25 +61,17 @@ def build_layer(kind, cfg, arrays, workspace, path):
     if kind == "Activation":
         return Activation(name, activation_name(cfg, path))
     if kind == "Rescaling":
-        return _rescaling(cfg, path)
+        return _rescaling(cfg)
     if kind in GRAPH_LAYER_KINDS:
         return _graph_layer(kind, cfg, weights, path)
     return _batch_norm(cfg, weights, path)
 
 
-def _rescaling(cfg, path):
-    """Rescaling: out = x * scale + offset, each a number or one per channel (a list)."""
-    values = []
-    for field, default in (("scale", 1.0), ("offset", 0.0)):
-        value = cfg.get(field, default)
-        if isinstance(value, list):
-            if not (1 <= len(value) <= 4096 and all(type(v) in (int, float) and
-                                                     abs(v) <= MAX_NORM for v in value)):
-                raise ModelError(f"{path}: layer {cfg['name']}: {field} = {str(value)[:60]}: "
-                                 "not one number per channel")
-            value = np.array(value, np.float64)  # Rescaling casts to the input's dtype
-        values.append(value if isinstance(value, np.ndarray) else float(value))
-    return Rescaling(cfg["name"], *values)
+def _rescaling(cfg):
+    """Rescaling: out = x * scale + offset, each a number or one per channel (a list,
+    checked by ``model_config``; float64: Rescaling casts to the input's dtype)."""
+    return Rescaling(cfg["name"], *(np.array(v, np.float64) if isinstance(v, list) else float(v)
+                                    for v in (cfg.get("scale", 1.0), cfg.get("offset", 0.0))))
 
 
 # The layers Keras Applications' graphs add (issue #25).
