@@ -71,15 +71,15 @@ class Identity:
 
 class ReLU6(ReLU):
     """out = min(max(x, 0), 6);  dx = dout * (0 < x < 6) (MobileNet's relu6). Guided as
-    ReLU: max(dout, 0) * (0 < x < 6)."""
+    ReLU: max(dout, 0) * (0 < x < 6). 0 < x < 6 exactly where 0 < out < 6: the output
+    says it, so forward keeps no copy of x."""
 
     def forward(self, x, inplace=False):
-        self.x = x.copy() if inplace else x
         self.out = np.clip(x, 0, 6, out=x if inplace else None)
         return self.out
 
     def backward(self, dout, guided=False):
-        mask = (self.x > 0) & (self.x < 6)
+        mask = (self.out > 0) & (self.out < 6)
         return (np.maximum(dout, 0) if guided else dout) * mask
 
 
