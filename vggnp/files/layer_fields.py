@@ -16,6 +16,7 @@ the field and its value.
 
 from ..nn.activation_functions import ACTIVATIONS
 from .hdf5 import ModelError
+from .model_wiring import MERGES
 
 # What an initialiser, a regulariser or a constraint does happens during training; the
 # weights in the file are the result. Dropout is the identity at inference. Each such field
@@ -65,7 +66,7 @@ USED = {
                         "depth_multiplier", "activation", "use_bias", "dilation_rate"},
     "ZeroPadding2D": {"padding", "data_format"},
     "ReLU": {"max_value", "negative_slope", "threshold"},
-    **{merge: set() for merge in ("Add", "Subtract", "Average", "Multiply", "Maximum")},
+    **{merge: set() for merge in MERGES if merge != "Concatenate"},
     "Concatenate": {"axis"}, "Reshape": {"target_shape"},
     "GlobalAveragePooling2D": {"data_format", "keepdims"},
     "GlobalMaxPooling2D": {"data_format", "keepdims"},

@@ -19,7 +19,7 @@ from ..nn.graph import IMAGE
 from .hdf5 import ModelError
 from .layer_shapes import check_memory, layer_output
 from .model_config import leaf_layers
-from .model_wiring import graph_wiring
+from .model_wiring import MERGES, graph_wiring
 
 
 def graph_of(config, path):
@@ -44,7 +44,7 @@ def graph_shapes(nodes, input_shape, path):
             raise ModelError(f"{path}: layer {name} takes {names}: not all are layers before "
                              "it; the file is damaged or not made by Keras")
         ins = [shapes[n] for n in names]
-        if kind in ("Add", "Subtract", "Average", "Multiply", "Maximum", "Concatenate"):
+        if kind in MERGES:
             shape = _merged(kind, cfg, ins, path)
         elif len(ins) != 1:
             raise ModelError(f"{path}: layer {name} ({kind}) takes {len(ins)} inputs, not 1")
