@@ -158,7 +158,7 @@ def cam_layer(model, layer):
     try:
         return conv_layer(model, layer)
     except ValueError:
-        if model.map_names == model.conv_names:  # a chain: its conv layers
+        if model.map_names == model.conv_names:  # VGG16: its feature maps are its convs
             raise ValueError(no_conv_layer(layer, model.map_names)) from None
         raise ValueError(no_feature_map(layer, model)) from None
 
