@@ -57,7 +57,9 @@ def worker_vggnp(path, repeats):
     x = photo_input(model)
     times = time_interleaved({"gradcam": lambda: grad_cam(model, x, model.default_layer)},
                              repeats)["gradcam"]
-    return {"ms": times, "rss": peak_rss_mb(), "layer": model.default_layer}
+    from vggnp.fast.gemm import kernels
+    return {"ms": times, "rss": peak_rss_mb(), "layer": model.default_layer,
+            "kernels": kernels()}
 
 
 def worker_tf(path, repeats, layer, threads):
@@ -110,12 +112,12 @@ def run_worker(args, kind, path, layer=None):
 def measure(args, folder):
     results = {(name, kind): {"ms": [], "rss": 0} for name in args.models
                for kind in ("vggnp", "tf")}
-    layers = {}
+    layers = {"kernels": None}
     for _ in range(args.rounds):
         for name in args.models:
             path = os.path.join(folder, f"{name}.keras")
             ours = run_worker(args, "vggnp", path)
-            layers[name] = ours["layer"]
+            layers[name], layers["kernels"] = ours["layer"], ours["kernels"]
             theirs = run_worker(args, "tf", path, ours["layer"])
             for kind, got in (("vggnp", ours), ("tf", theirs)):
                 results[name, kind]["ms"] += got["ms"]
@@ -150,7 +152,7 @@ def main(argv=None):
         results, layers = measure(args, folder)
     print(f"Grad-CAM of one photo at the default layer, median ms of {args.rounds} x "
           f"{args.repeats}, {args.threads} threads each; peak RSS of each worker process "
-          f"({time.time() - began:.0f} s in all)\n")
+          f"({time.time() - began:.0f} s in all); vggnp's {layers['kernels']}\n")
     print("| model | input | layer | vggnp ms | TF ms | vggnp / TF | vggnp MB | TF MB | "
           "MB ratio |")
     print("|---|---|---|---|---|---|---|---|---|")

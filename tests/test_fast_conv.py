@@ -133,3 +133,19 @@ def test_the_gemm_switch_and_its_name(monkeypatch):
     r = rng()
     a, b, out = r.standard_normal((4, 3)), r.standard_normal((3, 2)), np.ones((4, 2))
     np.testing.assert_allclose(matmul_add(a, b, out), 1 + a @ b, rtol=1e-12)
+
+
+def test_the_blas_kernels_are_named_with_who_chose_them(monkeypatch):
+    """gemm.kernels() names the kernels threadpoolctl sees NumPy's BLAS run, and says
+    whether OPENBLAS_CORETYPE chose them (docs/speed.md: this machine's environment sets
+    Haswell on an AVX-512 CPU)."""
+    from threadpoolctl import threadpool_info
+
+    from vggnp.fast import gemm
+    architecture = next(lib.get("architecture") for lib in threadpool_info()
+                        if lib["user_api"] == "blas")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert f"{architecture} (set by OPENBLAS_CORETYPE=Haswell)" in gemm.kernels()
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert gemm.kernels().endswith(f"{architecture} (chosen by the BLAS)")
+    assert gemm.kernels() in gemm.path()

@@ -106,8 +106,24 @@ def path():
     --paths`` prints it)."""
     found = sorted(np.dtype(d).name for d in blas_functions())
     if found:
-        return f"NumPy's own OpenBLAS through ctypes, beta = 1 ({', '.join(found)})"
-    return "NumPy's out += a @ b (NumPy's own BLAS was not found by ctypes)"
+        way = f"NumPy's own OpenBLAS through ctypes, beta = 1 ({', '.join(found)})"
+    else:
+        way = "NumPy's out += a @ b (NumPy's own BLAS was not found by ctypes)"
+    return f"{way}; {kernels()}"
+
+
+def kernels():
+    """Which kernels NumPy's BLAS runs, in words. OpenBLAS picks them from the CPU when it
+    loads, unless the environment variable OPENBLAS_CORETYPE names them: on this project's
+    AVX-512 machine, set to Haswell (AVX2), its float32 products ran at 100-204 GFLOP/s
+    on two cores, and at 213-401 with the SkylakeX kernels OpenBLAS picks itself
+    (``python -m scripts.blas_kernels``)."""
+    from threadpoolctl import threadpool_info
+    found = [f"{lib['internal_api']} {lib.get('architecture') or ''}".strip()
+             for lib in threadpool_info() if lib["user_api"] == "blas"]
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    said = f" (set by OPENBLAS_CORETYPE={forced})" if forced else " (chosen by the BLAS)"
+    return f"BLAS kernels: {', '.join(found) or 'unknown'}{said}"
 
 
 def _numpy_blas():
