@@ -256,10 +256,11 @@ def test_the_other_new_layers_equal_tensorflow(tf, tmp_path):
     equals_keras(tf, keras.Model(i, out), tmp_path / "zoo.keras", 0.5, 1e-5, 1e-4, 1)
 
 
-def equals_keras(tf, model, path, sd, output_tolerance, gradient_tolerance, c):
+def equals_keras(tf, model, path, sd, output_tolerance, gradient_tolerance, c, keras=None):
     """Give ``model`` N(0, sd) weights, save it to ``path``, read it with vggnp: outputs
     within ``output_tolerance``, d logit_c / d input within ``gradient_tolerance`` of
-    its largest value (the logit: the last layer, a Dense, before its activation)."""
+    its largest value (the logit: the last layer, a Dense, before its activation).
+    keras: the Keras that built it (default Keras 3; tf_keras for Keras 2)."""
     from vggnp.keras_model import load_keras_model
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(0, sd, w.shape).astype(np.float32)
@@ -271,7 +272,7 @@ def equals_keras(tf, model, path, sd, output_tolerance, gradient_tolerance, c):
     image, dense = tf.constant(x), model.layers[-1]
     with tf.GradientTape() as tape:
         tape.watch(image)
-        features = tf.keras.Model(model.inputs, dense.input)(image)
+        features = (keras or tf.keras).Model(model.inputs, dense.input)(image)
         score = (tf.matmul(features, dense.kernel) + dense.bias)[:, c]
     theirs = tape.gradient(score, image).numpy()
     ours.forward(x)

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from .errors import InputError, check_regular_file, said
+from .keras_version import MAX_VERSION_BYTES, version_in_metadata
 
 
 class WeightsError(InputError):
@@ -49,7 +50,8 @@ def text(value):
 def opened_weights_file(path, what="weights file", error=None):
     """Open ``path`` (HDF5, or a .keras zip holding model.weights.h5) for reading.
 
-    Yields (h5py.File, model config JSON or None, base): ``base`` is the byte offset of
+    Yields (h5py.File, model config JSON or None, base, keras_version text or None, as
+    ``keras_version`` reads it): ``base`` is the byte offset of
     the HDF5 data within ``path`` when its datasets can be memory-mapped from ``path``
     (a plain file, or a .keras member stored uncompressed), else None. Only regular files
     are opened; whatever zipfile or h5py raise on a damaged file becomes ``error``
@@ -70,10 +72,11 @@ def _opened(path, what):
     check_regular_file(path, lambda reason: WeightsError(f"{path}: {reason}"), f"a {what}")
     with contextlib.ExitStack() as stack:
         if zipfile.is_zipfile(path):
-            f, config, base = _open_keras_zip(path, stack)
+            f, config, base, version = _open_keras_zip(path, stack)
         elif h5py.is_hdf5(path):
             f, base = stack.enter_context(_hdf5(path, path)), 0
-            config = _config_attribute(f, path)
+            config = _text_attribute(f, path, "model_config", MAX_CONFIG_BYTES)
+            version = _text_attribute(f, path, "keras_version", MAX_VERSION_BYTES)
         else:
             with open(path, "rb") as raw:
                 head = raw.read(64)
@@ -82,7 +85,7 @@ def _opened(path, what):
                     if head.startswith(b"PK\x03\x04") else "")
             raise WeightsError(f"{path}: not an HDF5 or .keras file{hint}; starts with "
                                f"{head[:32]!r}")
-        yield f, config, base
+        yield f, config, base, version
 
 
 def _hdf5(source, path):
@@ -93,29 +96,30 @@ def _hdf5(source, path):
                            "damaged or truncated") from None
 
 
-def _config_attribute(f, path):
-    """The ``model_config`` attribute of a Keras .h5 file (text), or None."""
+def _text_attribute(f, path, name, limit):
+    """The text attribute ``name`` of a Keras .h5 (model_config, keras_version), or None."""
     with hdf5_errors(path):
-        if "model_config" not in f.attrs:
+        if name not in f.attrs:
             return None
-        if f.attrs.get_id("model_config").get_storage_size() > MAX_CONFIG_BYTES:
-            raise WeightsError(f"{path}: its model_config is over {MAX_CONFIG_BYTES:,} "
-                               "bytes; not a Keras model file")
-        return text(f.attrs["model_config"])
+        if f.attrs.get_id(name).get_storage_size() > limit:
+            raise WeightsError(f"{path}: its {name} is over {limit:,} bytes; not a Keras "
+                               "model file")
+        return text(f.attrs[name])
 
 
 def _open_keras_zip(path, stack):
-    """(h5py.File of model.weights.h5, config.json text or None, base) of a .keras zip."""
+    """(h5py.File of model.weights.h5, config.json or None, base, keras_version or None)."""
     try:
         archive = stack.enter_context(zipfile.ZipFile(path))
         members = {info.filename: info for info in archive.infolist()}
         if "model.weights.h5" not in members:
             raise WeightsError(f"{path}: a zip file without model.weights.h5 (holds "
                                f"{list(members)[:5]}), not a Keras 3 .keras file")
-        weights, config = members["model.weights.h5"], members.get("config.json")
-        for info, limit in ((weights, MAX_WEIGHTS_BYTES), (config, MAX_CONFIG_BYTES)):
+        weights, config, metadata = (members.get(name) for name in MEMBERS)
+        for info, limit in zip((weights, config, metadata), MEMBERS.values()):
             if info is not None:
                 _check_member(info, limit, path)
+        version = version_in_metadata(archive.read(metadata)) if metadata else None
         config = archive.read(config).decode("utf-8") if config is not None else None
         with archive.open(weights) as member:
             if member.read(8) != b"\x89HDF\r\n\x1a\n":
@@ -131,9 +135,11 @@ def _open_keras_zip(path, stack):
                                "model file") from None
         raise WeightsError(f"{path}: not a usable Keras model file: the zip archive is "
                            f"damaged ({said(e)})") from None
-    return stack.enter_context(_hdf5(source, path)), config, base
+    return stack.enter_context(_hdf5(source, path)), config, base, version
 
 
+MEMBERS = {"model.weights.h5": MAX_WEIGHTS_BYTES, "config.json": MAX_CONFIG_BYTES,
+           "metadata.json": MAX_VERSION_BYTES}  # the Keras 3 zip members read, their limits
 MAX_RATIO = 100  # weights hardly compress (float32 noise), JSON 5-10:1; zeros 1000:1
 
 

@@ -14,7 +14,7 @@ and any other field, say one a newer Keras adds, is refused with one line naming
 the field and its value.
 """
 
-from ..nn.activation_functions import ACTIVATIONS
+from ..nn.activation_functions import ACTIVATIONS, KERAS_VERSIONED
 from .hdf5 import ModelError
 from .model_wiring import MERGES
 
@@ -90,7 +90,11 @@ DEFAULT_ONLY = {
                            "virtual_batch_size": (None,), "adjustment": (None,)},
 }
 
-ACTIVATION_NAMES = tuple(ACTIVATIONS)  # Keras' names: relu, relu6, swish, gelu...
+# vggnp's names for a Keras name whose meaning depends on the Keras that saved the file
+OURS = {ours for versions in KERAS_VERSIONED.values() for ours in versions.values()}
+# Keras' names, as a file holds them: relu, relu6, swish, gelu..., hard_sigmoid
+ACTIVATION_NAMES = tuple(name for name in ACTIVATIONS if name not in OURS) + tuple(
+    KERAS_VERSIONED)
 RELU_FIELDS = {"name", "trainable", "dtype", "max_value", "negative_slope", "threshold"}
 
 
@@ -185,10 +189,35 @@ def activation_name(cfg, path):
                     refuse(path, name, f"activation ReLU's {option}", inner[option],
                            "vggnp's relu is max(0, x) only")
             value = "relu"
-    if value == "hard_sigmoid":
+    if isinstance(value, str) and value in KERAS_VERSIONED:
         refuse(path, name, "activation", value, "Keras 2 computes it as clip(0.2 x + 0.5) "
-               "and Keras 3 as clip(x / 6 + 0.5), and the file does not say which")
-    if not isinstance(value, str) or value not in ACTIVATION_NAMES:
+               "and Keras 3 as clip(x / 6 + 0.5), and the file does not say which Keras "
+               "saved it (no keras_version)")
+    if not isinstance(value, str) or value not in ACTIVATIONS:  # OURS: versioned_names
         refuse(path, name, "activation", value,
                f"vggnp supports {', '.join(ACTIVATION_NAMES)}")
     return value
+
+
+def versioned_names(config, major, path):
+    """Replace, in the parsed ``config`` (nested dicts and lists), each activation of
+    ``KERAS_VERSIONED`` by vggnp's name for it in Keras ``major`` (2 or 3, from the file's
+    keras_version; None: left as it is, and ``activation_name`` refuses it). vggnp's own
+    names in a file are refused: a file cannot choose what its keras_version does not
+    say. Walked with a stack, not recursion: a config may be nested deeply."""
+    stack = [(config, None)]
+    while stack:
+        node, layer = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, layer) for item in node)
+        if not isinstance(node, dict):
+            continue
+        layer = node["name"] if isinstance(node.get("name"), str) else layer
+        value = node.get("activation")
+        if isinstance(value, dict) and value.get("class_name") == "function":
+            value = value.get("config")  # {"module": "keras.activations", "config": name}
+        if isinstance(value, str) and value in OURS:
+            refuse(path, layer, "activation", value, "a name of vggnp's own, not Keras'")
+        if isinstance(value, str) and value in KERAS_VERSIONED and major is not None:
+            node["activation"] = KERAS_VERSIONED[value][major]
+        stack.extend((child, layer) for child in node.values())

@@ -165,7 +165,7 @@ def read_vgg16_weights(path, input_size=spec.INPUT_SIZE, standard=True, need_top
     """
     path = os.fspath(path)
     _check_official(path)
-    with opened_weights_file(path) as (f, config, base), hdf5_errors(path):
+    with opened_weights_file(path) as (f, config, base, _), hdf5_errors(path):
         refuse_external_links(f, path)
         raw = _layers_of(f, path)
         if _read_config_data_format(config):

@@ -22,6 +22,8 @@ import numpy as np
 
 from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
+from ..files.keras_version import major_version
+from ..files.layer_fields import versioned_names
 from ..files.layer_shapes import output_shapes, weight_shapes
 from ..files.model_config import CONTAINERS, leaf_layers, parse_config
 from ..files.model_graph import graph_of
@@ -122,13 +124,14 @@ def load_keras_model(path, dtype=np.float32):
     for anything it cannot use.
     """
     path = os.fspath(path)
-    with opened_weights_file(path, "model file", ModelError) as (f, config_text, _), \
+    with opened_weights_file(path, "model file", ModelError) as (f, config_text, _, version), \
             hdf5_errors(path, ModelError):
         refuse_external_links(f, path)
         if config_text is None:
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
                              "model (model.save('model.keras')), or for VGG16 use --weights")
         config = parse_config(config_text, path)
+        versioned_names(config, major_version(version), path)
         leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)
         needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
                  for (kind, cfg), shape in zip(leaves, inputs)}

@@ -108,13 +108,23 @@ class Swish(Smooth):
 
 class HardSigmoid(Smooth):
     """Keras 3's hard_sigmoid: f = clip(x / 6 + 1/2, 0, 1);  f' = 1/6 on -3 < x < 3.
-    (Keras 2's was clip(0.2 x + 0.5, 0, 1): vggnp refuses the name in a file, which does
-    not say which it means, and reads MobileNetV3's explicit ReLU(6)(x + 3) / 6.)"""
+    A file's "hard_sigmoid" is this one when Keras 3 saved it (``KERAS_VERSIONED``)."""
 
     @staticmethod
     def function(x):
         inside = (x > -3) & (x < 3)
         return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype), inside.astype(x.dtype) / 6
+
+
+class HardSigmoidKeras2(Smooth):
+    """Keras 2's hard_sigmoid (tf.keras, tf_keras): f = clip(0.2 x + 1/2, 0, 1);
+    f' = 0.2 on -2.5 < x < 2.5. A file's "hard_sigmoid" is this one when Keras 2 saved it."""
+
+    @staticmethod
+    def function(x):
+        inside = (x > -2.5) & (x < 2.5)
+        return (np.clip(0.2 * x + 0.5, 0, 1).astype(x.dtype),
+                (0.2 * inside).astype(x.dtype))
 
 
 class HardSwish(Smooth):
@@ -167,6 +177,10 @@ class SELU(ELU):
 
 ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "linear": Identity,
                "relu6": ReLU6, "swish": Swish, "silu": Swish, "hard_silu": HardSwish,
-               "hard_swish": HardSwish, "gelu": GELU, "tanh": Tanh, "elu": ELU, "selu": SELU}
-# HardSigmoid is there for the gradcheck: the name in a file is refused (see its docstring)
+               "hard_swish": HardSwish, "gelu": GELU, "tanh": Tanh, "elu": ELU, "selu": SELU,
+               "hard_sigmoid (Keras 2)": HardSigmoidKeras2,
+               "hard_sigmoid (Keras 3)": HardSigmoid}
+# A name Keras changed the meaning of: {name: {Keras major version: vggnp's name}}. A file's
+# name is replaced by the one its keras_version says (files/keras_version.py).
+KERAS_VERSIONED = {"hard_sigmoid": {2: "hard_sigmoid (Keras 2)", 3: "hard_sigmoid (Keras 3)"}}
 
