@@ -65,7 +65,8 @@ def test_grad_cam_trace_shows_the_path(capsys):
     out = capsys.readouterr().out
     visited = [row["layer"].name for row in details["trace"]["backward"]]
     assert visited == model.names[-1:model.names.index(model.last_conv):-1]
-    assert f"visited {len(visited)} layers, skipped {len(model.names) - len(visited)}" in out
+    assert (f"visited {len(visited)} layers, stopped at the output of {model.last_conv} (the "
+            f"gradient needed); not run {len(model.names) - len(visited)}") in out
     assert "multiply-adds" in out and "39,518,400" in out  # the shapes model's total
 
 
@@ -142,7 +143,7 @@ def test_trace_of_a_pass_to_the_input(capsys):
     model, x = shapes_case()
     explain(model, x, "saliency", trace=True)
     out = capsys.readouterr().out
-    assert f"visited {len(model.names)} layers, skipped 0: none" in out
+    assert f"visited {len(model.names)} layers; not run 0: none" in out
 
 
 FLIPPED_LINES = [f"Conv2D {k}x{k} same, 16 ch, flipped kernel" for k in (3, 5)]

@@ -103,7 +103,8 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     layer = conv_layer(model, layer)
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")
-    steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
+    steps = ({"forward": [], "backward": [], "stop": layer} if trace else
+             {"forward": None, "backward": None})
     outputs, activations = forward_keeping(model, x, layer, steps["forward"])
     probs = class_scores(outputs)
     classes = class_indices(class_index, probs)

@@ -67,16 +67,18 @@ def _wiring(row):
     return f"  <- {', '.join(row['inputs'])}{fan_out}"
 
 
-def backward_table(rows, model):
+def backward_table(rows, model, stop=None):
     """rows: model.backward's trace. The layers visited (gradient w.r.t. each one's input:
-    shape, L2 norm, time), then the layers the backward did not need."""
+    shape, L2 norm, time), then where it stopped (``stop``: the layer whose output's
+    gradient the method needs, e.g. Grad-CAM's) and the layers it did not run."""
     lines = [f"{'backward':<28}{'gradient':>16}{'norm':>13}{'ms':>9}"]
     for row in rows:
         lines.append(f"{row['layer'].name:<28}{_shape(row['gradient']):>16}"
                      f"{row['norm']:>13.4g}{row['ms']:>9.1f}")
     visited = {row["layer"].name for row in rows}
     skipped = [name for name in model.names if name not in visited]
-    lines.append(f"visited {len(rows)} layers, skipped {len(skipped)}: "
+    stopped = f", stopped at the output of {stop} (the gradient needed)" if stop else ""
+    lines.append(f"visited {len(rows)} layers{stopped}; not run {len(skipped)}: "
                  + (", ".join(skipped) if skipped else "none"))
     return "\n".join(lines)
 
@@ -109,7 +111,9 @@ def markdown_numbers(model):
 
 
 def print_trace(steps, model, itemsize=4, file=True):
-    """Print both tables of a traced run; steps = {"forward": rows, "backward": rows}.
+    """Print both tables of a traced run; steps = {"forward": rows, "backward": rows,
+    "stop": the layer the backward stopped at, if any}.
     file: True for stdout, or an open file (the CLI passes stderr)."""
-    print(forward_table(steps["forward"], itemsize), backward_table(steps["backward"], model),
+    print(forward_table(steps["forward"], itemsize),
+          backward_table(steps["backward"], model, steps.get("stop")),
           sep="\n\n", file=None if file is True else file)
