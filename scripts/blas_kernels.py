@@ -2,7 +2,7 @@
 kernels this CPU can run: GFLOP/s, each setting in a fresh process (OpenBLAS chooses its
 kernels once, when NumPy loads it), the settings alternating.
 
-    python -m scripts.blas_kernels [--rounds 3] [--kernels Haswell SkylakeX]
+    python -m scripts.blas_kernels [--rounds 3] [--threads 2] [--kernels Haswell own]
 
 "own" is OpenBLAS's own choice (OPENBLAS_CORETYPE unset); a name sets OPENBLAS_CORETYPE.
 Prints a Markdown table of the median GFLOP/s per product. Never asserted in a test.
@@ -28,9 +28,11 @@ PRODUCTS = {
 }
 
 
-def worker(repeats=10):
-    """{product: GFLOP/s, "kernels": what threadpoolctl reports} in this process."""
-    from threadpoolctl import threadpool_info
+def worker(threads, repeats=10):
+    """{product: GFLOP/s, "kernels": what threadpoolctl reports} in this process, BLAS
+    limited to ``threads`` threads."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    threadpool_limits(threads, user_api="blas")
     rng = np.random.default_rng(0)
     found = {"kernels": ", ".join(lib.get("architecture") or "?" for lib in threadpool_info()
                                   if lib["user_api"] == "blas")}
@@ -46,33 +48,36 @@ def worker(repeats=10):
     return found
 
 
-def run(kernel):
+def run(kernel, threads):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     if kernel != "own":
         env["OPENBLAS_CORETYPE"] = kernel
-    done = subprocess.run([sys.executable, "-m", "scripts.blas_kernels", "--worker"], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "scripts.blas_kernels", "--worker",
+                           "--threads", str(threads)], env=env, capture_output=True, text=True,
+                          check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
     p.add_argument("--kernels", nargs="+", default=["Haswell", "own"])
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker()))
+        print(json.dumps(worker(args.threads)))
         return
     found = {kernel: [] for kernel in args.kernels}
     for _ in range(args.rounds):
         for kernel in args.kernels:
-            found[kernel].append(run(kernel))
-    print(f"python -m scripts.blas_kernels --rounds {args.rounds} --kernels "
-          f"{' '.join(args.kernels)}\n")
+            found[kernel].append(run(kernel, args.threads))
+    print(f"python -m scripts.blas_kernels --rounds {args.rounds} --threads {args.threads} "
+          f"--kernels {' '.join(args.kernels)}: float32 GFLOP/s, median of {args.rounds} "
+          f"processes each\n")
     print("| product (M, K, N) | " + " | ".join(
-        f"{k} ({found[k][0]['kernels']}) GFLOP/s" for k in args.kernels) + " |")
+        f"{k} ({found[k][0]['kernels']})" for k in args.kernels) + " |")
     print("|---" * (len(args.kernels) + 1) + "|")
     for label in PRODUCTS:
         print(f"| {label} | " + " | ".join(

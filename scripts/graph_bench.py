@@ -112,17 +112,17 @@ def run_worker(args, kind, path, layer=None):
 def measure(args, folder):
     results = {(name, kind): {"ms": [], "rss": 0} for name in args.models
                for kind in ("vggnp", "tf")}
-    layers = {"kernels": None}
+    layers, kernels = {}, None
     for _ in range(args.rounds):
         for name in args.models:
             path = os.path.join(folder, f"{name}.keras")
             ours = run_worker(args, "vggnp", path)
-            layers[name], layers["kernels"] = ours["layer"], ours["kernels"]
+            layers[name], kernels = ours["layer"], ours["kernels"]
             theirs = run_worker(args, "tf", path, ours["layer"])
             for kind, got in (("vggnp", ours), ("tf", theirs)):
                 results[name, kind]["ms"] += got["ms"]
                 results[name, kind]["rss"] = max(results[name, kind]["rss"], got["rss"])
-    return results, layers
+    return results, layers, kernels
 
 
 def main(argv=None):
@@ -149,10 +149,10 @@ def main(argv=None):
         subprocess.run([sys.executable, "-m", "scripts.graph_bench", "--make", folder,
                         "--models", *args.models], check=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
-        results, layers = measure(args, folder)
+        results, layers, kernels = measure(args, folder)
     print(f"Grad-CAM of one photo at the default layer, median ms of {args.rounds} x "
           f"{args.repeats}, {args.threads} threads each; peak RSS of each worker process "
-          f"({time.time() - began:.0f} s in all); vggnp's {layers['kernels']}\n")
+          f"({time.time() - began:.0f} s in all); vggnp's {kernels}\n")
     print("| model | input | layer | vggnp ms | TF ms | vggnp / TF | vggnp MB | TF MB | "
           "MB ratio |")
     print("|---|---|---|---|---|---|---|---|---|")

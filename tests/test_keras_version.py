@@ -10,7 +10,7 @@ import pytest
 
 from test_graph import equals_keras
 from vggnp.files.hdf5 import ModelError
-from vggnp.files.keras_version import major_version, version_in_metadata
+from vggnp.files.keras_version import major_version, version_in_metadata, version_text
 from vggnp.keras_model import load_keras_model
 
 
@@ -53,9 +53,29 @@ def test_a_file_that_does_not_say_which_keras_is_refused(tf, tmp_path):
     hard_sigmoid_model(tf.keras).save(tmp_path / "m.keras")
     silent = rewritten(tmp_path / "m.keras", tmp_path / "silent.keras",
                        lambda name, data: b"{}" if name == "metadata.json" else data)
-    with pytest.raises(ModelError, match=r"silent.keras: layer conv2d\w*: activation = "
+    with pytest.raises(ModelError, match=r"silent.keras: layer \w+: activation = "
                                          r"hard_sigmoid: .*does not say which Keras"):
         load_keras_model(silent)
+    future = rewritten(tmp_path / "m.keras", tmp_path / "future.keras", lambda name, data: (
+        b'{"keras_version": "4.0.0"}' if name == "metadata.json" else data))
+    with pytest.raises(ModelError, match=r"keras_version is '4.0.0', and vggnp knows Keras 2"):
+        load_keras_model(future)
+
+
+def test_a_custom_function_named_hard_sigmoid_is_refused(tf, tmp_path):
+    """Keras writes its own functions with module keras.activations; a function of
+    another module with the same name is not Keras' hard_sigmoid."""
+    tf.keras.backend.clear_session()
+    hard_sigmoid_model(tf.keras).save(tmp_path / "m.keras")
+
+    def custom(name, data):
+        if name != "config.json":
+            return data
+        return data.replace(b'"activation": "hard_sigmoid"', b'"activation": {"module": '
+                            b'"my_package.activations", "class_name": "function", "config": '
+                            b'"hard_sigmoid", "registered_name": "hard_sigmoid"}', 1)
+    with pytest.raises(ModelError, match=r"activation = \{'module': 'my_package"):
+        load_keras_model(rewritten(tmp_path / "m.keras", tmp_path / "custom.keras", custom))
 
 
 def test_vggnp_s_own_names_in_a_file_are_refused(tf, tmp_path):
@@ -72,10 +92,21 @@ def test_vggnp_s_own_names_in_a_file_are_refused(tf, tmp_path):
         load_keras_model(rewritten(tmp_path / "m.keras", tmp_path / "forged.keras", forged))
 
 
-def test_versions_are_read_from_what_the_files_hold():
-    assert version_in_metadata(b'{"keras_version": "3.15.1", "date_saved": "x"}') == "3.15.1"
-    for raw in (b"", b"\xff", b"[]", b'{"keras_version": 3}', b"[" * 100000):
-        assert version_in_metadata(raw) is None
+def test_versions_are_read_from_what_the_files_hold(tmp_path):
+    """Leniently: a version that is not a short text is None (hard_sigmoid is then refused;
+    a file without it is read as before)."""
+    assert [version_text(v) for v in ("3.15.1", b"2.21.0", 3, b"\xff", "9" * 65, None)] \
+        == ["3.15.1", "2.21.0", None, None, None, None]
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as archive:
+        for name, raw in [("ok", b'{"keras_version": "3.15.1", "date_saved": "x"}'),
+                          ("bad", b"\xff"), ("list", b"[]"), ("number", b'{"keras_version": 3}'),
+                          ("deep", b"[" * 100000), ("big", b" " * (64 << 10) + b"{}")]:
+            archive.writestr(name, raw)
+    with zipfile.ZipFile(tmp_path / "m.zip") as archive:
+        found = {info.filename: version_in_metadata(archive, info)
+                 for info in archive.infolist()}
+    assert found == {"ok": "3.15.1", "bad": None, "list": None, "number": None, "deep": None,
+                     "big": None}
     assert [major_version(v) for v in ("2.21.0", "3.15.1", "3", "1.2.2", "30.1", None, "")] \
         == [2, 3, 3, None, None, None, None]
     assert major_version("2.4.0-tf") == 2

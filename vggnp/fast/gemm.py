@@ -114,16 +114,21 @@ def path():
 
 def kernels():
     """Which kernels NumPy's BLAS runs, in words. OpenBLAS picks them from the CPU when it
-    loads, unless the environment variable OPENBLAS_CORETYPE names them: on this project's
-    AVX-512 machine, set to Haswell (AVX2), its float32 products ran at 100-204 GFLOP/s
-    on two cores, and at 213-401 with the SkylakeX kernels OpenBLAS picks itself
-    (``python -m scripts.blas_kernels``)."""
+    loads, unless the environment variable OPENBLAS_CORETYPE names them; on an AVX-512
+    CPU the AVX2 (Haswell) kernels run float32 products at about half the speed of the
+    AVX-512 (SkylakeX) ones (docs/speed.md, ``python -m scripts.blas_kernels``)."""
     from threadpoolctl import threadpool_info
-    found = [f"{lib['internal_api']} {lib.get('architecture') or ''}".strip()
-             for lib in threadpool_info() if lib["user_api"] == "blas"]
+    libraries = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    # threadpoolctl reports an architecture for OpenBLAS and BLIS only
+    found = ", ".join(f"{lib['internal_api']} {lib.get('architecture') or ''}".strip()
+                      for lib in libraries) or "unknown"
     forced = os.environ.get("OPENBLAS_CORETYPE")
-    said = f" (set by OPENBLAS_CORETYPE={forced})" if forced else " (chosen by the BLAS)"
-    return f"BLAS kernels: {', '.join(found) or 'unknown'}{said}"
+    if not forced:
+        return f"BLAS kernels: {found} (chosen by the BLAS)"
+    chose = any(lib["internal_api"] == "openblas" and
+                (lib.get("architecture") or "").lower() == forced.lower() for lib in libraries)
+    return (f"BLAS kernels: {found} (set by OPENBLAS_CORETYPE={forced})" if chose else
+            f"BLAS kernels: {found} (OPENBLAS_CORETYPE={forced} is set)")
 
 
 def _numpy_blas():

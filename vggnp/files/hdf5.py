@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from .errors import InputError, check_regular_file, said
-from .keras_version import MAX_VERSION_BYTES, version_in_metadata
+from .keras_version import version_in_metadata, version_text
 
 
 class WeightsError(InputError):
@@ -76,7 +76,8 @@ def _opened(path, what):
         elif h5py.is_hdf5(path):
             f, base = stack.enter_context(_hdf5(path, path)), 0
             config = _text_attribute(f, path, "model_config", MAX_CONFIG_BYTES)
-            version = _text_attribute(f, path, "keras_version", MAX_VERSION_BYTES)
+            with hdf5_errors(path):
+                version = version_text(f.attrs.get("keras_version"))
         else:
             with open(path, "rb") as raw:
                 head = raw.read(64)
@@ -97,7 +98,7 @@ def _hdf5(source, path):
 
 
 def _text_attribute(f, path, name, limit):
-    """The text attribute ``name`` of a Keras .h5 (model_config, keras_version), or None."""
+    """The text attribute ``name`` of a Keras .h5 file (its model_config), or None."""
     with hdf5_errors(path):
         if name not in f.attrs:
             return None
@@ -115,11 +116,11 @@ def _open_keras_zip(path, stack):
         if "model.weights.h5" not in members:
             raise WeightsError(f"{path}: a zip file without model.weights.h5 (holds "
                                f"{list(members)[:5]}), not a Keras 3 .keras file")
-        weights, config, metadata = (members.get(name) for name in MEMBERS)
-        for info, limit in zip((weights, config, metadata), MEMBERS.values()):
+        weights, config = members["model.weights.h5"], members.get("config.json")
+        for info, limit in ((weights, MAX_WEIGHTS_BYTES), (config, MAX_CONFIG_BYTES)):
             if info is not None:
                 _check_member(info, limit, path)
-        version = version_in_metadata(archive.read(metadata)) if metadata else None
+        version = version_in_metadata(archive, members.get("metadata.json"))
         config = archive.read(config).decode("utf-8") if config is not None else None
         with archive.open(weights) as member:
             if member.read(8) != b"\x89HDF\r\n\x1a\n":
@@ -138,8 +139,6 @@ def _open_keras_zip(path, stack):
     return stack.enter_context(_hdf5(source, path)), config, base, version
 
 
-MEMBERS = {"model.weights.h5": MAX_WEIGHTS_BYTES, "config.json": MAX_CONFIG_BYTES,
-           "metadata.json": MAX_VERSION_BYTES}  # the Keras 3 zip members read, their limits
 MAX_RATIO = 100  # weights hardly compress (float32 noise), JSON 5-10:1; zeros 1000:1
 
 

@@ -7,18 +7,33 @@ attribute ("2.21.0"); both are read by ``hdf5``. Where neither says, the name is
 
 import json
 
-MAX_VERSION_BYTES = 4096  # metadata.json: {"keras_version": "3.15.1", "date_saved": ...}
+MAX_VERSION_BYTES = 64  # "3.15.1"
+MAX_METADATA_BYTES = 64 << 10  # {"keras_version": "3.15.1", "date_saved": ...}: 60 bytes
 
 
-def version_in_metadata(raw):
-    """The keras_version text of a .keras zip's metadata.json (bytes), or None where it
-    is not JSON or does not say."""
+def version_text(value):
+    """A keras_version as text ("3.15.1"); None for anything else (an array, a number,
+    bytes that are not UTF-8, a text over MAX_VERSION_BYTES). Lenient: most files never
+    need it (only ``hard_sigmoid`` does, and is refused there when it is None)."""
+    if isinstance(value, bytes):  # h5py gives bytes or numpy.bytes_ for some attributes
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) and len(value) <= MAX_VERSION_BYTES else None
+
+
+def version_in_metadata(archive, info):
+    """The keras_version of a .keras zip's metadata.json (``info``: its zipfile.ZipInfo,
+    or None), or None where there is none, it is encrypted, over MAX_METADATA_BYTES or
+    not JSON. A damaged member (its CRC) raises zipfile.BadZipFile, as any member's."""
+    if info is None or info.flag_bits & 1 or info.file_size > MAX_METADATA_BYTES:
+        return None
     try:
-        metadata = json.loads(raw.decode("utf-8"))
+        metadata = json.loads(archive.read(info).decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    return version if isinstance(version, str) else None
+    return version_text(metadata.get("keras_version")) if isinstance(metadata, dict) else None
 
 
 def major_version(version):

@@ -16,6 +16,7 @@ the field and its value.
 
 from ..nn.activation_functions import ACTIVATIONS, KERAS_VERSIONED
 from .hdf5 import ModelError
+from .keras_version import major_version
 from .model_wiring import MERGES
 
 # What an initialiser, a regulariser or a constraint does happens during training; the
@@ -172,13 +173,10 @@ def activation_name(cfg, path):
     "config": name}) and a layer
     object as its config: only a ``ReLU`` with every option at its default is a plain relu;
     anything else is refused, naming the option."""
-    value, name = cfg.get("activation", "linear"), cfg.get("name")
+    value, name = _function_name(cfg.get("activation", "linear")), cfg.get("name")
     if isinstance(value, dict):
         inner = value.get("config")
-        if value.get("class_name") == "function" and isinstance(inner, str) \
-                and value.get("module") == "keras.activations":  # as Keras writes it
-            value = inner
-        elif value.get("class_name") == "ReLU" and isinstance(inner, dict) \
+        if value.get("class_name") == "ReLU" and isinstance(inner, dict) \
                 and value.get("module") == "keras.layers":
             for option in set(inner) - RELU_FIELDS:
                 refuse(path, name, f"activation ReLU's {option}", inner[option],
@@ -190,22 +188,39 @@ def activation_name(cfg, path):
                            "vggnp's relu is max(0, x) only")
             value = "relu"
     if isinstance(value, str) and value in KERAS_VERSIONED:
-        refuse(path, name, "activation", value, "Keras 2 computes it as clip(0.2 x + 0.5) "
-               "and Keras 3 as clip(x / 6 + 0.5), and the file does not say which Keras "
-               "saved it (no keras_version)")
+        _refuse_unversioned(path, name, value, None)
     if not isinstance(value, str) or value not in ACTIVATIONS:  # OURS: versioned_names
         refuse(path, name, "activation", value,
                f"vggnp supports {', '.join(ACTIVATION_NAMES)}")
     return value
 
 
-def versioned_names(config, major, path):
+def _function_name(value):
+    """An activation as Keras writes a function: its name, or {"module":
+    "keras.activations", "class_name": "function", "config": name} -> name; any other
+    value as it is (a custom function's dict is then refused as not a name)."""
+    if isinstance(value, dict) and value.get("class_name") == "function" \
+            and value.get("module") == "keras.activations" \
+            and isinstance(value.get("config"), str):
+        return value["config"]
+    return value
+
+
+def _refuse_unversioned(path, name, value, version):
+    said = (f"the file's keras_version is {version[:20]!r}, and vggnp knows Keras 2 and 3"
+            if version else "the file does not say which Keras saved it (no keras_version)")
+    refuse(path, name, "activation", value, "Keras 2 computes it as clip(0.2 x + 0.5) and "
+           f"Keras 3 as clip(x / 6 + 0.5), and {said}")
+
+
+def versioned_names(config, version, path):
     """Replace, in the parsed ``config`` (nested dicts and lists), each activation of
-    ``KERAS_VERSIONED`` by vggnp's name for it in Keras ``major`` (2 or 3, from the file's
-    keras_version; None: left as it is, and ``activation_name`` refuses it). vggnp's own
-    names in a file are refused: a file cannot choose what its keras_version does not
-    say. Walked with a stack, not recursion: a config may be nested deeply."""
-    stack = [(config, None)]
+    ``KERAS_VERSIONED`` by vggnp's name for it in the Keras that saved the file
+    (``version``: its keras_version text, or None); refused where that is not Keras 2 or
+    3. vggnp's own names in a file are refused: a file cannot choose what its
+    keras_version does not say. Walked with a stack, not recursion: a config may be
+    nested deeply."""
+    major, stack = major_version(version), [(config, None)]
     while stack:
         node, layer = stack.pop()
         if isinstance(node, list):
@@ -213,11 +228,11 @@ def versioned_names(config, major, path):
         if not isinstance(node, dict):
             continue
         layer = node["name"] if isinstance(node.get("name"), str) else layer
-        value = node.get("activation")
-        if isinstance(value, dict) and value.get("class_name") == "function":
-            value = value.get("config")  # {"module": "keras.activations", "config": name}
+        value = _function_name(node.get("activation"))
         if isinstance(value, str) and value in OURS:
             refuse(path, layer, "activation", value, "a name of vggnp's own, not Keras'")
-        if isinstance(value, str) and value in KERAS_VERSIONED and major is not None:
+        if isinstance(value, str) and value in KERAS_VERSIONED:
+            if major is None:
+                _refuse_unversioned(path, layer, value, version)
             node["activation"] = KERAS_VERSIONED[value][major]
         stack.extend((child, layer) for child in node.values())

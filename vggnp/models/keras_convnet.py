@@ -22,7 +22,6 @@ import numpy as np
 
 from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
-from ..files.keras_version import major_version
 from ..files.layer_fields import versioned_names
 from ..files.layer_shapes import output_shapes, weight_shapes
 from ..files.model_config import CONTAINERS, leaf_layers, parse_config
@@ -131,7 +130,7 @@ def load_keras_model(path, dtype=np.float32):
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
                              "model (model.save('model.keras')), or for VGG16 use --weights")
         config = parse_config(config_text, path)
-        versioned_names(config, major_version(version), path)
+        versioned_names(config, version, path)
         leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)
         needs = {cfg["name"]: weight_shapes(kind, cfg, shape)
                  for (kind, cfg), shape in zip(leaves, inputs)}

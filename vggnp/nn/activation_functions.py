@@ -1,7 +1,8 @@
 """The activation functions: the last step of a Conv2D, Dense or Activation layer (not
 layers of the chain themselves), each with ``forward(z, inplace)`` and ``backward(dout,
 guided)``; its layer passes on whether the pass is guided (see ``BackwardPass`` in
-``layers.py``). ``ACTIVATIONS`` maps Keras' activation names to them."""
+``layers.py``). ``ACTIVATIONS`` maps Keras' activation names to them, and vggnp's own
+names for a Keras name whose meaning depends on the Keras version (``KERAS_VERSIONED``)."""
 
 import math
 
