@@ -110,3 +110,4 @@ def test_versions_are_read_from_what_the_files_hold(tmp_path):
     assert [major_version(v) for v in ("2.21.0", "3.15.1", "3", "1.2.2", "30.1", None, "")] \
         == [2, 3, 3, None, None, None, None]
     assert major_version("2.4.0-tf") == 2
+

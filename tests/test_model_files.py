@@ -141,3 +141,20 @@ def test_weights_only_file_is_not_a_model(saved_models, tmp_path):
     models["zoo"].save_weights(tmp_path / "zoo.weights.h5")
     with pytest.raises(ModelError, match="weights only, no architecture"):
         load_keras_model(tmp_path / "zoo.weights.h5")
+
+
+def test_a_layer_that_does_not_fit_its_inputs_is_named():
+    """The last check of load_keras_model runs zeros through the model (chain or graph):
+    a layer that does not accept its inputs is refused by name, in one line."""
+    from vggnp.models.keras_convnet import KerasConvNet, _check_runs
+    from vggnp.nn.layers import Conv2D, Dense, Flatten
+    rng = np.random.default_rng(0)
+    layers = [Conv2D("conv", rng.standard_normal((3, 3, 3, 4)).astype(np.float32)),
+              Flatten("flatten"),
+              Dense("predictions", rng.standard_normal((5, 2)).astype(np.float32),
+                    activation="softmax")]
+    model = KerasConvNet(layers, (4, 4, 3), {"conv": (4, 4, 4), "flatten": (64,),
+                                             "predictions": (2,)})
+    with pytest.raises(ModelError, match=r"^m.keras: layer predictions does not fit its "
+                                         r"inputs: "):
+        _check_runs(model, "m.keras", np.float32)

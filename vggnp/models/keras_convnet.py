@@ -153,11 +153,10 @@ def load_keras_model(path, dtype=np.float32):
     if wiring is None:
         model = KerasConvNet(layers, input_shape, dict(zip([l.name for l in layers], shapes)),
                              name, model_names(config))
-        _check_shapes(model, path, dtype)
     else:
         model = KerasGraph(list(zip(layers, wiring)), input_shape, shapes, name,
                            model_names(config))
-        _check_graph(model, path, dtype)
+    _check_runs(model, path, dtype)
     return model
 
 
@@ -266,27 +265,16 @@ def _float_array(data, path, name, dtype):
     return values
 
 
-def _check_graph(model, path, dtype):
-    """Run zeros through a graph once: every node must accept its inputs."""
+def _check_runs(model, path, dtype):
+    """Run zeros through the model once (a chain or a graph): every layer must accept its
+    inputs. The layer that does not is the one after the last the trace lists."""
+    done = []
     try:
-        model.forward(np.zeros((1, *model.input_size, model.channels), dtype=dtype))
-    except MemoryError:
-        raise ModelError(f"{path}: the model needs more memory than this machine has for "
-                         "one image") from None
-    except ValueError as e:
-        raise ModelError(f"{path}: a layer does not fit its inputs: {e}") from None
-
-
-def _check_shapes(model, path, dtype):
-    """Run zeros through the model once: every layer must accept the one before it."""
-    out = np.zeros((1, *model.input_size, model.channels), dtype=dtype)
-    for layer in model.layers:
-        shape = out.shape
-        try:
-            out = layer.forward(out)
-        except MemoryError:
-            raise ModelError(f"{path}: layer {layer.name} needs more memory than this "
-                             "machine has for one image") from None
-        except ValueError as e:
-            raise ModelError(f"{path}: layer {layer.name} does not fit the output of the "
-                             f"layer before it {shape}: {e}") from None
+        model.forward(np.zeros((1, *model.input_size, model.channels), dtype=dtype),
+                      trace=done)
+    except (MemoryError, ValueError) as e:
+        layer = model.layers[len(done)].name
+        if isinstance(e, MemoryError):
+            raise ModelError(f"{path}: layer {layer} needs more memory than this machine "
+                             "has for one image") from None
+        raise ModelError(f"{path}: layer {layer} does not fit its inputs: {e}") from None
