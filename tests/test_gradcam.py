@@ -103,3 +103,13 @@ def test_grad_cam_equals_tensorflow(tf, keras_files, layer, which, monkeypatch):
     errors = (relative_to_max(heatmaps, ref_maps), relative_to_max(details["weights"], ref_alpha))
     print(layer, which, "map error %.1e, alpha error %.1e" % errors)
     assert errors[0] <= 1e-4 and errors[1] <= 1e-4
+
+
+def test_an_empty_map_of_the_top_class_is_not_told_to_try_the_top_class():
+    """The empty-map warning's advice depends on whether the class is the model's top-1."""
+    from vggnp.methods.explain import empty_map_message
+    other = empty_map_message("gradcam", "cat (1)", "conv", top=False)
+    top = empty_map_message("gradcam", "cat (1)", "conv", top=True)
+    assert "try the top-1 class, another --layer" in other
+    assert "top-1" not in top and "though it is the model's top class" in top
+    assert top.endswith("try another --layer, or --method counterfactual")

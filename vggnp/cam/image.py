@@ -134,7 +134,8 @@ def _say_notes(args, run, out, result, class_name):
         tell(out, f"vggnp.cam: note: {path}: {note}")
     if result.empty:
         tell(out, f"vggnp.cam: warning: {path}: "
-              + empty_map_message(args.method, class_name, run.layer))
+              + empty_map_message(args.method, class_name, run.layer,
+                                  top=result.class_index == int(np.argmax(result.probs))))
     missed = completeness_warning(result.details.get("completeness"), args.steps)
     if missed:
         tell(out, f"vggnp.cam: warning: {path}: {missed}")

@@ -12,15 +12,21 @@ MAX_METADATA_BYTES = 64 << 10  # {"keras_version": "3.15.1", "date_saved": ...}:
 
 
 def version_text(value):
-    """A keras_version as text ("3.15.1"); None for anything else (an array, a number,
-    bytes that are not UTF-8, a text over MAX_VERSION_BYTES). Lenient: most files never
-    need it (only ``hard_sigmoid`` does, and is refused there when it is None)."""
+    """A keras_version as text ("3.15.1"); None where there is none; for anything else (a
+    number, an array, bytes that are not UTF-8, a text over MAX_VERSION_BYTES) a
+    description in angle brackets ("<the int64 3>"), which names no Keras version.
+    Lenient: most files never need it (only ``hard_sigmoid`` does, and is refused there
+    when it names no Keras 2 or 3)."""
+    if value is None:
+        return None
     if isinstance(value, bytes):  # h5py gives bytes or numpy.bytes_ for some attributes
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            return None
-    return value if isinstance(value, str) and len(value) <= MAX_VERSION_BYTES else None
+            return "<bytes that are not UTF-8 text>"
+    if not isinstance(value, str):
+        return f"<the {type(value).__name__} {str(value)[:20]}>"
+    return value if len(value) <= MAX_VERSION_BYTES else f"<a text of {len(value):,} characters>"
 
 
 def version_in_metadata(archive, info):

@@ -223,8 +223,8 @@ def versioned_names(config, version, path):
     major, stack = major_version(version), [(config, None)]
     while stack:
         node, layer = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, layer) for item in node)
+        if isinstance(node, list):  # reversed: popped in the file's order (the first named)
+            stack.extend((item, layer) for item in reversed(node))
         if not isinstance(node, dict):
             continue
         layer = node["name"] if isinstance(node.get("name"), str) else layer
@@ -235,4 +235,4 @@ def versioned_names(config, version, path):
             if major is None:
                 _refuse_unversioned(path, layer, value, version)
             node["activation"] = KERAS_VERSIONED[value][major]
-        stack.extend((child, layer) for child in node.values())
+        stack.extend((child, layer) for child in reversed(node.values()))

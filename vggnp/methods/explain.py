@@ -86,17 +86,20 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     return maps, classes
 
 
-def empty_map_message(method, class_name, layer):
+def empty_map_message(method, class_name, layer, top=False):
     """Why a map is zero everywhere, in one sentence, for the method that made it.
-    class_name: how to name the class (an index, or "tabby (281)")."""
+    class_name: how to name the class (an index, or "tabby (281)"); top: whether it is
+    the model's top-1 class (then "try the top-1 class" is no advice)."""
     if not method_record(method).layer:
         return (f"the {method} map of class {class_name} is zero everywhere: the score's "
                 "gradient w.r.t. the input vanishes (a saturated or dead network)")
     other = "gradcam" if method == "counterfactual" else "counterfactual"
+    why, advice = (("though it is the model's top class (an untrained or saturated model, "
+                    "or a layer whose features argue against it)", "try") if top else
+                   ("common for a class the model does not predict", "try the top-1 class,"))
     return (f"the {method} map of class {class_name} at {layer} is zero everywhere: no "
-            "location has positive weighted evidence for the class (common for a class the "
-            f"model does not predict); try the top-1 class, another --layer, or --method "
-            f"{other}")
+            f"location has positive weighted evidence for the class ({why}); {advice} "
+            f"another --layer, or --method {other}")
 
 
 @dataclass
