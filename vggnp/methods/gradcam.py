@@ -20,6 +20,20 @@ from ..fast.batch_split import forward_keeping
 from ..nn.trace import print_trace
 
 
+def _warn_empty_maps(raw, classes, probs, layer):
+    """An EmptyMapWarning for each map of raw (N, h, w) that is zero everywhere; the
+    advice depends on whether its class is the image's top-1 (probs (N, K))."""
+    for n in np.flatnonzero(~raw.any(axis=(1, 2))):
+        why = ("though it is the model's top class: an untrained or saturated model?). Try"
+               if classes[n] == int(np.argmax(probs[n])) else
+               "common for a class the model does not predict). Try the top-1 class,")
+        warnings.warn(
+            f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
+            "every location's weighted activation is <= 0, i.e. this layer's features argue "
+            f"against the class ({why} another layer, or --target softmax.", EmptyMapWarning,
+            stacklevel=3)
+
+
 def class_scores(outputs):
     """The model's outputs (N, K) as one score per class: a single unit p (a sigmoid
     binary classifier) becomes the two classes [1 - p, p]."""
@@ -119,12 +133,8 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     raw = np.maximum(weighted_channels(activations, weights), 0)           # (N, h, w)
 
     heatmaps = normalise(raw)
-    for n in np.flatnonzero(~raw.any(axis=(1, 2))) if warn_empty else ():
-        warnings.warn(
-            f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
-            "every location's weighted activation is <= 0, i.e. this layer's features argue "
-            "against the class (common for a class the model does not predict). Try the "
-            "top-1 class, another layer, or --target softmax.", EmptyMapWarning, stacklevel=2)
+    if warn_empty:
+        _warn_empty_maps(raw, classes, probs, layer)
     if trace:  # the teaching tables, on request only
         print_trace(steps, model, outputs.itemsize, trace)
     if details is not None:

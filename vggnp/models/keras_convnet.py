@@ -33,7 +33,7 @@ from ..nn.layers import Conv2D
 from ..nn.graph import Graph
 from ..nn.network import Network
 from .keras_layers import build_layer
-from .keras_preprocess import default_preprocess, model_names
+from .keras_preprocess import default_preprocess, model_names, preprocess_guessed
 
 GLOBAL_POOLS = (GlobalAvgPool2D,)  # GlobalMaxPool2D is one too: a subclass
 
@@ -61,6 +61,11 @@ class KerasModel:
         if self.has_vgg16_base:
             return "vgg16"
         return default_preprocess(self.layers[0], self.keras_names)
+
+    @property
+    def preprocess_guessed(self):
+        """True where ``default_preprocess`` is a guess (the model does not say)."""
+        return not self.has_vgg16_base and preprocess_guessed(self.layers[0], self.keras_names)
 
 
 class KerasConvNet(KerasModel, Network):

@@ -47,7 +47,14 @@ def application_mode(names):
 
 def default_preprocess(first_layer, names):
     """``none`` if the model's first layer rescales, else the mode of a Keras Applications
-    model among ``names`` (the model's and its nested models'), else ``rescale``."""
+    model among ``names`` (the model's and its nested models'), else ``rescale`` (a guess:
+    ``preprocess_guessed``)."""
     if isinstance(first_layer, Rescaling):  # Keras' Normalization is read as one too
         return "none"
     return application_mode(names) or "rescale"
+
+
+def preprocess_guessed(first_layer, names):
+    """True where the model says nothing of how its inputs were scaled (no rescaling first
+    layer, no Keras Applications model inside): ``rescale`` is then a guess."""
+    return not isinstance(first_layer, Rescaling) and application_mode(names) is None
