@@ -113,3 +113,13 @@ def test_an_empty_map_of_the_top_class_is_not_told_to_try_the_top_class():
     assert "try the top-1 class, another --layer" in other
     assert "top-1" not in top and "though it is the model's top class" in top
     assert top.endswith("try another --layer, or --method counterfactual")
+
+
+def test_the_empty_map_advice_of_each_kind_of_method():
+    """eigencam has no class to change; an empty counterfactual map is the usual one for a
+    class the model is sure of; a tie for the top is not the model's choice."""
+    from vggnp.methods.explain import empty_map_message, is_top
+    assert "try another --layer" in empty_map_message("eigencam", "c", "conv", top=False)
+    counter = empty_map_message("counterfactual", "c", "conv", top=True)
+    assert "no location has evidence against the class" in counter and "top" not in counter
+    assert is_top([0.1, 0.9], 1) and not is_top([0.1, 0.9], 0) and not is_top([0.5, 0.5], 0)

@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 
-from helpers import LABELS_PATH, MODEL_PATH
 from test_graph import equals_keras
 from vggnp.files.hdf5 import ModelError
 from vggnp.files.keras_version import major_version, version_in_metadata, version_text
@@ -112,31 +111,3 @@ def test_versions_are_read_from_what_the_files_hold(tmp_path):
     assert [major_version(v) for v in ("2.21.0", "3.15.1", "3", "1.2.2", "30.1", None, "")] \
         == [2, 3, 3, None, None, None, None]
     assert major_version("2.4.0-tf") == 2
-
-
-
-def test_a_guessed_preprocessing_is_said(tf, tmp_path, capsys):
-    """A model that says nothing of its input scaling (no Rescaling first layer, no Keras
-    Applications model inside) is run with --preprocess rescale, and the run says so
-    once; with --preprocess given, or a model that rescales, nothing is said."""
-    from PIL import Image
-
-    from vggnp.cam import main
-    keras = tf.keras
-    keras.backend.clear_session()
-    i = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(i)
-    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    keras.Model(i, out).save(tmp_path / "plain.keras")
-    Image.new("RGB", (20, 20), (200, 30, 30)).save(tmp_path / "red.png")
-    runs = {}
-    for name, extra in (("guessed", []), ("given", ["--preprocess", "tf"])):
-        code = main([str(tmp_path / "red.png"), "--model", str(tmp_path / "plain.keras"),
-                     "--out", str(tmp_path / name), *extra])
-        runs[name] = (code, capsys.readouterr().err)
-    assert runs["guessed"][0] == runs["given"][0] == 0
-    assert runs["guessed"][1].count("--preprocess rescale (pixels / 255) assumed") == 1
-    assert "assumed" not in runs["given"][1]
-    code = main([str(tmp_path / "red.png"), "--model", MODEL_PATH, "--labels", LABELS_PATH,
-                 "--out", str(tmp_path / "rescales")])  # the shapes model: Rescaling first
-    assert code == 0 and "assumed" not in capsys.readouterr().err

@@ -156,5 +156,16 @@ def test_a_layer_that_does_not_fit_its_inputs_is_named():
     model = KerasConvNet(layers, (4, 4, 3), {"conv": (4, 4, 4), "flatten": (64,),
                                              "predictions": (2,)})
     with pytest.raises(ModelError, match=r"^m.keras: layer predictions does not fit its "
-                                         r"inputs: "):
+                                         r"inputs \(after flatten, of output \(1, 64\)\): "):
         _check_runs(model, "m.keras", np.float32)
+    from vggnp.models.keras_convnet import KerasGraph
+    from vggnp.nn.graph import IMAGE
+    from vggnp.nn.merge_layers import Add
+    conv = Conv2D("conv", rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
+    graph = KerasGraph([(conv, [IMAGE]), (Add("add"), ["conv", IMAGE]),
+                        (Flatten("flatten"), ["add"]), (layers[2], ["flatten"])],
+                       (4, 4, 3), {"conv": (4, 4, 4), "add": (4, 4, 4), "flatten": (64,),
+                                   "predictions": (2,)})
+    with pytest.raises(ModelError, match=r"^m.keras: layer add does not fit its inputs "
+                                         r"\(after conv, of output \(1, 4, 4, 4\)\): "):
+        _check_runs(graph, "m.keras", np.float32)

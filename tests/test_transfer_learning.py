@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import LABELS_PATH, MODEL_PATH
 from test_keras_applications import realistic_weights
 from vggnp import grad_cam, load_keras_model
 
@@ -226,3 +227,30 @@ def test_classifiers_on_each_base_equal_tensorflow(tf, tmp_path, name, sigmoid):
         truth = ours64.backward(seed, from_logits=True)
         theirs = tape.gradient(score, image).numpy()
         assert relative(mine, truth) <= max(1e-4, 3 * relative(theirs, truth)), c
+
+
+def test_a_guessed_preprocessing_is_said(tf, tmp_path, capsys):
+    """A model that says nothing of its input scaling (no Rescaling first layer, no Keras
+    Applications model inside) is run with --preprocess rescale, and the run says so
+    once; with --preprocess given, or a model that rescales, nothing is said."""
+    from PIL import Image
+
+    from vggnp.cam import main
+    keras = tf.keras
+    keras.backend.clear_session()
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(i)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(i, out).save(tmp_path / "plain.keras")
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(tmp_path / "red.png")
+    runs = {}
+    for name, extra in (("guessed", []), ("given", ["--preprocess", "tf"])):
+        code = main([str(tmp_path / "red.png"), "--model", str(tmp_path / "plain.keras"),
+                     "--out", str(tmp_path / name), *extra])
+        runs[name] = (code, capsys.readouterr().err)
+    assert runs["guessed"][0] == runs["given"][0] == 0
+    assert runs["guessed"][1].count("--preprocess rescale (pixels / 255) assumed") == 1
+    assert "assumed" not in runs["given"][1]
+    code = main([str(tmp_path / "red.png"), "--model", MODEL_PATH, "--labels", LABELS_PATH,
+                 "--out", str(tmp_path / "rescales")])  # the shapes model: Rescaling first
+    assert code == 0 and "assumed" not in capsys.readouterr().err

@@ -138,12 +138,17 @@ def refuse_to_clobber(paths, input_ids, overwrite, own=frozenset()):
     return None
 
 
-def load_model(model=None, weights=None, labels=None, preprocess=None):
+def load_model(model=None, weights=None, labels=None, preprocess=None, command="vggnp"):
     """(model, class table [(wnid, name)], preprocess mode, model file) for the options
-    --model, --weights (default: the official file), --labels and --preprocess.
+    --model, --weights (default: the official file), --labels and --preprocess. A
+    preprocessing the model does not say is a guess, and ``command`` says so in a note.
     Raises an InputError (weights, model or labels file) or DownloadError: exit 3."""
     if model:
         network = load_keras_model(model)
+        if preprocess is None and network.preprocess_guessed:
+            say(f"{command}: note: {model}: --preprocess rescale (pixels / 255) assumed: the "
+                "model neither rescales its input nor holds a Keras Applications model; pass "
+                "--preprocess (tf, caffe, torch, none) if it was trained otherwise")
         n = 2 if network.outputs == 1 else network.outputs
         names = read_labels(labels, n) if labels else [f"class_{i}" for i in range(n)]
         return network, [("", name) for name in names], \
@@ -240,7 +245,7 @@ def model_and_layer(p, argv):
         return args, fail(EXIT_OUTPUT, f"cannot write to the output folder {args.out}: {e}",
                           name)
     try:
-        model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess)
+        model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess, name)
     except (InputError, DownloadError) as e:
         return args, fail(EXIT_WEIGHTS, str(e), name, e.advice)
     if args.layer not in model.names:

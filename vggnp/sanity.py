@@ -92,7 +92,7 @@ def run(args):
         return _fail(EXIT_SOME_FAILED, refusal)
     try:
         model, table, mode, _ = load_model(args.model, args.weights, args.labels,
-                                           args.preprocess)
+                                           args.preprocess, "vggnp.sanity")
     except (InputError, DownloadError) as e:
         return fail(EXIT_WEIGHTS, str(e), "vggnp.sanity", e.advice)
     try:

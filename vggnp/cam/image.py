@@ -17,7 +17,7 @@ from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
                           thumbnail, too_big_for_jpeg)
 from ..cli import refuse_to_clobber, say
 from ..methods.diagnose import diagnose
-from ..methods.explain import empty_map_message, explain
+from ..methods.explain import empty_map_message, explain, is_top
 from ..methods.registry import METHODS
 from ..methods.faithfulness import auc, deletion_insertion_curves
 from ..files.imagenet import top_classes
@@ -135,7 +135,7 @@ def _say_notes(args, run, out, result, class_name):
     if result.empty:
         tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, class_name, run.layer,
-                                  top=result.class_index == int(np.argmax(result.probs))))
+                                  top=is_top(result.probs, result.class_index)))
     missed = completeness_warning(result.details.get("completeness"), args.steps)
     if missed:
         tell(out, f"vggnp.cam: warning: {path}: {missed}")

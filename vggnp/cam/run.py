@@ -139,13 +139,9 @@ def prepare(args, command):
     """Load the model, resolve --layer, --target and --class: the run's settings."""
     try:
         model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
-                                                      args.preprocess)
+                                                      args.preprocess, "vggnp.cam")
     except (InputError, DownloadError) as e:  # weights, model or labels file
         raise Stop(fail(EXIT_WEIGHTS, str(e), advice=e.advice))
-    if args.model and args.preprocess is None and model.preprocess_guessed:
-        say(f"vggnp.cam: note: {args.model}: --preprocess rescale (pixels / 255) assumed: the "
-            "model neither rescales its input nor holds a Keras Applications model; pass "
-            "--preprocess (tf, caffe, torch, none) if it was trained otherwise")
     refusal = needs_probabilities(args, model)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))

@@ -207,7 +207,8 @@ def _function_name(value):
 
 
 def _refuse_unversioned(path, name, value, version):
-    said = (f"the file's keras_version is {version[:20]!r}, and vggnp knows Keras 2 and 3"
+    shown = version if version and version.startswith("<") else repr(version)
+    said = (f"the file's keras_version is {shown}, and vggnp knows Keras 2 and 3"
             if version else "the file does not say which Keras saved it (no keras_version)")
     refuse(path, name, "activation", value, "Keras 2 computes it as clip(0.2 x + 0.5) and "
            f"Keras 3 as clip(x / 6 + 0.5), and {said}")

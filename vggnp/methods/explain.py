@@ -81,25 +81,37 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
               progress, steps, samples, noise, seed)
     maps, classes = RUNNERS[method](run)
     for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
-        warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer),
+        top = "probs" in details and is_top(details["probs"][n], classes[n])
+        warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer, top=top),
                       EmptyMapWarning, stacklevel=2)
     return maps, classes
 
 
-def empty_map_message(method, class_name, layer, top=False):
+def empty_map_message(method, class_name, layer, *, top):
     """Why a map is zero everywhere, in one sentence, for the method that made it.
     class_name: how to name the class (an index, or "tabby (281)"); top: whether it is
-    the model's top-1 class (then "try the top-1 class" is no advice)."""
+    the image's top-1 class, alone (``is_top``): the advice depends on it."""
     if not method_record(method).layer:
         return (f"the {method} map of class {class_name} is zero everywhere: the score's "
                 "gradient w.r.t. the input vanishes (a saturated or dead network)")
-    other = "gradcam" if method == "counterfactual" else "counterfactual"
-    why, advice = (("though it is the model's top class (an untrained or saturated model, "
-                    "or a layer whose features argue against it)", "try") if top else
+    start = f"the {method} map of class {class_name} at {layer} is zero everywhere: "
+    if method == "eigencam":  # no class in it
+        return start + ("the activations' first principal component is nowhere positive; "
+                        "try another --layer")
+    if method == "counterfactual":
+        return start + ("no location has evidence against the class (usual for a class the "
+                        "model is sure of); try another --layer, or --method gradcam")
+    why, advice = (("though it is the model's top class: an untrained or saturated model, "
+                    "or a layer whose features argue against it", "try") if top else
                    ("common for a class the model does not predict", "try the top-1 class,"))
-    return (f"the {method} map of class {class_name} at {layer} is zero everywhere: no "
-            f"location has positive weighted evidence for the class ({why}); {advice} "
-            f"another --layer, or --method {other}")
+    return start + (f"no location has positive weighted evidence for the class ({why}); "
+                    f"{advice} another --layer, or --method counterfactual")
+
+
+def is_top(scores, c):
+    """Whether class c has the highest of ``scores`` (K,), alone (a tie is not a choice)."""
+    scores = np.asarray(scores)
+    return bool(scores[c] == scores.max() and np.count_nonzero(scores == scores.max()) == 1)
 
 
 @dataclass

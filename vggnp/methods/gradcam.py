@@ -25,7 +25,8 @@ def _warn_empty_maps(raw, classes, probs, layer):
     advice depends on whether its class is the image's top-1 (probs (N, K))."""
     for n in np.flatnonzero(~raw.any(axis=(1, 2))):
         why = ("though it is the model's top class: an untrained or saturated model?). Try"
-               if classes[n] == int(np.argmax(probs[n])) else
+               if probs[n][classes[n]] == probs[n].max()
+               and np.count_nonzero(probs[n] == probs[n].max()) == 1 else
                "common for a class the model does not predict). Try the top-1 class,")
         warnings.warn(
             f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "

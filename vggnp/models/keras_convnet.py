@@ -282,4 +282,7 @@ def _check_runs(model, path, dtype):
         if isinstance(e, MemoryError):
             raise ModelError(f"{path}: layer {layer} needs more memory than this machine "
                              "has for one image") from None
-        raise ModelError(f"{path}: layer {layer} does not fit its inputs: {e}") from None
+        after = f" (after {done[-1]['layer'].name}, of output {done[-1]['output']})" \
+            if done else ""
+        raise ModelError(f"{path}: layer {layer} does not fit its inputs{after}: {e}") \
+            from None

@@ -143,11 +143,13 @@ def warnings_of(record):
     found = []
     if record.get("empty") and record.get("method") in METHODS:  # a method of this version
         shown_class = record.get("class", {})
+        ranked = record.get("top") or [{}]
         top = shown_class.get("index") is not None and \
-            (record.get("top") or [{}])[0].get("index") == shown_class.get("index")
+            ranked[0].get("index") == shown_class.get("index") and \
+            (len(ranked) < 2 or ranked[1].get("score") != ranked[0].get("score"))
         found.append(empty_map_message(record.get("method"), f"{shown_class.get('name')} "
                                        f"({shown_class.get('index')})", record.get("layer"),
-                                       top))
+                                       top=top))
     missed = completeness_warning(record.get("completeness"))
     if missed:
         found.append(f"integrated gradients: {missed}")
