@@ -118,7 +118,8 @@ def test_an_empty_map_of_the_top_class_is_not_told_to_try_the_top_class():
 def test_the_empty_map_advice_of_each_kind_of_method():
     """eigencam has no class to change; an empty counterfactual map is the usual one for a
     class the model is sure of; a tie for the top is not the model's choice."""
-    from vggnp.methods.explain import empty_map_message, is_top
+    from vggnp.methods.explain import empty_map_message
+    from vggnp.methods.gradcam import is_top
     assert "try another --layer" in empty_map_message("eigencam", "c", "conv", top=False)
     counter = empty_map_message("counterfactual", "c", "conv", top=True)
     assert "no location has evidence against the class" in counter and "top" not in counter

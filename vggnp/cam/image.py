@@ -17,13 +17,13 @@ from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
                           thumbnail, too_big_for_jpeg)
 from ..cli import refuse_to_clobber, say
 from ..methods.diagnose import diagnose
-from ..methods.explain import empty_map_message, explain, is_top
+from ..methods.explain import empty_map_message, explain
 from ..methods.registry import METHODS
 from ..methods.faithfulness import auc, deletion_insertion_curves
 from ..files.imagenet import top_classes
 from ..files.images import ImageError
 from ..files.outputs import OutputExists, sync_folder
-from ..methods.gradcam import normalise
+from ..methods.gradcam import is_top, normalise
 from ..viz.overlay import gradient_picture, overlay
 
 

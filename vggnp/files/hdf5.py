@@ -75,7 +75,7 @@ def _opened(path, what):
             f, config, base, version = _open_keras_zip(path, stack)
         elif h5py.is_hdf5(path):
             f, base = stack.enter_context(_hdf5(path, path)), 0
-            config = _text_attribute(f, path, "model_config", MAX_CONFIG_BYTES)
+            config = _config_attribute(f, path)
             with hdf5_errors(path):
                 version = version_text(f.attrs.get("keras_version"))
         else:
@@ -97,15 +97,15 @@ def _hdf5(source, path):
                            "damaged or truncated") from None
 
 
-def _text_attribute(f, path, name, limit):
-    """The text attribute ``name`` of a Keras .h5 file (its model_config), or None."""
+def _config_attribute(f, path):
+    """The ``model_config`` attribute of a Keras .h5 file (text), or None."""
     with hdf5_errors(path):
-        if name not in f.attrs:
+        if "model_config" not in f.attrs:
             return None
-        if f.attrs.get_id(name).get_storage_size() > limit:
-            raise WeightsError(f"{path}: its {name} is over {limit:,} bytes; not a Keras "
-                               "model file")
-        return text(f.attrs[name])
+        if f.attrs.get_id("model_config").get_storage_size() > MAX_CONFIG_BYTES:
+            raise WeightsError(f"{path}: its model_config is over {MAX_CONFIG_BYTES:,} "
+                               "bytes; not a Keras model file")
+        return text(f.attrs["model_config"])
 
 
 def _open_keras_zip(path, stack):

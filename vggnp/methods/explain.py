@@ -42,7 +42,8 @@ import numpy as np
 
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
-from .gradcam import EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam, normalise
+from .gradcam import (EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam,
+                      is_top, normalise)
 from .registry import OPTION_DEFAULTS, method_record, refusal
 from .resize import resize_bilinear
 from .scorecam import score_cam
@@ -106,12 +107,6 @@ def empty_map_message(method, class_name, layer, *, top):
                    ("common for a class the model does not predict", "try the top-1 class,"))
     return start + (f"no location has positive weighted evidence for the class ({why}); "
                     f"{advice} another --layer, or --method counterfactual")
-
-
-def is_top(scores, c):
-    """Whether class c has the highest of ``scores`` (K,), alone (a tie is not a choice)."""
-    scores = np.asarray(scores)
-    return bool(scores[c] == scores.max() and np.count_nonzero(scores == scores.max()) == 1)
 
 
 @dataclass

@@ -25,14 +25,19 @@ def _warn_empty_maps(raw, classes, probs, layer):
     advice depends on whether its class is the image's top-1 (probs (N, K))."""
     for n in np.flatnonzero(~raw.any(axis=(1, 2))):
         why = ("though it is the model's top class: an untrained or saturated model?). Try"
-               if probs[n][classes[n]] == probs[n].max()
-               and np.count_nonzero(probs[n] == probs[n].max()) == 1 else
+               if is_top(probs[n], classes[n]) else
                "common for a class the model does not predict). Try the top-1 class,")
         warnings.warn(
             f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
             "every location's weighted activation is <= 0, i.e. this layer's features argue "
             f"against the class ({why} another layer, or --target softmax.", EmptyMapWarning,
             stacklevel=3)
+
+
+def is_top(scores, c):
+    """Whether class c has the highest of ``scores`` (K,), alone (a tie is not a choice)."""
+    scores = np.asarray(scores)
+    return bool(scores[c] == scores.max() and np.count_nonzero(scores == scores.max()) == 1)
 
 
 def class_scores(outputs):
