@@ -17,7 +17,7 @@ from PIL import Image
 from helpers import (MODEL, MODEL_PATH, ROOT, SHAPES, done_images, interruptible, json_lines,
                      outputs_in, run_cam)
 
-from vggnp.cam import image as cam_image, run as cam
+from vggnp.cam import image as cam_image, run as cam, settings as cam_settings
 from vggnp.files.results import RESULTS_NAME
 from vggnp.files.outputs import TEMP_PREFIX, OutputExists, write_new
 
@@ -137,7 +137,7 @@ def test_resume_of_a_finished_folder_does_no_work(tmp_path, monkeypatch, capsys)
     def no_work(*a, **k):
         raise AssertionError("the network ran")
     monkeypatch.setattr(cam, "explain_files", no_work)
-    monkeypatch.setattr(cam, "load_model", no_work)
+    monkeypatch.setattr(cam_settings, "load_model", no_work)
     assert cam.main([*args, "--resume"]) == 0
     assert "4 of 4 image(s) already done" in capsys.readouterr().err
     monkeypatch.undo()
@@ -297,26 +297,6 @@ def test_progress_line_when_asked(tmp_path):
     assert "images/s" not in quiet.stderr
     plain = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "c"))  # stderr is a pipe
     assert "images/s" not in plain.stderr
-
-
-def test_dask_recipe_equals_the_command_line(tmp_path):
-    from helpers import reference_module
-    reference_module("dask.bag")
-    distributed = reference_module("dask.distributed")
-    from scripts.dask_audit import audit
-    paths = copies(tmp_path / "in", SHAPES + [CAT], 20)
-    cli = run_cam(*paths, *MODEL, "--out", str(tmp_path / "out"), "--json", "--save-heatmap")
-    assert cli.returncode == 0, cli.stderr
-    expected = {r["image"]: r for r in done_images(cli.stdout)}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        rows = audit(client, paths, MODEL_PATH)
-    assert [row["image"] for row in rows] == paths
-    for row in rows:
-        want = expected[row["image"]]
-        assert row["class"] == want["class"]["index"]
-        assert np.allclose(row["map"], np.load(want["outputs"]["heatmap"]), atol=1e-6)
 
 
 def test_a_small_pixel_budget_bounds_the_pictures_in_flight(tmp_path):

@@ -48,6 +48,9 @@ def parse_args(argv):
         args.background = ImageColor.getrgb(args.background)[:3]
     except ValueError:
         p.error(f"--background: unknown colour {args.background!r} (try white, black, #808080)")
+    refusal = cluster_refusal(args)
+    if refusal:
+        p.error(refusal)
     check_model_options(p, args)
     if args.labels and not args.model:
         p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
@@ -213,6 +216,11 @@ def run_options(p):
                    help="with --report: a row of every method's map for each image (costs "
                         "every method's time: Score-CAM alone is up to 513 forward passes "
                         "per image on VGG16)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run on a Dask cluster (tcp://scheduler:8786): its workers read the "
+                        "images and write the outputs, at the same paths as here (a shared "
+                        "file system); this process keeps the results file, the progress and "
+                        "the report. Needs pip install 'vggnp[dask]'")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an internal error (a bug of ours)")
     threads_option(p)
@@ -249,6 +257,18 @@ def inapplicable_option(args):
     if args.diagnose and not method.layer:
         return (f"--diagnose reports on a CAM at a conv layer; --method {method.name} has no "
                 "layer")
+    return None
+
+
+def cluster_refusal(args):
+    """Why an option cannot run on a cluster (--dask), or None."""
+    if args.dask is None:
+        return None
+    if args.trace:
+        return "--trace shows the passes of this process; it does not go with --dask"
+    if args.scale == "raw" and args.scale_max is None:
+        return ("--scale raw with --dask needs --scale-max: without it the first map sets "
+                "the scale, and each worker would set its own")
     return None
 
 

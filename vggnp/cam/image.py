@@ -15,7 +15,7 @@ from ..files.results import file_stamp, stamps
 from .state import Pictures
 from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
                           thumbnail, too_big_for_jpeg)
-from ..cli import refuse_to_clobber, say
+from ..cli import EXIT_OUTPUT, refuse_to_clobber, say
 from ..methods.diagnose import diagnose
 from ..methods.explain import empty_map_message, explain
 from ..methods.registry import METHODS
@@ -181,6 +181,24 @@ def _write(results, record, args, run, pictures, replaced):
     replaced()
 
 
+def settle(out, record, listed):
+    """One image done: counted, its record appended to the results file unless ``listed``
+    there already, its lines on stdout, the progress line moved on."""
+    if "error" not in record:
+        out.written += 1
+    out.failed += "error" in record
+    try:
+        if not listed:
+            out.results.append(record)
+    except OSError as e:  # the results file cannot grow: the folder is the problem
+        if not out.stop:
+            tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
+        out.stop = out.stop or EXIT_OUTPUT
+    if "error" not in record or out.lines.as_json:
+        out.lines.image(record)
+    out.progress.image_done(failed="error" in record)
+
+
 def failed(out, record, error):
     """The record of an image that failed (it lists no outputs); says why on stderr."""
     message = _reason(error, out.debug)
@@ -203,7 +221,12 @@ def _reason(error, debug):
 
 
 def tell(out, *lines):
-    """Lines on stderr, the progress line cleared first; each line made printable alone."""
+    """Lines on stderr, the progress line cleared first; each line made printable alone.
+    On a cluster's worker (``out.messages`` a list) the lines are kept for the client to
+    say."""
+    if out.messages is not None:
+        out.messages.extend(lines)
+        return
     with out.progress.lock:
         out.progress.clear()
         for line in lines:

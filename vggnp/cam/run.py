@@ -12,7 +12,6 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
-import errno
 import os
 import signal
 import sys
@@ -20,42 +19,27 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from .args import needs_probabilities, parse_args
-from .image import failed, handle, tell
+from .args import parse_args
+from .image import failed, handle, settle
 from ..files.results import already_done, own_outputs
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import THUMBNAILS, output_stems
-from .state import RunSettings, RunState
+from .state import RunState
+from .cluster import connect, explain_on_cluster
+from .settings import FOLDER_ERRORS, Stop, each_until_stopped, prepare, stream_options
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
-                   EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, apply_threads, cam_layer,
-                   check_writable, command_line, fail, file_ids, find_class, load_model, say,
-                   warnings_as_notes)
+                   EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
+                   say, warnings_as_notes)
 from ..cli_run import Terminated, cwd_gone, raise_terminated
-from ..methods.registry import METHODS
-from ..files.download import DownloadError
-from ..files.errors import InputError
 from ..files.outputs import remove_stale_temps
 from ..viz.report import INLINE_LIMIT
 from ..stream.batches import PIXEL_BUDGET, explain_files
 from ..fast.threads import cores
 
-# Errors that say the output folder is unusable (the run stops, exit 4); any other error
-# while writing (a name too long, a character the file system refuses) fails one image.
-FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                 errno.EIO, errno.EFBIG, errno.ENOENT}
-
-
-class Stop(Exception):
-    """Ends the run early with an exit code, after its one line was printed."""
-
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
-
-
-def main(argv=None):
-    """The run, step by step: each step prints its own lines and may stop the run."""
+def main(argv=None, client=None):
+    """The run, step by step: each step prints its own lines and may stop the run.
+    client: a ``dask.distributed.Client`` to run on, as ``--dask ADDRESS`` does."""
     # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -71,8 +55,9 @@ def main(argv=None):
         if not todo:
             return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs,
                                  results)
-        run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
-        return process(args, run, todo, failed_inputs, results)  # read, explain, write
+        with connect(args.dask, client) as cluster:  # None: on this machine
+            run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
+            return process(args, run, todo, failed_inputs, results, cluster)
     except Stop as stop:
         return stop.code
     except KeyboardInterrupt:  # while planning or loading: the stream says its own
@@ -135,74 +120,47 @@ def plan(args, results):
     return todo, len(empty) + len(refused)
 
 
-def prepare(args, command):
-    """Load the model, resolve --layer, --target and --class: the run's settings."""
-    try:
-        model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
-                                                      args.preprocess, "vggnp.cam")
-    except (InputError, DownloadError) as e:  # weights, model or labels file
-        raise Stop(fail(EXIT_WEIGHTS, str(e), advice=e.advice))
-    refusal = needs_probabilities(args, model)
-    if refusal:
-        raise Stop(fail(EXIT_USAGE, refusal))
-    try:  # the input methods have no layer
-        layer = cam_layer(model, args.layer) if METHODS[args.method].layer else None
-    except ValueError as e:
-        raise Stop(fail(EXIT_USAGE, str(e)))
-    try:
-        chosen_class = None if args.class_ is None else find_class(args.class_, table)
-    except ValueError as e:
-        raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
-    if mode in ("caffe", "vgg16", "torch") and model.channels != 3:
-        raise Stop(fail(EXIT_USAGE, f"--preprocess {mode} needs a model with 3 input channels"))
-    threads = apply_threads(args)
-    return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
-                       weights_path=weights_path, layer=layer,
-                       target=args.target or METHODS[args.method].targets[0],
-                       chosen_class=chosen_class, began=time.time(), command=command,
-                       threads=threads)
-
-
-def process(args, run, todo, failed_inputs, results):
-    """Stream the images through the network; write each one's outputs in a second thread
-    while the next batch runs; report each as it is done. Returns the exit code."""
+def process(args, run, todo, failed_inputs, results, client=None):
+    """Explain the images here (``explain_here``) or on a Dask cluster (``client``:
+    ``cluster.explain_on_cluster``), report each as it is done, then the report and the
+    last lines. Returns the exit code."""
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
     out = RunState(lines=StdoutLines(args.json), results=results, progress=progress,
                    failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
                    own=own_outputs(results.entries()),
                    trace=Tee(sys.stderr) if args.trace else None)
-    stems = [stem for _, stem in todo]
-    count = workers(args, run, len(todo))
-    if progress.enabled or args.trace:
-        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; {cores()} core(s) this "
-            f"process may use), {count} batch(es) at once")
-    reading = {"background": args.background, "max_pixels": args.max_pixels,
-               "allow_truncated": args.allow_truncated}
-    stream = explain_files(
-        run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
-        run.chosen_class, run.target, args.batch_size, reading,
-        progress=lambda k, n: progress.step("scorecam channels", k, n), hold_pictures=True,
-        pixel_budget=PIXEL_BUDGET, trace=out.trace or False,
-        method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
-                            seed=args.seed), workers=count)
-    pending = deque()
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        try:
-            for result in stream:
-                pending.append(handle(args, run, out, result, stems[result.index], writer))
-                finish(out, pending, keep=args.batch_size)
-                if out.lines.broken or out.stop:
-                    break
-        except KeyboardInterrupt:
-            out.stop = EXIT_INTERRUPTED
-        except Terminated:
-            out.stop = EXIT_TERMINATED
-        finally:
-            close(stream, out, pending)
+    if client is not None:
+        explain_on_cluster(args, run, todo, out, client)
+    else:
+        explain_here(args, run, todo, out)
     if args.report:
         write_run_report(args, run, out, len(todo))
     return ending(args, run, out, len(todo))
+
+
+def explain_here(args, run, todo, out):
+    """Stream the images through the network; write each one's outputs in a second thread
+    while the next batch runs."""
+    stems = [stem for _, stem in todo]
+    count = workers(args, run, len(todo))
+    if out.progress.enabled or args.trace:
+        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; {cores()} core(s) this "
+            f"process may use), {count} batch(es) at once")
+    stream = explain_files(
+        run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
+        run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,
+        progress=lambda k, n: out.progress.step("scorecam channels", k, n),
+        trace=out.trace or False, workers=count, **stream_options(args))
+    pending = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        def step(result):
+            pending.append(handle(args, run, out, result, stems[result.index], writer))
+            finish(out, pending, keep=args.batch_size)
+        try:
+            each_until_stopped(out, stream, step)
+        finally:
+            close(stream, out, pending)
 
 
 def close(stream, out, pending):
@@ -241,19 +199,7 @@ def finish(out, pending, keep):
             if isinstance(error, OSError) and error.errno in FOLDER_ERRORS:  # not this image:
                 out.stop = out.stop or EXIT_OUTPUT                          # the folder
             record = failed(out, record, error)
-        elif "error" not in record:
-            out.written += 1
-        out.failed += "error" in record
-        try:
-            if "error" in record:  # a success was listed by the writer (``_write``)
-                out.results.append(record)
-        except OSError as e:  # the results file cannot grow: the folder is the problem
-            if not out.stop:
-                tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
-            out.stop = out.stop or EXIT_OUTPUT
-        if "error" not in record or out.lines.as_json:
-            out.lines.image(record)
-        out.progress.image_done(failed="error" in record)
+        settle(out, record, listed="error" not in record)  # a success: listed by ``_write``
 
 
 def ending(args, run, out, total):

@@ -47,7 +47,9 @@ class RunState:
     output must never replace one); own: {absolute path of a file in --out that vggnp
     wrote: (the input it was made from, its stamp)} (``files.results.own_outputs``: the
     same input's outputs, unchanged, are replaced without --overwrite); replaced: those
-    this run replaced (said at the end); trace: --trace's Tee, or None.
+    this run replaced (said at the end); trace: --trace's Tee, or None; messages: None
+    (lines are said on stderr), or on a cluster's worker the list that keeps them for the
+    client (``cluster_worker``).
     """
     lines: object
     results: object
@@ -62,6 +64,7 @@ class RunState:
     own: dict = field(default_factory=dict)
     replaced: list = field(default_factory=list)
     trace: object = None
+    messages: list = None
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""What a ``vggnp.cam`` run resolves before its first image (``prepare``: the model, the
+layer, the class, the BLAS threads), on this machine and on each worker of a cluster run,
+and how a run stops early (``Stop``, the errors that say the output folder is unusable)."""
+
+import errno
+import time
+
+from .args import needs_probabilities
+from .state import RunSettings
+from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, apply_threads,
+                   cam_layer, fail, find_class, load_model)
+from ..cli_run import Terminated
+from ..files.download import DownloadError
+from ..files.errors import InputError
+from ..methods.registry import METHODS
+
+# Errors that say the output folder is unusable (the run stops, exit 4); any other error
+# while writing (a name too long, a character the file system refuses) fails one image.
+FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.EIO, errno.EFBIG, errno.ENOENT}
+
+
+class Stop(Exception):
+    """Ends the run early with an exit code, after its one line was printed."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def prepare(args, command):
+    """Load the model, resolve --layer, --target and --class: the run's settings."""
+    try:
+        model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
+                                                      args.preprocess, "vggnp.cam")
+    except (InputError, DownloadError) as e:  # weights, model or labels file
+        raise Stop(fail(EXIT_WEIGHTS, str(e), advice=e.advice))
+    refusal = needs_probabilities(args, model)
+    if refusal:
+        raise Stop(fail(EXIT_USAGE, refusal))
+    try:  # the input methods have no layer
+        layer = cam_layer(model, args.layer) if METHODS[args.method].layer else None
+    except ValueError as e:
+        raise Stop(fail(EXIT_USAGE, str(e)))
+    try:
+        chosen_class = None if args.class_ is None else find_class(args.class_, table)
+    except ValueError as e:
+        raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
+    if mode in ("caffe", "vgg16", "torch") and model.channels != 3:
+        raise Stop(fail(EXIT_USAGE, f"--preprocess {mode} needs a model with 3 input channels"))
+    threads = apply_threads(args)
+    return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
+                       weights_path=weights_path, layer=layer,
+                       target=args.target or METHODS[args.method].targets[0],
+                       chosen_class=chosen_class, began=time.time(), command=command,
+                       threads=threads)
+
+
+def stream_options(args):
+    """The keyword arguments of ``explain_files`` that come from the command line alone:
+    --batch-size, how images are read, and the method's options."""
+    return dict(batch_size=args.batch_size,
+                read_options={"background": args.background, "max_pixels": args.max_pixels,
+                              "allow_truncated": args.allow_truncated},
+                method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
+                                    seed=args.seed))
+
+
+def each_until_stopped(out, items, step):
+    """``step(item)`` for each of ``items`` until the run stops: stdout closed, a stop
+    set on ``out`` (e.g. the output folder unusable), Ctrl-C or SIGTERM (their exit code
+    set on ``out.stop``)."""
+    try:
+        for item in items:
+            step(item)
+            if out.lines.broken or out.stop:
+                break
+    except KeyboardInterrupt:
+        out.stop = EXIT_INTERRUPTED
+    except Terminated:
+        out.stop = EXIT_TERMINATED
