@@ -5,9 +5,11 @@ elsewhere, nothing lost, nothing listed twice)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -17,10 +19,11 @@ from helpers import MODEL, ROOT, SHAPES, done_images, interruptible, reference_m
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A LocalCluster of 2 worker processes (1 thread each) and a client of it."""
+    """A LocalCluster of 2 worker processes, 2 task threads each (two chunks at once in
+    one process: each on its own replica of the model), and a client of it."""
     distributed = reference_module("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                  dashboard_address=":0") as local, \
             distributed.Client(local) as client:
         yield client
 
@@ -40,6 +43,17 @@ def ledger(out):
     with open(os.path.join(out, "vggnp-results.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f if line.strip()]
     return [r for r in lines if "writing" not in r], [r for r in lines if "writing" in r]
+
+
+def records_so_far(out):
+    """The records in ``out``'s results file while a run appends to it (a line being
+    written may be read in part: it is not counted)."""
+    try:
+        with open(os.path.join(out, "vggnp-results.jsonl"), "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+    except FileNotFoundError:
+        return 0
+    return sum(b'"writing"' not in line for line in lines)
 
 
 def assert_each_image_listed_once(out, folder):
@@ -78,6 +92,14 @@ def test_a_cluster_run_gives_the_outputs_and_records_of_a_run_here(tmp_path, clu
     records, intents = ledger(tmp_path / "there")
     assert len(records) == len(intents) == 9  # each image once, each announced once
     assert "report: " in there.stderr
+    assert set(cluster.run(blas_threads).values()) == {1}  # one a call, as Dask's convention
+
+
+def blas_threads():
+    """On a worker: the threads its BLAS calls use now."""
+    import threadpoolctl
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+               if pool["user_api"] == "blas")
 
 
 def slow_images(seconds):
@@ -92,7 +114,8 @@ def slow_images(seconds):
 
 
 @pytest.mark.slow
-def test_an_interrupted_cluster_run_is_resumed(tmp_path, cluster):
+@pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_cluster_run_is_resumed(tmp_path, cluster, stop, code):
     folder = folder_of(tmp_path, 24)
     out = tmp_path / "out"
     cluster.run(slow_images, 0.25)
@@ -103,14 +126,14 @@ def test_an_interrupted_cluster_run_is_resumed(tmp_path, cluster):
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             preexec_fn=interruptible)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (
-                os.path.exists(out / "vggnp-results.jsonl") and len(ledger(out)[0]) >= 4):
+        while time.monotonic() < deadline and child.poll() is None and \
+                records_so_far(out) < 4:
             time.sleep(0.05)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         _, stderr = child.communicate(timeout=60)
     finally:
         cluster.restart()  # the workers as they were: no slow images, no tasks left
-    assert child.returncode == 130, stderr
+    assert child.returncode == code, stderr
     assert "run the same command with --resume" in stderr
     done_before = len(ledger(out)[0])
     assert 4 <= done_before < 24
@@ -149,8 +172,10 @@ def test_a_worker_killed_while_writing_loses_nothing_and_lists_nothing_twice(tmp
     assert result.returncode == 0, result.stderr
     assert_each_image_listed_once(out, folder)
     records, intents = ledger(out)
-    assert len(records) == 12 and len(intents) == 13  # the dead worker's write was redone
-    assert "replaced 1 file(s) that vggnp wrote in an earlier run" in result.stderr
+    # The dead worker's writes were redone: one per task thread it had (2) at most.
+    assert len(records) == 12 and 13 <= len(intents) <= 14
+    assert re.search(r"replaced [12] file\(s\) that vggnp wrote in an earlier run",
+                     result.stderr)
 
 
 @pytest.mark.slow
@@ -160,3 +185,84 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path):
                      "tcp://127.0.0.1:9", timeout=120)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cannot reach the scheduler" in result.stderr
+
+
+def test_workers_that_cannot_run_this_vggnp_are_one_line_before_any_work(
+        tmp_path, cluster, monkeypatch, capsys):
+    from vggnp.cam import cluster as cam_cluster, run
+    monkeypatch.setattr(cam_cluster, "__version__", "0.0.1")  # as if the workers were older
+    code = run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)], client=cluster)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "runs vggnp 0.1.0, this process 0.0.1; install the same version" in err
+    assert not os.path.exists(tmp_path / "vggnp-results.jsonl")
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_one_line(tmp_path, monkeypatch, capsys):
+    distributed = reference_module("distributed")
+    from vggnp.cam import cluster as cam_cluster, run
+    monkeypatch.setattr(cam_cluster, "CONNECT_TIMEOUT", 1)
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty, \
+            distributed.Client(empty) as client:
+        code = run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)], client=client)
+    err = capsys.readouterr().err
+    assert code == 2 and "no worker has joined the scheduler in 1 s" in err, err
+
+
+def another_file_everywhere():
+    """On a worker: every file looks other than the client saw it (size, mtime)."""
+    from vggnp.cam import cluster_worker
+    cluster_worker.file_stamp = lambda path: (-1, -1)
+
+
+@pytest.mark.slow
+def test_a_worker_that_sees_another_model_file_stops_the_run_in_one_line(tmp_path, cluster):
+    cluster.run(another_file_everywhere)
+    try:
+        result = run_cam(*SHAPES, *MODEL, "--out", str(tmp_path), "--dask",
+                         cluster.scheduler.address, timeout=300)
+    finally:
+        cluster.restart()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "the cluster run stopped: RuntimeError: this worker sees another file at" in \
+        result.stderr
+    assert os.listdir(tmp_path) == []  # nothing written, nothing listed
+
+
+def test_a_worker_loads_a_model_once_and_again_when_its_file_changes(tmp_path):
+    import shutil
+    from vggnp.cam.cluster_worker import worker_model
+    from vggnp.files.results import file_stamp
+    path = str(tmp_path / "model.keras")
+    shutil.copy(MODEL[1], path)
+    first = worker_model(path, None, None, ((path, file_stamp(path)),))
+    assert worker_model(path, None, None, ((path, file_stamp(path)),)) is first
+    os.utime(path, ns=(1, 1))
+    assert worker_model(path, None, None, ((path, file_stamp(path)),)) is not first
+    with pytest.raises(RuntimeError, match="sees another file at"):
+        worker_model(path, None, None, ((path, (1, 2)),))
+
+
+@pytest.mark.slow
+def test_a_cluster_whose_workers_are_all_gone_stops_in_one_line(tmp_path, monkeypatch,
+                                                               capsys):
+    distributed = reference_module("distributed")
+    from vggnp.cam import cluster as cam_cluster, cluster_worker, run
+    monkeypatch.setattr(cam_cluster, "CONNECT_TIMEOUT", 1)
+    original = cluster_worker.handle
+
+    def slow(*args):
+        time.sleep(0.5)
+        return original(*args)
+    monkeypatch.setattr(cluster_worker, "handle", slow)  # the worker runs in this process
+    folder = folder_of(tmp_path, 8)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") \
+            as local, distributed.Client(local) as client:
+        threading.Timer(1.5, lambda: local.scale(0)).start()
+        code = run.main([str(folder), *MODEL, "--out", str(tmp_path / "out"),
+                         "--batch-size", "2"], client=client)
+    err = capsys.readouterr().err
+    assert code == 1 and "no worker left at" in err, err
+    assert "run the same command with --resume" not in err  # a stop, not an interrupt

@@ -10,13 +10,20 @@ tasks not yet done. The images, the model and --out must be at the same paths on
 worker (a shared file system), and the workers must have vggnp installed.
 """
 
+import asyncio
 import contextlib
+import dataclasses
 import os
+import pickle
+import signal
+import uuid
 
-from .cluster_worker import explain_chunk
+from .cluster_worker import explain_chunk, worker_version
+from .. import __version__
 from .image import settle, tell
 from .settings import Stop, each_until_stopped
 from ..cli import EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, fail, say
+from ..files.results import file_stamp
 
 CONNECT_TIMEOUT = 10  # seconds to reach the scheduler (Dask retries until then)
 
@@ -25,8 +32,13 @@ CONNECT_TIMEOUT = 10  # seconds to reach the scheduler (Dask retries until then)
 def connect(address, client=None):
     """The Dask client the run uses: ``client`` if given, else one connected to
     ``address`` (closed afterwards), else None (the run stays on this machine). A missing
-    Dask or a scheduler that cannot be reached stops the run with one line (exit 2)."""
-    if client is not None or address is None:
+    Dask, a scheduler that cannot be reached or workers that cannot run vggnp stop the run
+    with one line (exit 2)."""
+    if address is None and client is None:
+        yield None
+        return
+    if client is not None:
+        check_workers(client, client.scheduler.address)
         yield client
         return
     try:
@@ -36,38 +48,114 @@ def connect(address, client=None):
                                     "'vggnp[dask]'"))
     try:
         own = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, ValueError, TypeError) as e:  # TimeoutError is an OSError
+    except (OSError, ValueError, TypeError, asyncio.TimeoutError) as e:  # 3.10: not OSError
         raise Stop(fail(EXIT_USAGE, f"--dask {address}: cannot reach the scheduler ({e}); "
                                     "is `dask scheduler` running there, with workers?"))
     with own:
+        check_workers(own, address)
         yield own
+
+
+def check_workers(client, address):
+    """Stop the run (one line, exit 2) unless a worker joins within CONNECT_TIMEOUT and
+    every worker can run this vggnp (installed, the same version): a task sent to a
+    worker without it would fail only once it runs, and one with no worker would wait
+    forever."""
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except (OSError, asyncio.TimeoutError):  # TimeoutError: an OSError since 3.11
+        raise Stop(fail(EXIT_USAGE, f"--dask {address}: no worker has joined the scheduler in "
+                                    f"{CONNECT_TIMEOUT} s; start them with `dask worker "
+                                    f"{address}`"))
+    try:
+        versions = client.run(worker_version)
+    except Exception as e:  # noqa: BLE001 - e.g. vggnp not importable there
+        raise Stop(fail(EXIT_USAGE, f"--dask {address}: the workers cannot run vggnp "
+                                    f"({type(e).__name__}: {e}); install vggnp {__version__} "
+                                    "on every worker"))
+    for worker, version in sorted(versions.items()):
+        if version != __version__:
+            raise Stop(fail(EXIT_USAGE, f"--dask {address}: the worker {worker} runs vggnp "
+                                        f"{version}, this process {__version__}; install the "
+                                        "same version on every worker"))
 
 
 def explain_on_cluster(args, run, todo, out, client):
     """Submit one task per chunk of ``todo`` ([(path, output stem)]), and settle each
-    image as its task comes back; a task that fails (its worker died too often) or an
-    interrupt stops the run, the tasks not yet done cancelled."""
-    from distributed import as_completed
+    image as its task comes back; a task that fails (its workers kept dying, a worker
+    cannot load the model) or an interrupt stops the run: the tasks done by then are
+    settled, the others cancelled."""
+    from distributed import Variable
     paths = {os.path.abspath(path): path for path, _ in todo}  # shown as given
-    workers = len(client.scheduler_info()["workers"])
     if out.progress.enabled:
-        say(f"vggnp.cam: {workers} Dask worker(s) at {client.scheduler.address}, chunks of "
-            f"{args.batch_size} image(s)")
-    inputs = client.scatter(tuple(paths), broadcast=True)
-    own = _own_by_input(out.own)
-    options = for_workers(args, run)
-    futures = [client.submit(explain_chunk, options, run.command, chunk, inputs,
-                             {k: v for path, _ in chunk for k, v in own.get(path, {}).items()},
-                             pure=False)
-               for chunk in _chunks(todo, args.batch_size)]
+        say(f"vggnp.cam: {len(client.nthreads())} Dask worker(s) at "
+            f"{client.scheduler.address}, chunks of {args.batch_size} image(s)")
+    pending = set()
+    # What every task needs, kept by the scheduler (scattered to the workers, it would be
+    # lost with them), read once per worker process and run.
+    shared = Variable(f"vggnp-run-{uuid.uuid4().hex}", client=client)
     try:
-        each_until_stopped(out, as_completed(futures),
-                           lambda future: _settle_chunk(out, future.result(), paths))
+        each_until_stopped(out, _completed(client, args, run, todo, out, pending, shared),
+                           lambda future: _settle_chunk(out, future, paths))
     except Exception as e:  # noqa: BLE001 - a task failed as a whole: say it, keep the rest
         tell(out, f"vggnp.cam: the cluster run stopped: {type(e).__name__}: {e}")
-        out.stop = EXIT_SOME_FAILED
+        out.stop = out.stop or EXIT_SOME_FAILED
     finally:
-        client.cancel(futures)
+        _wind_down(client, out, pending, paths, shared)
+
+
+def _completed(client, args, run, todo, out, pending, shared):
+    """Submit the tasks (into ``pending``), ``shared`` (a Dask Variable) holding what
+    every task needs, then yield each task as it is done. Stops with
+    NoWorkers when the scheduler has had no worker for two checks CONNECT_TIMEOUT apart
+    (Dask would wait for one forever)."""
+    from distributed import wait
+    options = for_workers(args)
+    stamps = {path: file_stamp(path) for path in (options.model, options.weights,
+                                                  options.labels) if path is not None}
+    settings = dataclasses.replace(run, model=None, own_model=None)
+    # Pickled here: Dask's own serialisation of a dataclass logs a line on stderr.
+    shared.set(pickle.dumps((settings, stamps, tuple(os.path.abspath(p) for p, _ in todo))))
+    own = _own_by_input(out.own)
+    for chunk in _chunks(todo, args.batch_size):
+        pending.add(client.submit(
+            explain_chunk, options, shared.name, chunk,
+            {k: v for path, _ in chunk for k, v in own.get(path, {}).items()}, pure=False))
+    idle = 0
+    while pending:
+        try:
+            done = wait(pending, timeout=CONNECT_TIMEOUT, return_when="FIRST_COMPLETED").done
+        except (OSError, asyncio.TimeoutError):  # none done in that time
+            done = set()
+        idle = 0 if done or client.nthreads() else idle + 1
+        if idle == 2:
+            raise NoWorkers(f"no worker left at {client.scheduler.address} for "
+                            f"{2 * CONNECT_TIMEOUT} s; {len(pending)} task(s) not done")
+        for future in done:
+            pending.discard(future)
+            yield future
+
+
+class NoWorkers(Exception):
+    """Every worker of the cluster is gone, and none has come back."""
+
+
+def _wind_down(client, out, pending, paths, shared):
+    """After the last task or a stop: the tasks already done are settled (their outputs
+    are written), the others cancelled, the run's Variable deleted; Ctrl-C and SIGTERM
+    are ignored meanwhile."""
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for future in [f for f in pending if f.status == "finished"]:
+            _settle_chunk(out, future, paths)
+        client.cancel(list(pending))
+        shared.delete()
+    except Exception as e:  # noqa: BLE001 - e.g. the scheduler gone: the run has stopped
+        tell(out, f"vggnp.cam: note: the cluster could not be tidied ({type(e).__name__}: "
+                  f"{e}); its scheduler may hold this run's tasks until it restarts")
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def _chunks(todo, size):
@@ -85,19 +173,21 @@ def _own_by_input(own):
     return by_input
 
 
-def for_workers(args, run):
+def for_workers(args):
     """The options as a worker needs them: every path absolute (a worker's working
-    folder is its own), and VGG16's weights the file this process found."""
+    folder is its own). Without --weights a worker finds VGG16's official weights in its
+    own cache, as this process did."""
     absolute = {name: os.path.abspath(vars(args)[name]) for name in ("out", "model",
                                                                       "weights", "labels")
                 if vars(args)[name] is not None}
-    if args.model is None:
-        absolute["weights"] = os.path.abspath(run.weights_path)
     return type(args)(**(vars(args) | absolute))
 
 
-def _settle_chunk(out, done, paths):
-    """A chunk's messages said, then each image settled in the chunk's order."""
+def _settle_chunk(out, future, paths):
+    """A chunk's messages said, then each image settled in the chunk's order; the task's
+    result released (Dask would compute a lost result again while a future holds it)."""
+    done = future.result()
+    future.release()
     if done.messages:
         tell(out, *done.messages)
     out.replaced.extend(done.replaced)

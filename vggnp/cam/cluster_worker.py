@@ -9,27 +9,26 @@ listed once. The outputs the dead worker had written are announced by its intent
 so the task run again may replace them (``OwnOutputs``), as a resumed run does.
 """
 
-import argparse
+import contextlib
 import dataclasses
 import functools
 import os
+import pickle
 import threading
 from concurrent.futures import Future
 
 from .image import failed, handle
 from .run_io import Progress
-from .settings import FOLDER_ERRORS, Stop, prepare, stream_options
+from .settings import FOLDER_ERRORS, stream_options
 from .state import RunState
-from ..cli import file_ids
+from ..cli import file_ids, load_model
+from ..fast.threads import use_threads
+from ..files.download import DownloadError
+from ..files.errors import InputError
 from ..files.results import ResultsFile, file_stamp, own_outputs
 from ..stream.batches import explain_files
 
-# The options that decide the model a worker loads: a task with other values loads again.
-MODEL_OPTIONS = ("model", "weights", "labels", "preprocess", "layer", "class_", "method",
-                 "target", "threads")
-_loaded = {}                # {model options: RunSettings}: one model per worker process
-_loading = threading.Lock()
-_mine = threading.local()   # this worker thread's replica (its own layer caches)
+_loading = threading.Lock()  # a worker's task threads load its one model once
 
 
 @dataclasses.dataclass
@@ -43,67 +42,80 @@ class ChunkDone:
     replaced: list
 
 
-def explain_chunk(args, command, chunk, inputs, own):
+def explain_chunk(args, shared, chunk, own):
     """Explain and write one chunk. args: the client's options, paths made absolute;
-    chunk: [(absolute image path, output stem)]; inputs: the run's input paths, a tuple
-    (no output may replace one; their file ids are this machine's, found here); own: the
-    client's ``own_outputs`` for this chunk's inputs. Returns a ChunkDone."""
-    run = settings(args, command)
+    shared: the name of the run's Dask Variable (``run_shared``); chunk: [(absolute
+    image path, output stem)]; own: the client's ``own_outputs`` for this chunk's inputs.
+    Returns a ChunkDone."""
+    settings, stamps, inputs = run_shared(shared)
+    model = worker_model(args.model, args.weights, args.preprocess, tuple(stamps.items()))
+    use_threads(args.threads or 1)
+    run = dataclasses.replace(settings, model=model, own_model=model.replica())
     ledger = IntentsOnly(args.out)
     out = RunState(lines=None, results=ledger, progress=Progress(0, False), debug=args.debug,
-                   scale={"max": args.scale_max}, inputs=_input_ids(inputs),
+                   scale={"max": args.scale_max}, inputs=_input_ids(inputs, settings.began),
                    own=OwnOutputs(own, ledger), messages=[])
-    stream = explain_files(run.model, [path for path, _ in chunk], args.method, run.mode,
-                           run.layer, run.chosen_class, run.target, hold_pictures=True,
-                           **stream_options(args))
     done = []
-    for result in stream:
-        record, future, _ = handle(args, run, out, result, chunk[result.index][1], Inline())
-        error = future.exception() if future is not None else None
-        if error is not None:
-            record = failed(out, record, error)
-        elif future is not None:
-            record = ledger.kept.pop()  # the record ``_write`` made: with the stamps
-        done.append((record, isinstance(error, OSError) and error.errno in FOLDER_ERRORS))
+    with contextlib.closing(explain_files(
+            model, [path for path, _ in chunk], args.method, run.mode, run.layer,
+            run.chosen_class, run.target, hold_pictures=True, **stream_options(args))) as stream:
+        for result in stream:
+            record, future, _ = handle(args, run, out, result, chunk[result.index][1], Inline())
+            error = future.exception() if future is not None else None
+            if error is not None:
+                record = failed(out, record, error)
+            elif future is not None:
+                record = ledger.kept.pop()  # the record ``_write`` made: with the stamps
+            done.append((record, isinstance(error, OSError) and error.errno in FOLDER_ERRORS))
     return ChunkDone(records=done, messages=out.messages, replaced=out.replaced)
 
 
-def settings(args, command):
-    """This worker thread's RunSettings: the model loaded once per worker process (again
-    when a task names other options, or the file changed since: size and mtime), and a
-    replica of it for each of the worker's threads."""
-    key = tuple(repr(vars(args)[name]) for name in MODEL_OPTIONS) + tuple(
-        file_stamp(path) for path in (args.model, args.weights, args.labels) if path)
-    mine = vars(_mine).get("run")
-    if mine is not None and mine[0] == key:
-        return mine[1]
+@functools.lru_cache(maxsize=1)
+def run_shared(name):
+    """What every task of the run needs, read once per worker process from the
+    scheduler's Variable ``name``: (the client's RunSettings without its model, {model
+    file: its (size, mtime_ns) on the client}, the run's input paths: no output may
+    replace one)."""
+    from distributed import Variable
     with _loading:
-        if key not in _loaded:
-            _loaded.clear()
-            _loaded[key] = _prepared(args, command)
-        run = _loaded[key]
-    run = dataclasses.replace(run, model=run.model.replica(), own_model=run.model.replica())
-    _mine.run = (key, run)
-    return run
+        return pickle.loads(Variable(name).get())
 
 
-def _prepared(args, command):
-    """prepare() on this worker, with one BLAS thread per task thread unless --threads
-    says otherwise (Dask's own convention: its Nanny starts workers with
-    OPENBLAS_NUM_THREADS=1, and a worker's parallelism is its threads and processes;
-    more would oversubscribe the cores, which costs several times the time here)."""
-    threads = args.threads or 1
-    try:
-        return prepare(argparse.Namespace(**(vars(args) | {"threads": threads})), command)
-    except Stop as stop:  # its line went to this worker's log
-        raise RuntimeError(f"the worker could not load the model {args.model or args.weights} "
-                           f"(exit {stop.code}; the worker's log says why): every worker "
-                           "must see the same file at the same path") from None
+def worker_version():
+    """The vggnp version this worker runs (the client checks it before the first task)."""
+    from .. import __version__
+    return __version__
+
+
+def worker_model(model, weights, preprocess, stamps):
+    """The network, loaded once per worker process for these files (``stamps``: each
+    file's (size, mtime_ns) as the client sees it; VGG16's official weights are found in
+    the worker's own cache). A worker that sees another file at a path stops the task:
+    the run would explain with a model the client did not check."""
+    with _loading:
+        for path, stamp in stamps:
+            if tuple(file_stamp(path)) != tuple(stamp):
+                raise RuntimeError(f"this worker sees another file at {path} than the client "
+                                   f"(size, mtime {tuple(file_stamp(path))} here, "
+                                   f"{tuple(stamp)} there): every worker must see the same "
+                                   "files at the same paths")
+        return _loaded(model, weights, preprocess, stamps)
 
 
 @functools.lru_cache(maxsize=1)
-def _input_ids(paths):
-    """The file ids of the run's inputs, found once per run on this worker."""
+def _loaded(model, weights, preprocess, stamps):
+    """load_model's network; the stamps are part of the key: a changed file loads anew."""
+    try:
+        return load_model(model, weights, None, preprocess, "vggnp.cam")[0]
+    except (InputError, DownloadError) as e:
+        raise RuntimeError(f"this worker cannot load the model: {e}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _input_ids(paths, run_began):
+    """The file ids of the run's inputs, found once per run (``run_began``: the run's
+    start, which tells runs with the same inputs apart) on this worker: its device
+    numbers are its own."""
     return file_ids(paths)
 
 
