@@ -265,4 +265,37 @@ def test_a_cluster_whose_workers_are_all_gone_stops_in_one_line(tmp_path, monkey
                          "--batch-size", "2"], client=client)
     err = capsys.readouterr().err
     assert code == 1 and "no worker left at" in err, err
-    assert "run the same command with --resume" not in err  # a stop, not an interrupt
+    assert "interrupted" not in err  # a stop, said as one
+    assert err.rstrip().endswith("the images done are listed, run the same command with "
+                                 "--resume to go on")
+
+
+@pytest.mark.slow
+def test_a_port_that_never_answers_is_one_line_not_a_hang(tmp_path):
+    """The dashboard's port given by mistake, or any listener that accepts and says
+    nothing: Dask's own timeout covers only the connection."""
+    import socket
+    reference_module("distributed")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        began = time.monotonic()
+        result = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path), "--dask",
+                         f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot reach the scheduler" in result.stderr
+    assert time.monotonic() - began < 60
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_under_dask_is_exit_5_not_a_hang(tmp_path, cluster):
+    """stdout closed at the start (``>&-``): its descriptor must not go to Dask's
+    sockets; the run stops at the first line, as without --dask."""
+    folder = folder_of(tmp_path, 6)
+    child = subprocess.run(
+        [sys.executable, "-m", "vggnp.cam", str(folder), *MODEL, "--out",
+         str(tmp_path / "out"), "--dask", cluster.scheduler.address], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
+        preexec_fn=lambda: os.close(1))
+    assert child.returncode == 5, child.stderr
+    assert "stdout was closed or full" in child.stderr

@@ -460,3 +460,21 @@ def test_a_failed_panel_takes_its_overlay_with_it(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(cam_outputs, "save_image", panel_fails)
     assert cam.main([SHAPES[0], *MODEL, "--out", str(tmp_path / "out"), "--panel"]) == 1
     assert outputs_in(tmp_path / "out") == []  # no overlay without its panel
+
+
+def test_the_clean_up_does_not_wait_for_a_lock_an_interrupt_left_held():
+    """An interrupt between a queue lock's acquire and its release leaves the lock held by
+    nobody (vggnp.stream.interrupts); the reader's and the pool's clean-up then return
+    within seconds instead of waiting for it forever (a run hung so once)."""
+    import time
+    from vggnp.stream.reader import Budget, Reader
+    from vggnp.stream.workers import Workers
+    reader = Reader(iter(()), None, None, {}, 1, Budget(10))
+    pool = Workers([], "gradcam", {})
+    reader._queue.mutex.acquire()  # as the interrupted get() left it
+    reader._budget._changed.acquire()
+    pool._tasks.mutex.acquire()
+    began = time.monotonic()
+    reader.stop()
+    assert pool.close(wait=1) is False
+    assert time.monotonic() - began < 10

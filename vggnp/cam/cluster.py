@@ -16,6 +16,7 @@ import dataclasses
 import os
 import pickle
 import signal
+import threading
 import uuid
 
 from .cluster_worker import explain_chunk, worker_version
@@ -46,14 +47,51 @@ def connect(address, client=None):
     except ImportError:
         raise Stop(fail(EXIT_USAGE, "--dask needs Dask's distributed package: pip install "
                                     "'vggnp[dask]'"))
+    hold_standard_streams()
     try:
-        own = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, ValueError, TypeError, asyncio.TimeoutError) as e:  # 3.10: not OSError
+        own = _connected(Client, address)
+    except Exception as e:  # noqa: BLE001 - whatever answered there is not a scheduler
         raise Stop(fail(EXIT_USAGE, f"--dask {address}: cannot reach the scheduler ({e}); "
                                     "is `dask scheduler` running there, with workers?"))
     with own:
         check_workers(own, address)
         yield own
+
+
+def _connected(Client, address):
+    """``Client(address)``, or TimeoutError after CONNECT_TIMEOUT + 5 s: Dask's own
+    timeout covers the connection, not the handshake after it, and a port that accepts and
+    never answers (the dashboard's, given by mistake) would hold the run forever."""
+    box = {}
+
+    def connect():
+        try:
+            box["client"] = Client(address, timeout=CONNECT_TIMEOUT)
+        except BaseException as e:  # noqa: B036 - handed to the waiting thread
+            box["error"] = e
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 5)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer from a Dask scheduler in {CONNECT_TIMEOUT + 5} s")
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
+
+
+def hold_standard_streams():
+    """Open /dev/null on stdin, stdout or stderr where the process started with it closed
+    (``>&-``): the descriptor would otherwise go to one of Dask's sockets, and a closed
+    stdout's /dev/null (``cli_run.silence_stdout``) or a message would land on it. Python
+    has already set sys.stdout (or stdin, stderr) to None then: a closed stdout is still
+    noticed at the first line (exit 5)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # a lower one was free after all: not ours to hold
+                os.close(opened)
 
 
 def check_workers(client, address):
@@ -98,7 +136,8 @@ def explain_on_cluster(args, run, todo, out, client):
         each_until_stopped(out, _completed(client, args, run, todo, out, pending, shared),
                            lambda future: _settle_chunk(out, future, paths))
     except Exception as e:  # noqa: BLE001 - a task failed as a whole: say it, keep the rest
-        tell(out, f"vggnp.cam: the cluster run stopped: {type(e).__name__}: {e}")
+        tell(out, f"vggnp.cam: the cluster run stopped: {type(e).__name__}: {e}; the "
+                  "images done are listed, run the same command with --resume to go on")
         out.stop = out.stop or EXIT_SOME_FAILED
     finally:
         _wind_down(client, out, pending, paths, shared)

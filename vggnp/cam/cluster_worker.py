@@ -51,7 +51,7 @@ def explain_chunk(args, shared, chunk, own):
     model = worker_model(args.model, args.weights, args.preprocess, tuple(stamps.items()))
     use_threads(args.threads or 1)
     run = dataclasses.replace(settings, model=model, own_model=model.replica())
-    ledger = IntentsOnly(args.out)
+    ledger = IntentsOnly(args.out, shared)
     out = RunState(lines=None, results=ledger, progress=Progress(0, False), debug=args.debug,
                    scale={"max": args.scale_max}, inputs=_input_ids(inputs, settings.began),
                    own=OwnOutputs(own, ledger), messages=[])
@@ -120,25 +120,27 @@ def _input_ids(paths, run_began):
 
 
 class IntentsOnly(ResultsFile):
-    """The results file as a worker writes it: an intent line is appended at once (it
-    must be on disk before the outputs it names); an image's record is kept in ``kept``
-    for the client to append."""
+    """The results file as a worker writes it: an intent line, marked with the run's
+    id, is appended at once (it must be on disk before the outputs it names); an image's
+    record is kept in ``kept`` for the client to append."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, run_id):
         super().__init__(folder)
-        self.kept = []
+        self.kept, self.run_id = [], run_id
 
     def append(self, record, durable=True):
         if "writing" in record:
-            super().append(record, durable)
+            super().append(record | {"run": self.run_id}, durable)
         else:
             self.kept.append(record)
 
 
 class OwnOutputs(dict):
-    """The client's ``own_outputs`` for this chunk, read again from the results file
-    (once) when an output about to be written exists and is not among them: a worker that
-    died while writing it announced it there after the client read the file."""
+    """The client's ``own_outputs`` for this chunk, and, read from the results file (once)
+    when an output about to be written exists and is not among them, the outputs that
+    this run's workers announced (a worker of this run died while writing them). Another
+    run's intent lines are not read: two runs into one folder at once must not replace
+    each other's files."""
 
     def __init__(self, known, results):
         super().__init__(known)
@@ -147,7 +149,8 @@ class OwnOutputs(dict):
     def get(self, path, default=None):
         if path not in self and not self._read and os.path.lexists(path):
             self._read = True
-            self.update(own_outputs(self._results.entries()))
+            ours = [e for e in self._results.entries() if e.get("run") == self._results.run_id]
+            self.update(own_outputs(ours))
         return super().get(path, default)
 
 

@@ -128,6 +128,7 @@ FIELDS = {
     and isinstance(v.get("units"), str),
     "writing": lambda v: isinstance(v, list) and all(_text(p) for p in v),
     "started_ns": lambda v: type(v) is int,
+    "run": _text,  # a cluster run's id, on its workers' intent lines (``cam.cluster``)
     "stamps": lambda v: isinstance(v, dict) and all(
         _text(p) and isinstance(s, list) and len(s) == 2 and all(type(n) is int for n in s)
         for p, s in v.items()),
@@ -149,7 +150,7 @@ def valid_record(record):
     if len(aucs) > 1 or len(curves) > 1 or (True in curves and False in aucs):
         return False  # --metric's two AUCs, and with --report its two curves too, or none
     if "writing" in record or "started_ns" in record:  # an intent: those two, nothing more
-        return set(record) == {"image", "path", "writing", "started_ns"}
+        return set(record) - {"run"} == {"image", "path", "writing", "started_ns"}
     return "error" in record or (all(k in record for k in ("outputs", "class", "top"))
                                  and "overlay" in record["outputs"]
                                  and type(record.get("size")) is int

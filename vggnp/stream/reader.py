@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from .interrupts import free
 from ..files.images import read_image
 from ..files.preprocess import FLAT_BELOW, grey_level_spread, model_input
 
@@ -117,9 +118,12 @@ class Reader:
             yield item
 
     def stop(self):
-        """Stop reading (the consumer is done or interrupted) and release what waits."""
+        """Stop reading (the consumer is done or interrupted) and release what waits;
+        a queue whose lock an interrupt left held is left as it is (``interrupts``)."""
         self._stopped.set()
         self._budget.open()
+        if not free(self._queue.mutex):
+            return
         while True:
             try:
                 self._queue.get_nowait()
@@ -150,7 +154,11 @@ class Budget:
             self._changed.notify_all()
 
     def open(self):
-        """Let every waiting reader through (the stream is closing)."""
+        """Let every waiting reader through (the stream is closing), unless an interrupt
+        left the budget's lock held (``interrupts``: the reader is then a daemon thread
+        left waiting)."""
+        if not free(self._changed):
+            return
         with self._changed:
             self._opened = True
             self._changed.notify_all()

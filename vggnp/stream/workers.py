@@ -14,6 +14,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from .interrupts import free
 from ..files.images import ImageError
 from ..methods.explain import explain
 
@@ -48,7 +49,10 @@ class Workers:
 
     def close(self, wait):
         """Cancel what has not started, and wait up to ``wait`` seconds for the batches
-        under way. Returns True if every thread has ended."""
+        under way. Returns True if every thread has ended (False too when an interrupt
+        left the task queue's lock held: ``interrupts``)."""
+        if not free(self._tasks.mutex):
+            return False
         while True:
             try:
                 self._tasks.get_nowait()[0].cancel()

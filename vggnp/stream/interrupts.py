@@ -1,0 +1,22 @@
+"""A lock that an interrupt left held: how the stream's clean-up avoids waiting for itself.
+
+CPython runs a signal handler (Ctrl-C's KeyboardInterrupt, the command line's SIGTERM
+exception) between any two bytecodes of the main thread, also between a lock's acquire
+inside ``queue.Queue.get`` or ``threading.Condition.__enter__`` and the ``with`` block that
+would release it (CPython issue 74174, bpo-29988). The lock then stays held by nobody: the
+next ``get`` of that queue in any thread waits forever. Seen once in this project's tests:
+a SIGTERM during the main thread's 50 ms polling of the reader's queue left a ``vggnp.cam``
+process hung in the clean-up's drain of that queue, 40 minutes later. The clean-up asks
+first (``free``) and skips what it cannot take: its threads are daemon threads, and the
+process ends without them.
+"""
+
+
+def free(lock, timeout=1.0):
+    """True if ``lock`` (a Lock, or a Condition) can be taken within ``timeout`` seconds
+    (it is released again at once); False if it cannot: left held by an interrupt (see the
+    module docstring), since the stream's own threads hold it only for a moment."""
+    if lock.acquire(timeout=timeout):
+        lock.release()
+        return True
+    return False
