@@ -15,14 +15,14 @@ import contextlib
 import dataclasses
 import os
 import pickle
-import signal
+import queue
 import threading
 import uuid
 
 from .cluster_worker import explain_chunk, worker_version
 from .. import __version__
 from .image import settle, tell
-from .settings import Stop, each_until_stopped
+from .settings import Stop, each_until_stopped, signals_ignored
 from ..cli import EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, fail, say
 from ..files.results import file_stamp
 
@@ -64,12 +64,12 @@ def _connected(Client, address):
     never answers (the dashboard's, given by mistake) would hold the run forever."""
     box = {}
 
-    def connect():
+    def attempt():
         try:
             box["client"] = Client(address, timeout=CONNECT_TIMEOUT)
         except BaseException as e:  # noqa: B036 - handed to the waiting thread
             box["error"] = e
-    thread = threading.Thread(target=connect, daemon=True)
+    thread = threading.Thread(target=attempt, daemon=True)
     thread.start()
     thread.join(CONNECT_TIMEOUT + 5)
     if thread.is_alive():
@@ -128,73 +128,83 @@ def explain_on_cluster(args, run, todo, out, client):
     if out.progress.enabled:
         say(f"vggnp.cam: {len(client.nthreads())} Dask worker(s) at "
             f"{client.scheduler.address}, chunks of {args.batch_size} image(s)")
-    pending = set()
     # What every task needs, kept by the scheduler (scattered to the workers, it would be
     # lost with them), read once per worker process and run.
-    shared = Variable(f"vggnp-run-{uuid.uuid4().hex}", client=client)
+    tasks = Tasks(client, Variable(f"vggnp-run-{uuid.uuid4().hex}", client=client))
     try:
-        each_until_stopped(out, _completed(client, args, run, todo, out, pending, shared),
+        each_until_stopped(out, tasks.run(args, run, todo, out),
                            lambda future: _settle_chunk(out, future, paths))
     except Exception as e:  # noqa: BLE001 - a task failed as a whole: say it, keep the rest
         tell(out, f"vggnp.cam: the cluster run stopped: {type(e).__name__}: {e}; the "
                   "images done are listed, run the same command with --resume to go on")
         out.stop = out.stop or EXIT_SOME_FAILED
     finally:
-        _wind_down(client, out, pending, paths, shared)
+        with signals_ignored():
+            tasks.wind_down(out, lambda future: _settle_chunk(out, future, paths))
 
 
-def _completed(client, args, run, todo, out, pending, shared):
-    """Submit the tasks (into ``pending``), ``shared`` (a Dask Variable) holding what
-    every task needs, then yield each task as it is done. Stops with
-    NoWorkers when the scheduler has had no worker for two checks CONNECT_TIMEOUT apart
-    (Dask would wait for one forever)."""
-    from distributed import wait
-    options = for_workers(args)
-    stamps = {path: file_stamp(path) for path in (options.model, options.weights,
-                                                  options.labels) if path is not None}
-    settings = dataclasses.replace(run, model=None, own_model=None)
-    # Pickled here: Dask's own serialisation of a dataclass logs a line on stderr.
-    shared.set(pickle.dumps((settings, stamps, tuple(os.path.abspath(p) for p, _ in todo))))
-    own = _own_by_input(out.own)
-    for chunk in _chunks(todo, args.batch_size):
-        pending.add(client.submit(
-            explain_chunk, options, shared.name, chunk,
-            {k: v for path, _ in chunk for k, v in own.get(path, {}).items()}, pure=False))
-    idle = 0
-    while pending:
-        try:
-            done = wait(pending, timeout=CONNECT_TIMEOUT, return_when="FIRST_COMPLETED").done
-        except (OSError, asyncio.TimeoutError):  # none done in that time
-            done = set()
-        idle = 0 if done or client.nthreads() else idle + 1
-        if idle == 2:
-            raise NoWorkers(f"no worker left at {client.scheduler.address} for "
-                            f"{2 * CONNECT_TIMEOUT} s; {len(pending)} task(s) not done")
-        for future in done:
-            pending.discard(future)
+class Tasks:
+    """The run's tasks on the cluster: submitted, handed out as each is done (a done
+    callback fills a queue: O(1) a task, on this client), the rest cancelled at the end.
+    shared: the Dask Variable that holds what every task needs."""
+
+    def __init__(self, client, shared):
+        self.client, self.shared, self.pending = client, shared, set()
+        self._done = queue.Queue()
+
+    def run(self, args, run, todo, out):
+        """Submit a task per chunk, then yield each as it is done."""
+        options = for_workers(args)
+        stamps = {path: file_stamp(path) for path in (options.model, options.weights,
+                                                      options.labels) if path is not None}
+        settings = dataclasses.replace(run, model=None, own_model=None)
+        # Pickled here: Dask's own serialisation of a dataclass logs a line on stderr.
+        self.shared.set(pickle.dumps((settings, stamps,
+                                      tuple(os.path.abspath(p) for p, _ in todo))))
+        own = _own_by_input(out.own)
+        for chunk in _chunks(todo, args.batch_size):
+            future = self.client.submit(
+                explain_chunk, options, self.shared.name, chunk,
+                {k: v for path, _ in chunk for k, v in own.get(path, {}).items()}, pure=False)
+            self.pending.add(future)
+            future.add_done_callback(self._done.put)
+        yield from self._as_done()
+
+    def _as_done(self):
+        """Each task as it is done; NoWorkers when the scheduler has had no worker for two
+        checks CONNECT_TIMEOUT apart (Dask would wait for one forever)."""
+        idle = 0
+        while self.pending:
+            try:
+                future = self._done.get(timeout=CONNECT_TIMEOUT)
+            except queue.Empty:
+                idle = 0 if self.client.nthreads() else idle + 1
+                if idle == 2:
+                    raise NoWorkers(f"no worker left at {self.client.scheduler.address} for "
+                                    f"{2 * CONNECT_TIMEOUT} s; {len(self.pending)} task(s) "
+                                    "not done")
+                continue
+            idle = 0
+            self.pending.discard(future)
             yield future
+
+    def wind_down(self, out, settle):
+        """After the last task or a stop: the tasks not done are cancelled, those done are
+        settled (their outputs are written), the Variable deleted; each step apart, so
+        that one failing (the scheduler gone) does not skip the others."""
+        finished = [f for f in self.pending if f.status == "finished"]
+        steps = [lambda: self.client.cancel([f for f in self.pending if f not in finished])]
+        steps += [lambda f=f: settle(f) for f in finished] + [self.shared.delete]
+        for step in steps:
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - the run has stopped: say it, go on
+                tell(out, f"vggnp.cam: note: while the cluster run ended: "
+                          f"{type(e).__name__}: {e}")
 
 
 class NoWorkers(Exception):
     """Every worker of the cluster is gone, and none has come back."""
-
-
-def _wind_down(client, out, pending, paths, shared):
-    """After the last task or a stop: the tasks already done are settled (their outputs
-    are written), the others cancelled, the run's Variable deleted; Ctrl-C and SIGTERM
-    are ignored meanwhile."""
-    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for future in [f for f in pending if f.status == "finished"]:
-            _settle_chunk(out, future, paths)
-        client.cancel(list(pending))
-        shared.delete()
-    except Exception as e:  # noqa: BLE001 - e.g. the scheduler gone: the run has stopped
-        tell(out, f"vggnp.cam: note: the cluster could not be tidied ({type(e).__name__}: "
-                  f"{e}); its scheduler may hold this run's tasks until it restarts")
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
 
 
 def _chunks(todo, size):
@@ -225,7 +235,7 @@ def for_workers(args):
 def _settle_chunk(out, future, paths):
     """A chunk's messages said, then each image settled in the chunk's order; the task's
     result released (Dask would compute a lost result again while a future holds it)."""
-    done = future.result()
+    done = future.result(timeout=3 * CONNECT_TIMEOUT)  # its worker may have just died
     future.release()
     if done.messages:
         tell(out, *done.messages)

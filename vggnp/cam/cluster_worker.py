@@ -9,6 +9,7 @@ listed once. The outputs the dead worker had written are announced by its intent
 so the task run again may replace them (``OwnOutputs``), as a resumed run does.
 """
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -49,7 +50,7 @@ def explain_chunk(args, shared, chunk, own):
     Returns a ChunkDone."""
     settings, stamps, inputs = run_shared(shared)
     model = worker_model(args.model, args.weights, args.preprocess, tuple(stamps.items()))
-    use_threads(args.threads or 1)
+    blas_threads(args.threads or 1)
     run = dataclasses.replace(settings, model=model, own_model=model.replica())
     ledger = IntentsOnly(args.out, shared)
     out = RunState(lines=None, results=ledger, progress=Progress(0, False), debug=args.debug,
@@ -77,8 +78,19 @@ def run_shared(name):
     file: its (size, mtime_ns) on the client}, the run's input paths: no output may
     replace one)."""
     from distributed import Variable
-    with _loading:
-        return pickle.loads(Variable(name).get())
+    try:  # a Variable deleted meanwhile (the run stopped) would be waited for forever
+        return pickle.loads(Variable(name).get(timeout=60))
+    except (TimeoutError, asyncio.TimeoutError):  # the same since Python 3.11
+        raise RuntimeError(f"the run's settings ({name}) are gone from the scheduler: the "
+                           "run has ended") from None
+
+
+@functools.lru_cache(maxsize=1)
+def blas_threads(count):
+    """Each BLAS call of this worker process on ``count`` threads, set once per count: a
+    process-wide setting, not to be changed while another task thread is inside a BLAS
+    call."""
+    return use_threads(count)
 
 
 def worker_version():

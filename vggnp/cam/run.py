@@ -27,7 +27,8 @@ from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read
 from .outputs import THUMBNAILS, output_stems
 from .state import RunState
 from .cluster import connect, explain_on_cluster
-from .settings import FOLDER_ERRORS, Stop, each_until_stopped, prepare, stream_options
+from .settings import (FOLDER_ERRORS, Stop, each_until_stopped, prepare, signals_ignored,
+                       stream_options)
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                    EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
                    say, warnings_as_notes)
@@ -168,12 +169,8 @@ def close(stream, out, pending):
     SIGTERM ignored (the writer thread: a second at most), then the handlers are back to
     what they were while the stream waits for its batches under way (up to its
     close_wait): a second Ctrl-C there stops the wait, not the run's last lines."""
-    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signals_ignored():
         finish(out, pending, keep=0)
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
     try:
         stream.close()
     except KeyboardInterrupt:

@@ -2,7 +2,10 @@
 layer, the class, the BLAS threads), on this machine and on each worker of a cluster run,
 and how a run stops early (``Stop``, the errors that say the output folder is unusable)."""
 
+import contextlib
 import errno
+import signal
+import threading
 import time
 
 from .args import needs_probabilities
@@ -79,3 +82,19 @@ def each_until_stopped(out, items, step):
         out.stop = EXIT_INTERRUPTED
     except Terminated:
         out.stop = EXIT_TERMINATED
+
+
+@contextlib.contextmanager
+def signals_ignored():
+    """Ctrl-C and SIGTERM ignored meanwhile (a run's last outputs and records are being
+    finished), then back as they were; nothing changes outside the main thread, where
+    Python does not allow it (``main`` called from a thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

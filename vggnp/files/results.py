@@ -151,6 +151,8 @@ def valid_record(record):
         return False  # --metric's two AUCs, and with --report its two curves too, or none
     if "writing" in record or "started_ns" in record:  # an intent: those two, nothing more
         return set(record) - {"run"} == {"image", "path", "writing", "started_ns"}
+    if "run" in record:  # a cluster run's id: on intent lines only
+        return False
     return "error" in record or (all(k in record for k in ("outputs", "class", "top"))
                                  and "overlay" in record["outputs"]
                                  and type(record.get("size")) is int

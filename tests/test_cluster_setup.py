@@ -1,0 +1,72 @@
+"""``vggnp.cam --dask`` before any work: the options a cluster run refuses, a scheduler
+that cannot be reached or never answers, one without workers (each one line, exit 2), and
+a worker's model loaded once and again when its file changes."""
+
+import os
+import time
+
+import pytest
+
+from helpers import MODEL, SHAPES, reference_module, run_cam
+from vggnp.cam.args import parse_args
+
+
+@pytest.mark.parametrize("options, why", [
+    (["--trace"], "--trace shows the passes of this process"),
+    (["--scale", "raw"], "--scale raw with --dask needs --scale-max")])
+def test_options_a_cluster_cannot_honour_are_refused(options, why, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_args([SHAPES[0], "--dask", "tcp://127.0.0.1:8786", *options])
+    assert stop.value.code == 2 and why in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_line(tmp_path):
+    reference_module("distributed")
+    result = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path), "--dask",
+                     "tcp://127.0.0.1:9", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "cannot reach the scheduler" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_one_line(tmp_path, monkeypatch, capsys):
+    distributed = reference_module("distributed")
+    from vggnp.cam import cluster as cam_cluster, run
+    monkeypatch.setattr(cam_cluster, "CONNECT_TIMEOUT", 1)
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty, \
+            distributed.Client(empty) as client:
+        code = run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)], client=client)
+    err = capsys.readouterr().err
+    assert code == 2 and "no worker has joined the scheduler in 1 s" in err, err
+
+
+def test_a_worker_loads_a_model_once_and_again_when_its_file_changes(tmp_path):
+    import shutil
+    from vggnp.cam.cluster_worker import worker_model
+    from vggnp.files.results import file_stamp
+    path = str(tmp_path / "model.keras")
+    shutil.copy(MODEL[1], path)
+    first = worker_model(path, None, None, ((path, file_stamp(path)),))
+    assert worker_model(path, None, None, ((path, file_stamp(path)),)) is first
+    os.utime(path, ns=(1, 1))
+    assert worker_model(path, None, None, ((path, file_stamp(path)),)) is not first
+    with pytest.raises(RuntimeError, match="sees another file at"):
+        worker_model(path, None, None, ((path, (1, 2)),))
+
+
+@pytest.mark.slow
+def test_a_port_that_never_answers_is_one_line_not_a_hang(tmp_path):
+    """The dashboard's port given by mistake, or any listener that accepts and says
+    nothing: Dask's own timeout covers only the connection."""
+    import socket
+    reference_module("distributed")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        began = time.monotonic()
+        result = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path), "--dask",
+                         f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot reach the scheduler" in result.stderr
+    assert time.monotonic() - began < 60
