@@ -1,5 +1,6 @@
-"""Grad-CAM time of vggnp and TensorFlow with 1 and 2 threads, on an idle machine and with
-one busy process per core, in one run (issue #26.6: which --threads default to choose).
+"""Grad-CAM time of vggnp and TensorFlow with 1 and 2 threads, and vggnp with its default
+(``free_cores()``: the cores other work does not keep busy), on an idle machine and with
+one busy process per core, in one run (issues #26.6 and #28.2).
 
     python -m scripts.threads_bench [--repeats 5] [--rounds 2]
 
@@ -27,11 +28,14 @@ SPIN = "while True: pass"
 
 
 def worker_vggnp(weights, threads, repeats):
+    """threads 0: the command line's default (``free_cores()``, chosen at the start)."""
     import vggnp
-    from vggnp.fast.threads import use_threads
+    from vggnp.fast.threads import free_cores, use_threads
+    threads = threads or free_cores()
     use_threads(threads)
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
-    return time_interleaved({"gradcam": lambda: vggnp.grad_cam(model, x)}, repeats)["gradcam"]
+    return {"threads": threads, "ms": time_interleaved(
+        {"gradcam": lambda: vggnp.grad_cam(model, x)}, repeats)["gradcam"]}
 
 
 def worker_tf(weights, threads, repeats):
@@ -57,7 +61,8 @@ def worker_tf(weights, threads, repeats):
         pooled = tf.reduce_mean(tape.gradient(score, conv), axis=(0, 1, 2))
         heatmap = tf.maximum(conv[0] @ pooled[..., None], 0)
         return heatmap / tf.reduce_max(heatmap)
-    return time_interleaved({"gradcam": lambda: gradcam(x).numpy()}, repeats)["gradcam"]
+    return {"threads": threads,
+            "ms": time_interleaved({"gradcam": lambda: gradcam(x).numpy()}, repeats)["gradcam"]}
 
 
 def measure(kind, weights, threads, repeats, busy):
@@ -92,14 +97,16 @@ def main(argv=None):
         return 0
     conditions = [(kind, threads, load) for load in ("idle", "busy") for threads in (1, 2)
                   for kind in ("vggnp", "tf")]
-    times = {c: [] for c in conditions}
+    conditions += [("vggnp", 0, load) for load in ("idle", "busy")]  # the default
+    times, chosen = {c: [] for c in conditions}, {c: [] for c in conditions}
     with tempfile.TemporaryDirectory() as folder:
         weights = random_weights_file(folder)
         for _ in range(args.rounds):
             for kind, threads, load in conditions:
                 busy = cores() if load == "busy" else 0
-                times[kind, threads, load] += measure(kind, weights, threads, args.repeats,
-                                                      busy)
+                found = measure(kind, weights, threads, args.repeats, busy)
+                times[kind, threads, load] += found["ms"]
+                chosen[kind, threads, load].append(found["threads"])
     print(f"Grad-CAM of one 224x224 photo, VGG16, median ms of {args.rounds} x "
           f"{args.repeats}; {cores()} cores; busy = one spinning process per core\n")
     print("| load | threads | vggnp ms | TF ms | vggnp / TF | vggnp vs its 1 thread |")
@@ -110,6 +117,10 @@ def main(argv=None):
             ours, theirs = (np.median(times[k, threads, load]) for k in ("vggnp", "tf"))
             print(f"| {load} | {threads} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
                   f"{ours / one:.2f} |")
+        ours, theirs = np.median(times["vggnp", 0, load]), np.median(times["tf", 2, load])
+        picked = "/".join(str(n) for n in chosen["vggnp", 0, load])
+        print(f"| {load} | default (chose {picked}; TF: 2) | {ours:.0f} | {theirs:.0f} | "
+              f"{ours / theirs:.2f} | {ours / one:.2f} |")
     return 0
 
 

@@ -4,6 +4,9 @@ docs/cli.md, which is generated from the parser."""
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -90,6 +93,35 @@ def test_threads_are_chosen_and_said(tmp_path, capsys):
                    if lib["user_api"] == "blas")
     finally:
         use_threads(cores())
+
+
+def test_the_default_thread_count_leaves_out_the_cores_other_work_keeps_busy(monkeypatch):
+    """free_cores: the machine's busy cores from two readings of /proc/stat (user, nice,
+    system, idle, iowait, irq, softirq, steal), taken off cores(), at least 1."""
+    from vggnp.fast import threads
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    readings = {"idle": ([0] * 8, [1, 0, 0, 99, 0, 0, 0, 0]),     # 1 % busy
+                "one": ([0] * 8, [40, 0, 10, 50, 0, 0, 0, 0]),      # 1 of 2 cores busy
+                "all": ([0] * 8, [90, 0, 5, 3, 0, 0, 0, 2])}        # both busy
+    for load, want in (("idle", 2), ("one", 1), ("all", 1)):
+        pair = iter(readings[load])
+        assert threads.free_cores(sample=0, read=lambda: next(pair)) == want, load
+    assert threads.free_cores(sample=0, read=lambda: None) == 2  # not Linux: none busy
+
+
+def test_the_default_thread_count_is_one_beside_a_busy_process_per_core():
+    """The real /proc/stat, with one spinning process per core (the benchmark's "busy")."""
+    from vggnp.fast.threads import free_cores
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(os.cpu_count())]
+    try:
+        time.sleep(0.5)  # every spinner running
+        assert free_cores(sample=0.2) == 1
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 @pytest.mark.parametrize("text, quota", [("150000 100000\n", 2), ("max 100000\n", None),

@@ -328,8 +328,11 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
     from vggnp.models.keras_convnet import load_keras_model
     from vggnp.stream.batches import explain_files
 
+    from vggnp.fast.threads import cores, use_threads
+
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    use_threads(cores())  # an earlier command in this process, on a busy machine, set fewer
     model = load_keras_model(MODEL_PATH)
     paths = copies(tmp_path / "in", SHAPES, 11)
     before = blas_threads()
@@ -353,16 +356,18 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
     assert blas_threads() == before
 
 
-def test_the_command_line_runs_two_workers_on_a_folder_only():
-    """Two batches at once when there is more than one batch to run (and two threads);
-    one for a single batch, and one with --trace, whose tables would interleave."""
-    from types import SimpleNamespace
+def test_the_command_line_runs_two_workers_on_a_folder_only(monkeypatch):
+    """Two batches at once when there is more than one batch to run (and two cores, or
+    --threads 2, busy or not); one for a single batch, one with --trace, whose tables
+    would interleave, and one with --threads 1."""
     from vggnp.cam.args import parse_args
-    args, two, one = (parse_args(["x.jpg", "--batch-size", "4"]),
-                      SimpleNamespace(threads=2), SimpleNamespace(threads=1))
-    assert cam.workers(args, two, 5) == 2 and cam.workers(args, two, 4) == 1
-    assert cam.workers(parse_args(["x.jpg", "--batch-size", "4", "--trace"]), two, 9) == 1
-    assert cam.workers(args, one, 9) == 1
+    monkeypatch.setattr(cam, "cores", lambda: 2)
+    args = parse_args(["x.jpg", "--batch-size", "4"])
+    assert cam.workers(args, 5) == 2 and cam.workers(args, 4) == 1
+    assert cam.workers(parse_args(["x.jpg", "--batch-size", "4", "--trace"]), 9) == 1
+    assert cam.workers(parse_args(["x.jpg", "--batch-size", "4", "--threads", "1"]), 9) == 1
+    monkeypatch.setattr(cam, "cores", lambda: 1)
+    assert cam.workers(args, 9) == 1
 
 
 def test_the_command_line_under_a_tight_pixel_budget(tmp_path, monkeypatch, capsys):

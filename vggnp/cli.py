@@ -17,7 +17,7 @@ from .files.preprocess import PREPROCESS_MODES
 from .files.errors import LINE_LIMIT, InputError, did_you_mean, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
-from .fast.threads import cores, use_threads
+from .fast.threads import cores, free_cores, use_threads
 from .models.vgg16 import VGG16
 from . import __version__
 
@@ -214,12 +214,14 @@ def threads_option(p):
     """--threads N, for every command (see ``apply_threads``)."""
     p.add_argument("--threads", type=int_range(1, 1024), metavar="N",
                    help=f"BLAS threads (default: the cores this process may use, "
-                        f"{cores()} here: its CPU affinity and cgroup quota)")
+                        f"{cores()} here: its CPU affinity and cgroup quota, less those "
+                        "that other work keeps busy when the command starts)")
 
 
 def apply_threads(args):
-    """Limit the BLAS to --threads (default: ``cores()``); returns the count."""
-    count = args.threads or cores()
+    """Limit the BLAS to --threads (default: ``free_cores()``, the cores this process may
+    use that other work does not keep busy now); returns the count."""
+    count = args.threads or free_cores()
     use_threads(count)
     return count
 

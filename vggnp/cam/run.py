@@ -144,10 +144,11 @@ def explain_here(args, run, todo, out):
     """Stream the images through the network; write each one's outputs in a second thread
     while the next batch runs."""
     stems = [stem for _, stem in todo]
-    count = workers(args, run, len(todo))
+    count = workers(args, len(todo))
     if out.progress.enabled or args.trace:
-        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; {cores()} core(s) this "
-            f"process may use), {count} batch(es) at once")
+        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; default: the {cores()} "
+            f"core(s) this process may use, less those busy with other work), {count} "
+            "batch(es) at once")
     stream = explain_files(
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,
@@ -179,10 +180,14 @@ def close(stream, out, pending):
         out.stop = out.stop or EXIT_TERMINATED
 
 
-def workers(args, run, count):
+def workers(args, count):
     """Batches run at once: two (each with half the cores) when there is more than one
-    batch to run, one otherwise, and one with --trace (two tables would interleave)."""
-    return 2 if run.threads >= 2 and count > args.batch_size and not args.trace else 1
+    batch to run, one otherwise, and one with --trace (two tables would interleave). Two
+    on a busy machine too (the cores are counted, not the free ones, unless --threads
+    says): two batches on one BLAS thread each do not wait on each other, and take a
+    larger share of the busy cores than one."""
+    return 2 if (args.threads or cores()) >= 2 and count > args.batch_size and \
+        not args.trace else 1
 
 
 def finish(out, pending, keep):

@@ -8,6 +8,7 @@ runs of scripts/stream_bench.py; so they run at the process's priority.)"""
 import ctypes
 import functools
 import os
+import time
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -45,6 +46,49 @@ def cores():
         count = os.cpu_count() or 1
     quota = _cgroup_quota()
     return max(1, min(count, quota)) if quota else count
+
+
+def free_cores(sample=0.05, read=None):
+    """``cores()`` less those that other work keeps busy right now, at least 1: the BLAS
+    threads that will not wait on each other. On a busy machine two threads meet at a
+    barrier after each of the network's many matrix products, and one of them, sharing
+    its core with another process, comes late each time: with one spinning process per
+    core, Grad-CAM on VGG16 took 687 ms on two threads and 339 on one (docs/speed.md).
+    The machine's busy cores are read from /proc/stat twice, ``sample`` seconds apart
+    (Linux; elsewhere, or unreadable: none busy), less this process's own CPU time
+    meanwhile (OpenBLAS's threads spin for a while after NumPy loads it: counted, they
+    made an idle machine look busy). read: returns the "cpu" line's counters (for
+    tests)."""
+    read = read or _cpu_times
+    began, cpu, first = time.monotonic(), time.process_time(), read()
+    time.sleep(sample)
+    second = read()
+    wall = time.monotonic() - began
+    if first is None or second is None:
+        return cores()
+    own = (time.process_time() - cpu) / wall if wall >= 0.01 else 0.0
+    busy = machine_busy_cores(first, second) - own
+    return max(1, min(cores(), round((os.cpu_count() or 1) - busy)))
+
+
+def machine_busy_cores(first, second):
+    """Cores busy between two readings of /proc/stat's "cpu" line (user, nice, system,
+    idle, iowait, irq, softirq, steal, ...: jiffies summed over the machine's CPUs):
+    (1 - idle share) x the machine's CPU count."""
+    spent = [b - a for a, b in zip(first, second)]
+    total = sum(spent[:8])
+    idle = spent[3] + spent[4]
+    return 0.0 if total <= 0 else (1 - idle / total) * (os.cpu_count() or 1)
+
+
+def _cpu_times(path="/proc/stat"):
+    """The counters of /proc/stat's first ("cpu") line, or None."""
+    try:
+        with open(path) as f:
+            fields = f.readline().split()
+        return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" else None
+    except (OSError, ValueError):
+        return None
 
 
 def _cgroup_quota(path="/sys/fs/cgroup/cpu.max"):
