@@ -124,7 +124,9 @@ def explain_on_cluster(args, run, todo, out, client):
     cannot load the model) or an interrupt stops the run: the tasks done by then are
     settled, the others cancelled."""
     from distributed import Variable
-    paths = {os.path.abspath(path): path for path, _ in todo}  # shown as given
+    # Absolute for the workers (a worker's working folder is its own), shown as given.
+    whole = [(os.path.abspath(path), stem) for path, stem in todo]
+    paths = {path: given for (path, _), (given, _) in zip(whole, todo)}
     if out.progress.enabled:
         say(f"vggnp.cam: {len(client.nthreads())} Dask worker(s) at "
             f"{client.scheduler.address}, chunks of {args.batch_size} image(s)")
@@ -132,7 +134,7 @@ def explain_on_cluster(args, run, todo, out, client):
     # lost with them), read once per worker process and run.
     tasks = Tasks(client, Variable(f"vggnp-run-{uuid.uuid4().hex}", client=client))
     try:
-        each_until_stopped(out, tasks.run(args, run, todo, out),
+        each_until_stopped(out, tasks.run(args, run, whole, out),
                            lambda future: _settle_chunk(out, future, paths))
     except Exception as e:  # noqa: BLE001 - a task failed as a whole: say it, keep the rest
         tell(out, f"vggnp.cam: the cluster run stopped: {type(e).__name__}: {e}; the "
@@ -152,17 +154,18 @@ class Tasks:
         self.client, self.shared, self.pending = client, shared, set()
         self._done = queue.Queue()
 
-    def run(self, args, run, todo, out):
-        """Submit a task per chunk, then yield each as it is done."""
+    def run(self, args, run, whole, out):
+        """Submit a task per chunk of ``whole`` ([(absolute path, output stem)]), then
+        yield each as it is done."""
         options = for_workers(args)
         stamps = {path: file_stamp(path) for path in (options.model, options.weights,
                                                       options.labels) if path is not None}
         settings = dataclasses.replace(run, model=None, own_model=None)
         # Pickled here: Dask's own serialisation of a dataclass logs a line on stderr.
-        self.shared.set(pickle.dumps((settings, stamps,
-                                      tuple(os.path.abspath(p) for p, _ in todo))))
+        self.shared.set(pickle.dumps((settings, stamps, tuple(path for path, _ in whole))))
         own = _own_by_input(out.own)
-        for chunk in _chunks(todo, args.batch_size):
+        for chunk in (whole[i:i + args.batch_size] for i in range(0, len(whole),
+                                                                  args.batch_size)):
             future = self.client.submit(
                 explain_chunk, options, self.shared.name, chunk,
                 {k: v for path, _ in chunk for k, v in own.get(path, {}).items()}, pure=False)
@@ -205,12 +208,6 @@ class Tasks:
 
 class NoWorkers(Exception):
     """Every worker of the cluster is gone, and none has come back."""
-
-
-def _chunks(todo, size):
-    """[(absolute path, stem)] lists of ``size`` images."""
-    whole = [(os.path.abspath(path), stem) for path, stem in todo]
-    return [whole[i:i + size] for i in range(0, len(whole), size)]
 
 
 def _own_by_input(own):

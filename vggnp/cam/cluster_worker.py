@@ -20,7 +20,7 @@ from concurrent.futures import Future
 
 from .image import failed, handle
 from .run_io import Progress
-from .settings import FOLDER_ERRORS, stream_options
+from .settings import folder_unusable, stream_options
 from .state import RunState
 from ..cli import file_ids, load_model
 from ..fast.threads import use_threads
@@ -67,7 +67,7 @@ def explain_chunk(args, shared, chunk, own):
                 record = failed(out, record, error)
             elif future is not None:
                 record = ledger.kept.pop()  # the record ``_write`` made: with the stamps
-            done.append((record, isinstance(error, OSError) and error.errno in FOLDER_ERRORS))
+            done.append((record, folder_unusable(error)))
     return ChunkDone(records=done, messages=out.messages, replaced=out.replaced)
 
 
@@ -106,11 +106,11 @@ def worker_model(model, weights, preprocess, stamps):
     the run would explain with a model the client did not check."""
     with _loading:
         for path, stamp in stamps:
-            if tuple(file_stamp(path)) != tuple(stamp):
+            here = tuple(file_stamp(path))
+            if here != tuple(stamp):
                 raise RuntimeError(f"this worker sees another file at {path} than the client "
-                                   f"(size, mtime {tuple(file_stamp(path))} here, "
-                                   f"{tuple(stamp)} there): every worker must see the same "
-                                   "files at the same paths")
+                                   f"(size, mtime {here} here, {tuple(stamp)} there): every "
+                                   "worker must see the same files at the same paths")
         return _loaded(model, weights, preprocess, stamps)
 
 

@@ -27,7 +27,7 @@ from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read
 from .outputs import THUMBNAILS, output_stems
 from .state import RunState
 from .cluster import connect, explain_on_cluster
-from .settings import (FOLDER_ERRORS, Stop, each_until_stopped, prepare, signals_ignored,
+from .settings import (Stop, each_until_stopped, folder_unusable, prepare, signals_ignored,
                        stream_options)
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                    EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
@@ -198,8 +198,8 @@ def finish(out, pending, keep):
         error = future.exception() if future is not None else None
         pending.popleft()
         if error is not None:
-            if isinstance(error, OSError) and error.errno in FOLDER_ERRORS:  # not this image:
-                out.stop = out.stop or EXIT_OUTPUT                          # the folder
+            if folder_unusable(error):  # not this image: the folder
+                out.stop = out.stop or EXIT_OUTPUT
             record = failed(out, record, error)
         settle(out, record, listed="error" not in record)  # a success: listed by ``_write``
 

@@ -23,6 +23,12 @@ FOLDER_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
                  errno.EIO, errno.EFBIG, errno.ENOENT}
 
 
+def folder_unusable(error):
+    """True if ``error`` (raised while writing an image's outputs, or None) says the
+    output folder is unusable, not this image (``FOLDER_ERRORS``)."""
+    return isinstance(error, OSError) and error.errno in FOLDER_ERRORS
+
+
 class Stop(Exception):
     """Ends the run early with an exit code, after its one line was printed."""
 
