@@ -9,7 +9,8 @@ from vggnp.nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, 
 from vggnp.nn.im2col import col2im, im2col, window_padding
 from vggnp.nn.activation_functions import ReLU, Sigmoid, Softmax
 from vggnp.fast.layers import FastConv2D
-from vggnp.nn.layers import BackwardPass, Conv2D, Dense, Flatten, MaxPool2D
+from vggnp.nn.backward_pass import BackwardPass
+from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
 from vggnp.nn.naive import conv2d_naive, maxpool2x2_naive, pool_naive
 
 TOL = 1e-7  # relative to the gradient's max |value|, float64

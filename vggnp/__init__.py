@@ -14,7 +14,8 @@ _HOMES = {
     "load_image": "files.preprocess", "load_img": "files.preprocess",
     "preprocess_input": "files.preprocess",
     "WeightsError": "files.weights", "read_vgg16_weights": "files.weights",
-    "grad_cam": "methods.gradcam", "load_keras_model": "models.keras_convnet",
+    "explain": "methods.explain", "grad_cam": "methods.gradcam",
+    "load_keras_model": "models.keras_convnet",
     "VGG16": "models.vgg16", "explain_files": "stream.batches", "overlay": "viz.overlay",
 }
 __all__ = sorted(_HOMES)

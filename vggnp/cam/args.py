@@ -7,6 +7,7 @@ from PIL import ImageColor
 from ..nn import spec
 from ..cli import (ArgumentParser, check_model_options, int_range, no_conv_layer, prog_name,
                    threads_option)
+from ..methods.lrp import COMPOSITES, composite_refusal
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
 from ..files.imagenet import class_index
@@ -40,10 +41,9 @@ def parse_args(argv):
     defaults = {**OPTION_DEFAULTS, "box_threshold": 0.15}
     for option, default in defaults.items():  # after inapplicable_option saw what was given
         vars(args)[option] = default if vars(args)[option] is None else vars(args)[option]
-    if args.steps < 1 or args.samples < 1 or not 0 <= args.noise <= 10:
-        p.error("--steps and --samples must be at least 1, --noise within 0..10")
-    if not 0 < args.box_threshold < 1:
-        p.error("--box-threshold must be between 0 and 1")
+    refusal = value_refusal(args)
+    if refusal:
+        p.error(refusal)
     try:
         args.background = ImageColor.getrgb(args.background)[:3]
     except ValueError:
@@ -63,6 +63,15 @@ def parse_args(argv):
             except ValueError as e:
                 p.error(f"--class: {e}")
     return args
+
+
+def value_refusal(args):
+    """Why a method's option or --box-threshold is out of range, or None."""
+    if args.steps < 1 or args.samples < 1 or not 0 <= args.noise <= 10:
+        return "--steps and --samples must be at least 1, --noise within 0..10"
+    if not 0 < args.box_threshold < 1:
+        return "--box-threshold must be between 0 and 1"
+    return composite_refusal(args.rule, args.epsilon, args.gamma)
 
 
 def parser():
@@ -102,6 +111,7 @@ def parser():
                    help="class to explain: an index (386) or a name (African_elephant, or a "
                         "--labels name); default: each image's top-1")
     method_options(p)
+    lrp_options(p)
     output_options(p)
     run_options(p)
     return p
@@ -124,7 +134,8 @@ def method_options(p):
                         "integrated-gradients: --steps forwards + backwards; smoothgrad: "
                         "--samples; guided-gradcam: 2 forwards + 2 backwards; scorecam: 1 + C "
                         "forwards, C = the layer's channels that are not zero everywhere "
-                        "(up to 512 for block5_conv3), no backward")
+                        "(up to 512 for block5_conv3), no backward; lrp, deep-taylor, "
+                        "deconvnet, gradient-x-input: 1 forward + 1 backward to the input")
     p.add_argument("--batch-size", type=int, default=8, metavar="B",
                    help="images per batch through the network (default 8); for scorecam, "
                         "masked images per forward pass; for --metric, curve steps")
@@ -149,6 +160,20 @@ def method_options(p):
                    help="for an empty or odd heatmap: softmax saturation, negative channel "
                         "weights, dead channels, and how the map changes with the target, the "
                         "pooling and the layer, with a suggestion")
+
+
+def lrp_options(p):
+    """The options of --method lrp (``methods/lrp.py``)."""
+    p.add_argument("--rule", choices=list(COMPOSITES), metavar="NAME",
+                   help="lrp: the rule of each layer, by iNNvestigate's analyzer names without "
+                        "'lrp.' (z, epsilon, z_plus, alpha_1_beta_0, alpha_2_beta_1, "
+                        "sequential_preset_a, ..., and _IB / _flat variants) or "
+                        "epsilon_gamma_box (default: Montavon et al.'s recipe for VGG16)")
+    p.add_argument("--epsilon", type=float, metavar="E",
+                   help="lrp: the epsilon of the rule's epsilon layers (default: the rule's; "
+                        "epsilon 1e-7, the presets 0.1, epsilon_gamma_box 1e-6)")
+    p.add_argument("--gamma", type=float, metavar="G",
+                   help="lrp --rule epsilon_gamma_box: the conv layers' gamma (default 0.25)")
 
 
 def output_options(p):
@@ -269,17 +294,4 @@ def cluster_refusal(args):
     if args.scale == "raw" and args.scale_max is None:
         return ("--scale raw with --dask needs --scale-max: without it the first map sets "
                 "the scale, and each worker would set its own")
-    return None
-
-
-def needs_probabilities(args, model):
-    """Why --target softmax or --metric cannot be used with this model, or None: both need
-    the output probability, which a model ending in a linear layer does not give."""
-    if model.output_activation in ("softmax", "sigmoid"):
-        return None
-    what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
-        else None
-    if what:
-        return (f"{what} needs class probabilities, but the model's last layer "
-                f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
     return None

@@ -17,14 +17,14 @@ from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
                           thumbnail, too_big_for_jpeg)
 from ..cli import EXIT_OUTPUT, refuse_to_clobber, say
 from ..methods.diagnose import diagnose
-from ..methods.explain import empty_map_message, explain
+from ..methods.explain import empty_map_message, explain, image_heatmap
 from ..methods.registry import METHODS
 from ..methods.faithfulness import auc, deletion_insertion_curves
 from ..files.imagenet import top_classes
 from ..files.images import ImageError
 from ..files.outputs import OutputExists, sync_folder
-from ..methods.gradcam import is_top, normalise
-from ..viz.overlay import gradient_picture, overlay
+from ..methods.gradcam import is_top
+from ..viz.overlay import overlay, signed_picture
 
 
 
@@ -61,8 +61,8 @@ def _handled(args, run, out, result, stem, writer, record):
     if refusal:
         return failed(out, record, ImageError(f"not written: {refusal}")), None
     heatmap = result.map
-    if METHODS[args.method].gives_image:  # a gradient image: its magnitude is the heatmap
-        heatmap = normalise(abs(result.map[None]).max(axis=3))[0]
+    if METHODS[args.method].gives_image:
+        heatmap = image_heatmap(METHODS[args.method], result.map[None])[0]
     if args.diagnose:
         lines, suggestion = diagnose(run.own_model, result.x[None], run.layer, cls)
         tell(out, f"vggnp.cam: diagnose {path}:", *(f"  {line}" for line in lines),
@@ -107,7 +107,8 @@ def every_method(args, run, out, result, written):
             del written[key]
             continue
         if METHODS[method].gives_image:
-            pictures[key] = gradient_picture(found, run.mode, small.size)
+            pictures[key] = signed_picture(found, run.mode, small.size,
+                                           METHODS[method].diverging)
         else:
             pictures[key] = overlay(small, found, alpha=args.alpha)
     return pictures
@@ -119,7 +120,8 @@ def _map_of(args, run, out, result, method):
         maps, _ = explain(run.own_model, result.x[None], method,
                           layer=run.layer if METHODS[method].layer else None,
                           class_index=result.class_index, batch_size=args.batch_size,
-                          warn_empty=False, progress=lambda k, n: out.progress.step(
+                          preprocess=run.mode, warn_empty=False,
+                          progress=lambda k, n: out.progress.step(
                               f"--report-all-methods {method}", k, n))
     return maps[0]
 

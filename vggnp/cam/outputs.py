@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..methods.registry import METHODS
-from ..viz.overlay import draw_box, gradient_picture, overlay, panel, save_array, save_image
+from ..viz.overlay import draw_box, overlay, panel, save_array, save_image, signed_picture
 from ..viz.report import THUMBNAIL_SIDE
 
 
@@ -101,7 +101,8 @@ def _save_each(args, run, pictures, done):
     original, raw_map, heatmap, written, scale = (p.original, p.raw_map, p.heatmap,
                                                   p.written, p.scale)
     if METHODS[args.method].gives_image:
-        picture = gradient_picture(raw_map, run.mode, original.size)
+        picture = signed_picture(raw_map, run.mode, original.size,
+                                 METHODS[args.method].diverging)
     else:
         picture = overlay(original, heatmap, alpha=args.alpha)
     if p.box is not None:

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 
-from .args import needs_probabilities
 from .state import RunSettings
 from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, apply_threads,
                    cam_layer, fail, find_class, load_model)
@@ -72,7 +71,8 @@ def stream_options(args):
                 read_options={"background": args.background, "max_pixels": args.max_pixels,
                               "allow_truncated": args.allow_truncated},
                 method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
-                                    seed=args.seed))
+                                    seed=args.seed, rule=args.rule, epsilon=args.epsilon,
+                                    gamma=args.gamma))
 
 
 def each_until_stopped(out, items, step):
@@ -104,3 +104,16 @@ def signals_ignored():
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
+
+
+def needs_probabilities(args, model):
+    """Why --target softmax or --metric cannot be used with this model, or None: both need
+    the output probability, which a model ending in a linear layer does not give."""
+    if model.output_activation in ("softmax", "sigmoid"):
+        return None
+    what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
+        else None
+    if what:
+        return (f"{what} needs class probabilities, but the model's last layer "
+                f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
+    return None

@@ -54,6 +54,11 @@ class FastConv2D(Conv2D):
         twin.buffers = workspace
         return twin
 
+    def with_weights(self, w, b):
+        twin = super().with_weights(w, b)
+        twin._derived = {}  # made from w: the twin's own
+        return twin
+
     def pre_activation(self, x):
         path = self.path(x.shape)
         if path == "im2col":

@@ -44,15 +44,19 @@ from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
 from .gradcam import (EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam,
                       is_top, normalise)
+from .lrp import (deconvnet, gradient_x_input, input_bounds, relevance,
+                  relevance_sums)
 from .registry import OPTION_DEFAULTS, method_record, refusal
 from .resize import resize_bilinear
 from .scorecam import score_cam
+from ..nn.trace import print_trace
 
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
             batch_size=32, details=None, trace=False, progress=None,
             steps=OPTION_DEFAULTS["steps"], samples=OPTION_DEFAULTS["samples"],
-            noise=OPTION_DEFAULTS["noise"], seed=OPTION_DEFAULTS["seed"], warn_empty=True):
+            noise=OPTION_DEFAULTS["noise"], seed=OPTION_DEFAULTS["seed"], warn_empty=True,
+            rule=OPTION_DEFAULTS["rule"], epsilon=None, gamma=None, preprocess=None):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
@@ -69,6 +73,10 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     steps: integrated-gradients' path steps; samples, noise, seed: smoothgrad's noisy
     copies (see ``attribution``). batch_size: images per pass for the methods that make
     many (scorecam's masked images, the path points, the noisy copies).
+    rule, epsilon, gamma: lrp's composite and its parameters (``lrp.py``; None: the
+    composite's own); preprocess: the mode x was preprocessed with (default: the model's),
+    whose pixel range is the z^B rule's box. lrp and deep-taylor put each layer's
+    relevance sum in details["relevance_sums"] ({layer: sum}, the input's under "input").
     """
     record = method_record(method)
     target = target or record.targets[0]
@@ -79,13 +87,23 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
         layer = conv_layer(model, layer)
     details = {} if details is None else details
     run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
-              progress, steps, samples, noise, seed)
+              progress, steps, samples, noise, seed, rule, epsilon, gamma,
+              preprocess or model.default_preprocess)
     maps, classes = RUNNERS[method](run)
     for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
         top = "probs" in details and is_top(details["probs"][n], classes[n])
         warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer, top=top),
                       EmptyMapWarning, stacklevel=2)
     return maps, classes
+
+
+def image_heatmap(record, maps):
+    """(N, H, W) in [0, 1], the heatmap of a method whose maps are images (N, H, W, C):
+    a relevance's positive evidence (its channel sum, > 0), a gradient's magnitude (the
+    largest |value| over the channels)."""
+    if record.diverging:
+        return normalise(np.maximum(maps.sum(axis=3), 0))
+    return normalise(np.abs(maps).max(axis=3))
 
 
 def empty_map_message(method, class_name, layer, *, top):
@@ -126,6 +144,10 @@ class Run:
     samples: int
     noise: float
     seed: int
+    rule: str
+    epsilon: float
+    gamma: float
+    preprocess: str
 
     def classes_from_forward(self):
         """One forward pass: details["probs"] (N, K) and the classes (N,) to explain."""
@@ -192,10 +214,30 @@ def _eigencam(run):
     return eigen_cam(kept[run.layer]), class_indices(run.class_index, run.details["probs"])
 
 
+def _relevance(run):
+    """lrp, deep-taylor, deconvnet, gradient-x-input: a signed map at the input."""
+    steps = {"forward": [], "backward": []}
+    if run.method in ("lrp", "deep-taylor"):
+        bounds = input_bounds(run.preprocess, run.model.channels)
+        rule = "deep_taylor" if run.method == "deep-taylor" else run.rule
+        probs, classes, maps = relevance(run.model, run.x, run.class_index, rule, bounds,
+                                         run.epsilon, run.gamma, trace=steps)
+        run.details["relevance_sums"] = relevance_sums(steps)
+    elif run.method == "deconvnet":
+        probs, classes, maps = deconvnet(run.model, run.x, run.class_index, trace=steps)
+    else:
+        probs, classes, maps = gradient_x_input(run.model, run.x, run.class_index, steps)
+    run.details["probs"] = probs
+    if run.trace:
+        print_trace(steps, run.model, run.x.itemsize, run.trace)
+    return maps, classes
+
+
 # How each method runs: (Run) -> (maps, classes). One entry per record of registry.METHODS.
 RUNNERS = {"gradcam": _gradient_cam, "gradcam++": _gradient_cam, "hirescam": _gradient_cam,
            "xgradcam": _gradient_cam, "layercam": _gradient_cam,
            "counterfactual": _gradient_cam, "guided-gradcam": _guided_gradcam,
            "saliency": _input_gradient, "guided-backprop": _input_gradient,
            "integrated-gradients": _integrated_gradients, "smoothgrad": _smoothgrad,
-           "scorecam": _scorecam, "eigencam": _eigencam}
+           "scorecam": _scorecam, "eigencam": _eigencam, "lrp": _relevance,
+           "deep-taylor": _relevance, "deconvnet": _relevance, "gradient-x-input": _relevance}

@@ -27,6 +27,8 @@ class Method:
     signed: the details key of its signed attribution (N, H, W, C), or None.
     cost: what one image costs, in words.
     why_target: why it explains only the targets it does (said when --target is refused).
+    diverging: its image output is a signed relevance, drawn red (> 0) and blue (< 0) about
+        zero, as the LRP literature draws it, rather than as a gradient picture.
     """
     name: str
     paper: str
@@ -39,6 +41,7 @@ class Method:
     signed: str = None
     cost: str = "one forward and one backward pass"
     why_target: str = ""
+    diverging: bool = False
 
     @property
     def gives_image(self):
@@ -73,12 +76,28 @@ _ALL = [
     Method("smoothgrad", "Smilkov et al. 2017", layer=False, backward="many",
            options=("samples", "noise", "seed"), signed="gradient",
            cost="one forward and backward pass per noisy copy (--samples, default 50)"),
+    Method("lrp", "Bach et al. 2015; Montavon et al. 2019", layer=False, targets=("logit",),
+           output="image", options=("rule", "epsilon", "gamma"), diverging=True,
+           cost="one forward and one relevance pass (two to four products per conv or "
+                "dense layer, by its rule)",
+           why_target="LRP passes the logit's value down: the relevance sums to it"),
+    Method("deep-taylor", "Montavon et al. 2017", layer=False, targets=("logit",),
+           output="image", diverging=True, cost="one forward and one relevance pass",
+           why_target="Deep Taylor decomposes the logit's value"),
+    Method("deconvnet", "Zeiler & Fergus 2014", layer=False, targets=("logit",),
+           output="image", why_target="the deconvnet starts from the logit"),
+    Method("gradient-x-input", "Shrikumar et al. 2016", layer=False, targets=("logit",),
+           output="image", diverging=True,
+           why_target="in a ReLU network without biases it is LRP-0, which starts from the "
+                      "logit"),
 ]
 
 METHODS = {method.name: method for method in _ALL}  # in the order of the docs' table
 
 # The defaults of the options that belong to one method each (``Method.options``).
-OPTION_DEFAULTS = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0}
+# rule: lrp's composite (``lrp.COMPOSITES``); epsilon, gamma: None, the composite's own.
+OPTION_DEFAULTS = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0,
+                   "rule": "epsilon_gamma_box", "epsilon": None, "gamma": None}
 
 
 def method_record(name):

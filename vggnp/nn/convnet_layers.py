@@ -8,6 +8,13 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS
 from .layers import PLAIN, Layer, MaxPool2D, windows
+from .relevance import stabilise
+
+
+def proportional_relevance(layer, r, options):
+    """LRP-0 through an averaging layer (iNNvestigate's rule for average pooling): each
+    input gets its share of its windows' sums, R_in = x * backward(R / out)."""
+    return layer.x * layer.backward(r / stabilise(layer.out), options)
 
 
 class AvgPool2D(Layer):
@@ -29,11 +36,14 @@ class AvgPool2D(Layer):
         ones, _, (out_h, out_w) = self._padded(np.ones((1, *x_shape[1:3], 1)), 0.0)
         return sum(v for _, _, v in windows(ones, *self.pool_size, self.strides, out_h, out_w))
 
+    relevance = proportional_relevance
+
     def forward(self, x):
-        self.x_shape = x.shape
+        self.x, self.x_shape = x, x.shape
         xp, _, (out_h, out_w) = self._padded(x, 0.0)
         total = sum(v for _, _, v in windows(xp, *self.pool_size, self.strides, out_h, out_w))
-        return (total / self._count(x.shape)).astype(x.dtype, copy=False)
+        self.out = (total / self._count(x.shape)).astype(x.dtype, copy=False)
+        return self.out
 
     def backward(self, dout, options=PLAIN):
         share = dout / self._count(self.x_shape)
@@ -52,9 +62,12 @@ class GlobalAvgPool2D(Layer):
     def __init__(self, name, keepdims=False):
         self.name, self.keepdims = name, keepdims
 
+    relevance = proportional_relevance
+
     def forward(self, x):
-        self.x_shape = x.shape
-        return x.mean(axis=(1, 2), keepdims=self.keepdims)
+        self.x, self.x_shape = x, x.shape
+        self.out = x.mean(axis=(1, 2), keepdims=self.keepdims)
+        return self.out
 
     def backward(self, dout, options=PLAIN):
         n, h, w, c = self.x_shape
@@ -65,6 +78,8 @@ class GlobalMaxPool2D(GlobalAvgPool2D):
     """x: (N, H, W, C) -> out: (N, C) (keepdims: (N, 1, 1, C)), the max over H and W.
     dx: dout where x is its channel's max, shared equally between tied places (as
     TensorFlow's gradient of reduce_max: a channel of zeros after a ReLU is one tie)."""
+
+    relevance = Layer.gradient_relevance
 
     def forward(self, x):
         self.x = x
@@ -116,12 +131,19 @@ class Rescaling(Layer):
     def forward(self, x):
         return (x * self.scale + self.offset).astype(x.dtype, copy=False)
 
+    def relevance(self, r, options):
+        """Each input feeds one output alone: it gets that output's relevance, whole (the
+        paper's view of a one-to-one layer; iNNvestigate multiplies it by the scale)."""
+        return r
+
     def backward(self, dout, options=PLAIN):
         return dout * self.scale
 
 
 class Dropout(Layer):
     """Identity at inference: Keras only drops units while training."""
+
+    relevance = Layer.gradient_relevance
 
     def __init__(self, name, rate=0.5):
         self.name, self.rate = name, rate
@@ -149,10 +171,17 @@ class Activation(Layer):
     def backward(self, dout, options=PLAIN):
         return self.activation_backward(dout, options)
 
+    def relevance(self, r, options):
+        """A ReLU (or a linear activation, or the output's softmax skipped by a pass from
+        the logits) passes relevance as it is: ``lrp.check_relu_network`` refuses others."""
+        return r
+
 
 class Reshape(Layer):
     """Keras' Reshape: each sample (N, ...) -> (N, *shape), the order of the elements
     kept; backward reshapes the gradient back to the input's shape."""
+
+    relevance = Layer.gradient_relevance
 
     def __init__(self, name, shape):
         super().__init__(name)

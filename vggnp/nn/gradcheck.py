@@ -6,7 +6,7 @@ larger than any bug worth finding.
 
 import numpy as np
 
-from .layers import BackwardPass
+from .backward_pass import BackwardPass
 
 
 def numerical_gradient(f, x, dout, h=1e-5):

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .layers import BackwardPass
+from .backward_pass import BackwardPass
 from .network import Network
 
 IMAGE = "input"  # the name of the graph's input tensor
@@ -85,7 +85,7 @@ class Graph(Network):
         return (out, kept) if keep else out
 
     def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
-                 guided=False, trace=None):
+                 guided=False, trace=None, deconvnet=False, relevance=None):
         """dout: dL/d(output of ``start``, default the deepest node of the last forward)
         -> dL/d(output of ``stop``), or dL/dx (N, H, W, C) for stop None. The gradient of
         a tensor is complete once every node after it is done: its consumers all come
@@ -93,7 +93,8 @@ class Graph(Network):
         if self._last_run is None:
             raise RuntimeError("run forward before backward")
         first = self.names.index(self.layer(start or self.names[self._last_run]).name)
-        options = BackwardPass(guided=guided, param_grads=param_grads)
+        options = BackwardPass(guided=guided, param_grads=param_grads, deconvnet=deconvnet,
+                               relevance=relevance)
         grads = {self.names[first]: dout}
         for index in range(first, -1, -1):
             layer = self.layers[index]
@@ -103,11 +104,12 @@ class Graph(Network):
             if d is None:  # no path from this node to ``start``
                 continue
             began = time.perf_counter()
-            back = layer.backward(d, replace(options, from_logits=from_logits and
-                                             index == first))
+            step = layer.backward if relevance is None else layer.relevance
+            back = step(d, replace(options, from_logits=from_logits and index == first))
             if trace is not None:
                 trace.append({"layer": layer, "gradient": d.shape,
                               "norm": float(np.linalg.norm(d)),
+                              "sum": float(d.sum(dtype=np.float64)),
                               "ms": 1000 * (time.perf_counter() - began)})
             for name, d_input in zip(self.inputs_of[layer.name],
                                      back if layer.takes_many else [back]):

@@ -1,7 +1,6 @@
 """Layers the Keras Applications graphs use beside VGG16's (issue #25): a depthwise
-convolution, zero padding and Keras' ReLU layer with its options (MobileNet's ReLU6).
-One small class each, forward and backward beside each other, shapes NHWC.
-"""
+convolution, zero padding, Keras' ReLU layer with its options (MobileNet's ReLU6)... One
+small class each, forward and backward beside each other, shapes NHWC."""
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -23,6 +22,8 @@ class DepthwiseConv2D(Conv2D):
     the shifted map (every window's pixel at (i, j), a view: ``im2col.windows``):
         dxpad[n, s*y + i, s*x + j, c] += sum_m dz[n, y, x, c, m] w[i, j, c, m]
         dW[i, j, c, m] = sum_{n, y, x} xpad[n, s*y + i, s*x + j, c] dz[n, y, x, c, m]"""
+
+    relevance = Layer.relevance  # LRP: no rule tested for it yet, refused by name
 
     def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same"):
         super().__init__(name, w, None, activation, strides, padding)
@@ -85,6 +86,8 @@ class ZeroPadding2D(Layer):
     """Keras' ZeroPadding2D: ((top, bottom), (left, right)) rows and columns of zeros;
     backward is the slice of dout where the input was (the padding gets no gradient)."""
 
+    relevance = Layer.gradient_relevance
+
     def __init__(self, name, padding):
         super().__init__(name)
         (self.top, self.bottom), (self.left, self.right) = padding
@@ -104,8 +107,7 @@ class ReLU(Layer):
         f(x) = negative_slope * (x - threshold)  for x < threshold
         f'(x) = 1 between threshold and max_value, negative_slope below, 0 above max_value
 
-    A guided pass (guided backpropagation) also drops the negative gradients, as every
-    ReLU of vggnp does."""
+    A guided pass also drops the negative gradients, as every ReLU of vggnp does."""
 
     def __init__(self, name, max_value=None, negative_slope=0.0, threshold=0.0):
         super().__init__(name)
@@ -123,7 +125,11 @@ class ReLU(Layer):
         self.out = out
         return out
 
+    relevance = Layer.gradient_relevance  # as iNNvestigate: R * (0 < out < max_value)
+
     def backward(self, dout, options=PLAIN):
+        if options.deconvnet:  # a plain ReLU only: lrp.check_relu_network
+            return np.maximum(dout, 0)
         if self.plain:
             passes = self.out > 0
             if self.max_value is not None:
@@ -147,6 +153,8 @@ class SeparableConv2D(Conv2D):
         DepthwiseConv2D's backward
 
     A conv layer for the CAMs, as Conv2D (``conv_names``)."""
+
+    relevance = Layer.relevance  # LRP: no rule tested for it yet, refused by name
 
     def __init__(self, name, depthwise, pointwise, b=None, activation="linear", strides=(1, 1),
                  padding="same"):

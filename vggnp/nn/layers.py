@@ -18,29 +18,12 @@ Conventions (as in CS231n's ``layers.py``; one contract for every layer, as micr
 """
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 
 from .activation_functions import ACTIVATIONS
+from .backward_pass import PLAIN
 from .im2col import col2im, im2col, window_padding, windows
-
-
-@dataclass(frozen=True)
-class BackwardPass:
-    """The options of one backward pass, passed by the network to each layer's ``backward``.
-
-    guided: every ReLU passes only positive gradients (guided backpropagation).
-    param_grads: conv and dense layers keep dw, db (fc1's dw alone is 411 MB).
-    from_logits: given to the layer the pass starts at: dout is the gradient w.r.t. the
-        input of its activation (the logits, for the last layer); the activation is skipped.
-    """
-    guided: bool = False
-    param_grads: bool = False
-    from_logits: bool = False
-
-
-PLAIN = BackwardPass()  # the ordinary gradient
 
 
 class Layer:
@@ -69,17 +52,51 @@ class Layer:
     def activation_backward(self, dout, options):
         """d/dz of a layer that ends in an activation: dout through the activation's
         backward (guided if the pass is), or dout itself when the pass starts from the
-        logits here."""
-        if options.from_logits:
+        logits here. A deconvnet pass keeps max(dout, 0) at a ReLU (ReLU networks only:
+        ``lrp.check_relu_network``)."""
+        if options.from_logits or self.activation_name == "linear":
             return dout
+        if options.deconvnet:
+            return np.maximum(dout, 0)
         return self.activation.backward(dout, options.guided)
+
+    def relevance(self, r, options):
+        """LRP: the relevance r at this layer's output -> at its input. By default a layer
+        has no rule: one line naming it (the layers that have one say how they pass it)."""
+        raise ValueError(f"LRP has no rule for layer {self.name} "
+                         f"({type(self).__name__}); use a gradient method for this model")
+
+    def gradient_relevance(self, r, options):
+        """Relevance passed as the gradient is, by the layers that only move values
+        (max-pooling: to each window's winner; Flatten...), as iNNvestigate does."""
+        return self.backward(r, options)
+
+
+class Affine(Layer):
+    """A conv or dense layer: z = x W + b, then the activation. What LRP's rules read
+    (``relevance.py``): ``x``, ``w``, ``b``, ``pre_activation(x)``, ``input_gradient(dz)``
+    and ``with_weights(w, b)``."""
+
+    def with_weights(self, w, b):
+        """A copy of this layer computing the same sums with kernel w and bias b (None:
+        zero): z' = x w + b'. It keeps this layer's last input ``x``."""
+        twin = copy.copy(self)
+        twin.w = w
+        twin.b = np.zeros_like(self.b) if b is None else b
+        return twin
+
+    def relevance(self, r, options):
+        """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
+        of the pass's composite. The activation (a ReLU, or none) passes relevance as it
+        is: R at z is R at the output."""
+        return options.relevance.rule_for(self).propagate(self, r)
 
 
 # --------------------------------------------------------------------------------------
 # Parameter layers
 # --------------------------------------------------------------------------------------
 
-class Conv2D(Layer):
+class Conv2D(Affine):
     """2-D convolution followed by its activation (as a Keras Conv2D, channels last).
 
     Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,) (zeros for
@@ -154,7 +171,7 @@ class Conv2D(Layer):
         return col2im(dcol, self.x.shape, kh, kw, self.pads(self.x.shape), self.strides)
 
 
-class Dense(Layer):
+class Dense(Affine):
     """Fully connected layer followed by its activation (as a Keras Dense).
 
     Parameters: w: (D, M), b: (M,).   x: (N, D) -> out: (N, M).
@@ -171,8 +188,16 @@ class Dense(Layer):
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)
-        self.z = self.x @ self.w + self.b
+        self.z = self.pre_activation(self.x)
         return self.activation.forward(self.z)
+
+    def pre_activation(self, x):
+        """z = x @ w + b: (N, D) -> (N, M)."""
+        return x @ self.w + self.b
+
+    def input_gradient(self, dz):
+        """dx = dz @ w.T: (N, M) -> (N, D)."""
+        return dz @ self.w.T
 
     @property
     def weights(self):
@@ -184,7 +209,7 @@ class Dense(Layer):
             # Only on request: for fc1 this is a (25088, 4096) matrix, 411 MB in float32.
             self.dw = self.x.T @ dz
             self.db = dz.sum(axis=0)
-        return dz @ self.w.T
+        return self.input_gradient(dz)
 
 
 # --------------------------------------------------------------------------------------
@@ -219,6 +244,8 @@ class MaxPool2D(Layer):
         out_w = (x.shape[2] - pw) // self.strides[1] + 1
         return x, (top, left), (out_h, out_w)
 
+    relevance = Layer.gradient_relevance  # to each window's winner
+
     def forward(self, x):
         self.x = x
         xp, _, (out_h, out_w) = self._padded(x, -np.inf)
@@ -247,6 +274,8 @@ class Flatten(Layer):
 
     The classifier's first kernel expects exactly this order; dx = dout reshaped back.
     """
+
+    relevance = Layer.gradient_relevance
 
     def __init__(self, name="flatten"):
         self.name = name

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .layers import BackwardPass, Conv2D
+from .backward_pass import BackwardPass
+from .layers import Conv2D
 
 
 class Network:
@@ -140,7 +141,7 @@ class Network:
         return self.forward(x)
 
     def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
-                 guided=False, trace=None):
+                 guided=False, trace=None, deconvnet=False, relevance=None):
         """Backpropagate ``dout`` from the output of ``start`` down to the output of ``stop``.
 
         dout: gradient w.r.t. the output of ``start`` (default: the deepest layer of the
@@ -151,6 +152,9 @@ class Network:
         Keras defines a layer's output), or w.r.t. the input: (N, H, W, 3).
         param_grads: also keep ``dw``/``db`` on each conv/dense layer passed through.
         guided: guided backpropagation, every ReLU passing only positive gradients.
+        deconvnet: every ReLU passing max(dout, 0) (Zeiler and Fergus).
+        relevance: an LRP composite (``vggnp.methods.lrp``): dout is then the relevance
+        at ``start``, and each layer's ``relevance`` passes it down by its rule.
         trace: a list; one dict per layer passed through is appended (``vggnp.trace``).
         Needs a forward pass that reached ``start`` (caches live on the layers).
         """
@@ -168,16 +172,19 @@ class Network:
         if from_logits and self.layers[first].activation_name is None:
             raise ValueError(f"from_logits needs a start layer with an activation, not "
                              f"{self.names[first]}")
-        options = BackwardPass(guided=guided, param_grads=param_grads)
+        options = BackwardPass(guided=guided, param_grads=param_grads, deconvnet=deconvnet,
+                               relevance=relevance)
         d = dout
         for index in range(first, last, -1):
             layer = self.layers[index]
             began = time.perf_counter()
             # from_logits holds for the first layer of the pass only: its activation is skipped
-            d = layer.backward(d, replace(options, from_logits=from_logits and index == first))
+            step = layer.backward if relevance is None else layer.relevance
+            d = step(d, replace(options, from_logits=from_logits and index == first))
             if trace is not None:
                 trace.append({"layer": layer, "gradient": d.shape,
                               "norm": float(np.linalg.norm(d)),
+                              "sum": float(d.sum(dtype=np.float64)),
                               "ms": 1000 * (time.perf_counter() - began)})
         return d
 

@@ -67,14 +67,24 @@ def _wiring(row):
     return f"  <- {', '.join(row['inputs'])}{fan_out}"
 
 
-def backward_table(rows, model, stop=None):
+def backward_table(rows, model, stop=None, start_sum=None):
     """rows: model.backward's trace. The layers visited (gradient w.r.t. each one's input:
     shape, L2 norm, time), then where it stopped (``stop``: the layer whose output's
-    gradient the method needs, e.g. Grad-CAM's) and the layers it did not run."""
-    lines = [f"{'backward':<28}{'gradient':>16}{'norm':>13}{'ms':>9}"]
+    gradient the method needs, e.g. Grad-CAM's) and the layers it did not run.
+    start_sum: for a relevance pass (LRP), the relevance it starts with; each layer's row
+    then shows the relevance sum it passes down and what it absorbed (in - out: a bias's
+    share, epsilon's, or relevance lost), instead of the norm."""
+    above = start_sum
+    lines = [f"{'backward':<28}{'gradient':>16}"
+             + (f"{'relevance sum':>15}{'absorbed':>12}" if above is not None
+                else f"{'norm':>13}") + f"{'ms':>9}"]
     for row in rows:
-        lines.append(f"{row['layer'].name:<28}{_shape(row['gradient']):>16}"
-                     f"{row['norm']:>13.4g}{row['ms']:>9.1f}")
+        if above is None:
+            numbers = f"{row['norm']:>13.4g}"
+        else:
+            numbers, above = f"{row['sum']:>15.6g}{above - row['sum']:>12.4g}", row["sum"]
+        lines.append(f"{row['layer'].name:<28}{_shape(row['gradient']):>16}{numbers}"
+                     f"{row['ms']:>9.1f}")
     visited = {row["layer"].name for row in rows}
     skipped = [name for name in model.names if name not in visited]
     stopped = f", stopped at the output of {stop} (the gradient needed)" if stop else ""
@@ -115,5 +125,5 @@ def print_trace(steps, model, itemsize=4, file=True):
     "stop": the layer the backward stopped at, if any}.
     file: True for stdout, or an open file (the CLI passes stderr)."""
     print(forward_table(steps["forward"], itemsize),
-          backward_table(steps["backward"], model, steps.get("stop")),
+          backward_table(steps["backward"], model, steps.get("stop"), steps.get("start_sum")),
           sep="\n\n", file=None if file is True else file)

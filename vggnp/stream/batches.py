@@ -60,10 +60,11 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     completeness check is in ``result.details["completeness"]``.
     """
     budget = Budget(pixel_budget)
-    reader = Reader(sources, model, mode or model.default_preprocess, read_options or {},
-                     batch_size, budget)
+    mode = mode or model.default_preprocess
+    reader = Reader(sources, model, mode, read_options or {}, batch_size, budget)
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
-                   progress=progress, trace=trace, **(method_options or {}))
+                   progress=progress, trace=trace, preprocess=mode,
+                   **(method_options or {}))
     # Replicas even for one worker: a batch still running after the caller stopped the
     # stream (a break, Ctrl-C) must not write into the caller's own model's caches.
     pool = Workers([model.replica() for _ in range(workers)], method, options)

@@ -1,0 +1,151 @@
+"""Layer-wise Relevance Propagation's rules for a conv or dense layer: the same backward
+pass with another rule (Bach et al. 2015; Montavon et al., "Layer-Wise Relevance
+Propagation: An Overview", 2019).
+
+A layer z_k = sum_j x_j w_jk + b_k hands the relevance R_k of its outputs down to its
+inputs. Every rule here is one instance of
+
+    R_j = sum_k  x_j rho(w_jk) / (eps_k + sum_j' x_j' rho(w_j'k) [+ rho(b_k)])  R_k
+
+computed in four steps that reuse the layer's own forward and backward code (Montavon et
+al., sec. 10.2.3; iNNvestigate's rules do the same):
+
+    z = layer with weights rho(w) applied to x          (forward: ``pre_activation``)
+    s = R / z                                           (element-wise, stabilised)
+    c = layer with weights rho(w), transposed, on s      (backward: ``input_gradient``)
+    R_in = x * c
+
+Where the gradient's backward multiplies dz by W^T, LRP multiplies R / z by rho(W)^T:
+that is the only change. The layer is anything with ``x`` (its last input), ``w``, ``b``,
+``pre_activation(x)``, ``input_gradient(dz)`` and ``with_weights(w, b)`` (``Conv2D``,
+``Dense`` and their fast paths). R: (N, ...) shaped as the layer's output -> (N, ...)
+shaped as its input.
+"""
+
+import numpy as np
+
+# What iNNvestigate (keras.backend.epsilon()) adds to a denominator that is exactly zero.
+ZERO_GUARD = 1e-7
+
+
+def stabilise(z, epsilon=0.0):
+    """z + epsilon * sign(z), sign(0) = +1 (as iNNvestigate); exact zeros left after that
+    become ZERO_GUARD, so that R / z is finite (their R is zero in a ReLU network)."""
+    z = z + np.where(z >= 0, epsilon, -epsilon).astype(z.dtype) if epsilon else z
+    return np.where(z == 0, np.asarray(ZERO_GUARD, z.dtype), z)
+
+
+def _positive(a):
+    return np.maximum(a, 0)
+
+
+def _negative(a):
+    return np.minimum(a, 0)
+
+
+class Epsilon:
+    """LRP-epsilon: rho(w) = w, z + epsilon sign(z). epsilon = 0 is LRP-0 (iNNvestigate's
+    "Z" rule), whose relevance sums to the output's minus what the bias absorbs.
+    bias: False leaves b out of z (iNNvestigate's "_IB", ignore bias)."""
+
+    def __init__(self, epsilon=0.0, bias=True):
+        self.epsilon, self.bias = epsilon, bias
+
+    def propagate(self, layer, r):
+        twin = layer if self.bias else layer.with_weights(layer.w, None)
+        s = r / stabilise(twin.pre_activation(layer.x), self.epsilon)
+        return layer.x * twin.input_gradient(s)
+
+
+class Gamma:
+    """LRP-gamma (Montavon et al., eq. for the lower layers): rho(w) = w + gamma w+, and the
+    bias likewise b + gamma b+; favours the positive contributions. For inputs >= 0 (after
+    a ReLU), as the paper states it."""
+
+    def __init__(self, gamma=0.25):
+        self.gamma = gamma
+
+    def propagate(self, layer, r):
+        twin = layer.with_weights(layer.w + self.gamma * _positive(layer.w),
+                                  layer.b + self.gamma * _positive(layer.b))
+        s = r / stabilise(twin.pre_activation(layer.x))
+        return layer.x * twin.input_gradient(s)
+
+
+class AlphaBeta:
+    """LRP-alpha-beta: the positive contributions (x_j w_jk)+ and the negative ones apart,
+
+        R_j = sum_k [alpha (x_j w_jk)+ / z+_k  -  beta (x_j w_jk)- / z-_k] R_k,
+        z+_k = sum_j (x_j w_jk)+ [+ b+_k],   z-_k = sum_j (x_j w_jk)- [+ b-_k]
+
+    (x w)+ = x+ w+ + x- w-, for inputs of either sign. alpha - beta = 1; alpha = 1,
+    beta = 0 is z+ (with bias False). bias: whether b+ and b- join z+ and z-, as in the
+    paper; iNNvestigate adds the whole bias b to both instead (its rules with bias agree
+    with these only where the biases are zero)."""
+
+    def __init__(self, alpha=1.0, beta=0.0, bias=True):
+        self.alpha, self.beta, self.bias = alpha, beta, bias
+
+    def propagate(self, layer, r):
+        plus = self._part(layer, r, _positive, _negative)
+        if not self.beta:
+            return plus if self.alpha == 1 else self.alpha * plus
+        return self.alpha * plus - self.beta * self._part(layer, r, _negative, _positive)
+
+    def _part(self, layer, r, keep, other):
+        """The relevance through the contributions x+ keep(w) + x- other(w) (with the bias
+        keep(b)): (N, ...) like x."""
+        x, b = layer.x, keep(layer.b) if self.bias else None
+        pairs = [(_positive(x), layer.with_weights(keep(layer.w), b))]
+        if x.min() < 0:  # after a ReLU there is no x-: half the work
+            pairs.append((_negative(x), layer.with_weights(other(layer.w), None)))
+        z = sum(twin.pre_activation(inputs) for inputs, twin in pairs)
+        s = r / stabilise(z)
+        return sum(inputs * twin.input_gradient(s) for inputs, twin in pairs)
+
+
+class WSquare:
+    """The w^2 rule (Montavon et al. 2017, Deep Taylor): R_j = sum_k w_jk^2 / sum_j' w_j'k^2
+    R_k, whatever the input; ``Flat`` is the same with every w_jk = 1 (the relevance
+    spread evenly over each output's receptive field). No bias."""
+
+    def weights(self, w):
+        return w * w
+
+    def propagate(self, layer, r):
+        twin = layer.with_weights(self.weights(layer.w), None)
+        ones = np.ones_like(layer.x)
+        s = r / stabilise(twin.pre_activation(ones))  # the sum of rho(w) over j, per k
+        twin.x = ones
+        return twin.input_gradient(s)
+
+
+class Flat(WSquare):
+    """The flat rule: rho(w) = 1 (see ``WSquare``)."""
+
+    def weights(self, w):
+        return np.ones_like(w)
+
+
+class ZBox:
+    """The z^B rule for the first layer, whose inputs lie in a box low <= x <= high
+    (Montavon et al. 2017, Deep Taylor):
+
+        R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) / sum_j' (same) R_k
+
+    low, high: numbers or per-channel (C,) arrays (VGG16: 0 and 255 through the
+    preprocessing). No bias."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def propagate(self, layer, r):
+        x = layer.x
+        low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
+        high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
+        terms = [(x, layer.with_weights(layer.w, None), 1),
+                 (low, layer.with_weights(_positive(layer.w), None), -1),
+                 (high, layer.with_weights(_negative(layer.w), None), -1)]
+        z = sum(sign * twin.pre_activation(inputs) for inputs, twin, sign in terms)
+        s = r / stabilise(z)
+        return sum(sign * inputs * twin.input_gradient(s) for inputs, twin, sign in terms)
