@@ -244,3 +244,92 @@ def test_relevance_is_drawn_red_and_blue_about_zero():
     assert tuple(picture[0, 0]) == (255, 0, 0)          # the largest positive: red
     assert tuple(picture[1, 2]) == (128, 128, 255)      # half as negative: light blue
     assert tuple(picture[0, 1]) == (255, 255, 255)      # zero: white
+
+
+def test_the_forwards_z_is_reused_only_where_it_is_known():
+    """After a ReLU the output is z where z > 0; LRP-epsilon reuses it when no relevance
+    comes down where the output is 0, and computes z again otherwise."""
+    rng = np.random.default_rng(8)
+    layer = Conv2D("c", rng.normal(size=(3, 3, 2, 4)), rng.normal(size=4))
+    out = layer.forward(rng.normal(size=(1, 5, 5, 2)))
+    assert layer.kept_pre_activation(out * 2) is out  # zero where out is
+    z = layer.kept_pre_activation(np.ones_like(out))
+    assert z is not out and (z < 0).any()
+    np.testing.assert_allclose(np.maximum(z, 0), out)
+
+
+@pytest.fixture(scope="module")
+def lrp_tables():
+    from scripts import lrp_tables
+    return lrp_tables
+
+
+@pytest.mark.slow  # seconds: the sanity cascade of eight maps on three photos
+def test_the_docs_lrp_tables_hold_what_the_script_measures(lrp_tables):
+    """docs/math.md's conservation table and docs/trust.md's sanity table are what
+    ``python -m scripts.lrp_tables`` prints, to 1e-3; and what their prose says holds."""
+    import os
+    import re
+    model = lrp_tables.load_keras_model(lrp_tables.MODEL)
+    made = {"conservation": lrp_tables.conservation_table(model),
+            "sanity": lrp_tables.sanity_table(model)}
+    for name, table in made.items():
+        with open(os.path.join(lrp_tables.ROOT, "docs", lrp_tables.DOCS[name])) as f:
+            written = lrp_tables.block(name).search(f.read()).group(2)
+        numbers = [re.findall(r"-?\d+\.\d+", text) for text in (written, table)]
+        assert len(numbers[0]) == len(numbers[1]) > 20, name
+        np.testing.assert_allclose(np.float64(numbers[0]), np.float64(numbers[1]),
+                                   rtol=1e-3, atol=1e-3, err_msg=name)
+    sums = lrp_tables.conservation(model)
+    logit = sums["z_plus"]["dense_1"]
+    for column in ("z_plus", "deep-taylor"):  # no bias, every z+ > 0: kept to the digit
+        assert all(abs(v - logit) < 1e-4 * logit for v in sums[column].values()), column
+    scores, _ = lrp_tables.sanity(model)
+    deepest = {k: max((i for i, s in enumerate(v) if s >= 0.5), default=-1)
+               for k, v in scores.items()}
+    assert deepest["z_plus"] == max(deepest.values())  # the last to fall below 0.5
+    np.testing.assert_allclose(scores["z"], scores["gradient-x-input"], atol=1e-3)
+
+
+def test_a_batch_norm_layer_is_refused_by_name():
+    from vggnp.nn.convnet_layers import BatchNorm
+    ones = np.ones(3)
+    model = Network([Conv2D("c", np.ones((1, 1, 3, 3)), None, activation="linear"),
+                     BatchNorm("bn", ones, ones * 0, ones * 0, ones), Flatten("f"),
+                     Dense("out", np.ones((12, 2)), activation="softmax")], (2, 2))
+    assert refused(model) == ("LRP has no rule for layer bn (BatchNorm); use a gradient "
+                              "method for this model")
+
+
+def test_a_relevance_heatmap_is_its_positive_evidence():
+    from vggnp.methods.explain import image_heatmap
+    from vggnp.methods.registry import METHODS
+    maps = np.zeros((1, 2, 2, 3))
+    maps[0, 0, 0], maps[0, 1, 1] = [1.0, 1.0, -0.5], [-3.0, 0.0, 0.0]
+    np.testing.assert_allclose(image_heatmap(METHODS["lrp"], maps)[0], [[1, 0], [0, 0]])
+    np.testing.assert_allclose(image_heatmap(METHODS["deconvnet"], maps)[0],
+                               [[1 / 3, 0], [0, 1]])
+
+
+def test_a_leak_of_a_conserving_rule_is_warned(small_model):
+    """z+ passes all relevance down, unless an output with relevance has no positive
+    contribution (z+ = 0): forced here by zeroing a conv's positive weights into one
+    channel whose output still gets relevance through its bias."""
+    x = np.random.default_rng(9).uniform(-100, 100, (1, 64, 64, 3)).astype(np.float32)
+    details = {}
+    explain(small_model, x, "lrp", rule="z_plus", details=details)
+    (check,) = details["conservation"]
+    assert lrp.conservation_warning(check) is None
+    assert check["input"] == pytest.approx(check["start"], rel=1e-4)
+    layer = small_model.layer("block5_conv3")
+    saved = layer.w, layer.b
+    try:
+        layer.w, layer.b = np.minimum(layer.w, 0), np.full_like(layer.b, 5.0)
+        explain(small_model, x, "lrp", rule="z_plus", details=details, warn_empty=False)
+    finally:
+        layer.w, layer.b = saved
+    (check,) = details["conservation"]
+    warning = lrp.conservation_warning(check)
+    assert warning.startswith("the relevance sums to ") and "--trace" in warning
+    explain(small_model, x, "lrp", rule="epsilon", details=details)
+    assert not details["conservation"][0]["conserving"]  # epsilon's leak is expected

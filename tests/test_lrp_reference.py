@@ -2,27 +2,21 @@
 and on the shapes model: the same relevance at the input, to 1e-4 of its largest value,
 and the same relevance sum at every tensor of the model.
 
-iNNvestigate runs in a child process (``innvestigate_reference.py``: it needs the legacy
-tf_keras and graph mode). Where its definition and the paper's differ (the alpha-beta
+iNNvestigate runs in a child process (``scripts/innvestigate_reference.py``: it needs the
+legacy tf_keras and graph mode). Where its definition and the paper's differ (the alpha-beta
 rules with biases: iNNvestigate adds the whole bias to both z+ and z-), the models here
 have zero biases and ``test_lrp.py`` checks vggnp against the paper's equation.
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from helpers import NARROW_WIDTHS, reference_module
+from scripts.innvestigate_maps import innvestigate_maps
 from vggnp.methods import lrp
-from vggnp.nn.convnet_layers import GlobalAvgPool2D, Rescaling
-from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
+from vggnp.nn.layers import Conv2D, Dense
 
 pytestmark = pytest.mark.slow
-SCRIPT = os.path.join(os.path.dirname(__file__), "innvestigate_reference.py")
 
 # vggnp's name -> iNNvestigate's analyzer (keyword arguments); the same composite.
 WITH_BIASES = {"z": ("lrp.z", {}), "epsilon": ("lrp.epsilon", {}),
@@ -38,47 +32,10 @@ ZERO_BIASES = {"alpha_1_beta_0": ("lrp.alpha_1_beta_0", {}),
                "sequential_preset_b_flat": ("lrp.sequential_preset_b_flat", {})}
 
 
-def layer_specs(model):
-    """(JSON-able specs, {name: array}) of the chain after any leading Rescaling."""
-    specs, arrays = [], {}
-    for layer in model.layers:
-        i = len(specs)
-        if isinstance(layer, Rescaling) and not specs:
-            continue
-        if isinstance(layer, Conv2D):
-            specs.append({"kind": "conv", "strides": list(layer.strides),
-                          "padding": layer.padding, "activation": layer.activation_name})
-        elif isinstance(layer, Dense):
-            last = layer is model.layers[-1]
-            specs.append({"kind": "dense",
-                          "activation": "linear" if last else layer.activation_name})
-        elif isinstance(layer, MaxPool2D):
-            specs.append({"kind": "maxpool", "pool": list(layer.pool_size),
-                          "strides": list(layer.strides), "padding": layer.padding})
-        elif isinstance(layer, Flatten):
-            specs.append({"kind": "flatten"})
-        elif isinstance(layer, GlobalAvgPool2D):
-            specs.append({"kind": "gap"})
-        else:
-            raise ValueError(f"no spec for {type(layer).__name__}")
-        if isinstance(layer, (Conv2D, Dense)):
-            arrays[f"w{i}"], arrays[f"b{i}"] = layer.w, layer.b
-    return specs, arrays
-
-
-def innvestigate_maps(tmp_path, model, x, analyzers):
-    """{key: map, key_sums: (T, N)} from iNNvestigate for model's chain. x: the input of
-    the first layer after a leading Rescaling."""
+def checked_maps(tmp_path, model, x, analyzers):
     reference_module("innvestigate", "pip install --no-deps innvestigate==2.1.2 (.ci/run)",
                      load=False)
-    specs, arrays = layer_specs(model)
-    source, target = tmp_path / "in.npz", tmp_path / "out.npz"
-    np.savez(source, layers=json.dumps(specs), x=x, **arrays,
-             analyzers=json.dumps([[k, name, kw] for k, (name, kw) in analyzers.items()]))
-    done = subprocess.run([sys.executable, SCRIPT, str(source), str(target)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(np.load(target))
+    return innvestigate_maps(tmp_path, model, x, analyzers)
 
 
 def vggnp_run(model, x, key, bounds):
@@ -136,7 +93,7 @@ def test_lrp_on_a_narrow_vgg16_equals_innvestigate(tmp_path, biases):
                           "deep_taylor": ("deep_taylor.bounded",
                                           {"low": bounds[0].tolist(),
                                            "high": bounds[1].tolist()})})
-    theirs = innvestigate_maps(tmp_path, model, x, analyzers)
+    theirs = checked_maps(tmp_path, model, x, analyzers)
     compare(model, x, x, theirs, analyzers, bounds, skip_first=0)
 
 
@@ -150,7 +107,7 @@ def test_lrp_on_the_shapes_model_equals_innvestigate(tmp_path, shapes_model):
     # not deep_taylor: iNNvestigate's spreads relevance evenly over a global average
     # pooling (its gradient), vggnp's in proportion to the inputs (test_lrp.py)
     analyzers = {k: WITH_BIASES[k] for k in ("z", "epsilon", "z_plus", "flat", "w_square")}
-    theirs = innvestigate_maps(tmp_path, shapes_model, scaled, analyzers)
+    theirs = checked_maps(tmp_path, shapes_model, scaled, analyzers)
     compare(shapes_model, scaled, x, theirs, analyzers, lrp.input_bounds("none", 3),
             skip_first=1)
 

@@ -10,6 +10,7 @@ import traceback
 import numpy as np
 
 from ..methods.attribution import completeness_warning
+from ..methods.lrp import conservation_warning
 from ..viz.boxes import box_from_map
 from ..files.results import file_stamp, stamps
 from .state import Pictures
@@ -138,9 +139,10 @@ def _say_notes(args, run, out, result, class_name):
         tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, class_name, run.layer,
                                   top=is_top(result.probs, result.class_index)))
-    missed = completeness_warning(result.details.get("completeness"), args.steps)
-    if missed:
-        tell(out, f"vggnp.cam: warning: {path}: {missed}")
+    for missed in (completeness_warning(result.details.get("completeness"), args.steps),
+                   conservation_warning(result.details.get("conservation"))):
+        if missed:
+            tell(out, f"vggnp.cam: warning: {path}: {missed}")
 
 
 def _extras(args, run, out, result, heatmap, record):

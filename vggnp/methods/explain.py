@@ -44,7 +44,7 @@ from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
 from .gradcam import (EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam,
                       is_top, normalise)
-from .lrp import (deconvnet, gradient_x_input, input_bounds, relevance,
+from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
 from .registry import OPTION_DEFAULTS, method_record, refusal
 from .resize import resize_bilinear
@@ -76,7 +76,8 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     rule, epsilon, gamma: lrp's composite and its parameters (``lrp.py``; None: the
     composite's own); preprocess: the mode x was preprocessed with (default: the model's),
     whose pixel range is the z^B rule's box. lrp and deep-taylor put each layer's
-    relevance sum in details["relevance_sums"] ({layer: sum}, the input's under "input").
+    relevance sum in details["relevance_sums"] ({layer: sum}, the input's under "input";
+    the batch's together) and per image details["conservation"] (``lrp.conservation``).
     """
     record = method_record(method)
     target = target or record.targets[0]
@@ -110,6 +111,10 @@ def empty_map_message(method, class_name, layer, *, top):
     """Why a map is zero everywhere, in one sentence, for the method that made it.
     class_name: how to name the class (an index, or "tabby (281)"); top: whether it is
     the image's top-1 class, alone (``is_top``): the advice depends on it."""
+    if method in ("lrp", "deep-taylor"):
+        start = "max(logit, 0)" if method == "deep-taylor" else "the logit"
+        return (f"the {method} map of class {class_name} is zero everywhere: no relevance "
+                f"reaches the input ({start} is 0, or the rules drop it on the way)")
     if not method_record(method).layer:
         return (f"the {method} map of class {class_name} is zero everywhere: the score's "
                 "gradient w.r.t. the input vanishes (a saturated or dead network)")
@@ -223,6 +228,7 @@ def _relevance(run):
         probs, classes, maps = relevance(run.model, run.x, run.class_index, rule, bounds,
                                          run.epsilon, run.gamma, trace=steps)
         run.details["relevance_sums"] = relevance_sums(steps)
+        run.details["conservation"] = conservation(steps, maps, rule)
     elif run.method == "deconvnet":
         probs, classes, maps = deconvnet(run.model, run.x, run.class_index, trace=steps)
     else:

@@ -43,6 +43,11 @@ EPSILONS = {"epsilon": 1e-7, "sequential_preset_a": 0.1,
             "sequential_preset_b": 0.1, "sequential_preset_a_flat": 0.1,
             "sequential_preset_b_flat": 0.1, "epsilon_gamma_box": 1e-6}
 GAMMA = 0.25  # epsilon_gamma_box's, as zennit's
+# The rules whose every layer passes down all the relevance it gets (no bias, no epsilon;
+# z+ as long as each output with relevance has a positive contribution), and how far the
+# input's sum may be from the start's before a warning says so.
+CONSERVING = ("z_plus", "alpha_1_beta_0_IB", "w_square", "flat", "deep_taylor")
+LEAK_TOLERANCE = 1e-3
 
 
 def _everywhere(rule):
@@ -159,7 +164,8 @@ def relevance(model, x, class_index, rule, bounds, epsilon=None, gamma=None, tra
     if rule == "deep_taylor":
         start = np.maximum(start, 0)
     if isinstance(trace, dict):
-        trace["start_sum"] = float(start.sum(dtype=np.float64))
+        trace["start"] = start.sum(axis=1, dtype=np.float64)  # per image
+        trace["start_sum"] = float(trace["start"].sum())
     r = model.backward(start.astype(logits.dtype), start=model.names[-1], from_logits=True,
                        relevance=plan, trace=steps["backward"])
     return probs, classes, r
@@ -202,6 +208,29 @@ def first_layer_bounds(model, bounds):
         ends = np.stack([low * layer.scale + layer.offset, high * layer.scale + layer.offset])
         low, high = ends.min(axis=0), ends.max(axis=0)
     raise ValueError("the model has no conv or dense layer")
+
+
+def conservation(steps, r, rule):
+    """Per image {"start", "input", "conserving"}: the relevance it started with, its sum
+    at the input (r: (N, H, W, C)), and whether the rule passes all of it down."""
+    at_input = r.reshape(len(r), -1).sum(axis=1, dtype=np.float64)
+    return [{"start": float(a), "input": float(b), "conserving": rule in CONSERVING}
+            for a, b in zip(steps["start"], at_input)]
+
+
+def conservation_warning(check):
+    """The warning for one image's ``conservation`` entry, or None: a rule that conserves
+    relevance whose input sum is off the start by more than LEAK_TOLERANCE of it."""
+    if not check or not check["conserving"]:
+        return None
+    off = abs(check["input"] - check["start"])
+    if off <= LEAK_TOLERANCE * abs(check["start"]) or not np.isfinite(off):
+        return None if np.isfinite(off) else "the relevance is not finite"
+    return (f"the relevance sums to {check['input']:.4g} at the input, not the "
+            f"{check['start']:.4g} it started with (off by "
+            f"{100 * off / max(abs(check['start']), 1e-12):.2g} %), though the rule passes "
+            "all of it down: some output with relevance had no positive contribution; "
+            "--trace shows the layer")
 
 
 def relevance_sums(steps):

@@ -83,7 +83,23 @@ class Affine(Layer):
         twin = copy.copy(self)
         twin.w = w
         twin.b = np.zeros_like(self.b) if b is None else b
+        twin.made = {}
         return twin
+
+    def made_from_weights(self, key, make):
+        """make(w, b), made once per pair of arrays and kept on the layer (its replicas
+        share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
+        replaced, as the sanity checks do."""
+        (w, b), made = self.made.get(key, ((None, None), None))
+        if w is not self.w or b is not self.b:  # the arrays themselves: an id can be reused
+            made = make(self.w, self.b)
+            self.made[key] = ((self.w, self.b), made)
+        return made
+
+    def kept_pre_activation(self, r):
+        """z = x W + b of the last forward, for the rules that need the layer's own z:
+        recomputed (one more forward product) unless the layer kept it."""
+        return self.pre_activation(self.x)
 
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
@@ -122,6 +138,7 @@ class Conv2D(Affine):
         self.strides, self.padding = tuple(strides), padding
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
+        self.made = {}  # made_from_weights' kernels
 
     def pads(self, x_shape):
         """((top, bottom), (left, right)) zero padding for an input of x_shape."""
@@ -157,6 +174,15 @@ class Conv2D(Affine):
             self.param_gradients(dz)
         return self.input_gradient(dz)
 
+    def kept_pre_activation(self, r):
+        """After a ReLU, z = out wherever out > 0; where out = 0 the relevance coming down
+        is 0 too unless the layer above spread it regardless of its inputs (the flat and
+        w^2 rules, say): then z is computed again."""
+        out = self.activation.out if self.activation_name == "relu" else None
+        if out is None or np.logical_and(out <= 0, r != 0).any():
+            return self.pre_activation(self.x)
+        return out
+
     def param_gradients(self, dz):
         """dW = col.T @ dz, db = sum of dz: kept as self.dw (KH, KW, C, F), self.db (F,)."""
         kh, kw, c, f = self.w.shape
@@ -185,6 +211,7 @@ class Dense(Affine):
         self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
+        self.made = {}
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)
@@ -198,6 +225,9 @@ class Dense(Affine):
     def input_gradient(self, dz):
         """dx = dz @ w.T: (N, M) -> (N, D)."""
         return dz @ self.w.T
+
+    def kept_pre_activation(self, r):
+        return self.z
 
     @property
     def weights(self):

@@ -17,8 +17,9 @@ al., sec. 10.2.3; iNNvestigate's rules do the same):
 
 Where the gradient's backward multiplies dz by W^T, LRP multiplies R / z by rho(W)^T:
 that is the only change. The layer is anything with ``x`` (its last input), ``w``, ``b``,
-``pre_activation(x)``, ``input_gradient(dz)`` and ``with_weights(w, b)`` (``Conv2D``,
-``Dense`` and their fast paths). R: (N, ...) shaped as the layer's output -> (N, ...)
+``pre_activation(x)``, ``input_gradient(dz)``, ``with_weights(w, b)``,
+``made_from_weights`` (rho(w) made once and kept) and ``kept_pre_activation`` (z of the
+last forward) (``Conv2D``, ``Dense`` and their fast paths: ``layers.Affine``). R: (N, ...) shaped as the layer's output -> (N, ...)
 shaped as its input.
 """
 
@@ -52,9 +53,12 @@ class Epsilon:
         self.epsilon, self.bias = epsilon, bias
 
     def propagate(self, layer, r):
-        twin = layer if self.bias else layer.with_weights(layer.w, None)
-        s = r / stabilise(twin.pre_activation(layer.x), self.epsilon)
-        return layer.x * twin.input_gradient(s)
+        if self.bias:  # the layer's own z, as its forward made it
+            z, twin = layer.kept_pre_activation(r), layer
+        else:
+            twin = layer.with_weights(layer.w, None)
+            z = twin.pre_activation(layer.x)
+        return layer.x * twin.input_gradient(r / stabilise(z, self.epsilon))
 
 
 class Gamma:
@@ -66,8 +70,9 @@ class Gamma:
         self.gamma = gamma
 
     def propagate(self, layer, r):
-        twin = layer.with_weights(layer.w + self.gamma * _positive(layer.w),
-                                  layer.b + self.gamma * _positive(layer.b))
+        twin = layer.with_weights(*layer.made_from_weights(
+            ("gamma", self.gamma), lambda w, b: (w + self.gamma * _positive(w),
+                                                 b + self.gamma * _positive(b))))
         s = r / stabilise(twin.pre_activation(layer.x))
         return layer.x * twin.input_gradient(s)
 
@@ -95,10 +100,13 @@ class AlphaBeta:
     def _part(self, layer, r, keep, other):
         """The relevance through the contributions x+ keep(w) + x- other(w) (with the bias
         keep(b)): (N, ...) like x."""
-        x, b = layer.x, keep(layer.b) if self.bias else None
-        pairs = [(_positive(x), layer.with_weights(keep(layer.w), b))]
+        x = layer.x
+        w_keep, b_keep = layer.made_from_weights(keep.__name__, lambda w, b: (keep(w), keep(b)))
+        pairs = [(_positive(x), layer.with_weights(w_keep, b_keep if self.bias else None))]
         if x.min() < 0:  # after a ReLU there is no x-: half the work
-            pairs.append((_negative(x), layer.with_weights(other(layer.w), None)))
+            w_other, _ = layer.made_from_weights(other.__name__,
+                                                 lambda w, b: (other(w), other(b)))
+            pairs.append((_negative(x), layer.with_weights(w_other, None)))
         z = sum(twin.pre_activation(inputs) for inputs, twin in pairs)
         s = r / stabilise(z)
         return sum(inputs * twin.input_gradient(s) for inputs, twin in pairs)
@@ -113,7 +121,8 @@ class WSquare:
         return w * w
 
     def propagate(self, layer, r):
-        twin = layer.with_weights(self.weights(layer.w), None)
+        twin = layer.with_weights(layer.made_from_weights(
+            type(self).__name__, lambda w, b: self.weights(w)), None)
         ones = np.ones_like(layer.x)
         s = r / stabilise(twin.pre_activation(ones))  # the sum of rho(w) over j, per k
         twin.x = ones
@@ -143,9 +152,11 @@ class ZBox:
         x = layer.x
         low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
         high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
+        plus, minus = (layer.made_from_weights(part.__name__, lambda w, b: (part(w), part(b)))[0]
+                       for part in (_positive, _negative))
         terms = [(x, layer.with_weights(layer.w, None), 1),
-                 (low, layer.with_weights(_positive(layer.w), None), -1),
-                 (high, layer.with_weights(_negative(layer.w), None), -1)]
+                 (low, layer.with_weights(plus, None), -1),
+                 (high, layer.with_weights(minus, None), -1)]
         z = sum(sign * twin.pre_activation(inputs) for inputs, twin, sign in terms)
         s = r / stabilise(z)
         return sum(sign * inputs * twin.input_gradient(s) for inputs, twin, sign in terms)

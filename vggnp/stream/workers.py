@@ -117,6 +117,6 @@ def _explain_batch(model, batch, method, options):
         item.probs, item.class_index, item.map = details["probs"][n], int(classes[n]), maps[n]
         item.empty = not maps[n].any()
         item.notes.extend(score_notes(item.probs))
-        for key in ("scorecam_skipped", "completeness", "raw"):
+        for key in ("scorecam_skipped", "completeness", "conservation", "raw"):
             if key in details:
                 item.details[key] = details[key][n]

@@ -1,21 +1,25 @@
 """iNNvestigate's maps for a chain of layers, in a process of their own.
 
-    python tests/innvestigate_reference.py IN.npz OUT.npz
+    python -m scripts.innvestigate_reference IN.npz OUT.npz [REPEATS]
 
 iNNvestigate 2.1.2 needs the legacy tf_keras and TensorFlow's graph mode, both settings of
 the whole process (``TF_USE_LEGACY_KERAS=1``, ``disable_eager_execution``): the test that
-reads these maps (``tests/test_lrp_reference.py``) runs this script in a child process.
+reads these maps (``tests/test_lrp_reference.py``) and the benchmark that times them
+(``scripts/lrp_bench.py``) run this script in a child process.
 
 IN.npz: "layers" (a JSON list: {"kind": conv|maxpool|flatten|dense|gap, ...}), each
 layer's "w{i}", "b{i}", the input "x" (N, H, W, C) and "analyzers" (a JSON list of
 [key, iNNvestigate analyzer name, keyword arguments]). OUT.npz: for each key the map
 (N, H, W, C) as "{key}" and, as "{key}_sums" (T, N), the sums of the relevance kept at
-each tensor of the model, in the model's order (the input first).
+each tensor of the model, in the model's order (the input first). REPEATS (default 0):
+then also "{key}_seconds", the time of each of that many more ``analyze`` calls (the
+first, which builds the analyzer's graph, not among them).
 """
 
 import json
 import os
 import sys
+import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -58,7 +62,7 @@ def build(layers, data, input_shape):
     return model
 
 
-def main(source, target):
+def main(source, target, repeats=0):
     data = np.load(source)
     layers = json.loads(str(data["layers"]))
     x = data["x"]
@@ -71,6 +75,12 @@ def main(source, target):
         analyzer = innvestigate.create_analyzer("gradient" if times_x else name, model,
                                                 reverse_keep_tensors=not times_x, **kwargs)
         out[key] = analyzer.analyze(x) * (x if times_x else 1)
+        seconds = []
+        for _ in range(int(repeats)):
+            began = time.perf_counter()
+            analyzer.analyze(x)
+            seconds.append(time.perf_counter() - began)
+        out[f"{key}_seconds"] = np.array(seconds)
         if times_x:
             continue
         kept = [value for _, value in analyzer._reversed_tensors]  # sorted by node
@@ -80,4 +90,4 @@ def main(source, target):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -1,0 +1,60 @@
+"""The parent's side of ``innvestigate_reference.py``: a vggnp chain written as layer specs
+and arrays, iNNvestigate run on it in a child process, its maps read back. Used by
+``tests/test_lrp_reference.py`` and ``scripts/lrp_bench.py``."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vggnp.nn.convnet_layers import GlobalAvgPool2D, Rescaling
+from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def layer_specs(model):
+    """(JSON-able specs, {name: array}) of the chain after any leading Rescaling."""
+    specs, arrays = [], {}
+    for layer in model.layers:
+        i = len(specs)
+        if isinstance(layer, Rescaling) and not specs:
+            continue
+        if isinstance(layer, Conv2D):
+            specs.append({"kind": "conv", "strides": list(layer.strides),
+                          "padding": layer.padding, "activation": layer.activation_name})
+        elif isinstance(layer, Dense):
+            last = layer is model.layers[-1]
+            specs.append({"kind": "dense",
+                          "activation": "linear" if last else layer.activation_name})
+        elif isinstance(layer, MaxPool2D):
+            specs.append({"kind": "maxpool", "pool": list(layer.pool_size),
+                          "strides": list(layer.strides), "padding": layer.padding})
+        elif isinstance(layer, Flatten):
+            specs.append({"kind": "flatten"})
+        elif isinstance(layer, GlobalAvgPool2D):
+            specs.append({"kind": "gap"})
+        else:
+            raise ValueError(f"no spec for {type(layer).__name__}")
+        if isinstance(layer, (Conv2D, Dense)):
+            arrays[f"w{i}"], arrays[f"b{i}"] = layer.w, layer.b
+    return specs, arrays
+
+
+def innvestigate_maps(folder, model, x, analyzers, repeats=0):
+    """{key: map, key_sums: (T, N)[, key_seconds]} from iNNvestigate for model's chain, run
+    in a child process. x: the input of the first layer after a leading Rescaling;
+    analyzers: {key: (iNNvestigate's name, keyword arguments)}; folder: for the files."""
+    specs, arrays = layer_specs(model)
+    source, target = Path(folder) / "in.npz", Path(folder) / "out.npz"
+    np.savez(source, layers=json.dumps(specs), x=x, **arrays,
+             analyzers=json.dumps([[k, name, kw] for k, (name, kw) in analyzers.items()]))
+    done = subprocess.run([sys.executable, "-m", "scripts.innvestigate_reference",
+                           str(source), str(target), str(repeats)], capture_output=True,
+                          text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"iNNvestigate failed: {done.stderr[-3000:]}")
+    return dict(np.load(target))
