@@ -30,12 +30,12 @@ Every map is (N, H, W, C): the signed relevance at the input, shaped as x.
 
 import numpy as np
 
+from ..files.preprocess import preprocess
 from ..nn.convnet_layers import Rescaling
 from ..nn.graph import Graph
 from ..nn.graph_layers import ReLU
-from ..files.preprocess import preprocess
-from ..nn.layers import Affine, Dense
-from ..nn.relevance import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
+from ..nn.layers import Dense
+from ..nn.relevance import Affine, AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
 from .gradcam import backward_seed, class_indices, class_scores
 
 # The epsilon of each composite that has one, when --epsilon is not given.

@@ -23,6 +23,7 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS
 from .backward_pass import PLAIN
+from .relevance import Affine
 from .im2col import col2im, im2col, window_padding, windows
 
 
@@ -72,47 +73,11 @@ class Layer:
         return self.backward(r, options)
 
 
-class Affine(Layer):
-    """A conv or dense layer: z = x W + b, then the activation. What LRP's rules read
-    (``relevance.py``): ``x``, ``w``, ``b``, ``pre_activation(x)``, ``input_gradient(dz)``
-    and ``with_weights(w, b)``."""
-
-    def with_weights(self, w, b):
-        """A copy of this layer computing the same sums with kernel w and bias b (None:
-        zero): z' = x w + b'. It keeps this layer's last input ``x``."""
-        twin = copy.copy(self)
-        twin.w = w
-        twin.b = np.zeros_like(self.b) if b is None else b
-        twin.made = {}
-        return twin
-
-    def made_from_weights(self, key, make):
-        """make(w, b), made once per pair of arrays and kept on the layer (its replicas
-        share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
-        replaced, as the sanity checks do."""
-        (w, b), made = self.made.get(key, ((None, None), None))
-        if w is not self.w or b is not self.b:  # the arrays themselves: an id can be reused
-            made = make(self.w, self.b)
-            self.made[key] = ((self.w, self.b), made)
-        return made
-
-    def kept_pre_activation(self, r):
-        """z = x W + b of the last forward, for the rules that need the layer's own z:
-        recomputed (one more forward product) unless the layer kept it."""
-        return self.pre_activation(self.x)
-
-    def relevance(self, r, options):
-        """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
-        of the pass's composite. The activation (a ReLU, or none) passes relevance as it
-        is: R at z is R at the output."""
-        return options.relevance.rule_for(self).propagate(self, r)
-
-
 # --------------------------------------------------------------------------------------
 # Parameter layers
 # --------------------------------------------------------------------------------------
 
-class Conv2D(Affine):
+class Conv2D(Affine, Layer):
     """2-D convolution followed by its activation (as a Keras Conv2D, channels last).
 
     Parameters: kernel w: (KH, KW, C, F) as Keras stores it, bias b: (F,) (zeros for
@@ -197,7 +162,7 @@ class Conv2D(Affine):
         return col2im(dcol, self.x.shape, kh, kw, self.pads(self.x.shape), self.strides)
 
 
-class Dense(Affine):
+class Dense(Affine, Layer):
     """Fully connected layer followed by its activation (as a Keras Dense).
 
     Parameters: w: (D, M), b: (M,).   x: (N, D) -> out: (N, M).

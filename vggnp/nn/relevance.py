@@ -19,9 +19,11 @@ Where the gradient's backward multiplies dz by W^T, LRP multiplies R / z by rho(
 that is the only change. The layer is anything with ``x`` (its last input), ``w``, ``b``,
 ``pre_activation(x)``, ``input_gradient(dz)``, ``with_weights(w, b)``,
 ``made_from_weights`` (rho(w) made once and kept) and ``kept_pre_activation`` (z of the
-last forward) (``Conv2D``, ``Dense`` and their fast paths: ``layers.Affine``). R: (N, ...) shaped as the layer's output -> (N, ...)
+last forward): ``Conv2D``, ``Dense`` and their fast paths, through ``Affine`` below. R: (N, ...) shaped as the layer's output -> (N, ...)
 shaped as its input.
 """
+
+import copy
 
 import numpy as np
 
@@ -160,3 +162,40 @@ class ZBox:
         z = sum(sign * twin.pre_activation(inputs) for inputs, twin, sign in terms)
         s = r / stabilise(z)
         return sum(sign * inputs * twin.input_gradient(s) for inputs, twin, sign in terms)
+
+
+class Affine:
+    """What LRP's rules need of a conv or dense layer (z = x W + b, then the activation),
+    beside what its class gives (``x``, ``w``, ``b``, a ``made`` dict, ``pre_activation(x)``,
+    ``input_gradient(dz)``): a mixin, listed before ``Layer`` in the layer's bases so that
+    its ``relevance`` is the one called."""
+
+    def with_weights(self, w, b):
+        """A copy of this layer computing the same sums with kernel w and bias b (None:
+        zero): z' = x w + b'. It keeps this layer's last input ``x``."""
+        twin = copy.copy(self)
+        twin.w = w
+        twin.b = np.zeros_like(self.b) if b is None else b
+        twin.made = {}
+        return twin
+
+    def made_from_weights(self, key, make):
+        """make(w, b), made once per pair of arrays and kept on the layer (its replicas
+        share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
+        replaced, as the sanity checks do."""
+        (w, b), made = self.made.get(key, ((None, None), None))
+        if w is not self.w or b is not self.b:  # the arrays themselves: an id can be reused
+            made = make(self.w, self.b)
+            self.made[key] = ((self.w, self.b), made)
+        return made
+
+    def kept_pre_activation(self, r):
+        """z = x W + b of the last forward, for the rules that need the layer's own z:
+        recomputed (one more forward product) unless the layer kept it."""
+        return self.pre_activation(self.x)
+
+    def relevance(self, r, options):
+        """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
+        of the pass's composite. The activation (a ReLU, or none) passes relevance as it
+        is: R at z is R at the output."""
+        return options.relevance.rule_for(self).propagate(self, r)
