@@ -10,35 +10,44 @@ from pathlib import Path
 
 import numpy as np
 
-from vggnp.nn.convnet_layers import GlobalAvgPool2D, Rescaling
+from vggnp.nn.convnet_layers import Activation, GlobalAvgPool2D, Rescaling
+from vggnp.nn.graph import IMAGE, Graph
 from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
+from vggnp.nn.merge_layers import Add, Concatenate
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
+def layer_spec(layer, last):
+    """The JSON-able spec of one layer (``innvestigate_reference.make_layer`` builds it)."""
+    if isinstance(layer, Conv2D):
+        return {"kind": "conv", "strides": list(layer.strides), "padding": layer.padding,
+                "activation": layer.activation_name}
+    if isinstance(layer, Dense):
+        return {"kind": "dense", "activation": "linear" if last else layer.activation_name}
+    if isinstance(layer, MaxPool2D):
+        return {"kind": "maxpool", "pool": list(layer.pool_size),
+                "strides": list(layer.strides), "padding": layer.padding}
+    kinds = {Flatten: "flatten", GlobalAvgPool2D: "gap", Add: "add", Concatenate: "concat"}
+    if isinstance(layer, Activation):
+        return {"kind": "activation", "activation": layer.activation_name}
+    if type(layer) in kinds:
+        return {"kind": kinds[type(layer)]}
+    raise ValueError(f"no spec for {type(layer).__name__}")
+
+
 def layer_specs(model):
-    """(JSON-able specs, {name: array}) of the chain after any leading Rescaling."""
-    specs, arrays = [], {}
+    """(JSON-able specs, {name: array}) of the model after any leading Rescaling; for a
+    graph each spec also lists its "inputs" (indices of earlier specs, -1 the image)."""
+    specs, arrays, index = [], {}, {IMAGE: -1}
     for layer in model.layers:
-        i = len(specs)
         if isinstance(layer, Rescaling) and not specs:
+            index[layer.name] = -1
             continue
-        if isinstance(layer, Conv2D):
-            specs.append({"kind": "conv", "strides": list(layer.strides),
-                          "padding": layer.padding, "activation": layer.activation_name})
-        elif isinstance(layer, Dense):
-            last = layer is model.layers[-1]
-            specs.append({"kind": "dense",
-                          "activation": "linear" if last else layer.activation_name})
-        elif isinstance(layer, MaxPool2D):
-            specs.append({"kind": "maxpool", "pool": list(layer.pool_size),
-                          "strides": list(layer.strides), "padding": layer.padding})
-        elif isinstance(layer, Flatten):
-            specs.append({"kind": "flatten"})
-        elif isinstance(layer, GlobalAvgPool2D):
-            specs.append({"kind": "gap"})
-        else:
-            raise ValueError(f"no spec for {type(layer).__name__}")
+        i = index[layer.name] = len(specs)
+        specs.append(layer_spec(layer, layer is model.layers[-1]))
+        if isinstance(model, Graph):
+            specs[-1]["inputs"] = [index[name] for name in model.inputs_of[layer.name]]
         if isinstance(layer, (Conv2D, Dense)):
             arrays[f"w{i}"], arrays[f"b{i}"] = layer.w, layer.b
     return specs, arrays

@@ -34,32 +34,44 @@ import innvestigate  # noqa: E402
 import tf_keras  # noqa: E402
 
 
+def make_layer(spec, i, data):
+    """One tf_keras layer of the spec (its weights set once it is built)."""
+    kind, k = spec["kind"], tf_keras.layers
+    if kind == "conv":
+        w = data[f"w{i}"]
+        return k.Conv2D(w.shape[3], w.shape[:2], strides=spec["strides"],
+                        padding=spec["padding"], activation=spec["activation"])
+    if kind == "dense":
+        return k.Dense(data[f"w{i}"].shape[1], activation=spec["activation"])
+    if kind == "maxpool":
+        return k.MaxPooling2D(spec["pool"], spec["strides"], spec["padding"])
+    simple = {"flatten": k.Flatten, "gap": k.GlobalAveragePooling2D, "add": k.Add,
+              "concat": k.Concatenate}
+    if kind == "activation":
+        return k.Activation(spec["activation"])
+    if kind in simple:
+        return simple[kind]()
+    raise ValueError(f"unknown layer kind {kind}")
+
+
 def build(layers, data, input_shape):
-    """The tf_keras Sequential model of the spec, with its weights; its last Dense is
-    linear (iNNvestigate explains the logits)."""
-    model = tf_keras.Sequential([tf_keras.Input(input_shape)])
+    """The tf_keras model of the spec, with its weights: Sequential for a chain, a
+    Functional model where a spec names its "inputs" (indices of earlier layers, -1 the
+    image). Its last Dense is linear (iNNvestigate explains the logits)."""
+    graph = any("inputs" in spec for spec in layers)
+    image = tf_keras.Input(input_shape)
+    model = None if graph else tf_keras.Sequential([image])
+    tensors = []
     for i, spec in enumerate(layers):
-        kind = spec["kind"]
-        if kind == "conv":
-            w = data[f"w{i}"]
-            model.add(tf_keras.layers.Conv2D(w.shape[3], w.shape[:2], strides=spec["strides"],
-                                             padding=spec["padding"],
-                                             activation=spec["activation"]))
-        elif kind == "dense":
-            model.add(tf_keras.layers.Dense(data[f"w{i}"].shape[1],
-                                            activation=spec["activation"]))
-        elif kind == "maxpool":
-            model.add(tf_keras.layers.MaxPooling2D(spec["pool"], spec["strides"],
-                                                   spec["padding"]))
-        elif kind == "flatten":
-            model.add(tf_keras.layers.Flatten())
-        elif kind == "gap":
-            model.add(tf_keras.layers.GlobalAveragePooling2D())
+        layer = make_layer(spec, i, data)
+        if graph:
+            args = [image if j < 0 else tensors[j] for j in spec["inputs"]]
+            tensors.append(layer(args if len(args) > 1 else args[0]))
         else:
-            raise ValueError(f"unknown layer kind {kind}")
-        if kind in ("conv", "dense"):
-            model.layers[-1].set_weights([data[f"w{i}"], data[f"b{i}"]])
-    return model
+            model.add(layer)
+        if spec["kind"] in ("conv", "dense"):
+            layer.set_weights([data[f"w{i}"], data[f"b{i}"]])
+    return tf_keras.Model(image, tensors[-1]) if graph else model
 
 
 def main(source, target, repeats=0):

@@ -7,12 +7,11 @@ import pytest
 
 from vggnp.cam import run as cam
 from vggnp.fast.layers import FastConv2D
-from vggnp.methods import lrp
+from vggnp.methods import lrp, lrp_plan
 from vggnp.methods.explain import explain
 from vggnp.nn.convnet_layers import Activation, AvgPool2D, GlobalAvgPool2D, Rescaling
 from vggnp.nn.graph import IMAGE, Graph
 from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
-from vggnp.nn.merge_layers import Add
 from vggnp.nn.network import Network
 from vggnp.nn.relevance import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
 from vggnp.viz.overlay import relevance_picture
@@ -164,7 +163,7 @@ def test_deconvnet_relus_the_signal_not_the_forward():
 
 def test_composites_give_each_layer_its_rule(small_model):
     bounds = lrp.input_bounds("vgg16", 3)
-    plan = lrp.composite(small_model, "epsilon_gamma_box", bounds)
+    plan = lrp_plan.composite(small_model, "epsilon_gamma_box", bounds)
     first = plan.rule_for(small_model.layer("block1_conv1"))
     assert isinstance(first, ZBox)
     np.testing.assert_allclose(first.low, [-103.939, -116.779, -123.68], rtol=1e-6)
@@ -172,7 +171,7 @@ def test_composites_give_each_layer_its_rule(small_model):
     assert isinstance(plan.rule_for(small_model.layer("block3_conv2")), Gamma)
     dense = plan.rule_for(small_model.layer("fc1"))
     assert isinstance(dense, Epsilon) and dense.epsilon == 1e-6
-    preset = lrp.composite(small_model, "sequential_preset_b_flat", bounds, epsilon=0.3)
+    preset = lrp_plan.composite(small_model, "sequential_preset_b_flat", bounds, epsilon=0.3)
     assert isinstance(preset.rule_for(small_model.layer("block1_conv1")), Flat)
     second = preset.rule_for(small_model.layer("block1_conv2"))
     assert isinstance(second, AlphaBeta) and (second.alpha, second.beta) == (2, 1)
@@ -183,7 +182,7 @@ def test_the_box_follows_a_rescaling_layer():
     model = Network([Rescaling("r", 1 / 127.5, -1.0),
                      Conv2D("c", np.ones((1, 1, 3, 2)), None), Flatten("f"),
                      Dense("d", np.ones((2, 2)), None, activation="softmax")], (1, 1))
-    box = lrp.composite(model, "epsilon_gamma_box", lrp.input_bounds("none", 3)).rules["c"]
+    box = lrp_plan.composite(model, "epsilon_gamma_box", lrp.input_bounds("none", 3)).rules["c"]
     np.testing.assert_allclose([box.low, box.high], [[-1] * 3, [1] * 3])
 
 
@@ -212,19 +211,20 @@ def refused(model, rule="z"):
 
 
 def test_what_lrp_has_no_rule_for_is_refused_by_name():
+    from vggnp.nn.merge_layers import Multiply
     w = np.ones((1, 1, 3, 3))
-    graph = Graph([(Conv2D("a", w), [IMAGE]), (Add("add"), ["a", IMAGE]),
-                   (Flatten("f"), ["add"]),
+    graph = Graph([(Conv2D("a", w), [IMAGE]), (Multiply("gate"), ["a", IMAGE]),
+                   (Flatten("f"), ["gate"]),
                    (Dense("out", np.ones((12, 2)), activation="softmax"), ["f"])], (2, 2))
-    assert "chains of layers" in refused(graph)
+    assert refused(graph) == "LRP needs ReLU activations, but layer gate is a Multiply"
     tanh = Network([Flatten("f"), Dense("h", np.ones((12, 2)), activation="tanh"),
                     Activation("out", "softmax")], (2, 2))
     assert refused(tanh) == "LRP needs ReLU activations, but layer h ends in tanh"
     assert "unknown LRP rule 'zz'" in refused(tanh, "zz")
     with pytest.raises(ValueError, match="--gamma"):
-        lrp.composite(tanh, "z", (0, 1), gamma=0.5)
+        lrp_plan.composite(tanh, "z", (0, 1), gamma=0.5)
     with pytest.raises(ValueError, match="--epsilon"):
-        lrp.composite(tanh, "z_plus", (0, 1), epsilon=0.5)
+        lrp_plan.composite(tanh, "z_plus", (0, 1), epsilon=0.5)
 
 
 @pytest.mark.parametrize("args", [["--rule", "z"], ["--method", "lrp", "--rule", "zz"],
@@ -291,14 +291,30 @@ def test_the_docs_lrp_tables_hold_what_the_script_measures(lrp_tables):
     np.testing.assert_allclose(scores["z"], scores["gradient-x-input"], atol=1e-3)
 
 
-def test_a_batch_norm_layer_is_refused_by_name():
+def test_a_batch_norm_after_a_conv_is_folded_into_it():
+    """conv -> BatchNorm explains as the one conv it equals (w * scale, b * scale +
+    shift), for every rule (zennit's canonizer); a BatchNorm with no such conv before it
+    is refused by name."""
     from vggnp.nn.convnet_layers import BatchNorm
-    ones = np.ones(3)
-    model = Network([Conv2D("c", np.ones((1, 1, 3, 3)), None, activation="linear"),
-                     BatchNorm("bn", ones, ones * 0, ones * 0, ones), Flatten("f"),
+    rng = np.random.default_rng(10)
+    w, b = rng.normal(size=(3, 3, 3, 4)), rng.normal(size=4)
+    gamma, beta, mean, var = (rng.normal(size=4), rng.normal(size=4), rng.normal(size=4),
+                              rng.uniform(0.5, 2, 4))
+    norm = BatchNorm("bn", gamma, beta, mean, var)
+    head = [Activation("relu", "relu"), Flatten("f"),
+            Dense("out", rng.normal(size=(64, 3)), rng.normal(size=3), activation="softmax")]
+    with_norm = Network([Conv2D("c", w, b, activation="linear"), norm, *head], (4, 4))
+    folded = Network([Conv2D("c", w * norm.scale, b * norm.scale + norm.shift,
+                             activation="linear"), *head], (4, 4))
+    x = rng.normal(size=(2, 4, 4, 3))
+    for rule in ("z", "epsilon_gamma_box", "alpha_2_beta_1", "flat"):
+        np.testing.assert_allclose(lrp.relevance(with_norm, x, None, rule, (-3, 3))[2],
+                                   lrp.relevance(folded, x, None, rule, (-3, 3))[2],
+                                   rtol=1e-9, atol=1e-12)
+    alone = Network([BatchNorm("bn", *[np.ones(3)] * 4), Flatten("f"),
                      Dense("out", np.ones((12, 2)), activation="softmax")], (2, 2))
-    assert refused(model) == ("LRP has no rule for layer bn (BatchNorm); use a gradient "
-                              "method for this model")
+    assert refused(alone) == ("LRP has no rule for layer bn (BatchNorm): it does not follow "
+                              "a conv or dense layer of its own that it could be folded into")
 
 
 def test_a_relevance_heatmap_is_its_positive_evidence():

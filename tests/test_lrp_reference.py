@@ -116,3 +116,39 @@ def lrp_input(rng, model, n):
     """n preprocessed (caffe) images of random pixels in 0..255."""
     from vggnp.files.preprocess import preprocess
     return preprocess(rng.uniform(0, 255, (n, *model.input_size, 3)), "vgg16")
+
+
+def small_graph(rng):
+    """A residual block (Add) and a concatenation, ReLU layers on their own, 8x8 images."""
+    from vggnp.nn.convnet_layers import Activation, GlobalAvgPool2D
+    from vggnp.nn.graph import IMAGE, Graph
+    from vggnp.nn.layers import MaxPool2D
+    from vggnp.nn.merge_layers import Add, Concatenate
+
+    def conv(name, shape, activation):
+        return Conv2D(name, rng.normal(0, 0.3, shape).astype(np.float32),
+                      rng.normal(0, 0.1, shape[3]).astype(np.float32), activation=activation)
+    nodes = [(conv("c1", (3, 3, 3, 6), "relu"), [IMAGE]),
+             (conv("c2", (3, 3, 6, 6), "linear"), ["c1"]), (Add("add"), ["c2", "c1"]),
+             (Activation("act", "relu"), ["add"]), (conv("c3", (1, 1, 6, 4), "relu"), ["act"]),
+             (Concatenate("cat"), ["c3", "act"]), (MaxPool2D("pool"), ["cat"]),
+             (GlobalAvgPool2D("gap"), ["pool"]),
+             (Dense("out", rng.normal(0, 0.3, (10, 5)).astype(np.float32),
+                    rng.normal(0, 0.1, 5).astype(np.float32), activation="softmax"), ["gap"])]
+    return Graph(nodes, (8, 8))
+
+
+def test_lrp_on_a_graph_equals_innvestigate(tmp_path):
+    """At a fan-out the relevance coming back adds, Add splits it in proportion to its
+    inputs, Concatenate by slices: the same maps as iNNvestigate's."""
+    rng = np.random.default_rng(11)
+    model = small_graph(rng)
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    analyzers = {k: WITH_BIASES[k] for k in ("z", "epsilon", "z_plus", "flat", "w_square",
+                                             "alpha_2_beta_1_IB")}
+    analyzers.update({"deconvnet": ("deconvnet", {}),
+                      "input_t_gradient": ("input_t_gradient", {})})
+    theirs = checked_maps(tmp_path, model, x, analyzers)
+    for key in analyzers:
+        mine, _ = vggnp_run(model, x, key, (-3, 3))
+        assert np.abs(mine - theirs[key]).max() <= 1e-4 * np.abs(theirs[key]).max(), key

@@ -7,7 +7,7 @@ from PIL import ImageColor
 from ..nn import spec
 from ..cli import (ArgumentParser, check_model_options, int_range, no_conv_layer, prog_name,
                    threads_option)
-from ..methods.lrp import COMPOSITES, composite_refusal
+from ..methods.lrp_plan import COMPOSITES, composite_refusal
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
 from ..files.imagenet import class_index

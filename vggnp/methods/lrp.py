@@ -31,18 +31,11 @@ Every map is (N, H, W, C): the signed relevance at the input, shaped as x.
 import numpy as np
 
 from ..files.preprocess import preprocess
-from ..nn.convnet_layers import Rescaling
-from ..nn.graph import Graph
-from ..nn.graph_layers import ReLU
-from ..nn.layers import Dense
-from ..nn.relevance import Affine, AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
+from ..nn.graph_layers import ELU, PReLU, ReLU
+from ..nn.merge_layers import Add, Concatenate
 from .gradcam import backward_seed, class_indices, class_scores
+from .lrp_plan import composite
 
-# The epsilon of each composite that has one, when --epsilon is not given.
-EPSILONS = {"epsilon": 1e-7, "sequential_preset_a": 0.1,
-            "sequential_preset_b": 0.1, "sequential_preset_a_flat": 0.1,
-            "sequential_preset_b_flat": 0.1, "epsilon_gamma_box": 1e-6}
-GAMMA = 0.25  # epsilon_gamma_box's, as zennit's
 # The rules whose every layer passes down all the relevance it gets (no bias, no epsilon;
 # z+ as long as each output with relevance has a positive contribution), and how far the
 # input's sum may be from the start's before a warning says so.
@@ -50,100 +43,21 @@ CONSERVING = ("z_plus", "alpha_1_beta_0_IB", "w_square", "flat", "deep_taylor")
 LEAK_TOLERANCE = 1e-3
 
 
-def _everywhere(rule):
-    return lambda layer, first, bounds, eps, gamma: rule(eps)
-
-
-def _preset(conv_rule, first_flat):
-    def pick(layer, first, bounds, eps, gamma):
-        if first and first_flat:
-            return Flat()
-        return Epsilon(eps) if isinstance(layer, Dense) else conv_rule
-    return pick
-
-
-def _epsilon_gamma_box(layer, first, bounds, eps, gamma):
-    if first:
-        return ZBox(*bounds)
-    return Epsilon(eps) if isinstance(layer, Dense) else Gamma(gamma)
-
-
-def _deep_taylor(layer, first, bounds, eps, gamma):
-    """Deep Taylor picks the rule by the input's domain: z^B for the image's box, z+ for
-    the inputs >= 0 that every later layer gets from a ReLU (iNNvestigate likewise)."""
-    return ZBox(*bounds) if first else AlphaBeta(1, 0, bias=False)
-
-
-# name -> pick(layer, first, bounds, epsilon, gamma) -> the layer's rule
-COMPOSITES = {
-    "z": _everywhere(lambda eps: Epsilon(0.0)),
-    "epsilon": _everywhere(lambda eps: Epsilon(eps)),
-    "w_square": _everywhere(lambda eps: WSquare()),
-    "flat": _everywhere(lambda eps: Flat()),
-    "alpha_1_beta_0": _everywhere(lambda eps: AlphaBeta(1, 0)),
-    "alpha_1_beta_0_IB": _everywhere(lambda eps: AlphaBeta(1, 0, bias=False)),
-    "alpha_2_beta_1": _everywhere(lambda eps: AlphaBeta(2, 1)),
-    "alpha_2_beta_1_IB": _everywhere(lambda eps: AlphaBeta(2, 1, bias=False)),
-    "z_plus": _everywhere(lambda eps: AlphaBeta(1, 0, bias=False)),
-    "sequential_preset_a": _preset(AlphaBeta(1, 0), first_flat=False),
-    "sequential_preset_b": _preset(AlphaBeta(2, 1), first_flat=False),
-    "sequential_preset_a_flat": _preset(AlphaBeta(1, 0), first_flat=True),
-    "sequential_preset_b_flat": _preset(AlphaBeta(2, 1), first_flat=True),
-    "epsilon_gamma_box": _epsilon_gamma_box,
-}
-
-
-class Composite:
-    """Which rule each conv and dense layer of one model takes: rules {layer name: rule}."""
-
-    def __init__(self, name, rules):
-        self.name, self.rules = name, rules
-
-    def rule_for(self, layer):
-        return self.rules[layer.name]
-
-
-def composite(model, name, bounds, epsilon=None, gamma=None):
-    """The composite called ``name`` for ``model``'s layers. bounds: (low, high) of the
-    input (numbers or (C,) arrays) for z^B; epsilon, gamma: None for the composite's own.
-    The first layer is the first conv or dense layer (the one that sees the image)."""
-    refused = composite_refusal(name, epsilon, gamma)
-    if refused:
-        raise ValueError(refused)
-    pick = _deep_taylor if name == "deep_taylor" else COMPOSITES[name]
-    eps = EPSILONS.get(name, 0.0) if epsilon is None else epsilon
-    if name in ("deep_taylor", "epsilon_gamma_box"):
-        bounds = first_layer_bounds(model, bounds)
-    affine = [layer for layer in model.layers if isinstance(layer, Affine)]
-    gamma = GAMMA if gamma is None else gamma
-    return Composite(name, {layer.name: pick(layer, layer is affine[0], bounds, eps, gamma)
-                            for layer in affine})
-
-
-def composite_refusal(name, epsilon=None, gamma=None):
-    """Why the composite ``name`` cannot take these parameters, or None."""
-    if name not in COMPOSITES and name != "deep_taylor":
-        return f"unknown LRP rule {name!r}; rules: {', '.join(COMPOSITES)}"
-    if epsilon is not None and (name not in EPSILONS or not epsilon >= 0):
-        return (f"--epsilon ({epsilon}) must be >= 0 and goes with the rules that have one: "
-                f"{', '.join(EPSILONS)}")
-    if gamma is not None and (name != "epsilon_gamma_box" or not gamma >= 0):
-        return f"--gamma ({gamma}) must be >= 0 and goes with --rule epsilon_gamma_box"
-    return None
-
-
 def check_relu_network(model, method):
-    """ValueError (one line) unless ``model`` is a chain whose hidden layers end in ReLUs
-    or nothing: the networks LRP's rules and the deconvnet are defined for."""
-    if isinstance(model, Graph):
-        raise ValueError(f"{method} runs on chains of layers (VGG16, Sequential models); "
-                         "on a graph with Add or Concatenate it is not built yet")
+    """ValueError (one line) unless every nonlinearity of ``model`` (but the output's
+    softmax or sigmoid) is a ReLU or a max-pooling: the networks LRP's rules and the
+    deconvnet are defined for. Each layer without a rule refuses itself by name when the
+    relevance reaches it (``Layer.relevance``)."""
     for layer in model.layers[:-1]:
-        if layer.activation_name not in (None, "relu", "linear") or \
-                (isinstance(layer, ReLU) and not (layer.plain and layer.max_value is None)):
+        options = isinstance(layer, ReLU) and not (layer.plain and layer.max_value is None)
+        if layer.activation_name not in (None, "relu", "linear") or options:
             kind = layer.activation_name or "a ReLU with options"
             raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} "
                              f"ends in {kind}")
+        if isinstance(layer, (ELU, PReLU)) or \
+                (layer.takes_many and not isinstance(layer, (Add, Concatenate))):
+            raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} is "
+                             f"a {type(layer).__name__}")
 
 
 def relevance(model, x, class_index, rule, bounds, epsilon=None, gamma=None, trace=None):
@@ -192,22 +106,6 @@ def _from_logit(model, x, class_index, trace, deconvnet=False):
     grad = model.backward(backward_seed(outputs, classes), start=model.names[-1],
                           from_logits=True, deconvnet=deconvnet, trace=steps["backward"])
     return probs, classes, grad
-
-
-def first_layer_bounds(model, bounds):
-    """The box (low, high) at the first conv or dense layer's input, from the box at the
-    model's input: carried through the Rescaling layers before it (Keras' Rescaling and
-    Normalization); ValueError naming any other layer there."""
-    low, high = (np.asarray(b, dtype=np.float64) for b in bounds)
-    for layer in model.layers:
-        if isinstance(layer, Affine):
-            return low, high
-        if not isinstance(layer, Rescaling):
-            raise ValueError(f"the z^B rule needs the input's bounds at the first conv layer; "
-                             f"layer {layer.name} ({type(layer).__name__}) comes before it")
-        ends = np.stack([low * layer.scale + layer.offset, high * layer.scale + layer.offset])
-        low, high = ends.min(axis=0), ends.max(axis=0)
-    raise ValueError("the model has no conv or dense layer")
 
 
 def conservation(steps, r, rule):

@@ -119,6 +119,10 @@ class BatchNorm(Layer):
     def backward(self, dout, options=PLAIN):
         return dout * self.scale
 
+    def relevance(self, r, options):
+        """Folded into the conv before it, or refused by name (``lrp_plan.Composite``)."""
+        return options.relevance.rule_for(self).propagate(self, r)
+
 
 class Rescaling(Layer):
     """out = x * scale + offset (Keras' Rescaling, e.g. scale 1/255);  dx = dout * scale.

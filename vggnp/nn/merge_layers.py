@@ -14,6 +14,7 @@ output. Same contract as every layer (``layers.py``), with lists:
 import numpy as np
 
 from .layers import PLAIN, Layer
+from .relevance import stabilise
 
 
 def unbroadcast(d, shape):
@@ -38,10 +39,18 @@ class Merge(Layer):
 
 
 class Add(Merge):
-    """y = x_1 + ... + x_n;  dL/dx_i = dL/dy (a sum passes its gradient to every term)."""
+    """y = x_1 + ... + x_n;  dL/dx_i = dL/dy (a sum passes its gradient to every term).
+    LRP: each term gets its share of y's relevance, R_i = x_i / y * R (y stabilised as
+    LRP-0's z; iNNvestigate's rule for Add)."""
 
     def merge(self, xs):
-        return sum(xs[1:], xs[0])
+        self.xs = xs
+        self.out = sum(xs[1:], xs[0])
+        return self.out
+
+    def relevance(self, r, options):
+        s = r / stabilise(self.out)
+        return [unbroadcast(x * s, shape) for x, shape in zip(self.xs, self.shapes)]
 
     def gradients(self, dout):
         return [dout] * len(self.shapes)
@@ -105,6 +114,8 @@ class Maximum(Merge):
 class Concatenate(Merge):
     """y = [x_1, ..., x_n] joined along ``axis`` (Keras' default: the last, channels);
     dL/dx_i = the slice of dL/dy that x_i filled."""
+
+    relevance = Layer.gradient_relevance  # each input gets its slice
 
     def __init__(self, name, axis=-1):
         super().__init__(name)
