@@ -349,3 +349,19 @@ def test_a_leak_of_a_conserving_rule_is_warned(small_model):
     assert warning.startswith("the relevance sums to ") and "--trace" in warning
     explain(small_model, x, "lrp", rule="epsilon", details=details)
     assert not details["conservation"][0]["conserving"]  # epsilon's leak is expected
+
+
+def test_scale_raw_puts_every_relevance_on_the_first_ones_scale(tmp_path, capsys):
+    """--scale raw: one colour scale for the run in the logit's units, set by the first
+    image's largest |channel sum|; --save-heatmap writes the signed relevance itself."""
+    import json
+    from helpers import MODEL
+    assert cam.main([*SHAPES[:2], *MODEL, "--method", "lrp", "--rule", "epsilon",
+                     "--scale", "raw", "--save-heatmap", "--json", "--quiet",
+                     "--out", str(tmp_path)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first = np.load(records[0]["outputs"]["heatmap"])
+    assert first.ndim == 3 and (first < 0).any() and (first > 0).any()
+    top = np.abs(first.sum(axis=2)).max()
+    assert [r["scale"]["max"] for r in records] == [pytest.approx(top)] * 2
+    assert all(r["scale"]["units"] == "logit" for r in records)

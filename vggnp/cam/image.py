@@ -14,7 +14,7 @@ from ..methods.lrp import conservation_warning
 from ..viz.boxes import box_from_map
 from ..files.results import file_stamp, stamps
 from .state import Pictures
-from .outputs import (entry, on_raw_scale, output_paths, save_pictures,
+from .outputs import (entry, on_raw_scale, output_paths, relevance_scale, save_pictures,
                           thumbnail, too_big_for_jpeg)
 from ..cli import EXIT_OUTPUT, refuse_to_clobber, say
 from ..methods.diagnose import diagnose
@@ -161,7 +161,9 @@ def _extras(args, run, out, result, heatmap, record):
         box = box_from_map(heatmap, result.picture.size, args.box_threshold)
         record["box"] = list(box) if box else None
     raw_map, scale = result.map, None
-    if args.scale == "raw":
+    if args.scale == "raw" and METHODS[args.method].gives_image:  # a relevance's colours
+        scale = record["scale"] = relevance_scale(raw_map, out.scale)
+    elif args.scale == "raw":
         raw_map = result.details["raw"]
         heatmap, scale = on_raw_scale(raw_map, out.scale, run.target)
         record["scale"] = scale

@@ -102,7 +102,8 @@ def _save_each(args, run, pictures, done):
                                                   p.written, p.scale)
     if METHODS[args.method].gives_image:
         picture = signed_picture(raw_map, run.mode, original.size,
-                                 METHODS[args.method].diverging)
+                                 METHODS[args.method].diverging,
+                                 top=scale["max"] if scale else None)
     else:
         picture = overlay(original, heatmap, alpha=args.alpha)
     if p.box is not None:
@@ -151,6 +152,18 @@ def on_raw_scale(raw, shared, target):
     return np.minimum(raw / top, 1), {
         "kind": "raw", "units": units, "max": top, "map_min": float(raw.min()),
         "map_max": float(raw.max()), "clipped": float(np.mean(raw > top))}
+
+
+def relevance_scale(relevance, shared):
+    """--scale raw for a signed relevance (H, W, C): the run's one colour scale, +-max of
+    its sum over channels, set by the first non-empty map if not given (shared: {"max":
+    value or None}). Returns the JSON's "scale" record, in the logit's units."""
+    r = relevance.sum(axis=2, dtype=np.float64)
+    if shared["max"] is None and np.abs(r).max() > 0:
+        shared["max"] = float(np.abs(r).max())
+    top = shared["max"] or 1.0
+    return {"kind": "raw", "units": "logit", "max": top, "map_min": float(r.min()),
+            "map_max": float(r.max()), "clipped": float(np.mean(np.abs(r) > top))}
 
 
 def method_title(method):

@@ -19,8 +19,9 @@ class Method:
     targets: the scores it can explain, the default first: "logit" and/or "softmax" (the
         output probability); ("none",) for a map that depends on no class.
     output: "heatmap" (N, h, w) in [0, 1], or "image" (N, H, W, C) signed gradients.
-    raw_units: its map before normalisation is a sum of gradient x activation terms, in
-        the units of the score, so ``--scale raw`` can show several images on one scale.
+    raw_units: its map before normalisation is a sum of gradient x activation terms (or a
+        relevance), in the units of the score, so ``--scale raw`` can show several images
+        on one scale.
     backward: "one" (one backward pass, which --trace shows), "many" (one per path point
         or noisy copy) or "none" (forward passes only).
     options: the command-line options that belong to it alone (--steps, --samples...).
@@ -77,17 +78,17 @@ _ALL = [
            options=("samples", "noise", "seed"), signed="gradient",
            cost="one forward and backward pass per noisy copy (--samples, default 50)"),
     Method("lrp", "Bach et al. 2015; Montavon et al. 2019", layer=False, targets=("logit",),
-           output="image", options=("rule", "epsilon", "gamma"), diverging=True,
+           output="image", raw_units=True, options=("rule", "epsilon", "gamma"), diverging=True,
            cost="one forward and one relevance pass (two to four products per conv or "
                 "dense layer, by its rule)",
            why_target="LRP passes the logit's value down: the relevance sums to it"),
     Method("deep-taylor", "Montavon et al. 2017", layer=False, targets=("logit",),
-           output="image", diverging=True, cost="one forward and one relevance pass",
+           output="image", diverging=True, raw_units=True, cost="one forward and one relevance pass",
            why_target="Deep Taylor decomposes the logit's value"),
     Method("deconvnet", "Zeiler & Fergus 2014", layer=False, targets=("logit",),
            output="image", why_target="the deconvnet starts from the logit"),
     Method("gradient-x-input", "Shrikumar et al. 2016", layer=False, targets=("logit",),
-           output="image", diverging=True,
+           output="image", diverging=True, raw_units=True,
            why_target="in a ReLU network without biases it is LRP-0, which starts from the "
                       "logit"),
 ]

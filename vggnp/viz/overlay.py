@@ -179,22 +179,23 @@ def gradient_picture(gradient, mode, size):
     return Image.fromarray(np.uint8(np.round(255 * picture))).resize(size, Image.BILINEAR)
 
 
-def relevance_picture(relevance, size):
+def relevance_picture(relevance, size, top=None):
     """A signed relevance (H, W, C) at the input as an RGB picture of ``size`` (W, H): its
     sum over the channels, red where positive, blue where negative, white at zero, both
-    sides scaled by the largest |value| (the "bwr" map of the LRP literature):
-        v = r / max|r|;  (R, G, B) = (1 + min(v, 0), 1 - |v|, 1 - max(v, 0))"""
+    sides scaled by ``top`` (default: the largest |value|; the "bwr" map of the LRP
+    literature):
+        v = clip(r / top, -1, 1);  (R, G, B) = (1 + min(v, 0), 1 - |v|, 1 - max(v, 0))"""
     r = relevance.sum(axis=2, dtype=np.float64)
-    top = np.abs(r).max()
-    v = r / top if top > 0 else r
+    top = np.abs(r).max() if top is None else top
+    v = np.clip(r / top, -1, 1) if top > 0 else r
     rgb = np.stack([1 + np.minimum(v, 0), 1 - np.abs(v), 1 - np.maximum(v, 0)], axis=2)
     return Image.fromarray(np.uint8(np.round(255 * rgb))).resize(size, Image.BILINEAR)
 
 
-def signed_picture(image_map, mode, size, diverging):
+def signed_picture(image_map, mode, size, diverging, top=None):
     """The picture of a method whose map is an image (H, W, C): a relevance's diverging
-    colours, or a gradient's grey-centred picture."""
-    return relevance_picture(image_map, size) if diverging else \
+    colours (on the scale ``top``: --scale raw), or a gradient's grey-centred picture."""
+    return relevance_picture(image_map, size, top) if diverging else \
         gradient_picture(image_map, mode, size)
 
 
