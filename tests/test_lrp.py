@@ -349,6 +349,10 @@ def test_a_leak_of_a_conserving_rule_is_warned(small_model):
     assert warning.startswith("the relevance sums to ") and "--trace" in warning
     explain(small_model, x, "lrp", rule="epsilon", details=details)
     assert not details["conservation"][0]["conserving"]  # epsilon's leak is expected
+    assert lrp.conservation_warning(details["conservation"][0]) is None
+    grown = {"start": 2.0, "input": -30.0, "conserving": False}
+    assert "30 at the input, 15 times the 2" in lrp.conservation_warning(grown).replace(
+        "-30", "30")
 
 
 def test_scale_raw_puts_every_relevance_on_the_first_ones_scale(tmp_path, capsys):

@@ -41,6 +41,7 @@ from .lrp_plan import composite
 # input's sum may be from the start's before a warning says so.
 CONSERVING = ("z_plus", "alpha_1_beta_0_IB", "w_square", "flat", "deep_taylor")
 LEAK_TOLERANCE = 1e-3
+GROWTH_LIMIT = 10  # |input sum| / |start| beyond which any rule is said to be unstable
 
 
 def check_relu_network(model, method):
@@ -118,17 +119,26 @@ def conservation(steps, r, rule):
 
 def conservation_warning(check):
     """The warning for one image's ``conservation`` entry, or None: a rule that conserves
-    relevance whose input sum is off the start by more than LEAK_TOLERANCE of it."""
-    if not check or not check["conserving"]:
+    relevance whose input sum is off the start by more than LEAK_TOLERANCE of it, or any
+    rule whose relevance grew past GROWTH_LIMIT times the start (a denominator near zero:
+    the gamma or z rule at a layer whose outputs can be negative, say)."""
+    if not check:
         return None
-    off = abs(check["input"] - check["start"])
-    if off <= LEAK_TOLERANCE * abs(check["start"]) or not np.isfinite(off):
-        return None if np.isfinite(off) else "the relevance is not finite"
-    return (f"the relevance sums to {check['input']:.4g} at the input, not the "
-            f"{check['start']:.4g} it started with (off by "
-            f"{100 * off / max(abs(check['start']), 1e-12):.2g} %), though the rule passes "
-            "all of it down: some output with relevance had no positive contribution; "
-            "--trace shows the layer")
+    start, found = check["start"], check["input"]
+    if not np.isfinite(found):
+        return "the relevance is not finite: the rule divides by a zero on this model"
+    if abs(found) > GROWTH_LIMIT * max(abs(start), 1e-12):
+        return (f"the relevance sums to {found:.4g} at the input, {abs(found / start):.3g} "
+                f"times the {start:.4g} it started with: the rule is unstable on this "
+                "model (a denominator near zero); --trace shows the layer; try --rule "
+                "epsilon or z_plus")
+    off = abs(found - start)
+    if not check["conserving"] or off <= LEAK_TOLERANCE * abs(start):
+        return None
+    return (f"the relevance sums to {found:.4g} at the input, not the {start:.4g} it "
+            f"started with (off by {100 * off / max(abs(start), 1e-12):.2g} %), though the "
+            "rule passes all of it down: some output with relevance had no positive "
+            "contribution; --trace shows the layer")
 
 
 def relevance_sums(steps):
