@@ -1,11 +1,11 @@
 """LRP's rules against the paper's equations (explicit sums, float64), its classic
-identities and conservation, the fast conv path against the textbook one, and the
-refusals. iNNvestigate's maps: ``test_lrp_reference.py``."""
+identities and conservation, the fast conv path against the textbook one, BatchNorm
+folding. iNNvestigate's maps: ``test_lrp_reference.py``; refusals and graphs:
+``test_lrp_models.py``; pictures, options and the docs' tables: ``test_lrp_outputs.py``."""
 
 import numpy as np
 import pytest
 
-from vggnp.cam import run as cam
 from vggnp.fast.layers import FastConv2D
 from vggnp.methods import lrp, lrp_plan
 from vggnp.methods.explain import explain
@@ -14,9 +14,6 @@ from vggnp.nn.graph import IMAGE, Graph
 from vggnp.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
 from vggnp.nn.network import Network
 from vggnp.nn.relevance import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
-from vggnp.viz.overlay import relevance_picture
-
-from helpers import SHAPES
 
 RULES = {"epsilon": Epsilon(0.5), "z": Epsilon(0.0), "gamma": Gamma(0.25),
          "alpha_1_beta_0": AlphaBeta(1, 0), "alpha_2_beta_1": AlphaBeta(2, 1),
@@ -96,8 +93,8 @@ def test_relevance_is_conserved_at_every_layer(rule):
     rng = np.random.default_rng(2)
     model, x = chain(rng, bias=False), np.abs(rng.normal(size=(2, 4, 4, 3)))
     steps = {"forward": [], "backward": []}
-    _, classes, _ = lrp.relevance(model, x, None, rule, (0, 5), trace=steps)
-    sums = lrp.relevance_sums(steps)
+    _, classes, r = lrp.relevance(model, x, None, rule, (0, 5), trace=steps)
+    sums = lrp.relevance_sums(steps, r)
     logits = model.layers[-1].z[np.arange(2), classes].sum()
     assert len(sums) == len(model.layers) + 1
     for name, total in sums.items():
@@ -109,8 +106,8 @@ def test_biases_absorb_what_lrp_0_does_not_pass_down():
     rng = np.random.default_rng(3)
     model, x = chain(rng), rng.normal(size=(1, 4, 4, 3))
     steps = {"forward": [], "backward": []}
-    lrp.relevance(model, x, None, "z", (-3, 3), trace=steps)
-    sums = lrp.relevance_sums(steps)
+    _, _, r = lrp.relevance(model, x, None, "z", (-3, 3), trace=steps)
+    sums = lrp.relevance_sums(steps, r)
     top = model.layers[-1]
     r_out = steps["start_sum"]
     c = int(np.argmax(top.z))
@@ -227,25 +224,6 @@ def test_what_lrp_has_no_rule_for_is_refused_by_name():
         lrp_plan.composite(tanh, "z_plus", (0, 1), epsilon=0.5)
 
 
-@pytest.mark.parametrize("args", [["--rule", "z"], ["--method", "lrp", "--rule", "zz"],
-                                  ["--method", "lrp", "--rule", "z", "--epsilon", "1"],
-                                  ["--method", "lrp", "--gamma", "-1"],
-                                  ["--method", "lrp", "--target", "softmax"]])
-def test_lrp_options_that_do_not_apply_exit_2(args):
-    with pytest.raises(SystemExit) as info:
-        cam.parse_args([SHAPES[0], *args])
-    assert info.value.code == 2
-
-
-def test_relevance_is_drawn_red_and_blue_about_zero():
-    r = np.zeros((2, 3, 3))
-    r[0, 0, 0], r[1, 2, 1] = 4.0, -2.0
-    picture = np.asarray(relevance_picture(r, (3, 2)))
-    assert tuple(picture[0, 0]) == (255, 0, 0)          # the largest positive: red
-    assert tuple(picture[1, 2]) == (128, 128, 255)      # half as negative: light blue
-    assert tuple(picture[0, 1]) == (255, 255, 255)      # zero: white
-
-
 def test_the_forwards_z_is_reused_only_where_it_is_known():
     """After a ReLU the output is z where z > 0; LRP-epsilon reuses it when no relevance
     comes down where the output is 0, and computes z again otherwise."""
@@ -256,39 +234,6 @@ def test_the_forwards_z_is_reused_only_where_it_is_known():
     z = layer.kept_pre_activation(np.ones_like(out))
     assert z is not out and (z < 0).any()
     np.testing.assert_allclose(np.maximum(z, 0), out)
-
-
-@pytest.fixture(scope="module")
-def lrp_tables():
-    from scripts import lrp_tables
-    return lrp_tables
-
-
-@pytest.mark.slow  # seconds: the sanity cascade of eight maps on three photos
-def test_the_docs_lrp_tables_hold_what_the_script_measures(lrp_tables):
-    """docs/math.md's conservation table and docs/trust.md's sanity table are what
-    ``python -m scripts.lrp_tables`` prints, to 1e-3; and what their prose says holds."""
-    import os
-    import re
-    model = lrp_tables.load_keras_model(lrp_tables.MODEL)
-    made = {"conservation": lrp_tables.conservation_table(model),
-            "sanity": lrp_tables.sanity_table(model)}
-    for name, table in made.items():
-        with open(os.path.join(lrp_tables.ROOT, "docs", lrp_tables.DOCS[name])) as f:
-            written = lrp_tables.block(name).search(f.read()).group(2)
-        numbers = [re.findall(r"-?\d+\.\d+", text) for text in (written, table)]
-        assert len(numbers[0]) == len(numbers[1]) > 20, name
-        np.testing.assert_allclose(np.float64(numbers[0]), np.float64(numbers[1]),
-                                   rtol=1e-3, atol=1e-3, err_msg=name)
-    sums = lrp_tables.conservation(model)
-    logit = sums["z_plus"]["dense_1"]
-    for column in ("z_plus", "deep-taylor"):  # no bias, every z+ > 0: kept to the digit
-        assert all(abs(v - logit) < 1e-4 * logit for v in sums[column].values()), column
-    scores, _ = lrp_tables.sanity(model)
-    deepest = {k: max((i for i, s in enumerate(v) if s >= 0.5), default=-1)
-               for k, v in scores.items()}
-    assert deepest["z_plus"] == max(deepest.values())  # the last to fall below 0.5
-    np.testing.assert_allclose(scores["z"], scores["gradient-x-input"], atol=1e-3)
 
 
 def test_a_batch_norm_after_a_conv_is_folded_into_it():
@@ -311,20 +256,22 @@ def test_a_batch_norm_after_a_conv_is_folded_into_it():
         np.testing.assert_allclose(lrp.relevance(with_norm, x, None, rule, (-3, 3))[2],
                                    lrp.relevance(folded, x, None, rule, (-3, 3))[2],
                                    rtol=1e-9, atol=1e-12)
+    dense_w, dense_b = rng.normal(size=(48, 4)), rng.normal(size=4)
+    head = [Activation("relu2", "relu"), Dense("top", rng.normal(size=(4, 3)), None,
+                                               activation="softmax")]
+    with_norm = Network([Flatten("f"), Dense("d", dense_w, dense_b, activation="linear"),
+                         BatchNorm("bn2", gamma, beta, mean, var), *head], (4, 4))
+    folded = Network([Flatten("f"), Dense("d", dense_w * norm.scale,
+                                          dense_b * norm.scale + norm.shift,
+                                          activation="linear"), *head], (4, 4))
+    for rule in ("z", "epsilon", "alpha_2_beta_1"):  # a folded dense's z is its own
+        np.testing.assert_allclose(lrp.relevance(with_norm, x, None, rule, (-3, 3))[2],
+                                   lrp.relevance(folded, x, None, rule, (-3, 3))[2],
+                                   rtol=1e-9, atol=1e-12)
     alone = Network([BatchNorm("bn", *[np.ones(3)] * 4), Flatten("f"),
                      Dense("out", np.ones((12, 2)), activation="softmax")], (2, 2))
     assert refused(alone) == ("LRP has no rule for layer bn (BatchNorm): it does not follow "
                               "a conv or dense layer of its own that it could be folded into")
-
-
-def test_a_relevance_heatmap_is_its_positive_evidence():
-    from vggnp.methods.explain import image_heatmap
-    from vggnp.methods.registry import METHODS
-    maps = np.zeros((1, 2, 2, 3))
-    maps[0, 0, 0], maps[0, 1, 1] = [1.0, 1.0, -0.5], [-3.0, 0.0, 0.0]
-    np.testing.assert_allclose(image_heatmap(METHODS["lrp"], maps)[0], [[1, 0], [0, 0]])
-    np.testing.assert_allclose(image_heatmap(METHODS["deconvnet"], maps)[0],
-                               [[1 / 3, 0], [0, 1]])
 
 
 def test_a_leak_of_a_conserving_rule_is_warned(small_model):
@@ -353,19 +300,3 @@ def test_a_leak_of_a_conserving_rule_is_warned(small_model):
     grown = {"start": 2.0, "input": -30.0, "conserving": False}
     assert "30 at the input, 15 times the 2" in lrp.conservation_warning(grown).replace(
         "-30", "30")
-
-
-def test_scale_raw_puts_every_relevance_on_the_first_ones_scale(tmp_path, capsys):
-    """--scale raw: one colour scale for the run in the logit's units, set by the first
-    image's largest |channel sum|; --save-heatmap writes the signed relevance itself."""
-    import json
-    from helpers import MODEL
-    assert cam.main([*SHAPES[:2], *MODEL, "--method", "lrp", "--rule", "epsilon",
-                     "--scale", "raw", "--save-heatmap", "--json", "--quiet",
-                     "--out", str(tmp_path)]) == 0
-    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    first = np.load(records[0]["outputs"]["heatmap"])
-    assert first.ndim == 3 and (first < 0).any() and (first > 0).any()
-    top = np.abs(first.sum(axis=2)).max()
-    assert [r["scale"]["max"] for r in records] == [pytest.approx(top)] * 2
-    assert all(r["scale"]["units"] == "logit" for r in records)

@@ -22,6 +22,7 @@ from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGH
                   command_line, fail, file_ids, find_class, int_range, load_model,
                   model_options, refuse_to_clobber, say, show)
 from .cli_run import progress_options, run_command, step_progress
+from .methods.lrp import input_bounds, model_refusal
 from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
@@ -100,6 +101,11 @@ def run(args):
     except InputError as e:
         return _fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
     x = model_input(picture, model.input_size, model.channels, mode)[None]
+    for method in args.methods:  # before any map: LRP's model checks, one line
+        refusal = model_refusal(model, method, bounds=input_bounds(mode, model.channels)) \
+            if method in ("lrp", "deep-taylor", "deconvnet") else None
+        if refusal:
+            return _fail(EXIT_USAGE, refusal)
     try:
         cls = (int(class_scores(model.predict(x)).argmax()) if args.class_ is None
                else find_class(args.class_, table))
@@ -111,7 +117,7 @@ def run(args):
     except ValueError as e:
         return _fail(EXIT_USAGE, str(e))
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
-                          independent=not args.no_independent,
+                          independent=not args.no_independent, preprocess=mode,
                           progress=step_progress(args, "vggnp.sanity", lambda kind, layer:
                                                  f"{kind}, randomised down to {layer}"))
     try:

@@ -75,7 +75,9 @@ def _handled(args, run, out, result, stem, writer, record):
                   method=args.method, **({"layer": run.layer} if run.layer else {}),
                   target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
                   preprocess=run.mode,
-                  **({"completeness": completeness} if completeness else {}))
+                  **({"completeness": completeness} if completeness else {}),
+                  **({"rule": {"name": args.rule, "epsilon": args.epsilon,
+                               "gamma": args.gamma}} if args.method == "lrp" else {}))
     raw_map, heatmap, box, scale = _extras(args, run, out, result, heatmap, record)
     method_maps = every_method(args, run, out, result, written) if args.report_all_methods \
         else None

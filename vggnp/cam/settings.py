@@ -14,6 +14,7 @@ from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, 
 from ..cli_run import Terminated
 from ..files.download import DownloadError
 from ..files.errors import InputError
+from ..methods.lrp import input_bounds, model_refusal
 from ..methods.registry import METHODS
 
 # Errors that say the output folder is unusable (the run stops, exit 4); any other error
@@ -56,6 +57,9 @@ def prepare(args, command):
         raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
     if mode in ("caffe", "vgg16", "torch") and model.channels != 3:
         raise Stop(fail(EXIT_USAGE, f"--preprocess {mode} needs a model with 3 input channels"))
+    refusal = lrp_refusal(args, model, mode)
+    if refusal:
+        raise Stop(fail(EXIT_USAGE, refusal))
     threads = apply_threads(args)
     return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
                        weights_path=weights_path, layer=layer,
@@ -117,3 +121,12 @@ def needs_probabilities(args, model):
         return (f"{what} needs class probabilities, but the model's last layer "
                 f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")
     return None
+
+
+def lrp_refusal(args, model, mode):
+    """Why --method lrp, deep-taylor or deconvnet cannot explain this model, or None
+    (``lrp.model_refusal``): said once, before any image."""
+    if args.method not in ("lrp", "deep-taylor", "deconvnet"):
+        return None
+    return model_refusal(model, args.method, args.rule, input_bounds(mode, model.channels),
+                         args.epsilon, args.gamma)

@@ -114,6 +114,9 @@ FIELDS = {
     "layer": lambda v: isinstance(v, str), "target": lambda v: isinstance(v, str),
     "empty": lambda v: isinstance(v, bool), "model": lambda v: isinstance(v, str),
     "preprocess": lambda v: isinstance(v, str),
+    "rule": lambda v: isinstance(v, dict) and isinstance(v.get("name"), str)  # --method lrp
+    and all(v.get(k) is None or _number(v[k]) for k in ("epsilon", "gamma"))
+    and set(v) <= {"name", "epsilon", "gamma"},
     "notes": _strings,
     "completeness": lambda v: isinstance(v, dict) and all(
         _number(v.get(k)) for k in ("attribution_sum", "score_difference", "relative_error")),

@@ -227,7 +227,7 @@ def _relevance(run):
         rule = "deep_taylor" if run.method == "deep-taylor" else run.rule
         probs, classes, maps = relevance(run.model, run.x, run.class_index, rule, bounds,
                                          run.epsilon, run.gamma, trace=steps)
-        run.details["relevance_sums"] = relevance_sums(steps)
+        run.details["relevance_sums"] = relevance_sums(steps, maps)
         run.details["conservation"] = conservation(steps, maps, rule)
     elif run.method == "deconvnet":
         probs, classes, maps = deconvnet(run.model, run.x, run.class_index, trace=steps)

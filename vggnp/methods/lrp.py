@@ -31,10 +31,14 @@ Every map is (N, H, W, C): the signed relevance at the input, shaped as x.
 import numpy as np
 
 from ..files.preprocess import preprocess
-from ..nn.graph_layers import ELU, PReLU, ReLU
-from ..nn.merge_layers import Add, Concatenate
+from ..nn.activation_layers import ELU, PReLU
+from ..nn.graph_layers import ReLU
+from ..nn.convnet_layers import BatchNorm
+from ..nn.layers import Layer
+from ..nn.merge_layers import Maximum, Multiply
 from .gradcam import backward_seed, class_indices, class_scores
 from .lrp_plan import composite
+from .registry import OPTION_DEFAULTS
 
 # The rules whose every layer passes down all the relevance it gets (no bias, no epsilon;
 # z+ as long as each output with relevance has a positive contribution), and how far the
@@ -47,29 +51,48 @@ GROWTH_LIMIT = 10  # |input sum| / |start| beyond which any rule is said to be u
 def check_relu_network(model, method):
     """ValueError (one line) unless every nonlinearity of ``model`` (but the output's
     softmax or sigmoid) is a ReLU or a max-pooling: the networks LRP's rules and the
-    deconvnet are defined for. Each layer without a rule refuses itself by name when the
-    relevance reaches it (``Layer.relevance``)."""
+    deconvnet are defined for."""
     for layer in model.layers[:-1]:
-        options = isinstance(layer, ReLU) and not (layer.plain and layer.max_value is None)
-        if layer.activation_name not in (None, "relu", "linear") or options:
+        relu_options = isinstance(layer, ReLU) and not (layer.plain and layer.max_value is None)
+        if layer.activation_name not in (None, "relu", "linear") or relu_options:
             kind = layer.activation_name or "a ReLU with options"
             raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} "
                              f"ends in {kind}")
-        if isinstance(layer, (ELU, PReLU)) or \
-                (layer.takes_many and not isinstance(layer, (Add, Concatenate))):
+        if isinstance(layer, (ELU, PReLU, Multiply, Maximum)):
             raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} is "
                              f"a {type(layer).__name__}")
+
+
+def model_refusal(model, method, rule=OPTION_DEFAULTS["rule"], bounds=(0, 1), epsilon=None,
+                  gamma=None):
+    """Why ``method`` (lrp, deep-taylor, deconvnet) cannot explain ``model``, or None,
+    before any image: its activations, and for the relevance methods each layer's rule
+    (a layer without one, a BatchNormalization with no conv to fold into) and the box."""
+    try:
+        check_relu_network(model, "LRP" if method == "lrp" else method)
+        if method in ("lrp", "deep-taylor"):
+            plan = composite(model, "deep_taylor" if method == "deep-taylor" else rule,
+                             bounds, epsilon, gamma)
+            for layer in model.layers:
+                if type(layer).relevance is Layer.relevance:
+                    layer.relevance(None, None)  # raises: no rule, named
+                if isinstance(layer, BatchNorm):
+                    plan.rule_for(layer)  # raises unless folded
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def relevance(model, x, class_index, rule, bounds, epsilon=None, gamma=None, trace=None):
     """(class scores (N, K), classes (N,), relevance at the input (N, H, W, C)) for the
     composite ``rule`` (or "deep_taylor"). The relevance starts at the logit y^c of each
     image's class, as its value (deep_taylor: max(y^c, 0)). trace: None, a list (the
-    backward's rows, each with the "sum" of the relevance that layer passes down), or
-    {"forward": [], "backward": []} for both passes; "start_sum" is then set too."""
+    backward's rows, each with the relevance "arriving" at a layer's output and the "sum"
+    it passes down), or {"forward": [], "backward": []} for both passes; "start" (per
+    image) and "start_sum" are then set too."""
     plan = composite(model, rule, bounds, epsilon, gamma)
     check_relu_network(model, "LRP" if rule != "deep_taylor" else "deep-taylor")
-    steps = trace if isinstance(trace, dict) else {"forward": None, "backward": trace}
+    steps = _passes(trace)
     outputs = model.forward(x, trace=steps["forward"])
     probs = class_scores(outputs)
     classes = class_indices(class_index, probs)
@@ -99,8 +122,14 @@ def gradient_x_input(model, x, class_index, trace=None):
     return probs, classes, x * grad
 
 
+def _passes(trace):
+    """The rows of each pass a ``trace`` argument asks for: a dict of both, or a list for
+    the backward pass alone (None: neither)."""
+    return trace if isinstance(trace, dict) else {"forward": None, "backward": trace}
+
+
 def _from_logit(model, x, class_index, trace, deconvnet=False):
-    steps = trace if isinstance(trace, dict) else {"forward": None, "backward": trace}
+    steps = _passes(trace)
     outputs = model.forward(x, trace=steps["forward"])
     probs = class_scores(outputs)
     classes = class_indices(class_index, probs)
@@ -141,14 +170,12 @@ def conservation_warning(check):
             "contribution; --trace shows the layer")
 
 
-def relevance_sums(steps):
+def relevance_sums(steps, r):
     """{layer name: the relevance sum at its output (all images of the batch together),
-    ..., "input": at the input}, from the top down, of a traced ``relevance`` run."""
-    sums, above = {}, steps["start_sum"]
-    for row in steps["backward"]:
-        sums[row["layer"].name] = above
-        above = row["sum"]
-    sums["input"] = above
+    ..., "input": at the input (r: (N, H, W, C))}, from the top down, of a traced
+    ``relevance`` run (on a graph, what arrives at a tensor from all its consumers)."""
+    sums = {row["layer"].name: row["arriving"] for row in steps["backward"]}
+    sums["input"] = float(r.sum(dtype=np.float64))
     return sums
 
 

@@ -5,10 +5,10 @@ layers folded into the conv before them.
 
 import numpy as np
 
-from ..nn.convnet_layers import BatchNorm, Rescaling
+from ..nn.convnet_layers import BatchNorm, Rescaling, Reshape
 from ..nn.graph import IMAGE, Graph
 from ..nn.graph_layers import ZeroPadding2D
-from ..nn.layers import Dense
+from ..nn.layers import Dense, Flatten
 from ..nn.relevance import Affine, AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox
 
 # The epsilon of each composite that has one, when --epsilon is not given.
@@ -79,9 +79,9 @@ class Composite:
 def composite(model, name, bounds, epsilon=None, gamma=None):
     """The composite called ``name`` for ``model``'s layers. bounds: (low, high) of the
     input (numbers or (C,) arrays) for z^B; epsilon, gamma: None for the composite's own.
-    The first layers are the conv or dense layers that see the image (through nothing but
-    Rescaling or ZeroPadding2D); a BatchNormalization right after a conv (or dense)
-    layer that feeds it alone is folded into it (``Folded``), as zennit's canonizers do."""
+    The first layers are the conv or dense layers that see the image (``first_layers``);
+    a BatchNormalization right after a conv (or dense) layer that feeds it alone is
+    folded into it (``Folded``), as zennit's canonizers do."""
     refused = composite_refusal(name, epsilon, gamma)
     if refused:
         raise ValueError(refused)
@@ -142,16 +142,21 @@ def inputs_of(model):
     return {name: (names[k],) for k, name in enumerate(model.names)}
 
 
+# What may stand between the image and a first layer: z^B's box goes through them
+# (Rescaling maps it, zero padding must lie inside it, the reshapes keep it).
+SEE_THROUGH = (Rescaling, ZeroPadding2D, Flatten, Reshape)
+
+
 def first_layers(model):
     """The names of the conv and dense layers that see the image: through nothing but
-    Rescaling and ZeroPadding2D layers."""
+    SEE_THROUGH layers (iNNvestigate's is_input_layer looks through the reshapes)."""
     before, first, wiring = {IMAGE}, set(), inputs_of(model)
     for layer in model.layers:
         if not all(name in before for name in wiring[layer.name]):
             continue
         if isinstance(layer, Affine):
             first.add(layer.name)
-        elif isinstance(layer, (Rescaling, ZeroPadding2D)):
+        elif isinstance(layer, SEE_THROUGH):
             before.add(layer.name)
     return first
 
@@ -183,7 +188,8 @@ def first_layer_bounds(model, bounds):
     for layer in model.layers:
         if isinstance(layer, Affine):
             return low, high
-        if isinstance(layer, ZeroPadding2D) and (low <= 0).all() and (high >= 0).all():
+        if isinstance(layer, (Flatten, Reshape)) or (isinstance(layer, ZeroPadding2D)
+                                                     and (low <= 0).all() and (high >= 0).all()):
             continue
         if not isinstance(layer, Rescaling):
             raise ValueError(f"the z^B rule needs the input's bounds at the first conv layer; "

@@ -13,8 +13,9 @@ from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, Glob
                                  GlobalMaxPool2D, Rescaling, Reshape)
 from ..files.model_config import zero_padding
 from ..files.model_wiring import CONSTANT_OP
-from ..nn.graph_layers import (ELU, ConstantOp, Cropping2D, DepthwiseConv2D, Identity, PReLU,
-                               ReLU, SeparableConv2D, ZeroPadding2D)
+from ..nn.activation_layers import ELU, PReLU
+from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, ReLU,
+                               SeparableConv2D, ZeroPadding2D)
 from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D

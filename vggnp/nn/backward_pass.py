@@ -14,7 +14,7 @@ class BackwardPass:
         input of its activation (the logits, for the last layer); the activation is skipped.
     deconvnet: every ReLU passes max(dout, 0), ignoring the forward's mask (Zeiler and
         Fergus' deconvnet).
-    relevance: an LRP composite (``vggnp.methods.lrp``): the network calls each layer's
+    relevance: an LRP composite (``vggnp.methods.lrp_plan``): the network calls each layer's
         ``relevance(r, options)`` instead of ``backward``, and a conv or dense layer asks
         ``relevance.rule_for(layer)`` how to pass relevance down (``relevance.py``).
     """

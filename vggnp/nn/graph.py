@@ -106,10 +106,12 @@ class Graph(Network):
             began = time.perf_counter()
             step = layer.backward if relevance is None else layer.relevance
             back = step(d, replace(options, from_logits=from_logits and index == first))
-            if trace is not None:
+            if trace is not None:  # "arriving" at its output, "sum" passed down
+                passed = back if layer.takes_many else [back]
                 trace.append({"layer": layer, "gradient": d.shape,
                               "norm": float(np.linalg.norm(d)),
-                              "sum": float(d.sum(dtype=np.float64)),
+                              "arriving": float(d.sum(dtype=np.float64)),
+                              "sum": float(sum(p.sum(dtype=np.float64) for p in passed)),
                               "ms": 1000 * (time.perf_counter() - began)})
             for name, d_input in zip(self.inputs_of[layer.name],
                                      back if layer.takes_many else [back]):

@@ -106,7 +106,8 @@ def more_layer_checks(rng, x):
     """Cropping, PReLU (dx and d alpha), the global max pool, the keepdims average pool,
     a per-channel Rescaling and Keras 3's x * c."""
     from .convnet_layers import GlobalAvgPool2D, GlobalMaxPool2D, Rescaling
-    from .graph_layers import ELU, ConstantOp, Cropping2D, PReLU
+    from .activation_layers import ELU, PReLU
+    from .graph_layers import ConstantOp, Cropping2D
     yield "Cropping2D ((1, 0), (2, 1))", layer_errors(lambda: Cropping2D("c", ((1, 0), (2, 1))), x)
     yield "PReLU, alpha shared over H, W", layer_errors(
         lambda a: PReLU("p", a), x, (rng.uniform(0.1, 0.5, (1, 1, 3)),))

@@ -1,11 +1,12 @@
 """Layers the Keras Applications graphs use beside VGG16's (issue #25): a depthwise
-convolution, zero padding, Keras' ReLU layer with its options (MobileNet's ReLU6)... One
-small class each, forward and backward beside each other, shapes NHWC."""
+convolution, zero padding and Keras' ReLU layer with its options (MobileNet's ReLU6).
+One small class each, forward and backward beside each other, shapes NHWC. (PReLU and
+ELU: ``activation_layers.py``.)
+"""
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .activation_functions import ELU as ELUFunction
 from .im2col import windows
 from .layers import PLAIN, Conv2D, Layer
 
@@ -107,7 +108,8 @@ class ReLU(Layer):
         f(x) = negative_slope * (x - threshold)  for x < threshold
         f'(x) = 1 between threshold and max_value, negative_slope below, 0 above max_value
 
-    A guided pass also drops the negative gradients, as every ReLU of vggnp does."""
+    A guided pass (guided backpropagation) also drops the negative gradients, as every
+    ReLU of vggnp does."""
 
     def __init__(self, name, max_value=None, negative_slope=0.0, threshold=0.0):
         super().__init__(name)
@@ -125,7 +127,11 @@ class ReLU(Layer):
         self.out = out
         return out
 
-    relevance = Layer.gradient_relevance  # as iNNvestigate: R * (0 < out < max_value)
+    def relevance(self, r, options):
+        """A plain ReLU passes relevance whole, as a conv's own ReLU and an Activation
+        layer do (iNNvestigate masks it here: R * (out > 0)); ``lrp.check_relu_network``
+        refuses the ReLUs with options."""
+        return r
 
     def backward(self, dout, options=PLAIN):
         if options.deconvnet:  # a plain ReLU only: lrp.check_relu_network
@@ -213,38 +219,10 @@ class Cropping2D(ZeroPadding2D):
         return ZeroPadding2D.forward(self, dout)
 
 
-class PReLU(Layer):
-    """Keras' PReLU: a leaky ReLU whose slope is learned, alpha: the input's shape without
-    N, of size 1 on the ``shared_axes``:
-
-        f(x) = x for x > 0, alpha * x else
-        dx = dout for x > 0, alpha * dout else;  dalpha = sum of dout * x where x <= 0, over
-        N and the shared axes
-
-    Guided: the negative gradients dropped too, as at every ReLU."""
-
-    def __init__(self, name, alpha):
-        super().__init__(name)
-        self.alpha = alpha
-        self.weights = (alpha,)
-
-    def forward(self, x):
-        self.x = x
-        return np.where(x > 0, x, self.alpha * x)
-
-    def backward(self, dout, options=PLAIN):
-        positive = self.x > 0
-        if options.param_grads:
-            axes = tuple(a for a in range(self.x.ndim)
-                         if a == 0 or self.alpha.shape[a - 1] == 1)
-            self.dw = np.where(positive, 0, dout * self.x).sum(axis=axes).reshape(
-                self.alpha.shape)
-        dx = np.where(positive, dout, self.alpha * dout)
-        return np.maximum(dx, 0) if options.guided else dx
-
-
 class Identity(Layer):
     """Keras' Identity layer: out = x, dx = dout."""
+
+    relevance = Layer.gradient_relevance
 
     def forward(self, x):
         return x
@@ -272,29 +250,3 @@ class ConstantOp(Layer):
 
     def backward(self, dout, options=PLAIN):
         return dout if self.op == "add" else dout * self.constant
-
-
-class ELU(Layer):
-    """Keras' ELU layer: the elu activation (``activation_functions.ELU``: f(x) = x for
-    x > 0, alpha (e^x - 1) else) with this layer's alpha (the activation's is 1)."""
-
-    def __init__(self, name, alpha=1.0):
-        super().__init__(name)
-        self.alpha = alpha
-        self.function = self._function()
-
-    def _function(self):
-        function = ELUFunction()
-        function.alpha = self.alpha
-        return function
-
-    def replica(self, workspace):
-        twin = super().replica(workspace)
-        twin.function = self._function()  # the function keeps its slope: one per replica
-        return twin
-
-    def forward(self, x):
-        return self.function.forward(x)
-
-    def backward(self, dout, options=PLAIN):
-        return self.function.backward(dout, options.guided)

@@ -144,7 +144,7 @@ class Conv2D(Affine, Layer):
         is 0 too unless the layer above spread it regardless of its inputs (the flat and
         w^2 rules, say): then z is computed again."""
         out = self.activation.out if self.activation_name == "relu" else None
-        if out is None or np.logical_and(out <= 0, r != 0).any():
+        if out is None or self.twin or np.logical_and(out <= 0, r != 0).any():
             return self.pre_activation(self.x)
         return out
 
@@ -192,7 +192,8 @@ class Dense(Affine, Layer):
         return dz @ self.w.T
 
     def kept_pre_activation(self, r):
-        return self.z
+        """z of the last forward, kept by it (a twin's is computed: its forward never ran)."""
+        return self.pre_activation(self.x) if self.twin else self.z
 
     @property
     def weights(self):

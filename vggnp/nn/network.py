@@ -153,7 +153,7 @@ class Network:
         param_grads: also keep ``dw``/``db`` on each conv/dense layer passed through.
         guided: guided backpropagation, every ReLU passing only positive gradients.
         deconvnet: every ReLU passing max(dout, 0) (Zeiler and Fergus).
-        relevance: an LRP composite (``vggnp.methods.lrp``): dout is then the relevance
+        relevance: an LRP composite (``vggnp.methods.lrp_plan``): dout is then the relevance
         at ``start``, and each layer's ``relevance`` passes it down by its rule.
         trace: a list; one dict per layer passed through is appended (``vggnp.trace``).
         Needs a forward pass that reached ``start`` (caches live on the layers).
@@ -180,10 +180,12 @@ class Network:
             began = time.perf_counter()
             # from_logits holds for the first layer of the pass only: its activation is skipped
             step = layer.backward if relevance is None else layer.relevance
+            arriving = d
             d = step(d, replace(options, from_logits=from_logits and index == first))
-            if trace is not None:
+            if trace is not None:  # "arriving", "sum": a relevance pass's conservation
                 trace.append({"layer": layer, "gradient": d.shape,
                               "norm": float(np.linalg.norm(d)),
+                              "arriving": float(arriving.sum(dtype=np.float64)),
                               "sum": float(d.sum(dtype=np.float64)),
                               "ms": 1000 * (time.perf_counter() - began)})
         return d

@@ -19,7 +19,9 @@ Where the gradient's backward multiplies dz by W^T, LRP multiplies R / z by rho(
 that is the only change. The layer is anything with ``x`` (its last input), ``w``, ``b``,
 ``pre_activation(x)``, ``input_gradient(dz)``, ``with_weights(w, b)``,
 ``made_from_weights`` (rho(w) made once and kept) and ``kept_pre_activation`` (z of the
-last forward): ``Conv2D``, ``Dense`` and their fast paths, through ``Affine`` below. R: (N, ...) shaped as the layer's output -> (N, ...)
+last forward): ``Conv2D``, ``Dense`` and their fast paths, through ``Affine``
+below. Each ``propagate(layer, r)``: r (N, ...) shaped as the layer's output -> the
+relevance (N, ...) shaped as its input. R: (N, ...) shaped as the layer's output -> (N, ...)
 shaped as its input.
 """
 
@@ -49,18 +51,14 @@ def _negative(a):
 class Epsilon:
     """LRP-epsilon: rho(w) = w, z + epsilon sign(z). epsilon = 0 is LRP-0 (iNNvestigate's
     "Z" rule), whose relevance sums to the output's minus what the bias absorbs.
-    bias: False leaves b out of z (iNNvestigate's "_IB", ignore bias)."""
+    r: (N, ...) at the output -> (N, ...) shaped as the layer's input x."""
 
-    def __init__(self, epsilon=0.0, bias=True):
-        self.epsilon, self.bias = epsilon, bias
+    def __init__(self, epsilon=0.0):
+        self.epsilon = epsilon
 
     def propagate(self, layer, r):
-        if self.bias:  # the layer's own z, as its forward made it
-            z, twin = layer.kept_pre_activation(r), layer
-        else:
-            twin = layer.with_weights(layer.w, None)
-            z = twin.pre_activation(layer.x)
-        return layer.x * twin.input_gradient(r / stabilise(z, self.epsilon))
+        z = layer.kept_pre_activation(r)  # the layer's own z, as its forward made it
+        return layer.x * layer.input_gradient(r / stabilise(z, self.epsilon))
 
 
 class Gamma:
@@ -167,32 +165,32 @@ class ZBox:
 class Affine:
     """What LRP's rules need of a conv or dense layer (z = x W + b, then the activation),
     beside what its class gives (``x``, ``w``, ``b``, a ``made`` dict, ``pre_activation(x)``,
-    ``input_gradient(dz)``): a mixin, listed before ``Layer`` in the layer's bases so that
-    its ``relevance`` is the one called."""
+    ``input_gradient(dz)``, ``kept_pre_activation(r)``): a mixin, listed before ``Layer``
+    in the layer's bases so that its ``relevance`` is the one called."""
+
+    twin = False  # True for a copy made by with_weights: its forward never ran
+    MAX_KEPT_BYTES = 2 ** 26  # larger kernels (VGG16's fc1: 411 MB) are made each time
 
     def with_weights(self, w, b):
         """A copy of this layer computing the same sums with kernel w and bias b (None:
-        zero): z' = x w + b'. It keeps this layer's last input ``x``."""
+        zero): z' = x w + b'. It keeps this layer's last input ``x``; its z is always
+        computed again (``kept_pre_activation``)."""
         twin = copy.copy(self)
         twin.w = w
         twin.b = np.zeros_like(self.b) if b is None else b
-        twin.made = {}
+        twin.made, twin.twin = {}, True
         return twin
 
     def made_from_weights(self, key, make):
         """make(w, b), made once per pair of arrays and kept on the layer (its replicas
         share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
-        replaced, as the sanity checks do."""
+        replaced, as the sanity checks do; not kept above MAX_KEPT_BYTES."""
         (w, b), made = self.made.get(key, ((None, None), None))
         if w is not self.w or b is not self.b:  # the arrays themselves: an id can be reused
             made = make(self.w, self.b)
-            self.made[key] = ((self.w, self.b), made)
+            if self.w.nbytes <= self.MAX_KEPT_BYTES:
+                self.made[key] = ((self.w, self.b), made)
         return made
-
-    def kept_pre_activation(self, r):
-        """z = x W + b of the last forward, for the rules that need the layer's own z:
-        recomputed (one more forward product) unless the layer kept it."""
-        return self.pre_activation(self.x)
 
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule

@@ -18,7 +18,7 @@ the full kernel is not a weight). Slower than a dedicated kernel by the zeros it
 import numpy as np
 
 from .graph_layers import DepthwiseConv2D
-from .layers import Conv2D
+from .layers import Conv2D, Layer
 
 
 def full_kernel(w, dilation=(1, 1), groups=1, channels=None):
@@ -47,6 +47,8 @@ class SparseKernelConv2D(Conv2D):
     """Keras' Conv2D with a dilation rate or groups (see the module docstring). kernel:
     (KH, KW, C/g, F) as Keras stores it; ``w`` is the full kernel Conv2D computes with;
     ``weights`` and ``dw`` are the layer's own, of the kernel's shape."""
+
+    relevance = Layer.relevance  # LRP: the flat rule would spread onto the spread zeros
 
     def __init__(self, name, kernel, b=None, activation="linear", strides=(1, 1),
                  padding="same", dilation=(1, 1), groups=1):

@@ -74,15 +74,15 @@ def backward_table(rows, model, stop=None, start_sum=None):
     start_sum: for a relevance pass (LRP), the relevance it starts with; each layer's row
     then shows the relevance sum it passes down and what it absorbed (in - out: a bias's
     share, epsilon's, or relevance lost), instead of the norm."""
-    above = start_sum
+    relevance = start_sum is not None
     lines = [f"{'backward':<28}{'gradient':>16}"
-             + (f"{'relevance sum':>15}{'absorbed':>12}" if above is not None
+             + (f"{'relevance sum':>15}{'absorbed':>12}" if relevance
                 else f"{'norm':>13}") + f"{'ms':>9}"]
     for row in rows:
-        if above is None:
-            numbers = f"{row['norm']:>13.4g}"
+        if relevance:  # what it passes down, and what it got less that
+            numbers = f"{row['sum']:>15.6g}{row['arriving'] - row['sum']:>12.4g}"
         else:
-            numbers, above = f"{row['sum']:>15.6g}{above - row['sum']:>12.4g}", row["sum"]
+            numbers = f"{row['norm']:>13.4g}"
         lines.append(f"{row['layer'].name:<28}{_shape(row['gradient']):>16}{numbers}"
                      f"{row['ms']:>9.1f}")
     visited = {row["layer"].name for row in rows}

@@ -1,0 +1,117 @@
+"""LRP on the models it is refused for (said once, before any image, naming the layer),
+and on graphs: the relevance sums of a traced pass where tensors fan out and merge."""
+
+import numpy as np
+import pytest
+
+from vggnp.methods import lrp
+from vggnp.nn.activation_layers import ELU, PReLU
+from vggnp.nn.convnet_layers import Activation, GlobalAvgPool2D
+from vggnp.nn.graph import IMAGE, Graph
+from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
+from vggnp.nn.layers import Conv2D, Dense, Flatten
+from vggnp.nn.merge_layers import Add, Subtract
+from vggnp.nn.network import Network
+from vggnp.nn.sparse_kernels import SparseKernelConv2D
+
+
+def chain_with(middle):
+    """conv (3 -> 3, linear) -> middle -> flatten -> dense softmax, 2x2 images."""
+    return Network([Conv2D("c", np.ones((1, 1, 3, 3)), activation="linear"), middle,
+                    Flatten("f"), Dense("out", np.ones((12, 2)), activation="softmax")],
+                   (2, 2))
+
+
+@pytest.mark.parametrize("middle, said", [
+    (ReLU("relu6", max_value=6.0), "needs ReLU activations, but layer relu6 ends in a ReLU "
+                                   "with options"),
+    (ELU("elu"), "needs ReLU activations, but layer elu is a ELU"),
+    (PReLU("prelu", np.full((1, 1, 3), 0.1)), "needs ReLU activations, but layer prelu "
+                                              "is a PReLU"),
+    (Activation("swish", "swish"), "needs ReLU activations, but layer swish ends in swish"),
+    (DepthwiseConv2D("dw", np.ones((1, 1, 3, 1))), "LRP has no rule for layer dw "
+                                                    "(DepthwiseConv2D)"),
+    (SeparableConv2D("sep", np.ones((1, 1, 3, 1)), np.ones((1, 1, 3, 3))),
+     "LRP has no rule for layer sep (SeparableConv2D)"),
+    (SparseKernelConv2D("dil", np.ones((3, 3, 3, 3)), dilation=(2, 2)),
+     "LRP has no rule for layer dil (SparseKernelConv2D)")])
+def test_a_model_lrp_is_not_built_for_is_refused_before_any_image(middle, said):
+    assert said in lrp.model_refusal(chain_with(middle), "lrp")
+    if "no rule" not in said:  # the deconvnet needs the same ReLUs
+        assert lrp.model_refusal(chain_with(middle), "deconvnet").startswith("deconvnet")
+
+
+def test_a_merge_without_a_rule_is_refused_by_name():
+    graph = Graph([(Conv2D("a", np.ones((1, 1, 3, 3))), [IMAGE]),
+                   (Subtract("minus"), ["a", IMAGE]), (Flatten("f"), ["minus"]),
+                   (Dense("out", np.ones((12, 2)), activation="softmax"), ["f"])], (2, 2))
+    assert lrp.model_refusal(graph, "lrp", "z") == ("LRP has no rule for layer minus "
+                                                    "(Subtract); use a gradient method "
+                                                    "for this model")
+    assert lrp.model_refusal(graph, "deconvnet") is None  # linear: the gradient passes
+
+
+def residual(rng):
+    conv = [Conv2D(name, rng.normal(0, .5, (3, 3, c, 4)), rng.normal(0, .1, 4),
+                   activation=act) for name, c, act in (("c1", 3, "relu"), ("c2", 4, "linear"))]
+    return Graph([(conv[0], [IMAGE]), (conv[1], ["c1"]), (Add("add"), ["c2", "c1"]),
+                  (Activation("act", "relu"), ["add"]), (GlobalAvgPool2D("gap"), ["act"]),
+                  (Dense("out", rng.normal(size=(4, 3)), np.zeros(3), activation="softmax"),
+                   ["gap"])], (5, 5))
+
+
+def test_a_graphs_relevance_sums_are_what_arrives_at_each_tensor():
+    """c1 feeds c2 and the Add: the sum at its output is what both send back; the
+    input's is the map's own sum; z+ (no bias) keeps the logit at every tensor that all
+    paths pass (not at c2, one branch of the residual block)."""
+    rng = np.random.default_rng(12)
+    model, x = residual(rng), rng.normal(size=(2, 5, 5, 3))
+    steps = {"forward": [], "backward": []}
+    _, classes, r = lrp.relevance(model, x, None, "z_plus", (-3, 3), trace=steps)
+    sums = lrp.relevance_sums(steps, r)
+    assert sums["input"] == pytest.approx(r.sum(), rel=1e-12)
+    logits = model.layers[-1].z[np.arange(2), classes].sum()
+    for name in ("out", "gap", "act", "add", "c1", "input"):
+        assert sums[name] == pytest.approx(logits, rel=1e-9), name
+    assert 0 < sums["c2"] < 0.99 * logits
+    _, _, r = lrp.relevance(model, x, None, "z", (-3, 3), trace=steps)
+    rows = {row["layer"].name: row for row in steps["backward"]}
+    assert rows["add"]["arriving"] == pytest.approx(rows["add"]["sum"], rel=1e-9)
+
+
+def test_the_command_line_refuses_such_a_model_in_one_line(tf, tmp_path, capsys):
+    """Exit 2 and one line before any image is read (not an error per image), for
+    vggnp.cam and vggnp.sanity alike."""
+    import keras
+    from helpers import SHAPES
+    from vggnp import sanity
+    from vggnp.cam import run as cam
+    model = keras.Sequential([keras.Input((8, 8, 3)),
+                              keras.layers.Conv2D(2, 3, activation="tanh", name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(2, "softmax")])
+    path = str(tmp_path / "tanh.keras")
+    model.save(path)
+    for method in ("lrp", "deep-taylor", "deconvnet"):
+        assert cam.main([SHAPES[0], "--model", path, "--method", method, "--preprocess",
+                         "rescale", "--out", str(tmp_path / method)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith("needs ReLU activations, but layer conv "
+                                                 "ends in tanh"), err
+        assert not (tmp_path / method / "vggnp-results.jsonl").exists()
+    assert sanity.main([SHAPES[0], "--model", path, "--methods", "saliency,lrp",
+                        "--preprocess", "rescale", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("LRP needs ReLU activations, but layer "
+                                                    "conv ends in tanh")
+
+
+def test_the_first_layer_is_found_through_reshapes_and_padding():
+    from vggnp.methods.lrp_plan import first_layers
+    from vggnp.nn.convnet_layers import Rescaling
+    from vggnp.nn.graph_layers import ZeroPadding2D
+    dense = Network([Flatten("f"), Dense("d", np.ones((12, 4))),
+                     Dense("out", np.ones((4, 2)), activation="softmax")], (2, 2))
+    assert first_layers(dense) == {"d"}
+    padded = Network([Rescaling("r", 1 / 255), ZeroPadding2D("pad", ((1, 1), (1, 1))),
+                      Conv2D("c", np.ones((3, 3, 3, 2))), Flatten("f"),
+                      Dense("out", np.ones((8, 2)), activation="softmax")], (2, 2))
+    assert first_layers(padded) == {"c"}
