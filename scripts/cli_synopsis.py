@@ -34,15 +34,22 @@ def main(argv=None):
     if not args.parse_args(argv).write:
         print(synopsis(), end="")
         return 0
-    with open(DOC, encoding="utf-8") as f:
+    return 0 if write_block(DOC, BLOCK, synopsis()) else 1
+
+
+def write_block(path, block, content):
+    """Put ``content`` into the one match of ``block`` (a pattern of three groups: the
+    opening marker, the generated text, the closing marker) in the file ``path``; False,
+    with a line on stderr, if the file has no such block (or several)."""
+    with open(path, encoding="utf-8") as f:
         text = f.read()
-    text, count = BLOCK.subn(lambda m: m.group(1) + synopsis() + m.group(3), text)
+    text, count = block.subn(lambda m: m.group(1) + content + m.group(3), text)
     if count != 1:
-        print("docs/cli.md: no synopsis block to replace", file=sys.stderr)
-        return 1
-    with open(DOC, "w", encoding="utf-8") as f:
+        print(f"{path}: no single generated block to replace", file=sys.stderr)
+        return False
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    return 0
+    return True
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 
+from scripts.cli_synopsis import write_block
 from vggnp.files.images import read_image
 from vggnp.files.preprocess import model_input
 from vggnp.methods.explain import explain
@@ -113,15 +114,8 @@ def main(argv=None):
         if not write:
             print(table)
             continue
-        path = os.path.join(ROOT, "docs", DOCS[name])
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        text, count = block(name).subn(lambda m: m.group(1) + table + m.group(3), text)
-        if count != 1:
-            print(f"{path}: no {name} block to replace", file=sys.stderr)
+        if not write_block(os.path.join(ROOT, "docs", DOCS[name]), block(name), table):
             return 1
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
     return 0
 
 
