@@ -29,12 +29,12 @@ import numpy as np
 from PIL import Image
 
 from scripts.shapes import MODEL_PATH, ROOT
-from vggnp.methods.explain import explain
+from vggnp.methods.explain import explain, image_heatmap
 from vggnp.methods.registry import METHODS
 from vggnp.methods.faithfulness import deletion_insertion
 from vggnp.models.keras_convnet import load_keras_model
 from vggnp.methods.gradcam import normalise
-from vggnp.viz.overlay import gradient_picture, overlay
+from vggnp.viz.overlay import overlay, signed_picture
 
 IMAGE = os.path.join(ROOT, "examples", "triangle.png")
 OUT = os.path.join(ROOT, "docs", "gallery")
@@ -56,9 +56,9 @@ def gallery(model=None, dtype=np.float64):
     pictures, aucs = {"input": picture.resize(SIZE, Image.NEAREST)}, {}
     for method in METHODS:
         maps, (cls,) = explain(model, x, method, batch_size=64)
-        if METHODS[method].gives_image:
-            shown = gradient_picture(maps[0], "none", picture.size)
-            heatmap = np.abs(maps[0]).max(axis=2)
+        if METHODS[method].gives_image:  # drawn and scored as vggnp.cam draws and scores it
+            shown = signed_picture(maps[0], "none", picture.size, METHODS[method].diverging)
+            heatmap = image_heatmap(METHODS[method], maps)[0]
         else:
             shown, heatmap = overlay(picture, maps[0]), maps[0]
         pictures[method] = shown.resize(SIZE, Image.NEAREST)

@@ -94,7 +94,7 @@ def test_the_page_holds_every_image_escaped(run_folder):
     hostile = next(i for i in images if i["name"].endswith(HOSTILE))
     assert "%3Cimg%20src%3Dx" in hostile["photo_link"]  # URL-encoded relative path
     for image in images:
-        assert len(image["methods"]) == 13 and len(image["deletion"]) == 21
+        assert len(image["methods"]) == len(METHODS) and len(image["deletion"]) == 21
         assert image["box"] and image["top"]
         assert any(note.startswith("suggestion: ") for note in image["notes"])  # --diagnose
         assert not any(os.path.isabs(image[k]) for k in ("photo", "thumb", "overlay"))
@@ -142,7 +142,7 @@ def test_the_report_renders_in_chromium(run_folder, playwright, tmp_path):
     browser = Browser(playwright)
     page = browser.open(out / REPORT_NAME)
     widths = browser.widths()
-    assert len(widths) == 4 * (2 + 13) and all(w > 0 for w in widths), widths
+    assert len(widths) == 4 * (2 + len(METHODS)) and all(w > 0 for w in widths), widths
     assert all(url.startswith("file://") for url in browser.requests), browser.requests
     assert browser.errors == [] and browser.dialogs == []
     names = page.locator("#list h3").all_text_contents()

@@ -141,8 +141,10 @@ def _say_notes(args, run, out, result, class_name):
         tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, class_name, run.layer,
                                   top=is_top(result.probs, result.class_index)))
+    # an empty map already says that no relevance reached the input
+    conservation = None if result.empty else result.details.get("conservation")
     for missed in (completeness_warning(result.details.get("completeness"), args.steps),
-                   conservation_warning(result.details.get("conservation"))):
+                   conservation_warning(conservation)):
         if missed:
             tell(out, f"vggnp.cam: warning: {path}: {missed}")
 
