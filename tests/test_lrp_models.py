@@ -6,12 +6,13 @@ import pytest
 
 from vggnp.methods import lrp
 from vggnp.nn.activation_layers import ELU, PReLU
-from vggnp.nn.convnet_layers import Activation, GlobalAvgPool2D
+from vggnp.nn.convnet_layers import Activation, BatchNorm, GlobalAvgPool2D
 from vggnp.nn.graph import IMAGE, Graph
 from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
 from vggnp.nn.layers import Conv2D, Dense, Flatten
 from vggnp.nn.merge_layers import Add, Subtract
 from vggnp.nn.network import Network
+from vggnp.nn.relevance import Affine
 from vggnp.nn.sparse_kernels import SparseKernelConv2D
 
 
@@ -115,3 +116,27 @@ def test_the_first_layer_is_found_through_reshapes_and_padding():
                       Conv2D("c", np.ones((3, 3, 3, 2))), Flatten("f"),
                       Dense("out", np.ones((8, 2)), activation="softmax")], (2, 2))
     assert first_layers(padded) == {"c"}
+
+
+@pytest.mark.parametrize("rule", ["z", "epsilon", "alpha_2_beta_1", "epsilon_gamma_box",
+                                  "flat"])
+def test_a_big_dense_kernel_goes_through_in_blocks_of_columns(monkeypatch, rule):
+    """A dense kernel above MAX_KEPT_BYTES (VGG16's fc1) runs its rule on blocks of its
+    columns, with the BatchNorm folded into it sliced likewise: the same relevance."""
+    rng = np.random.default_rng(11)
+    norm = BatchNorm("bn", rng.normal(size=10), rng.normal(size=10), rng.normal(size=10),
+                     rng.uniform(0.5, 2, 10))
+    model = Network([Flatten("f"), Dense("d", rng.normal(size=(48, 10)), rng.normal(size=10),
+                                         activation="linear"), norm, Activation("r", "relu"),
+                     Dense("top", rng.normal(size=(10, 3)), rng.normal(size=3),
+                           activation="softmax")], (4, 4))
+    x = rng.normal(size=(2, 4, 4, 3))
+    whole = lrp.relevance(model, x, None, rule, (-3, 3))[2]
+    blocks, columns = [], Affine.columns
+    monkeypatch.setattr(Affine, "columns", lambda self, *a: blocks.append(a) or
+                        columns(self, *a))
+    monkeypatch.setattr(Affine, "MAX_KEPT_BYTES", 0)
+    monkeypatch.setattr(Affine, "BLOCK_BYTES", 48 * 8 * 3)  # 3 of d's columns a block
+    in_blocks = lrp.relevance(model, x, None, rule, (-3, 3))[2]
+    assert blocks == [(0, 14), (0, 3), (3, 6), (6, 9), (9, 12)]  # top is one block of 14
+    np.testing.assert_allclose(in_blocks, whole, rtol=1e-9, atol=1e-12)

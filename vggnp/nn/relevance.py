@@ -48,6 +48,22 @@ def _negative(a):
     return np.minimum(a, 0)
 
 
+def _total(arrays):
+    """The sum of fresh arrays, added into the first: no new array (at VGG16's first
+    layers each is 100 MB for a batch of 8, and a fresh one faults its pages in)."""
+    arrays = iter(arrays)
+    total = next(arrays)
+    for a in arrays:
+        total += a
+    return total
+
+
+def _times(inputs, c):
+    """inputs * c, into c (a fresh array): R_in's term x_j c_j."""
+    c *= inputs
+    return c
+
+
 class Epsilon:
     """LRP-epsilon: rho(w) = w, z + epsilon sign(z). epsilon = 0 is LRP-0 (iNNvestigate's
     "Z" rule), whose relevance sums to the output's minus what the bias absorbs.
@@ -58,7 +74,7 @@ class Epsilon:
 
     def propagate(self, layer, r):
         z = layer.kept_pre_activation(r)  # the layer's own z, as its forward made it
-        return layer.x * layer.input_gradient(r / stabilise(z, self.epsilon))
+        return _times(layer.x, layer.input_gradient(r / stabilise(z, self.epsilon)))
 
 
 class Gamma:
@@ -74,7 +90,7 @@ class Gamma:
             ("gamma", self.gamma), lambda w, b: (w + self.gamma * _positive(w),
                                                  b + self.gamma * _positive(b))))
         s = r / stabilise(twin.pre_activation(layer.x))
-        return layer.x * twin.input_gradient(s)
+        return _times(layer.x, twin.input_gradient(s))
 
 
 class AlphaBeta:
@@ -101,15 +117,17 @@ class AlphaBeta:
         """The relevance through the contributions x+ keep(w) + x- other(w) (with the bias
         keep(b)): (N, ...) like x."""
         x = layer.x
+        signed = x.min() < 0  # after a ReLU there is no x-: half the work
         w_keep, b_keep = layer.made_from_weights(keep.__name__, lambda w, b: (keep(w), keep(b)))
-        pairs = [(_positive(x), layer.with_weights(w_keep, b_keep if self.bias else None))]
-        if x.min() < 0:  # after a ReLU there is no x-: half the work
+        pairs = [(_positive(x) if signed else x,
+                  layer.with_weights(w_keep, b_keep if self.bias else None))]
+        if signed:
             w_other, _ = layer.made_from_weights(other.__name__,
                                                  lambda w, b: (other(w), other(b)))
             pairs.append((_negative(x), layer.with_weights(w_other, None)))
-        z = sum(twin.pre_activation(inputs) for inputs, twin in pairs)
+        z = _total(twin.pre_activation(inputs) for inputs, twin in pairs)
         s = r / stabilise(z)
-        return sum(inputs * twin.input_gradient(s) for inputs, twin in pairs)
+        return _total(_times(inputs, twin.input_gradient(s)) for inputs, twin in pairs)
 
 
 class WSquare:
@@ -157,9 +175,10 @@ class ZBox:
         terms = [(x, layer.with_weights(layer.w, None), 1),
                  (low, layer.with_weights(plus, None), -1),
                  (high, layer.with_weights(minus, None), -1)]
-        z = sum(sign * twin.pre_activation(inputs) for inputs, twin, sign in terms)
+        z = _total(sign * twin.pre_activation(inputs) for inputs, twin, sign in terms)
         s = r / stabilise(z)
-        return sum(sign * inputs * twin.input_gradient(s) for inputs, twin, sign in terms)
+        return _total(_times(sign * inputs, twin.input_gradient(s))
+                      for inputs, twin, sign in terms)
 
 
 class Affine:
@@ -169,7 +188,9 @@ class Affine:
     in the layer's bases so that its ``relevance`` is the one called."""
 
     twin = False  # True for a copy made by with_weights: its forward never ran
-    MAX_KEPT_BYTES = 2 ** 26  # larger kernels (VGG16's fc1: 411 MB) are made each time
+    outputs = slice(None)  # which outputs (last axis) a block of a big dense layer keeps
+    MAX_KEPT_BYTES = 2 ** 26  # larger kernels (VGG16's fc1: 411 MB) are made each time,
+    BLOCK_BYTES = 2 ** 25     # a dense one in blocks of columns of this size
 
     def with_weights(self, w, b):
         """A copy of this layer computing the same sums with kernel w and bias b (None:
@@ -195,5 +216,25 @@ class Affine:
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
         of the pass's composite. The activation (a ReLU, or none) passes relevance as it
-        is: R at z is R at the output."""
-        return options.relevance.rule_for(self).propagate(self, r)
+        is: R at z is R at the output.
+
+        A dense kernel too big to keep goes through in blocks of columns: every rule's
+        R_j = sum_k (share of x_j in z_k) R_k splits over blocks of k, and z_k needs column
+        k alone, so the sum of the blocks' relevances is the whole's. The rule's kernels
+        (w+, w-...) are then made a block at a time: 32 MB instead of VGG16's 411 MB."""
+        rule = options.relevance.rule_for(self)
+        if self.w.ndim != 2 or self.w.nbytes <= self.MAX_KEPT_BYTES:
+            return rule.propagate(self, r)
+        step = max(1, self.BLOCK_BYTES // (self.w.shape[0] * self.w.itemsize))
+        return sum(rule.propagate(self.columns(k, k + step), r[:, k:k + step])
+                   for k in range(0, self.w.shape[1], step))
+
+    def columns(self, start, stop):
+        """This dense layer cut down to its outputs start..stop-1 (w[:, start:stop], and
+        the z its forward kept, likewise), for ``relevance``'s blocks."""
+        block = copy.copy(self)
+        block.outputs = slice(start, stop)
+        block.w, block.b, block.made = self.w[:, block.outputs], self.b[block.outputs], {}
+        if not self.twin:
+            block.z = self.z[:, block.outputs]
+        return block
