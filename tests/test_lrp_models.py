@@ -12,8 +12,8 @@ from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
 from vggnp.nn.layers import Conv2D, Dense, Flatten
 from vggnp.nn.merge_layers import Add, Subtract
 from vggnp.nn.network import Network
-from vggnp.nn.relevance import Affine
-from vggnp.nn.sparse_kernels import SparseKernelConv2D
+from vggnp.nn.relevance import Affine, Flat, WSquare
+from vggnp.nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 
 
 def chain_with(middle):
@@ -30,8 +30,8 @@ def chain_with(middle):
     (PReLU("prelu", np.full((1, 1, 3), 0.1)), "needs ReLU activations, but layer prelu "
                                               "is a PReLU"),
     (Activation("swish", "swish"), "needs ReLU activations, but layer swish ends in swish"),
-    (DepthwiseConv2D("dw", np.ones((1, 1, 3, 1))), "LRP has no rule for layer dw "
-                                                    "(DepthwiseConv2D)"),
+    (DilatedDepthwiseConv2D("dw", np.ones((3, 3, 3, 1)), dilation=(2, 2)),
+     "LRP has no rule for layer dw (DilatedDepthwiseConv2D)"),
     (SeparableConv2D("sep", np.ones((1, 1, 3, 1)), np.ones((1, 1, 3, 3))),
      "LRP has no rule for layer sep (SeparableConv2D)"),
     (SparseKernelConv2D("dil", np.ones((3, 3, 3, 3)), dilation=(2, 2)),
@@ -140,3 +140,43 @@ def test_a_big_dense_kernel_goes_through_in_blocks_of_columns(monkeypatch, rule)
     in_blocks = lrp.relevance(model, x, None, rule, (-3, 3))[2]
     assert blocks == [(0, 14), (0, 3), (3, 6), (6, 9), (9, 12)]  # top is one block of 14
     np.testing.assert_allclose(in_blocks, whole, rtol=1e-9, atol=1e-12)
+
+
+def across_channels(w):
+    """A depthwise kernel (KH, KW, C, M) as the Conv2D kernel (KH, KW, C, C*M) it equals:
+    zero from channel c to every output but c*M .. c*M + M-1."""
+    kh, kw, c, m = w.shape
+    full = np.zeros((kh, kw, c, c * m))
+    for channel in range(c):
+        full[:, :, channel, channel * m:(channel + 1) * m] = w[:, :, channel]
+    return full
+
+
+@pytest.mark.parametrize("rule", ["z", "epsilon", "z_plus", "alpha_2_beta_1",
+                                  "epsilon_gamma_box", "w_square", "sequential_preset_b"])
+def test_a_depthwise_conv_passes_relevance_per_channel(rule):
+    """conv -> DepthwiseConv2D (stride 2, depth multiplier 2) -> BatchNorm -> ReLU explains
+    as the Conv2D whose kernel is zero across channels (every rule's rho(0) is 0), with
+    the BatchNorm folded into it; the flat rule's ones stay on the channel's own taps."""
+    rng = np.random.default_rng(12)
+    w, b = rng.normal(size=(3, 3, 3, 2)), rng.normal(size=6)
+    norm = BatchNorm("bn", rng.normal(size=6), rng.normal(size=6), rng.normal(size=6),
+                     rng.uniform(0.5, 2, 6))
+    def model(middle):
+        return Network([Conv2D("c", rng.normal(size=(3, 3, 3, 3)), rng.normal(size=3)),
+                        middle, norm, Activation("r", "relu"), Flatten("f"),
+                        Dense("out", np.ones((24, 3)), np.zeros(3), activation="softmax")],
+                       (4, 4))
+    depthwise = model(DepthwiseConv2D("dw", w, b, strides=(2, 2)))
+    conv = model(Conv2D("dw", across_channels(w), b, activation="linear", strides=(2, 2)))
+    conv.layers[0].w, conv.layers[0].b = depthwise.layers[0].w, depthwise.layers[0].b
+    x = rng.normal(size=(2, 4, 4, 3))
+    got = lrp.relevance(depthwise, x, None, rule, (-3, 3))[2]
+    np.testing.assert_allclose(got, lrp.relevance(conv, x, None, rule, (-3, 3))[2],
+                               rtol=1e-9, atol=1e-12)
+    assert np.abs(got).max() > 1e-3
+    r = rng.normal(size=(2, 2, 2, 6))
+    ones = Conv2D("ones", across_channels(np.ones_like(w)), strides=(2, 2))
+    ones.forward(x), depthwise.layers[1].forward(x)
+    np.testing.assert_allclose(Flat().propagate(depthwise.layers[1], r),
+                               WSquare().propagate(ones, r), rtol=1e-12)

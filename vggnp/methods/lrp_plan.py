@@ -131,7 +131,8 @@ class Folded:
         # per output channel: a block of a big dense layer (``Affine.columns``) takes its own
         scale, shift = self.norm.scale[layer.outputs], self.norm.shift[layer.outputs]
         folded = layer.with_weights(*layer.made_from_weights(
-            ("folded", self.norm.name), lambda w, b: (w * scale, b * scale + shift)))
+            ("folded", self.norm.name),
+            lambda w, b: (layer.kernel_times(w, scale), b * scale + shift)))
         return self.rule.propagate(folded, r)
 
 

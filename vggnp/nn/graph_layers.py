@@ -22,9 +22,11 @@ class DepthwiseConv2D(Conv2D):
     window with the kernel (``pre_activation``). Backward, per kernel offset (i, j), with
     the shifted map (every window's pixel at (i, j), a view: ``im2col.windows``):
         dxpad[n, s*y + i, s*x + j, c] += sum_m dz[n, y, x, c, m] w[i, j, c, m]
-        dW[i, j, c, m] = sum_{n, y, x} xpad[n, s*y + i, s*x + j, c] dz[n, y, x, c, m]"""
+        dW[i, j, c, m] = sum_{n, y, x} xpad[n, s*y + i, s*x + j, c] dz[n, y, x, c, m]
 
-    relevance = Layer.relevance  # LRP: no rule tested for it yet, refused by name
+    LRP's rules act on the weights it has (Conv2D's ``relevance``): each output takes its
+    relevance from its own channel's window, as a Conv2D whose kernel is zero across
+    channels would (``test_a_depthwise_conv_passes_relevance_per_channel``)."""
 
     def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same"):
         super().__init__(name, w, None, activation, strides, padding)
@@ -61,6 +63,10 @@ class DepthwiseConv2D(Conv2D):
     def output_shape(self, x_shape):
         n, h, w, _ = super().output_shape(x_shape)
         return (n, h, w, self.w.shape[2] * self.w.shape[3])
+
+    def kernel_times(self, w, scale):
+        """w (KH, KW, C, M) times scale (C*M,), one factor per output channel c*M + m."""
+        return w * scale.reshape(w.shape[2:])
 
     def param_gradients(self, dz):
         c, m = self.w.shape[2:]

@@ -202,6 +202,11 @@ class Affine:
         twin.made, twin.twin = {}, True
         return twin
 
+    def kernel_times(self, w, scale):
+        """w times scale (F,), one factor per output channel (its last axis): the kernel
+        of this layer followed by a per-channel scale (a folded BatchNorm)."""
+        return w * scale
+
     def made_from_weights(self, key, make):
         """make(w, b), made once per pair of arrays and kept on the layer (its replicas
         share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is

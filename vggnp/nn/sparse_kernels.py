@@ -70,6 +70,8 @@ class DilatedDepthwiseConv2D(DepthwiseConv2D):
     kernel (``full_kernel`` with one group: the taps spread, zeros between). kernel:
     (KH, KW, C, M) as Keras stores it; ``weights`` and ``dw`` are of its shape."""
 
+    relevance = Layer.relevance  # LRP: the flat rule would spread onto the spread zeros
+
     def __init__(self, name, kernel, b=None, activation="linear", strides=(1, 1),
                  padding="same", dilation=(1, 1)):
         super().__init__(name, full_kernel(kernel, dilation), b, activation, strides, padding)
