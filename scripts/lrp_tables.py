@@ -58,7 +58,7 @@ def conservation(model):
     found = {}
     for title, method, rule in COLUMNS[:-1]:
         details = {}
-        explain(model, x, method, details=details, rule=rule or "z")
+        explain(model, x, method, details=details, **({"rule": rule} if rule else {}))
         found[title] = details["relevance_sums"]
     return found
 

@@ -327,3 +327,30 @@ def test_a_metric_run_without_report_is_a_valid_record(tmp_path, capsys):
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--metric", "--resume"]) == 0
     err = capsys.readouterr().err
     assert "1 of 1 image(s) already done" in err and "skipped" not in err.split("--resume")[0]
+
+
+def test_resume_explains_again_what_another_method_or_rule_made(tmp_path, capsys):
+    """--resume skips an image only if its record was made the same way: another --method
+    or --rule (or epsilon) explains it again, and says so."""
+    run = [SHAPES[0], *ARGS, "--out", str(tmp_path)]
+
+    def resumed(*options):
+        capsys.readouterr()
+        assert cam.main([*run, "--resume", *options]) == 0
+        err = capsys.readouterr().err
+        (record,) = ResultsFile(str(tmp_path)).done().values()
+        return err, record
+    assert cam.main([*run, "--method", "lrp", "--rule", "z_plus"]) == 0
+    err, record = resumed("--method", "lrp", "--rule", "z_plus")
+    assert "1 of 1 image(s) already done, skipped" in err and "again" not in err
+    for options, rule in ((("--method", "lrp", "--rule", "epsilon"), "epsilon"),
+                          (("--method", "lrp", "--rule", "epsilon", "--epsilon", "0.5"),
+                           "epsilon"),
+                          ((), None)):  # gradcam
+        err, record = resumed(*options)
+        assert "0 of 1 image(s) already done" in err, options
+        assert "1 image(s) done with another --method or --rule are explained again" in err
+        assert record["method"] == ("lrp" if rule else "gradcam")
+        assert (record.get("rule") or {}).get("name") == rule
+    assert record["outputs"]["overlay"].endswith("_cam.jpg")
+    assert os.path.exists(record["outputs"]["overlay"])

@@ -197,7 +197,11 @@ def test_deep_taylor_conserves_max_of_the_logit(shapes_model):
 @pytest.mark.parametrize("method", ["lrp", "deep-taylor", "deconvnet", "gradient-x-input"])
 def test_explain_runs_each_method_on_vgg16(small_model, method):
     x = np.random.default_rng(7).uniform(-100, 100, (2, 64, 64, 3)).astype(np.float32)
-    maps, classes = explain(small_model, x, method, rule="sequential_preset_a")
+    options = {"rule": "sequential_preset_a"} if method == "lrp" else {}
+    maps, classes = explain(small_model, x, method, **options)
+    if method != "lrp":  # the command line refuses --rule with them, and so does explain
+        with pytest.raises(ValueError, match=f"^method {method} takes no rule, epsilon "):
+            explain(small_model, x, method, rule="z", epsilon=0.1)
     assert maps.shape == x.shape and np.isfinite(maps).all() and np.abs(maps).max() > 0
 
 
@@ -218,10 +222,15 @@ def test_what_lrp_has_no_rule_for_is_refused_by_name():
                     Activation("out", "softmax")], (2, 2))
     assert refused(tanh) == "LRP needs ReLU activations, but layer h ends in tanh"
     assert "unknown LRP rule 'zz'" in refused(tanh, "zz")
-    with pytest.raises(ValueError, match="--gamma"):
+    with pytest.raises(ValueError, match="^rule z has no gamma; only epsilon_gamma_box"):
         lrp_plan.composite(tanh, "z", (0, 1), gamma=0.5)
-    with pytest.raises(ValueError, match="--epsilon"):
+    with pytest.raises(ValueError, match="^rule z_plus has no epsilon; the rules with one: "):
         lrp_plan.composite(tanh, "z_plus", (0, 1), epsilon=0.5)
+    for value in (-1.0, np.inf, np.nan):  # inf made every map NaN, nan slipped through
+        assert lrp_plan.composite_refusal("epsilon_gamma_box", gamma=value) == \
+            f"gamma must be a finite number >= 0, not {value}"
+        assert lrp_plan.composite_refusal("epsilon", epsilon=value) == \
+            f"epsilon must be a finite number >= 0, not {value}"
 
 
 def test_the_forwards_z_is_reused_only_where_it_is_known():

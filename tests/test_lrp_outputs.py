@@ -12,6 +12,8 @@ from vggnp.viz.overlay import relevance_picture
 @pytest.mark.parametrize("args", [["--rule", "z"], ["--method", "lrp", "--rule", "zz"],
                                   ["--method", "lrp", "--rule", "z", "--epsilon", "1"],
                                   ["--method", "lrp", "--gamma", "-1"],
+                                  ["--method", "lrp", "--gamma", "inf"],
+                                  ["--method", "lrp", "--rule", "epsilon", "--epsilon", "inf"],
                                   ["--method", "lrp", "--target", "softmax"]])
 def test_lrp_options_that_do_not_apply_exit_2(args):
     with pytest.raises(SystemExit) as info:
@@ -37,7 +39,9 @@ def lrp_tables():
 @pytest.mark.slow  # seconds: the sanity cascade of eight maps on three photos
 def test_the_docs_lrp_tables_hold_what_the_script_measures(lrp_tables):
     """docs/math.md's conservation table and docs/trust.md's sanity table are what
-    ``python -m scripts.lrp_tables`` prints, to 1e-3; and what their prose says holds."""
+    ``python -m scripts.lrp_tables`` prints, to one unit of the last digit printed (a
+    value on a rounding edge, 0.055, prints as 0.05 or 0.06 with the BLAS threads' order
+    of summation: seen in CI); and what their prose says holds."""
     import os
     import re
     model = lrp_tables.load_keras_model(lrp_tables.MODEL)
@@ -49,7 +53,7 @@ def test_the_docs_lrp_tables_hold_what_the_script_measures(lrp_tables):
         numbers = [re.findall(r"-?\d+\.\d+", text) for text in (written, table)]
         assert len(numbers[0]) == len(numbers[1]) > 20, name
         np.testing.assert_allclose(np.float64(numbers[0]), np.float64(numbers[1]),
-                                   rtol=1e-3, atol=1e-3, err_msg=name)
+                                   rtol=0, atol=0.0101, err_msg=name)
     sums = lrp_tables.conservation(model)
     logit = sums["z_plus"]["dense_1"]
     for column in ("z_plus", "deep-taylor"):  # no bias, every z+ > 0: kept to the digit
@@ -88,3 +92,16 @@ def test_scale_raw_puts_every_relevance_on_the_first_ones_scale(tmp_path, capsys
     assert records[0]["rule"] == {"name": "epsilon", "epsilon": None, "gamma": None}
     from vggnp.files.results import valid_record
     assert all(valid_record(r) for r in records)  # as --resume and the report read it
+
+
+def test_the_report_keys_the_colours_of_the_maps_it_shows():
+    """The report's key: jet for the heatmaps; red-white-blue, named, for relevance maps
+    (only what the page shows: a folder of lrp maps has no jet key)."""
+    from vggnp.viz.colour_keys import colour_keys
+    jet, signed = 'class="colour-bar"', 'class="colour-bar signed"'
+    keys = colour_keys([{"method": "gradcam"}])
+    assert jet in keys and signed not in keys
+    keys = colour_keys([{"method": "lrp"}, {"method": "deep-taylor"}, {"error": "bad"}])
+    assert jet not in keys and "Relevance (lrp, deep-taylor): <span>negative</span>" in keys
+    keys = colour_keys([{"method": "gradcam", "methods": [["gradcam", "a"], ["lrp", "b"]]}])
+    assert jet in keys and "Relevance (lrp)" in keys

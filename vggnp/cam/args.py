@@ -181,8 +181,9 @@ def output_options(p):
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to list (default 5)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--alpha", type=float,
-                   help="heatmap opacity in the overlay (default 0.4; not for the guided "
-                        "methods, which draw the gradient itself)")
+                   help="heatmap opacity in the overlay (default 0.4; not for the methods "
+                        "that draw a gradient or relevance at the input itself: guided-backprop, "
+                        "guided-gradcam, lrp, deep-taylor, deconvnet, gradient-x-input)")
     p.add_argument("--format", choices=["jpg", "png"], default="jpg",
                    help="image format of the outputs (default jpg)")
     p.add_argument("--save-heatmap", action="store_true",
@@ -263,8 +264,9 @@ def inapplicable_option(args):
         return (f"--target {args.target} does not apply to --method {method.name}: "
                 f"{method.why_target}")
     if args.alpha is not None and method.gives_image:
+        drawn = "relevance" if method.diverging else "gradient"
         return (f"--alpha does not apply to --method {method.name}: its picture is the "
-                "gradient itself, not a heatmap laid over the photo")
+                f"{drawn} itself, not a heatmap laid over the photo")
     if args.trace and method.backward == "none":
         return (f"--trace does not apply to --method {method.name}: it has no backward pass "
                 "to show")

@@ -29,6 +29,13 @@ from ..viz.overlay import overlay, signed_picture
 
 
 
+def made_as(args):
+    """The record's fields that say how its map was made, as --resume compares them:
+    the method and, for lrp, the rule (None: not given)."""
+    rule = {"name": args.rule, "epsilon": args.epsilon, "gamma": args.gamma}
+    return {"method": args.method, "rule": rule if args.method == "lrp" else None}
+
+
 def handle(args, run, out, result, stem, writer):
     """One image from the network: its notes, warnings, --diagnose and --metric (here,
     where the model is), then its outputs handed to the writer thread. Returns
@@ -72,12 +79,11 @@ def _handled(args, run, out, result, stem, writer, record):
     top_k = top_classes(result.probs[None], run.table, args.top)[0]
     record.update(top=[entry(*t) for t in top_k],
                   **{"class": entry(cls, *run.table[cls], float(result.probs[cls]))},
-                  method=args.method, **({"layer": run.layer} if run.layer else {}),
+                  **({"layer": run.layer} if run.layer else {}),
                   target=run.target, empty=result.empty, model=os.path.abspath(run.weights_path),
                   preprocess=run.mode,
                   **({"completeness": completeness} if completeness else {}),
-                  **({"rule": {"name": args.rule, "epsilon": args.epsilon,
-                               "gamma": args.gamma}} if args.method == "lrp" else {}))
+                  **{k: v for k, v in made_as(args).items() if v is not None})
     raw_map, heatmap, box, scale = _extras(args, run, out, result, heatmap, record)
     method_maps = every_method(args, run, out, result, written) if args.report_all_methods \
         else None

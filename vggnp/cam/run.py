@@ -20,7 +20,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from .args import parse_args
-from .image import failed, handle, settle
+from .image import failed, handle, made_as, settle
 from ..files.results import already_done, own_outputs
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
@@ -112,9 +112,14 @@ def plan(args, results):
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
         done = results.done()
-        todo = [(path, stem) for path, stem in todo if not already_done(path, done)]
+        todo = [(path, stem) for path, stem in todo
+                if not already_done(path, done, made_as(args))]
         say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
             "done, skipped")
+        again = sum(already_done(path, done) for path, _ in todo)
+        if again:
+            say(f"vggnp.cam: --resume: {again} image(s) done with another --method or --rule "
+                "are explained again")
     elif not paths:
         raise Stop(EXIT_SOME_FAILED if empty or refused
                    else fail(EXIT_SOME_FAILED, "no images to explain"))

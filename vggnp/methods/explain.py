@@ -56,7 +56,7 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
             batch_size=32, details=None, trace=False, progress=None,
             steps=OPTION_DEFAULTS["steps"], samples=OPTION_DEFAULTS["samples"],
             noise=OPTION_DEFAULTS["noise"], seed=OPTION_DEFAULTS["seed"], warn_empty=True,
-            rule=OPTION_DEFAULTS["rule"], epsilon=None, gamma=None, preprocess=None):
+            rule=None, epsilon=None, gamma=None, preprocess=None):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
     model: VGG16 or a KerasConvNet; x: (N, H, W, C) preprocessed. layer: the conv layer of
@@ -73,17 +73,21 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     steps: integrated-gradients' path steps; samples, noise, seed: smoothgrad's noisy
     copies (see ``attribution``). batch_size: images per pass for the methods that make
     many (scorecam's masked images, the path points, the noisy copies).
-    rule, epsilon, gamma: lrp's composite and its parameters (``lrp.py``; None: the
-    composite's own); preprocess: the mode x was preprocessed with (default: the model's),
-    whose pixel range is the z^B rule's box. lrp and deep-taylor put each layer's
+    rule, epsilon, gamma: lrp's composite (None: OPTION_DEFAULTS') and its parameters
+    (``lrp.py``; None: the composite's own), refused with any other method; preprocess:
+    the mode x was preprocessed with (default: the model's), whose pixel range is the z^B
+    rule's box. lrp and deep-taylor put each layer's
     relevance sum in details["relevance_sums"] ({layer: sum}, the input's under "input";
     the batch's together) and per image details["conservation"] (``lrp.conservation``).
     """
     record = method_record(method)
     target = target or record.targets[0]
     refused = refusal(record, layer, target, trace)
-    if refused:
-        raise ValueError(refused)
+    given = [name for name, value in (("rule", rule), ("epsilon", epsilon), ("gamma", gamma))
+             if value is not None and name not in record.options]
+    if refused or given:
+        raise ValueError(refused or f"method {method} takes no {', '.join(given)} (only lrp)")
+    rule = OPTION_DEFAULTS["rule"] if rule is None else rule
     if record.layer:
         layer = conv_layer(model, layer)
     details = {} if details is None else details

@@ -101,11 +101,13 @@ def composite_refusal(name, epsilon=None, gamma=None):
     """Why the composite ``name`` cannot take these parameters, or None."""
     if name not in COMPOSITES and name != "deep_taylor":
         return f"unknown LRP rule {name!r}; rules: {', '.join(COMPOSITES)}"
-    if epsilon is not None and (name not in EPSILONS or not epsilon >= 0):
-        return (f"--epsilon ({epsilon}) must be >= 0 and goes with the rules that have one: "
-                f"{', '.join(EPSILONS)}")
-    if gamma is not None and (name != "epsilon_gamma_box" or not gamma >= 0):
-        return f"--gamma ({gamma}) must be >= 0 and goes with --rule epsilon_gamma_box"
+    if epsilon is not None and name not in EPSILONS:
+        return f"rule {name} has no epsilon; the rules with one: {', '.join(EPSILONS)}"
+    if gamma is not None and name != "epsilon_gamma_box":
+        return f"rule {name} has no gamma; only epsilon_gamma_box has one"
+    for option, value in (("epsilon", epsilon), ("gamma", gamma)):
+        if value is not None and not 0 <= value < np.inf:  # nan and inf fail too
+            return f"{option} must be a finite number >= 0, not {value}"
     return None
 
 

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from ..methods.attribution import completeness_warning
 from ..methods.explain import empty_map_message
 from ..methods.registry import METHODS
+from .colour_keys import colour_keys
 from ..files.outputs import write_new
 from ..files.results import last_successes
 
@@ -119,10 +120,8 @@ def summary_section(images):
     return (f'<h2>Summary</h2>\n<p class="summary">{len(images)} image(s) in the folder\'s '
             f'results file: {len(images) - len(failed)} done, '
             f'<span class="{"error" if failed else ""}">{len(failed)} failed</span></p>'
-            f'{listing}\n<p class="scale">Colours of the maps: <span>low</span> '
-            f'<span class="colour-bar" title="the jet colour map"></span> <span>high</span> '
-            f"(each map divided by its own maximum; with --scale raw, one scale in the "
-            f"score's units, written on each overlay)</p>")
+            f'{listing}\n{colour_keys(images)}')
+
 
 
 def _common_folder(paths):
