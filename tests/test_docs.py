@@ -119,3 +119,4 @@ def test_the_readmes_python_example_runs(vgg16_file, tmp_path):
     assert scope["probs"].shape == (1, 1000) and scope["heatmaps"].shape == (1, 14, 14)
     assert scope["picture"].size == scope["photo"].size
     assert scope["convnet"].names
+    assert scope["x"].shape == (1, *scope["convnet"].input_size, 3)  # its own size
