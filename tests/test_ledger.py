@@ -330,8 +330,8 @@ def test_a_metric_run_without_report_is_a_valid_record(tmp_path, capsys):
 
 
 def test_resume_explains_again_what_another_method_or_rule_made(tmp_path, capsys):
-    """--resume skips an image only if its record was made the same way: another --method
-    or --rule (or epsilon) explains it again, and says so."""
+    """--resume skips an image only if its record has this run's --method (and lrp's
+    --rule, --epsilon, --gamma, as given): another explains it again, and says so."""
     run = [SHAPES[0], *ARGS, "--out", str(tmp_path)]
 
     def resumed(*options):
@@ -349,7 +349,8 @@ def test_resume_explains_again_what_another_method_or_rule_made(tmp_path, capsys
                           ((), None)):  # gradcam
         err, record = resumed(*options)
         assert "0 of 1 image(s) already done" in err, options
-        assert "1 image(s) done with another --method or --rule are explained again" in err
+        assert "1 image(s) done with another --method (or lrp --rule, --epsilon, --gamma) " \
+            "are explained again" in err
         assert record["method"] == ("lrp" if rule else "gradcam")
         assert (record.get("rule") or {}).get("name") == rule
     assert record["outputs"]["overlay"].endswith("_cam.jpg")

@@ -95,13 +95,26 @@ def test_scale_raw_puts_every_relevance_on_the_first_ones_scale(tmp_path, capsys
 
 
 def test_the_report_keys_the_colours_of_the_maps_it_shows():
-    """The report's key: jet for the heatmaps; red-white-blue, named, for relevance maps
-    (only what the page shows: a folder of lrp maps has no jet key)."""
+    """The report's keys: jet for the heatmaps, grey-centred for gradient pictures,
+    red-white-blue for relevance maps, each naming its methods; only what the page shows."""
     from vggnp.viz.colour_keys import colour_keys
     jet, signed = 'class="colour-bar"', 'class="colour-bar signed"'
     keys = colour_keys([{"method": "gradcam"}])
-    assert jet in keys and signed not in keys
+    assert "heatmaps (gradcam)" in keys and jet in keys and signed not in keys
     keys = colour_keys([{"method": "lrp"}, {"method": "deep-taylor"}, {"error": "bad"}])
     assert jet not in keys and "Relevance (lrp, deep-taylor): <span>negative</span>" in keys
-    keys = colour_keys([{"method": "gradcam", "methods": [["gradcam", "a"], ["lrp", "b"]]}])
-    assert jet in keys and "Relevance (lrp)" in keys
+    keys = colour_keys([{"method": "gradcam", "methods": [["gradcam", "a"], ["lrp", "b"],
+                                                          ["guided-backprop", "c"]]}])
+    assert jet in keys and "Relevance (lrp)" in keys and "Gradient pictures " \
+        "(guided-backprop): grey is zero" in keys
+    assert colour_keys([{"error": "bad"}]).startswith("<p class=\"scale\">Colours of the "
+                                                       "heatmaps: ")
+
+
+def test_alpha_is_refused_where_the_picture_is_not_an_overlay(capsys):
+    for method, drawn in (("lrp", "relevance"), ("deconvnet", "gradient")):
+        with pytest.raises(SystemExit) as info:
+            cam.parse_args([SHAPES[0], "--method", method, "--alpha", "0.5"])
+        assert info.value.code == 2
+        assert f"--alpha does not apply to --method {method}: its picture is the {drawn} " \
+            "itself" in capsys.readouterr().err

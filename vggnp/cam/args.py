@@ -182,8 +182,8 @@ def output_options(p):
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--alpha", type=float,
                    help="heatmap opacity in the overlay (default 0.4; not for the methods "
-                        "that draw a gradient or relevance at the input itself: guided-backprop, "
-                        "guided-gradcam, lrp, deep-taylor, deconvnet, gradient-x-input)")
+                        "that draw a gradient or relevance at the input itself: "
+                        + ", ".join(m.name for m in METHODS.values() if m.gives_image) + ")")
     p.add_argument("--format", choices=["jpg", "png"], default="jpg",
                    help="image format of the outputs (default jpg)")
     p.add_argument("--save-heatmap", action="store_true",

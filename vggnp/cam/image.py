@@ -33,7 +33,8 @@ def made_as(args):
     """The record's fields that say how its map was made, as --resume compares them:
     the method and, for lrp, the rule (None: not given)."""
     rule = {"name": args.rule, "epsilon": args.epsilon, "gamma": args.gamma}
-    return {"method": args.method, "rule": rule if args.method == "lrp" else None}
+    return {"method": args.method,
+            "rule": rule if "rule" in METHODS[args.method].options else None}
 
 
 def handle(args, run, out, result, stem, writer):

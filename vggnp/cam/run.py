@@ -118,8 +118,8 @@ def plan(args, results):
             "done, skipped")
         again = sum(already_done(path, done) for path, _ in todo)
         if again:
-            say(f"vggnp.cam: --resume: {again} image(s) done with another --method or --rule "
-                "are explained again")
+            say(f"vggnp.cam: --resume: {again} image(s) done with another --method (or lrp "
+                "--rule, --epsilon, --gamma) are explained again")
     elif not paths:
         raise Stop(EXIT_SOME_FAILED if empty or refused
                    else fail(EXIT_SOME_FAILED, "no images to explain"))

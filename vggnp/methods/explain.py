@@ -46,7 +46,7 @@ from .gradcam import (EmptyMapWarning, class_indices, class_scores, conv_layer, 
                       is_top, normalise)
 from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
-from .registry import OPTION_DEFAULTS, method_record, refusal
+from .registry import METHODS, OPTION_DEFAULTS, method_record, refusal
 from .resize import resize_bilinear
 from .scorecam import score_cam
 from ..nn.trace import print_trace
@@ -86,7 +86,9 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     given = [name for name, value in (("rule", rule), ("epsilon", epsilon), ("gamma", gamma))
              if value is not None and name not in record.options]
     if refused or given:
-        raise ValueError(refused or f"method {method} takes no {', '.join(given)} (only lrp)")
+        owners = ", ".join(m.name for m in METHODS.values() if set(given) <= set(m.options))
+        raise ValueError(refused or f"method {method} takes no {', '.join(given)} "
+                         f"(only {owners})")
     rule = OPTION_DEFAULTS["rule"] if rule is None else rule
     if record.layer:
         layer = conv_layer(model, layer)

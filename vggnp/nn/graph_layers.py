@@ -26,7 +26,8 @@ class DepthwiseConv2D(Conv2D):
 
     LRP's rules act on the weights it has (Conv2D's ``relevance``): each output takes its
     relevance from its own channel's window, as a Conv2D whose kernel is zero across
-    channels would (``test_a_depthwise_conv_passes_relevance_per_channel``)."""
+    channels would, but for the flat rule, whose ones stay on the channel's own taps
+    (``test_a_depthwise_conv_passes_relevance_per_channel``)."""
 
     def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same"):
         super().__init__(name, w, None, activation, strides, padding)

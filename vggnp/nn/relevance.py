@@ -19,9 +19,10 @@ Where the gradient's backward multiplies dz by W^T, LRP multiplies R / z by rho(
 that is the only change. The layer is anything with ``x`` (its last input), ``w``, ``b``,
 ``pre_activation(x)``, ``input_gradient(dz)``, ``with_weights(w, b)``,
 ``made_from_weights`` (rho(w) made once and kept) and ``kept_pre_activation`` (z of the
-last forward): ``Conv2D``, ``Dense`` and their fast paths, through ``Affine``
-below. Each ``propagate(layer, r)``: r (N, ...) shaped as the layer's output -> the
-relevance (N, ...) shaped as its input. R: (N, ...) shaped as the layer's output -> (N, ...)
+last forward): ``Conv2D``, ``Dense``, their fast paths and ``DepthwiseConv2D``, through
+``Affine`` below; their ``pre_activation`` and ``input_gradient`` return new arrays,
+which the rules add and multiply into (``_total``, ``_times``). Each rule's
+``propagate(layer, r)``: r (N, ...) shaped as the layer's output -> the relevance (N, ...)
 shaped as its input.
 """
 
