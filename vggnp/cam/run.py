@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .args import parse_args
 from .image import failed, handle, made_as, settle
-from ..files.results import already_done, own_outputs
+from ..files.results import already_done, made_alike, own_outputs
 from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import THUMBNAILS, output_stems
@@ -111,19 +111,26 @@ def plan(args, results):
                             "links the pictures"))
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
-        done = results.done()
-        todo = [(path, stem) for path, stem in todo
-                if not already_done(path, done, made_as(args))]
-        say(f"vggnp.cam: --resume: {len(paths) - len(todo)} of {len(paths)} image(s) already "
-            "done, skipped")
-        again = sum(already_done(path, done) for path, _ in todo)
-        if again:
-            say(f"vggnp.cam: --resume: {again} image(s) done with another --method (or lrp "
-                "--rule, --epsilon, --gamma) are explained again")
+        todo = not_done_yet(args, results, todo)
     elif not paths:
         raise Stop(EXIT_SOME_FAILED if empty or refused
                    else fail(EXIT_SOME_FAILED, "no images to explain"))
     return todo, len(empty) + len(refused)
+
+
+def not_done_yet(args, results, todo):
+    """--resume: the (path, stem) pairs of ``todo`` that the results file does not list as
+    done, unchanged and made the same way (``made_as``); says how many were skipped and
+    how many are explained again because another --method or --rule made them."""
+    done, made = results.done(), made_as(args)
+    finished = [already_done(path, done) for path, _ in todo]  # one stat per input
+    alike = [f and made_alike(path, done, made) for f, (path, _) in zip(finished, todo)]
+    say(f"vggnp.cam: --resume: {sum(alike)} of {len(todo)} image(s) already done, skipped")
+    again = sum(finished) - sum(alike)
+    if again:
+        say(f"vggnp.cam: --resume: {again} image(s) done with another --method (or lrp "
+            "--rule, --epsilon, --gamma) are explained again")
+    return [item for item, skip in zip(todo, alike) if not skip]
 
 
 def process(args, run, todo, failed_inputs, results, client=None):

@@ -249,10 +249,16 @@ def _parsed(line):
         return None
 
 
-def already_done(path, done, made_as=None):
-    """True if ``done`` (from ResultsFile.done) has this file, unchanged since, and its
-    record has the fields of ``made_as`` ({field: value}; None: a field it lacks), so that
-    --resume explains again an image done with another --method or --rule."""
+def already_done(path, done):
+    """True if ``done`` (from ResultsFile.done) has this file, unchanged since."""
     record = done.get(os.path.abspath(path))
     return record is not None and [record.get("size"), record.get("mtime_ns")] == \
-        list(file_stamp(path)) and all(record.get(k) == v for k, v in (made_as or {}).items())
+        list(file_stamp(path))
+
+
+def made_alike(path, done, made_as):
+    """True if the record ``done`` has for this file has the fields of ``made_as``
+    ({field: value}; None: a field it lacks), so that --resume explains again an image done
+    with another --method or --rule."""
+    record = done.get(os.path.abspath(path), {})
+    return all(record.get(k) == v for k, v in made_as.items())

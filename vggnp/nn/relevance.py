@@ -232,8 +232,8 @@ class Affine:
         if self.w.ndim != 2 or self.w.nbytes <= self.MAX_KEPT_BYTES:
             return rule.propagate(self, r)
         step = max(1, self.BLOCK_BYTES // (self.w.shape[0] * self.w.itemsize))
-        return sum(rule.propagate(self.columns(k, k + step), r[:, k:k + step])
-                   for k in range(0, self.w.shape[1], step))
+        return _total(rule.propagate(self.columns(k, k + step), r[:, k:k + step])
+                      for k in range(0, self.w.shape[1], step))
 
     def columns(self, start, stop):
         """This dense layer cut down to its outputs start..stop-1 (w[:, start:stop], and
