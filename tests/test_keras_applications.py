@@ -38,14 +38,21 @@ def calibrate_batch_norms(keras, model, x):
     """Every batch norm's moving statistics set to those of its input on the images x
     (N, H, W, C), as training leaves them, so that deep random networks keep a signal
     that depends on the image (with arbitrary statistics, EfficientNetB0's logits were the
-    same for every image and d logit / d input ~1e-16)."""
+    same for every image and d logit / d input ~1e-16). Dropout is off meanwhile."""
     norms = [layer for layer in leaf_layers(model)
              if isinstance(layer, keras.layers.BatchNormalization)]
+    dropouts = [layer for layer in leaf_layers(model)
+                if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in dropouts]
     for layer in norms:
         layer.momentum = 0.0  # the moving average becomes this batch's statistics
+    for layer in dropouts:  # else random (EfficientNetB0's drop-connect): another model
+        layer.rate = 0.0    # each run, its sigmoid output 7e-9 in one, 3e-4 in another
     model(x, training=True)
     for layer in norms:
         layer.momentum = 0.99
+    for layer, rate in zip(dropouts, rates):
+        layer.rate = rate
 
 
 def test_mobilenet_v2_equals_tensorflow(tf, tmp_path):
