@@ -12,7 +12,6 @@ from vggnp import VGG16
 from vggnp.methods.explain import explain, normalise, score_cam
 from vggnp.methods.registry import METHODS
 from vggnp.methods.faithfulness import deletion_insertion
-from vggnp.methods.gradcam import class_scores
 from vggnp.keras_model import load_keras_model
 from vggnp.methods.resize import resize_bilinear
 
@@ -160,7 +159,7 @@ def test_eigen_cam_is_the_first_principal_component(full_size):
 
 def test_score_cam_equals_a_slow_reference_and_batching_changes_nothing(small_model):
     x = np.random.default_rng(3).standard_normal((2, 64, 64, 3)).astype(np.float32) * 60
-    classes = class_scores(small_model.predict(x)).argmax(axis=1)
+    classes = small_model.class_scores(small_model.predict(x)).argmax(axis=1)
     fast = score_cam(small_model, x, "block4_conv3", classes, batch_size=5)
     one_by_one = score_cam(small_model, x, "block4_conv3", classes, batch_size=1)
     assert np.allclose(fast, one_by_one, atol=1e-6)

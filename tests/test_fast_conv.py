@@ -5,11 +5,16 @@ reference: ``im2col`` followed by one GEMM, and the loop convolution of
 import numpy as np
 import pytest
 
-from vggnp.fast.direct_conv import correlate_same
+from vggnp.fast.direct_conv import correlate, correlate_same
 from vggnp.fast.gemm import matmul_add
 from vggnp.nn.im2col import im2col
+from vggnp.nn.backward_pass import BackwardPass
+from vggnp.nn.layers import Conv2D
 from vggnp.fast.layers import FastConv2D
 from vggnp.nn.naive import conv2d_same_naive
+
+
+PARAMS = BackwardPass(param_grads=True)
 
 
 def rng():
@@ -49,6 +54,59 @@ def test_correlate_same_equals_im2col_gemm(shape, k, f, block_pixels):
     expected_dx = (im2col(dz, k, k, k // 2) @ flipped.reshape(-1, shape[3])).reshape(shape)
     np.testing.assert_allclose(correlate_same(dz, flipped, {}, block_bytes=block_bytes),
                                expected_dx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, pads", [((3, 3), ((0, 0), (0, 0))),
+                                          ((4, 2), ((1, 2), (0, 1))),
+                                          ((1, 3), ((0, 0), (2, 2))),
+                                          ((3, 3), ((2, 2), (2, 2)))])
+def test_correlate_with_any_padding_equals_im2col_gemm(kernel, pads):
+    """Stride 1 with "valid", uneven ("same" for an even kernel) and "full" padding: the
+    sum of im2col(x) @ W + b, in float64 to rounding, in blocks that span images too."""
+    r = rng()
+    x, kh, kw = r.standard_normal((2, 6, 7, 5)), *kernel
+    w, b = r.standard_normal((kh, kw, 5, 3)), r.standard_normal(3)
+    (top, bottom), (left, right) = pads
+    shape = (2, 6 + top + bottom - kh + 1, 7 + left + right - kw + 1, 3)
+    expected = (im2col(x, kh, kw, pads) @ w.reshape(-1, 3)).reshape(shape) + b
+    for block_bytes in (2 << 20, 3 * 8):
+        got = correlate(x, w, {}, pads, bias=b, block_bytes=block_bytes)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, padding", [((3, 3), "valid"), ((4, 4), "same"),
+                                             ((2, 3), "valid"), ((5, 5), "same")])
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 5e-6)])
+def test_fast_conv_with_any_padding_equals_the_lesson(kernel, padding, dtype, tolerance):
+    """A stride-1 FastConv2D that is not "same" with an odd kernel (Xception's "valid"
+    block1_conv2) runs the direct path forward and, with >= 16 channels, backward too;
+    z, dx, dW and db equal the lesson's Conv2D (im2col, col2im) in float64 within 1e-10
+    and in float32 within 5e-6 of each array's largest value."""
+    r = rng()
+    x = r.standard_normal((2, 9, 8, 16))
+    w = r.standard_normal((*kernel, 16, 6)) / np.sqrt(16 * kernel[0] * kernel[1])
+    b = r.standard_normal(6)
+    fast = FastConv2D("c", w.astype(dtype), b.astype(dtype), "linear", padding=padding)
+    lesson = Conv2D("c", w, b, "linear", padding=padding)
+    assert fast.path(x.shape) == fast.path(x.shape, backward=True) == "direct"
+    z, expected = fast.forward(x.astype(dtype)), lesson.forward(x)
+    assert z.dtype == dtype
+    dout = r.standard_normal(expected.shape)
+    got = [fast.backward(dout.astype(dtype), PARAMS), fast.dw, fast.db]
+    want = [lesson.backward(dout, PARAMS), lesson.dw, lesson.db]
+    for mine, truth in zip([z, *got], [expected, *want]):
+        assert mine.shape == truth.shape
+        assert np.abs(mine - truth).max() <= tolerance * np.abs(truth).max()
+
+
+def test_a_kernel_larger_than_the_padded_input_is_refused_or_left_to_im2col():
+    """correlate refuses a kernel that does not fit (it would slice uninitialised rows);
+    FastConv2D leaves that shape to the lesson's im2col, which says it in its own way."""
+    x = rng().standard_normal((1, 2, 5, 16))
+    with pytest.raises(ValueError, match="does not fit"):
+        correlate(x, np.ones((3, 3, 16, 2)), {}, ((0, 0), (0, 0)))
+    conv = FastConv2D("c", np.ones((3, 3, 16, 2)), np.zeros(2), "linear", padding="valid")
+    assert conv.path(x.shape) == "im2col" and conv.path((1, 3, 5, 16)) == "direct"
 
 
 def test_a_shared_workspace_gives_each_call_its_own_result():

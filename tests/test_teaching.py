@@ -146,19 +146,20 @@ def test_trace_of_a_pass_to_the_input(capsys):
     assert f"visited {len(model.names)} layers; not run 0: none" in out
 
 
-FLIPPED_LINES = [f"Conv2D {k}x{k} same, 16 ch, flipped kernel" for k in (3, 5)]
+FLIPPED_LINES = [f"Conv2D {k}x{k} same, 16 ch, flipped kernel" for k in (3, 5)] + [
+    "Conv2D 3x3 valid, 16 ch, flipped kernel"]
 
 
 def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
-    """Issue #12: the >= 16-channel conv backward, dx = correlate_same(dz, w_flipped), has
+    """Issue #12: the >= 16-channel conv backward, dx = correlate(dz, w_flipped), has
     its own float64 lines (dx, dW, db <= 1e-7), and they are the ones that run it. Spies
-    on vggnp.fast.layers (correlate_same, FastConv2D._flipped_kernel) and vggnp.nn.layers
+    on vggnp.fast.layers (correlate, FastConv2D._flipped_kernel) and vggnp.nn.layers
     (col2im) record, check by check, which path each Conv2D backward took."""
     import vggnp.fast.layers as fast_layers
     import vggnp.nn.layers as layers
     seen = {"flipped": [], "correlate": [], "col2im": 0}
     real_flipped, real_correlate, real_col2im = (fast_layers.FastConv2D._flipped_kernel,
-                                                 fast_layers.correlate_same, layers.col2im)
+                                                 fast_layers.correlate, layers.col2im)
 
     def flipped(self):
         kernel = real_flipped(self)
@@ -174,7 +175,7 @@ def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
         return real_col2im(*args, **kwargs)
 
     monkeypatch.setattr(fast_layers.FastConv2D, "_flipped_kernel", flipped)
-    monkeypatch.setattr(fast_layers, "correlate_same", correlate)
+    monkeypatch.setattr(fast_layers, "correlate", correlate)
     monkeypatch.setattr(layers, "col2im", col2im)
     paths = {}
     for name, errors in gradcheck.checks():  # a generator: each check runs before its yield
@@ -186,7 +187,7 @@ def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
             w, kernel = seen["flipped"][0]
             assert w.shape[2] >= 16 and w.dtype == np.float64
             assert np.array_equal(kernel, w[::-1, ::-1].transpose(0, 1, 3, 2))
-            # the kernel the backward hands to correlate_same is that flipped one
+            # the kernel the backward hands to correlate is that flipped one
             assert any(k is kernel for k in seen["correlate"])
         if name == FLIPPED_LINES[-1]:
             break
@@ -215,7 +216,7 @@ def test_flipped_kernel_check_fails_for_a_broken_backward(monkeypatch, capsys):
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if line.endswith("  FAILED")]
     assert [line[:40].strip() for line in failed] == FLIPPED_LINES
-    assert out.splitlines()[-1] == "2 FAILED"
+    assert out.splitlines()[-1] == f"{len(FLIPPED_LINES)} FAILED"
     monkeypatch.undo()
     with pytest.raises(AssertionError, match="did not call _flipped_kernel"):
         gradcheck.flipped_kernel_errors(3, channels=8)

@@ -29,6 +29,8 @@ def checks():
         if name == "Conv2D 5x5 stride 2 valid":  # the fast path's lines follow the conv's
             for k in (3, 5):
                 yield f"Conv2D {k}x{k} same, 16 ch, flipped kernel", flipped_kernel_errors(k)
+            yield ("Conv2D 3x3 valid, 16 ch, flipped kernel",
+                   flipped_kernel_errors(3, padding="valid"))
     yield "whole VGG16 (small), logits -> input", whole_net_errors()
     yield from graph_gradcheck.graph_checks()  # merge layers, and a graph whose gradients add
 
@@ -38,11 +40,12 @@ def whole_net_errors():
     return textbook.whole_net_errors(VGG16)
 
 
-def flipped_kernel_errors(k=3, channels=16, filters=4):
-    """dx, dW, db of a k x k stride-1 "same" Conv2D with >= 16 input channels.
+def flipped_kernel_errors(k=3, channels=16, filters=4, padding="same"):
+    """dx, dW, db of a k x k stride-1 Conv2D with >= 16 input channels.
 
-    That is the backward VGG16 runs in 12 of its 13 convs: dx = correlate_same(dz,
-    w_flipped), not col2im (which the 3-channel checks above exercise). The check asserts
+    That is the backward VGG16 runs in 12 of its 13 convs: dx = correlate(dz, w_flipped),
+    not col2im (which the 3-channel checks above exercise); a "valid" conv's (Xception's
+    block1_conv2) is the "full" correlation, with k - 1 zeros each side. The check asserts
     that the backward took that path (it called ``FastConv2D._flipped_kernel``). The input,
     (2, 5, 6, C), is non-square; x, w and b have 2*5*6*16 + k*k*16*4 + 4 elements, each
     perturbed twice (about 0.2 s for k = 3, 0.6 s for k = 5).
@@ -51,8 +54,8 @@ def flipped_kernel_errors(k=3, channels=16, filters=4):
     x = rng.standard_normal((2, 5, 6, channels))
     w = rng.standard_normal((k, k, channels, filters)) / np.sqrt(k * k * channels)
     b = rng.standard_normal(filters)
-    return layer_errors(lambda w_, b_: FastConv2D("c", w_, b_, "relu"), x, (w, b),
-                        must_call="_flipped_kernel")
+    return layer_errors(lambda w_, b_: FastConv2D("c", w_, b_, "relu", padding=padding), x,
+                        (w, b), must_call="_flipped_kernel")
 
 
 def main(argv=()):

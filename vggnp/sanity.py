@@ -28,7 +28,6 @@ from .files.download import DownloadError
 from .files.errors import InputError
 from .files.images import read_image
 from .files.preprocess import model_input
-from .methods.gradcam import class_scores
 from .viz.overlay import jet_picture, labelled_grid, save_image
 from .viz.report import REPORT_NAME, write_sanity_report
 from .methods.sanity_checks import sanity_check, undefined, verdict
@@ -107,7 +106,7 @@ def run(args):
         if refusal:
             return _fail(EXIT_USAGE, refusal)
     try:
-        cls = (int(class_scores(model.predict(x)).argmax()) if args.class_ is None
+        cls = (int(model.class_scores(model.predict(x)).argmax()) if args.class_ is None
                else find_class(args.class_, table))
     except ValueError as e:
         return _fail(EXIT_USAGE, f"--class: {e}")

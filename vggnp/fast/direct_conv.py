@@ -1,7 +1,8 @@
 """The fast convolution: the same sum as ``im2col(x) @ W``, without unfolding the windows.
 
-``layers.FastConv2D`` calls :func:`correlate_same` for its stride-1 "same" convs with odd
-square kernels (all of VGG16's), forward and, with the flipped kernel, backward. The
+``layers.FastConv2D`` calls :func:`correlate` for its stride-1 convs ("same", as all of
+VGG16's, or "valid", as Xception's block1_conv2), forward and, with the flipped kernel,
+backward. The
 reference it is tested against is :func:`vggnp.nn.im2col.im2col` followed by one GEMM
 (``tests/test_fast_conv.py``).
 
@@ -28,53 +29,74 @@ from .gemm import matmul_add
 
 
 def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
-    """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias), as sums of shifted GEMMs.
+    """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias): :func:`correlate` with "same"
+    zero padding (KH // 2 on every side), for an odd square kernel.
 
     x: (N, H, W, C), kernel: (KH, KW, C, F) with KH = KW odd, bias: (F,) or None
-    -> z: (N, H, W, F), "same" zero padding, stride 1.
+    -> z: (N, H, W, F).
+    """
+    k, k_w = kernel.shape[:2]
+    if k != k_w or k % 2 == 0:
+        raise ValueError(f"correlate_same: an odd square kernel, not {k}x{k_w}")
+    return correlate(x, kernel, buffers, ((k // 2, k // 2), (k // 2, k // 2)), bias, block_bytes)
+
+
+def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20):
+    """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias), stride 1, as sums of shifted
+    GEMMs:
+
+        z[n, y, x'] = b + sum_{i, j} xpad[n, y + i, x' + j] @ kernel[i, j]
+
+    x: (N, H, W, C), kernel: (KH, KW, C, F), pads: ((top, bottom), (left, right)) rows and
+    columns of zeros, bias: (F,) or None -> z: (N, H', W', F), H' = H + top + bottom - KH + 1
+    (W' alike): "same" or "valid" padding, or the "full" one of a valid conv's backward.
 
     The N padded images lie one after another in one flat (rows, C) array, so a block of
     output rows may span two images: the outputs that fall between images (the padding
-    rows) are computed and dropped too. z is a view into a (N, H+2p, W+2p, F) array
-    (not contiguous: reshaping it copies).
+    rows) are computed and dropped too. z is a view into a (N, H+top+bottom, W+left+right,
+    F) array (not contiguous: reshaping it copies).
     buffers: a workspace dict kept by the caller (the model shares one among its conv
     layers) for the padded input, so that no call faults in fresh memory.
     """
     n, h, w, c = x.shape
-    k, k_w, _, f = kernel.shape
-    if k != k_w or k % 2 == 0:
-        raise ValueError(f"correlate_same: an odd square kernel, not {k}x{k_w}")
-    pad = k // 2
-    hp, wp = h + 2 * pad, w + 2 * pad
-    # One spare row: the last tap of the last output row reads 2*pad pixels past the image.
-    flat = zero_padded(buffers, "padded", x, pad, spare_rows=1).reshape(-1, c)
+    kh, kw, _, f = kernel.shape
+    (top, bottom), (left, right) = pads
+    hp, wp = h + top + bottom, w + left + right
+    h_out, w_out = hp - kh + 1, wp - kw + 1
+    if h_out < 1 or w_out < 1:
+        raise ValueError(f"correlate: a {kh}x{kw} kernel does not fit in {hp}x{wp} pixels")
+    # One spare row: the last tap of the last output row reads KW - 1 pixels past the image.
+    flat = zero_padded(buffers, "padded", x, pads, spare_rows=1).reshape(-1, c)
 
     z = np.empty((n, hp, wp, f), dtype=x.dtype)
     z_flat = z.reshape(-1, f)
-    last = (n - 1) * hp * wp + h * wp           # one past the last output needed
+    last = (n - 1) * hp * wp + h_out * wp           # one past the last output needed
     block = max(block_bytes // (f * x.itemsize), 1)
     for start in range(0, last, block):
         stop = min(start + block, last)
         out = z_flat[start:stop]
         out[...] = 0 if bias is None else bias
-        for i in range(k):
-            for j in range(k):
+        for i in range(kh):
+            for j in range(kw):
                 shift = i * wp + j
                 matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
-    return z[:, :h, :w]
+    return z[:, :h_out, :w_out]
 
 
-def zero_padded(buffers, name, x, pad, spare_rows=0):
-    """x: (N, H, W, C) zero-padded by ``pad`` on every side, in the workspace array
-    ``name``: (N*(H+2*pad) + spare_rows, W+2*pad, C), the padded images one after another,
-    then ``spare_rows`` rows of zeros. The buffer is reused, so only its border is zeroed."""
+def zero_padded(buffers, name, x, pads, spare_rows=0):
+    """x: (N, H, W, C) zero-padded by ``pads``, ((top, bottom), (left, right)) rows and
+    columns, in the workspace array ``name``: (N*(H+top+bottom) +
+    spare_rows, W+left+right, C), the padded images one after another, then ``spare_rows``
+    rows of zeros. The buffer is reused, so only its border is zeroed."""
     n, h, w, c = x.shape
-    hp, wp = h + 2 * pad, w + 2 * pad
+    (top, bottom), (left, right) = pads
+    hp, wp = h + top + bottom, w + left + right
     flat = workspace_array(buffers, name, (n * hp + spare_rows, wp, c), x.dtype)
     images = flat[:n * hp].reshape(n, hp, wp, c)
-    images[:, :pad], images[:, h + pad:], images[:, :, :pad], images[:, :, w + pad:] = 0, 0, 0, 0
+    images[:, :top], images[:, top + h:] = 0, 0
+    images[:, :, :left], images[:, :, left + w:] = 0, 0
     flat[n * hp:] = 0
-    images[:, pad:pad + h, pad:pad + w] = x
+    images[:, top:top + h, left:left + w] = x
     return flat
 
 

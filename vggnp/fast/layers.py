@@ -9,7 +9,7 @@ says which path each layer of VGG16 takes on this machine.
 """
 
 from ..nn.layers import Conv2D
-from .direct_conv import correlate_same
+from .direct_conv import correlate
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
 # Below this many input channels the backward's dx stays the textbook col2im scatter: for
@@ -28,15 +28,18 @@ def flipped_kernel(w):
 
 
 class FastConv2D(Conv2D):
-    """Conv2D whose stride-1 "same" convolutions with odd square kernels (all of VGG16's)
-    run forward and backward through :func:`correlate_same`: one GEMM per kernel tap on
-    shifted slices of the padded input, the bias added in the same pass (out is then a
-    view into an array padded like the input, not contiguous).
+    """Conv2D whose stride-1 convolutions ("same" as all of VGG16's, or "valid") run
+    forward and backward through :func:`correlate`: one GEMM per kernel tap on shifted
+    slices of the padded input, the bias added in the same pass (out is then a view into
+    an array padded like the input, not contiguous).
 
-    Backward, for those shapes:
-        dx = correlate_same(dz, w_flipped),  w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
-    the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"). Winograd F(2x2, 3x3)
-    replaces either sum where :func:`winograd_pays` (off by default).
+    Backward, for those shapes, with the forward's zero padding (top, bottom) rows and
+    (left, right) columns:
+        dx = correlate(dz, w_flipped, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
+        w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
+    the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
+    the "full" one). Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
+    :func:`winograd_pays` (off by default).
     buffers: the padded-input workspace, shared by the model's conv layers (they run one
     at a time) and reused across calls.
     """
@@ -46,8 +49,7 @@ class FastConv2D(Conv2D):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers = {} if buffers is None else buffers
         self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
-        kh, kw = w.shape[:2]
-        self.fast = kh == kw and kh % 2 == 1 and self.strides == (1, 1) and padding == "same"
+        self.fast = self.strides == (1, 1)
 
     def replica(self, workspace):
         twin = super().replica(workspace)
@@ -67,7 +69,7 @@ class FastConv2D(Conv2D):
             z = winograd_same(x, self._made_from_w("winograd", kernel_transform), self.buffers)
             z += self.b
             return z
-        return correlate_same(x, self.w, self.buffers, bias=self.b)
+        return correlate(x, self.w, self.buffers, self.pads(x.shape), bias=self.b)
 
     def input_gradient(self, dz):
         path = self.path(self.x.shape, backward=True)
@@ -77,17 +79,23 @@ class FastConv2D(Conv2D):
             return winograd_same(dz, self._made_from_w(
                 "winograd_flipped", lambda w: kernel_transform(flipped_kernel(w))),
                 self.buffers)
-        return correlate_same(dz, self._flipped_kernel(), self.buffers)
+        (top, bottom), (left, right) = self.pads(self.x.shape)
+        kh, kw = self.w.shape[:2]
+        return correlate(dz, self._flipped_kernel(), self.buffers,
+                         ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)))
 
     def path(self, x_shape, backward=False):
         """Which sum computes this layer's forward (or backward dx) for an input of x_shape:
         "im2col", "direct" (shifted GEMMs) or "winograd"."""
         kh, kw, c, f = self.w.shape
-        if not self.fast or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
+        (top, bottom), (left, right) = self.pads(x_shape)
+        fits = x_shape[1] + top + bottom >= kh and x_shape[2] + left + right >= kw
+        if not (self.fast and fits) or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
             return "im2col"
         shape = (*x_shape[:3], f) if backward else x_shape
         kernel = (kh, kw, f, c) if backward else self.w.shape
-        return "winograd" if winograd_pays(shape, kernel) else "direct"
+        same = self.padding == "same"  # Winograd's tiles: 3x3, one pixel of padding
+        return "winograd" if same and winograd_pays(shape, kernel) else "direct"
 
     def _flipped_kernel(self):
         return flipped_kernel(self.w)

@@ -74,7 +74,8 @@ def winograd_same(x, u, buffers=None):
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw = h // 2, w // 2
-    xp = zero_padded(buffers, "winograd_padded", x, 1).reshape(n, h + 2, w + 2, c)
+    xp = zero_padded(buffers, "winograd_padded", x, ((1, 1), (1, 1)))
+    xp = xp.reshape(n, h + 2, w + 2, c)
     v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
                                                      (4, 4, n, th, tw, c), x.dtype))
     m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)

@@ -16,7 +16,7 @@ m -> infinity; :func:`integrated_gradients` reports how close m steps come.
 
 import numpy as np
 
-from .gradcam import backward_seed, class_indices, class_scores
+from .gradcam import backward_seed, class_indices
 from ..nn.trace import print_trace
 
 # The completeness check's tolerance: |attribution sum - score difference| / |difference|
@@ -42,7 +42,7 @@ def score_gradient(model, x, class_index, target, guided=False, trace=False):
     file prints both passes layer by layer."""
     steps = {"forward": [], "backward": []} if trace else {"forward": None, "backward": None}
     outputs = model.forward(x, trace=steps["forward"])
-    probs = class_scores(outputs)
+    probs = model.class_scores(outputs)
     classes = class_indices(class_index, probs)
     grad = model.backward(backward_seed(outputs, classes), start=model.names[-1],
                           from_logits=(target == "logit"),
@@ -57,7 +57,7 @@ def target_scores(model, outputs, classes, target):
     logit z_c (one sigmoid unit: z for class 1, -z for class 0) or the probability."""
     rows = np.arange(len(classes))
     if target == "softmax":
-        return class_scores(outputs)[rows, classes]
+        return model.class_scores(outputs)[rows, classes]
     z = model.layers[-1].z  # the output layer's pre-activation (a Dense or an Activation)
     return np.where(classes == 1, z[:, 0], -z[:, 0]) if z.shape[1] == 1 else z[rows, classes]
 

@@ -37,10 +37,14 @@ def xgradcam_weights(A, g):
 
 
 def gradcam_pp_weights(A, g):
-    """w_k = sum_ij alpha^k_ij ReLU(g^k_ij), alpha = g^2 / (2 g^2 + sum_ab A^k_ab g^3): (N, C)."""
-    g2, g3 = g ** 2, g ** 3
-    denominator = 2 * g2 + A.sum(axis=(1, 2), keepdims=True) * g3
-    alpha = np.where(denominator != 0, g2 / np.where(denominator != 0, denominator, 1), 0)
+    """w_k = sum_ij alpha^k_ij ReLU(g^k_ij), alpha = g^2 / (2 g^2 + sum_ab A^k_ab g^3): (N, C).
+
+    Computed as alpha = 1 / (2 + S g), S = sum_ab A^k_ab, with g^2 cancelled (0 where g or
+    the denominator is 0): g^2 and g^3 underflow in float32 once |g| < 1e-19 (a softmax
+    target of a class with p ~ 1e-22), which emptied the map."""
+    denominator = 2 + A.sum(axis=(1, 2), keepdims=True) * g
+    usable = (g != 0) & (denominator != 0)
+    alpha = np.where(usable, 1 / np.where(usable, denominator, 1), 0)
     return (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
 
 

@@ -47,6 +47,7 @@ def diagnose(model, x, layer=None, class_index=None):
         earlier = _earlier_conv(model, layer)
         other = grad_cam(model, x, earlier, cls, warn_empty=False)[0][0] if earlier else None
     p = float(d["probs"][0, cls])
+    saturation = _saturation(model, d["probs"][0], cls)
     alpha = d["weights"][0]
     negative = float(np.mean(alpha < 0))
     A, g = d["activations"][0], d["gradients"][0]
@@ -56,8 +57,10 @@ def diagnose(model, x, layer=None, class_index=None):
     empty = not heatmap.any()
     peak = tuple(int(i) for i in np.unravel_index(np.argmax(heatmap), heatmap.shape))
     lines = [
-        f"class {cls}: probability {p:.6f}; the softmax gradient scales with p(1-p) = "
-        f"{p * (1 - p):.2e}" + (" -- saturated" if p * (1 - p) < 1e-3 else ""),
+        (f"class {cls}: logit {p:.4g} (the model outputs logits: no softmax to saturate)"
+         if saturation is None else
+         f"class {cls}: probability {p:.6f}; the softmax gradient scales with p(1-p) = "
+         f"{saturation:.2e}" + (" -- saturated" if saturation < 1e-3 else "")),
         f"channel weights alpha at {layer}: {negative:.0%} negative "
         f"(their channels count against the class)",
         f"dead channels at {layer} (zero everywhere for this image): {dead:.0%}",
@@ -70,16 +73,28 @@ def diagnose(model, x, layer=None, class_index=None):
     ]
     if other is not None:
         lines.append(f"{layer} vs {earlier}: correlation {_similarity(heatmap, other):.3f}")
+    return lines, _suggestion(empty, negative, saturation, dead, layer, earlier)
+
+
+def _saturation(model, scores, c):
+    """p (1 - p) of class c, scores (K,) the model's probabilities; None for logits. 1 - p
+    as the other classes' sum: float32's 1 - p is 0 once p rounds to 1."""
+    if model.output_activation not in ("softmax", "sigmoid"):
+        return None
+    return float(scores[c]) * float(np.delete(scores, c).astype(np.float64).sum())
+
+
+def _suggestion(empty, negative, saturation, dead, layer, earlier):
+    """The one thing to try, from what ``diagnose`` measured (fractions, p (1 - p) or
+    None)."""
     if empty and negative >= 0.5:
-        suggestion = ("this layer's evidence is against the class: try --method "
-                      "counterfactual (what argues against it), or the top-1 class")
-    elif p * (1 - p) < 1e-3:
-        suggestion = ("the softmax is saturated: keep --target logit (the default); a "
-                      "softmax target's gradient nearly vanishes here")
-    elif empty:
-        suggestion = f"the map is empty at {layer}: try --layer {earlier or 'an earlier layer'}"
-    elif dead >= 0.5:
-        suggestion = f"most channels are dead at {layer}: try an earlier layer"
-    else:
-        suggestion = "nothing odd found: the map shows where the layer's evidence is"
-    return lines, suggestion
+        return ("this layer's evidence is against the class: try --method "
+                "counterfactual (what argues against it), or the top-1 class")
+    if saturation is not None and saturation < 1e-3:
+        return ("the softmax is saturated: keep --target logit (the default); a "
+                "softmax target's gradient nearly vanishes here")
+    if empty:
+        return f"the map is empty at {layer}: try --layer {earlier or 'an earlier layer'}"
+    if dead >= 0.5:
+        return f"most channels are dead at {layer}: try an earlier layer"
+    return "nothing odd found: the map shows where the layer's evidence is"

@@ -42,7 +42,7 @@ import numpy as np
 
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
-from .gradcam import (EmptyMapWarning, class_indices, class_scores, conv_layer, grad_cam,
+from .gradcam import (EmptyMapWarning, class_indices, conv_layer, grad_cam,
                       is_top, normalise)
 from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
@@ -162,7 +162,7 @@ class Run:
 
     def classes_from_forward(self):
         """One forward pass: details["probs"] (N, K) and the classes (N,) to explain."""
-        self.details["probs"] = class_scores(self.model.forward(self.x))
+        self.details["probs"] = self.model.class_scores(self.model.forward(self.x))
         return class_indices(self.class_index, self.details["probs"])
 
 
@@ -220,7 +220,7 @@ def _scorecam(run):
 
 def _eigencam(run):
     outputs, kept = run.model.forward(run.x, keep=(run.layer,))
-    run.details["probs"] = class_scores(outputs)
+    run.details["probs"] = run.model.class_scores(outputs)
     run.details["activations"] = kept[run.layer]
     return eigen_cam(kept[run.layer]), class_indices(run.class_index, run.details["probs"])
 

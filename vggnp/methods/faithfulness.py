@@ -10,7 +10,6 @@ per step, all steps of a curve in one batch.
 
 import numpy as np
 
-from .gradcam import class_scores
 from .resize import resize_bilinear
 
 
@@ -31,7 +30,7 @@ def curve(model, x, heatmap, class_index, steps=20, insert=False, batch_size=Non
     size = batch_size or len(batch)
     scores = []
     for start in range(0, len(batch), size):
-        scores.append(class_scores(model.predict(batch[start:start + size]))[:, class_index])
+        scores.append(model.class_scores(model.predict(batch[start:start + size]))[:, class_index])
         if progress:
             progress(min(start + size, len(batch)), len(batch))
     return np.concatenate(scores)

@@ -40,12 +40,6 @@ def is_top(scores, c):
     return bool(scores[c] == scores.max() and np.count_nonzero(scores == scores.max()) == 1)
 
 
-def class_scores(outputs):
-    """The model's outputs (N, K) as one score per class: a single unit p (a sigmoid
-    binary classifier) becomes the two classes [1 - p, p]."""
-    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[1] == 1 else outputs
-
-
 class EmptyMapWarning(RuntimeWarning):
     """A map is zero everywhere: nothing at the layer speaks for the class."""
 
@@ -115,7 +109,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     (14x14 for block5_conv3 on 224x224), each divided by its max so that it lies in
     [0, 1]; class_indices (N,). An all-zero map stays zero (with a warning), never NaN.
     details: an optional dict, filled with "probs" (N, K) (class scores, see
-    :func:`class_scores`), "activations" A (N, h, w, C),
+    ``Network.class_scores``), "activations" A (N, h, w, C),
     "gradients" dy/dA (N, h, w, C), "weights" alpha (N, C) and "raw" (N, h, w), the map
     before normalisation. trace: True (or an open file) prints a table per pass, layer by
     layer (``vggnp.trace``), and fills details["trace"] = {"forward": [...], "backward": [...]}.
@@ -126,7 +120,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     steps = ({"forward": [], "backward": [], "stop": layer} if trace else
              {"forward": None, "backward": None})
     outputs, activations = forward_keeping(model, x, layer, steps["forward"])
-    probs = class_scores(outputs)
+    probs = model.class_scores(outputs)
     classes = class_indices(class_index, probs)
 
     # d y^c / d A: start from a one-hot on the class and walk back to the layer only.

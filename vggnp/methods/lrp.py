@@ -36,7 +36,7 @@ from ..nn.graph_layers import ReLU
 from ..nn.convnet_layers import BatchNorm
 from ..nn.layers import Layer
 from ..nn.merge_layers import Maximum, Multiply
-from .gradcam import backward_seed, class_indices, class_scores
+from .gradcam import backward_seed, class_indices
 from .lrp_plan import composite
 from .registry import OPTION_DEFAULTS
 
@@ -94,7 +94,7 @@ def relevance(model, x, class_index, rule, bounds, epsilon=None, gamma=None, tra
     check_relu_network(model, "LRP" if rule != "deep_taylor" else "deep-taylor")
     steps = _passes(trace)
     outputs = model.forward(x, trace=steps["forward"])
-    probs = class_scores(outputs)
+    probs = model.class_scores(outputs)
     classes = class_indices(class_index, probs)
     seed = backward_seed(outputs, classes)
     logits = model.layers[-1].z
@@ -131,7 +131,7 @@ def _passes(trace):
 def _from_logit(model, x, class_index, trace, deconvnet=False):
     steps = _passes(trace)
     outputs = model.forward(x, trace=steps["forward"])
-    probs = class_scores(outputs)
+    probs = model.class_scores(outputs)
     classes = class_indices(class_index, probs)
     grad = model.backward(backward_seed(outputs, classes), start=model.names[-1],
                           from_logits=True, deconvnet=deconvnet, trace=steps["backward"])

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .activation_functions import sigmoid
 from .backward_pass import BackwardPass
 from .layers import Conv2D
 
@@ -139,6 +140,24 @@ class Network:
     def predict(self, x):
         """x: (N, H, W, C) -> (N, K) the model's outputs (as Keras' ``model.predict``)."""
         return self.forward(x)
+
+    def class_scores(self, outputs):
+        """outputs: (N, K) of this network's last forward -> one score per class: (N, K),
+        or for a single unit the two classes (N, 2): a sigmoid p -> [1 - p, p], 1 - p as
+        s(-z) from the logit z the last layer kept (float32's 1 - p is 0 once p rounds to
+        1, z > 17; s(-z) is 2e-9 at 20); a logit z -> [-z, z] (class 0's logit is -z, as
+        ``backward_seed`` has it); another activation f -> [1 - f, f]."""
+        if outputs.ndim != 2 or outputs.shape[1] != 1:
+            return outputs
+        if self.output_activation == "linear":
+            return np.concatenate([-outputs, outputs], axis=1)
+        if self.output_activation == "sigmoid":
+            p, one_minus_p = sigmoid(self.layers[-1].z)
+            if not np.array_equal(p, outputs):
+                raise ValueError("class_scores: the outputs of this network's last forward, "
+                                 "please (its kept logits are another batch's)")
+            return np.concatenate([one_minus_p, p], axis=1)
+        return np.concatenate([1 - outputs, outputs], axis=1)
 
     def backward(self, dout, start=None, stop=None, from_logits=False, param_grads=False,
                  guided=False, trace=None, deconvnet=False, relevance=None):

@@ -163,10 +163,12 @@ def save_array(array, path, overwrite=False):
 
 def gradient_image(gradient):
     """A signed gradient (H, W, C) as a picture, as keras-io and pytorch-grad-cam show it:
-    centred on grey, one standard deviation = 0.1, clipped to [0, 1]."""
+    centred on grey, one standard deviation = 0.1, clipped to [0, 1]. (Their std + 1e-5
+    faded a gradient of std 1e-6, a softmax target's, to near grey: a zero gradient is
+    the only one left unscaled here.)"""
     g = gradient - gradient.mean()
-    g = g / (g.std() + 1e-5) * 0.1 + 0.5
-    return np.clip(g, 0, 1)
+    std = g.std()
+    return np.clip((g / std if std > 0 else g) * 0.1 + 0.5, 0, 1)
 
 
 def gradient_picture(gradient, mode, size):
