@@ -23,8 +23,23 @@ def forward_keeping(model, x, layer, trace=None):
         return probs, kept[layer]
     stops = [model.names.index(name) for name in (layer, model.batch_split) if name]
     split = model.names[min(stops)]
-    early = np.concatenate([model.forward(image[None], until=split) for image in x])
+    early = _one_at_a_time(model, x, split)
     if split == layer:
         return model.forward(early, start=split), early
     probs, kept = model.forward(early, start=split, keep=(layer,))
     return probs, kept[layer]
+
+
+def forward_split(model, x):
+    """x: (N, H, W, C) -> the outputs (N, K) of the full forward pass, the layers up to the
+    model's ``batch_split`` one image at a time: Score-CAM's batches of masked images
+    (VGG16, batch 32: 8.1 images/s against 5.4 as one batch, scripts/scorecam_bench.py)."""
+    if len(x) == 1 or not model.batch_split or not model.supports_start:
+        return model.forward(x)
+    early = _one_at_a_time(model, x, model.batch_split)
+    return model.forward(early, start=model.batch_split)
+
+
+def _one_at_a_time(model, x, until):
+    """The output of layer ``until`` for a batch x, run one image at a time: (N, ...)."""
+    return np.concatenate([model.forward(image[None], until=until) for image in x])

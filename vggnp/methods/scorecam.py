@@ -7,6 +7,7 @@ the input, raises the class probability; forward passes only.
 
 import numpy as np
 
+from ..fast.batch_split import forward_split
 from .gradcam import normalise
 from .resize import resize_bilinear
 
@@ -35,7 +36,8 @@ def score_cam(model, x, layer, classes, batch_size=32, skip_dead=True, progress=
         scores = []
         for start in range(0, len(masks), batch_size):
             batch = np.stack(masks[start:start + batch_size])[..., None] * image
-            scores.append(model.class_scores(model.forward(batch.astype(x.dtype)))[:, c])
+            outputs = forward_split(model, batch.astype(x.dtype))
+            scores.append(model.class_scores(outputs)[:, c])
             if progress:
                 progress(min(start + batch_size, len(masks)), len(masks))
         if not channels:  # every channel is dead: the map is empty
