@@ -2,9 +2,8 @@
 
 ``layers.FastConv2D`` calls :func:`correlate` for its stride-1 convs ("same", as all of
 VGG16's, or "valid", as Xception's block1_conv2), forward and, with the flipped kernel,
-backward. The
-reference it is tested against is :func:`vggnp.nn.im2col.im2col` followed by one GEMM
-(``tests/test_fast_conv.py``).
+backward. The reference it is tested against is :func:`vggnp.nn.im2col.im2col` followed
+by one GEMM (``tests/test_fast_conv.py``).
 
 The idea, for a 3x3 kernel (``docs/math.md`` draws it): lay the zero-padded image out
 flat, one row of C channels per pixel, Wp = W + 2 pixels to an image row. Output pixel
@@ -85,9 +84,9 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20):
 
 def zero_padded(buffers, name, x, pads, spare_rows=0):
     """x: (N, H, W, C) zero-padded by ``pads``, ((top, bottom), (left, right)) rows and
-    columns, in the workspace array ``name``: (N*(H+top+bottom) +
-    spare_rows, W+left+right, C), the padded images one after another, then ``spare_rows``
-    rows of zeros. The buffer is reused, so only its border is zeroed."""
+    columns, in the workspace array ``name``: (N*(H+top+bottom) + spare_rows, W+left+right,
+    C), the padded images one after another, then ``spare_rows`` rows of zeros. The buffer
+    is reused, so only its border is zeroed."""
     n, h, w, c = x.shape
     (top, bottom), (left, right) = pads
     hp, wp = h + top + bottom, w + left + right

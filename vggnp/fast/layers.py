@@ -49,7 +49,6 @@ class FastConv2D(Conv2D):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers = {} if buffers is None else buffers
         self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
-        self.fast = self.strides == (1, 1)
 
     def replica(self, workspace):
         twin = super().replica(workspace)
@@ -90,7 +89,7 @@ class FastConv2D(Conv2D):
         kh, kw, c, f = self.w.shape
         (top, bottom), (left, right) = self.pads(x_shape)
         fits = x_shape[1] + top + bottom >= kh and x_shape[2] + left + right >= kw
-        if not (self.fast and fits) or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
+        if self.strides != (1, 1) or not fits or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
             return "im2col"
         shape = (*x_shape[:3], f) if backward else x_shape
         kernel = (kh, kw, f, c) if backward else self.w.shape

@@ -62,8 +62,8 @@ def sigmoid(z):
     relative precision ((1 + tanh(z / 2)) / 2 in float32 rounds s below 6e-8 to a
     multiple of 6e-8: 3e-8 for 7e-9, 1e-3 off at s = 3e-5)."""
     e = np.exp(-np.abs(z))
-    positive = z >= 0
-    return np.where(positive, 1, e) / (1 + e), np.where(positive, e, 1) / (1 + e)
+    positive, total = z >= 0, 1 + e
+    return np.where(positive, 1, e) / total, np.where(positive, e, 1) / total
 
 
 class Sigmoid:
@@ -185,9 +185,9 @@ class ELU(Smooth):
     alpha, scale = 1.0, 1.0
 
     def function(self, x):
-        e = np.exp(np.minimum(x, 0))
-        positive = x > 0
-        out = np.where(positive, x, self.alpha * np.expm1(np.minimum(x, 0))) * self.scale
+        negative_part = np.minimum(x, 0)
+        e, positive = np.exp(negative_part), x > 0
+        out = np.where(positive, x, self.alpha * np.expm1(negative_part)) * self.scale
         return out.astype(x.dtype), np.where(positive, 1, self.alpha * e) * self.scale
 
 
