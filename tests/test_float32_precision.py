@@ -5,7 +5,7 @@ audit of the formulas, 2026-12-03; the first by a CI run, a sigmoid output of 7e
 import numpy as np
 import pytest
 
-from vggnp.nn.activation_functions import ELU, GELU, Sigmoid, Softmax, Tanh
+from vggnp.nn.activation_functions import ELU, GELU, Sigmoid, Softmax, Swish, Tanh
 
 
 def rng():
@@ -44,17 +44,19 @@ def test_softmax_gradient_of_a_sure_class_keeps_its_own_term():
 
 
 def test_smooth_activations_keep_float32_precision_in_their_tails():
-    """tanh's slope at |x| = 9..10, ELU near 0 and GELU below -5, in float32: within 1e-5
+    """tanh's slope at |x| = 9..10, ELU near 0, GELU below -5 and swish's tails (x / (1 +
+    exp(-x)), its slope from ``sigmoid``), in float32: within 1e-5
     (relative) of the float64 values, where 1 - t t, e^x - 1 and 1 + erf lost every digit
     (tanh' 0 at 10 for 8.2e-9, ELU 40 % off at -1e-7, GELU 0 at -6 for -5.9e-9)."""
     cases = [(Tanh, [-10.0, -9.0, 0.5, 9.0, 10.0]), (ELU, [-1e-7, -1e-5, -0.5, 2.0]),
-             (GELU, [-6.0, -5.0, -4.0, 0.3, 3.0])]
+             (GELU, [-6.0, -5.0, -4.0, 0.3, 3.0]), (Swish, [-80.0, -30.0, -18.0, -0.2, 18.0])]
     for kind, values in cases:
         x = np.array(values)
         exact, got = kind(), kind()
         out64, out32 = exact.forward(x), got.forward(x.astype(np.float32))
-        assert out32.dtype == got.slope.dtype == np.float32, kind
-        for mine, truth in ((out32, out64), (got.slope, exact.slope)):
+        slope64, slope32 = exact.backward(np.ones_like(x)), got.backward(np.ones_like(out32))
+        assert out32.dtype == slope32.dtype == np.float32, kind
+        for mine, truth in ((out32, out64), (slope32, slope64)):
             assert (np.abs(mine - truth) <= 1e-5 * np.abs(truth) + 1e-30).all(), (kind, mine)
 
 

@@ -309,3 +309,15 @@ def test_a_leak_of_a_conserving_rule_is_warned(small_model):
     grown = {"start": 2.0, "input": -30.0, "conserving": False}
     assert "30 at the input, 15 times the 2" in lrp.conservation_warning(grown).replace(
         "-30", "30")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_denominator_is_stabilised_as_innvestigate_does(dtype):
+    """z + epsilon sign(z) with sign(0) = +1 (away from zero), and without epsilon an
+    exact zero made ZERO_GUARD; z itself untouched."""
+    from vggnp.nn.relevance import ZERO_GUARD, stabilise
+    z = np.array([-1.0, 0.0, 2.0, -0.5], dtype)
+    got = stabilise(z, 0.5)
+    assert got.dtype == dtype and z[1] == 0.0
+    assert np.array_equal(got, np.array([-1.5, 0.5, 2.5, -1.0], dtype))
+    assert np.array_equal(stabilise(z), np.array([-1.0, ZERO_GUARD, 2.0, -0.5], dtype))

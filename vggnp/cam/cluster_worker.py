@@ -29,7 +29,10 @@ from ..files.errors import InputError
 from ..files.results import ResultsFile, file_stamp, own_outputs
 from ..stream.batches import explain_files
 
-_loading = threading.Lock()  # a worker's task threads load its one model once
+# A worker's task threads set up its process one at a time: the run's settings fetched
+# through one worker client, its one model loaded once, the BLAS threads set while no
+# other task thread is inside a BLAS call.
+_setting_up = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -48,9 +51,10 @@ def explain_chunk(args, shared, chunk, own):
     shared: the name of the run's Dask Variable (``run_shared``); chunk: [(absolute
     image path, output stem)]; own: the client's ``own_outputs`` for this chunk's inputs.
     Returns a ChunkDone."""
-    settings, stamps, inputs = run_shared(shared)
-    model = worker_model(args.model, args.weights, args.preprocess, tuple(stamps.items()))
-    blas_threads(args.threads or 1)
+    with _setting_up:
+        settings, stamps, inputs = run_shared(shared)
+        model = worker_model(args.model, args.weights, args.preprocess, tuple(stamps.items()))
+        blas_threads(args.threads or 1)
     run = dataclasses.replace(settings, model=model, own_model=model.replica())
     ledger = IntentsOnly(args.out, shared)
     out = RunState(lines=None, results=ledger, progress=Progress(0, False), debug=args.debug,
@@ -103,15 +107,15 @@ def worker_model(model, weights, preprocess, stamps):
     """The network, loaded once per worker process for these files (``stamps``: each
     file's (size, mtime_ns) as the client sees it; VGG16's official weights are found in
     the worker's own cache). A worker that sees another file at a path stops the task:
-    the run would explain with a model the client did not check."""
-    with _loading:
-        for path, stamp in stamps:
-            here = tuple(file_stamp(path))
-            if here != tuple(stamp):
-                raise RuntimeError(f"this worker sees another file at {path} than the client "
-                                   f"(size, mtime {here} here, {tuple(stamp)} there): every "
-                                   "worker must see the same files at the same paths")
-        return _loaded(model, weights, preprocess, stamps)
+    the run would explain with a model the client did not check. Called under
+    ``_setting_up``."""
+    for path, stamp in stamps:
+        here = tuple(file_stamp(path))
+        if here != tuple(stamp):
+            raise RuntimeError(f"this worker sees another file at {path} than the client "
+                               f"(size, mtime {here} here, {tuple(stamp)} there): every "
+                               "worker must see the same files at the same paths")
+    return _loaded(model, weights, preprocess, stamps)
 
 
 @functools.lru_cache(maxsize=1)

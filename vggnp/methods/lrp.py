@@ -93,7 +93,8 @@ def relevance(model, x, class_index, rule, bounds, epsilon=None, gamma=None, tra
     plan = composite(model, rule, bounds, epsilon, gamma)
     check_relu_network(model, "LRP" if rule != "deep_taylor" else "deep-taylor")
     steps = _passes(trace)
-    outputs = model.forward(x, trace=steps["forward"])
+    # The rules read each conv's own caches; the composite folds the BatchNorms itself.
+    outputs = model.forward(x, trace=steps["forward"], fold=False)
     probs = model.class_scores(outputs)
     classes = class_indices(class_index, probs)
     seed = backward_seed(outputs, classes)

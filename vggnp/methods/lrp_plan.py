@@ -5,7 +5,8 @@ layers folded into the conv before them.
 
 import numpy as np
 
-from ..nn.convnet_layers import BatchNorm, Rescaling, Reshape
+from ..nn.convnet_layers import Rescaling, Reshape
+from ..nn.folding import batch_norms_after
 from ..nn.graph import IMAGE, Graph
 from ..nn.graph_layers import ZeroPadding2D
 from ..nn.layers import Dense, Flatten
@@ -130,12 +131,7 @@ class Folded:
         self.rule, self.norm = rule, norm
 
     def propagate(self, layer, r):
-        # per output channel: a block of a big dense layer (``Affine.columns``) takes its own
-        scale, shift = self.norm.scale[layer.outputs], self.norm.shift[layer.outputs]
-        folded = layer.with_weights(*layer.made_from_weights(
-            ("folded", self.norm.name),
-            lambda w, b: (layer.kernel_times(w, scale), b * scale + shift)))
-        return self.rule.propagate(folded, r)
+        return self.rule.propagate(self.norm.folded_into(layer), r)
 
 
 def inputs_of(model):
@@ -167,20 +163,9 @@ def first_layers(model):
 
 def foldable(model):
     """[(conv or dense layer name, the BatchNorm after it)] where the BatchNorm takes that
-    layer's output alone, the layer feeds nothing else and has no activation of its own."""
-    wiring, takers = inputs_of(model), {}
-    for name, inputs in wiring.items():
-        for source in inputs:
-            takers.setdefault(source, []).append(name)
-    pairs = []
-    for layer in model.layers:
-        source = wiring[layer.name][0]
-        if isinstance(layer, BatchNorm) and takers.get(source) == [layer.name] and \
-                source != IMAGE:
-            kernel = model.layer(source)
-            if isinstance(kernel, Affine) and kernel.activation_name == "linear":
-                pairs.append((source, layer))
-    return pairs
+    layer's output alone and the layer has no activation of its own."""
+    return [(layer.name, norm) for layer, norm in batch_norms_after(model.layers,
+                                                                      inputs_of(model))]
 
 
 def first_layer_bounds(model, bounds):

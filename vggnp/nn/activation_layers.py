@@ -54,7 +54,7 @@ class ELU(Layer):
 
     def replica(self, workspace):
         twin = super().replica(workspace)
-        twin.function = self._function()  # the function keeps its slope: one per replica
+        twin.function = self._function()  # the function keeps its input: one per replica
         return twin
 
     def forward(self, x):

@@ -119,6 +119,21 @@ class BatchNorm(Layer):
     def backward(self, dout, options=PLAIN):
         return dout * self.scale
 
+    def folded_into(self, layer):
+        """A copy of ``layer`` (a conv or dense layer with no activation, whose output
+        this BatchNorm alone takes) computing this BatchNorm's output: the one affine map
+        of the pair, w' = w * scale (per output channel), b' = b * scale + shift; made
+        once per kernel and kept on the layer (``made_from_weights``). A block of a big
+        dense layer (``Affine.columns``) takes its own channels' factors."""
+        # In float64, rounded once: w' as close to w * scale as its dtype allows.
+        scale = (self.gamma / np.sqrt(np.float64(self.var) + self.eps))[layer.outputs]
+        shift = self.beta[layer.outputs] - self.mean[layer.outputs] * scale
+
+        def fold(w, b):
+            return (layer.kernel_times(np.float64(w), scale).astype(w.dtype),
+                    (b * scale + shift).astype(b.dtype))
+        return layer.with_weights(*layer.made_from_weights(("folded", self.name), fold))
+
     def relevance(self, r, options):
         """Folded into the conv before it, or refused by name (``lrp_plan.Composite``)."""
         return options.relevance.rule_for(self).propagate(self, r)

@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from .backward_pass import BackwardPass
+from .folding import BatchNormFolds, batch_norms_after
 from .network import Network
 
 IMAGE = "input"  # the name of the graph's input tensor
@@ -52,24 +53,41 @@ class Graph(Network):
                                  f"nodes, one for a layer, several for a merge layer")
             known.add(layer.name)
         self.fan_out = Counter(name for inputs in self.inputs_of.values() for name in inputs)
+        self.folds = BatchNormFolds(batch_norms_after(self.layers, self.inputs_of))
+        self._stand_ins = {}  # {node name: the layer that ran it} in the last forward
+
+    def replica(self):
+        twin = super().replica()
+        twin.folds, twin._stand_ins = self.folds.replica(twin.layers), {}
+        return twin
 
     @property
     def nodes(self):
         """[(layer, input names)] in order (the replica's layers after ``replica()``)."""
         return [(layer, self.inputs_of[layer.name]) for layer in self.layers]
 
-    def forward(self, x, until=None, keep=(), start=None, trace=None):
+    def forward(self, x, until=None, keep=(), start=None, trace=None, fold=True):
         """x: (N, H, W, C) -> the output of ``until`` (default: the last node); with
         ``keep``, (output, {name: output}). Each tensor is dropped once its last consumer
-        has run (the layers keep what their backward needs). ``trace``: as Network's."""
+        has run (the layers keep what their backward needs). ``trace``: as Network's.
+        fold: BatchNorms folded into the convs before them where it pays (``folding.py``),
+        but for the convs whose own output is asked for (``until``, ``keep``); never
+        with ``trace`` (every node is then timed as itself)."""
         if start is not None:
             raise ValueError("a graph runs from its input: start is for chains")
         stop = self.names.index(self.layer(until or self.names[-1]).name)
         last_use = {name: k for k, layer in enumerate(self.layers[:stop + 1])
                     for name in self.inputs_of[layer.name]}
-        values, kept = {IMAGE: x}, {}
-        for k, layer in enumerate(self.layers[:stop + 1]):
-            args, began = [values[name] for name in self.inputs_of[layer.name]], time.perf_counter()
+        values, kept, self._stand_ins = {IMAGE: x}, {}, {}
+        foldable = set(self.folds.pairs) - {self.names[stop], *keep} \
+            if fold and trace is None else set()
+        for k, node in enumerate(self.layers[:stop + 1]):
+            args, began = [values[name] for name in self.inputs_of[node.name]], time.perf_counter()
+            if node.name in foldable:
+                self._stand_ins.update(self.folds.stand_ins(node, args[0].shape))
+            if node.name in self.folds and node.name not in self._stand_ins:
+                self.folds.forget(node.name)
+            layer = self._stand_ins.get(node.name, node)
             out = values[layer.name] = layer.forward(args if layer.takes_many else args[0])
             if trace is not None:
                 trace.append({"layer": layer, "input": args[0].shape, "output": out.shape,
@@ -93,11 +111,12 @@ class Graph(Network):
         if self._last_run is None:
             raise RuntimeError("run forward before backward")
         first = self.names.index(self.layer(start or self.names[self._last_run]).name)
+        self._check_unfolded(start, stop, param_grads or relevance is not None)
         options = BackwardPass(guided=guided, param_grads=param_grads, deconvnet=deconvnet,
                                relevance=relevance)
         grads = {self.names[first]: dout}
         for index in range(first, -1, -1):
-            layer = self.layers[index]
+            layer = self._stand_ins.get(self.names[index], self.layers[index])
             if layer.name == stop:
                 return grads[stop]
             d = grads.pop(layer.name, None)
@@ -119,3 +138,17 @@ class Graph(Network):
         if stop is not None:
             raise ValueError(f"stop layer {stop} does not feed {self.names[first]}")
         return grads[IMAGE]
+
+    def _check_unfolded(self, start, stop, every_layer):
+        """ValueError where the backward would need what the last forward's folds did not
+        make: a folded conv's own output (start or stop), or every layer's own caches
+        (``every_layer``: parameter gradients, LRP; their forward takes fold=False)."""
+        hidden = [name for name in (start, stop) if name in self._stand_ins and
+                  name in self.folds]
+        if hidden:
+            raise ValueError(f"backward from or to {hidden[0]}: the last forward folded the "
+                             "BatchNorm after it into it, so its own output was not made; "
+                             f"run forward(..., keep=({hidden[0]!r},)) or fold=False")
+        if every_layer and self._stand_ins:
+            raise ValueError("parameter gradients and LRP need every layer's own caches: "
+                             "run forward(..., fold=False)")

@@ -186,6 +186,16 @@ class SeparableConv2D(Conv2D):
     def weights(self):
         return (*self.depthwise.weights, *super().weights)
 
+    def with_weights(self, w, b):
+        twin = super().with_weights(w, b)
+        twin.depthwise = self.depthwise.replica(None)  # its caches its own, as twin.d
+        return twin
+
+    def forget(self):
+        super().forget()
+        self.d = None
+        self.depthwise.forget()
+
     def pre_activation(self, x):
         """z (N, H', W', F), a new array."""
         self.d = self.depthwise.forward(x)

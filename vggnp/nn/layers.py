@@ -114,6 +114,12 @@ class Conv2D(Affine, Layer):
         self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward
         return self.activation.forward(self.pre_activation(self.x), inplace=True)
 
+    def forget(self):
+        """Drop what the last forward kept for the backward: a graph's pass ran a copy of
+        this layer instead (``folding.py``), and the cache would hold a map for nothing.
+        (Only for a layer without an activation: the folded ones.)"""
+        self.x = None
+
     def pre_activation(self, x):
         """z = im2col(x) @ W + b: (N, H, W, C) -> (N, H', W', F), a new array."""
         kh, kw, c, f = self.w.shape

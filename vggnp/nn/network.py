@@ -101,7 +101,7 @@ class Network:
         """The CAMs' default layer: a chain's last conv (VGG16: block5_conv3)."""
         return self.last_conv
 
-    def forward(self, x, until=None, keep=(), start=None, trace=None):
+    def forward(self, x, until=None, keep=(), start=None, trace=None, fold=True):
         """Run x through the layers up to and including ``until`` (default: the last).
 
         x: (N, H, W, 3) preprocessed images. Returns the output of ``until``, e.g.
@@ -110,6 +110,8 @@ class Network:
         start: a layer name; x is then that layer's output, e.g. (N, 14, 14, 512) for
         block5_conv3, and only the layers after it run.
         trace: a list; one dict per layer run is appended (see ``vggnp.trace``).
+        fold: a graph's BatchNorm folding (``Graph.forward``); a chain runs every layer
+        as itself.
         """
         stop = self.names.index(self.layer(until or self.names[-1]).name)
         first = 0 if start is None else self.names.index(self.layer(start).name) + 1

@@ -1,0 +1,133 @@
+"""BatchNorms folded into the convs before them (``vggnp/nn/folding.py``): the same
+outputs and gradients as every layer run as itself, in float64, and never where a
+method needs the conv's own output."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from vggnp.methods.explain import explain
+from vggnp.nn.convnet_layers import Activation, BatchNorm, GlobalAvgPool2D
+from vggnp.nn.graph import IMAGE, Graph
+from vggnp.nn.graph_layers import DepthwiseConv2D, SeparableConv2D
+from vggnp.nn.layers import Conv2D, Dense
+
+RNG = np.random.default_rng(0)
+
+
+def norm(name, c):
+    return BatchNorm(name, RNG.uniform(0.5, 2, c), RNG.standard_normal(c),
+                     RNG.standard_normal(c), RNG.uniform(0.1, 2, c))
+
+
+def w(*shape):
+    return RNG.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))
+
+
+def folding_graph():
+    """conv -> bn -> relu -> separable -> bn -> relu -> depthwise -> bn -> relu, then a
+    stride-2 conv whose 4x4x16 map is smaller than its 3x3x6x16 kernel (not folded) -> bn
+    -> relu -> gap -> logits; 8x8x3 images, float64."""
+    nodes = [(Conv2D("conv", w(3, 3, 3, 4), w(4), "linear"), [IMAGE]),
+             (norm("conv_bn", 4), ["conv"]), (Activation("relu1", "relu"), ["conv_bn"]),
+             (SeparableConv2D("sep", w(3, 3, 4, 1), w(1, 1, 4, 6), w(6)), ["relu1"]),
+             (norm("sep_bn", 6), ["sep"]), (Activation("relu2", "relu"), ["sep_bn"]),
+             (DepthwiseConv2D("dw", w(3, 3, 6, 1), None), ["relu2"]),
+             (norm("dw_bn", 6), ["dw"]), (Activation("relu3", "relu"), ["dw_bn"]),
+             (Conv2D("big", w(3, 3, 6, 16), w(16), "linear", (2, 2)), ["relu3"]),
+             (norm("big_bn", 16), ["big"]), (Activation("relu4", "relu"), ["big_bn"]),
+             (GlobalAvgPool2D("gap"), ["relu4"]), (Dense("logits", w(16, 5), w(5)), ["gap"])]
+    return Graph(nodes, (8, 8), 3)
+
+
+def test_a_folded_pass_equals_every_layer_run_as_itself():
+    graph = folding_graph()
+    x = RNG.standard_normal((2, 8, 8, 3))
+    out = graph.forward(x)
+    assert sorted(graph._stand_ins) == ["conv", "conv_bn", "dw", "dw_bn", "sep", "sep_bn"]
+    dout = RNG.standard_normal(out.shape)
+    dx = graph.backward(dout)
+    reference = graph.forward(x, fold=False)
+    assert graph._stand_ins == {}
+    assert np.allclose(out, reference, rtol=0, atol=1e-12)
+    assert np.allclose(dx, graph.backward(dout), rtol=0, atol=1e-12)
+    assert np.abs(dx).max() > 1e-3  # a gradient was compared
+
+
+@pytest.mark.parametrize("layer", ["conv", "sep", "dw"])
+def test_a_conv_whose_output_is_asked_for_runs_as_itself(layer):
+    graph = folding_graph()
+    x = RNG.standard_normal((1, 8, 8, 3))
+    _, kept = graph.forward(x, keep=(layer,))
+    assert layer not in graph._stand_ins and "big" not in graph._stand_ins
+    assert "dw" in graph._stand_ins or layer == "dw"
+    _, reference = graph.forward(x, keep=(layer,), fold=False)
+    assert np.allclose(kept[layer], reference[layer], rtol=0, atol=1e-12)
+    graph.forward(x, until=layer)
+    assert layer not in graph._stand_ins
+    maps, _ = explain(graph, x, "gradcam", layer=layer, class_index=1, warn_empty=False)
+    graph.folds.pairs = {}
+    unfolded, _ = explain(graph, x, "gradcam", layer=layer, class_index=1, warn_empty=False)
+    assert np.allclose(maps, unfolded, rtol=0, atol=1e-12)
+
+
+def test_a_backward_that_needs_a_folded_conv_is_refused():
+    graph = folding_graph()
+    x = RNG.standard_normal((1, 8, 8, 3))
+    out = graph.forward(x)
+    with pytest.raises(ValueError, match="backward from or to sep: the last forward folded"):
+        graph.backward(np.ones((1, 8, 8, 6)), start="sep")
+    with pytest.raises(ValueError, match="parameter gradients and LRP need every layer"):
+        graph.backward(np.ones_like(out), param_grads=True)
+    graph.forward(x, fold=False)
+    graph.backward(np.ones_like(out), param_grads=True)  # every layer ran as itself
+
+
+def test_a_replaced_kernel_is_folded_anew():
+    """The sanity checks replace kernels: the folded kernel follows."""
+    graph = folding_graph()
+    x = RNG.standard_normal((1, 8, 8, 3))
+    graph.forward(x)
+    sep = graph.layer("sep")
+    sep.w, sep.b = w(1, 1, 4, 6), w(6)
+    assert np.allclose(graph.forward(x), graph.forward(x, fold=False), rtol=0, atol=1e-12)
+
+
+def test_replicas_fold_on_their_own_caches():
+    graph = folding_graph()
+    xs = [RNG.standard_normal((1, 8, 8, 3)) for _ in range(2)]
+    expected = [graph.forward(x, fold=False) for x in xs]
+    replicas = [graph.replica() for _ in xs]
+    got = [None, None]
+
+    def run(k):
+        for _ in range(20):
+            replicas[k].forward(xs[k])
+            got[k] = replicas[k].backward(np.ones((1, 5)))
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k, x in enumerate(xs):
+        graph.forward(x, fold=False)
+        assert np.allclose(got[k], graph.backward(np.ones((1, 5))), rtol=0, atol=1e-12)
+        assert replicas[k].folds._folded["sep"][2] is not replicas[1 - k].folds._folded["sep"][2]
+    assert expected  # the unfolded outputs exist for both images
+
+
+def test_a_pass_leaves_one_set_of_caches_per_conv():
+    """A folded pass drops the caches an unfolded one left on the conv (at 299x299,
+    Xception's were 71 MB of peak memory), and an unfolded pass drops the folded copy."""
+    graph = folding_graph()
+    x = RNG.standard_normal((1, 8, 8, 3))
+    graph.forward(x, fold=False)
+    sep = graph.layer("sep")
+    assert sep.x is not None and sep.d is not None
+    graph.forward(x)
+    assert sep.x is None and sep.d is None and sep.depthwise.x is None
+    folded = graph.folds._folded["sep"][2]
+    assert folded.x is not None and folded.depthwise is not sep.depthwise
+    graph.forward(x, fold=False)
+    assert "sep" not in graph.folds._folded and sep.x is not None

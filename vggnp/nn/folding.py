@@ -1,0 +1,85 @@
+"""BatchNormalization folded into the convolution before it: a speed path of ``Graph``.
+
+At inference a BatchNormalization is a per-channel affine map, out = z * scale + shift
+(``BatchNorm``). After a convolution z = x * w + b with no activation, whose output it
+alone takes, the pair is one convolution:
+
+    out = x * w' + b',   w' = w * scale (one factor per output channel),  b' = b * scale + shift
+
+The folded convolution writes the BatchNorm's output at once: one pass over the map less
+forward (z * scale + shift) and one less backward (dout * scale). LRP's canonizers fold
+the same pairs for another reason (``methods/lrp_plan.Folded``).
+
+What it costs: the convolution's own output z is never made, so a pass folds a pair only
+where nobody asks for z (the layer explained, kept or traced; ``Graph.forward``), and
+w' is a second kernel kept beside w. It is made where it pays, where the map
+(N * H' * W' * F values, one pass each way) is at least as large as the kernel (its
+values, made once and kept): at 299x299 Xception's first 11 of its 40 BatchNorms, which
+take 10 of the 14 ms its BatchNorms take, for 4.4 MB of kernels (docs/speed.md).
+"""
+
+import math
+
+from .convnet_layers import BatchNorm
+from .graph_layers import Identity
+from .layers import Conv2D
+from .relevance import Affine
+
+MAP_PER_KERNEL = 1.0  # fold where the map has at least this many values per kernel value
+
+
+def batch_norms_after(layers, inputs_of):
+    """[(layer, the BatchNorm after it)] for each conv or dense layer with no activation
+    whose output one BatchNorm alone takes. layers: in order; inputs_of: {layer name: the
+    names of the tensors it takes}."""
+    takers, by_name = {}, {layer.name: layer for layer in layers}
+    for name, inputs in inputs_of.items():
+        for source in inputs:
+            takers.setdefault(source, []).append(name)
+    pairs = []
+    for layer in layers:
+        source = by_name.get(inputs_of[layer.name][0])
+        if isinstance(layer, BatchNorm) and isinstance(source, Affine) and \
+                takers[source.name] == [layer.name] and source.activation_name == "linear":
+            pairs.append((source, layer))
+    return pairs
+
+
+class BatchNormFolds:
+    """The pairs (conv layer, BatchNorm after it) a graph may fold, and the folded
+    convolutions made so far (one per conv, made again when its kernel is replaced, as
+    the sanity checks do). Each replica of a graph has its own: a folded conv keeps its
+    pass's caches."""
+
+    def __init__(self, pairs):
+        self.pairs = {conv.name: norm for conv, norm in pairs if isinstance(conv, Conv2D)}
+        self._folded = {}
+
+    def __contains__(self, name):
+        return name in self.pairs
+
+    def replica(self, layers):
+        """The same pairs among ``layers`` (a replica's, with caches of their own)."""
+        by_name = {layer.name: layer for layer in layers}
+        return BatchNormFolds([(by_name[conv], by_name[norm.name])
+                               for conv, norm in self.pairs.items()])
+
+    def forget(self, name):
+        """The folded copy of conv ``name`` let go (a pass ran the conv as itself): its
+        caches hold maps for nothing; the folded kernel stays (``made_from_weights``)."""
+        self._folded.pop(name, None)
+
+    def stand_ins(self, conv, x_shape):
+        """{name: layer} that compute ``conv``'s node and its BatchNorm's in a pass where
+        conv's input has shape x_shape: the folded conv (writing the BatchNorm's output)
+        and an Identity; {} where folding does not pay (the map smaller than the kernel).
+        conv's own caches are dropped: only the folded copy's serve this pass."""
+        if math.prod(conv.output_shape(x_shape)) < MAP_PER_KERNEL * conv.w.size:
+            return {}
+        norm = self.pairs[conv.name]
+        w, b, folded = self._folded.get(conv.name, (None, None, None))
+        if w is not conv.w or b is not conv.b:  # the arrays themselves: ids can be reused
+            folded = norm.folded_into(conv)
+            self._folded[conv.name] = (conv.w, conv.b, folded)
+        conv.forget()
+        return {conv.name: folded, norm.name: Identity(norm.name)}
