@@ -122,3 +122,15 @@ def test_a_single_logit_output_scores_class_0_as_its_negation():
     scores = model.class_scores(outputs)
     assert np.allclose(scores, [[0.4, -0.4], [-0.4, 0.4], [-8, 8]])
     assert list(scores.argmax(axis=1)) == [0, 1, 1]
+
+
+def test_the_sigmoid_takes_any_shape_and_dtype():
+    """A 0-d array, a NumPy or Python scalar, integers: s(z) and s(-z) as the formula
+    gives them (float32 stays float32; integers and Python floats give float64)."""
+    from vggnp.nn.activation_functions import sigmoid
+    for z, dtype in ((np.array(1.0, np.float32), np.float32), (np.float32(1), np.float32),
+                     (1.0, np.float64), (np.array([1, -2]), np.float64)):
+        p, q = sigmoid(z)
+        truth = 1 / (1 + np.exp(-np.asarray(z, np.float64)))
+        assert np.asarray(p).dtype == dtype and np.allclose(p, truth, rtol=1e-6)
+        assert np.allclose(q, 1 - truth, rtol=1e-6)

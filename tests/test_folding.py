@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from vggnp.fast.folding import BatchNormFolds
 from vggnp.methods.explain import explain
 from vggnp.nn.convnet_layers import Activation, BatchNorm, GlobalAvgPool2D
 from vggnp.nn.graph import IMAGE, Graph
@@ -27,8 +28,8 @@ def w(*shape):
 
 def folding_graph():
     """conv -> bn -> relu -> separable -> bn -> relu -> depthwise -> bn -> relu, then a
-    stride-2 conv whose 4x4x16 map is smaller than its 3x3x6x16 kernel (not folded) -> bn
-    -> relu -> gap -> logits; 8x8x3 images, float64."""
+    stride-2 conv whose 4x5x16 map is smaller than its 3x3x6x16 kernel (not folded) -> bn
+    -> relu -> gap -> logits; 8x10x3 images, float64."""
     nodes = [(Conv2D("conv", w(3, 3, 3, 4), w(4), "linear"), [IMAGE]),
              (norm("conv_bn", 4), ["conv"]), (Activation("relu1", "relu"), ["conv_bn"]),
              (SeparableConv2D("sep", w(3, 3, 4, 1), w(1, 1, 4, 6), w(6)), ["relu1"]),
@@ -38,12 +39,12 @@ def folding_graph():
              (Conv2D("big", w(3, 3, 6, 16), w(16), "linear", (2, 2)), ["relu3"]),
              (norm("big_bn", 16), ["big"]), (Activation("relu4", "relu"), ["big_bn"]),
              (GlobalAvgPool2D("gap"), ["relu4"]), (Dense("logits", w(16, 5), w(5)), ["gap"])]
-    return Graph(nodes, (8, 8), 3)
+    return Graph(nodes, (8, 10), 3, folds=BatchNormFolds.for_graph)
 
 
 def test_a_folded_pass_equals_every_layer_run_as_itself():
     graph = folding_graph()
-    x = RNG.standard_normal((2, 8, 8, 3))
+    x = RNG.standard_normal((2, 8, 10, 3))
     out = graph.forward(x)
     assert sorted(graph._stand_ins) == ["conv", "conv_bn", "dw", "dw_bn", "sep", "sep_bn"]
     dout = RNG.standard_normal(out.shape)
@@ -58,7 +59,7 @@ def test_a_folded_pass_equals_every_layer_run_as_itself():
 @pytest.mark.parametrize("layer", ["conv", "sep", "dw"])
 def test_a_conv_whose_output_is_asked_for_runs_as_itself(layer):
     graph = folding_graph()
-    x = RNG.standard_normal((1, 8, 8, 3))
+    x = RNG.standard_normal((1, 8, 10, 3))
     _, kept = graph.forward(x, keep=(layer,))
     assert layer not in graph._stand_ins and "big" not in graph._stand_ins
     assert "dw" in graph._stand_ins or layer == "dw"
@@ -74,10 +75,10 @@ def test_a_conv_whose_output_is_asked_for_runs_as_itself(layer):
 
 def test_a_backward_that_needs_a_folded_conv_is_refused():
     graph = folding_graph()
-    x = RNG.standard_normal((1, 8, 8, 3))
+    x = RNG.standard_normal((1, 8, 10, 3))
     out = graph.forward(x)
     with pytest.raises(ValueError, match="backward from or to sep: the last forward folded"):
-        graph.backward(np.ones((1, 8, 8, 6)), start="sep")
+        graph.backward(np.ones((1, 8, 10, 6)), start="sep")
     with pytest.raises(ValueError, match="parameter gradients and LRP need every layer"):
         graph.backward(np.ones_like(out), param_grads=True)
     graph.forward(x, fold=False)
@@ -87,7 +88,7 @@ def test_a_backward_that_needs_a_folded_conv_is_refused():
 def test_a_replaced_kernel_is_folded_anew():
     """The sanity checks replace kernels: the folded kernel follows."""
     graph = folding_graph()
-    x = RNG.standard_normal((1, 8, 8, 3))
+    x = RNG.standard_normal((1, 8, 10, 3))
     graph.forward(x)
     sep = graph.layer("sep")
     sep.w, sep.b = w(1, 1, 4, 6), w(6)
@@ -96,7 +97,7 @@ def test_a_replaced_kernel_is_folded_anew():
 
 def test_replicas_fold_on_their_own_caches():
     graph = folding_graph()
-    xs = [RNG.standard_normal((1, 8, 8, 3)) for _ in range(2)]
+    xs = [RNG.standard_normal((1, 8, 10, 3)) for _ in range(2)]
     expected = [graph.forward(x, fold=False) for x in xs]
     replicas = [graph.replica() for _ in xs]
     got = [None, None]
@@ -117,11 +118,17 @@ def test_replicas_fold_on_their_own_caches():
     assert expected  # the unfolded outputs exist for both images
 
 
+def test_a_graph_without_folds_runs_every_layer_as_itself():
+    graph = Graph(folding_graph().nodes, (8, 10), 3)
+    graph.forward(RNG.standard_normal((1, 8, 10, 3)))
+    assert graph._stand_ins == {} and graph.replica().folds.pairs == {}
+
+
 def test_a_pass_leaves_one_set_of_caches_per_conv():
     """A folded pass drops the caches an unfolded one left on the conv (at 299x299,
     Xception's were 71 MB of peak memory), and an unfolded pass drops the folded copy."""
     graph = folding_graph()
-    x = RNG.standard_normal((1, 8, 8, 3))
+    x = RNG.standard_normal((1, 8, 10, 3))
     graph.forward(x, fold=False)
     sep = graph.layer("sep")
     assert sep.x is not None and sep.d is not None

@@ -321,3 +321,9 @@ def test_a_denominator_is_stabilised_as_innvestigate_does(dtype):
     assert got.dtype == dtype and z[1] == 0.0
     assert np.array_equal(got, np.array([-1.5, 0.5, 2.5, -1.0], dtype))
     assert np.array_equal(stabilise(z), np.array([-1.0, ZERO_GUARD, 2.0, -0.5], dtype))
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal(1000) * rng.integers(0, 2, 1000)).astype(dtype)  # half zeros
+    for epsilon in (0.0, 0.25, 1e-7):
+        textbook = z + np.where(z >= 0, epsilon, -epsilon).astype(dtype)
+        textbook = np.where(textbook == 0, dtype(ZERO_GUARD), textbook)
+        assert np.array_equal(stabilise(z, epsilon), textbook)

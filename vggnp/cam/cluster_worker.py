@@ -30,8 +30,8 @@ from ..files.results import ResultsFile, file_stamp, own_outputs
 from ..stream.batches import explain_files
 
 # A worker's task threads set up its process one at a time: the run's settings fetched
-# through one worker client, its one model loaded once, the BLAS threads set while no
-# other task thread is inside a BLAS call.
+# through one worker client, its one model loaded once, the BLAS threads set before the
+# first task of this process computes.
 _setting_up = threading.Lock()
 
 

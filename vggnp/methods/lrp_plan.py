@@ -5,8 +5,7 @@ layers folded into the conv before them.
 
 import numpy as np
 
-from ..nn.convnet_layers import Rescaling, Reshape
-from ..nn.folding import batch_norms_after
+from ..nn.convnet_layers import Rescaling, Reshape, batch_norms_after
 from ..nn.graph import IMAGE, Graph
 from ..nn.graph_layers import ZeroPadding2D
 from ..nn.layers import Dense, Flatten

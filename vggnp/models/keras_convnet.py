@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from ..fast.folding import BatchNormFolds
 from ..files.hdf5 import (ModelError, check_values, dataset, hdf5_errors, opened_weights_file,
                    refuse_external_links, check_dataset, text)
 from ..files.layer_fields import versioned_names
@@ -99,7 +100,8 @@ class KerasGraph(KerasModel, Graph):
     ``KerasConvNet``'s."""
 
     def __init__(self, nodes, input_shape, shapes, name="model", keras_names=()):
-        super().__init__(nodes, input_shape[:2], channels=input_shape[2])
+        super().__init__(nodes, input_shape[:2], channels=input_shape[2],
+                         folds=BatchNormFolds.for_graph)
         self._keras(name, shapes, keras_names)
 
     @property

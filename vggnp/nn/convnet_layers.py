@@ -8,7 +8,7 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS
 from .layers import PLAIN, Layer, MaxPool2D, windows
-from .relevance import stabilise
+from .relevance import Affine, stabilise
 
 
 def proportional_relevance(layer, r, options):
@@ -212,3 +212,20 @@ class Reshape(Layer):
 
     def backward(self, dout, options=PLAIN):
         return dout.reshape(self.in_shape)
+
+
+def batch_norms_after(layers, inputs_of):
+    """[(layer, the BatchNorm after it)] for each conv or dense layer with no activation
+    whose output one BatchNorm alone takes: the pairs ``BatchNorm.folded_into`` folds.
+    layers: in order; inputs_of: {layer name: the names of the tensors it takes}."""
+    takers, by_name = {}, {layer.name: layer for layer in layers}
+    for name, inputs in inputs_of.items():
+        for source in inputs:
+            takers.setdefault(source, []).append(name)
+    pairs = []
+    for layer in layers:
+        source = by_name.get(inputs_of[layer.name][0])
+        if isinstance(layer, BatchNorm) and isinstance(source, Affine) and \
+                takers[source.name] == [layer.name] and source.activation_name == "linear":
+            pairs.append((source, layer))
+    return pairs

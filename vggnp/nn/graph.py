@@ -25,7 +25,6 @@ from dataclasses import replace
 import numpy as np
 
 from .backward_pass import BackwardPass
-from .folding import BatchNormFolds, batch_norms_after
 from .network import Network
 
 IMAGE = "input"  # the name of the graph's input tensor
@@ -35,11 +34,14 @@ class Graph(Network):
     """nodes: [(layer, [names of the tensors it takes])], in an order where every input
     comes before its consumer (a topological order, as Keras lists a Functional model's
     layers); a tensor's name is the layer's that made it, or ``IMAGE``. The last node's
-    output is the graph's output. input_size: (H, W); channels: C of the images."""
+    output is the graph's output. input_size: (H, W); channels: C of the images.
+    folds: None (every layer runs as itself), or a speed path that runs some nodes as
+    stand-ins, made from (layers, inputs_of): ``fast.folding.BatchNormFolds.for_graph``,
+    which the Keras reader gives its graphs."""
 
     supports_start = False
 
-    def __init__(self, nodes, input_size, channels=3):
+    def __init__(self, nodes, input_size, channels=3, folds=None):
         super().__init__([layer for layer, _ in nodes], input_size, channels)
         self.inputs_of = {layer.name: tuple(inputs) for layer, inputs in nodes}
         if len(self.inputs_of) != len(self.layers):  # a layer's caches serve one node
@@ -53,7 +55,7 @@ class Graph(Network):
                                  f"nodes, one for a layer, several for a merge layer")
             known.add(layer.name)
         self.fan_out = Counter(name for inputs in self.inputs_of.values() for name in inputs)
-        self.folds = BatchNormFolds(batch_norms_after(self.layers, self.inputs_of))
+        self.folds = NoFolds() if folds is None else folds(self.layers, self.inputs_of)
         self._stand_ins = {}  # {node name: the layer that ran it} in the last forward
 
     def replica(self):
@@ -70,9 +72,9 @@ class Graph(Network):
         """x: (N, H, W, C) -> the output of ``until`` (default: the last node); with
         ``keep``, (output, {name: output}). Each tensor is dropped once its last consumer
         has run (the layers keep what their backward needs). ``trace``: as Network's.
-        fold: BatchNorms folded into the convs before them where it pays (``folding.py``),
-        but for the convs whose own output is asked for (``until``, ``keep``); never
-        with ``trace`` (every node is then timed as itself)."""
+        fold: run the stand-ins of ``folds`` (BatchNorms folded into the convs before
+        them where it pays), but for the convs whose own output is asked for (``until``,
+        ``keep``); never with ``trace`` (every node is then timed as itself)."""
         if start is not None:
             raise ValueError("a graph runs from its input: start is for chains")
         stop = self.names.index(self.layer(until or self.names[-1]).name)
@@ -152,3 +154,15 @@ class Graph(Network):
         if every_layer and self._stand_ins:
             raise ValueError("parameter gradients and LRP need every layer's own caches: "
                              "run forward(..., fold=False)")
+
+
+class NoFolds:
+    """The folds of a graph without any: no node has a stand-in."""
+
+    pairs = {}
+
+    def __contains__(self, name):
+        return False
+
+    def replica(self, layers):
+        return self

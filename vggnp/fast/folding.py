@@ -1,4 +1,5 @@
-"""BatchNormalization folded into the convolution before it: a speed path of ``Graph``.
+"""BatchNormalization folded into the convolution before it: a speed path of a ``Graph``
+(``vggnp/nn/graph.py``), which the Keras reader gives every graph it builds.
 
 At inference a BatchNormalization is a per-channel affine map, out = z * scale + shift
 (``BatchNorm``). After a convolution z = x * w + b with no activation, whose output it
@@ -20,29 +21,11 @@ take 10 of the 14 ms its BatchNorms take, for 4.4 MB of kernels (docs/speed.md).
 
 import math
 
-from .convnet_layers import BatchNorm
-from .graph_layers import Identity
-from .layers import Conv2D
-from .relevance import Affine
+from ..nn.convnet_layers import batch_norms_after
+from ..nn.graph_layers import Identity
+from ..nn.layers import Conv2D
 
 MAP_PER_KERNEL = 1.0  # fold where the map has at least this many values per kernel value
-
-
-def batch_norms_after(layers, inputs_of):
-    """[(layer, the BatchNorm after it)] for each conv or dense layer with no activation
-    whose output one BatchNorm alone takes. layers: in order; inputs_of: {layer name: the
-    names of the tensors it takes}."""
-    takers, by_name = {}, {layer.name: layer for layer in layers}
-    for name, inputs in inputs_of.items():
-        for source in inputs:
-            takers.setdefault(source, []).append(name)
-    pairs = []
-    for layer in layers:
-        source = by_name.get(inputs_of[layer.name][0])
-        if isinstance(layer, BatchNorm) and isinstance(source, Affine) and \
-                takers[source.name] == [layer.name] and source.activation_name == "linear":
-            pairs.append((source, layer))
-    return pairs
 
 
 class BatchNormFolds:
@@ -55,6 +38,12 @@ class BatchNormFolds:
         self.pairs = {conv.name: norm for conv, norm in pairs if isinstance(conv, Conv2D)}
         self._folded = {}
 
+    @classmethod
+    def for_graph(cls, layers, inputs_of):
+        """The pairs of a graph's layers (in order) wired by inputs_of ({layer name: the
+        names of the tensors it takes}): ``Graph(..., folds=BatchNormFolds.for_graph)``."""
+        return cls(batch_norms_after(layers, inputs_of))
+
     def __contains__(self, name):
         return name in self.pairs
 
@@ -66,7 +55,8 @@ class BatchNormFolds:
 
     def forget(self, name):
         """The folded copy of conv ``name`` let go (a pass ran the conv as itself): its
-        caches hold maps for nothing; the folded kernel stays (``made_from_weights``)."""
+        caches hold maps for nothing; the folded kernel stays (``made_from_weights``, up
+        to its MAX_KEPT_BYTES)."""
         self._folded.pop(name, None)
 
     def stand_ins(self, conv, x_shape):
