@@ -153,17 +153,25 @@ def worker_tf(weights, repeats):
     return out
 
 
+def worker_json(module, argv, kind, extra_env=None):
+    """What a benchmark's worker process prints last, as JSON: ``python -m module --worker
+    *argv`` from the repository, TensorFlow's log quiet; SystemExit with the end of its
+    stderr if it fails. kind: the worker's name in that message; extra_env: more
+    environment variables."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
+    done = subprocess.run([sys.executable, "-m", module, "--worker", *argv],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_worker(kind, weights, repeats, extra_env=None):
     """One worker process's measures (JSON); extra_env: more environment variables (the
     GEMM switch of ``scripts.gemm_ab``)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
-    result = subprocess.run([sys.executable, "-m", "scripts.bench", "--worker", kind,
-                             "--weights", weights, "--repeats", str(repeats)],
-                            capture_output=True, text=True, env=env, cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return worker_json("scripts.bench", [kind, "--weights", weights, "--repeats",
+                                         str(repeats)], kind, extra_env)
 
 
 def time_cli(weights, repeats):

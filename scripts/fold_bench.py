@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import ROOT, peak_rss_mb
+from scripts.bench import ROOT, peak_rss_mb, worker_json
 from scripts.graph_bench import MODELS, photo_input
 
 
@@ -48,9 +48,7 @@ def worker(path, fold, repeats):
 
 
 def run_worker(*args):
-    out = subprocess.run([sys.executable, "-m", "scripts.fold_bench", "--worker", *args],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return worker_json("scripts.fold_bench", list(args), "fold_bench")
 
 
 def main():

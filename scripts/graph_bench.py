@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import PHOTO, ROOT, peak_rss_mb, time_interleaved
+from scripts.bench import PHOTO, ROOT, peak_rss_mb, time_interleaved, worker_json
 
 MODELS = {"ResNet50": 224, "MobileNetV2": 224, "Xception": 299, "EfficientNetB0": 224}
 
@@ -99,14 +99,10 @@ def depthwise_bandwidth(repeats=20):
 
 
 def run_worker(args, kind, path, layer=None):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "scripts.graph_bench", "--worker", kind, "--path", path,
-               "--repeats", str(args.repeats), "--threads", str(args.threads)]
-    done = subprocess.run(command + (["--layer", layer] if layer else []),
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    argv = [kind, "--path", path, "--repeats", str(args.repeats), "--threads",
+            str(args.threads)]
+    return worker_json("scripts.graph_bench", argv + (["--layer", layer] if layer else []),
+                       kind)
 
 
 def measure(args, folder):

@@ -22,15 +22,13 @@ installs a top-level package named ``tests``, which then shadows this repository
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from scripts.bench import PHOTO, ROOT, random_weights_file
+from scripts.bench import PHOTO, random_weights_file, worker_json
 
 LAYER = "block5_conv3"
 
@@ -86,13 +84,7 @@ def worker_tf(weights):
 
 
 def measure(kind, weights):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "scripts.scorecam_bench", "--worker", kind,
-                           "--weights", weights],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return worker_json("scripts.scorecam_bench", [kind, "--weights", weights], kind)
 
 
 def main(argv=None):

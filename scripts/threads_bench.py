@@ -14,14 +14,13 @@ Prints a Markdown table of medians (ms) and the ratios. Never asserted in a test
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-from scripts.bench import PHOTO, ROOT, random_weights_file, time_interleaved
+from scripts.bench import PHOTO, random_weights_file, time_interleaved, worker_json
 from vggnp.fast.threads import cores
 
 SPIN = "while True: pass"
@@ -68,19 +67,14 @@ def worker_tf(weights, threads, repeats):
 def measure(kind, weights, threads, repeats, busy):
     """One worker's times (ms), with ``busy`` spinning processes beside it."""
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(busy)]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     try:
-        done = subprocess.run([sys.executable, "-m", "scripts.threads_bench", "--worker", kind,
-                               "--weights", weights, "--threads", str(threads), "--repeats",
-                               str(repeats)], capture_output=True, text=True, env=env,
-                              cwd=ROOT)
+        return worker_json("scripts.threads_bench", [kind, "--weights", weights, "--threads",
+                                                     str(threads), "--repeats", str(repeats)],
+                           kind)
     finally:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
-    if done.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
