@@ -1,13 +1,16 @@
 """Grad-CAM time of vggnp and TensorFlow with 1 and 2 threads, and vggnp with its default
-(``free_cores()``: the cores other work does not keep busy), on an idle machine and with
-one busy process per core, in one run (issues #26.6 and #28.2).
+(``cli.apply_threads``: the BLAS on the cores other work does not keep busy, the block
+threads on every core), on an idle machine and with one busy process per core, in one run
+(issues #26.6 and #28.2).
 
     python -m scripts.threads_bench [--repeats 5] [--rounds 2]
 
-Each measure is a fresh worker process (vggnp with ``--threads``' limit, TensorFlow with
-its intra-op pool set to the same count), timing VGG16 Grad-CAM of one photo (realistic
-random weights) ``--repeats`` times after a warm-up; the conditions alternate within each
-round, so that a slow spell of the machine hits them alike. "busy" starts one spinning
+Each measure is a fresh worker process (vggnp with ``--threads``' limit: the BLAS's and
+its own block threads, ``use_threads``; "2, BLAS only": two BLAS threads and no block
+threads, as before ``fast/blocks.py``; TensorFlow with its intra-op pool set to the same
+count), timing VGG16 Grad-CAM of one photo (realistic random weights) ``--repeats`` times
+after a warm-up; the conditions alternate within each round, so that a slow spell of the
+machine hits them alike. "busy" starts one spinning
 Python process per core (``fast.threads.cores()``) before the worker and stops them after.
 Prints a Markdown table of medians (ms) and the ratios. Never asserted in a test.
 """
@@ -27,11 +30,18 @@ SPIN = "while True: pass"
 
 
 def worker_vggnp(weights, threads, repeats):
-    """threads 0: the command line's default (``free_cores()``, chosen at the start)."""
+    """threads 0: the command line's default (``cli.apply_threads``: BLAS on the free
+    cores, chosen at the start; the block threads on every core); -n: n BLAS threads and
+    no block threads."""
+    import argparse
     import vggnp
-    from vggnp.fast.threads import free_cores, use_threads
-    threads = threads or free_cores()
-    use_threads(threads)
+    from vggnp.cli import apply_threads
+    from vggnp.fast.threads import use_threads
+    if threads < 0:
+        threads = -threads
+        use_threads(threads, blocks=1)
+    else:
+        threads = apply_threads(argparse.Namespace(threads=threads or None))
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     return {"threads": threads, "ms": time_interleaved(
         {"gradcam": lambda: vggnp.grad_cam(model, x)}, repeats)["gradcam"]}
@@ -91,7 +101,7 @@ def main(argv=None):
         return 0
     conditions = [(kind, threads, load) for load in ("idle", "busy") for threads in (1, 2)
                   for kind in ("vggnp", "tf")]
-    conditions += [("vggnp", 0, load) for load in ("idle", "busy")]  # the default
+    conditions += [("vggnp", t, load) for load in ("idle", "busy") for t in (0, -2)]
     times, chosen = {c: [] for c in conditions}, {c: [] for c in conditions}
     with tempfile.TemporaryDirectory() as folder:
         weights = random_weights_file(folder)
@@ -103,6 +113,13 @@ def main(argv=None):
                 chosen[kind, threads, load].append(found["threads"])
     print(f"Grad-CAM of one 224x224 photo, VGG16, median ms of {args.rounds} x "
           f"{args.repeats}; {cores()} cores; busy = one spinning process per core\n")
+    print_table(times, chosen)
+    return 0
+
+
+def print_table(times, chosen):
+    """The Markdown table: per load, vggnp and TF with 1 and 2 threads, vggnp's 2 BLAS
+    threads alone and its default (TF with 2 beside both)."""
     print("| load | threads | vggnp ms | TF ms | vggnp / TF | vggnp vs its 1 thread |")
     print("|---|---|---|---|---|---|")
     for load in ("idle", "busy"):
@@ -111,11 +128,12 @@ def main(argv=None):
             ours, theirs = (np.median(times[k, threads, load]) for k in ("vggnp", "tf"))
             print(f"| {load} | {threads} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
                   f"{ours / one:.2f} |")
-        ours, theirs = np.median(times["vggnp", 0, load]), np.median(times["tf", 2, load])
+        theirs = np.median(times["tf", 2, load])
         picked = "/".join(str(n) for n in chosen["vggnp", 0, load])
-        print(f"| {load} | default (chose {picked}; TF: 2) | {ours:.0f} | {theirs:.0f} | "
-              f"{ours / theirs:.2f} | {ours / one:.2f} |")
-    return 0
+        for threads, name in ((-2, "2, BLAS only"), (0, f"default (chose {picked}; TF: 2)")):
+            ours = np.median(times["vggnp", threads, load])
+            print(f"| {load} | {name} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
+                  f"{ours / one:.2f} |")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def test_threads_are_chosen_and_said(tmp_path, capsys):
     try:
         assert cam_run.main([*SHAPES[:2], *MODEL, "--out", str(tmp_path), "--threads", "1",
                              "--progress"]) == 0
-        assert "vggnp.cam: 1 BLAS thread(s) (--threads; " in capsys.readouterr().err
+        assert ("vggnp.cam: 1 BLAS thread(s) and 1 block thread(s) for VGG16 (--threads; "
+                in capsys.readouterr().err)
         assert all(lib["num_threads"] == 1 for lib in threadpool_info()
                    if lib["user_api"] == "blas")
     finally:

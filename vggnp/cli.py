@@ -213,16 +213,18 @@ def model_options(p):
 def threads_option(p):
     """--threads N, for every command (see ``apply_threads``)."""
     p.add_argument("--threads", type=int_range(1, 1024), metavar="N",
-                   help=f"BLAS threads (default: the cores this process may use, "
-                        f"{cores()} here: its CPU affinity and cgroup quota, less those "
+                   help=f"threads (default: the cores this process may use, {cores()} "
+                        "here: its CPU affinity and cgroup quota; for the BLAS, less those "
                         "that other work keeps busy when the command starts)")
 
 
 def apply_threads(args):
     """Limit the BLAS to --threads (default: ``free_cores()``, the cores this process may
-    use that other work does not keep busy now); returns the count."""
+    use that other work does not keep busy now) and VGG16's block threads to --threads
+    (default: ``cores()``: a thread on a busy core takes fewer blocks, where two BLAS
+    threads wait for it at every product: docs/speed.md); returns the BLAS count."""
     count = args.threads or free_cores()
-    use_threads(count)
+    use_threads(count, blocks=args.threads or cores())
     return count
 
 

@@ -93,8 +93,9 @@ def run_shared(name):
 def blas_threads(count):
     """Each BLAS call of this worker process on ``count`` threads, set once per count: a
     process-wide setting, not to be changed while another task thread is inside a BLAS
-    call."""
-    return use_threads(count)
+    call. No block threads: a worker's task threads compute at once, and a run of blocks
+    sets the BLAS to one thread under the others' products (``fast/blocks.py``)."""
+    return use_threads(count, blocks=1)
 
 
 def worker_version():

@@ -36,6 +36,7 @@ from ..cli_run import Terminated, cwd_gone, raise_terminated
 from ..files.outputs import remove_stale_temps
 from ..viz.report import INLINE_LIMIT
 from ..stream.batches import PIXEL_BUDGET, explain_files
+from ..fast.blocks import BLOCKS
 from ..fast.threads import cores
 
 def main(argv=None, client=None):
@@ -158,9 +159,10 @@ def explain_here(args, run, todo, out):
     stems = [stem for _, stem in todo]
     count = workers(args, len(todo))
     if out.progress.enabled or args.trace:
-        say(f"vggnp.cam: {run.threads} BLAS thread(s) (--threads; default: the {cores()} "
-            f"core(s) this process may use, less those busy with other work), {count} "
-            "batch(es) at once")
+        blocks = BLOCKS.count if count == 1 else 1  # two batches at once: one thread each
+        say(f"vggnp.cam: {run.threads} BLAS thread(s) and {blocks} block thread(s) for "
+            f"VGG16 (--threads; default: the {cores()} core(s) this process may use, the "
+            f"BLAS's less those busy with other work), {count} batch(es) at once")
     stream = explain_files(
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,

@@ -19,15 +19,23 @@ call). The price: the outputs that fall on the padding (2 per image row, and in 
 the 2 padding rows between images) are computed and dropped: 2/W more work for one
 image (0.9 % at W = 224, 14 % at W = 14). The outputs are summed a block of rows at a
 time, so that the block being added to stays in cache across the nine GEMMs: on this
-machine's 300 MB L3 the block size hardly mattered, on a smaller cache it would.
+machine's 300 MB L3 the block size hardly mattered, on a smaller cache it would. The
+blocks are independent: with several threads (``blocks.BLOCKS``) each takes the next.
 """
+
+from functools import partial
 
 import numpy as np
 
+from .blocks import INLINE
 from .gemm import matmul_add
 
+# With several threads, fewer output rows than this are cut by channels instead (each
+# block a GEMM of at least MIN_COLUMNS columns).
+MIN_ROWS_TO_SPLIT, MIN_COLUMNS = 4096, 32
 
-def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
+
+def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20, threads=INLINE):
     """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias): :func:`correlate` with "same"
     zero padding (KH // 2 on every side), for an odd square kernel.
 
@@ -37,10 +45,11 @@ def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20):
     k, k_w = kernel.shape[:2]
     if k != k_w or k % 2 == 0:
         raise ValueError(f"correlate_same: an odd square kernel, not {k}x{k_w}")
-    return correlate(x, kernel, buffers, ((k // 2, k // 2), (k // 2, k // 2)), bias, block_bytes)
+    return correlate(x, kernel, buffers, ((k // 2, k // 2), (k // 2, k // 2)), bias, block_bytes,
+                     threads)
 
 
-def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20):
+def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=INLINE):
     """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias), stride 1, as sums of shifted
     GEMMs:
 
@@ -56,6 +65,7 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20):
     F) array (not contiguous: reshaping it copies).
     buffers: a workspace dict kept by the caller (the model shares one among its conv
     layers) for the padded input, so that no call faults in fresh memory.
+    threads: the ``blocks.BlockThreads`` that runs the blocks (default: this thread).
     """
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
@@ -70,16 +80,34 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20):
     z = np.empty((n, hp, wp, f), dtype=x.dtype)
     z_flat = z.reshape(-1, f)
     last = (n - 1) * hp * wp + h_out * wp           # one past the last output needed
-    block = max(block_bytes // (f * x.itemsize), 1)
-    for start in range(0, last, block):
-        stop = min(start + block, last)
-        out = z_flat[start:stop]
-        out[...] = 0 if bias is None else bias
+
+    def block_sum(start, stop, columns):
+        """z's flat rows start..stop-1, output channels ``columns``: the bias, then the
+        KH*KW shifted products added in (the block stays in cache across them)."""
+        out = z_flat[start:stop, columns]
+        out[...] = 0 if bias is None else bias[columns]
         for i in range(kh):
             for j in range(kw):
                 shift = i * wp + j
-                matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
+                matmul_add(flat[start + shift:stop + shift], kernel[i, j][:, columns], out)
+    parts = blocks(last, f, x.itemsize, block_bytes, threads.count)
+    threads.run(partial(block_sum, *part) for part in parts)
     return z[:, :h_out, :w_out]
+
+
+def blocks(rows, f, itemsize, block_bytes, threads=1):
+    """The independent parts of a correlate's output (``rows`` flat rows x F channels), as
+    (start, stop, columns): blocks of rows of at most block_bytes; for several threads,
+    at least 4 blocks a thread where there are rows enough (a thread that comes late
+    takes fewer), else the channels cut in 2 a thread (VGG16's block5: 224 rows -- 8
+    blocks of 28 rows would each repack the whole 512x512 kernel tap)."""
+    block = max(block_bytes // (f * itemsize), 1)
+    if threads > 1 and rows >= MIN_ROWS_TO_SPLIT:
+        block = min(block, -(-rows // (4 * threads)))
+    elif threads > 1:
+        step = max(MIN_COLUMNS, -(-f // (2 * threads)))
+        return [(0, rows, slice(k, k + step)) for k in range(0, f, step)]
+    return [(start, min(start + block, rows), slice(None)) for start in range(0, rows, block)]
 
 
 def zero_padded(buffers, name, x, pads, spare_rows=0):

@@ -12,6 +12,8 @@ import time
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from .blocks import BLOCKS
+
 
 def give_memory_back():
     """Hand freed heap memory back to the system (glibc's ``malloc_trim``), once a batch.
@@ -101,10 +103,12 @@ def _cgroup_quota(path="/sys/fs/cgroup/cpu.max"):
         return None
 
 
-def use_threads(count):
-    """Every BLAS call of this process uses at most ``count`` threads from now on (a
-    process-wide setting, threadpoolctl). Returns the limiter (keep it: its ``restore_
-    original_limits()`` undoes it)."""
+def use_threads(count, blocks=None):
+    """From now on every BLAS call of this process runs on at most ``count`` threads (a
+    process-wide setting, threadpoolctl), and the products that VGG16's layers cut into
+    blocks on ``blocks`` (default: count) of vggnp's own threads (``blocks.BLOCKS``).
+    Returns the BLAS limiter (its ``restore_original_limits()`` undoes the BLAS part)."""
+    BLOCKS.use(blocks or count)
     return threadpool_limits(count, user_api="blas")
 
 
@@ -116,8 +120,9 @@ class SharedBlasThreads:
     it back only when no other thread is inside a BLAS call."""
 
     def __init__(self, workers):
-        self._limits = None
+        self._limits, self._blocks = None, BLOCKS.count
         if workers > 1:
+            BLOCKS.use(1)  # each worker's products on its own thread
             threads = max((lib["num_threads"] for lib in threadpool_info()
                            if lib["user_api"] == "blas"), default=1)
             self._limits = threadpool_limits(max(1, threads // workers), user_api="blas")
@@ -126,3 +131,4 @@ class SharedBlasThreads:
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
+            BLOCKS.use(self._blocks)

@@ -6,7 +6,8 @@ path, loaded from a Keras weights file.
 
 import numpy as np
 
-from ..fast.layers import FastConv2D
+from ..fast.blocks import BLOCKS
+from ..fast.layers import FastConv2D, FastDense
 from ..files.weights import read_vgg16_weights
 from ..nn import spec
 from ..nn.vgg16 import VGG16 as TextbookVGG16
@@ -14,14 +15,19 @@ from ..nn.vgg16 import VGG16 as TextbookVGG16
 
 class VGG16(TextbookVGG16):
     """VGG16 whose convs are ``FastConv2D`` (the same sums as the textbook ``Conv2D``,
-    faster), sharing one padded-input workspace: the layers run one at a time."""
+    faster), sharing one padded-input workspace: the layers run one at a time; its dense
+    layers ``FastDense``; every product of both cut into blocks for the process's threads
+    (``fast/blocks.py``: ``BLOCKS``, set by ``use_threads``)."""
 
     def __init__(self, weights, input_size=spec.INPUT_SIZE):
         self._workspace = {}
         super().__init__(weights, input_size)
 
     def conv_layer(self, name, w, b):
-        return FastConv2D(name, w, b, activation="relu", buffers=self._workspace)
+        return FastConv2D(name, w, b, activation="relu", buffers=self._workspace, threads=BLOCKS)
+
+    def dense_layer(self, name, w, b, activation):
+        return FastDense(name, w, b, activation=activation, threads=BLOCKS)
 
     @classmethod
     def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,

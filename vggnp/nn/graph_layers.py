@@ -58,7 +58,8 @@ class DepthwiseConv2D(Conv2D):
             z = np.einsum("nhwcij,ijc->nhwc", views, self.w[..., 0])
         else:
             z = np.einsum("nhwcij,ijcm->nhwcm", views, self.w).reshape(n, h, w, cm)
-        z += self.b
+        if self.b.any():  # a separable conv's depthwise has none: a pass over z saved
+            z += self.b
         return z
 
     def output_shape(self, x_shape):

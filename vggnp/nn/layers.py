@@ -124,9 +124,14 @@ class Conv2D(Affine, Layer):
         """z = im2col(x) @ W + b: (N, H, W, C) -> (N, H', W', F), a new array."""
         kh, kw, c, f = self.w.shape
         col = im2col(x, kh, kw, self.pads(x.shape), self.strides)
-        z = (col @ self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(x.shape))
+        z = self.product(col, self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(x.shape))
         z += self.b
         return z
+
+    def product(self, a, b):
+        """a @ b: im2col's one matrix product, forward and backward (the fast path cuts it
+        into blocks for several threads)."""
+        return a @ b
 
     def output_shape(self, x_shape):
         n, h, w, _ = x_shape
@@ -164,7 +169,7 @@ class Conv2D(Affine, Layer):
     def input_gradient(self, dz):
         """dx = col2im(dz @ W.T): dz (N, H', W', F) -> dx (N, H, W, C)."""
         kh, kw, c, f = self.w.shape
-        dcol = dz.reshape(-1, f) @ self.w.reshape(kh * kw * c, f).T
+        dcol = self.product(dz.reshape(-1, f), self.w.reshape(kh * kw * c, f).T)
         return col2im(dcol, self.x.shape, kh, kw, self.pads(self.x.shape), self.strides)
 
 

@@ -36,13 +36,17 @@ class VGG16(Network):
                 layers.append(Flatten(name))
             else:
                 activation = "softmax" if name == "predictions" else "relu"
-                layers.append(Dense(name, *weights[name], activation=activation))
+                layers.append(self.dense_layer(name, *weights[name], activation))
         super().__init__(layers, input_size, channels=3, batch_split="block4_pool")
 
     def conv_layer(self, name, w, b):
         """One of VGG16's 3x3 "same" ReLU convs: the textbook Conv2D (the fast VGG16
         overrides this one method)."""
         return Conv2D(name, w, b, activation="relu")
+
+    def dense_layer(self, name, w, b, activation):
+        """fc1, fc2 or predictions: the textbook Dense (the fast VGG16 overrides it too)."""
+        return Dense(name, w, b, activation=activation)
 
     default_preprocess = "vgg16"  # Keras' caffe mode, as the ImageNet weights were trained
 
