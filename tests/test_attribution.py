@@ -106,3 +106,23 @@ def test_smoothgrad_is_seeded_and_options_belong_to_their_method(tmp_path):
                           (["--method", "eigencam", "--target", "logit"], "Eigen-CAM looks")]:
         result = run_cam("--model", MODEL_PATH, SHAPES[0], "--out", str(tmp_path), *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_one_sigmoid_unit_scores_class_1_by_z_and_class_0_by_minus_z():
+    """The score a method differentiates for a one-unit sigmoid model: z for class 1, -z
+    for class 0 (the backward's seed, +1 or -1), in the logits' dtype."""
+    from vggnp.methods.attribution import target_scores
+    from vggnp.nn.layers import Dense, Flatten
+    from vggnp.nn.network import Network
+    r = np.random.default_rng(2)
+    model = Network([Flatten("flatten"), Dense("p", r.standard_normal((12, 1)).astype(
+        np.float32), np.zeros(1, np.float32), "sigmoid")], (2, 2))
+    outputs = model.forward(r.standard_normal((4, 2, 2, 3)).astype(np.float32))
+    z = model.layers[-1].z[:, 0]
+    classes = np.array([0, 1, 1, 0])
+    scores = target_scores(model, outputs, classes, "logit")
+    assert scores.dtype == np.float32
+    np.testing.assert_array_equal(scores, np.where(classes == 1, z, -z))
+    np.testing.assert_allclose(target_scores(model, outputs, classes, "softmax"),
+                               np.where(classes == 1, outputs[:, 0], 1 - outputs[:, 0]),
+                               rtol=0, atol=1e-7)  # 1 - p: float32's, s(-z): exact

@@ -59,7 +59,9 @@ def target_scores(model, outputs, classes, target):
     if target == "softmax":
         return model.class_scores(outputs)[rows, classes]
     z = model.layers[-1].z  # the output layer's pre-activation (a Dense or an Activation)
-    return np.where(classes == 1, z[:, 0], -z[:, 0]) if z.shape[1] == 1 else z[rows, classes]
+    if z.shape[1] == 1:  # +z or -z: the seed's sign (the one place that convention lives)
+        return z[:, 0] * backward_seed(z, classes)[:, 0]
+    return z[rows, classes]
 
 
 def path_points(x, baseline, steps, start=0, stop=None):
