@@ -31,6 +31,14 @@ from functools import partial
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+BLOCKS_PER_THREAD = 4
+
+
+def rows_per_block(rows, threads):
+    """Rows a block when ``rows`` are cut for ``threads`` threads: BLOCKS_PER_THREAD
+    blocks a thread, so that a thread that comes late takes fewer (at least one row)."""
+    return max(1, -(-rows // (BLOCKS_PER_THREAD * threads)))
+
 
 class BlockThreads:
     """``count`` threads for ``run``'s blocks: the caller's and count - 1 helpers. The
@@ -79,12 +87,12 @@ class BlockThreads:
             self._running.release()
 
     def matmul(self, a, b):
-        """a @ b, a: (M, K), b: (K, N) -> (M, N), cut into blocks of a's rows (4 a thread);
+        """a @ b, a: (M, K), b: (K, N) -> (M, N), cut into blocks of a's rows;
         one product for one thread (OpenBLAS's threads then share it, as NumPy's ``@``)."""
         if self.count == 1:
             return a @ b
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
-        step = max(1, -(-a.shape[0] // (4 * self.count)))
+        step = rows_per_block(a.shape[0], self.count)
         self.run(partial(np.matmul, a[k:k + step], b, out=out[k:k + step])
                  for k in range(0, a.shape[0], step))
         return out

@@ -27,7 +27,7 @@ from functools import partial
 
 import numpy as np
 
-from .blocks import INLINE
+from .blocks import INLINE, rows_per_block
 from .gemm import matmul_add
 
 # With several threads, fewer output rows than this are cut by channels instead (each
@@ -98,12 +98,11 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
 def blocks(rows, f, itemsize, block_bytes, threads=1):
     """The independent parts of a correlate's output (``rows`` flat rows x F channels), as
     (start, stop, columns): blocks of rows of at most block_bytes; for several threads,
-    at least 4 blocks a thread where there are rows enough (a thread that comes late
-    takes fewer), else the channels cut in 2 a thread (VGG16's block5: 224 rows -- 8
+    ``rows_per_block`` where there are rows enough, else the channels cut in 2 a thread (VGG16's block5: 224 rows -- 8
     blocks of 28 rows would each repack the whole 512x512 kernel tap)."""
     block = max(block_bytes // (f * itemsize), 1)
     if threads > 1 and rows >= MIN_ROWS_TO_SPLIT:
-        block = min(block, -(-rows // (4 * threads)))
+        block = min(block, rows_per_block(rows, threads))
     elif threads > 1:
         step = max(MIN_COLUMNS, -(-f // (2 * threads)))
         return [(0, rows, slice(k, k + step)) for k in range(0, f, step)]

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from ..nn.layers import Conv2D, Dense
-from .blocks import INLINE
+from .blocks import INLINE, rows_per_block
 from .direct_conv import correlate
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -136,7 +136,6 @@ class FastDense(Dense):
     ``FastConv2D``'s."""
 
     MIN_SPLIT_BYTES = 1 << 22
-    BLOCKS_PER_THREAD = 4
 
     def __init__(self, name, w, b=None, activation="relu", threads=INLINE):
         super().__init__(name, w, b, activation)
@@ -147,7 +146,7 @@ class FastDense(Dense):
         rows, threads = self.w.shape[0], self.threads.count
         if threads == 1 or self.w.nbytes < self.MIN_SPLIT_BYTES:
             return None
-        step = -(-rows // (self.BLOCKS_PER_THREAD * threads))
+        step = rows_per_block(rows, threads)
         return [slice(k, k + step) for k in range(0, rows, step)]
 
     def pre_activation(self, x):

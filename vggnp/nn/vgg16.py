@@ -41,7 +41,7 @@ class VGG16(Network):
 
     def conv_layer(self, name, w, b):
         """One of VGG16's 3x3 "same" ReLU convs: the textbook Conv2D (the fast VGG16
-        overrides this one method)."""
+        overrides it and ``dense_layer``)."""
         return Conv2D(name, w, b, activation="relu")
 
     def dense_layer(self, name, w, b, activation):
