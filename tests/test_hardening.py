@@ -204,3 +204,62 @@ def test_every_numeric_option_takes_any_text_in_one_line(main, tmp_path, capsys)
             err = capsys.readouterr().err
             assert code in (2, 3) and len(err.splitlines()) == 1, (option, value, code, err)
             assert "Traceback" not in err
+
+
+# A batch that takes two minutes, and the signals for the worker thread that runs it alone
+# (the main thread blocks them, as do the threads it starts, but the worker unblocks them):
+# the kernel may pick any thread that does not block a signal, and this one it must pick.
+SLOW_BATCH = """
+import signal, sys, time
+import vggnp.stream.workers as workers
+STOPS = {signal.SIGINT, signal.SIGTERM}
+def under_way(*args, **kwargs):
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+    print("under way", file=sys.stderr, flush=True)
+    time.sleep(120)
+workers.explain = under_way
+signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+from vggnp.cam import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_does_not_wait_for_the_batch_under_way(tmp_path, signum, code):
+    """A stop while a batch runs: the command ends at once (exit 130 or 143, one line),
+    as that batch's result would not be written anyway (the stream used to wait up to 30
+    s for it, then drop it; a library caller's stream still waits: ``close_wait``). The
+    signal comes to the worker's thread: the main thread, waiting for the batch, must
+    look for it (``stream.interrupts``; before, 1 stop in ~25 hung so)."""
+    child = subprocess.Popen([sys.executable, "-c", SLOW_BATCH, SHAPES[0], *MODEL, "--out",
+                              str(tmp_path)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, preexec_fn=interruptible)
+    assert child.stderr.readline().strip() == "under way"
+    began = time.monotonic()
+    child.send_signal(signum)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == code and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and "0 of 1 image(s) done" in err
+    assert time.monotonic() - began < 10
+
+
+def test_an_idle_pool_ends_at_once_and_a_busy_one_is_waited_for():
+    """Workers.close: idle threads take their stop within IDLE_END; a batch under way is
+    waited for up to ``wait`` seconds, and the close says whether every thread ended."""
+    import threading
+    import types
+    from vggnp.stream import workers
+    release = threading.Event()
+    idle = workers.Workers([None, None], "gradcam", {})
+    assert idle.close(wait=0) is True
+    busy = workers.Workers([None], "gradcam", {})
+    original, workers.explain = workers.explain, lambda *a, **k: release.wait(30)
+    try:
+        busy.submit([types.SimpleNamespace(x=np.zeros(1))])
+        time.sleep(0.2)  # taken by the thread
+        began = time.monotonic()
+        assert busy.close(wait=0.5) is False
+        assert 0.5 <= time.monotonic() - began < 5
+    finally:
+        release.set()
+        workers.explain = original

@@ -17,6 +17,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 import uuid
 
 from .cluster_worker import explain_chunk, worker_version
@@ -25,6 +26,7 @@ from .image import settle, tell
 from .settings import Stop, each_until_stopped, signals_ignored
 from ..cli import EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, fail, say
 from ..files.results import file_stamp
+from ..stream.interrupts import SIGNAL_POLL
 
 CONNECT_TIMEOUT = 10  # seconds to reach the scheduler (Dask retries until then)
 
@@ -176,18 +178,21 @@ class Tasks:
     def _as_done(self):
         """Each task as it is done; NoWorkers when the scheduler has had no worker for two
         checks CONNECT_TIMEOUT apart (Dask would wait for one forever)."""
-        idle = 0
+        idle, check = 0, time.monotonic() + CONNECT_TIMEOUT
         while self.pending:
-            try:
-                future = self._done.get(timeout=CONNECT_TIMEOUT)
+            try:  # a short wait: a signal is handled only between waits (stream.interrupts)
+                future = self._done.get(timeout=SIGNAL_POLL)
             except queue.Empty:
+                if time.monotonic() < check:
+                    continue
+                check = time.monotonic() + CONNECT_TIMEOUT
                 idle = 0 if self.client.nthreads() else idle + 1
                 if idle == 2:
                     raise NoWorkers(f"no worker left at {self.client.scheduler.address} for "
                                     f"{2 * CONNECT_TIMEOUT} s; {len(self.pending)} task(s) "
                                     "not done")
                 continue
-            idle = 0
+            idle, check = 0, time.monotonic() + CONNECT_TIMEOUT
             self.pending.discard(future)
             yield future
 

@@ -167,7 +167,7 @@ def explain_here(args, run, todo, out):
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,
         progress=lambda k, n: out.progress.step("scorecam channels", k, n),
-        trace=out.trace or False, workers=count, **stream_options(args))
+        trace=out.trace or False, workers=count, close_wait=0, **stream_options(args))
     pending = deque()
     with ThreadPoolExecutor(max_workers=1) as writer:
         def step(result):
@@ -181,9 +181,11 @@ def explain_here(args, run, todo, out):
 
 def close(stream, out, pending):
     """After the last image or a stop: the outputs under way are finished with Ctrl-C and
-    SIGTERM ignored (the writer thread: a second at most), then the handlers are back to
-    what they were while the stream waits for its batches under way (up to its
-    close_wait): a second Ctrl-C there stops the wait, not the run's last lines."""
+    SIGTERM ignored (the writer thread: a second at most), then the stream is closed with
+    the handlers back to what they were. It does not wait for a batch under way after a
+    stop (``close_wait=0``): its result would not be written, the process ends next, and
+    the workers are daemon threads that only compute (18.7 s of a Ctrl-C'd run went to
+    that wait once); --resume redoes its images."""
     with signals_ignored():
         finish(out, pending, keep=0)
     try:

@@ -25,12 +25,14 @@ from concurrent.futures import FIRST_COMPLETED, wait
 
 from ..fast.threads import SharedBlasThreads, give_memory_back
 from ..files.images import ImageError
+from .interrupts import SIGNAL_POLL
 from .reader import Budget, ImageResult, Reader
 from .workers import Workers
 
 PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~96 MB (Pillow keeps RGB in 4 bytes)
 CLOSE_WAIT = 30  # seconds a closed stream waits for its batches under way (a Score-CAM
-                 # batch can take minutes: then the threads are left to end by themselves)
+                 # batch can take minutes: then the threads are left to end by themselves);
+                 # the command line, which ends after a stop, waits for none
 
 
 def explain_files(model, sources, method="gradcam", mode=None, layer=None,
@@ -120,7 +122,7 @@ def _finished(pending, keep, hold):
         if not done and len(pending) <= keep:
             return
         if not done:
-            wait(pending, return_when=FIRST_COMPLETED)
+            wait(pending, timeout=SIGNAL_POLL, return_when=FIRST_COMPLETED)  # interrupts
             continue
         for future in done:
             pending.remove(future)

@@ -9,7 +9,17 @@ a SIGTERM during the main thread's 50 ms polling of the reader's queue left a ``
 process hung in the clean-up's drain of that queue, 40 minutes later. The clean-up asks
 first (``free``) and skips what it cannot take: its threads are daemon threads, and the
 process ends without them.
+
+A second trap, the other way round: the kernel hands a signal sent to the process to any
+of its threads that does not block it (a stream worker, a block thread, OpenBLAS's own).
+CPython's C handler then only marks it pending; a main thread blocked on a lock (waiting
+for a batch) is not woken, and the Python handler waits with it until that lock is
+released -- the length of a batch, or for ever. Seen here: 1 SIGTERM in about 25 sent
+while a batch ran left the command waiting for its 120 s batch. So the main thread never
+waits longer than ``SIGNAL_POLL`` at a time.
 """
+
+SIGNAL_POLL = 0.1  # seconds the main thread blocks at most before it looks for a signal
 
 
 def free(lock, timeout=1.0):

@@ -19,6 +19,9 @@ from ..files.images import ImageError
 from ..methods.explain import explain
 
 
+IDLE_END = 0.1  # seconds: a thread waiting for work ends within microseconds of its stop
+
+
 class Workers:
     """One daemon thread per model replica, each explaining one batch at a time.
 
@@ -49,8 +52,9 @@ class Workers:
 
     def close(self, wait):
         """Cancel what has not started, and wait up to ``wait`` seconds for the batches
-        under way. Returns True if every thread has ended (False too when an interrupt
-        left the task queue's lock held: ``interrupts``)."""
+        under way (an idle thread is given IDLE_END to take its stop and end). Returns True
+        if every thread has ended (False too when an interrupt left the task queue's lock
+        held: ``interrupts``)."""
         if not free(self._tasks.mutex):
             return False
         while True:
@@ -62,7 +66,7 @@ class Workers:
             self._tasks.put(None)
         deadline = time.monotonic() + wait
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(IDLE_END, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
 
 
