@@ -114,7 +114,7 @@ def test_replicas_fold_on_their_own_caches():
     for k, x in enumerate(xs):
         graph.forward(x, fold=False)
         assert np.allclose(got[k], graph.backward(np.ones((1, 5))), rtol=0, atol=1e-12)
-        assert replicas[k].folds._folded["sep"][2] is not replicas[1 - k].folds._folded["sep"][2]
+        assert replicas[k].folds._folded.kept("sep") is not replicas[1 - k].folds._folded.kept("sep")
     assert expected  # the unfolded outputs exist for both images
 
 
@@ -134,7 +134,34 @@ def test_a_pass_leaves_one_set_of_caches_per_conv():
     assert sep.x is not None and sep.d is not None
     graph.forward(x)
     assert sep.x is None and sep.d is None and sep.depthwise.x is None
-    folded = graph.folds._folded["sep"][2]
+    folded = graph.folds._folded.kept("sep")
     assert folded.x is not None and folded.depthwise is not sep.depthwise
     graph.forward(x, fold=False)
-    assert "sep" not in graph.folds._folded and sep.x is not None
+    assert graph.folds._folded.kept("sep") is None and sep.x is not None
+
+
+def test_what_is_made_from_weights_is_made_again_only_when_they_are_replaced():
+    """nn.made.MadeFrom, the one cache of LRP's kernels, the folds and Winograd's
+    transforms: kept while the very arrays stay (an equal copy is another array), made
+    again once one is replaced, never kept when too big, shared by a layer's replicas."""
+    from vggnp.nn.layers import Conv2D
+    from vggnp.nn.made import MadeFrom
+    calls = []
+
+    def make(w, b):
+        calls.append(1)
+        return w + b
+    made, w, b = MadeFrom(), np.ones(3), np.zeros(3)
+    first = made.get("k", (w, b), make)
+    assert made.get("k", (w, b), make) is first and len(calls) == 1
+    assert made.get("k", (w.copy(), b), make) is not first and len(calls) == 2
+    made.get("big", (w, b), make, keep=False)
+    made.get("big", (w, b), make, keep=False)
+    assert len(calls) == 4 and made.kept("big") is None
+    conv = Conv2D("c", RNG.standard_normal((3, 3, 2, 4)), np.zeros(4))
+    twin = conv.replica(None)
+    assert conv.made_from_weights("plus", make) is twin.made_from_weights("plus", make)
+    before = len(calls)
+    conv.w = conv.w * 2  # replaced, as the sanity checks do
+    again = conv.made_from_weights("plus", make)
+    assert len(calls) == before + 1 and np.array_equal(again, conv.w + conv.b)

@@ -24,6 +24,7 @@ import math
 from ..nn.convnet_layers import batch_norms_after
 from ..nn.graph_layers import Identity
 from ..nn.layers import Conv2D
+from ..nn.made import MadeFrom
 
 MAP_PER_KERNEL = 1.0  # fold where the map has at least this many values per kernel value
 
@@ -36,7 +37,7 @@ class BatchNormFolds:
 
     def __init__(self, pairs):
         self.pairs = {conv.name: norm for conv, norm in pairs if isinstance(conv, Conv2D)}
-        self._folded = {}
+        self._folded = MadeFrom()  # {conv name: its folded copy}
 
     @classmethod
     def for_graph(cls, layers, inputs_of):
@@ -57,7 +58,7 @@ class BatchNormFolds:
         """The folded copy of conv ``name`` let go (a pass ran the conv as itself): its
         caches hold maps for nothing; the folded kernel stays (``made_from_weights``, up
         to its MAX_KEPT_BYTES)."""
-        self._folded.pop(name, None)
+        self._folded.forget(name)
 
     def stand_ins(self, conv, x_shape):
         """{name: layer} that compute ``conv``'s node and its BatchNorm's in a pass where
@@ -67,9 +68,7 @@ class BatchNormFolds:
         if math.prod(conv.output_shape(x_shape)) < MAP_PER_KERNEL * conv.w.size:
             return {}
         norm = self.pairs[conv.name]
-        w, b, folded = self._folded.get(conv.name, (None, None, None))
-        if w is not conv.w or b is not conv.b:  # the arrays themselves: ids can be reused
-            folded = norm.folded_into(conv)
-            self._folded[conv.name] = (conv.w, conv.b, folded)
+        folded = self._folded.get(conv.name, (conv.w, conv.b),
+                                  lambda w, b: norm.folded_into(conv))
         conv.forget()
         return {conv.name: folded, norm.name: Identity(norm.name)}

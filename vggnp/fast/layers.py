@@ -55,16 +55,10 @@ class FastConv2D(Conv2D):
                  buffers=None, threads=INLINE):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers, self.threads = ({} if buffers is None else buffers), threads
-        self._derived = {}  # arrays made from w (Winograd's transforms); replicas share them
 
     def replica(self, workspace):
         twin = super().replica(workspace)
         twin.buffers = workspace
-        return twin
-
-    def with_weights(self, w, b):
-        twin = super().with_weights(w, b)
-        twin._derived = {}  # made from w: the twin's own
         return twin
 
     def pre_activation(self, x):
@@ -72,7 +66,8 @@ class FastConv2D(Conv2D):
         if path == "im2col":
             return super().pre_activation(x)
         if path == "winograd":
-            z = winograd_same(x, self._made_from_w("winograd", kernel_transform), self.buffers)
+            z = winograd_same(x, self.made_from_weights(
+                "winograd", lambda w, b: kernel_transform(w)), self.buffers)
             z += self.b
             return z
         return correlate(x, self.w, self.buffers, self.pads(x.shape), bias=self.b,
@@ -83,8 +78,8 @@ class FastConv2D(Conv2D):
         if path == "im2col":
             return super().input_gradient(dz)
         if path == "winograd":
-            return winograd_same(dz, self._made_from_w(
-                "winograd_flipped", lambda w: kernel_transform(flipped_kernel(w))),
+            return winograd_same(dz, self.made_from_weights(
+                "winograd_flipped", lambda w, b: kernel_transform(flipped_kernel(w))),
                 self.buffers)
         (top, bottom), (left, right) = self.pads(self.x.shape)
         kh, kw = self.w.shape[:2]
@@ -111,15 +106,6 @@ class FastConv2D(Conv2D):
 
     def _flipped_kernel(self):
         return flipped_kernel(self.w)
-
-    def _made_from_w(self, key, make):
-        """make(w), made once per kernel array (again if ``w`` is replaced, as the sanity
-        checks do) and shared by the replicas: Winograd's kernel transforms."""
-        made_from, made = self._derived.get(key, (None, None))
-        if made_from is not self.w:
-            made = make(self.w)
-            self._derived[key] = (self.w, made)
-        return made
 
 
 class FastDense(Dense):

@@ -25,6 +25,7 @@ from .activation_functions import ACTIVATIONS
 from .backward_pass import PLAIN
 from .relevance import Affine
 from .im2col import col2im, im2col, window_padding, windows
+from .made import MadeFrom
 
 
 class Layer:
@@ -103,7 +104,7 @@ class Conv2D(Affine, Layer):
         self.strides, self.padding = tuple(strides), padding
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
-        self.made = {}  # made_from_weights' kernels
+        self.made = MadeFrom()  # made_from_weights' kernels
 
     def pads(self, x_shape):
         """((top, bottom), (left, right)) zero padding for an input of x_shape."""
@@ -187,7 +188,7 @@ class Dense(Affine, Layer):
         self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
         self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
-        self.made = {}
+        self.made = MadeFrom()
 
     def forward(self, x):
         self.x = np.asarray(x, dtype=self.w.dtype)

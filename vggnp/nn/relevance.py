@@ -30,6 +30,8 @@ import copy
 
 import numpy as np
 
+from .made import MadeFrom
+
 # What iNNvestigate (keras.backend.epsilon()) adds to a denominator that is exactly zero.
 ZERO_GUARD = 1e-7
 
@@ -210,7 +212,7 @@ class Affine:
         twin = copy.copy(self)
         twin.w = w
         twin.b = np.zeros_like(self.b) if b is None else b
-        twin.made, twin.twin = {}, True
+        twin.made, twin.twin = MadeFrom(), True
         return twin
 
     def kernel_times(self, w, scale):
@@ -222,12 +224,8 @@ class Affine:
         """make(w, b), made once per pair of arrays and kept on the layer (its replicas
         share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
         replaced, as the sanity checks do; not kept above MAX_KEPT_BYTES."""
-        (w, b), made = self.made.get(key, ((None, None), None))
-        if w is not self.w or b is not self.b:  # the arrays themselves: an id can be reused
-            made = make(self.w, self.b)
-            if self.w.nbytes <= self.MAX_KEPT_BYTES:
-                self.made[key] = ((self.w, self.b), made)
-        return made
+        return self.made.get(key, (self.w, self.b), make,
+                             keep=self.w.nbytes <= self.MAX_KEPT_BYTES)
 
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
@@ -250,7 +248,8 @@ class Affine:
         the z its forward kept, likewise), for ``relevance``'s blocks."""
         block = copy.copy(self)
         block.outputs = slice(start, stop)
-        block.w, block.b, block.made = self.w[:, block.outputs], self.b[block.outputs], {}
+        block.w, block.b = self.w[:, block.outputs], self.b[block.outputs]
+        block.made = MadeFrom()
         if not self.twin:
             block.z = self.z[:, block.outputs]
         return block
