@@ -67,7 +67,12 @@ def peak_rss_mb():
 
 def worker_vggnp(weights, repeats):
     import vggnp
+    from vggnp.cli import apply_threads
+    from vggnp.fast.blocks import BLOCKS
     from vggnp.fast.layers import FastConv2D as Conv2D
+    # Threads as the commands set them (the library alone leaves the BLAS's default and
+    # no block threads): what a user of `python -m vggnp.cam` gets.
+    blas = apply_threads(argparse.Namespace(threads=None))
     model = vggnp.VGG16.load(weights)
     x = vggnp.load_image(PHOTO)
     onehot = np.zeros((1, 1000), np.float32)
@@ -109,6 +114,7 @@ def worker_vggnp(weights, repeats):
                        for i in threadpool_info() if i["user_api"] == "blas"]
     except ImportError:
         out["blas"] = ["unknown (pip install threadpoolctl)"]
+    out["threads"] = f"{blas} BLAS thread(s) and {BLOCKS.count} block thread(s), as the commands"
     return out
 
 
@@ -293,7 +299,8 @@ def collect(runs, cli, command="python -m scripts.bench"):
               "batch pair": len(merged("vggnp", "gradcam_batch8_per_image")),
               "rounds": len(runs["vggnp"]), "cli": len(cli)}
     return {"command": command,
-            "machine": dict(machine(), blas=last["blas"], numpy=last.get("numpy"),
+            "machine": dict(machine(), blas=last["blas"] + [last["threads"]],
+                            numpy=last.get("numpy"),
                             tf=runs["tf"][-1]["version"] if runs["tf"] else None),
             "counts": counts, "sgemm_gflops": last["sgemm_gflops"], "vggnp_ms": np_,
             "tf_ms": tf_, "rss_mb": max(r["rss_mb"] for r in runs["vggnp"]),

@@ -207,20 +207,21 @@ def test_every_numeric_option_takes_any_text_in_one_line(main, tmp_path, capsys)
 
 
 # A batch that takes two minutes, and the signals for the worker thread that runs it alone
-# (the main thread blocks them, as do the threads it starts, but the worker unblocks them):
-# the kernel may pick any thread that does not block a signal, and this one it must pick.
+# (the main thread blocks them before any import, so the threads it starts -- OpenBLAS's,
+# the block threads -- block them too, but the worker unblocks them): the kernel may pick
+# any thread that does not block a signal, and this one it must pick.
 SLOW_BATCH = """
 import signal, sys, time
-import vggnp.stream.workers as workers
 STOPS = {signal.SIGINT, signal.SIGTERM}
+signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+import vggnp.stream.workers as workers
 def under_way(*args, **kwargs):
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     print("under way", file=sys.stderr, flush=True)
     time.sleep(120)
 workers.explain = under_way
-signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-from vggnp.cam import main
-sys.exit(main(sys.argv[1:]))
+from vggnp.cam import command
+sys.exit(command())
 """
 
 
@@ -234,13 +235,33 @@ def test_a_stopped_run_does_not_wait_for_the_batch_under_way(tmp_path, signum, c
     child = subprocess.Popen([sys.executable, "-c", SLOW_BATCH, SHAPES[0], *MODEL, "--out",
                               str(tmp_path)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, preexec_fn=interruptible)
-    assert child.stderr.readline().strip() == "under way"
-    began = time.monotonic()
-    child.send_signal(signum)
-    out, err = child.communicate(timeout=60)
+    try:
+        assert child.stderr.readline().strip() == "under way"
+        began = time.monotonic()
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()  # a hung one (it blocks the signals in its main thread)
+        child.communicate()
     assert child.returncode == code and "Traceback" not in err, err
     assert len(err.splitlines()) == 1 and "0 of 1 image(s) done" in err
     assert time.monotonic() - began < 10
+
+
+def test_a_run_in_a_callers_process_still_waits_for_its_batch(tmp_path, monkeypatch):
+    """cam.main called from Python (a notebook, a test): its process goes on, so a stopped
+    run waits for the batch under way (the stream's CLOSE_WAIT) and gives the BLAS
+    threads back; only ``cam.command`` (the process ends next) does not wait."""
+    from vggnp.cam import run as cam_run
+    from vggnp.stream.batches import CLOSE_WAIT
+    waits = []
+
+    def stream(*args, close_wait, **kwargs):
+        waits.append(close_wait)
+        return iter(())
+    monkeypatch.setattr(cam_run, "explain_files", stream)
+    cam.main([SHAPES[0], *MODEL, "--out", str(tmp_path)])
+    assert waits == [CLOSE_WAIT]
 
 
 def test_an_idle_pool_ends_at_once_and_a_busy_one_is_waited_for():

@@ -8,14 +8,19 @@ file, stdout lines, progress).
 
 from ..startup import guard, started
 
-__all__ = ["main"]
+__all__ = ["command", "main"]
 
 
-def main(argv=None):
-    """The command line's entry point (``python -m vggnp.cam``, ``vggnp-cam``): the
-    start-up guard (``startup.py``) is up while ``run.py`` and NumPy load, then
-    ``run.main`` runs."""
+def main(argv=None, process_ends=False):
+    """The main job, from Python or as a command (``command``): the start-up guard
+    (``startup.py``) is up while ``run.py`` and NumPy load, then ``run.main`` runs."""
     previous = guard("vggnp.cam")
     from .run import main as run_main
     started(previous)
-    return run_main(argv)
+    return run_main(argv, process_ends=process_ends)
+
+
+def command():
+    """The command line's entry point (``python -m vggnp.cam``, ``vggnp-cam``): ``main``
+    in a process that ends when it returns."""
+    return main(process_ends=True)

@@ -192,9 +192,9 @@ class Tasks:
                                     f"{2 * CONNECT_TIMEOUT} s; {len(self.pending)} task(s) "
                                     "not done")
                 continue
-            idle, check = 0, time.monotonic() + CONNECT_TIMEOUT
             self.pending.discard(future)
             yield future
+            idle, check = 0, time.monotonic() + CONNECT_TIMEOUT  # counted from here, as ever
 
     def wind_down(self, out, settle):
         """After the last task or a stop: the tasks not done are cancelled, those done are

@@ -35,13 +35,15 @@ from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXI
 from ..cli_run import Terminated, cwd_gone, raise_terminated
 from ..files.outputs import remove_stale_temps
 from ..viz.report import INLINE_LIMIT
-from ..stream.batches import PIXEL_BUDGET, explain_files
+from ..stream.batches import CLOSE_WAIT, PIXEL_BUDGET, explain_files
 from ..fast.blocks import BLOCKS
 from ..fast.threads import cores
 
-def main(argv=None, client=None):
+def main(argv=None, client=None, process_ends=False):
     """The run, step by step: each step prints its own lines and may stop the run.
-    client: a ``dask.distributed.Client`` to run on, as ``--dask ADDRESS`` does."""
+    client: a ``dask.distributed.Client`` to run on, as ``--dask ADDRESS`` does.
+    process_ends: the process ends when this returns (``cam.command``): a stopped run then
+    does not wait for the batch under way (``RunSettings.stop_wait``)."""
     # File names may hold bytes that are not UTF-8; show them escaped rather than crash.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -58,7 +60,8 @@ def main(argv=None, client=None):
             return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs,
                                  results)
         with connect(args.dask, client) as cluster:  # None: on this machine
-            run = prepare(args, command_line("vggnp.cam", argv))   # model, layer, class
+            run = prepare(args, command_line("vggnp.cam", argv),  # model, layer, class
+                          stop_wait=0 if process_ends else CLOSE_WAIT)
             return process(args, run, todo, failed_inputs, results, cluster)
     except Stop as stop:
         return stop.code
@@ -167,7 +170,8 @@ def explain_here(args, run, todo, out):
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,
         progress=lambda k, n: out.progress.step("scorecam channels", k, n),
-        trace=out.trace or False, workers=count, close_wait=0, **stream_options(args))
+        trace=out.trace or False, workers=count, close_wait=run.stop_wait,
+        **stream_options(args))
     pending = deque()
     with ThreadPoolExecutor(max_workers=1) as writer:
         def step(result):
@@ -182,10 +186,10 @@ def explain_here(args, run, todo, out):
 def close(stream, out, pending):
     """After the last image or a stop: the outputs under way are finished with Ctrl-C and
     SIGTERM ignored (the writer thread: a second at most), then the stream is closed with
-    the handlers back to what they were. It does not wait for a batch under way after a
-    stop (``close_wait=0``): its result would not be written, the process ends next, and
-    the workers are daemon threads that only compute (18.7 s of a Ctrl-C'd run went to
-    that wait once); --resume redoes its images."""
+    the handlers back to what they were. The stream waits ``run.stop_wait`` for a batch
+    under way, whose result is not written: none where the process ends next (the
+    workers are daemon threads that only compute; 18.7 s of a Ctrl-C'd run went to that
+    wait once); --resume redoes its images. A second Ctrl-C stops a wait."""
     with signals_ignored():
         finish(out, pending, keep=0)
     try:

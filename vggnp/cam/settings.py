@@ -37,7 +37,7 @@ class Stop(Exception):
         self.code = code
 
 
-def prepare(args, command):
+def prepare(args, command, stop_wait):
     """Load the model, resolve --layer, --target and --class: the run's settings."""
     try:
         model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
@@ -65,7 +65,7 @@ def prepare(args, command):
                        weights_path=weights_path, layer=layer,
                        target=args.target or METHODS[args.method].targets[0],
                        chosen_class=chosen_class, began=time.time(), command=command,
-                       threads=threads)
+                       threads=threads, stop_wait=stop_wait)
 
 
 def stream_options(args):

@@ -20,7 +20,9 @@ class RunSettings:
     layer explained (None for the input methods); target: the score explained;
     chosen_class: --class as an index, or None (each image's top-1); began: time.time()
     at the start; command: the command line as typed (for the report); threads: the
-    BLAS threads (--threads).
+    BLAS threads (--threads); stop_wait: seconds a stopped run waits for a batch under way
+    (its result is not written): none where the process ends next (``cam.command``), the
+    stream's CLOSE_WAIT in a caller's process, so that its BLAS threads are given back.
     """
     model: Network
     own_model: Network
@@ -33,6 +35,7 @@ class RunSettings:
     began: float
     command: str
     threads: int = 1
+    stop_wait: float = 0
 
 
 @dataclass

@@ -15,11 +15,13 @@ of its threads that does not block it (a stream worker, a block thread, OpenBLAS
 CPython's C handler then only marks it pending; a main thread blocked on a lock (waiting
 for a batch) is not woken, and the Python handler waits with it until that lock is
 released -- the length of a batch, or for ever. Seen here: 1 SIGTERM in about 25 sent
-while a batch ran left the command waiting for its 120 s batch. So the main thread never
-waits longer than ``SIGNAL_POLL`` at a time.
+while a batch ran left the command waiting for its 120 s batch. So the main thread waits
+for a batch (or a cluster's task) ``SIGNAL_POLL`` at a time. Its other waits are bounded:
+an image being decoded (the reader's join, up to 5 s), an output being written (the
+writer thread finishes it anyway), a block of a product (milliseconds).
 """
 
-SIGNAL_POLL = 0.1  # seconds the main thread blocks at most before it looks for a signal
+SIGNAL_POLL = 0.1  # seconds: the main thread's wait for a batch, between looks for a signal
 
 
 def free(lock, timeout=1.0):
