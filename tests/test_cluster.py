@@ -185,9 +185,9 @@ def test_a_worker_killed_while_writing_loses_nothing_and_lists_nothing_twice(tmp
 
 def test_workers_that_cannot_run_this_vggnp_are_one_line_before_any_work(
         tmp_path, cluster, monkeypatch, capsys):
-    from vggnp.cam import cluster as cam_cluster, run
+    from vggnp.cam import cluster as cam_cluster, main  # main: as docs/folders.md shows
     monkeypatch.setattr(cam_cluster, "__version__", "0.0.1")  # as if the workers were older
-    code = run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)], client=cluster)
+    code = main([SHAPES[0], *MODEL, "--out", str(tmp_path)], client=cluster)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "runs vggnp 0.1.0, this process 0.0.1; install the same version" in err

@@ -11,13 +11,14 @@ from ..startup import guard, started
 __all__ = ["command", "main"]
 
 
-def main(argv=None, process_ends=False):
+def main(argv=None, client=None, process_ends=False):
     """The main job, from Python or as a command (``command``): the start-up guard
-    (``startup.py``) is up while ``run.py`` and NumPy load, then ``run.main`` runs."""
+    (``startup.py``) is up while ``run.py`` and NumPy load, then ``run.main`` runs (client:
+    a ``dask.distributed.Client`` to run on, as ``--dask ADDRESS`` does)."""
     previous = guard("vggnp.cam")
     from .run import main as run_main
     started(previous)
-    return run_main(argv, process_ends=process_ends)
+    return run_main(argv, client=client, process_ends=process_ends)
 
 
 def command():
