@@ -3,9 +3,11 @@ signals it turns into exit codes, and progress lines (``step_progress``). Beside
 ``cli.py``, which holds what the commands' parsers and messages share.
 """
 
+import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT, EXIT_TERMINATED,
@@ -29,6 +31,27 @@ class Terminated(BaseException):
 
 def raise_terminated(signum, frame):
     raise Terminated()
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM held back inside the block and delivered at its end: for a few
+    steps that must not be cut apart (an image's record in the results file and its lines
+    on stdout: a Ctrl-C between them listed 116 images as done and printed 115). In the
+    main thread only, where Python runs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    handlers = {number: signal.signal(number, lambda n, frame: caught.append(n))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # to the handler that was there before
 
 
 def cwd_gone(name):

@@ -30,6 +30,7 @@ from .reader import Budget, ImageResult, Reader
 from .workers import Workers
 
 PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~96 MB (Pillow keeps RGB in 4 bytes)
+READER_WAIT = 5  # seconds a closed stream waits for an image being decoded, at most
 CLOSE_WAIT = 30  # seconds a closed stream waits for its batches under way (a Score-CAM
                  # batch can take minutes: then the threads are left to end by themselves);
                  # the command line, which ends after a stop, waits for none
@@ -57,28 +58,31 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     setting: threadpoolctl); the command line runs 2 on a folder, 1 on one batch.
     ``progress`` is called from those threads. close_wait: seconds a closed stream waits
     for the batches under way before it returns (the BLAS threads are given back if they
-    ended by then).
+    ended by then), and for an image being decoded (READER_WAIT at most).
     EmptyMapWarning is not raised here: ``result.empty`` says it; integrated-gradients'
     completeness check is in ``result.details["completeness"]``.
     """
-    budget = Budget(pixel_budget)
     mode = mode or model.default_preprocess
-    reader = Reader(sources, model, mode, read_options or {}, batch_size, budget)
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
                    progress=progress, trace=trace, preprocess=mode,
                    **(method_options or {}))
     # Replicas even for one worker: a batch still running after the caller stopped the
     # stream (a break, Ctrl-C) must not write into the caller's own model's caches.
-    pool = Workers([model.replica() for _ in range(workers)], method, options)
-    blas = SharedBlasThreads(workers)
-    try:
+    replicas = [model.replica() for _ in range(workers)]
+    blas = pool = reader = None
+    try:  # from the first thread started: a Ctrl-C at any point stops what was started
+        blas = SharedBlasThreads(workers)
+        pool = Workers(replicas, method, options)
+        reader = Reader(sources, model, mode, read_options or {}, batch_size,
+                        Budget(pixel_budget))
         yield from _run(reader, pool, batch_size, pixel_budget / (workers + 1), workers,
                         hold_pictures)
     finally:
-        reader.stop()
+        if reader is not None:
+            reader.stop(wait=min(close_wait, READER_WAIT))
         # Given back in this thread (set from a worker thread, the count stayed halved here) and
         # only once no worker runs: never while a BLAS call may run in another thread.
-        if pool.close(wait=close_wait):
+        if blas is not None and (pool is None or pool.close(wait=close_wait)):
             blas.restore()
 
 

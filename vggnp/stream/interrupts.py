@@ -17,8 +17,9 @@ for a batch) is not woken, and the Python handler waits with it until that lock 
 released -- the length of a batch, or for ever. Seen here: 1 SIGTERM in about 25 sent
 while a batch ran left the command waiting for its 120 s batch. So the main thread waits
 for a batch (or a cluster's task) ``SIGNAL_POLL`` at a time. Its other waits are bounded:
-an image being decoded (the reader's join, up to 5 s), an output being written (the
-writer thread finishes it anyway), a block of a product (milliseconds).
+an image being decoded (the reader's join: up to the stream's close_wait, 5 s at most),
+an output being written (the writer thread finishes it anyway), a block of a product
+(milliseconds).
 """
 
 SIGNAL_POLL = 0.1  # seconds: the main thread's wait for a batch, between looks for a signal

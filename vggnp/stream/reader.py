@@ -117,9 +117,10 @@ class Reader:
                 raise item.error
             yield item
 
-    def stop(self):
-        """Stop reading (the consumer is done or interrupted) and release what waits;
-        a queue whose lock an interrupt left held is left as it is (``interrupts``)."""
+    def stop(self, wait=5.0):
+        """Stop reading (the consumer is done or interrupted) and release what waits,
+        waiting up to ``wait`` seconds for an image being decoded; a queue whose lock an
+        interrupt left held is left as it is (``interrupts``)."""
         self._stopped.set()
         self._budget.open()
         if not free(self._queue.mutex):
@@ -129,7 +130,7 @@ class Reader:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=wait)
 
 
 class Budget:
