@@ -13,6 +13,7 @@ import pytest
 from keras_convnets import leaf_layers
 from test_keras_applications import calibrate_batch_norms, realistic_weights
 from vggnp import grad_cam, load_keras_model
+from vggnp.nn.activation_functions import HardSigmoid, HardSigmoidKeras2, HardSwish
 
 TOLERANCE = 1e-4  # of the largest absolute value, as VGG16's (docs/testing.md)
 
@@ -71,6 +72,38 @@ def tf_reference(tf, keras, model, x, layer, class_index):
 
 def relative(ours, theirs):
     return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+
+
+def within(ours, theirs, truth, scale, excused):
+    """Each image's (axis 0) largest error, on ``scale``, within 1e-4 or three times
+    TensorFlow's (over all images), unless ``excused`` (N,) says so, and at least one
+    image within it. Returns how many were excused."""
+    bound = max(1e-4, 3 * np.abs(theirs - truth).max() / scale)
+    errors = np.abs(ours - truth).reshape(len(ours), -1).max(axis=1) / scale
+    over = errors > bound
+    assert not (over & ~excused).any() and not over.all(), f"{errors} over {bound:.2g}"
+    return int(over.sum())
+
+
+KINKS = {HardSwish: (-3.0, 3.0), HardSigmoid: (-3.0, 3.0), HardSigmoidKeras2: (-2.5, 2.5)}
+
+
+def kink_flips(ours32, ours64, count):
+    """(count,) bool: True for an image where the float32 forward put an input of a
+    hard_swish or hard_sigmoid on the other side of a kink than the float64 forward did
+    (their last passes, of the same ``count`` images). Its gradient then differs there by
+    the slope's jump (hard_swish: 1.5 to 1 at x = 3), whatever the float32 accuracy: with
+    OpenBLAS's SkylakeX kernels MobileNetV3Small's activation_18 took 3.0004 (float64) as
+    2.99996 in float32, and its d logit / d input was 3.1e-3 off (TF's 2.0e-4)."""
+    flipped = np.zeros(count, bool)
+    for layer32, layer64 in zip(ours32.layers, ours64.layers):
+        for f32, f64 in ((layer32, layer64), (getattr(layer32, "activation", None),
+                                              getattr(layer64, "activation", None))):
+            if type(f64) in KINKS and getattr(f64, "x", None) is not None:
+                x32, x64 = f32.x.reshape(count, -1).astype(np.float64), f64.x.reshape(count, -1)
+                for kink in KINKS[type(f64)]:
+                    flipped |= ((x32 < kink) != (x64 < kink)).any(axis=1)
+    return flipped
 
 
 @contextlib.contextmanager
@@ -147,12 +180,15 @@ def test_keras_application_equals_tensorflow(tf, tmp_path, name):
     TensorFlow's own float32 error, whichever is larger (in these deep random models
     float32 rounding reaches 1e-4 in both: MobileNetV3Large's outputs, TF 5.9e-5, vggnp
     9.5e-5; the two then differ from each other by 1.5e-4; its Grad-CAM map: TF 1.1e-4,
-    vggnp 2.3e-4)."""
+    vggnp 2.3e-4). The map and d logit / d input are held to that bound image by image; an
+    image over it is excused only where vggnp's float32 forward took a kink of a
+    hard_swish or hard_sigmoid on the other side than the float64 one (``kink_flips``),
+    and one image of the two at most."""
     keras = tf.keras
     model, twin, ours32, ours64, x = built(keras, name, tmp_path)
     _, _, default, earlier = MODELS[name]
     assert ours32.default_layer == default
-    x64, nonzero = x.astype(np.float64), 0
+    x64, nonzero, excused = x.astype(np.float64), 0, 0
     for c in range(ours32.outputs):
         for layer in (default, earlier):
             with float64(keras):
@@ -165,13 +201,15 @@ def test_keras_application_equals_tensorflow(tf, tmp_path, name):
         logits, cam, d_input = tf_reference(tf, keras, model, x, default, c)
         truth_cam, truth_d = ours(ours64, x64, default, c)  # = the float64 twin's (above)
         our_cam, our_d = ours(ours32, x, default, c)
+        flipped = kink_flips(ours32, ours64, len(x))  # both models' last pass: x
         for our, their, truth in ((ours32.predict(x), model.predict(x, verbose=0),
                                    ours64.predict(x64)),
-                                  (ours32.logits(x), logits, ours64.logits(x64)),
-                                  (our_d, d_input, truth_d)):
+                                  (ours32.logits(x), logits, ours64.logits(x64))):
             assert relative(our, truth) <= max(1e-4, 3 * relative(their, truth))
-        assert np.abs(our_cam - truth_cam).max() <= max(1e-4, 3 * np.abs(cam - truth_cam).max())
+        excused += within(our_d, d_input, truth_d, np.abs(truth_d).max(), flipped)
+        excused += within(our_cam, cam, truth_cam, 1.0, flipped)
     assert nonzero >= 3
+    print(f"{name}: {excused} map(s) or gradient(s) over the bound, a kink flipped")
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -127,7 +127,8 @@ def test_an_idle_pool_ends_at_once_and_a_busy_one_is_waited_for():
 def test_an_images_record_and_its_lines_are_not_cut_apart():
     """A signal while an image is being settled (its record appended, its lines printed,
     the progress moved on) is delivered after all three: a Ctrl-C between them once left
-    the results file listing an image that stdout never showed."""
+    the results file listing an image that stdout never showed; one that comes while the
+    lines are written (a write that may block) stops at once."""
     import os
     import types
     from vggnp.cam.image import settle
@@ -148,3 +149,50 @@ def test_an_images_record_and_its_lines_are_not_cut_apart():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert steps == ["record", "lines", "progress"] and out.written == 1
+    steps.clear()
+
+    def blocked_write(record):  # stdout's reader stopped reading: the write waits...
+        steps.append("lines")
+        os.kill(os.getpid(), signal.SIGTERM)  # ...and a stop must end it
+        steps.append("written")
+    out.results.append, out.lines.image = steps.append, blocked_write
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        with pytest.raises(Terminated):
+            settle(out, {"image": "b.jpg"}, listed=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert steps == [{"image": "b.jpg"}, "lines"]
+    assert signal.getsignal(signal.SIGTERM) is previous  # every stand-in gone
+
+
+def test_deferred_signals_leave_the_handlers_as_they_were():
+    """DeferredSignals: the handlers are back after the block."""
+    from vggnp.cli_run import DeferredSignals
+    before = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    with DeferredSignals():
+        assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+    assert {n: signal.getsignal(n) for n in before} == before
+
+
+def test_a_stop_ends_a_run_whose_stdout_nobody_reads(tmp_path):
+    """stdout a pipe whose reader stopped reading (full at 64 KB: ~110 images' JSON lines):
+    the write waits; SIGTERM ends the run all the same (the last outputs were settled with
+    signals ignored: only kill -9 stopped it), and its exit does not wait on the pipe."""
+    import shutil
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(300):
+        shutil.copy(SHAPES[0], folder / f"c{k:03d}.png")
+    child = subprocess.Popen([sys.executable, "-m", "vggnp.cam", str(folder), *MODEL, "--out",
+                              str(tmp_path / "out"), "--batch-size", "1", "--json"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=interruptible)
+    try:
+        time.sleep(6)  # the pipe full, the run waiting on it (or done: nothing to stop)
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode in (0, 143), child.returncode

@@ -33,25 +33,58 @@ def raise_terminated(signum, frame):
     raise Terminated()
 
 
-@contextlib.contextmanager
-def signals_deferred():
-    """Ctrl-C and SIGTERM held back inside the block and delivered at its end: for a few
-    steps that must not be cut apart (an image's record in the results file and its lines
-    on stdout: a Ctrl-C between them listed 116 images as done and printed 115). In the
-    main thread only, where Python runs signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    handlers = {number: signal.signal(number, lambda n, frame: caught.append(n))
-                for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in handlers.items():
+class DeferredSignals:
+    """Ctrl-C and SIGTERM held back inside ``with`` and delivered at its end, to the
+    handlers that were there before: for steps that must not be cut apart (an image's
+    record in the results file and its lines on stdout: a Ctrl-C between them listed 116
+    images as done and printed 115). Inside ``at_once()`` a signal is delivered at once:
+    a write that may block (stdout, when the reader of its pipe stops reading) must stay
+    interruptible. In the main thread only, where Python runs signal handlers; a handler
+    set from C (``getsignal`` None) is left alone."""
+
+    def __init__(self):
+        self.caught, self.previous, self.holding = [], {}, False
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self.holding = True
+        try:
+            for number in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(number)
+                if handler is not None:
+                    self.previous[number] = handler
+                    signal.signal(number, self._hold)
+        except BaseException:  # a signal between the two: both handlers back first
+            self.__exit__()
+            raise
+        return self
+
+    def _hold(self, number, frame):
+        if self.holding:
+            self.caught.append(number)
+            return
+        handler = self.previous[number]  # this stand-in outlived the block: pass it on
+        if callable(handler):
+            handler(number, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(number, signal.SIG_DFL)
+            signal.raise_signal(number)
+
+    @contextlib.contextmanager
+    def at_once(self):
+        held, self.holding = self.holding, False
+        try:
+            yield
+        finally:
+            self.holding = held
+
+    def __exit__(self, *exc):
+        self.holding = False
+        for number, handler in self.previous.items():
             signal.signal(number, handler)
-        if caught:
-            signal.raise_signal(caught[0])  # to the handler that was there before
+        if self.caught:
+            signal.raise_signal(self.caught[0])
 
 
 def cwd_gone(name):

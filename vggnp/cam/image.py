@@ -17,7 +17,7 @@ from .state import Pictures
 from .outputs import (entry, on_raw_scale, output_paths, relevance_scale, save_pictures,
                           thumbnail, too_big_for_jpeg)
 from ..cli import EXIT_OUTPUT, refuse_to_clobber, say
-from ..cli_run import signals_deferred
+from ..cli_run import DeferredSignals
 from ..methods.diagnose import diagnose
 from ..methods.explain import empty_map_message, explain, image_heatmap
 from ..methods.registry import METHODS
@@ -201,9 +201,10 @@ def _write(results, record, args, run, pictures, replaced):
 
 def settle(out, record, listed):
     """One image done: counted, its record appended to the results file unless ``listed``
-    there already, its lines on stdout, the progress line moved on; a signal meanwhile
-    waits for the end (the count, the record and the lines agree)."""
-    with signals_deferred():
+    there already, its lines on stdout, the progress line moved on. A signal while it is
+    counted and recorded waits until its lines are out (the count, the record and stdout
+    agree); one while they are written, which may block, stops at once."""
+    with DeferredSignals() as signals:
         if "error" not in record:
             out.written += 1
         out.failed += "error" in record
@@ -214,9 +215,10 @@ def settle(out, record, listed):
             if not out.stop:
                 tell(out, f"vggnp.cam: cannot write {out.results.path}: {e}")
             out.stop = out.stop or EXIT_OUTPUT
-        if "error" not in record or out.lines.as_json:
-            out.lines.image(record)
-        out.progress.image_done(failed="error" in record)
+        with signals.at_once():
+            if "error" not in record or out.lines.as_json:
+                out.lines.image(record)
+            out.progress.image_done(failed="error" in record)
 
 
 def failed(out, record, error):

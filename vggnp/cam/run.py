@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from .args import parse_args
 from .image import failed, handle, made_as, settle
@@ -184,16 +184,21 @@ def explain_here(args, run, todo, out):
 
 
 def close(stream, out, pending):
-    """After the last image or a stop: the outputs under way are finished with Ctrl-C and
-    SIGTERM ignored (the writer thread: a second at most), then the stream is closed with
-    the handlers back to what they were. The stream waits ``run.stop_wait`` for a batch
-    under way, whose result is not written: none where the process ends next (the
-    workers are daemon threads that only compute; 18.7 s of a Ctrl-C'd run went to that
-    wait once); --resume redoes its images. A second Ctrl-C stops a wait."""
+    """After the last image or a stop: the outputs under way are written to the end with
+    Ctrl-C and SIGTERM ignored (the writer thread: a second at most), then, with the
+    handlers back, their records and lines are settled and the stream closed. A stop
+    there leaves the rest to --resume: a second Ctrl-C, or one while stdout's write waits
+    for a pipe nobody reads (settled with signals ignored, that run could not be
+    stopped but by kill -9). The stream waits ``run.stop_wait`` for a batch under way,
+    whose result is not written: none where the process ends next (the workers are
+    daemon threads that only compute; 18.7 s of a Ctrl-C'd run went to that wait once)."""
     with signals_ignored():
-        finish(out, pending, keep=0)
+        wait([future for _, future, _ in pending if future is not None])
     try:
-        stream.close()
+        try:
+            finish(out, pending, keep=0)
+        finally:
+            stream.close()
     except KeyboardInterrupt:
         out.stop = out.stop or EXIT_INTERRUPTED
     except Terminated:

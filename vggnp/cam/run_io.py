@@ -79,6 +79,9 @@ def _folder_images(folder, recursive):
     return found, other
 
 
+STALLED = 0.1  # seconds a write to stdout has waited when a stop finds stdout stalled
+
+
 class StdoutLines:
     """The results on stdout as they come: a few lines per image, or one JSON object per
     line. ``broken`` turns True when stdout is closed, a broken pipe or full."""
@@ -94,12 +97,18 @@ class StdoutLines:
     def _write(self, text):
         if self.broken:
             return
+        began = time.monotonic()
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
         except (OSError, ValueError, AttributeError):
             self.broken = True
             silence_stdout()
+        except BaseException:  # a stop while the write waited for a pipe nobody reads:
+            if time.monotonic() - began > STALLED:  # the exit's flush of what is left
+                self.broken = True                  # would wait for ever
+                silence_stdout()
+            raise
 
 
 def _lines(r):

@@ -78,12 +78,14 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
         yield from _run(reader, pool, batch_size, pixel_budget / (workers + 1), workers,
                         hold_pictures)
     finally:
-        if reader is not None:
-            reader.stop(wait=min(close_wait, READER_WAIT))
-        # Given back in this thread (set from a worker thread, the count stayed halved here) and
-        # only once no worker runs: never while a BLAS call may run in another thread.
-        if blas is not None and (pool is None or pool.close(wait=close_wait)):
-            blas.restore()
+        try:
+            if reader is not None:
+                reader.stop(wait=min(close_wait, READER_WAIT))
+        finally:  # the workers stopped even if a second Ctrl-C ends the reader's wait
+            # Given back in this thread (set from a worker thread, the count stayed halved
+            # here) and only once no worker runs: never while a BLAS call may run in another.
+            if blas is not None and (pool is None or pool.close(wait=close_wait)):
+                blas.restore()
 
 
 def _run(reader, pool, batch_size, batch_pixels, workers, hold):
