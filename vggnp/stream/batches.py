@@ -26,11 +26,10 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from ..fast.threads import SharedBlasThreads, give_memory_back
 from ..files.images import ImageError
 from .interrupts import SIGNAL_POLL
-from .reader import Budget, ImageResult, Reader
+from .reader import READER_WAIT, Budget, ImageResult, Reader
 from .workers import Workers
 
 PIXEL_BUDGET = 24_000_000  # decoded pixels in flight: ~96 MB (Pillow keeps RGB in 4 bytes)
-READER_WAIT = 5  # seconds a closed stream waits for an image being decoded, at most
 CLOSE_WAIT = 30  # seconds a closed stream waits for its batches under way (a Score-CAM
                  # batch can take minutes: then the threads are left to end by themselves);
                  # the command line, which ends after a stop, waits for none

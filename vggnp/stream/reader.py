@@ -14,6 +14,8 @@ from .interrupts import free
 from ..files.images import read_image
 from ..files.preprocess import FLAT_BELOW, grey_level_spread, model_input
 
+READER_WAIT = 5  # seconds a stopped reader is waited for while it decodes an image, at most
+
 
 @dataclass
 class ImageResult:
@@ -117,7 +119,7 @@ class Reader:
                 raise item.error
             yield item
 
-    def stop(self, wait=5.0):
+    def stop(self, wait=READER_WAIT):
         """Stop reading (the consumer is done or interrupted) and release what waits,
         waiting up to ``wait`` seconds for an image being decoded; a queue whose lock an
         interrupt left held is left as it is (``interrupts``)."""
