@@ -11,15 +11,12 @@ Markdown table of medians. Never asserted in a test.
 import argparse
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
-from scripts.bench import ROOT, peak_rss_mb, worker_json
-from scripts.graph_bench import MODELS, photo_input
+from scripts.bench import peak_rss_mb, worker_json
+from scripts.graph_bench import MODELS, built_models, photo_input
 
 
 def worker(path, fold, repeats):
@@ -61,10 +58,7 @@ def main():
         path, fold, repeats = args.worker
         print(json.dumps(worker(path, fold, int(repeats))))
         return
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-c", "import sys; from scripts.graph_bench import "
-                        f"make_models; make_models(sys.argv[1], {args.models!r})", folder],
-                       cwd=ROOT, check=True, capture_output=True)
+    with built_models(args.models) as folder:
         print(f"Grad-CAM at the default layer, one photo, median ms of {args.repeats}, "
               "folded and not alternating in one process; peak RSS of each way in its own\n")
         print("| model | BatchNorms folded | folded ms | unfolded ms | folded / unfolded | "

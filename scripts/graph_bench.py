@@ -14,6 +14,7 @@ Prints a Markdown table of medians and ratios. Never asserted in a test.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -41,6 +42,17 @@ def make_models(folder, names):
         calibrate_batch_norms(tf.keras, model, noise if name.startswith("Eff") else
                               noise / 127.5 - 1)
         model.save(os.path.join(folder, f"{name}.keras"))
+
+
+@contextlib.contextmanager
+def built_models(names):
+    """A temporary folder holding NAME.keras for each of ``names``, made by
+    ``make_models`` in a child process (TensorFlow stays out of the caller's)."""
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, "-m", "scripts.graph_bench", "--make", folder,
+                        "--models", *names], check=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+        yield folder
 
 
 def photo_input(model):
@@ -86,12 +98,13 @@ def worker_tf(path, repeats, layer, threads):
 
 
 def depthwise_bandwidth(repeats=20):
-    """(GB/s of vggnp's DepthwiseConv2D forward, GB/s of an array copy) on MobileNetV2's
-    block_2_depthwise (1, 56, 56, 144), 3x3, stride 1: bytes read + written / time."""
-    from vggnp.nn.graph_layers import DepthwiseConv2D
+    """(GB/s of vggnp's DepthwiseConv2D forward as the loaded models run it, GB/s of an
+    array copy) on MobileNetV2's block_2_depthwise (1, 56, 56, 144), 3x3, stride 1: bytes
+    read + written / time."""
+    from vggnp.fast.depthwise import FastDepthwiseConv2D
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 56, 56, 144)).astype(np.float32)
-    layer = DepthwiseConv2D("d", rng.standard_normal((3, 3, 144, 1)).astype(np.float32))
+    layer = FastDepthwiseConv2D("d", rng.standard_normal((3, 3, 144, 1)).astype(np.float32))
     out = np.empty_like(x)
     timed = time_interleaved({"depthwise": lambda: layer.forward(x),
                               "copy": lambda: np.copyto(out, x)}, repeats)
@@ -141,10 +154,7 @@ def main(argv=None):
         print(json.dumps(result))
         return 0
     began = time.time()
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-m", "scripts.graph_bench", "--make", folder,
-                        "--models", *args.models], check=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+    with built_models(args.models) as folder:
         results, layers, kernels = measure(args, folder)
     print(f"Grad-CAM of one photo at the default layer, median ms of {args.rounds} x "
           f"{args.repeats}, {args.threads} threads each; peak RSS of each worker process "

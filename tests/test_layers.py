@@ -162,7 +162,7 @@ def test_general_conv2d_gradients_and_forward(kernel, strides, padding, activati
 
 
 POOLS = [((3, 3), (2, 2), "valid"), ((2, 2), (2, 2), "same"), ((3, 2), (1, 2), "same"),
-         ((2, 2), None, "valid"), ((3, 3), (1, 1), "valid")]
+         ((2, 2), None, "valid"), ((3, 3), (1, 1), "valid"), ((1, 2), (1, 1), "valid")]
 
 
 @pytest.mark.parametrize("pool_size, strides, padding", POOLS)

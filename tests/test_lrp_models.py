@@ -8,6 +8,7 @@ from vggnp.methods import lrp
 from vggnp.nn.activation_layers import ELU, PReLU
 from vggnp.nn.convnet_layers import Activation, BatchNorm, GlobalAvgPool2D
 from vggnp.nn.graph import IMAGE, Graph
+from vggnp.fast.depthwise import FastDepthwiseConv2D
 from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
 from vggnp.nn.layers import Conv2D, Dense, Flatten
 from vggnp.nn.merge_layers import Add, Subtract
@@ -154,29 +155,33 @@ def across_channels(w):
 
 @pytest.mark.parametrize("rule", ["z", "epsilon", "z_plus", "alpha_2_beta_1",
                                   "epsilon_gamma_box", "w_square", "sequential_preset_b"])
-def test_a_depthwise_conv_passes_relevance_per_channel(rule):
-    """conv -> DepthwiseConv2D (stride 2, depth multiplier 2) -> BatchNorm -> ReLU explains
-    as the Conv2D whose kernel is zero across channels (every rule's rho(0) is 0), with
-    the BatchNorm folded into it; the flat rule's ones stay on the channel's own taps."""
+@pytest.mark.parametrize("cls, stride, m", [(DepthwiseConv2D, 2, 2), (FastDepthwiseConv2D, 1, 1)])
+def test_a_depthwise_conv_passes_relevance_per_channel(rule, cls, stride, m):
+    """conv -> DepthwiseConv2D (stride 2, depth multiplier 2; and stride 1, one kernel per
+    channel, on its fast path) -> BatchNorm -> ReLU explains as the Conv2D whose kernel is
+    zero across channels (every rule's rho(0) is 0), with the BatchNorm folded into it;
+    the flat rule's ones stay on the channel's own taps."""
     rng = np.random.default_rng(12)
-    w, b = rng.normal(size=(3, 3, 3, 2)), rng.normal(size=6)
-    norm = BatchNorm("bn", rng.normal(size=6), rng.normal(size=6), rng.normal(size=6),
-                     rng.uniform(0.5, 2, 6))
+    w, b = rng.normal(size=(3, 3, 3, m)), rng.normal(size=3 * m)
+    norm = BatchNorm("bn", rng.normal(size=3 * m), rng.normal(size=3 * m),
+                     rng.normal(size=3 * m), rng.uniform(0.5, 2, 3 * m))
+    side = 4 // stride
     def model(middle):
         return Network([Conv2D("c", rng.normal(size=(3, 3, 3, 3)), rng.normal(size=3)),
                         middle, norm, Activation("r", "relu"), Flatten("f"),
-                        Dense("out", np.ones((24, 3)), np.zeros(3), activation="softmax")],
-                       (4, 4))
-    depthwise = model(DepthwiseConv2D("dw", w, b, strides=(2, 2)))
-    conv = model(Conv2D("dw", across_channels(w), b, activation="linear", strides=(2, 2)))
+                        Dense("out", np.ones((side * side * 3 * m, 3)), np.zeros(3),
+                              activation="softmax")], (4, 4))
+    depthwise = model(cls("dw", w, b, strides=(stride, stride)))
+    conv = model(Conv2D("dw", across_channels(w), b, activation="linear",
+                        strides=(stride, stride)))
     conv.layers[0].w, conv.layers[0].b = depthwise.layers[0].w, depthwise.layers[0].b
     x = rng.normal(size=(2, 4, 4, 3))
     got = lrp.relevance(depthwise, x, None, rule, (-3, 3))[2]
     np.testing.assert_allclose(got, lrp.relevance(conv, x, None, rule, (-3, 3))[2],
                                rtol=1e-9, atol=1e-12)
     assert np.abs(got).max() > 1e-3
-    r = rng.normal(size=(2, 2, 2, 6))
-    ones = Conv2D("ones", across_channels(np.ones_like(w)), strides=(2, 2))
+    r = rng.normal(size=(2, side, side, 3 * m))
+    ones = Conv2D("ones", across_channels(np.ones_like(w)), strides=(stride, stride))
     ones.forward(x), depthwise.layers[1].forward(x)
     np.testing.assert_allclose(Flat().propagate(depthwise.layers[1], r),
                                WSquare().propagate(ones, r), rtol=1e-12)

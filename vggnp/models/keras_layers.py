@@ -6,6 +6,7 @@ are the lesson's own."""
 
 import numpy as np
 
+from ..fast.depthwise import FastDepthwiseConv2D
 from ..fast.layers import FastConv2D
 from ..files.hdf5 import ModelError
 from ..files.layer_fields import activation_name
@@ -14,8 +15,8 @@ from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, Glob
 from ..files.model_config import zero_padding
 from ..files.model_wiring import CONSTANT_OP
 from ..nn.activation_layers import ELU, PReLU
-from ..nn.graph_layers import (ConstantOp, Cropping2D, DepthwiseConv2D, Identity, ReLU,
-                               SeparableConv2D, ZeroPadding2D)
+from ..nn.graph_layers import (ConstantOp, Cropping2D, Identity, ReLU, SeparableConv2D,
+                               ZeroPadding2D)
 from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from ..nn.layers import Dense, Flatten, MaxPool2D
@@ -81,23 +82,26 @@ GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReL
                      CONSTANT_OP, *MERGE_LAYERS)
 
 
+def _depthwise(name, w, b, activation, strides, padding, dilation):
+    """A depthwise convolution on its fast path, or, dilated, as the spread kernel's."""
+    if dilation != (1, 1):
+        return DilatedDepthwiseConv2D(name, w, b, activation, strides, padding, dilation)
+    return FastDepthwiseConv2D(name, w, b, activation, strides, padding)
+
+
 def _graph_layer(kind, cfg, weights, path):
     name = cfg["name"]
     strides, padding = _pair(cfg.get("strides", 1)), cfg.get("padding", "valid")
     dilation = _pair(cfg.get("dilation_rate", 1))
     if kind == "DepthwiseConv2D":
-        bias = weights[1] if len(weights) == 2 else None
-        if dilation != (1, 1):
-            return DilatedDepthwiseConv2D(name, weights[0], bias, activation_name(cfg, path),
-                                          strides, padding, dilation)
-        return DepthwiseConv2D(name, weights[0], bias, activation_name(cfg, path), strides,
-                               padding)
+        return _depthwise(name, weights[0], weights[1] if len(weights) == 2 else None,
+                          activation_name(cfg, path), strides, padding, dilation)
     if kind == "SeparableConv2D":
-        depthwise = weights[0] if dilation == (1, 1) else DilatedDepthwiseConv2D(
-            f"{name}/depthwise", weights[0], None, "linear", strides, padding, dilation)
+        depthwise = _depthwise(f"{name}/depthwise", weights[0], None, "linear", strides,
+                               padding, dilation)
         return SeparableConv2D(name, depthwise, weights[1],
                                weights[2] if len(weights) == 3 else None,
-                               activation_name(cfg, path), strides, padding)
+                               activation_name(cfg, path))
     if kind == "ZeroPadding2D":
         return ZeroPadding2D(name, zero_padding(cfg, path, "padding"))
     if kind == "ReLU":

@@ -203,7 +203,8 @@ class SeparableConv2D(Conv2D):
         f = self.w.shape[3]
         z = (self.d.reshape(-1, self.d.shape[3]) @ self.w.reshape(-1, f))
         z = z.reshape(*self.d.shape[:3], f)
-        z += self.b
+        if self.b.any():  # Xception's have none (a BatchNorm follows): a pass saved
+            z += self.b
         return z
 
     def output_shape(self, x_shape):

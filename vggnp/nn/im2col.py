@@ -40,6 +40,15 @@ def windows(xp, kh, kw, stride, out_h, out_w):
             yield i, j, xp[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw, :]
 
 
+def max_of(views):
+    """The elementwise max of a list of same-shaped arrays (a pool's window offsets), a
+    new array."""
+    out = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+    for view in views[2:]:
+        np.maximum(out, view, out=out)
+    return out
+
+
 def im2col(x, kh, kw, pad, stride=1):
     """Unfold every KHxKW window of ``x`` into a row.
 

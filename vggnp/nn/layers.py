@@ -24,7 +24,7 @@ import numpy as np
 from .activation_functions import ACTIVATIONS
 from .backward_pass import PLAIN
 from .relevance import Affine
-from .im2col import col2im, im2col, window_padding, windows
+from .im2col import col2im, im2col, max_of, window_padding, windows
 from .made import MadeFrom
 
 
@@ -255,12 +255,14 @@ class MaxPool2D(Layer):
     relevance = Layer.gradient_relevance  # to each window's winner
 
     def forward(self, x):
+        """The max over each window's rows, then over its columns: the same values as the
+        window's max at once, but the first step takes whole rows of the padded map, so
+        NumPy's loops run over W*C values at a time, not over one pixel's C."""
         self.x = x
         xp, _, (out_h, out_w) = self._padded(x, -np.inf)
-        views = [v for _, _, v in windows(xp, *self.pool_size, self.strides, out_h, out_w)]
-        self.out = views[0].copy()
-        for view in views[1:]:
-            np.maximum(self.out, view, out=self.out)
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        rows = max_of([xp[:, i:i + sh * (out_h - 1) + 1:sh] for i in range(ph)])
+        self.out = max_of([rows[:, :, j:j + sw * (out_w - 1) + 1:sw] for j in range(pw)])
         return self.out
 
     def backward(self, dout, options=PLAIN):

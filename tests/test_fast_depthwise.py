@@ -1,0 +1,80 @@
+"""The depthwise convolution's fast path (``vggnp/fast/depthwise.py``: a row of pixels at a
+time) equals the lesson's ``DepthwiseConv2D`` (a pixel's window at a time), forward and
+backward, in float64 to rounding and in float32 within float32's rounding."""
+
+import numpy as np
+import pytest
+
+import vggnp.fast.depthwise as depthwise
+from vggnp.fast.depthwise import FastDepthwiseConv2D
+from vggnp.nn.backward_pass import BackwardPass
+from vggnp.nn.graph_layers import DepthwiseConv2D
+
+PARAMS = BackwardPass(param_grads=True)
+
+
+def pair(shape, kernel, padding, bias=True, activation="relu", strides=(1, 1), m=1,
+         dtype=np.float64, seed=0):
+    """(lesson, fast, x): the same weights in both layers."""
+    r = np.random.default_rng(seed)
+    w = r.standard_normal((*kernel, shape[3], m)).astype(dtype)
+    b = r.standard_normal(shape[3] * m).astype(dtype) if bias else None
+    layers = [cls("d", w, b, activation, strides, padding)
+              for cls in (DepthwiseConv2D, FastDepthwiseConv2D)]
+    return (*layers, r.standard_normal(shape).astype(dtype))
+
+
+def forward_backward(layer, x, dout_seed=1):
+    out = layer.forward(x)
+    dout = np.random.default_rng(dout_seed).standard_normal(out.shape).astype(x.dtype)
+    return out, layer.backward(dout, PARAMS), layer.dw, layer.db
+
+
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((2, 7, 9, 5), (3, 3), "same"), ((1, 8, 6, 3), (3, 5), "valid"),
+    ((2, 5, 5, 4), (2, 2), "same"), ((1, 6, 7, 2), (4, 1), "same"),
+    ((1, 1, 1, 3), (3, 3), "same"), ((3, 4, 4, 1), (1, 1), "valid")])
+def test_rows_path_equals_the_lesson_in_float64(shape, kernel, padding, monkeypatch):
+    """Odd, even and non-square kernels, "same" (asymmetric pads for even ones) and "valid",
+    a 1x1 map: output, dx, dW and db within 1e-12; both the forward and the backward took
+    the rows path (counted)."""
+    calls = []
+    rows = depthwise.correlate_rows
+    monkeypatch.setattr(depthwise, "correlate_rows", lambda *a: calls.append(1) or rows(*a))
+    lesson, fast, x = pair(shape, kernel, padding)
+    for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 2
+
+
+def test_rows_path_in_float32_is_within_rounding():
+    """Xception's 19x19x728 map (float32) against the float64 lesson: within 1e-6 of the
+    output's largest value, as close as the lesson's own float32 run."""
+    lesson, fast, x = pair((1, 19, 19, 728), (3, 3), "same", dtype=np.float32)
+    exact = DepthwiseConv2D("d", lesson.w.astype(np.float64), lesson.b.astype(np.float64),
+                            "relu").forward(x.astype(np.float64))
+    got = fast.forward(x)
+    assert got.dtype == np.float32
+    scale = np.abs(exact).max()
+    assert np.abs(got - exact).max() <= 1e-6 * scale
+    assert np.abs(got - exact).max() <= 2 * np.abs(lesson.forward(x) - exact).max() + 1e-7 * scale
+
+
+@pytest.mark.parametrize("strides, m", [((2, 2), 1), ((1, 1), 2)])
+def test_other_shapes_run_the_lessons_code(strides, m, monkeypatch):
+    """Stride 2, or two kernels per channel: the lesson's sum, exactly its values."""
+    monkeypatch.setattr(depthwise, "correlate_rows", None)  # would fail if called
+    lesson, fast, x = pair((2, 6, 6, 3), (3, 3), "same", strides=strides, m=m)
+    for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_new_weights_are_used_by_the_next_pass():
+    """Weights put in place (as the sanity checks do) are used by the next pass, forward
+    and backward."""
+    lesson, fast, x = pair((1, 5, 6, 2), (3, 3), "same")
+    forward_backward(fast, x)
+    lesson.w = fast.w = np.random.default_rng(5).standard_normal(fast.w.shape)
+    for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
