@@ -10,15 +10,13 @@ Markdown table of medians and how far apart the two ways' maps are. Never assert
 test (``tests/test_fast_depthwise.py`` holds the path to the lesson's sum).
 """
 
-import argparse
-import json
 import os
 import time
 
 import numpy as np
 
 from scripts.bench import worker_json
-from scripts.graph_bench import built_models, photo_input
+from scripts.graph_bench import ab_bench_args, built_models, photo_input
 
 MODELS = ("MobileNetV2", "Xception", "EfficientNetB0")  # those with depthwise convs
 
@@ -50,13 +48,8 @@ def worker(path, repeats):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+    args = ab_bench_args(__doc__, 15, MODELS, worker)
+    if args is None:
         return
     with built_models(args.models) as folder:
         print(f"One photo, median ms of {args.repeats} each way, alternating in one process\n")

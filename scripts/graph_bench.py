@@ -49,10 +49,27 @@ def built_models(names):
     """A temporary folder holding NAME.keras for each of ``names``, made by
     ``make_models`` in a child process (TensorFlow stays out of the caller's)."""
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([sys.executable, "-m", "scripts.graph_bench", "--make", folder,
-                        "--models", *names], check=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+        made = subprocess.run([sys.executable, "-m", "scripts.graph_bench", "--make", folder,
+                               "--models", *names], cwd=ROOT, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
+        if made.returncode != 0:
+            raise SystemExit(f"making the models failed:\n{made.stderr[-3000:]}")
         yield folder
+
+
+def ab_bench_args(doc, repeats, models, worker):
+    """The options of an A/B bench on the graph models, --repeats and --models, parsed;
+    in its worker process (--worker PATH REPEATS, hidden), ``worker(path, repeats)``'s
+    result printed as JSON, and None returned."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--models", nargs="+", default=list(models), choices=list(models))
+    p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        return None
+    return args
 
 
 def photo_input(model):

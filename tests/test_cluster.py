@@ -253,3 +253,37 @@ def test_a_closed_stdout_under_dask_is_exit_5_not_a_hang(tmp_path, cluster):
         preexec_fn=lambda: os.close(1))
     assert child.returncode == 5, child.stderr
     assert "stdout was closed or full" in child.stderr
+
+
+@pytest.mark.slow
+def test_a_stop_ends_a_cluster_run_whose_stdout_nobody_reads(tmp_path, cluster):
+    """stdout a pipe whose reader stopped reading (full at 64 KB of JSON lines, about 95
+    images): the run waits on it; SIGTERM ends it all the same (exit 143: the stopped
+    write points stdout at /dev/null, so the chunks done by then are settled without
+    waiting on it; ``test_the_last_chunks_are_settled_with_the_handlers_back`` holds the
+    stop that comes while they are), and --resume finishes the job with every image
+    listed once."""
+    folder = folder_of(tmp_path, 300)
+    out = tmp_path / "out"
+    cluster.wait_for_workers(2)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vggnp.cam", str(folder), *MODEL, "--out", str(out),
+         "--batch-size", "1", "--json", "--dask", cluster.scheduler.address], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible)
+    try:
+        seen, still = -1, 0
+        while still < 20 and child.poll() is None:  # 2 s without a new record: blocked
+            time.sleep(0.1)
+            now = records_so_far(out)
+            seen, still = now, (still + 1 if now == seen else 0)
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 143, child.returncode
+    assert ledger(out)[0]  # those settled before the pipe was full, at least
+    again = run_cam(str(folder), *MODEL, "--out", str(out), "--batch-size", "8", "--resume",
+                    "--dask", cluster.scheduler.address)
+    assert again.returncode == 0, again.stderr
+    assert_each_image_listed_once(out, folder)

@@ -1,9 +1,12 @@
 """``vggnp.cam --dask`` before any work: the options a cluster run refuses, a scheduler
 that cannot be reached or never answers, one without workers (each one line, exit 2), and
-a worker's model loaded once and again when its file changes."""
+a worker's model loaded once and again when its file changes; and at its end, how the last
+tasks are wound down."""
 
 import os
+import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -70,3 +73,33 @@ def test_a_port_that_never_answers_is_one_line_not_a_hang(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "cannot reach the scheduler" in result.stderr
     assert time.monotonic() - began < 60
+
+
+def test_the_last_chunks_are_settled_with_the_handlers_back():
+    """``Tasks.wind_down``: the tasks not done are cancelled with Ctrl-C ignored; those done
+    are settled with the handlers back, so that a stop there (stdout's write waiting on a
+    pipe nobody reads) ends the settling, its exit code noted; the run's Variable is
+    deleted all the same, with Ctrl-C ignored."""
+    from vggnp.cam.cluster import Tasks
+    before, calls = signal.getsignal(signal.SIGINT), []
+    class Future:  # as Dask's: hashable, with a status
+        def __init__(self, status):
+            self.status = status
+    done, running = Future("finished"), Future("pending")
+    client = SimpleNamespace(cancel=lambda futures: calls.append(
+        ("cancel", futures, signal.getsignal(signal.SIGINT))))
+    shared = SimpleNamespace(delete=lambda: calls.append(
+        ("delete", signal.getsignal(signal.SIGINT))))
+    tasks = Tasks(client, shared)
+    tasks.pending = {done, running}
+
+    def settle(future):
+        calls.append(("settle", future, signal.getsignal(signal.SIGINT)))
+        raise KeyboardInterrupt  # the stop, while the chunk's lines are written
+
+    out = SimpleNamespace(stop=None)
+    tasks.wind_down(out, settle)
+    assert calls == [("cancel", [running], signal.SIG_IGN), ("settle", done, before),
+                     ("delete", signal.SIG_IGN)]
+    assert out.stop == 130
+    assert signal.getsignal(signal.SIGINT) is before

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vggnp.fast.depthwise as depthwise
-from vggnp.fast.depthwise import FastDepthwiseConv2D
+from vggnp.fast.depthwise import FastDepthwiseConv2D, correlate_rows
 from vggnp.nn.backward_pass import BackwardPass
 from vggnp.nn.graph_layers import DepthwiseConv2D
 
@@ -78,3 +78,17 @@ def test_new_weights_are_used_by_the_next_pass():
     lesson.w = fast.w = np.random.default_rng(5).standard_normal(fast.w.shape)
     for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_correlate_rows_reads_the_map_it_is_given_or_refuses_it():
+    """A one-channel map whose length-1 axis carries a stray stride (``x[..., None]``, which
+    NumPy calls contiguous): the lesson's values. A map too small for the tiled kernel's
+    width: refused, not read past its end."""
+    r = np.random.default_rng(3)
+    plane, w = r.standard_normal((1, 6, 7)), r.standard_normal((3, 3, 1, 1))
+    x = plane[..., None]
+    lesson = DepthwiseConv2D("d", w, None, "linear", padding="valid").forward(x)
+    got = correlate_rows(x, np.tile(w[..., 0], (1, 1, 5)))
+    np.testing.assert_allclose(got, lesson, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="tiled kernel"):
+        correlate_rows(x, np.tile(w[..., 0], (1, 1, 6)))

@@ -4,11 +4,11 @@ and on graphs: the relevance sums of a traced pass where tensors fan out and mer
 import numpy as np
 import pytest
 
+from vggnp.fast.depthwise import FastDepthwiseConv2D
 from vggnp.methods import lrp
 from vggnp.nn.activation_layers import ELU, PReLU
 from vggnp.nn.convnet_layers import Activation, BatchNorm, GlobalAvgPool2D
 from vggnp.nn.graph import IMAGE, Graph
-from vggnp.fast.depthwise import FastDepthwiseConv2D
 from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
 from vggnp.nn.layers import Conv2D, Dense, Flatten
 from vggnp.nn.merge_layers import Add, Subtract

@@ -23,7 +23,7 @@ import uuid
 from .cluster_worker import explain_chunk, worker_version
 from .. import __version__
 from .image import settle, tell
-from .settings import Stop, each_until_stopped, signals_ignored
+from .settings import Stop, each_until_stopped, signals_ignored, stops_noted
 from ..cli import EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, fail, say
 from ..files.results import file_stamp
 from ..stream.interrupts import SIGNAL_POLL
@@ -143,8 +143,7 @@ def explain_on_cluster(args, run, todo, out, client):
                   "images done are listed, run the same command with --resume to go on")
         out.stop = out.stop or EXIT_SOME_FAILED
     finally:
-        with signals_ignored():
-            tasks.wind_down(out, lambda future: _settle_chunk(out, future, paths))
+        tasks.wind_down(out, lambda future: _settle_chunk(out, future, paths))
 
 
 class Tasks:
@@ -197,12 +196,28 @@ class Tasks:
             idle, check = 0, time.monotonic() + CONNECT_TIMEOUT  # counted from here, as ever
 
     def wind_down(self, out, settle):
-        """After the last task or a stop: the tasks not done are cancelled, those done are
-        settled (their outputs are written), the Variable deleted; each step apart, so
-        that one failing (the scheduler gone) does not skip the others."""
-        finished = [f for f in self.pending if f.status == "finished"]
-        steps = [lambda: self.client.cancel([f for f in self.pending if f not in finished])]
-        steps += [lambda f=f: settle(f) for f in finished] + [self.shared.delete]
+        """After the last task or a stop: the tasks not done are cancelled and the
+        Variable deleted with Ctrl-C and SIGTERM ignored (nothing of the run is left on
+        the cluster); those done are settled (their records and lines) with the handlers
+        back, as ``run.close`` settles its last images: a stop there, or stdout's write
+        waiting for a pipe nobody reads, leaves them to --resume (their workers' intent
+        lines name their outputs). Each step apart, so that one failing (the scheduler
+        gone) does not skip the others."""
+        finished = []
+        try:
+            with signals_ignored():
+                finished += [f for f in self.pending if f.status == "finished"]
+                self._each(out, [lambda: self.client.cancel(
+                    [f for f in self.pending if f not in finished])])
+            with stops_noted(out):
+                self._each(out, [lambda f=f: settle(f) for f in finished])
+        finally:
+            with signals_ignored():
+                self._each(out, [self.shared.delete])
+
+    @staticmethod
+    def _each(out, steps):
+        """Each of ``steps`` called; one that fails is said, and the next still runs."""
         for step in steps:
             try:
                 step()

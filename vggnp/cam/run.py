@@ -28,7 +28,7 @@ from .outputs import THUMBNAILS, output_stems
 from .state import RunState
 from .cluster import connect, explain_on_cluster
 from .settings import (Stop, each_until_stopped, folder_unusable, prepare, signals_ignored,
-                       stream_options)
+                       stops_noted, stream_options)
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
                    EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
                    say, warnings_as_notes)
@@ -194,15 +194,11 @@ def close(stream, out, pending):
     daemon threads that only compute; 18.7 s of a Ctrl-C'd run went to that wait once)."""
     with signals_ignored():
         wait([future for _, future, _ in pending if future is not None])
-    try:
+    with stops_noted(out):
         try:
             finish(out, pending, keep=0)
         finally:
             stream.close()
-    except KeyboardInterrupt:
-        out.stop = out.stop or EXIT_INTERRUPTED
-    except Terminated:
-        out.stop = out.stop or EXIT_TERMINATED
 
 
 def workers(args, count):

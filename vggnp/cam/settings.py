@@ -89,15 +89,23 @@ def each_until_stopped(out, items, step):
     """``step(item)`` for each of ``items`` until the run stops: stdout closed, a stop
     set on ``out`` (e.g. the output folder unusable), Ctrl-C or SIGTERM (their exit code
     set on ``out.stop``)."""
-    try:
+    with stops_noted(out):
         for item in items:
             step(item)
             if out.lines.broken or out.stop:
                 break
+
+
+@contextlib.contextmanager
+def stops_noted(out):
+    """A Ctrl-C or SIGTERM inside ``with`` ends the block, its exit code set on
+    ``out.stop`` unless the run had stopped already (that first reason stands)."""
+    try:
+        yield
     except KeyboardInterrupt:
-        out.stop = EXIT_INTERRUPTED
+        out.stop = out.stop or EXIT_INTERRUPTED
     except Terminated:
-        out.stop = EXIT_TERMINATED
+        out.stop = out.stop or EXIT_TERMINATED
 
 
 @contextlib.contextmanager

@@ -14,8 +14,8 @@ W' times along k (w_tiled[i, j, x*C + c] = w[i, j, c]). The inner loop then runs
 values: ``python -m scripts.depthwise_bench`` times both ways inside the models
 (docs/speed.md), ``tests/test_fast_depthwise.py`` holds this one to the lesson's sum.
 
-Backward, at stride 1, is the same sum over dz padded for the "full" correlation with the
-kernel flipped (as ``layers.FastConv2D``'s):
+The input gradient, at stride 1, is the same sum over dz padded for the "full" correlation
+with the kernel flipped (as ``layers.FastConv2D``'s):
     dx = correlate_rows(pad(dz, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
                         w[::-1, ::-1])
 """
@@ -26,23 +26,30 @@ from numpy.lib.stride_tricks import as_strided
 from ..nn.graph_layers import DepthwiseConv2D
 
 
-def correlate_rows(padded, w_tiled, out_h, out_w):
-    """padded: (N, out_h + KH - 1, out_w + KW - 1, C), C-contiguous; w_tiled: (KH, KW,
-    out_w * C), w_tiled[i, j, x*C + c] = w[i, j, c] -> z: (N, out_h, out_w, C), the stride-1
-    depthwise correlation z[n, y, x, c] = sum_{i, j} padded[n, y + i, x + j, c] w[i, j, c]."""
+def correlate_rows(padded, w_tiled):
+    """padded: (N, H' + KH - 1, W' + KW - 1, C); w_tiled: (KH, KW, W' * C),
+    w_tiled[i, j, x*C + c] = w[i, j, c] -> z: (N, H', W', C), the stride-1 depthwise
+    correlation z[n, y, x, c] = sum_{i, j} padded[n, y + i, x + j, c] w[i, j, c]."""
     padded = np.ascontiguousarray(padded)
-    n, c = padded.shape[0], padded.shape[3]
-    kh, kw = w_tiled.shape[:2]
-    sn, sy, sx, sc = padded.strides
-    rows = as_strided(padded, (n, out_h, kh, kw, out_w * c), (sn, sy, sy, sx, sc),
+    n, hp, wp, c = padded.shape
+    kh, kw, k = w_tiled.shape
+    out_h, out_w = hp - kh + 1, wp - kw + 1
+    if out_h < 1 or out_w * c != k:
+        raise ValueError(f"correlate_rows: a {hp}x{wp}x{c} map, a tiled kernel {w_tiled.shape}")
+    # strides from the shape, not the array's own: a contiguous array may carry any stride
+    # on an axis of length 1, and the view below reads across axes
+    item = padded.itemsize
+    rows = as_strided(padded, (n, out_h, kh, kw, k),
+                      (hp * wp * c * item, wp * c * item, wp * c * item, c * item, item),
                       writeable=False)
     return np.einsum("nyijk,ijk->nyk", rows, w_tiled).reshape(n, out_h, out_w, c)
 
 
 class FastDepthwiseConv2D(DepthwiseConv2D):
     """DepthwiseConv2D whose stride-1 convolutions with one kernel per channel (M = 1, as
-    in every Keras Applications model) run forward and backward through
-    :func:`correlate_rows`; any other shape runs the lesson's code."""
+    in every Keras Applications model) run forward and input gradient through
+    :func:`correlate_rows` (dW stays the lesson's sum); any other shape runs the
+    lesson's code."""
 
     def _rows_path(self):
         return self.strides == (1, 1) and self.w.shape[3] == 1
@@ -58,8 +65,7 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
         """z (N, H', W', C), a new array."""
         if not self._rows_path():
             return super().pre_activation(x)
-        _, h, w, _ = self.output_shape(x.shape)
-        z = correlate_rows(self._padded(x), self._tiled(w, False), h, w)
+        z = correlate_rows(self._padded(x), self._tiled(self.output_shape(x.shape)[2], False))
         if self.b.any():
             z += self.b
         return z
@@ -70,7 +76,7 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
             return super().input_gradient(dz)
         kh, kw = self.w.shape[:2]
         (top, bottom), (left, right) = self.pads(self.x.shape)
-        _, h, w, _ = self.x.shape
+        w = self.x.shape[2]
         padded = np.pad(dz, ((0, 0), (kh - 1 - top, kh - 1 - bottom),
                              (kw - 1 - left, kw - 1 - right), (0, 0)))
-        return correlate_rows(padded, self._tiled(w, True), h, w)
+        return correlate_rows(padded, self._tiled(w, True))

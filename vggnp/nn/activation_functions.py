@@ -9,6 +9,14 @@ import math
 import numpy as np
 
 
+def relu(x, out=None):
+    """max(x, 0) elementwise for float x, written as np.clip(x, 0, inf): the same values
+    but for the sign of a zero (-0.0 stays -0.0, which compares and adds as 0), and NumPy
+    (2.4) runs ``maximum`` against a number in a loop about 3x slower than clip's
+    (``python -m scripts.relu_bench``)."""
+    return np.clip(x, 0, np.inf, out=out)
+
+
 class ReLU:
     """out = max(x, 0);  dx = dout * (x > 0).  Shapes: any -> same.
 
@@ -19,7 +27,7 @@ class ReLU:
     """
 
     def forward(self, x, inplace=False):
-        self.out = np.maximum(x, 0, out=x if inplace else None)
+        self.out = relu(x, out=x if inplace else None)
         return self.out
 
     def backward(self, dout, guided=False):
@@ -28,7 +36,7 @@ class ReLU:
         # Multiply, never ``dout[~mask] = 0``: that would write into the caller's array.
         mask = self.out > 0
         if guided:
-            return np.maximum(dout, 0) * mask
+            return relu(dout) * mask
         return dout * mask
 
 
@@ -111,7 +119,7 @@ class ReLU6(ReLU):
 
     def backward(self, dout, guided=False):
         mask = (self.out > 0) & (self.out < 6)
-        return (np.maximum(dout, 0) if guided else dout) * mask
+        return (relu(dout) if guided else dout) * mask
 
 
 class Smooth:

@@ -4,7 +4,7 @@ layer (``layers.py``), shapes any -> same."""
 
 import numpy as np
 
-from .activation_functions import ELU as ELUFunction
+from .activation_functions import ELU as ELUFunction, relu
 from .layers import PLAIN, Layer
 
 
@@ -35,7 +35,7 @@ class PReLU(Layer):
             self.dw = np.where(positive, 0, dout * self.x).sum(axis=axes).reshape(
                 self.alpha.shape)
         dx = np.where(positive, dout, self.alpha * dout)
-        return np.maximum(dx, 0) if options.guided else dx
+        return relu(dx) if options.guided else dx
 
 
 class ELU(Layer):

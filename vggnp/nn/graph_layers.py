@@ -7,6 +7,7 @@ ELU: ``activation_layers.py``.)
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .activation_functions import relu
 from .im2col import windows
 from .layers import PLAIN, Conv2D, Layer
 
@@ -126,10 +127,11 @@ class ReLU(Layer):
 
     def forward(self, x):
         if self.plain:  # the output says where the gradient passes: 0 < out < max_value
-            self.x, out = None, np.maximum(x, 0)
-        else:
-            self.x = x
-            out = np.where(x < self.threshold, self.slope * (x - self.threshold), x)
+            top = np.inf if self.max_value is None else self.max_value
+            self.x, self.out = None, np.clip(x, 0, top)  # one pass, as ``relu``
+            return self.out
+        self.x = x
+        out = np.where(x < self.threshold, self.slope * (x - self.threshold), x)
         if self.max_value is not None:
             np.minimum(out, self.max_value, out=out)
         self.out = out
@@ -143,7 +145,7 @@ class ReLU(Layer):
 
     def backward(self, dout, options=PLAIN):
         if options.deconvnet:  # a plain ReLU only: lrp.check_relu_network
-            return np.maximum(dout, 0)
+            return relu(dout)
         if self.plain:
             passes = self.out > 0
             if self.max_value is not None:
@@ -153,7 +155,7 @@ class ReLU(Layer):
             dx = np.where(self.x < self.threshold, self.slope * dout, dout)
             if self.max_value is not None:
                 dx = np.where(self.x > self.max_value, 0, dx)
-        return np.maximum(dx, 0) if options.guided else dx
+        return relu(dx) if options.guided else dx
 
 
 class SeparableConv2D(Conv2D):

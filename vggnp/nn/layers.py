@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from .activation_functions import ACTIVATIONS
+from .activation_functions import ACTIVATIONS, relu
 from .backward_pass import PLAIN
 from .relevance import Affine
 from .im2col import col2im, im2col, max_of, window_padding, windows
@@ -59,7 +59,7 @@ class Layer:
         if options.from_logits or self.activation_name == "linear":
             return dout
         if options.deconvnet:
-            return np.maximum(dout, 0)
+            return relu(dout)
         return self.activation.backward(dout, options.guided)
 
     def relevance(self, r, options):

@@ -30,6 +30,7 @@ import copy
 
 import numpy as np
 
+from .activation_functions import relu
 from .made import MadeFrom
 
 # What iNNvestigate (keras.backend.epsilon()) adds to a denominator that is exactly zero.
@@ -54,11 +55,11 @@ def stabilise(z, epsilon=0.0):
 
 
 def _positive(a):
-    return np.maximum(a, 0)
+    return relu(a)
 
 
 def _negative(a):
-    return np.minimum(a, 0)
+    return np.clip(a, -np.inf, 0)  # min(a, 0), as ``relu`` writes max(a, 0)
 
 
 def _total(arrays):
