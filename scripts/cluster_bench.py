@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from scripts.bench import machine, random_weights_file
+from scripts.harness import machine, random_weights_file
 from scripts.stream_bench import make_variants
 
 

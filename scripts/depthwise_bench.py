@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import worker_json
+from scripts.harness import worker_json
 from scripts.graph_bench import ab_bench_args, built_models, photo_input
 
 MODELS = ("MobileNetV2", "Xception", "EfficientNetB0")  # those with depthwise convs

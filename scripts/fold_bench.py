@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import peak_rss_mb, worker_json
+from scripts.harness import peak_rss_mb, worker_json
 from scripts.graph_bench import MODELS, built_models, photo_input
 
 

@@ -14,7 +14,8 @@ import tempfile
 
 import numpy as np
 
-from scripts.bench import random_weights_file, run_worker
+from scripts.bench import run_worker
+from scripts.harness import random_weights_file
 
 MEASURES = [("forward", "forward"), ("Grad-CAM", "gradcam"), ("input gradient", "input_grad")]
 SETTINGS = {"blas": {}, "numpy": {"VGGNP_GEMM": "numpy"}}

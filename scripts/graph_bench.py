@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import PHOTO, ROOT, peak_rss_mb, time_interleaved, worker_json
+from scripts.harness import PHOTO, ROOT, peak_rss_mb, time_interleaved, worker_json
 
 MODELS = {"ResNet50": 224, "MobileNetV2": 224, "Xception": 299, "EfficientNetB0": 224}
 

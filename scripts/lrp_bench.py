@@ -6,7 +6,7 @@ input gradient, one photo and a batch of 8 (issue #29).
 The full-size VGG16 with realistic random weights (``random_vgg16_weights(seed=0)``), the
 photo examples/chelsea.jpg (8 copies for the batch). vggnp: each rule and the input
 gradient (``score_gradient``, saliency's pass) timed in turn, ``--repeats`` rounds after a
-warm-up (``bench.time_interleaved``). iNNvestigate 2.1.2: in a child process per batch
+warm-up (``harness.time_interleaved``). iNNvestigate 2.1.2: in a child process per batch
 size (``innvestigate_reference.py``; the first ``analyze``, which builds its graph, not
 timed), between two rounds of vggnp's, so that a slow spell of the machine shows as a
 spread. Prints a Markdown table of medians (ms) and the ratios. Never asserted in a test.
@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from scripts.bench import PHOTO, machine, time_interleaved
+from scripts.harness import PHOTO, machine, time_interleaved
 from scripts.innvestigate_maps import innvestigate_maps
 from vggnp.methods import lrp
 from vggnp.methods.attribution import score_gradient

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import time_interleaved, worker_json
+from scripts.harness import time_interleaved, worker_json
 from scripts.graph_bench import ab_bench_args, built_models, photo_input
 
 MODELS = ("ResNet50", "MobileNetV2", "Xception")  # EfficientNetB0 has no ReLU

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from scripts.bench import machine
+from scripts.harness import machine
 from scripts.shapes import LABELS_PATH, MODEL_PATH, ROOT, dataset
 
 # The first page's cards are drawn and the pictures in the window decoded (the others

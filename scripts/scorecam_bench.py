@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from scripts.bench import PHOTO, random_weights_file, worker_json
+from scripts.harness import PHOTO, random_weights_file, worker_json
 
 LAYER = "block5_conv3"
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from scripts.bench import machine, random_weights_file
+from scripts.harness import machine, random_weights_file
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PHOTOS = [os.path.join(ROOT, "examples", name) for name in ("chelsea.jpg", "coffee.jpg")]

@@ -23,7 +23,7 @@ import tempfile
 
 import numpy as np
 
-from scripts.bench import PHOTO, random_weights_file, time_interleaved, worker_json
+from scripts.harness import PHOTO, random_weights_file, time_interleaved, worker_json
 from vggnp.fast.threads import cores
 
 SPIN = "while True: pass"

@@ -1,0 +1,98 @@
+"""What every benchmark under scripts/ shares: where the repository and the photo are,
+timing tasks in turn, peak memory, a worker process's JSON, realistic random VGG16
+weights in a file, and the machine a run was measured on."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+PHOTO = os.path.join(ROOT, "examples", "chelsea.jpg")
+
+
+def timeit(fn, repeats):
+    """Run fn once to warm up, then ``repeats`` times; returns the times in ms."""
+    return time_interleaved({"fn": fn}, repeats)["fn"]
+
+
+def time_interleaved(tasks, repeats):
+    """{name: fn} -> {name: [ms, ...]}: each fn warmed up once, then the tasks timed in
+    turn, ``repeats`` rounds, so that a slow spell of the machine hits all of them alike."""
+    for fn in tasks.values():
+        fn()
+    times = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, fn in tasks.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def peak_rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker_json(module, argv, kind, extra_env=None):
+    """What a benchmark's worker process prints last, as JSON: ``python -m module --worker
+    *argv`` from the repository, TensorFlow's log quiet; SystemExit with the end of its
+    stderr if it fails. kind: the worker's name in that message; extra_env: more
+    environment variables."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
+    done = subprocess.run([sys.executable, "-m", module, "--worker", *argv],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def random_weights_file(folder):
+    from scripts.export_keras_weights import write_h5
+    from vggnp.nn.random_init import random_vgg16_weights
+    path = os.path.join(folder, "vgg16_random.h5")
+    write_h5(path, random_vgg16_weights(seed=0))
+    return path
+
+
+def summary(samples):
+    return {"median": float(np.median(samples)), "min": float(np.min(samples)),
+            "max": float(np.max(samples))}
+
+
+def cpu_description():
+    """'<model name> (AVX-512)' from /proc/cpuinfo, or what platform knows elsewhere."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not flags:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{model} ({isa})" if isa else model
+
+
+def machine():
+    """When and on what the benchmark ran (the parts known to this process)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = f"{os.cpu_count()} logical CPUs"
+    if usable and usable != os.cpu_count():
+        cpus += f", {usable} usable by this process"
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu_description(), "cpus": cpus,
+            "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(),
+            "tf_onednn": ("TF_ENABLE_ONEDNN_OPTS=" + os.environ["TF_ENABLE_ONEDNN_OPTS"]
+                          if "TF_ENABLE_ONEDNN_OPTS" in os.environ else "its default oneDNN path")}
