@@ -98,7 +98,8 @@ CASES = {
     "photo.heic": (lambda p: _write(p, b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200)),
                    ("fail", "a HEIC/HEIF photo")),
     "folder.jpg": (os.mkdir, ("fail", "a folder with no image files")),
-    "pipe.jpg": (os.mkfifo, ("fail", "not a regular file (a named pipe")),
+    "pipe.jpg": (os.mkfifo, ("fail", "not a regular file (a named pipe, socket or device), "
+                                     "not an image; save it to a file first")),
     "loop.jpg": (lambda p: os.symlink(os.path.basename(p), p), ("fail", "a symbolic link loop")),
     "missing.jpg": (lambda p: None, ("fail", "no such file")),
 }

@@ -23,6 +23,11 @@ from . import __version__
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
+EXIT_CODES = (  # the end of vggnp.cam --help; docs/cli.md says each in full
+    f"exit codes: {EXIT_OK} every image done, {EXIT_SOME_FAILED} some images failed (each "
+    f"said why), {EXIT_USAGE} usage, {EXIT_WEIGHTS} the weights, --model or --labels file, "
+    f"{EXIT_OUTPUT} the output folder, {EXIT_STDOUT} stdout closed or full, "
+    f"{EXIT_INTERRUPTED} Ctrl-C, {EXIT_TERMINATED} SIGTERM (docs/cli.md)")
 
 
 def command_line(module, argv=None):
@@ -106,7 +111,11 @@ def fail(code, message, name="vggnp.cam", advice=()):
 
 
 def check_writable(folder):
-    """Create ``folder`` if needed and prove that a file can be created in it."""
+    """Create ``folder`` if needed and prove that a file can be created in it; OSError
+    if it cannot (os.makedirs' own for a file of that name is "File exists": said
+    plainly instead)."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise OSError("it exists and is not a folder; choose another --out")
     os.makedirs(folder, exist_ok=True)
     fd, probe = temporary_file(folder)
     os.close(fd)

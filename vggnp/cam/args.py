@@ -5,8 +5,8 @@ before any work, an option that would be ignored or a value that cannot be used.
 from PIL import ImageColor
 
 from ..nn import spec
-from ..cli import (ArgumentParser, check_model_options, int_range, no_conv_layer, prog_name,
-                   threads_option)
+from ..cli import (EXIT_CODES, ArgumentParser, check_model_options, int_range, no_conv_layer,
+                   prog_name, threads_option)
 from ..methods.lrp_plan import COMPOSITES, composite_refusal
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
@@ -79,7 +79,8 @@ def parser():
     p = ArgumentParser(
         prog=prog_name("vggnp.cam"),
         description="Classify images with VGG16 (ImageNet) and explain the decision with a "
-                    "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.")
+                    "Grad-CAM heatmap overlay, computed by vggnp's own NumPy backward pass.",
+        epilog=EXIT_CODES)
     p.add_argument("images", nargs="+", metavar="IMG",
                    help="image files (JPEG, PNG, GIF, WebP, TIFF, BMP, ...), folders of them "
                         "(other files there are skipped), or - to read one path per line "
@@ -87,8 +88,8 @@ def parser():
     p.add_argument("--recursive", action="store_true",
                    help="also take the images in the folders' subfolders")
     p.add_argument("--weights", metavar="PATH",
-                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
-                        "official ImageNet weights, downloaded once to the cache ($VGGNP_HOME)")
+                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: "
+                        "the ImageNet weights, downloaded once to ~/.cache/vggnp ($VGGNP_HOME)")
     p.add_argument("--model", metavar="PATH",
                    help="your own Keras convnet instead of VGG16: a model.save() file "
                         "(.keras, or .h5 from Keras 2 or 3)")

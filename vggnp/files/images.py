@@ -20,6 +20,7 @@ picture (Keras' ``load_img``), so the model sees the same input as in Keras.
 
 import contextlib
 import io
+import os
 import struct
 import zlib
 
@@ -43,12 +44,14 @@ def check_file(path):
     ``errors.check_regular_file``); returns its size in bytes. A URL that is not a file
     gets its own reason: vggnp does not download images."""
     try:
-        return check_regular_file(path, ImageError, "an image (name it on the command line "
-                                                    "to take the images in it)")
-    except ImageError:
+        return check_regular_file(path, ImageError, "an image")
+    except ImageError as e:
         if str(path).lower().startswith(("http://", "https://", "ftp://")):
             raise ImageError("a URL: vggnp reads image files and does not download them; "
                              f"save it first (curl -LO '{path}') and name the file") from None
+        if os.path.isdir(path):  # only a folder's images can be taken from it
+            raise ImageError(f"{e} (name it on the command line to take the images in "
+                             "it)") from None
         raise
 
 
