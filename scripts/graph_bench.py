@@ -57,17 +57,21 @@ def built_models(names):
         yield folder
 
 
-def ab_bench_args(doc, repeats, models, worker):
-    """The options of an A/B bench on the graph models, --repeats and --models, parsed;
-    in its worker process (--worker PATH REPEATS, hidden), ``worker(path, repeats)``'s
-    result printed as JSON, and None returned."""
+def ab_bench_args(doc, repeats, models, worker, paths=None):
+    """The options of an A/B bench on the graph models, --repeats and --models (and --path,
+    one of ``paths``, where given), parsed; in its worker process (--worker MODEL REPEATS,
+    hidden), ``worker(model, repeats[, path])``'s result printed as JSON, and None
+    returned."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--repeats", type=int, default=repeats)
     p.add_argument("--models", nargs="+", default=list(models), choices=list(models))
+    if paths:
+        p.add_argument("--path", choices=list(paths), required=True)
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        extra = (args.path,) if paths else ()
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), *extra)))
         return None
     return args
 

@@ -210,3 +210,40 @@ def test_the_blas_kernels_are_named_with_who_chose_them(monkeypatch):
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     assert gemm.kernels().endswith(f"{architecture} (chosen by the BLAS)")
     assert gemm.kernels() in gemm.path()
+
+
+@pytest.mark.parametrize("shape, kernel, pads, strides", [
+    ((2, 9, 11, 3), (7, 7), ((3, 3), (3, 3)), (2, 2)),
+    ((1, 8, 8, 4), (3, 3), ((0, 1), (0, 1)), (2, 2)),
+    ((1, 7, 9, 5), (1, 1), ((0, 0), (0, 0)), (2, 2)),
+    ((2, 6, 5, 2), (2, 3), ((1, 0), (2, 1)), (1, 3)),
+    ((1, 5, 5, 1), (3, 3), ((0, 0), (0, 0)), (1, 1))])
+def test_im2col_rows_is_the_lessons_im2col(shape, kernel, pads, strides):
+    """The window-row copy (``fast/unfold.py``) gives the lesson's matrix value for value:
+    strided, padded on one side only, 1x1, non-square, one channel."""
+    from vggnp.fast.unfold import im2col_rows
+    x = rng().standard_normal(shape)
+    np.testing.assert_array_equal(im2col_rows(x, *kernel, pads, strides),
+                                  im2col(x, *kernel, pads, strides))
+    # contiguous, its length-1 channel axis with a stride of 0: strides come from the shape
+    one_channel = np.ascontiguousarray(x[..., 0])[..., None]
+    np.testing.assert_array_equal(im2col_rows(one_channel, *kernel, pads, strides),
+                                  im2col(one_channel, *kernel, pads, strides))
+
+
+def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
+    """FastConv2D's im2col path (stride 2) unfolds by window rows, forward and for dW, and
+    equals the lesson's Conv2D to rounding."""
+    import vggnp.fast.layers as fast_layers
+    calls = []
+    rows = fast_layers.im2col_rows
+    monkeypatch.setattr(fast_layers, "im2col_rows", lambda *a: calls.append(1) or rows(*a))
+    r = rng()
+    x, w, b = r.standard_normal((2, 9, 9, 3)), r.standard_normal((3, 3, 3, 4)), r.standard_normal(4)
+    fast, lesson = (cls("c", w, b, "relu", (2, 2), "same") for cls in (FastConv2D, Conv2D))
+    dz = r.standard_normal(lesson.forward(x).shape)
+    np.testing.assert_allclose(fast.forward(x), lesson.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.backward(dz, PARAMS), lesson.backward(dz, PARAMS),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.dw, lesson.dw, rtol=1e-12, atol=1e-12)
+    assert len(calls) == 2

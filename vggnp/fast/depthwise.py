@@ -11,7 +11,7 @@ output row is one contiguous run of the padded input's row, flattened to (W + KW
 
 with ``rows`` a strided view (no copy) starting each tap's run at j*C, and the kernel tiled
 W' times along k (w_tiled[i, j, x*C + c] = w[i, j, c]). The inner loop then runs over W'*C
-values: ``python -m scripts.depthwise_bench`` times both ways inside the models
+values: ``python -m scripts.path_bench --path depthwise`` times both ways in the models
 (docs/speed.md), ``tests/test_fast_depthwise.py`` holds this one to the lesson's sum.
 
 The input gradient, at stride 1, is the same sum over dz padded for the "full" correlation

@@ -2,8 +2,9 @@
 
 ``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
-models build instead (``vggnp/models/``). Where a shape has no fast path it runs the
-textbook code of its parent class. Each path is tested against the textbook one
+models build instead (``vggnp/models/``). Where a shape has no fast path (a strided
+conv) it runs the textbook im2col and GEMM, its im2col copied a window row at a time
+(``unfold.py``), and the textbook col2im for dx. Each path is tested against the textbook one
 (``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
 says which path each layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
@@ -16,6 +17,7 @@ import numpy as np
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE, rows_per_block
 from .direct_conv import correlate
+from .unfold import im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
 # Below this many input channels the backward's dx stays the textbook col2im scatter: for
@@ -86,6 +88,10 @@ class FastConv2D(Conv2D):
         return correlate(dz, self._flipped_kernel(), self.buffers,
                          ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)),
                          threads=self.threads)
+
+    def columns(self, x):
+        """im2col(x) of the im2col path, copied a window row at a time (``unfold``)."""
+        return im2col_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):
         """a @ b of the im2col path, cut into blocks of a's rows for ``threads``."""

@@ -123,11 +123,14 @@ class Conv2D(Affine, Layer):
 
     def pre_activation(self, x):
         """z = im2col(x) @ W + b: (N, H, W, C) -> (N, H', W', F), a new array."""
-        kh, kw, c, f = self.w.shape
-        col = im2col(x, kh, kw, self.pads(x.shape), self.strides)
-        z = self.product(col, self.w.reshape(kh * kw * c, f)).reshape(self.output_shape(x.shape))
+        z = self.product(self.columns(x), self.w.reshape(-1, self.w.shape[3]))
+        z = z.reshape(self.output_shape(x.shape))
         z += self.b
         return z
+
+    def columns(self, x):
+        """im2col(x) for this layer (the fast path copies it a window row at a time)."""
+        return im2col(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):
         """a @ b: im2col's one matrix product, forward and backward (the fast path cuts it
@@ -162,9 +165,8 @@ class Conv2D(Affine, Layer):
 
     def param_gradients(self, dz):
         """dW = col.T @ dz, db = sum of dz: kept as self.dw (KH, KW, C, F), self.db (F,)."""
-        kh, kw, c, f = self.w.shape
-        col = im2col(self.x, kh, kw, self.pads(self.x.shape), self.strides)
-        self.dw = (col.T @ dz.reshape(-1, f)).reshape(self.w.shape)
+        f = self.w.shape[3]
+        self.dw = (self.columns(self.x).T @ dz.reshape(-1, f)).reshape(self.w.shape)
         self.db = dz.reshape(-1, f).sum(axis=0)
 
     def input_gradient(self, dz):
