@@ -34,8 +34,8 @@ def ways(path):
     if path == "depthwise":
         return {"rows": (FastDepthwiseConv2D, "_rows_path", FastDepthwiseConv2D._rows_path),
                 "lesson": (FastDepthwiseConv2D, "_rows_path", lambda layer: False)}
-    return {"rows": (FastConv2D, "columns", FastConv2D.columns),
-            "lesson": (FastConv2D, "columns", Conv2D.columns)}
+    return {"rows": (FastConv2D, "unfold", FastConv2D.unfold),
+            "lesson": (FastConv2D, "unfold", Conv2D.unfold)}
 
 
 def worker(model_path, repeats, path):
@@ -68,6 +68,9 @@ def main():
     if args is None:
         return
     models = [name for name in args.models if name in PATHS[args.path]]
+    if not models:
+        raise SystemExit(f"--path {args.path} changes layers that only "
+                         f"{', '.join(PATHS[args.path])} have")
     with built_models(models) as folder:
         print(f"--path {args.path}: one photo, median ms of {args.repeats} each way, "
               "alternating in one process\n")

@@ -164,10 +164,11 @@ def test_symlink_at_output_is_replaced_not_followed(weights_file, tmp_path):
 def test_unusable_output_folder_exits_4_before_loading_weights(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder should be")
-    result = run_cam(CAT, "--weights", str(tmp_path / "missing.h5"), "--out", str(blocker))
-    assert result.returncode == 4 and result.stderr.strip() == (
-        f"vggnp.cam: cannot write to the output folder {blocker}: it exists and is not a "
-        "folder; choose another --out")
+    for out in (str(blocker), f"{blocker}{os.sep}"):
+        result = run_cam(CAT, "--weights", str(tmp_path / "missing.h5"), "--out", out)
+        assert result.returncode == 4 and result.stderr.strip() == (
+            f"vggnp.cam: cannot write to the output folder {out}: {blocker} exists and is "
+            "not a folder")
 
 
 def test_damaged_official_file_exit_3(weights_file, tmp_path):

@@ -101,12 +101,16 @@ def test_fast_conv_with_any_padding_equals_the_lesson(kernel, padding, dtype, to
 
 def test_a_kernel_larger_than_the_padded_input_is_refused_or_left_to_im2col():
     """correlate refuses a kernel that does not fit (it would slice uninitialised rows);
-    FastConv2D leaves that shape to the lesson's im2col, which says it in its own way."""
+    FastConv2D leaves that shape to its im2col path, whose window-row copy refuses it too
+    (the lesson's im2col would give an empty map; a model's loader refuses such a layer
+    before: files/layer_shapes)."""
     x = rng().standard_normal((1, 2, 5, 16))
     with pytest.raises(ValueError, match="does not fit"):
         correlate(x, np.ones((3, 3, 16, 2)), {}, ((0, 0), (0, 0)))
     conv = FastConv2D("c", np.ones((3, 3, 16, 2)), np.zeros(2), "linear", padding="valid")
     assert conv.path(x.shape) == "im2col" and conv.path((1, 3, 5, 16)) == "direct"
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.forward(x)
 
 
 def test_a_shared_workspace_gives_each_call_its_own_result():

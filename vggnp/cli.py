@@ -114,8 +114,9 @@ def check_writable(folder):
     """Create ``folder`` if needed and prove that a file can be created in it; OSError
     if it cannot (os.makedirs' own for a file of that name is "File exists": said
     plainly instead)."""
-    if os.path.lexists(folder) and not os.path.isdir(folder):
-        raise OSError("it exists and is not a folder; choose another --out")
+    path = folder.rstrip(os.sep) or folder  # "file/" names the file too
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise OSError(f"{path} exists and is not a folder")
     os.makedirs(folder, exist_ok=True)
     fd, probe = temporary_file(folder)
     os.close(fd)

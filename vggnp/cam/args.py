@@ -88,8 +88,8 @@ def parser():
     p.add_argument("--recursive", action="store_true",
                    help="also take the images in the folders' subfolders")
     p.add_argument("--weights", metavar="PATH",
-                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: "
-                        "the ImageNet weights, downloaded once to ~/.cache/vggnp ($VGGNP_HOME)")
+                   help="a Keras VGG16 weights file (.h5, .weights.h5, .keras); default: the "
+                        "ImageNet weights, downloaded once to $VGGNP_HOME or the user cache")
     p.add_argument("--model", metavar="PATH",
                    help="your own Keras convnet instead of VGG16: a model.save() file "
                         "(.keras, or .h5 from Keras 2 or 3)")

@@ -3,8 +3,8 @@
 ``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
 models build instead (``vggnp/models/``). Where a shape has no fast path (a strided
-conv) it runs the textbook im2col and GEMM, its im2col copied a window row at a time
-(``unfold.py``), and the textbook col2im for dx. Each path is tested against the textbook one
+conv) it runs the textbook im2col and GEMM, its im2col read a window row at a time
+(``unfold.py``, also for every path's dW), and the textbook col2im for dx. Each path is tested against the textbook one
 (``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
 says which path each layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
@@ -89,8 +89,9 @@ class FastConv2D(Conv2D):
                          ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)),
                          threads=self.threads)
 
-    def columns(self, x):
-        """im2col(x) of the im2col path, copied a window row at a time (``unfold``)."""
+    def unfold(self, x):
+        """im2col(x), read a window row at a time (``unfold.py``): the im2col path's
+        forward, and dW of every path."""
         return im2col_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):

@@ -10,7 +10,8 @@ by side in the padded image, so a strided view (no copy)
 
 read into the (N*H'*W', KH*KW*C) matrix copies runs of KW*C values: the same rows, in
 the same (KH, KW, C) order (``tests/test_fast_conv.py`` holds the two equal, value for
-value). ``layers.FastConv2D`` uses it on its im2col path (strided convs).
+value). Where no copy is needed (a 1x1 kernel at stride 1, unpadded) the matrix is a
+read-only view of x. ``layers.FastConv2D.unfold`` uses it (strided convs, every dW).
 """
 
 import numpy as np

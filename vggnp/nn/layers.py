@@ -123,12 +123,12 @@ class Conv2D(Affine, Layer):
 
     def pre_activation(self, x):
         """z = im2col(x) @ W + b: (N, H, W, C) -> (N, H', W', F), a new array."""
-        z = self.product(self.columns(x), self.w.reshape(-1, self.w.shape[3]))
+        z = self.product(self.unfold(x), self.w.reshape(-1, self.w.shape[3]))
         z = z.reshape(self.output_shape(x.shape))
         z += self.b
         return z
 
-    def columns(self, x):
+    def unfold(self, x):
         """im2col(x) for this layer (the fast path copies it a window row at a time)."""
         return im2col(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
@@ -166,7 +166,7 @@ class Conv2D(Affine, Layer):
     def param_gradients(self, dz):
         """dW = col.T @ dz, db = sum of dz: kept as self.dw (KH, KW, C, F), self.db (F,)."""
         f = self.w.shape[3]
-        self.dw = (self.columns(self.x).T @ dz.reshape(-1, f)).reshape(self.w.shape)
+        self.dw = (self.unfold(self.x).T @ dz.reshape(-1, f)).reshape(self.w.shape)
         self.db = dz.reshape(-1, f).sum(axis=0)
 
     def input_gradient(self, dz):
