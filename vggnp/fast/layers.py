@@ -4,7 +4,8 @@
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
 models build instead (``vggnp/models/``). Where a shape has no fast path (a strided
 conv) it runs the textbook im2col and GEMM, its im2col read a window row at a time
-(``unfold.py``, also for every path's dW), and the textbook col2im for dx. Each path is tested against the textbook one
+(``unfold.py``, also for every path's dW), and the textbook col2im for dx. Each path is
+tested against the textbook one
 (``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
 says which path each layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
