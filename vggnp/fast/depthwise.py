@@ -15,7 +15,7 @@ values: ``python -m scripts.path_bench --path depthwise`` times both ways in the
 (docs/speed.md), ``tests/test_fast_depthwise.py`` holds this one to the lesson's sum.
 
 The input gradient, at stride 1, is the same sum over dz padded for the "full" correlation
-with the kernel flipped (as ``layers.FastConv2D``'s):
+with the kernel flipped (as ``layers.FastConv2D``'s; ``direct_conv.full_pads``):
     dx = correlate_rows(pad(dz, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
                         w[::-1, ::-1])
 """
@@ -24,6 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..nn.graph_layers import DepthwiseConv2D
+from .direct_conv import full_pads
 
 
 def correlate_rows(padded, w_tiled):
@@ -74,9 +75,6 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
         """dz (N, H', W', C) -> dx (N, H, W, C), a new array."""
         if not self._rows_path():
             return super().input_gradient(dz)
-        kh, kw = self.w.shape[:2]
-        (top, bottom), (left, right) = self.pads(self.x.shape)
-        w = self.x.shape[2]
-        padded = np.pad(dz, ((0, 0), (kh - 1 - top, kh - 1 - bottom),
-                             (kw - 1 - left, kw - 1 - right), (0, 0)))
-        return correlate_rows(padded, self._tiled(w, True))
+        rows, columns = full_pads(*self.w.shape[:2], self.pads(self.x.shape))
+        padded = np.pad(dz, ((0, 0), rows, columns, (0, 0)))
+        return correlate_rows(padded, self._tiled(self.x.shape[2], True))

@@ -95,11 +95,20 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
     return z[:, :h_out, :w_out]
 
 
+def full_pads(kh, kw, pads):
+    """The padding of a stride-1 conv's backward: dx is the correlation of dz, padded by
+    ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right)), with the kernel flipped (the
+    forward's pads ((top, bottom), (left, right)); a "valid" conv's is the "full" one)."""
+    (top, bottom), (left, right) = pads
+    return (kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)
+
+
 def blocks(rows, f, itemsize, block_bytes, threads=1):
     """The independent parts of a correlate's output (``rows`` flat rows x F channels), as
     (start, stop, columns): blocks of rows of at most block_bytes; for several threads,
-    ``rows_per_block`` where there are rows enough, else the channels cut in 2 a thread (VGG16's block5: 224 rows -- 8
-    blocks of 28 rows would each repack the whole 512x512 kernel tap)."""
+    ``rows_per_block`` where there are rows enough, else the channels cut in 2 a thread
+    (VGG16's block5: 224 rows -- 8 blocks of 28 rows would each repack the whole 512x512
+    kernel tap)."""
     block = max(block_bytes // (f * itemsize), 1)
     if threads > 1 and rows >= MIN_ROWS_TO_SPLIT:
         block = min(block, rows_per_block(rows, threads))

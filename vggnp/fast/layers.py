@@ -17,7 +17,7 @@ import numpy as np
 
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE, rows_per_block
-from .direct_conv import correlate
+from .direct_conv import correlate, full_pads
 from .unfold import im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -84,10 +84,8 @@ class FastConv2D(Conv2D):
             return winograd_same(dz, self.made_from_weights(
                 "winograd_flipped", lambda w, b: kernel_transform(flipped_kernel(w))),
                 self.buffers)
-        (top, bottom), (left, right) = self.pads(self.x.shape)
-        kh, kw = self.w.shape[:2]
         return correlate(dz, self._flipped_kernel(), self.buffers,
-                         ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)),
+                         full_pads(*self.w.shape[:2], self.pads(self.x.shape)),
                          threads=self.threads)
 
     def unfold(self, x):
