@@ -44,7 +44,8 @@ END = "<!-- /auc-table -->"    # the closing marker line is exactly this
 SIZE = (128, 128)              # each gallery picture, enlarged from 64x64 without smoothing
 NOTE = ("Computed in float64: in float32, BLAS rounding (which differs between CPUs and "
         "thread counts) can break the exact ties of the flat background in the first "
-        "max-pool and move the saliency and guided rows by up to 0.01 (`scripts/gallery.py`).")
+        "max-pool and move the saliency and guided rows' deletion AUCs (by up to 0.01 "
+        "where it was tried: `scripts/gallery.py`'s docstring).")
 
 
 def gallery(model=None, dtype=np.float64):

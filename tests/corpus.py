@@ -91,7 +91,7 @@ CASES = {
     "bomb.png": (lambda p: _write(p, bomb_png()),
                  ("fail", "claims 65500x65500 = 4,290,250,000 pixels")),
     "truncated.jpg": (lambda p: _write(p, jpeg_bytes(_RGB)[:1500]),
-                      ("fail", "damaged or truncated image")),
+                      ("fail", "truncated image (image file is truncated")),
     "empty.jpg": (lambda p: _write(p, b""), ("fail", "an empty file (0 bytes)")),
     "text.jpg": (lambda p: _write(p, b"this is not a JPEG\n"),
                  ("fail", "not an image format Pillow can read")),

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from shapes_data import LABELS_PATH, MODEL_PATH  # noqa: F401 - shared from here too
+from vggnp.files.results import RESULTS_NAME
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -88,3 +89,21 @@ def interruptible():
     Python then leaves it ignored, as a Unix program should: the test's SIGINT would do
     nothing."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def copies(folder, sources, n):
+    """n files in ``folder``: the sources again and again, as img_000.png ..."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(n):
+        source = sources[i % len(sources)]
+        path = os.path.join(folder, f"img_{i:03d}{os.path.splitext(source)[1]}")
+        shutil.copy(source, path)
+        paths.append(path)
+    return paths
+
+
+def records(out):
+    """The image records of the results file (the intent lines before them left out)."""
+    with open(os.path.join(out, RESULTS_NAME), encoding="utf-8") as f:
+        return [r for r in map(json.loads, f) if "writing" not in r]

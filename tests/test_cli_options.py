@@ -6,6 +6,7 @@ written here."""
 import io
 import json
 import os
+import re
 import warnings
 import zipfile
 
@@ -78,6 +79,34 @@ def test_an_option_that_would_be_ignored_is_refused(args, message, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def option_applies(option, method):
+    """Whether ``option`` does something for ``method`` (a Method), as docs/cli.md's list
+    says it in words (written again here, from the registry's fields)."""
+    return {"--alpha": not method.gives_image, "--layer": method.layer,
+            "--diagnose": method.layer, "--rule": method.name == "lrp",
+            "--epsilon": method.name == "lrp", "--gamma": method.name == "lrp"}[option]
+
+
+@pytest.mark.parametrize("option, value", [("--alpha", "0.5"), ("--layer", "block5_conv3"),
+                                           ("--diagnose", None), ("--rule", "epsilon"),
+                                           ("--epsilon", "0.1"), ("--gamma", "0.1")])
+def test_each_option_is_refused_with_every_method_it_does_nothing_for(option, value, capsys):
+    """docs/cli.md's list, for every method of the registry (the command line parsed in
+    process: the refusals come before any file is read)."""
+    from vggnp.cam.args import parse_args
+    for method in METHODS.values():
+        extra = ["--rule", "epsilon_gamma_box"] if option == "--gamma" else []
+        argv = [TRIANGLE, "--method", method.name, option, *([value] if value else [])]
+        if option_applies(option, method):
+            parse_args(argv + extra)
+            continue
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and len(err.splitlines()) == 1, (method.name, err)
+        assert option in err and method.name in err, err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--metric"], "--metric needs class probabilities, but the model's last layer "
                    "(dense_1) is linear"),
@@ -108,20 +137,46 @@ def test_report_names_only_the_layer_and_target_used(tmp_path):
     assert not gradcam["empty"]
 
 
-@pytest.mark.parametrize("method, shape, signed", [
-    ("gradcam", (16, 16), False), ("scorecam", (16, 16), False), ("saliency", (64, 64), False),
-    ("guided-backprop", (64, 64, 3), True), ("guided-gradcam", (64, 64, 3), True)])
-def test_saved_heatmap_is_what_the_help_says(tmp_path, method, shape, signed):
+def readme_heatmap_rows():
+    """{method: the README's words for what --save-heatmap writes}, from its table."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        table = f.read().split("| `--method` | `--save-heatmap` writes")[1].split("\n\n")[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        methods, says = line.strip("|").split("|")
+        rows += [(name, says.strip()) for name in re.findall(r"`([a-z+-]+)`", methods)]
+    return rows
+
+
+README_HEATMAPS = dict(readme_heatmap_rows())
+# The README's shapes on the shapes model: conv2d_11's 16x16, the 64x64 RGB input.
+SHAPES_OF = {"`(h, w)`": (16, 16), "`(H, W)`": (64, 64), "`(H, W, C)`": (64, 64, 3)}
+
+
+def test_the_readme_heatmap_table_names_every_method_once():
+    assert sorted(name for name, _ in readme_heatmap_rows()) == sorted(METHODS)
+    for name, says in README_HEATMAPS.items():  # a normalised map that --scale raw changes
+        if "in [0, 1]" in says:
+            assert ("with `--scale raw`, in the score's units" in says) == \
+                METHODS[name].raw_units, name
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_saved_heatmap_is_what_the_readme_says(tmp_path, method):
+    says = README_HEATMAPS[method]
     result = run_cam(TRIANGLE, "--model", MODEL_PATH, "--out", str(tmp_path), "--json",
                      "--method", method, "--save-heatmap")
     assert result.returncode == 0, result.stderr
     (image,) = done_images(result.stdout)
     saved = np.load(image["outputs"]["heatmap"])
-    assert saved.shape == shape and saved.dtype == np.float32
-    if signed:
+    assert saved.shape == SHAPES_OF[says.split("` ")[0] + "`"] and saved.dtype == np.float32
+    if "signed" in says:
         assert saved.min() < 0 < saved.max()
-    else:
+    if "in [0, 1]" in says:
         assert saved.min() >= 0 and saved.max() == 1
+    if ">= 0" in says:
+        assert saved.min() >= 0 < saved.max()
+    assert [word in says for word in ("signed", "in [0, 1]", ">= 0")].count(True) == 1, says
 
 
 @pytest.mark.slow  # in-process, but seconds: the full suite's

@@ -5,6 +5,7 @@ tasks are wound down."""
 
 import os
 import signal
+import sys
 import time
 from types import SimpleNamespace
 
@@ -21,6 +22,18 @@ def test_options_a_cluster_cannot_honour_are_refused(options, why, capsys):
     with pytest.raises(SystemExit) as stop:
         parse_args([SHAPES[0], "--dask", "tcp://127.0.0.1:8786", *options])
     assert stop.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_dask_without_dask_installed_is_one_line(tmp_path, monkeypatch, capsys):
+    """docs/cli.md: --dask where Dask's distributed package is missing, exit 2 (its
+    import made to fail, as where it is not installed)."""
+    from vggnp import cam
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import raises ImportError
+    code = cam.main([SHAPES[0], *MODEL, "--out", str(tmp_path), "--dask",
+                     "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("vggnp.cam: --dask needs Dask's distributed package: pip "
+                                 "install 'vggnp[dask]'\n"), err
 
 
 @pytest.mark.slow

@@ -120,3 +120,24 @@ def test_the_readmes_python_example_runs(vgg16_file, tmp_path):
     assert scope["picture"].size == scope["photo"].size
     assert scope["convnet"].names
     assert scope["x"].shape == (1, *scope["convnet"].input_size, 3)  # its own size
+
+
+def test_the_dag_table_is_what_the_script_prints():
+    """docs/math.md's split of a residual graph's input gradient is what
+    ``python -m scripts.dag_table`` prints: the table to the digit it shows, each path's
+    error to 0.01, and the sum's error below 1e-8 (finite differences' own rounding moves
+    its first digit)."""
+    import numpy as np
+    from scripts import dag_table
+    with open(dag_table.MATH, encoding="utf-8") as f:
+        written = dag_table.BLOCK.search(f.read()).group(2)
+    made = dag_table.table(dag_table.gradient_paths())
+    numbers = [[float(v) for v in re.findall(r"-?\d+\.\d{4}", text)]
+               for text in (written, made)]
+    assert len(numbers[0]) == len(numbers[1]) == 12
+    np.testing.assert_allclose(numbers[0], numbers[1], rtol=0, atol=1.01e-4)
+    errors = [[float(v) for v in re.findall(r"\d+e-\d+|\d\.\d\d\b", text.split("\n\n")[1])]
+              for text in (written, made)]
+    assert len(errors[0]) == len(errors[1]) == 3
+    assert errors[0][0] <= 1e-8 and errors[1][0] <= 1e-8
+    np.testing.assert_allclose(errors[0][1:], errors[1][1:], rtol=0, atol=0.0101)

@@ -111,6 +111,26 @@ def test_offline_message_says_url_path_and_weights_flag(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("kind", ["short", "folder"])
+def test_a_wrong_file_in_the_way_is_named_not_replaced(server, tmp_path, kind):
+    """A file of the download's name but not its size (a copy cut short; a new user's
+    finding: it was passed over in silence, the offline message then said to save the file
+    where it already was, and online it would have been replaced): one line naming it, the
+    file left as it is, nothing fetched."""
+    dest = tmp_path / "weights.h5"
+    dest.write_bytes(PAYLOAD[:10]) if kind == "short" else dest.mkdir()
+    Handler.requests.clear()
+    with pytest.raises(dl.DownloadError) as info:
+        fetch(server, tmp_path, "good.h5")
+    what = "10 bytes" if kind == "short" else "a folder"
+    assert str(info.value) == (f"{dest} is there but is not the file to download ({what}; "
+                               f"the download is {len(PAYLOAD):,} bytes): a copy cut short, "
+                               "or another file of that name. Delete it to download again, "
+                               "or pass --weights PATH")
+    assert Handler.requests == [] and leftovers(tmp_path) == ["weights.h5"]
+    assert kind == "folder" or dest.read_bytes() == PAYLOAD[:10]
+
+
 def test_two_concurrent_downloads_fetch_once(server, tmp_path):
     Handler.requests.clear()
     results, errors = [], []

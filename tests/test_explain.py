@@ -279,3 +279,22 @@ def test_activation_grid_and_filters_cli(tmp_path):
     result = run_module("vggnp.activations", image, "--model", MODEL_PATH, "--layer", "nope",
                  "--out", str(tmp_path))
     assert result.returncode == 2 and "no layer 'nope'" in result.stderr
+
+
+def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes_model,
+                                                                          small_model):
+    """The README's "HiResCAM and XGrad-CAM equal Grad-CAM here": the shapes model's last
+    conv layer reaches the logits through global average pooling, so d y / d A is the same
+    at every position and the three maps coincide (to float32 rounding) for every class;
+    on VGG16, whose Flatten gives each position its own weight, they differ."""
+    x = dataset(3, seed=TEST_SEED)[0].astype(np.float32)
+    for c in range(3):
+        gradcam = explain(shapes_model, x, "gradcam", class_index=c, warn_empty=False)[0]
+        for method in ("hirescam", "xgradcam"):
+            other = explain(shapes_model, x, method, class_index=c, warn_empty=False)[0]
+            assert np.abs(other - gradcam).max() <= 1e-5, (method, c)
+    assert gradcam.any()
+    x = np.random.default_rng(0).normal(0, 40, (1, *small_model.input_size, 3))
+    maps = [explain(small_model, x.astype(np.float32), method, class_index=0,
+                    warn_empty=False)[0] for method in ("gradcam", "hirescam")]
+    assert np.abs(maps[0] - maps[1]).max() > 0.01

@@ -223,3 +223,23 @@ def test_python_api_reads_as_the_command_line(tmp_path):
     assert np.array_equal(x[0], model_input(upright, (32, 48), 3, "vgg16"))
     photo, notes = vggnp.read_image(str(path))
     assert photo.size == _RGB.size and notes == []
+
+
+def test_only_a_cut_file_is_told_to_use_allow_truncated(tmp_path):
+    """A file cut short has a readable part; a damaged one (bytes flipped) decodes to
+    garbage that a model still classifies confidently (a new user's finding: it was told
+    to pass --allow-truncated, and got "square 1.0000" for a blank picture)."""
+    cut, flipped = tmp_path / "cut.jpg", tmp_path / "flipped.png"
+    cut.write_bytes(jpeg_bytes(Image.fromarray(PICTURE))[:1500])
+    Image.fromarray(PICTURE).save(flipped)  # a PNG: zlib and the CRCs see the damage
+    data = bytearray(flipped.read_bytes())
+    for i in range(100, len(data), 97):
+        data[i] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"^truncated image \(.*\); pass --allow-truncated \(in "
+                                         r"Python: allow_truncated=True\)"):
+        read_image(cut)
+    with pytest.raises(ImageError) as info:
+        read_image(flipped)
+    assert str(info.value).startswith("damaged image (") and "--allow-truncated" not in \
+        str(info.value)

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from test_graph import equals_keras
+from test_graph_keras import equals_keras
 from vggnp.files.hdf5 import ModelError
 from vggnp.files.keras_version import major_version, version_in_metadata, version_text
 from vggnp.keras_model import load_keras_model

@@ -309,6 +309,14 @@ def test_a_leak_of_a_conserving_rule_is_warned(small_model):
     grown = {"start": 2.0, "input": -30.0, "conserving": False}
     assert "30 at the input, 15 times the 2" in lrp.conservation_warning(grown).replace(
         "-30", "30")
+    # the lines docs/methods.md draws: a leak over 0.1 % of a conserving rule, growth past
+    # 10 times the start for any rule
+    for start, found, conserving, warned in ((2.0, 2.0 * (1 - 0.99e-3), True, False),
+                                             (2.0, 2.0 * (1 - 1.01e-3), True, True),
+                                             (2.0, 19.9, False, False),
+                                             (2.0, -20.1, False, True)):
+        check = {"start": start, "input": found, "conserving": conserving}
+        assert (lrp.conservation_warning(check) is not None) == warned, check
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

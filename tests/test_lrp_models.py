@@ -25,8 +25,10 @@ def chain_with(middle):
 
 
 @pytest.mark.parametrize("middle, said", [
-    (ReLU("relu6", max_value=6.0), "needs ReLU activations, but layer relu6 ends in a ReLU "
-                                   "with options"),
+    (ReLU("relu6", max_value=6.0), "needs ReLU activations, but layer relu6 ends in ReLU6 "
+                                   "(max_value 6), not a plain ReLU"),
+    (ReLU("leaky", negative_slope=0.1, threshold=0.5), "needs ReLU activations, but layer "
+     "leaky ends in a ReLU (negative_slope 0.1, threshold 0.5), not a plain ReLU"),
     (ELU("elu"), "needs ReLU activations, but layer elu is a ELU"),
     (PReLU("prelu", np.full((1, 1, 3), 0.1)), "needs ReLU activations, but layer prelu "
                                               "is a PReLU"),

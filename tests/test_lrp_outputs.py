@@ -14,11 +14,14 @@ from vggnp.viz.overlay import relevance_picture
                                   ["--method", "lrp", "--gamma", "-1"],
                                   ["--method", "lrp", "--gamma", "inf"],
                                   ["--method", "lrp", "--rule", "epsilon", "--epsilon", "inf"],
+                                  ["--method", "lrp", "--rule", "epsilon", "--epsilon", "-1"],
+                                  ["--method", "lrp", "--rule", "epsilon", "--epsilon", "nan"],
+                                  ["--method", "lrp", "--rule", "z", "--gamma", "0.5"],
                                   ["--method", "lrp", "--target", "softmax"]])
-def test_lrp_options_that_do_not_apply_exit_2(args):
+def test_lrp_options_that_do_not_apply_exit_2(args, capsys):
     with pytest.raises(SystemExit) as info:
         cam.parse_args([SHAPES[0], *args])
-    assert info.value.code == 2
+    assert info.value.code == 2 and len(capsys.readouterr().err.splitlines()) == 1
 
 
 def test_relevance_is_drawn_red_and_blue_about_zero():

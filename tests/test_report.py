@@ -133,6 +133,7 @@ def test_inline_report_refuses_a_large_run(tmp_path):
     result = run_cam(str(folder), *MODEL, "--out", str(tmp_path / "out"), "--report",
                      "--report-inline")
     assert result.returncode == 2 and "at most 20 images, not 21" in result.stderr
+    assert not (tmp_path / "out").exists()  # a usage error makes no folder
     result = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "out"), "--report-inline")
     assert result.returncode == 2 and "go with --report" in result.stderr
 

@@ -14,8 +14,8 @@ from helpers import LABELS_PATH, MODEL_PATH, ROOT, SHAPES, reference_module, run
 from vggnp import VGG16
 from vggnp.methods.registry import METHODS
 from vggnp.files.preprocess import preprocess
-from vggnp.methods.sanity_checks import (randomised, sanity_check, ssim, undefined, verdict,
-                                        weight_layers)
+from vggnp.methods.sanity_checks import (maps_of, randomised, sanity_check, ssim, step_maps,
+                                        undefined, verdict, weight_layers)
 
 FAST = dict(steps=8, samples=8)  # integrated gradients' steps, smoothgrad's samples
 
@@ -69,6 +69,26 @@ def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
             assert -1 <= found["ssim"] <= 1
             assert found["spearman"] is None or -1 <= found["spearman"] <= 1
     assert np.array_equal(shapes_model.predict(x), before)  # the trained weights are back
+
+
+@pytest.mark.parametrize("model_name", ["shapes_model", "small_model"])
+def test_the_shared_pass_gives_each_methods_own_maps(model_name, request):
+    """step_maps (one Grad-CAM pass for every CAM, one guided gradient for guided backprop
+    and guided Grad-CAM) gives exactly what each method's own explain call gives."""
+    model = request.getfixturevalue(model_name)
+    x = np.random.default_rng(1).normal(0, 40, (1, *model.input_size, 3)).astype(np.float32)
+    methods = [m for m in METHODS if m not in ("scorecam", "integrated-gradients",
+                                               "smoothgrad")]
+    layer = model.map_names[-2]  # not the default: the layer reaches every pass
+    shared = step_maps(model, x, methods, 1, layer)
+    for method in methods:
+        own = maps_of(model, x, method, 1, layer)
+        assert shared[method].keys() == own.keys(), method
+        for key in own:
+            assert np.array_equal(shared[method][key], own[key]), (method, key)
+        assert own["abs"].any(), method  # a map to compare
+    with pytest.raises(ValueError, match="eigencam"):  # refused alone: refused shared too
+        step_maps(model, x, ["gradcam", "eigencam"], 1, layer, target="softmax")
 
 
 def test_every_method_on_the_full_size_vgg16(keras_files):

@@ -8,6 +8,8 @@ nbformat, nbclient and ipykernel are in the test extra; a missing one fails thes
 import os
 import time
 
+import pytest
+
 import nbformat
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
@@ -40,6 +42,7 @@ def python3_kernel():
                          kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
 
 
+@pytest.mark.slow  # it starts a notebook kernel: a process (the fast tier is in-process)
 def test_notebook_runs_top_to_bottom():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, km=python3_kernel(), kernel_name="python3", timeout=120,

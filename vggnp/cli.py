@@ -25,8 +25,9 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OUTPUT = 0, 1, 2, 3, 4
 EXIT_STDOUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 5, 130, 143
 EXIT_CODES = (  # the end of vggnp.cam --help; docs/cli.md says each in full
     f"exit codes: {EXIT_OK} every image done, {EXIT_SOME_FAILED} some images failed (each "
-    f"said why), {EXIT_USAGE} usage, {EXIT_WEIGHTS} the weights, --model or --labels file, "
-    f"{EXIT_OUTPUT} the output folder, {EXIT_STDOUT} stdout closed or full, "
+    f"said why) or an internal error, {EXIT_USAGE} usage, {EXIT_WEIGHTS} the weights, "
+    f"--model or --labels file, {EXIT_OUTPUT} the output folder, {EXIT_STDOUT} stdout closed "
+    f"or full, "
     f"{EXIT_INTERRUPTED} Ctrl-C, {EXIT_TERMINATED} SIGTERM (docs/cli.md)")
 
 
@@ -91,6 +92,31 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         say(f"{self.prog.split()[-1]}: {message} (see {self.prog} --help)")
         sys.exit(EXIT_USAGE)
+
+    def _print_message(self, message, file=None):
+        """--help and --version: a stdout that cannot take the text (closed, full) is exit
+        5, as in a run, not exit 0 with the text lost."""
+        file = file or sys.stderr
+        if file is None:  # no stderr at all (closed): nowhere to say it, as argparse
+            return
+        try:  # argparse's own passes over an OSError: the text is lost, exit 0
+            file.write(message)
+            file.flush()
+        except OSError:  # BrokenPipeError too
+            if file is not sys.stdout:
+                return
+            silence_stdout()
+            sys.exit(EXIT_STDOUT)
+
+
+def silence_stdout():
+    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def prog_name(module):

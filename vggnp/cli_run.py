@@ -11,18 +11,8 @@ import threading
 import time
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT, EXIT_TERMINATED,
-                  fail, say, warnings_as_notes)
+                  fail, say, silence_stdout, warnings_as_notes)
 from .startup import started
-
-
-def silence_stdout():
-    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 class Terminated(BaseException):

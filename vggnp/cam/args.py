@@ -105,9 +105,9 @@ def parser():
                         "the mode of its Keras Applications base (docs/keras-models.md), else "
                         "rescale; caffe for VGG16")
     p.add_argument("--layer",
-                   help="layer to explain, any with a feature map (default: the last "
-                        "conv, block5_conv3, for VGG16 and chains; for a graph, the input "
-                        "of its last global pooling, e.g. out_relu for MobileNetV2)")
+                   help="layer to explain: VGG16's conv layers, any with a feature map in "
+                        "a --model (default: the last conv, block5_conv3, for VGG16 and "
+                        "chains; for a graph, the input of its last global pooling)")
     p.add_argument("--class", dest="class_", metavar="IDX|NAME",
                    help="class to explain: an index (386) or a name (African_elephant, or a "
                         "--labels name); default: each image's top-1")
@@ -168,7 +168,7 @@ def lrp_options(p):
     p.add_argument("--rule", choices=list(COMPOSITES), metavar="NAME",
                    help="lrp: the rule of each layer, by iNNvestigate's analyzer names without "
                         "'lrp.' (z, epsilon, z_plus, alpha_1_beta_0, alpha_2_beta_1, "
-                        "sequential_preset_a, ..., and _IB / _flat variants) or "
+                        "sequential_preset_a, ..., and some _IB / _flat variants) or "
                         "epsilon_gamma_box (default: Montavon et al.'s recipe for VGG16)")
     p.add_argument("--epsilon", type=float, metavar="E",
                    help="lrp: the epsilon of the rule's epsilon layers (default: the rule's; "
@@ -188,11 +188,11 @@ def output_options(p):
     p.add_argument("--format", choices=["jpg", "png"], default="jpg",
                    help="image format of the outputs (default jpg)")
     p.add_argument("--save-heatmap", action="store_true",
-                   help="also save the method's map as .npy: the CAMs (h, w) at the layer's "
-                        "resolution and saliency (H, W) at the model input's, both in [0, 1] "
-                        "(with --scale raw: in the score's units); "
-                        "guided-backprop and guided-gradcam (H, W, C) signed gradients w.r.t. "
-                        "the model input, in its channel order (BGR for --preprocess vgg16)")
+                   help="also save the map as float32 .npy: a CAM (h, w) at the layer's "
+                        "resolution, saliency, IG and smoothgrad (H, W) at the input's, in "
+                        "[0, 1] (--scale raw: the score's units); the other methods (H, W, C) "
+                        "gradient or relevance at the input, in its channel order (BGR for "
+                        "--preprocess vgg16), not normalised")
     p.add_argument("--scale", choices=["image", "raw"],
                    help="image (default): each map divided by its own max; raw: the map in "
                         "the score's units (logit or probability), on one colour scale for "

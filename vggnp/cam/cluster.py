@@ -84,7 +84,7 @@ def _connected(Client, address):
 def hold_standard_streams():
     """Open /dev/null on stdin, stdout or stderr where the process started with it closed
     (``>&-``): the descriptor would otherwise go to one of Dask's sockets, and a closed
-    stdout's /dev/null (``cli_run.silence_stdout``) or a message would land on it. Python
+    stdout's /dev/null (``cli.silence_stdout``) or a message would land on it. Python
     has already set sys.stdout (or stdin, stderr) to None then: a closed stdout is still
     noticed at the first line (exit 5)."""
     for fd in (0, 1, 2):

@@ -12,6 +12,7 @@ error; 3 weights missing or invalid; 4 output location unusable; 5 stdout closed
 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -82,6 +83,8 @@ def plan(args, results):
     """Check --out, clean what a killed run left there, list the inputs and drop those
     --resume finds done. Returns ([(path, output stem)], the number of inputs that failed
     already: folders with no image)."""
+    made = [folder for folder in (args.out, os.path.join(args.out, THUMBNAILS))
+            if args.report and not os.path.isdir(folder)]
     try:  # before the weights: a bad output folder should not cost a 553 MB load
         check_writable(args.out)
         if args.report:
@@ -98,6 +101,8 @@ def plan(args, results):
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
             "run that was killed")
     paths, skipped, empty, refused = expand_inputs(args.images, args.recursive)
+    if args.report_inline:
+        check_inline_limit(args, results, paths, made)
     if skipped:
         say(f"vggnp.cam: note: skipped {skipped} file(s) in the folders that are not images")
     for folder in empty:
@@ -105,14 +110,6 @@ def plan(args, results):
              + ("" if args.recursive else " (--recursive also searches its subfolders)"))
     for reason in refused:
         fail(EXIT_SOME_FAILED, reason)
-    if args.report_inline:  # the report shows the folder's earlier images too
-        held = {r["path"] for r in results.records()}
-        held |= {os.path.abspath(path) for path in paths}
-        if len(held) > INLINE_LIMIT:
-            raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: "
-                            f"at most {INLINE_LIMIT} images, not {len(held)} (this run's and "
-                            f"those {args.out} already lists); use --report, whose page "
-                            "links the pictures"))
     todo = list(zip(paths, output_stems(paths)))
     if args.resume:
         todo = not_done_yet(args, results, todo)
@@ -120,6 +117,21 @@ def plan(args, results):
         raise Stop(EXIT_SOME_FAILED if empty or refused
                    else fail(EXIT_SOME_FAILED, "no images to explain"))
     return todo, len(empty) + len(refused)
+
+
+def check_inline_limit(args, results, paths, made):
+    """Stop (exit 2) if --report-inline would hold more pictures than INLINE_LIMIT: the
+    report shows the folder's earlier images too. A usage error leaves nothing behind:
+    the folders this run ``made`` are removed (if still empty)."""
+    held = {r["path"] for r in results.records()} | {os.path.abspath(p) for p in paths}
+    if len(held) > INLINE_LIMIT:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise Stop(fail(EXIT_USAGE, f"--report-inline holds every picture in one file: at "
+                        f"most {INLINE_LIMIT} images, not {len(held)} (this run's and those "
+                        f"{args.out} already lists); use --report, whose page links the "
+                        "pictures"))
 
 
 def not_done_yet(args, results, todo):
@@ -143,7 +155,7 @@ def process(args, run, todo, failed_inputs, results, client=None):
     last lines. Returns the exit code."""
     progress = Progress(len(todo), not args.quiet and (args.progress or is_terminal(sys.stderr)))
     out = RunState(lines=StdoutLines(args.json), results=results, progress=progress,
-                   failed=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
+                   refused=failed_inputs, debug=args.debug, scale={"max": args.scale_max},
                    inputs=file_ids(path for path, _ in todo),
                    own=own_outputs(results.entries()),
                    trace=Tee(sys.stderr) if args.trace else None)
@@ -235,9 +247,10 @@ def ending(args, run, out, total):
             f"earlier run, unchanged since: {shown}{more} (any other file needs --overwrite)")
     if total > 1 and not out.stop and not out.lines.broken:
         seconds = time.time() - run.began
-        say(f"vggnp.cam: {out.written} of {total} image(s) done, {out.failed} failed, in "
-            f"{seconds:.1f} s ({out.written / max(seconds, 1e-9):.2f} images/s); outputs in "
-            f"{args.out}, results in {out.results.path}")
+        refused = f", {out.refused} other input(s) refused" if out.refused else ""
+        say(f"vggnp.cam: {out.written} of {total} image(s) done, {out.failed} failed"
+            f"{refused}, in {seconds:.1f} s ({out.written / max(seconds, 1e-9):.2f} "
+            f"images/s); outputs in {args.out}, results in {out.results.path}")
     if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
             f"{out.written} of {total} image(s) done; run the same command with --resume "
@@ -252,4 +265,4 @@ def ending(args, run, out, total):
         say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} "
             f"image(s); the results are in {out.results.path}")
         return EXIT_STDOUT
-    return EXIT_SOME_FAILED if out.failed else EXIT_OK
+    return EXIT_SOME_FAILED if out.failed or out.refused else EXIT_OK

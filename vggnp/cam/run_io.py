@@ -14,8 +14,7 @@ import sys
 import threading
 import time
 
-from ..cli import say
-from ..cli_run import silence_stdout
+from ..cli import say, silence_stdout
 from ..files.errors import LINE_LIMIT, printable
 from ..files.results import ResultsFile
 from .outputs import method_title

@@ -43,9 +43,10 @@ class RunState:
     """What the run has done so far, and where it says it.
 
     lines: the stdout lines (``run_io.StdoutLines``); results: the results file; progress:
-    the progress line; failed, written: counts; stop: the exit code that stops the run
-    early, or None; debug: --debug; taken: output names given to this run's images
-    (``UniqueNames``);
+    the progress line; failed, written: counts of images; refused: inputs that are not
+    images to explain (a folder with no images, a named pipe), each said when found;
+    stop: the exit code that stops the run early, or None; debug: --debug; taken: output
+    names given to this run's images (``UniqueNames``);
     scale: --scale raw's shared scale {"max": ...}; inputs: file ids of the inputs (an
     output must never replace one); own: {absolute path of a file in --out that vggnp
     wrote: (the input it was made from, its stamp)} (``files.results.own_outputs``: the
@@ -59,6 +60,7 @@ class RunState:
     progress: object
     failed: int = 0
     written: int = 0
+    refused: int = 0
     stop: int = None
     debug: bool = False
     taken: UniqueNames = field(default_factory=UniqueNames)

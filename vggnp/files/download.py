@@ -104,11 +104,23 @@ def download(url, dest, size, md5, progress=True, timeout=30):
     try:
         if os.path.isfile(dest) and os.path.getsize(dest) == size:
             return dest  # another process finished the download while we waited
+        if os.path.lexists(dest):  # never replaced: it may be someone's file
+            raise DownloadError(f"{dest} is there but is not the file to download ("
+                                f"{_size_of(dest)}; the download is {size:,} bytes): a copy "
+                                "cut short, or another file of that name. Delete it to "
+                                "download again, or pass --weights PATH")
         _remove_partial_downloads(dest)
         _fetch(url, dest, size, md5, progress, timeout)
         return dest
     finally:
         lock.__exit__()
+
+
+def _size_of(path):
+    """'N bytes', or what ``path`` is when it is not a regular file."""
+    if not os.path.isfile(path):
+        return "a folder" if os.path.isdir(path) else "not a regular file"
+    return f"{os.path.getsize(path):,} bytes"
 
 
 def _remove_partial_downloads(dest):

@@ -101,8 +101,14 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
                          "smaller") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow: "image file is truncated", "broken PNG file", "unrecognized data stream"...
-        raise ImageError(f"damaged or truncated image ({said(e)}); pass --allow-truncated "
-                         "to use the part that decodes") from None
+        # Only a file cut short has a readable part worth using: a damaged one decodes to
+        # garbage with LOAD_TRUNCATED_IMAGES, which a model still classifies confidently.
+        if "truncated" in said(e):
+            raise ImageError(f"truncated image ({said(e)}); pass --allow-truncated (in "
+                             "Python: allow_truncated=True) to use the part that decodes") \
+                from None
+        raise ImageError(f"damaged image ({said(e)}); re-save it from an image editor, "
+                         "or take it again from where it came") from None
     except _PILLOW_CRASHES as e:  # Pillow's decoders on crafted or damaged files
         raise ImageError(f"damaged image: Pillow cannot decode it ({type(e).__name__}: "
                          f"{said(e)}); re-save it from an image editor") from None

@@ -182,8 +182,23 @@ def _guided_gradcam(run):
     cams, classes = grad_cam(run.model, run.x, run.layer, run.class_index, run.target,
                              run.details, run.trace, warn_empty=False)
     _, _, guided = score_gradient(run.model, run.x, classes, run.target, guided=True)
-    up = np.stack([resize_bilinear(c, run.x.shape[1:3]) for c in cams])[..., None]
-    return guided * up, classes
+    return guided_times_cam(guided, cams), classes
+
+
+def guided_times_cam(guided, cams):
+    """Guided Grad-CAM: the guided gradient (N, H, W, C) times the Grad-CAM maps
+    (N, h, w) upsampled to (H, W)."""
+    up = np.stack([resize_bilinear(c, guided.shape[1:3]) for c in cams])[..., None]
+    return guided * up
+
+
+def map_from_cam_pass(method, details):
+    """The map (N, h, w) of ``method``, one of FROM_A_CAM_PASS, from the activations
+    and gradients a Grad-CAM pass put in ``details``: what its own pass would give."""
+    A = details["activations"]
+    if RUNNERS[method] is _eigencam:
+        return eigen_cam(A)
+    return normalise(raw_cam(method, A, details["gradients"]))
 
 
 def _input_gradient(run):
@@ -253,3 +268,7 @@ RUNNERS = {"gradcam": _gradient_cam, "gradcam++": _gradient_cam, "hirescam": _gr
            "integrated-gradients": _integrated_gradients, "smoothgrad": _smoothgrad,
            "scorecam": _scorecam, "eigencam": _eigencam, "lrp": _relevance,
            "deep-taylor": _relevance, "deconvnet": _relevance, "gradient-x-input": _relevance}
+# The methods whose map is a function of one layer's activations A and their gradient g,
+# which one Grad-CAM pass gives (``map_from_cam_pass``): the sanity checks share it.
+FROM_A_CAM_PASS = tuple(m for m, runner in RUNNERS.items() if runner in (_gradient_cam,
+                                                                        _eigencam))

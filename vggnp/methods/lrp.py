@@ -55,12 +55,21 @@ def check_relu_network(model, method):
     for layer in model.layers[:-1]:
         relu_options = isinstance(layer, ReLU) and not (layer.plain and layer.max_value is None)
         if layer.activation_name not in (None, "relu", "linear") or relu_options:
-            kind = layer.activation_name or "a ReLU with options"
+            kind = layer.activation_name or relu_kind(layer)
             raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} "
                              f"ends in {kind}")
         if isinstance(layer, (ELU, PReLU, Multiply, Maximum)):
             raise ValueError(f"{method} needs ReLU activations, but layer {layer.name} is "
                              f"a {type(layer).__name__}")
+
+
+def relu_kind(layer):
+    """A Keras ReLU layer with options, named by them: "ReLU6 (max_value 6)"..."""
+    said = [f"{name} {value:g}" for name, value in (
+        ("max_value", layer.max_value), ("negative_slope", layer.slope),
+        ("threshold", layer.threshold)) if value not in (None, 0)]
+    six = "ReLU6" if layer.plain and layer.max_value == 6 else "a ReLU"
+    return f"{six} ({', '.join(said)}), not a plain ReLU"
 
 
 def model_refusal(model, method, rule=OPTION_DEFAULTS["rule"], bounds=(0, 1), epsilon=None,

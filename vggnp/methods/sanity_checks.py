@@ -18,7 +18,7 @@ import contextlib
 import numpy as np
 from scipy import ndimage, stats
 
-from .explain import explain
+from .explain import FROM_A_CAM_PASS, explain, guided_times_cam, map_from_cam_pass
 from .registry import METHODS
 from ..nn.layers import Conv2D, Dense
 from .resize import resize_bilinear
@@ -59,10 +59,14 @@ def maps_of(model, x, method, class_index, layer=None, **options):
     """{"abs": (H', W') map >= 0, "signed": (H', W') or absent} of one image x (1, H, W, C)."""
     details = {}
     # A randomised model's map may well be empty: no warning for that.
-    record = METHODS[method]
-    maps, _ = explain(model, x, method, layer=layer if record.layer else None,
+    maps, _ = explain(model, x, method, layer=layer if METHODS[method].layer else None,
                       class_index=class_index, details=details, batch_size=16,
                       warn_empty=False, **options)
+    return _abs_and_signed(METHODS[method], maps, details)
+
+
+def _abs_and_signed(record, maps, details):
+    """maps_of's answer from explain's maps (1, ...) and details."""
     if record.gives_image:
         details["raw"] = maps
         result = {"abs": np.abs(maps[0]).max(axis=-1)}
@@ -71,6 +75,33 @@ def maps_of(model, x, method, class_index, layer=None, **options):
     if record.signed:
         result["signed"] = details[record.signed][0].sum(axis=-1)
     return result
+
+
+def step_maps(model, x, methods, class_index, layer=None, **options):
+    """{method: maps_of(model, x, method, class_index, layer, **options)}, the same values
+    for fewer passes: one Grad-CAM pass gives every map of FROM_A_CAM_PASS, and guided
+    Grad-CAM is guided backprop's gradient times that Grad-CAM map (one guided pass for
+    both). Each method on its own where options choose a target or a trace (a method
+    that refuses them must still refuse)."""
+    found = {}
+    shared = [m for m in methods if m in FROM_A_CAM_PASS or m == "guided-gradcam"]
+    if len(shared) > 1 and options.get("target") is None and not options.get("trace"):
+        details = {}
+        cams, _ = explain(model, x, "gradcam", layer=layer, class_index=class_index,
+                          details=details, warn_empty=False, **options)
+        found = {m: {"abs": (cams if m == "gradcam" else
+                             map_from_cam_pass(m, details))[0]}
+                 for m in shared if m in FROM_A_CAM_PASS}
+        if "guided-gradcam" in methods:
+            guided, _ = explain(model, x, "guided-backprop", class_index=class_index,
+                                warn_empty=False, **options)
+            found["guided-gradcam"] = _abs_and_signed(METHODS["guided-gradcam"],
+                                                      guided_times_cam(guided, cams), {})
+            if "guided-backprop" in methods:
+                found["guided-backprop"] = _abs_and_signed(METHODS["guided-backprop"],
+                                                           guided, {})
+    return {m: found[m] if m in found else maps_of(model, x, m, class_index, layer, **options)
+            for m in methods}
 
 
 def spearman(a, b):
@@ -129,14 +160,14 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
     "independent"), the last layer it randomised).
     """
     names = weight_layers(model)[:depth]
-    original = {m: maps_of(model, x, m, class_index, layer, **options) for m in methods}
+    original = step_maps(model, x, methods, class_index, layer, **options)
     plans = [("cascading", names[:k + 1]) for k in range(len(names))]
     if independent:
         plans += [("independent", [name]) for name in names]
     result = {"original": original, "cascading": [], "independent": []}
     for done, (kind, randomise) in enumerate(plans, 1):
         with randomised(model, randomise, seed):
-            maps = {m: maps_of(model, x, m, class_index, layer, **options) for m in methods}
+            maps = step_maps(model, x, methods, class_index, layer, **options)
         step = {"randomised": list(randomise), "maps": maps}
         step.update({m: similarities(original[m], maps[m], x.shape[1:3]) for m in methods})
         result[kind].append(step)
