@@ -1,8 +1,8 @@
-"""The damaged files of tests/test_hostile.py (issue #15), made in code: a cut GIF, a JPEG
-claiming 89 M pixels; .keras files rebuilt from the demo model by a hand-written zip
-(KERAS_MUTANTS, BOMBS); edits of a narrow VGG16 .h5 (H5_MUTANTS, HUGE, METADATA offsets); a
-model that overflows at run time. A builder returns bytes or a path, or is a writer(path)
-or an edit(h5py.File)."""
+"""The damaged files of tests/test_hostile.py and test_hostile_h5.py (issue #15), made in code:
+a cut GIF, a JPEG claiming 89 M pixels; .keras files rebuilt from the demo model by a
+hand-written zip (KERAS_MUTANTS, BOMBS); edits of a narrow VGG16 .h5 (H5_MUTANTS, HUGE,
+METADATA offsets); a model that overflows at run time. A builder returns bytes or a path, or
+is a writer(path) or an edit(h5py.File)."""
 
 import functools
 import io

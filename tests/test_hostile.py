@@ -12,123 +12,28 @@ labels file; a failed image (exit 1, the other images processed) for an image.
   89 M pixels;
 - .keras files, rebuilt from the demo model (weights/shapes_convnet.keras): a damaged zip,
   a crafted config.json, a crafted model.weights.h5, and zip bombs;
-- .h5 weights (a narrow VGG16, tests/kerasfiles.py): bad attributes, bytes written over
-  HDF5 metadata, finite but huge weights;
+- .h5 weights: tests/test_hostile_h5.py;
 - a named pipe, /dev/zero and /dev/urandom given as --weights, --model and --labels;
 - a model that passes every load check but overflows at run time: its image fails.
 """
 
-import contextlib
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import warnings
 
-import h5py
-import numpy as np
 import pytest
 
 from corpus import bomb_png
-from helpers import LABELS_PATH, MODEL_PATH, NARROW, ROOT, outputs_in, run_cam
-from hostile_files import (BOMBS, H5_MUTANTS, HUGE, KERAS_MUTANTS, METADATA,
-                           demo_entries, edited_copy, gif_cut_after_second_descriptor,
-                           jpeg_claiming, metadata_offsets, overflowing_model, write,
-                           write_zip, zip_bomb)
-from kerasfiles import write_keras1_h5
+from helpers import LABELS_PATH, MODEL_PATH, ROOT, outputs_in, run_cam
+from hostile_checks import assert_exit_3, refusal, refused_in_child, within
+from hostile_files import (BOMBS, KERAS_MUTANTS, demo_entries, gif_cut_after_second_descriptor,
+                           jpeg_claiming, overflowing_model, write, write_zip, zip_bomb)
 from vggnp.files.hdf5 import ModelError, WeightsError
 from vggnp.files.images import ImageError, read_image
 from vggnp.models.keras_convnet import load_keras_model
-from vggnp.files.weights import read_vgg16_weights
-from vggnp.nn.random_init import random_vgg16_weights
 
-SECONDS = 10  # for any one file, refused or read
-PEAK_BYTES = 1.5e9  # peak RSS of a child process reading a file that claims gigabytes
 EXAMPLES = os.path.join(ROOT, "examples")
 GOOD_IMAGES = [os.path.join(EXAMPLES, name) for name in ("circle.png", "square.png")]
 DEMO = ["--model", MODEL_PATH, "--labels", LABELS_PATH]
-
-
-# -- Checks shared by every case -------------------------------------------------------------
-
-@contextlib.contextmanager
-def within(seconds=SECONDS):
-    start = time.perf_counter()
-    yield
-    assert time.perf_counter() - start < seconds, f"took over {seconds} s"
-
-
-def refusal(read, path, error):
-    """The message of the ``error`` that ``read(path)`` raises within SECONDS, with no
-    warning on the way: one line, naming the file (at its start: weights and model
-    messages begin with the path)."""
-    with within(), warnings.catch_warnings(record=True) as seen, pytest.raises(error) as info:
-        warnings.simplefilter("always")
-        read(path)
-    assert not seen, f"warnings reach the user: {[str(w.message) for w in seen]}"
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(str(path)), message
-    return message
-
-
-def assert_exit_3(result, path):
-    """A weights, model or labels file refused by the CLI: exit 3, one line naming it."""
-    assert result.returncode == 3, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(path) in lines[0], result.stderr
-
-
-def run_measured(code, *args, timeout=60):
-    """``python -c code args...`` from the project root, killed after ``timeout`` s:
-    (exit code, stdout + stderr, seconds, peak RSS in bytes). The peak is the child's own
-    VmHWM, read every 10 ms until it exits: getrusage's ru_maxrss would report this test
-    process's RSS (Linux keeps it across fork and exec), gigabytes once TF is loaded."""
-    with tempfile.TemporaryFile() as output:
-        start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
-                                 stdout=output, stderr=subprocess.STDOUT)
-        peak = 0
-        while child.poll() is None and time.perf_counter() - start < timeout:
-            peak = max(peak, vm_hwm(child.pid))
-            time.sleep(0.01)
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        seconds = time.perf_counter() - start
-        output.seek(0)
-        return child.returncode, output.read().decode(errors="replace"), seconds, peak
-
-
-def vm_hwm(pid):
-    """The peak resident memory of process ``pid`` so far, in bytes (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def refused_in_child(function, error, path):
-    """Call ``function`` (module.name) on ``path`` in a child process: it must raise
-    ``error`` (module.name) within SECONDS, its peak RSS under PEAK_BYTES."""
-    module, name = function.rsplit(".", 1)
-    error_module, error_name = error.rsplit(".", 1)
-    code = (f"import sys\nfrom {module} import {name}\nfrom {error_module} import {error_name}\n"
-            f"try:\n    {name}(sys.argv[1])\nexcept {error_name} as e:\n"
-            "    print('refused:', e)\nelse:\n    print('accepted')\n")
-    status, output, seconds, peak = run_measured(code, str(path))
-    assert status == 0 and output.startswith("refused: "), output
-    assert len(output.strip().splitlines()) == 1, output
-    assert seconds < SECONDS, f"took {seconds:.1f} s"
-    assert peak < PEAK_BYTES, f"peak RSS {peak / 1e9:.2f} GB"
-    return output
 
 
 # -- Images -----------------------------------------------------------------------------------
@@ -205,69 +110,6 @@ def test_zip_bomb_member_refused_with_bounded_memory(tmp_path, bomb):
     output = refused_in_child("vggnp.models.keras_convnet.load_keras_model",
                               "vggnp.files.hdf5.WeightsError", path)
     assert output.startswith(f"refused: {path}: ")
-
-
-# -- .h5 weights: a narrow VGG16 --------------------------------------------------------------
-
-def read_narrow(path):
-    return read_vgg16_weights(path, input_size=(64, 96), standard=False, need_top=True)
-
-
-@pytest.fixture(scope="module")
-def narrow_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("narrow") / "vgg16.h5"
-    write_keras1_h5(path, random_vgg16_weights(**NARROW))
-    read_narrow(path)  # the control: it loads
-    return path
-
-
-@pytest.mark.parametrize("mutant", list(H5_MUTANTS))
-def test_h5_mutant_refused(tmp_path, narrow_file, mutant):
-    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", H5_MUTANTS[mutant])
-    refusal(read_narrow, path, WeightsError)
-
-
-@pytest.mark.parametrize("mutant", list(HUGE))
-def test_huge_finite_weights_refused(tmp_path, narrow_file, mutant):
-    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", HUGE[mutant])
-    message = refusal(read_narrow, path, WeightsError)
-    assert "block1_conv1" in message and "not a trained model" in message
-
-
-def h5py_fails(path):
-    """Whether h5py itself raises on opening ``path`` and reading all of it."""
-    def read(name, item):
-        if isinstance(item, h5py.Dataset):
-            item[()]
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(read)
-    except Exception:  # noqa: BLE001 -- whatever h5py raises: the mutant is a real one
-        return True
-    return False
-
-
-@pytest.mark.parametrize("where", METADATA)
-def test_random_bytes_over_hdf5_metadata_refused(tmp_path, narrow_file, where):
-    path = tmp_path / "damaged.h5"
-    shutil.copy(narrow_file, path)
-    offset = metadata_offsets(path)[where]
-    with open(path, "r+b") as f:
-        f.seek(offset + 4)  # past a signature or version: 32 random bytes
-        f.write(np.random.default_rng(offset).integers(0, 256, 32, np.uint8).tobytes())
-    assert h5py_fails(path), "the mutant must damage what h5py reads"
-    refusal(read_narrow, path, WeightsError)
-
-
-def test_full_size_weights_with_1e38_exit_3_via_cli(tmp_path, vgg16_file):
-    path = edited_copy(vgg16_file, tmp_path / "vgg16_1e38.h5",
-                       HUGE["kernel-1e38"])
-    with within():
-        result = run_cam(GOOD_IMAGES[0], "--weights", str(path), "--out",
-                         str(tmp_path / "out"), timeout=60)
-    assert_exit_3(result, path)
-    assert "nan" not in result.stdout.lower()
-    assert "not a trained model" in result.stderr
 
 
 # -- Named pipes and devices as weights, model or labels --------------------------------------

@@ -1,0 +1,84 @@
+"""Hostile and damaged .h5 weights (issue #15): a narrow VGG16 (tests/kerasfiles.py) with
+bad attributes, bytes written over its HDF5 metadata, finite but huge weights; and the
+full-size file with 1e38 weights through the command line. Each refused in one line that
+names the file (tests/hostile_checks.py)."""
+
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import NARROW, ROOT, run_cam
+from hostile_checks import assert_exit_3, refusal, within
+from hostile_files import H5_MUTANTS, HUGE, METADATA, edited_copy, metadata_offsets
+from kerasfiles import write_keras1_h5
+from vggnp.files.hdf5 import WeightsError
+from vggnp.files.weights import read_vgg16_weights
+from vggnp.nn.random_init import random_vgg16_weights
+
+GOOD_IMAGE = os.path.join(ROOT, "examples", "circle.png")
+
+
+# -- .h5 weights: a narrow VGG16 --------------------------------------------------------------
+
+def read_narrow(path):
+    return read_vgg16_weights(path, input_size=(64, 96), standard=False, need_top=True)
+
+
+@pytest.fixture(scope="module")
+def narrow_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("narrow") / "vgg16.h5"
+    write_keras1_h5(path, random_vgg16_weights(**NARROW))
+    read_narrow(path)  # the control: it loads
+    return path
+
+
+@pytest.mark.parametrize("mutant", list(H5_MUTANTS))
+def test_h5_mutant_refused(tmp_path, narrow_file, mutant):
+    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", H5_MUTANTS[mutant])
+    refusal(read_narrow, path, WeightsError)
+
+
+@pytest.mark.parametrize("mutant", list(HUGE))
+def test_huge_finite_weights_refused(tmp_path, narrow_file, mutant):
+    path = edited_copy(narrow_file, tmp_path / f"{mutant}.h5", HUGE[mutant])
+    message = refusal(read_narrow, path, WeightsError)
+    assert "block1_conv1" in message and "not a trained model" in message
+
+
+def h5py_fails(path):
+    """Whether h5py itself raises on opening ``path`` and reading all of it."""
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+    except Exception:  # noqa: BLE001 -- whatever h5py raises: the mutant is a real one
+        return True
+    return False
+
+
+@pytest.mark.parametrize("where", METADATA)
+def test_random_bytes_over_hdf5_metadata_refused(tmp_path, narrow_file, where):
+    path = tmp_path / "damaged.h5"
+    shutil.copy(narrow_file, path)
+    offset = metadata_offsets(path)[where]
+    with open(path, "r+b") as f:
+        f.seek(offset + 4)  # past a signature or version: 32 random bytes
+        f.write(np.random.default_rng(offset).integers(0, 256, 32, np.uint8).tobytes())
+    assert h5py_fails(path), "the mutant must damage what h5py reads"
+    refusal(read_narrow, path, WeightsError)
+
+
+def test_full_size_weights_with_1e38_exit_3_via_cli(tmp_path, vgg16_file):
+    path = edited_copy(vgg16_file, tmp_path / "vgg16_1e38.h5",
+                       HUGE["kernel-1e38"])
+    with within():
+        result = run_cam(GOOD_IMAGE, "--weights", str(path), "--out",
+                         str(tmp_path / "out"), timeout=60)
+    assert_exit_3(result, path)
+    assert "nan" not in result.stdout.lower()
+    assert "not a trained model" in result.stderr
