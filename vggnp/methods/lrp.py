@@ -65,9 +65,9 @@ def check_relu_network(model, method):
 
 def relu_kind(layer):
     """A Keras ReLU layer with options, named by them: "ReLU6 (max_value 6)"..."""
-    said = [f"{name} {value:g}" for name, value in (
-        ("max_value", layer.max_value), ("negative_slope", layer.slope),
-        ("threshold", layer.threshold)) if value not in (None, 0)]
+    said = [f"{name} {value:g}" for name, value, default in (
+        ("max_value", layer.max_value, None), ("negative_slope", layer.slope, 0),
+        ("threshold", layer.threshold, 0)) if value != default]
     six = "ReLU6" if layer.plain and layer.max_value == 6 else "a ReLU"
     return f"{six} ({', '.join(said)}), not a plain ReLU"
 
