@@ -2,6 +2,8 @@
 the input (saliency, guided backprop), the papers' equations written out for the CAMs,
 a slow per-channel Score-CAM; and a faithfulness effect on a trained model."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -298,3 +300,41 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     maps = [explain(small_model, x.astype(np.float32), method, class_index=0,
                     warn_empty=False)[0] for method in ("gradcam", "hirescam")]
     assert np.abs(maps[0] - maps[1]).max() > 0.01
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (dict(method="integrated-gradients", steps=0), ValueError, "steps must be an integer >= 1"),
+    (dict(method="smoothgrad", samples=-3), ValueError, "samples must be an integer >= 1"),
+    (dict(method="scorecam", batch_size=0), ValueError, "batch_size must be an integer"),
+    (dict(method="smoothgrad", noise=float("nan")), ValueError, "noise must be a finite"),
+    (dict(class_index=2.9), ValueError, "class_index must be an integer"),
+    (dict(class_index=True), ValueError, "class_index must be an integer"),
+    (dict(x="3d"), ValueError, "x must be (N, 64, 64, 3) with N >= 1"),
+    (dict(x="grey"), ValueError, "x must be (N, 64, 64, 3)"),
+    (dict(x="empty"), ValueError, "x must be (N, 64, 64, 3)"),
+    (dict(x="list"), TypeError, "x must be a NumPy array")])
+def test_explain_refuses_bad_arguments_naming_them(shapes_model, change, error, words):
+    """What the command line's parser refuses is refused in Python too, naming the
+    argument, before any pass (a new user's trial met ZeroDivisionError, AttributeError,
+    numpy's broadcast errors, and class 2 explained for class_index=2.9)."""
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    x = {"3d": x[0], "grey": x[..., :1], "empty": x[:0], "list": x.tolist()}.get(
+        change.pop("x", None), x)
+    with pytest.raises(error, match=re.escape(words)):
+        explain(shapes_model, x, **change)
+
+
+SHAPES_PICTURE = np.full((64, 64, 3), 128, np.uint8)
+
+
+def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
+    """workers=0 made a stream that never ended; one path as a str was read as one path
+    per character; an unknown method failed each image alike."""
+    from vggnp import explain_files
+    for kwargs, error, words in ((dict(workers=0), ValueError, "workers must be"),
+                                 (dict(batch_size=-2), ValueError, "batch_size must be"),
+                                 (dict(method="bogus"), ValueError, "unknown method 'bogus'")):
+        with pytest.raises(error, match=words):
+            next(explain_files(shapes_model, [SHAPES_PICTURE], **kwargs))
+    with pytest.raises(TypeError, match="not one str: pass"):
+        next(explain_files(shapes_model, "examples/triangle.png"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import NARROW, ROOT, run_cam
-from hostile_checks import assert_exit_3, refusal, within
+from hostile_checks import assert_exit_3, refusal, refused_in_child, within
 from hostile_files import H5_MUTANTS, HUGE, METADATA, edited_copy, metadata_offsets
 from kerasfiles import write_keras1_h5
 from vggnp.files.hdf5 import WeightsError
@@ -82,3 +82,30 @@ def test_full_size_weights_with_1e38_exit_3_via_cli(tmp_path, vgg16_file):
     assert_exit_3(result, path)
     assert "nan" not in result.stdout.lower()
     assert "not a trained model" in result.stderr
+
+
+def emptied_free_space(path):
+    """The file's global heap collection (keras_version's string) with its free-space
+    object's size set to 0: libhdf5 1.14 would step by 0 bytes forever (a fuzz case)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"GCOL")
+    size, at = int.from_bytes(data[start + 8:start + 16], "little"), 16
+    while int.from_bytes(data[start + at:start + at + 2], "little"):  # to index 0
+        at += 16 + -(-int.from_bytes(data[start + at + 8:start + at + 16], "little") // 8) * 8
+    assert at < size
+    data[start + at + 8:start + at + 16] = bytes(8)
+    path.write_bytes(bytes(data))
+    return start + at
+
+
+def test_a_global_heap_that_would_never_end_is_refused(tmp_path, narrow_file):
+    """Read in a child process (a hang would end there, not here): one line, within
+    SECONDS; the same file with its heap intact loads (the fixture's control)."""
+    path = tmp_path / "heap.h5"
+    shutil.copy(narrow_file, path)
+    where = emptied_free_space(path)
+    output = refused_in_child("vggnp.files.weights.read_vgg16_weights",
+                              "vggnp.files.hdf5.WeightsError", path)
+    assert output.strip() == (f"refused: {path}: damaged HDF5 global heap at byte 2,048 (a "
+                              f"free-space object of size 0 at byte {where:,}); reading its "
+                              "strings would never end")

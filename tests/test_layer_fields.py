@@ -25,6 +25,9 @@ def _set(index, **fields):
     (CONV, {"dilation_rate": 2, "strides": 2}, "conv2d_6: a dilation rate and strides both"),
     (CONV, {"groups": 3}, "conv2d_6: 3 groups do not divide its 3 input channels and 16"),
     (CONV, {"strides": None}, "conv2d_6: strides is None, not one or two integers"),  # fuzz
+    (CONV, {"strides": [2 ** 63, 1]}, r"conv2d_6: strides is \[9223372036854775808, 1\], "
+                                      r"not one or two integers in 1\.\.1048576"),  # fuzz
+    (CONV, {"kernel_size": 1 << 21}, r"kernel_size|window is 2097152, not one or two"),
     (CONV, {"lora_rank": 4}, "conv2d_6: lora_rank = 4"),
     (CONV, {"future_option": True}, "conv2d_6: future_option = True: a field of Conv2D that "
                                     "vggnp does not know"),

@@ -7,7 +7,6 @@ links, external storage and virtual datasets are refused before any value is rea
 """
 
 import contextlib
-import io
 import lzma
 import math
 import os
@@ -21,6 +20,8 @@ import h5py
 import numpy as np
 
 from .errors import InputError, check_regular_file, said
+from .hdf5_heaps import check_global_heaps
+from .zip_window import Window, check_crc
 from .keras_version import version_in_metadata, version_text
 
 
@@ -75,9 +76,10 @@ def _opened(path, what):
             f, config, base, version = _open_keras_zip(path, stack)
         elif h5py.is_hdf5(path):
             f, base = stack.enter_context(_hdf5(path, path)), 0
-            config = _config_attribute(f, path)
             with hdf5_errors(path):
+                check_global_heaps(f, path, path, WeightsError)  # before any string
                 version = version_text(f.attrs.get("keras_version"))
+            config = _config_attribute(f, path)
         else:
             with open(path, "rb") as raw:
                 head = raw.read(64)
@@ -136,7 +138,10 @@ def _open_keras_zip(path, stack):
                                "model file") from None
         raise WeightsError(f"{path}: not a usable Keras model file: the zip archive is "
                            f"damaged ({said(e)})") from None
-    return stack.enter_context(_hdf5(source, path)), config, base, version
+    f = stack.enter_context(_hdf5(source, path))
+    with hdf5_errors(path):
+        check_global_heaps(f, source, path, WeightsError)
+    return f, config, base, version
 
 
 MAX_RATIO = 100  # weights hardly compress (float32 noise), JSON 5-10:1; zeros 1000:1
@@ -174,56 +179,14 @@ def _member(archive, info, path, stack):
         start = info.header_offset + 30 + names + extra
         if start + info.file_size > os.fstat(raw.fileno()).st_size:
             raise zipfile.BadZipFile(f"{info.filename} runs past the end of the file")
-        window = _Window(raw, start, info.file_size)
-        _check_crc(window, info)
+        window = Window(raw, start, info.file_size)
+        check_crc(window, info)
         return window, start
     copy = stack.enter_context(tempfile.TemporaryFile())
     with archive.open(info) as member:
         shutil.copyfileobj(member, copy, 1 << 20)
     copy.seek(0)
     return copy, None
-
-
-def _check_crc(window, info):
-    """The member's CRC-32 against the zip directory's, as zipfile (and Keras' load_model)
-    check it when they read a member: read in place, a damaged member would otherwise be
-    taken as it is (one flipped byte in the weights, a slightly wrong model). zlib.crc32
-    took 0.19 s over 553 MB (VGG16's weights) here, on top of reading them once more."""
-    crc = 0
-    while block := window.read(1 << 22):
-        crc = zlib.crc32(block, crc)
-    window.seek(0)
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-
-
-class _Window(io.RawIOBase):
-    """Bytes start..start+size of an open file, as a read-only seekable file."""
-
-    def __init__(self, raw, start, size):
-        super().__init__()
-        self.raw, self.start, self.size, self.position = raw, start, size, 0
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def seek(self, offset, whence=io.SEEK_SET):
-        origin = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = max(0, origin + offset)
-        return self.position
-
-    def tell(self):
-        return self.position
-
-    def readinto(self, buffer):
-        count = max(0, min(len(buffer), self.size - self.position))
-        self.raw.seek(self.start + self.position)
-        got = self.raw.readinto(memoryview(buffer)[:count])
-        self.position += got
-        return got
 
 
 @contextlib.contextmanager

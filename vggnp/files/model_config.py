@@ -149,12 +149,14 @@ def _visit(layer, path, leaves, shapes, depth, graph):
 
 
 def _pair(value, path, name, field, default):
-    """An int or a list of two ints, each >= 1, as a pair (Keras' conv_utils)."""
+    """An int or a list of two ints, each in 1..2^20, as a pair (Keras' conv_utils, with
+    a bound no model reaches: a stride of 2^63 overflowed NumPy's strides)."""
     value = default if value is None else value
     pair = value if isinstance(value, list) else [value, value]
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                 for v in pair):
-        _fail(path, name, f"{field} is {str(value)[:40]}, not one or two integers >= 1")
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and
+                                 1 <= v <= 1 << 20 for v in pair):
+        _fail(path, name, f"{field} is {str(value)[:40]}, not one or two integers in "
+                          f"1..{1 << 20}")
     return tuple(pair)
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arguments import check_explain_arguments
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
 from .gradcam import (EmptyMapWarning, class_indices, conv_layer, grad_cam,
@@ -76,11 +77,11 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     rule, epsilon, gamma: lrp's composite (None: OPTION_DEFAULTS') and its parameters
     (``lrp.py``; None: the composite's own), refused with any other method; preprocess:
     the mode x was preprocessed with (default: the model's), whose pixel range is the z^B
-    rule's box. lrp and deep-taylor put each layer's
-    relevance sum in details["relevance_sums"] ({layer: sum}, the input's under "input";
-    the batch's together) and per image details["conservation"] (``lrp.conservation``).
+    rule's box. lrp, deep-taylor: details["relevance_sums"] ({layer: sum}, the input's
+    "input"; the batch's), per image details["conservation"] (``lrp.conservation``).
     """
     record = method_record(method)
+    check_explain_arguments(model, x, batch_size, steps, samples, noise, class_index)
     target = target or record.targets[0]
     refused = refusal(record, layer, target, trace)
     given = [name for name, value in (("rule", rule), ("epsilon", epsilon), ("gamma", gamma))

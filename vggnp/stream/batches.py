@@ -25,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 
 from ..fast.threads import SharedBlasThreads, give_memory_back
 from ..files.images import ImageError
+from ..methods.arguments import check_stream_arguments
 from .interrupts import SIGNAL_POLL
 from .reader import READER_WAIT, Budget, ImageResult, Reader
 from .workers import Workers
@@ -44,11 +45,10 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     order as soon as the batch is done, failures to read as soon as found. With one
     worker that is input order; with two, a small batch may overtake a larger one.
 
-    model, method, layer, class_index, target: as :func:`vggnp.methods.explain.explain`; mode: the
-    preprocessing (``files.preprocess.preprocess``; default: the model's own
-    ``default_preprocess``, as the command line chooses); read_options: keyword arguments of
-    ``files.images.read_image`` (background, max_pixels, allow_truncated); progress:
-    passed on to ``explain`` (Score-CAM calls it per batch of masked images).
+    model, method, layer, class_index, target: as :func:`vggnp.methods.explain.explain`;
+    mode: the preprocessing (default: the model's own, as the command line's);
+    read_options: keyword arguments of ``files.images.read_image`` (background, max_pixels,
+    allow_truncated); progress: passed on to ``explain`` (Score-CAM's per batch).
     pixel_budget, hold_pictures: see the module docstring. trace: as ``explain``'s (the
     tables of each batch's passes). method_options: more keyword arguments of ``explain``
     (steps, samples, noise, seed). workers: batches run at once, each in a thread of its
@@ -61,6 +61,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     EmptyMapWarning is not raised here: ``result.empty`` says it; integrated-gradients'
     completeness check is in ``result.details["completeness"]``.
     """
+    check_stream_arguments(sources, method, batch_size, workers)
     mode = mode or model.default_preprocess
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
                    progress=progress, trace=trace, preprocess=mode,
