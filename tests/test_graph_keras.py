@@ -91,7 +91,9 @@ def _move_before(config, name, other):
     (lambda c: _layer_named(c, "gate_4d")["config"].update(target_shape=[-1, 1, 3]),
      r"target_shape = \[-1, 1, 3\]: not a list of sizes"),
     (lambda c: c["config"].update(output_layers=[["gap2", 0, 0]]),
-     "output_layers .* needs it to be the model's one output"),
+     "output_layers .*: vggnp explains a model with one output, its last layer probs"),
+    (lambda c: c["config"].update(output_layers=[["gap2", 0, 0], ["logits", 0, 0]]),
+     "one output, its last layer probs, and this one has 2 outputs"),
     (lambda c: _layer_named(c, "add").update(class_name="MyMerge"),
      "layer add is a MyMerge, which vggnp does not support"),
 ])

@@ -178,6 +178,17 @@ def test_labels_json_and_a_byte_order_mark(tmp_path, text, names):
     assert read_labels(str(path), 3) == names
 
 
+@pytest.mark.parametrize("text", ["circle\0\nsquare\ntriangle\n", "circle\nsq\x1b[2Juare\n"
+                                  "triangle\n"])
+def test_a_label_with_a_control_character_is_refused(tmp_path, text):
+    """A fuzz run: a NUL in a class name was accepted (and shown in the JSON)."""
+    from vggnp.files.labels import LabelsError, read_labels
+    path = tmp_path / "labels.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LabelsError, match="holds a control character"):
+        read_labels(str(path), 3)
+
+
 @pytest.mark.parametrize("text", ['{"circle": 0, "square": 0, "triangle": 1}',
                                   '{"circle": "0"}', '[1, 2, 3]', '{"circle": 0,', '[' * 100000])
 def test_labels_json_that_is_neither_list_nor_class_indices_is_refused(tmp_path, text):

@@ -123,7 +123,10 @@ def _set_layer(index, **fields):
     (lambda c: c["config"]["layers"][2]["config"].update(activation="mish"),
      "activation = mish"),
     (lambda c: c["config"]["layers"][2]["config"].update(data_format="channels_first"),
-     "channels-first"),
+     "data_format = channels_first: vggnp needs channels-last; rebuild the model with "
+     "data_format='channels_last'"),  # Keras' own option, not damage (a new user's trial)
+    (lambda c: c["config"]["layers"][2]["config"].update(data_format="sideways"),
+     "data_format is sideways; the file is damaged"),
     (lambda c: c["config"]["layers"][2]["config"].update(filters=7),
      r"weight 0 has shape \(3, 3, 3, 32\); its config and input \(150, 150, 3\) say "
      r"\(3, 3, 3, 7\)"),

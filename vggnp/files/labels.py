@@ -34,6 +34,10 @@ def read_labels(path, n):
         names = json_labels(text, path)
     else:
         names = [line.strip() for line in text.split("\n") if line.strip()]  # not \f, \x85...
+    for k, name in enumerate(names):  # a NUL or ESC in a class name: not text to show
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise LabelsError(f"--labels {path}: name {k + 1} holds a control character "
+                              f"({name[:40]!r}); one class name a line, as text")
     if len(names) != n:
         raise LabelsError(f"--labels {path}: has {len(names)} names, the model has {n} "
                           "classes" + (" (one sigmoid unit: class 0, then class 1)" if n == 2

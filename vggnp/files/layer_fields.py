@@ -147,8 +147,10 @@ def check_container(cfg, last_name, path, names=()):
         raise ModelError(f"{path}: model {name}: its output names layer {named[:60]}, which "
                          "it does not have; the file is damaged or not made by Keras")
     if named != last_name:
-        refuse(path, name, "output_layers", outputs, f"vggnp runs a chain of layers to its "
-               f"last, {last_name}, and needs it to be the model's one output")
+        refuse(path, name, "output_layers", outputs, f"vggnp explains a model with one "
+               f"output, its last layer {last_name}" + (
+                   f", and this one has {len(outputs)} outputs" if isinstance(outputs, list)
+                   and len(outputs) > 1 else ""))
 
 
 def refuse(path, name, field, value, why):

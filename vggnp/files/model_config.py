@@ -178,8 +178,12 @@ def check_layer(kind, cfg, path):
     """The fields of one leaf layer's config that vggnp uses: types and ranges."""
     name = cfg["name"]
     check_fields(kind, cfg, path)
+    if cfg.get("data_format", "channels_last") == "channels_first":  # Keras', not damage
+        raise ModelError(f"{path}: layer {name}: data_format = channels_first: vggnp needs "
+                         "channels-last; rebuild the model with data_format='channels_last' "
+                         "(Keras' default)")
     if cfg.get("data_format", "channels_last") not in ("channels_last", None):
-        _fail(path, name, "channels-first; vggnp needs channels-last")
+        _fail(path, name, f"data_format is {str(cfg['data_format'])[:40]}")
     flags = {"BatchNormalization": ("scale", "center"), "GlobalAveragePooling2D": ("keepdims",),
              "GlobalMaxPooling2D": ("keepdims",)}.get(kind, ("use_bias",))
     for flag in flags:

@@ -190,7 +190,7 @@ def guided_times_cam(guided, cams):
     """Guided Grad-CAM: the guided gradient (N, H, W, C) times the Grad-CAM maps
     (N, h, w) upsampled to (H, W)."""
     up = np.stack([resize_bilinear(c, guided.shape[1:3]) for c in cams])[..., None]
-    return guided * up
+    return guided * up.astype(guided.dtype, copy=False)  # float32 as every other map
 
 
 def map_from_cam_pass(method, details):
