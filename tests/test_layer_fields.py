@@ -133,8 +133,8 @@ def test_an_output_taken_from_a_middle_layer_is_refused(tf, tmp_path):
     assert load_keras_model(tmp_path / "f.keras").outputs == 3
     rewrite_config(tmp_path / "f.keras", tmp_path / "middle.keras",
                    lambda c: c["config"].update(output_layers=["g", 0, 0]))
-    with pytest.raises(ModelError, match=r"output_layers = \[\['g', 0, 0\]\]: vggnp runs a "
-                                         "chain of layers to its last, d"):
+    with pytest.raises(ModelError, match=r"output_layers = \[\['g', 0, 0\]\]: vggnp explains "
+                                         "a model with one output, its last layer d;"):
         load_keras_model(tmp_path / "middle.keras")
 
 
