@@ -109,3 +109,24 @@ def test_a_global_heap_that_would_never_end_is_refused(tmp_path, narrow_file):
     assert output.strip() == (f"refused: {path}: damaged HDF5 global heap at byte 2,048 (a "
                               f"free-space object of size 0 at byte {where:,}); reading its "
                               "strings would never end")
+
+
+def test_every_collection_is_walked_where_it_is(monkeypatch):
+    """Two collections 5 MB apart (the scan reads 4 MB blocks, and each walk moves the
+    stream): the sound one passes, the damaged one is found at its own offset."""
+    import io
+    from vggnp.files import hdf5_heaps
+    good = bytearray(b"GCOL\x01\x00\x00\x00" + (4096).to_bytes(8, "little") + bytes(4080))
+    good[24:32] = (4096 - 16).to_bytes(8, "little")  # index 0: free space to the end
+    bad = bytearray(good)
+    bad[24:32] = bytes(8)
+    data = bytearray(8 << 20)
+    data[100:100 + 4096], data[(5 << 20) + 7:(5 << 20) + 7 + 4096] = good, bad
+    stream = io.BytesIO(bytes(data))
+    starts = list(hdf5_heaps._signatures(stream))
+    assert starts == [100, (5 << 20) + 7]
+    found = [hdf5_heaps._walk(stream, start, len(data)) for start in starts]
+    assert found == [None, f"a free-space object of size 0 at byte {(5 << 20) + 23:,}"]
+    monkeypatch.setattr(hdf5_heaps, "reads_the_heap", lambda f: True)  # as a str attribute
+    with pytest.raises(ValueError, match=f"damaged HDF5 global heap at byte {(5 << 20) + 7:,}"):
+        hdf5_heaps.check_global_heaps(None, stream, "weights.h5", ValueError)

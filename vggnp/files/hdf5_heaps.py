@@ -40,7 +40,7 @@ def check_global_heaps(f, source, path, error):
     with _stream(source) as stream:
         stream.seek(0, io.SEEK_END)
         size = stream.tell()
-        for start in _signatures(stream):
+        for start in list(_signatures(stream)):  # all found first: _walk moves the stream
             why = _walk(stream, start, size)
             if why:
                 raise error(f"{path}: damaged HDF5 global heap at byte {start:,} ({why}); "
