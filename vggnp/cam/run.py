@@ -247,10 +247,9 @@ def ending(args, run, out, total):
             f"earlier run, unchanged since: {shown}{more} (any other file needs --overwrite)")
     if total > 1 and not out.stop and not out.lines.broken:
         seconds = time.time() - run.began
-        refused = f", {out.refused} other input(s) refused" if out.refused else ""
-        say(f"vggnp.cam: {out.written} of {total} image(s) done, {out.failed} failed"
-            f"{refused}, in {seconds:.1f} s ({out.written / max(seconds, 1e-9):.2f} "
-            f"images/s); outputs in {args.out}, results in {out.results.path}")
+        say(f"vggnp.cam: {out.counts(total, 'done')}, in {seconds:.1f} s "
+            f"({out.written / max(seconds, 1e-9):.2f} images/s); outputs in {args.out}, "
+            f"results in {out.results.path}")
     if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
             f"{out.written} of {total} image(s) done; run the same command with --resume "

@@ -36,8 +36,7 @@ def write_run_report(args, run, out, total):
             ("target", run.target), ("started", time.strftime("%Y-%m-%d %H:%M:%S",
                                                               time.localtime(run.began))),
             ("wall time", f"{time.time() - run.began:.1f} s"),
-            ("this run", f"{out.written} of {total} image(s) written, {out.failed} failed"
-                         + (f", {out.refused} other input(s) refused" if out.refused else ""))]
+            ("this run", out.counts(total, "written"))]
     write_report_of(args, out, rows)
 
 

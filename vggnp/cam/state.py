@@ -71,6 +71,12 @@ class RunState:
     trace: object = None
     messages: list = None
 
+    def counts(self, total, verb):
+        """The run's tally: 'W of T image(s) VERB, F failed[, R other input(s) refused]'."""
+        refused = f", {self.refused} other input(s) refused" if self.refused else ""
+        return f"{self.written} of {total} image(s) {verb}, {self.failed} failed{refused}"
+
+
 
 @dataclass
 class Pictures:

@@ -89,8 +89,7 @@ def step_maps(model, x, methods, class_index, layer=None, **options):
         details = {}
         cams, _ = explain(model, x, "gradcam", layer=layer, class_index=class_index,
                           details=details, warn_empty=False, **options)
-        found = {m: {"abs": (cams if m == "gradcam" else
-                             map_from_cam_pass(m, details))[0]}
+        found = {m: {"abs": map_from_cam_pass(m, details)[0]}
                  for m in shared if m in FROM_A_CAM_PASS}
         if "guided-gradcam" in methods:
             guided, _ = explain(model, x, "guided-backprop", class_index=class_index,
