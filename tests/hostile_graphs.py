@@ -102,7 +102,7 @@ GRAPH_EDITS = {  # name: (edit, the words the one-line refusal must hold)
                                "inbound_nodes is a int, not a list"),
     "vggnp's own ConstantOp named": (lambda c: _layer(c, "add").update(
         class_name="ConstantOp", config={"name": "add", "op": "pow", "constant": 2}),
-        "is a ConstantOp, which vggnp does not support"),
+        "is of class ConstantOp, which vggnp does not support"),
     "a fan-in of 5000": (_takes("add", *["conv2d_7"] * 5000), "takes 5000 inputs"),
     "Add of unequal shapes": (_takes("add", "conv2d_7", "rescaling_1"), "do not broadcast"),
     "Concatenate along rows": (lambda c: _layer(c, "add").update(

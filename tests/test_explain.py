@@ -312,11 +312,16 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(x="3d"), ValueError, "x must be (N, 64, 64, 3) with N >= 1"),
     (dict(x="grey"), ValueError, "x must be (N, 64, 64, 3)"),
     (dict(x="empty"), ValueError, "x must be (N, 64, 64, 3)"),
-    (dict(x="list"), TypeError, "x must be a NumPy array")])
+    (dict(x="list"), TypeError, "x must be a NumPy array"),
+    (dict(steps=8), ValueError, "method gradcam takes no steps (only integrated-gradients)"),
+    (dict(method="saliency", seed=1), ValueError, "takes no seed (only smoothgrad)"),
+    (dict(method="integrated-gradients", samples=8, steps=4), ValueError,
+     "takes no samples (only smoothgrad)")])
 def test_explain_refuses_bad_arguments_naming_them(shapes_model, change, error, words):
     """What the command line's parser refuses is refused in Python too, naming the
     argument, before any pass (a new user's trial met ZeroDivisionError, AttributeError,
-    numpy's broadcast errors, and class 2 explained for class_index=2.9)."""
+    numpy's broadcast errors, and class 2 explained for class_index=2.9); another method's
+    option is refused, as the command line refuses it, not silently ignored."""
     x = np.zeros((1, 64, 64, 3), np.float32)
     x = {"3d": x[0], "grey": x[..., :1], "empty": x[:0], "list": x.tolist()}.get(
         change.pop("x", None), x)

@@ -95,7 +95,7 @@ def _move_before(config, name, other):
     (lambda c: c["config"].update(output_layers=[["gap2", 0, 0], ["logits", 0, 0]]),
      "one output, its last layer probs, and this one has 2 outputs"),
     (lambda c: _layer_named(c, "add").update(class_name="MyMerge"),
-     "layer add is a MyMerge, which vggnp does not support"),
+     "layer add is of class MyMerge, which vggnp does not support"),
 ])
 def test_a_graph_that_does_not_fit_is_refused(tf, tmp_path, change, message):
     from test_model_files import rewrite_config

@@ -17,7 +17,8 @@ from PIL import Image
 
 from helpers import MODEL, MODEL_PATH, ROOT, SHAPES, interruptible
 from test_model_files import rewrite_config
-from vggnp import activations, cam, explain_files, filters, gradcheck, sanity, trace
+from vggnp import (activations, cam, explain_files, filters, gradcheck, load_keras_model,
+                   sanity, trace)
 from vggnp.cli import ArgumentParser
 from vggnp.cli_run import Terminated
 from vggnp.files.errors import LINE_LIMIT, printable
@@ -81,6 +82,18 @@ def test_an_output_name_too_long_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 4 and len(err.splitlines()) == 1, err
     assert "File name too long" in err and "Traceback" not in err
+
+
+def test_more_filters_than_the_layer_has_are_refused(tmp_path, capsys):
+    """--filters above the layer's count: one line with the count, exit 2, no grid (it
+    used to draw the filters there were, and say nothing)."""
+    code = filters.main(["--layer", "conv2d_6", "--model", MODEL_PATH, "--filters", "4000",
+                         "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and list(tmp_path.iterdir()) == []
+    count = load_keras_model(MODEL_PATH).layer("conv2d_6").w.shape[3]
+    assert err == (f"vggnp.filters: --filters 4000: conv2d_6 has {count} filters; "
+                   f"ask for 1..{count}")
 
 
 def test_the_funnel_turns_a_bug_into_one_line(monkeypatch, capsys):

@@ -223,6 +223,25 @@ def test_python_api_reads_as_the_command_line(tmp_path):
     assert np.array_equal(x[0], model_input(upright, (32, 48), 3, "vgg16"))
     photo, notes = vggnp.read_image(str(path))
     assert photo.size == _RGB.size and notes == []
+    grey = vggnp.load_image(str(path), target_size=(32, 48), mode="rescale", channels=1)
+    assert np.array_equal(grey[0], model_input(upright, (32, 48), 1, "rescale"))
+    assert grey.shape == (1, 32, 48, 1)
+    with pytest.raises(ValueError, match="channels must be 1 .grey. or 3 .RGB., not 4"):
+        vggnp.load_image(str(path), channels=4)
+
+
+def test_every_funnel_error_is_caught_as_vggnp_input_error(tmp_path):
+    """A Python caller catches any refused file by ``vggnp.InputError`` (or its kind),
+    imported from ``vggnp`` itself; every name of ``vggnp.__all__`` is there."""
+    import vggnp
+    assert all(getattr(vggnp, name) is not None for name in vggnp.__all__)
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    for call, kind in ((lambda: vggnp.read_image(str(bad)), vggnp.ImageError),
+                       (lambda: vggnp.load_keras_model(str(bad)), vggnp.ModelError)):
+        with pytest.raises(kind) as raised:
+            call()
+        assert isinstance(raised.value, vggnp.InputError)
 
 
 def test_only_a_cut_file_is_told_to_use_allow_truncated(tmp_path):

@@ -119,5 +119,5 @@ def test_resnet50_equals_tensorflow(tf, tmp_path):
 def test_models_vggnp_cannot_read_yet_are_refused_by_name(tf, tmp_path, build, refused):
     from vggnp.keras_model import ModelError
     build(tf.keras).save(tmp_path / "m.keras")
-    with pytest.raises(ModelError, match=f"is a {refused}, which vggnp does not support"):
+    with pytest.raises(ModelError, match=f"is of class {refused}, which vggnp does not support"):
         load_keras_model(tmp_path / "m.keras")

@@ -3,6 +3,7 @@ only its own files, an output is on disk (synced) before its record, a run kille
 -9 or failing between the two is finished by --resume, and a failed write keeps the file
 it replaced."""
 
+import json
 import os
 import subprocess
 import sys
@@ -186,3 +187,23 @@ def test_resume_explains_again_what_another_method_or_rule_made(tmp_path, capsys
         assert (record.get("rule") or {}).get("name") == rule
     assert record["outputs"]["overlay"].endswith("_cam.jpg")
     assert os.path.exists(record["outputs"]["overlay"])
+
+
+def test_a_record_naming_files_outside_the_folder_is_not_done(tmp_path, capsys):
+    """The results file is untrusted input: a record whose outputs are elsewhere (present,
+    but not in --out) does not make --resume skip the image; a folder reached through a
+    link is the same folder."""
+    out, link = tmp_path / "out", tmp_path / "link"
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out)]) == 0
+    link.symlink_to(out)
+    assert list(ResultsFile(str(link)).done()) == [os.path.abspath(SHAPES[0])]
+    ledger = out / RESULTS_NAME
+    record = json.loads(ledger.read_text().splitlines()[-1])
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(b"x")
+    ledger.write_text(json.dumps(dict(record, outputs={"overlay": str(elsewhere)})) + "\n")
+    assert ResultsFile(str(out)).done() == {}
+    capsys.readouterr()
+    assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--resume", "--overwrite"]) == 0
+    assert "0 of 1 image(s) already done" in capsys.readouterr().err
+    assert elsewhere.read_bytes() == b"x"

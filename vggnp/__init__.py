@@ -8,6 +8,7 @@ half-second is then one line, not a traceback.
 import importlib
 
 _HOMES = {
+    "InputError": "files.errors", "ModelError": "files.hdf5", "LabelsError": "files.labels",
     "DownloadError": "files.download", "official_weights": "files.download",
     "class_index": "files.imagenet", "decode_predictions": "files.imagenet",
     "ImageError": "files.images", "read_image": "files.images",

@@ -90,11 +90,15 @@ def filters(p, argv):
     model, mode, layer = loaded
     if layer.name not in model.conv_names:
         return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer", "vggnp.filters")
+    count = layer.w.shape[3]
+    if args.filters > count:  # a grid of fewer than asked for would pass unnoticed
+        return fail(EXIT_USAGE, f"--filters {args.filters}: {args.layer} has {count} filters; "
+                                f"ask for 1..{count}", "vggnp.filters")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
     refusal = refuse_to_clobber([path], set(), args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal, "vggnp.filters")
-    tiles, count = [], min(args.filters, layer.w.shape[3])
+    tiles, count = [], args.filters
     progress = step_progress(args, "vggnp.filters", lambda k: f"filter {k}")
     for k in range(count):
         image, losses = filter_pattern(model, args.layer, k, mode, args.size, args.steps,

@@ -74,15 +74,8 @@ def stream_options(args):
     return dict(batch_size=args.batch_size,
                 read_options={"background": args.background, "max_pixels": args.max_pixels,
                               "allow_truncated": args.allow_truncated},
-                method_options=dict(steps=args.steps, samples=args.samples, noise=args.noise,
-                                    seed=args.seed, **lrp_options(args)))
-
-
-def lrp_options(args):
-    """--rule, --epsilon and --gamma as ``explain`` takes them: for lrp alone."""
-    if "rule" not in METHODS[args.method].options:
-        return {}
-    return dict(rule=args.rule, epsilon=args.epsilon, gamma=args.gamma)
+                method_options={name: vars(args)[name]
+                                for name in METHODS[args.method].options})
 
 
 def each_until_stopped(out, items, step):

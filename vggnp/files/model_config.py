@@ -140,7 +140,7 @@ def _visit(layer, path, leaves, shapes, depth, graph):
                          "never runs code from a file. Rebuild the model without it "
                          "(e.g. a Rescaling layer instead of a Lambda)")
     elif kind not in LAYER_CLASSES + (GRAPH_CLASSES if graph else ()) + (CONSTANT_OP,):
-        raise ModelError(f"{path}: layer {name} is a {kind}, which vggnp does not "
+        raise ModelError(f"{path}: layer {name} is of class {kind}, which vggnp does not "
                          f"support (supported: {', '.join(LAYER_CLASSES)}; in a graph "
                          f"also {', '.join(GRAPH_CLASSES)})")
     else:

@@ -32,8 +32,8 @@ def operation(layer, path):
     cfg = json_object(layer.get("config", {}), path, "a layer config")
     module = layer.get("module")
     if kind == CONSTANT_OP:  # vggnp's own name, never a class of a file
-        raise ModelError(f"{path}: layer {str(cfg.get('name'))[:60]} is a {kind}, which "
-                         "vggnp does not support")
+        raise ModelError(f"{path}: layer {str(cfg.get('name'))[:60]} is of class {kind}, "
+                         "which vggnp does not support")
     if kind == "TFOpLambda":
         return _tf_operation(layer, cfg, path)
     if not (isinstance(module, str) and module.startswith("keras.src.ops")):

@@ -44,12 +44,16 @@ def preprocess_input(x):
     return x[..., ::-1] - BGR_MEAN
 
 
-def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16"):
-    """Read an image file ready for VGG16: (1, H, W, 3) float32, preprocessed as Keras does
-    (``mode``: see :func:`preprocess`). The picture is taken as a person sees it (see
-    ``images.read_image``); raises ``images.ImageError`` with the reason if it cannot be."""
+def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16", channels=3):
+    """Read an image file ready for a model (by default VGG16's input): (1, H, W, C)
+    float32, preprocessed as Keras does (``mode``: see :func:`preprocess`); channels: 3
+    (RGB) or 1 (grey, for a model whose ``channels`` is 1). The picture is taken as a
+    person sees it (see ``images.read_image``); raises ``images.ImageError`` with the
+    reason if it cannot be."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}")
     picture, _ = read_image(path)
-    return model_input(picture, target_size, 3, mode)[None]
+    return model_input(picture, target_size, channels, mode)[None]
 
 
 def model_input(picture, size, channels, mode):

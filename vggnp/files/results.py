@@ -213,9 +213,13 @@ class ResultsFile:
 
     def done(self):
         """{absolute input path: record} of the images a run finished: the last success of
-        each path (:func:`last_successes`), if every output it lists is present."""
+        each path (:func:`last_successes`), if every output it lists is present and inside
+        this file's folder (a record naming files elsewhere is not vggnp's: it writes its
+        outputs in --out, under the folder's real path, links resolved)."""
+        folder = os.path.realpath(os.path.dirname(self.path))
         return {path: r for path, r in last_successes(self.records()).items()
-                if all(os.path.exists(p) for p in r["outputs"].values())}
+                if all(os.path.exists(p) and _inside(p, folder)
+                       for p in r["outputs"].values())}
 
     def append(self, record, durable=True):
         """Add ``record`` as one line; on disk when this returns if ``durable`` (fsync: it
@@ -239,6 +243,11 @@ class ResultsFile:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _inside(path, folder):
+    """True if ``path`` (an existing file's) is in ``folder`` (a real path) or below it."""
+    return os.path.commonpath([os.path.realpath(path), folder]) == folder
 
 
 def _parsed(line):

@@ -47,7 +47,7 @@ from .gradcam import (EmptyMapWarning, class_indices, conv_layer, grad_cam,
                       is_top, normalise)
 from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
-from .registry import METHODS, OPTION_DEFAULTS, method_record, refusal
+from .registry import filled_options, method_record, refusal
 from .resize import resize_bilinear
 from .scorecam import score_cam
 from ..nn.trace import print_trace
@@ -55,8 +55,7 @@ from ..nn.trace import print_trace
 
 def explain(model, x, method="gradcam", layer=None, class_index=None, target=None,
             batch_size=32, details=None, trace=False, progress=None,
-            steps=OPTION_DEFAULTS["steps"], samples=OPTION_DEFAULTS["samples"],
-            noise=OPTION_DEFAULTS["noise"], seed=OPTION_DEFAULTS["seed"], warn_empty=True,
+            steps=None, samples=None, noise=None, seed=None, warn_empty=True,
             rule=None, epsilon=None, gamma=None, preprocess=None):
     """Explain the class ``class_index`` (default: each image's top-1) with ``method``.
 
@@ -72,8 +71,9 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     (N, H, W, C) and "completeness" (one dict per image); for smoothgrad "gradient".
     progress: scorecam calls it as progress(channels done, channels to do).
     steps: integrated-gradients' path steps; samples, noise, seed: smoothgrad's noisy
-    copies (see ``attribution``). batch_size: images per pass for the methods that make
-    many (scorecam's masked images, the path points, the noisy copies).
+    copies (see ``attribution``); None: OPTION_DEFAULTS', and refused with another method.
+    batch_size: images per pass for the methods that make many (scorecam's masked images,
+    the path points, the noisy copies).
     rule, epsilon, gamma: lrp's composite (None: OPTION_DEFAULTS') and its parameters
     (``lrp.py``; None: the composite's own), refused with any other method; preprocess:
     the mode x was preprocessed with (default: the model's), whose pixel range is the z^B
@@ -81,22 +81,19 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     "input"; the batch's), per image details["conservation"] (``lrp.conservation``).
     """
     record = method_record(method)
-    check_explain_arguments(model, x, batch_size, steps, samples, noise, class_index)
+    own = filled_options(record, dict(steps=steps, samples=samples, noise=noise, seed=seed,
+                                      rule=rule, epsilon=epsilon, gamma=gamma))
+    check_explain_arguments(model, x, batch_size, own["steps"], own["samples"], own["noise"],
+                            class_index)
     target = target or record.targets[0]
     refused = refusal(record, layer, target, trace)
-    given = [name for name, value in (("rule", rule), ("epsilon", epsilon), ("gamma", gamma))
-             if value is not None and name not in record.options]
-    if refused or given:
-        owners = ", ".join(m.name for m in METHODS.values() if set(given) <= set(m.options))
-        raise ValueError(refused or f"method {method} takes no {', '.join(given)} "
-                         f"(only {owners})")
-    rule = OPTION_DEFAULTS["rule"] if rule is None else rule
+    if refused:
+        raise ValueError(refused)
     if record.layer:
         layer = conv_layer(model, layer)
     details = {} if details is None else details
     run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
-              progress, steps, samples, noise, seed, rule, epsilon, gamma,
-              preprocess or model.default_preprocess)
+              progress, preprocess=preprocess or model.default_preprocess, **own)
     maps, classes = RUNNERS[method](run)
     for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
         top = "probs" in details and is_top(details["probs"][n], classes[n])

@@ -102,6 +102,27 @@ OPTION_DEFAULTS = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0,
                    "rule": "epsilon_gamma_box", "epsilon": None, "gamma": None}
 
 
+def options_for(record, options):
+    """The keyword arguments among ``options`` that ``record``'s method takes: the
+    options of the other methods (OPTION_DEFAULTS' keys) left out, for a caller that runs
+    several methods with one set of options; ``explain`` refuses them when given."""
+    return {name: value for name, value in options.items()
+            if name not in OPTION_DEFAULTS or name in record.options}
+
+
+def filled_options(record, options):
+    """``options`` ({name: value or None} for OPTION_DEFAULTS' names) with each None
+    replaced by its default; ValueError naming the options given (not None) that
+    ``record``'s method does not take, and the method that does."""
+    given = [name for name, value in options.items()
+             if value is not None and name not in record.options]
+    if given:
+        owners = ", ".join(m.name for m in METHODS.values() if set(given) <= set(m.options))
+        raise ValueError(f"method {record.name} takes no {', '.join(given)} (only {owners})")
+    return {name: OPTION_DEFAULTS[name] if value is None else value
+            for name, value in options.items()}
+
+
 def method_record(name):
     """The record of the method called ``name``; ValueError naming the methods if none."""
     if name not in METHODS:

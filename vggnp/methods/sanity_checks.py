@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 from .explain import FROM_A_CAM_PASS, explain, guided_times_cam, map_from_cam_pass
-from .registry import METHODS
+from .registry import METHODS, options_for
 from ..nn.layers import Conv2D, Dense
 from .resize import resize_bilinear
 
@@ -61,7 +61,7 @@ def maps_of(model, x, method, class_index, layer=None, **options):
     # A randomised model's map may well be empty: no warning for that.
     maps, _ = explain(model, x, method, layer=layer if METHODS[method].layer else None,
                       class_index=class_index, details=details, batch_size=16,
-                      warn_empty=False, **options)
+                      warn_empty=False, **options_for(METHODS[method], options))
     return _abs_and_signed(METHODS[method], maps, details)
 
 
@@ -88,12 +88,14 @@ def step_maps(model, x, methods, class_index, layer=None, **options):
     if len(shared) > 1 and options.get("target") is None and not options.get("trace"):
         details = {}
         cams, _ = explain(model, x, "gradcam", layer=layer, class_index=class_index,
-                          details=details, warn_empty=False, **options)
+                          details=details, warn_empty=False,
+                          **options_for(METHODS["gradcam"], options))
         found = {m: {"abs": map_from_cam_pass(m, details)[0]}
                  for m in shared if m in FROM_A_CAM_PASS}
         if "guided-gradcam" in methods:
             guided, _ = explain(model, x, "guided-backprop", class_index=class_index,
-                                warn_empty=False, **options)
+                                warn_empty=False,
+                                **options_for(METHODS["guided-backprop"], options))
             found["guided-gradcam"] = _abs_and_signed(METHODS["guided-gradcam"],
                                                       guided_times_cam(guided, cams), {})
             if "guided-backprop" in methods:
@@ -156,7 +158,8 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
     each step {"randomised": [layer names], "maps": {method: maps}, method: similarities}.
     depth: how many layers from the top to randomise (default: all with weights).
     progress: called as progress(steps done, steps to do, the step's kind ("cascading" or
-    "independent"), the last layer it randomised).
+    "independent"), the last layer it randomised). options: keyword arguments of
+    ``explain``; each method is given those that apply to it (``registry.options_for``).
     """
     names = weight_layers(model)[:depth]
     original = step_maps(model, x, methods, class_index, layer, **options)
