@@ -44,3 +44,14 @@ def test_harness_sees_each_failure():
     assert {r["family"]: r["outcome"] for r in reports} == SELF_TEST
     assert reports[2]["signature"].startswith("KeyError (raised in tests/fuzz_funnels.py")
     assert "SIGSEGV" in reports[5]["detail"]
+
+
+@pytest.mark.slow  # worker processes: the full suite's
+def test_the_cases_that_hung_libhdf5_are_refused():
+    """The three cases of a 18,535-case run (seed 90001) that hung inside libhdf5 (a global
+    heap's free-space object of size 0: ``files/hdf5_heaps.py``) are refused with our line,
+    in a worker under the harness's limits, as CI's own seed would not make them."""
+    cases = [c for c in fuzz.plan(18535, 90001) if c["number"] in (133, 5114, 18534)]
+    reports = fuzz.run_cases(cases)
+    assert [(r["target"], r["outcome"]) for r in reports] == [("h5", "refused")] * 3
+    assert all("damaged HDF5 global heap" in r["detail"] for r in reports), reports

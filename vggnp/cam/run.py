@@ -175,9 +175,10 @@ def explain_here(args, run, todo, out):
     count = workers(args, len(todo))
     if out.progress.enabled or args.trace:
         blocks = BLOCKS.count if count == 1 else 1  # two batches at once: one thread each
-        say(f"vggnp.cam: {run.threads} BLAS thread(s) and {blocks} block thread(s) for "
-            f"VGG16 (--threads; default: the {cores()} core(s) this process may use, the "
-            f"BLAS's less those busy with other work), {count} batch(es) at once")
+        blocks = f" and {blocks} block thread(s) for VGG16" if run.model.block_threads else ""
+        say(f"vggnp.cam: {run.threads} BLAS thread(s){blocks} (--threads; default: the "
+            f"{cores()} core(s) this process may use, the BLAS's less those busy with other "
+            f"work), {count} batch(es) at once")
     stream = explain_files(
         run.model, [path for path, _ in todo], args.method, run.mode, run.layer,
         run.chosen_class, run.target, hold_pictures=True, pixel_budget=PIXEL_BUDGET,

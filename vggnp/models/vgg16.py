@@ -19,6 +19,8 @@ class VGG16(TextbookVGG16):
     layers ``FastDense``; every product of both cut into blocks for the process's threads
     (``fast/blocks.py``: ``BLOCKS``, set by ``use_threads``)."""
 
+    block_threads = True
+
     def __init__(self, weights, input_size=spec.INPUT_SIZE):
         self._workspace = {}
         super().__init__(weights, input_size)

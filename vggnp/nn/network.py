@@ -33,6 +33,7 @@ class Network:
 
     default_preprocess = "none"  # the inputs as given; VGG16 and Keras models say theirs
     supports_start = True  # forward(x, start=name) runs from a layer's output (a chain can)
+    block_threads = False  # its products cut into blocks for fast/blocks.py's BLOCKS' threads
 
     def __init__(self, layers, input_size, channels=3, batch_split=None):
         self.layers = list(layers)
