@@ -84,12 +84,17 @@ def option_applies(option, method):
     says it in words (written again here, from the registry's fields)."""
     return {"--alpha": not method.gives_image, "--layer": method.layer,
             "--diagnose": method.layer, "--rule": method.name == "lrp",
-            "--epsilon": method.name == "lrp", "--gamma": method.name == "lrp"}[option]
+            "--epsilon": method.name == "lrp", "--gamma": method.name == "lrp",
+            "--steps": method.name == "integrated-gradients",
+            **{o: method.name == "smoothgrad" for o in ("--samples", "--noise", "--seed")}
+            }[option]
 
 
 @pytest.mark.parametrize("option, value", [("--alpha", "0.5"), ("--layer", "block5_conv3"),
                                            ("--diagnose", None), ("--rule", "epsilon"),
-                                           ("--epsilon", "0.1"), ("--gamma", "0.1")])
+                                           ("--epsilon", "0.1"), ("--gamma", "0.1"),
+                                           ("--steps", "8"), ("--samples", "4"),
+                                           ("--noise", "0.1"), ("--seed", "3")])
 def test_each_option_is_refused_with_every_method_it_does_nothing_for(option, value, capsys):
     """docs/cli.md's list, for every method of the registry (the command line parsed in
     process: the refusals come before any file is read)."""

@@ -316,7 +316,9 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(steps=8), ValueError, "method gradcam takes no steps (only integrated-gradients)"),
     (dict(method="saliency", seed=1), ValueError, "takes no seed (only smoothgrad)"),
     (dict(method="integrated-gradients", samples=8, steps=4), ValueError,
-     "takes no samples (only smoothgrad)")])
+     "takes no samples (only smoothgrad)"),
+    (dict(steps=8, samples=4, rule="z_plus"), ValueError, "method gradcam takes no steps "
+     "(only integrated-gradients), samples (only smoothgrad), rule (only lrp)")])
 def test_explain_refuses_bad_arguments_naming_them(shapes_model, change, error, words):
     """What the command line's parser refuses is refused in Python too, naming the
     argument, before any pass (a new user's trial met ZeroDivisionError, AttributeError,
@@ -334,11 +336,16 @@ SHAPES_PICTURE = np.full((64, 64, 3), 128, np.uint8)
 
 def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
     """workers=0 made a stream that never ended; one path as a str was read as one path
-    per character; an unknown method failed each image alike."""
+    per character; an unknown method, or another method's option, failed each image
+    alike."""
     from vggnp import explain_files
     for kwargs, error, words in ((dict(workers=0), ValueError, "workers must be"),
                                  (dict(batch_size=-2), ValueError, "batch_size must be"),
-                                 (dict(method="bogus"), ValueError, "unknown method 'bogus'")):
+                                 (dict(method="bogus"), ValueError, "unknown method 'bogus'"),
+                                 (dict(method_options={"steps": 8}), ValueError,
+                                  "method gradcam takes no steps"),
+                                 (dict(method_options={"stepz": 8}), TypeError,
+                                  "method_options: unknown 'stepz'")):
         with pytest.raises(error, match=words):
             next(explain_files(shapes_model, [SHAPES_PICTURE], **kwargs))
     with pytest.raises(TypeError, match="not one str: pass"):

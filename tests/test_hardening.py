@@ -96,6 +96,22 @@ def test_more_filters_than_the_layer_has_are_refused(tmp_path, capsys):
                    f"ask for 1..{count}")
 
 
+def test_the_default_filter_count_is_cut_to_the_layers(tmp_path, monkeypatch):
+    """The default (16) is not the user's: a layer with fewer filters draws them all
+    (here the default made 20 for conv2d_6's 16), where --filters 20 is refused."""
+    drawn = []
+
+    def pattern(model, layer, k, *args, **kwargs):
+        drawn.append(k)
+        return np.zeros((40, 40, 3), np.float32), np.zeros(1)
+    monkeypatch.setattr(filters, "filter_pattern", pattern)
+    monkeypatch.setattr(filters, "DEFAULT_FILTERS", 20)
+    argv = ["--layer", "conv2d_6", "--model", MODEL_PATH, "--size", "40", "--quiet"]
+    assert filters.main([*argv, "--out", str(tmp_path)]) == 0
+    assert drawn == list(range(16)) and (tmp_path / "conv2d_6_filters.png").is_file()
+    assert filters.main([*argv, "--out", str(tmp_path / "b"), "--filters", "20"]) == 2
+
+
 def test_the_funnel_turns_a_bug_into_one_line(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

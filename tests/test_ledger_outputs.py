@@ -207,3 +207,14 @@ def test_a_record_naming_files_outside_the_folder_is_not_done(tmp_path, capsys):
     assert cam.main([SHAPES[0], *ARGS, "--out", str(out), "--resume", "--overwrite"]) == 0
     assert "0 of 1 image(s) already done" in capsys.readouterr().err
     assert elsewhere.read_bytes() == b"x"
+    # A link inside the folder is the folder's: thumbnails kept on another disk
+    # (a reviewer's finding: every --resume redid every image).
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "t.jpg").write_bytes(b"x")
+    (out / "thumbs").symlink_to(other)
+    for written in (out, link):  # as a run given --out one way or the other wrote it
+        ledger.write_text(json.dumps(dict(record, outputs={
+            "overlay": str(written / "thumbs" / "t.jpg")})) + "\n")
+        for read in (out, link):
+            assert list(ResultsFile(str(read)).done()) == [os.path.abspath(SHAPES[0])]

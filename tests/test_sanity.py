@@ -209,6 +209,18 @@ def test_a_black_image_gives_undefined_correlations_not_a_verdict(shapes_model):
     assert undefined("gradcam", result["cascading"]).startswith("the original map is constant")
 
 
+def test_an_option_no_chosen_method_takes_is_refused(shapes_model):
+    """sanity_check hands each method its own options; one that none of the chosen
+    methods takes is refused before any pass, not dropped silently."""
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    with pytest.raises(ValueError, match=re.escape("methods gradcam, saliency take no rule, "
+                                                   "epsilon (only lrp)")):
+        sanity_check(shapes_model, x, ["gradcam", "saliency"], 2, rule="z_plus", epsilon=1.0)
+    result = sanity_check(shapes_model, x, ["gradcam", "smoothgrad"], 2, depth=1,
+                          independent=False, samples=2)
+    assert set(result["original"]) == {"gradcam", "smoothgrad"}
+
+
 def test_gradcam_plus_plus_stays_similar_because_it_is_near_the_channel_sum(shapes_model):
     """Why Grad-CAM++ keeps a high correlation with the top layers random (#26.9): its
     channel weights are sums of ReLU'd gradients, never negative, so its map is close to

@@ -66,13 +66,17 @@ def filter_pattern(model, layer, k, mode, size=128, steps=30, step=2.0, seed=0):
     return x[0], np.array(losses)
 
 
+DEFAULT_FILTERS = 16
+
+
 def main(argv=None):
     p = ArgumentParser(prog="python -m vggnp.filters",
                        description="The input patterns the filters of a layer respond to "
                                    "most, by gradient ascent.")
     p.add_argument("--layer", required=True, help="conv layer name, e.g. block3_conv1")
-    p.add_argument("--filters", type=int_range(1, 4096), default=16,
-                   help="the first N filters, 1..4096 (default 16)")
+    p.add_argument("--filters", type=int_range(1, 4096),
+                   help="the first N filters, 1..4096, at most the layer's (default "
+                        f"{DEFAULT_FILTERS}, or all of a layer's fewer)")
     p.add_argument("--steps", type=int_range(0, 10_000), default=30,
                    help="gradient steps, 0..10000 (default 30)")
     p.add_argument("--size", type=int_range(MIN_SIZE, MAX_SIZE), default=128,
@@ -90,15 +94,15 @@ def filters(p, argv):
     model, mode, layer = loaded
     if layer.name not in model.conv_names:
         return fail(EXIT_USAGE, f"--layer {args.layer} is not a conv layer", "vggnp.filters")
-    count = layer.w.shape[3]
-    if args.filters > count:  # a grid of fewer than asked for would pass unnoticed
-        return fail(EXIT_USAGE, f"--filters {args.filters}: {args.layer} has {count} filters; "
-                                f"ask for 1..{count}", "vggnp.filters")
+    filters_here = layer.w.shape[3]
+    if (args.filters or 0) > filters_here:  # fewer than asked for would pass unnoticed
+        return fail(EXIT_USAGE, f"--filters {args.filters}: {args.layer} has {filters_here} "
+                                f"filters; ask for 1..{filters_here}", "vggnp.filters")
     path = os.path.join(args.out, f"{args.layer}_filters.png")
     refusal = refuse_to_clobber([path], set(), args.overwrite)
     if refusal:
         return fail(EXIT_SOME_FAILED, refusal, "vggnp.filters")
-    tiles, count = [], args.filters
+    tiles, count = [], args.filters or min(DEFAULT_FILTERS, filters_here)
     progress = step_progress(args, "vggnp.filters", lambda k: f"filter {k}")
     for k in range(count):
         image, losses = filter_pattern(model, args.layer, k, mode, args.size, args.steps,

@@ -11,6 +11,7 @@ existed) does not undo it (:func:`last_successes`).
 """
 
 import errno
+import functools
 import json
 import os
 import stat
@@ -215,10 +216,10 @@ class ResultsFile:
         """{absolute input path: record} of the images a run finished: the last success of
         each path (:func:`last_successes`), if every output it lists is present and inside
         this file's folder (a record naming files elsewhere is not vggnp's: it writes its
-        outputs in --out, under the folder's real path, links resolved)."""
-        folder = os.path.realpath(os.path.dirname(self.path))
+        outputs in --out)."""
+        folder, real_path = os.path.dirname(self.path), functools.cache(os.path.realpath)
         return {path: r for path, r in last_successes(self.records()).items()
-                if all(os.path.exists(p) and _inside(p, folder)
+                if all(os.path.exists(p) and _inside(p, folder, real_path)
                        for p in r["outputs"].values())}
 
     def append(self, record, durable=True):
@@ -245,9 +246,18 @@ class ResultsFile:
             os.close(fd)
 
 
-def _inside(path, folder):
-    """True if ``path`` (an existing file's) is in ``folder`` (a real path) or below it."""
-    return os.path.commonpath([os.path.realpath(path), folder]) == folder
+def _inside(path, folder, real_path):
+    """True if ``path`` is in ``folder`` or below it: one of the folders above it, as
+    written (".." resolved), is ``folder`` once links are resolved. So the folder may be
+    named another way (through a link to it, or its real path), and a link inside it (a
+    thumbnails folder kept on another disk) is its own. real_path: os.path.realpath,
+    cached by the caller (most outputs share their folders)."""
+    target, parent = real_path(folder), os.path.dirname(os.path.abspath(path))
+    while real_path(parent) != target:
+        if os.path.dirname(parent) == parent:
+            return False
+        parent = os.path.dirname(parent)
+    return True
 
 
 def _parsed(line):

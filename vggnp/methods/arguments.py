@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from .registry import method_record
+from .registry import OPTION_DEFAULTS, filled_options, method_record
 
 
 def check_count(name, value):
@@ -37,11 +37,16 @@ def check_explain_arguments(model, x, batch_size, steps, samples, noise, class_i
                          f"{class_index!r}")
 
 
-def check_stream_arguments(sources, method, batch_size, workers):
+def check_stream_arguments(sources, method, batch_size, workers, method_options):
     """explain_files' sources: a sequence or iterable of items, not one path as a str
-    (whose characters would each be taken as a path); the method known (one error now,
-    not one per image); batch_size, workers >= 1."""
-    method_record(method)
+    (whose characters would each be taken as a path); the method known, and taking the
+    options of method_options ({name: value}: one error now, not one per image);
+    batch_size, workers >= 1."""
+    unknown = sorted(set(method_options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise TypeError(f"method_options: unknown {', '.join(map(repr, unknown))}; the "
+                        f"methods' options are {', '.join(OPTION_DEFAULTS)}")
+    filled_options(method_record(method), method_options)
     if isinstance(sources, (str, bytes)):
         raise TypeError("sources must be a list (or any iterable) of paths, pictures or "
                         f"arrays, not one {type(sources).__name__}: pass [{sources!r}]")

@@ -105,20 +105,34 @@ OPTION_DEFAULTS = {"steps": 64, "samples": 50, "noise": 0.15, "seed": 0,
 def options_for(record, options):
     """The keyword arguments among ``options`` that ``record``'s method takes: the
     options of the other methods (OPTION_DEFAULTS' keys) left out, for a caller that runs
-    several methods with one set of options; ``explain`` refuses them when given."""
+    several methods with one set of options (``unused_options`` says those none takes)."""
     return {name: value for name, value in options.items()
             if name not in OPTION_DEFAULTS or name in record.options}
+
+
+def unused_options(records, options):
+    """ValueError naming the options given (not None) among ``options`` that none of
+    ``records``' methods takes, each with the method that does: ignored, they would
+    change nothing, silently."""
+    unused = [name for name, value in options.items() if name in OPTION_DEFAULTS
+              and value is not None and not any(name in r.options for r in records)]
+    if unused:
+        by_owner = {}
+        for name in unused:
+            owner = next(m.name for m in METHODS.values() if name in m.options)
+            by_owner.setdefault(owner, []).append(name)
+        owners = ", ".join(f"{', '.join(names)} (only {owner})"
+                           for owner, names in by_owner.items())
+        names = ", ".join(r.name for r in records)
+        subject = f"method {names} takes" if len(records) == 1 else f"methods {names} take"
+        raise ValueError(f"{subject} no {owners}")
 
 
 def filled_options(record, options):
     """``options`` ({name: value or None} for OPTION_DEFAULTS' names) with each None
     replaced by its default; ValueError naming the options given (not None) that
     ``record``'s method does not take, and the method that does."""
-    given = [name for name, value in options.items()
-             if value is not None and name not in record.options]
-    if given:
-        owners = ", ".join(m.name for m in METHODS.values() if set(given) <= set(m.options))
-        raise ValueError(f"method {record.name} takes no {', '.join(given)} (only {owners})")
+    unused_options([record], options)
     return {name: OPTION_DEFAULTS[name] if value is None else value
             for name, value in options.items()}
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 from .explain import FROM_A_CAM_PASS, explain, guided_times_cam, map_from_cam_pass
-from .registry import METHODS, options_for
+from .registry import METHODS, options_for, unused_options
 from ..nn.layers import Conv2D, Dense
 from .resize import resize_bilinear
 
@@ -159,8 +159,10 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
     depth: how many layers from the top to randomise (default: all with weights).
     progress: called as progress(steps done, steps to do, the step's kind ("cascading" or
     "independent"), the last layer it randomised). options: keyword arguments of
-    ``explain``; each method is given those that apply to it (``registry.options_for``).
+    ``explain``; each method is given those that apply to it (``registry.options_for``),
+    and one that none of them takes is refused (ValueError).
     """
+    unused_options([METHODS[m] for m in methods], options)
     names = weight_layers(model)[:depth]
     original = step_maps(model, x, methods, class_index, layer, **options)
     plans = [("cascading", names[:k + 1]) for k in range(len(names))]

@@ -46,26 +46,26 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     worker that is input order; with two, a small batch may overtake a larger one.
 
     model, method, layer, class_index, target: as :func:`vggnp.methods.explain.explain`;
-    mode: the preprocessing (default: the model's own, as the command line's);
-    read_options: keyword arguments of ``files.images.read_image`` (background, max_pixels,
+    mode: the preprocessing (default: the model's own, as the command line's); read_options:
+    keyword arguments of ``files.images.read_image`` (background, max_pixels,
     allow_truncated); progress: passed on to ``explain`` (Score-CAM's per batch).
     pixel_budget, hold_pictures: see the module docstring. trace: as ``explain``'s (the
     tables of each batch's passes). method_options: more keyword arguments of ``explain``
-    (steps, samples, noise, seed). workers: batches run at once, each in a thread of its
-    own on a ``model.replica()`` (``model`` itself stays free for the caller), with the
-    BLAS's threads shared out among them while the stream is open (a process-wide
-    setting: threadpoolctl); the command line runs 2 on a folder, 1 on one batch.
-    ``progress`` is called from those threads. close_wait: seconds a closed stream waits
-    for the batches under way before it returns (the BLAS threads are given back if they
-    ended by then), and for an image being decoded (READER_WAIT at most).
-    EmptyMapWarning is not raised here: ``result.empty`` says it; integrated-gradients'
-    completeness check is in ``result.details["completeness"]``.
+    (steps, samples, noise, seed, rule, epsilon, gamma: the method's own; another's is
+    refused). workers: batches run at once, each in a thread of its own on a
+    ``model.replica()`` (``model`` stays free for the caller), with the BLAS's threads
+    shared out among them while the stream is open (a process-wide setting: threadpoolctl);
+    the command line runs 2 on a folder, 1 on one batch. ``progress`` is called from those
+    threads. close_wait: seconds a closed stream waits for the batches under way before it
+    returns (the BLAS threads are given back if they ended by then), and for an image being
+    decoded (READER_WAIT at most). No EmptyMapWarning here: ``result.empty`` says it;
+    integrated-gradients' completeness check is in ``result.details["completeness"]``.
     """
-    check_stream_arguments(sources, method, batch_size, workers)
+    method_options = method_options or {}
+    check_stream_arguments(sources, method, batch_size, workers, method_options)
     mode = mode or model.default_preprocess
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
-                   progress=progress, trace=trace, preprocess=mode,
-                   **(method_options or {}))
+                   progress=progress, trace=trace, preprocess=mode, **method_options)
     # Replicas even for one worker: a batch still running after the caller stopped the
     # stream (a break, Ctrl-C) must not write into the caller's own model's caches.
     replicas = [model.replica() for _ in range(workers)]
