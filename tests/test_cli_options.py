@@ -83,7 +83,8 @@ def option_applies(option, method):
     """Whether ``option`` does something for ``method`` (a Method), as docs/cli.md's list
     says it in words (written again here, from the registry's fields)."""
     return {"--alpha": not method.gives_image, "--layer": method.layer,
-            "--diagnose": method.layer, "--rule": method.name == "lrp",
+            "--diagnose": method.layer and method.backward != "none",
+            "--rule": method.name == "lrp",
             "--epsilon": method.name == "lrp", "--gamma": method.name == "lrp",
             "--steps": method.name == "integrated-gradients",
             **{o: method.name == "smoothgrad" for o in ("--samples", "--noise", "--seed")}
@@ -116,6 +117,7 @@ def test_each_option_is_refused_with_every_method_it_does_nothing_for(option, va
     (["--metric"], "--metric needs class probabilities, but the model's last layer "
                    "(dense_1) is linear"),
     (["--target", "softmax"], "--target softmax needs class probabilities"),
+    (["--method", "scorecam"], "--method scorecam needs class probabilities"),
 ])
 def test_probabilities_of_a_linear_model_are_refused(args, message, tmp_path):
     result = run_cam(TRIANGLE, "--model", linear_model(tmp_path), "--out", str(tmp_path),
@@ -123,6 +125,19 @@ def test_probabilities_of_a_linear_model_are_refused(args, message, tmp_path):
     assert result.returncode == 2 and message in result.stderr, result.stderr
     result = run_cam(TRIANGLE, "--model", linear_model(tmp_path), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr  # the logit target still works
+
+
+def test_python_refuses_a_softmax_target_of_a_linear_model(tmp_path):
+    """explain's softmax target (scorecam's only one) needs probabilities: a model ending
+    in a linear layer is refused (scorecam weighed its channels by logits and said
+    "softmax"); the logit target works."""
+    model = load_keras_model(linear_model(tmp_path))
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    for method, target in (("scorecam", None), ("gradcam", "softmax")):
+        with pytest.raises(ValueError, match=f"{method} with target softmax needs class "
+                                             "probabilities, but the model's last layer"):
+            explain(model, x, method, target=target)
+    explain(model, x, "gradcam", warn_empty=False)
 
 
 def test_report_names_only_the_layer_and_target_used(tmp_path):

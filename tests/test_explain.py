@@ -2,6 +2,7 @@
 the input (saliency, guided backprop), the papers' equations written out for the CAMs,
 a slow per-channel Score-CAM; and a faithfulness effect on a trained model."""
 
+import pathlib
 import re
 
 import numpy as np
@@ -315,6 +316,11 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(x="list"), TypeError, "x must be a NumPy array"),
     (dict(steps=8), ValueError, "method gradcam takes no steps (only integrated-gradients)"),
     (dict(method="saliency", seed=1), ValueError, "takes no seed (only smoothgrad)"),
+    (dict(x="nan"), ValueError, "x holds NaN or infinite values"),
+    (dict(method="eigencam", target="softmax"), ValueError, "eigencam explains no class's "
+     "score (its map is the same for every class): it takes no target, not softmax"),
+    (dict(model="file"), TypeError, "model must be a vggnp model (vggnp.VGG16.load(path), "
+     "vggnp.load_keras_model(path)), not a str"),
     (dict(method="integrated-gradients", samples=8, steps=4), ValueError,
      "takes no samples (only smoothgrad)"),
     (dict(steps=8, samples=4, rule="z_plus"), ValueError, "method gradcam takes no steps "
@@ -325,10 +331,11 @@ def test_explain_refuses_bad_arguments_naming_them(shapes_model, change, error, 
     numpy's broadcast errors, and class 2 explained for class_index=2.9); another method's
     option is refused, as the command line refuses it, not silently ignored."""
     x = np.zeros((1, 64, 64, 3), np.float32)
-    x = {"3d": x[0], "grey": x[..., :1], "empty": x[:0], "list": x.tolist()}.get(
-        change.pop("x", None), x)
+    x = {"3d": x[0], "grey": x[..., :1], "empty": x[:0], "list": x.tolist(),
+         "nan": np.full_like(x, np.nan)}.get(change.pop("x", None), x)
+    model = "shapes.keras" if change.pop("model", None) else shapes_model
     with pytest.raises(error, match=re.escape(words)):
-        explain(shapes_model, x, **change)
+        explain(model, x, **change)
 
 
 SHAPES_PICTURE = np.full((64, 64, 3), 128, np.uint8)
@@ -345,8 +352,16 @@ def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
                                  (dict(method_options={"steps": 8}), ValueError,
                                   "method gradcam takes no steps"),
                                  (dict(method_options={"stepz": 8}), TypeError,
-                                  "method_options: unknown 'stepz'")):
+                                  "method_options: unknown 'stepz'"),
+                                 (dict(layer="nope"), ValueError, "a CAM needs a conv layer"),
+                                 (dict(mode="bogus"), ValueError, "mode must be one of"),
+                                 (dict(target="prob"), ValueError, "not the prob"),
+                                 (dict(method="integrated-gradients",
+                                       method_options={"steps": 0}), ValueError,
+                                  "steps must be an integer >= 1")):
         with pytest.raises(error, match=words):
             next(explain_files(shapes_model, [SHAPES_PICTURE], **kwargs))
     with pytest.raises(TypeError, match="not one str: pass"):
         next(explain_files(shapes_model, "examples/triangle.png"))
+    with pytest.raises(TypeError, match="not one PosixPath: pass"):
+        next(explain_files(shapes_model, pathlib.Path("examples/triangle.png")))

@@ -117,13 +117,18 @@ def test_separable_conv_depthwise_kernel_gradient():
     assert relative_error(layer.depthwise.dw, numeric) <= TOLERANCE
 
 
-def small_keras_graph():
+def small_keras_graph(softmax=False):
     """The residual + squeeze-and-excitation graph of the gradcheck, in float32, as the
-    Keras reader builds it (every node with its output shape): 12x12 images."""
+    Keras reader builds it (every node with its output shape): 12x12 images; its logits
+    through a softmax if ``softmax``."""
     from vggnp.models.keras_convnet import KerasGraph
     from vggnp.nn.graph_gradcheck import residual_graph
+    from vggnp.nn.layers import Dense
     graph = residual_graph(np.float32)
     nodes = graph.nodes
+    if softmax:
+        last, inputs = nodes[-1]
+        nodes[-1] = (Dense(last.name, last.w, last.b, "softmax"), inputs)
     x = np.zeros((1, 12, 12, 3), np.float32)
     _, kept = graph.forward(x, keep=set(graph.names))
     shapes = {name: value.shape[1:] for name, value in kept.items()}
@@ -142,6 +147,10 @@ def test_every_method_runs_on_a_graph(method):
                                              "in sigmoid"):
             explain(model, x, method)
         return
+    if method == "scorecam":  # weighs channels by probabilities, which logits are not
+        with pytest.raises(ValueError, match="scorecam with target softmax needs class "):
+            explain(model, x, method)
+        model = small_keras_graph(softmax=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyMapWarning)
         maps, classes = explain(model, x, method, batch_size=4)

@@ -74,6 +74,16 @@ def test_numeric_options_have_ranges(capsys, main, argv, message):
     assert stop.value.code == 2 and len(err.splitlines()) == 1 and message in err
 
 
+def test_sanity_refuses_a_layer_none_of_its_methods_maps(capsys):
+    """vggnp.sanity --layer with input-gradient methods only: refused as vggnp.cam refuses
+    it (it was ignored)."""
+    with pytest.raises(SystemExit) as stop:
+        sanity.main(["x.png", "--methods", "saliency,smoothgrad", "--layer", "conv2d_7"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert "--layer does not apply to --methods saliency,smoothgrad" in err
+
+
 def test_an_output_name_too_long_is_one_line(tmp_path, capsys):
     image = tmp_path / ("i" * 240 + ".png")
     shutil.copy(SHAPES[0], image)

@@ -228,6 +228,9 @@ def test_python_api_reads_as_the_command_line(tmp_path):
     assert grey.shape == (1, 32, 48, 1)
     with pytest.raises(ValueError, match="channels must be 1 .grey. or 3 .RGB., not 4"):
         vggnp.load_image(str(path), channels=4)
+    for mode in ("caffe", "vgg16", "torch"):  # 3 means would make 3 channels of 1, silently
+        with pytest.raises(ValueError, match=f"preprocess {mode} needs 3 channels"):
+            vggnp.load_image(str(path), mode=mode, channels=1)
 
 
 def test_every_funnel_error_is_caught_as_vggnp_input_error(tmp_path):

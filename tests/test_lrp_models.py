@@ -13,6 +13,8 @@ from vggnp.nn.graph_layers import DepthwiseConv2D, ReLU, SeparableConv2D
 from vggnp.nn.layers import Conv2D, Dense, Flatten
 from vggnp.nn.merge_layers import Add, Subtract
 from vggnp.nn.network import Network
+from vggnp.nn import dense_by_rows
+from vggnp.nn.dense_by_rows import KernelByRows
 from vggnp.nn.relevance import Affine, Flat, WSquare
 from vggnp.nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 
@@ -122,10 +124,11 @@ def test_the_first_layer_is_found_through_reshapes_and_padding():
 
 
 @pytest.mark.parametrize("rule", ["z", "epsilon", "alpha_2_beta_1", "epsilon_gamma_box",
-                                  "flat"])
-def test_a_big_dense_kernel_goes_through_in_blocks_of_columns(monkeypatch, rule):
-    """A dense kernel above MAX_KEPT_BYTES (VGG16's fc1) runs its rule on blocks of its
-    columns, with the BatchNorm folded into it sliced likewise: the same relevance."""
+                                  "flat", "w_square", "z_plus"])
+def test_a_big_dense_kernel_is_made_by_rows_where_it_is_used(monkeypatch, rule):
+    """A dense kernel above MAX_KEPT_BYTES (VGG16's fc1) has its rule's kernels made a
+    block of rows at a time (``dense_by_rows``), with the BatchNorm folded into it made
+    likewise: the same relevance, and no kernel of its size made whole."""
     rng = np.random.default_rng(11)
     norm = BatchNorm("bn", rng.normal(size=10), rng.normal(size=10), rng.normal(size=10),
                      rng.uniform(0.5, 2, 10))
@@ -135,14 +138,14 @@ def test_a_big_dense_kernel_goes_through_in_blocks_of_columns(monkeypatch, rule)
                            activation="softmax")], (4, 4))
     x = rng.normal(size=(2, 4, 4, 3))
     whole = lrp.relevance(model, x, None, rule, (-3, 3))[2]
-    blocks, columns = [], Affine.columns
-    monkeypatch.setattr(Affine, "columns", lambda self, *a: blocks.append(a) or
-                        columns(self, *a))
-    monkeypatch.setattr(Affine, "MAX_KEPT_BYTES", 0)
-    monkeypatch.setattr(Affine, "BLOCK_BYTES", 48 * 8 * 3)  # 3 of d's columns a block
-    in_blocks = lrp.relevance(model, x, None, rule, (-3, 3))[2]
-    assert blocks == [(0, 14), (0, 3), (3, 6), (6, 9), (9, 12)]  # top is one block of 14
-    np.testing.assert_allclose(in_blocks, whole, rtol=1e-9, atol=1e-12)
+    made, rows = [], KernelByRows.rows
+    monkeypatch.setattr(KernelByRows, "rows", lambda self, r: made.append(
+        (self.shape, r.stop - r.start)) or rows(self, r))
+    monkeypatch.setattr(Affine, "MAX_KEPT_BYTES", 8 * 10 * 3)  # top's 10x3 kept whole
+    monkeypatch.setattr(dense_by_rows, "ROW_BLOCK_BYTES", 8 * 10 * 5)  # 5 of d's 48 rows
+    by_rows = lrp.relevance(model, x, None, rule, (-3, 3))[2]
+    np.testing.assert_allclose(by_rows, whole, rtol=1e-9, atol=1e-12)
+    assert made and all(shape == (48, 10) and n <= 5 for shape, n in made), made
 
 
 def across_channels(w):

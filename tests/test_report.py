@@ -239,6 +239,21 @@ def test_odd_file_names_are_linked_by_their_bytes(tmp_path):
     assert image["photo_link"].endswith("in/a%20%231%3F%2520%20%FF.png")
 
 
+def test_an_image_done_before_report_has_no_thumbnails(tmp_path):
+    """docs/folders.md: an image done without --report, then skipped by --resume --report,
+    has no thumbnails: its card shows the full-size overlay and no photo."""
+    from vggnp.cam import run as cam
+    out = tmp_path / "out"
+    assert cam.main([SHAPES[0], *MODEL, "--out", str(out), "--quiet"]) == 0
+    assert cam.main([SHAPES[0], SHAPES[1], *MODEL, "--out", str(out), "--quiet", "--resume",
+                     "--report"]) == 0
+    earlier, later = sorted(images_block((out / REPORT_NAME).read_text(encoding="utf-8")),
+                            key=lambda i: i["name"] != os.path.basename(SHAPES[0]))
+    assert earlier["photo"] is None and not earlier["thumb"].startswith("thumbnails/")
+    assert earlier["thumb"] == earlier["overlay"]
+    assert later["photo"] and later["thumb"].startswith("thumbnails/")
+
+
 def test_a_method_that_fails_leaves_no_listed_output(tmp_path, monkeypatch, capsys):
     """--report-all-methods: a method that raises for an image is a note, and the results
     file lists only outputs that exist."""

@@ -67,6 +67,9 @@ def parse_args(argv):
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         p.error(f"--methods: unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}")
+    if args.layer is not None and not any(METHODS[m].layer for m in args.methods):
+        p.error(f"--layer does not apply to --methods {','.join(args.methods)}: none of them "
+                "maps a conv layer (they are gradients w.r.t. the input)")
     check_model_options(p, args)
     apply_threads(args)
     if args.labels and not args.model:

@@ -282,9 +282,9 @@ def inapplicable_option(args):
         if vars(args)[option] is not None and option not in method.options:
             owner = next(m.name for m in METHODS.values() if option in m.options)
             return f"--{option} does not apply to --method {method.name}, only to {owner}"
-    if args.diagnose and not method.layer:
-        return (f"--diagnose reports on a CAM at a conv layer; --method {method.name} has no "
-                "layer")
+    if args.diagnose and (not method.layer or method.backward == "none"):
+        return (f"--diagnose reports on a gradient CAM's weights at a conv layer; --method "
+                f"{method.name} has {'no layer' if not method.layer else 'no gradient'}")
     return None
 
 

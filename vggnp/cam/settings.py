@@ -118,12 +118,13 @@ def signals_ignored():
 
 
 def needs_probabilities(args, model):
-    """Why --target softmax or --metric cannot be used with this model, or None: both need
-    the output probability, which a model ending in a linear layer does not give."""
+    """Why --target softmax, --metric or --method scorecam (its only target is softmax)
+    cannot be used with this model, or None: they need the output probability, which a
+    model ending in a linear layer does not give."""
     if model.output_activation in ("softmax", "sigmoid"):
         return None
     what = "--target softmax" if args.target == "softmax" else "--metric" if args.metric \
-        else None
+        else "--method scorecam" if args.method == "scorecam" else None
     if what:
         return (f"{what} needs class probabilities, but the model's last layer "
                 f"({model.names[-1]}) is {model.output_activation}: its outputs are logits")

@@ -12,6 +12,8 @@ kept as the reference the tests compare with. For an ordinary RGB, grey or palet
 the two give the same pixels.
 """
 
+import numbers
+
 import numpy as np
 from PIL import Image
 
@@ -52,6 +54,9 @@ def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16", channels=3):
     reason if it cannot be."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}")
+    if np.shape(target_size) != (2,) or not all(isinstance(n, numbers.Integral) and n >= 1
+                                                for n in target_size):
+        raise ValueError(f"target_size must be (height, width), not {target_size!r}")
     picture, _ = read_image(path)
     return model_input(picture, target_size, channels, mode)[None]
 
@@ -99,6 +104,11 @@ def preprocess(rgb, mode):
         none:    rgb as it is (the model rescales inside: EfficientNet, MobileNetV3, a
                  Rescaling layer)
     """
+    if mode in ("caffe", "vgg16", "torch") and np.shape(rgb)[-1] != 3:
+        # (H, W, 1) minus 3 means would broadcast to 3 channels: a silent wrong input
+        raise ValueError(f"preprocess {mode} needs 3 channels (its means are per colour), "
+                         f"not {np.shape(rgb)[-1]}: a grey-level model takes tf, rescale "
+                         "or none")
     if is_bgr(mode):
         return preprocess_input(rgb)
     rgb = np.array(rgb, dtype=np.float32)

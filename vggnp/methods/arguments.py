@@ -5,10 +5,14 @@ stream that never ends)."""
 
 import math
 import numbers
+import os
 
 import numpy as np
 
-from .registry import OPTION_DEFAULTS, filled_options, method_record
+from .gradcam import conv_layer
+from .registry import OPTION_DEFAULTS, filled_options, method_record, refusal
+from ..files.preprocess import PREPROCESS_MODES
+from ..nn.network import Network
 
 
 def check_count(name, value):
@@ -17,38 +21,73 @@ def check_count(name, value):
         raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
 
 
-def check_explain_arguments(model, x, batch_size, steps, samples, noise, class_index):
+def check_model(model):
+    """model must be a vggnp network (a file's name is not one)."""
+    if not isinstance(model, Network):
+        raise TypeError(f"model must be a vggnp model (vggnp.VGG16.load(path), "
+                        f"vggnp.load_keras_model(path)), not a {type(model).__name__}")
+
+
+def check_x(model, x):
     """explain's x (N, H, W, C): a NumPy array of at least one image of the model's input
-    shape; batch_size, steps, samples: integers >= 1; noise: a finite number >= 0;
-    class_index: None, an integer or integers (not 2.9, nor True)."""
+    shape, every value finite (a NaN gives a map of NaNs and class 0, said by nothing)."""
+    check_model(model)
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a NumPy array (N, H, W, C), not a {type(x).__name__}")
     shape = (*model.input_size, model.channels)
     if x.ndim != 4 or x.shape[1:] != shape or len(x) == 0:
         raise ValueError(f"x must be (N, {', '.join(map(str, shape))}) with N >= 1 for this "
                          f"model, not {x.shape} (vggnp.load_image makes such arrays)")
-    for name, value in (("batch_size", batch_size), ("steps", steps), ("samples", samples)):
-        check_count(name, value)
+    if not np.isfinite(x).all():
+        raise ValueError("x holds NaN or infinite values: not a preprocessed image")
+
+
+def check_method_arguments(model, record, layer, target, trace, batch_size, own,
+                           class_index):
+    """What explain and explain_files check before any pass: batch_size and the method's
+    own options (``own``, filled: steps, samples >= 1; noise finite >= 0); class_index
+    None, an integer or integers (not 2.9, nor True); the target, layer and trace the
+    method allows (``registry.refusal``), softmax only from a model that gives
+    probabilities; the layer one of the model's maps. Returns (target, layer), the
+    defaults filled in."""
+    for name in ("batch_size", "steps", "samples"):
+        check_count(name, batch_size if name == "batch_size" else own[name])
+    noise = own["noise"]
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or \
             not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, not {noise!r}")
     if class_index is not None and np.asarray(class_index).dtype.kind not in "iu":
         raise ValueError(f"class_index must be an integer or one per image, not "
                          f"{class_index!r}")
+    target = target or record.targets[0]
+    refused = refusal(record, layer, target, trace)
+    if refused:
+        raise ValueError(refused)
+    if target == "softmax" and model.output_activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"{record.name} with target softmax needs class probabilities, but "
+                         f"the model's last layer ({model.names[-1]}) is "
+                         f"{model.output_activation}: its outputs are logits")
+    return target, conv_layer(model, layer) if record.layer else layer
 
 
-def check_stream_arguments(sources, method, batch_size, workers, method_options):
-    """explain_files' sources: a sequence or iterable of items, not one path as a str
-    (whose characters would each be taken as a path); the method known, and taking the
-    options of method_options ({name: value}: one error now, not one per image);
-    batch_size, workers >= 1."""
+def check_stream_arguments(model, sources, method, layer, class_index, target, trace,
+                           batch_size, workers, mode, method_options):
+    """explain_files' arguments, all at once (one error now, not one per image): sources
+    a sequence or iterable of items, not one path (a str, whose characters would each be
+    taken as a path); workers >= 1; mode None or a known preprocessing; method_options the
+    method's own (another method's, or an unknown name, refused); the rest as explain's
+    (``check_method_arguments``)."""
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        raise TypeError("sources must be a list (or any iterable) of paths, pictures or "
+                        f"arrays, not one {type(sources).__name__}: pass [{sources!r}]")
+    check_model(model)
+    check_count("workers", workers)
+    if mode is not None and mode not in PREPROCESS_MODES:
+        raise ValueError(f"mode must be one of {', '.join(PREPROCESS_MODES)}, not {mode!r}")
     unknown = sorted(set(method_options) - set(OPTION_DEFAULTS))
     if unknown:
         raise TypeError(f"method_options: unknown {', '.join(map(repr, unknown))}; the "
                         f"methods' options are {', '.join(OPTION_DEFAULTS)}")
-    filled_options(method_record(method), method_options)
-    if isinstance(sources, (str, bytes)):
-        raise TypeError("sources must be a list (or any iterable) of paths, pictures or "
-                        f"arrays, not one {type(sources).__name__}: pass [{sources!r}]")
-    check_count("batch_size", batch_size)
-    check_count("workers", workers)
+    record = method_record(method)
+    own = filled_options(record, {name: method_options.get(name) for name in OPTION_DEFAULTS})
+    check_method_arguments(model, record, layer, target, trace, batch_size, own, class_index)

@@ -40,14 +40,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arguments import check_explain_arguments
+from .arguments import check_method_arguments, check_x
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
-from .gradcam import (EmptyMapWarning, class_indices, conv_layer, grad_cam,
+from .gradcam import (EmptyMapWarning, class_indices, grad_cam,
                       is_top, normalise)
 from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
-from .registry import filled_options, method_record, refusal
+from .registry import filled_options, method_record
 from .resize import resize_bilinear
 from .scorecam import score_cam
 from ..nn.trace import print_trace
@@ -83,14 +83,9 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     record = method_record(method)
     own = filled_options(record, dict(steps=steps, samples=samples, noise=noise, seed=seed,
                                       rule=rule, epsilon=epsilon, gamma=gamma))
-    check_explain_arguments(model, x, batch_size, own["steps"], own["samples"], own["noise"],
-                            class_index)
-    target = target or record.targets[0]
-    refused = refusal(record, layer, target, trace)
-    if refused:
-        raise ValueError(refused)
-    if record.layer:
-        layer = conv_layer(model, layer)
+    check_x(model, x)
+    target, layer = check_method_arguments(model, record, layer, target, trace, batch_size,
+                                           own, class_index)
     details = {} if details is None else details
     run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
               progress, preprocess=preprocess or model.default_preprocess, **own)

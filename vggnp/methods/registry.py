@@ -148,6 +148,9 @@ def refusal(method, layer=None, target=None, trace=False):
     """Why ``explain`` cannot run ``method`` (a record) with these settings, or None: the
     one place that checks them (the command line adds its own options' checks)."""
     if target is not None and target not in method.targets:
+        if method.targets == ("none",):
+            return (f"{method.name} explains no class's score (its map is the same for "
+                    f"every class): it takes no target, not {target}")
         return f"{method.name} explains the {' or '.join(method.targets)} score, not the {target}"
     if trace and method.backward == "none":
         return f"{method.name} runs forward passes only; there is no backward pass to trace"

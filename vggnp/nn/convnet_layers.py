@@ -123,11 +123,11 @@ class BatchNorm(Layer):
         """A copy of ``layer`` (a conv or dense layer with no activation, whose output
         this BatchNorm alone takes) computing this BatchNorm's output: the one affine map
         of the pair, w' = w * scale (per output channel), b' = b * scale + shift; made
-        once per kernel and kept on the layer (``made_from_weights``). A block of a big
-        dense layer (``Affine.columns``) takes its own channels' factors."""
+        once per kernel and kept on the layer (``made_from_weights``; a big dense
+        layer's made a block of rows at a time, ``dense_by_rows``)."""
         # In float64, rounded once: w' as close to w * scale as its dtype allows.
-        scale = (self.gamma / np.sqrt(np.float64(self.var) + self.eps))[layer.outputs]
-        shift = self.beta[layer.outputs] - self.mean[layer.outputs] * scale
+        scale = self.gamma / np.sqrt(np.float64(self.var) + self.eps)
+        shift = self.beta - self.mean * scale
 
         def fold(w, b):
             return (layer.kernel_times(np.float64(w), scale).astype(w.dtype),

@@ -31,6 +31,7 @@ import copy
 import numpy as np
 
 from .activation_functions import relu
+from .dense_by_rows import DenseByRows, KernelByRows
 from .made import MadeFrom
 
 # What iNNvestigate (keras.backend.epsilon()) adds to a denominator that is exactly zero.
@@ -154,7 +155,7 @@ class WSquare:
 
     def propagate(self, layer, r):
         twin = layer.with_weights(layer.made_from_weights(
-            type(self).__name__, lambda w, b: self.weights(w)), None)
+            type(self).__name__, lambda w, b: (self.weights(w), None))[0], None)
         ones = np.ones_like(layer.x)
         s = r / stabilise(twin.pre_activation(ones))  # the sum of rho(w) over j, per k
         twin.x = ones
@@ -184,7 +185,8 @@ class ZBox:
         x = layer.x
         low = np.broadcast_to(np.asarray(self.low, x.dtype), x.shape)
         high = np.broadcast_to(np.asarray(self.high, x.dtype), x.shape)
-        plus, minus = (layer.made_from_weights(part.__name__, lambda w, b: (part(w), part(b)))[0]
+        plus, minus = (layer.made_from_weights(part.__name__,  # part bound now: made later
+                                               lambda w, b, part=part: (part(w), part(b)))[0]
                        for part in (_positive, _negative))
         terms = [(x, layer.with_weights(layer.w, None), 1),
                  (low, layer.with_weights(plus, None), -1),
@@ -202,14 +204,15 @@ class Affine:
     in the layer's bases so that its ``relevance`` is the one called."""
 
     twin = False  # True for a copy made by with_weights: its forward never ran
-    outputs = slice(None)  # which outputs (last axis) a block of a big dense layer keeps
     MAX_KEPT_BYTES = 2 ** 26  # larger kernels (VGG16's fc1: 411 MB) are made each time,
-    BLOCK_BYTES = 2 ** 25     # a dense one in blocks of columns of this size
+    # a dense one a block of rows at a time, where it is used (``dense_by_rows``)
 
     def with_weights(self, w, b):
         """A copy of this layer computing the same sums with kernel w and bias b (None:
         zero): z' = x w + b'. It keeps this layer's last input ``x``; its z is always
-        computed again (``kept_pre_activation``)."""
+        computed again (``kept_pre_activation``). w a KernelByRows: a DenseByRows."""
+        if isinstance(w, KernelByRows):
+            return DenseByRows(self.x, w, b)
         twin = copy.copy(self)
         twin.w = w
         twin.b = np.zeros_like(self.b) if b is None else b
@@ -223,34 +226,16 @@ class Affine:
 
     def made_from_weights(self, key, make):
         """make(w, b), made once per pair of arrays and kept on the layer (its replicas
-        share it): the kernels of LRP's rules (w+, w-...). Made again if w or b is
-        replaced, as the sanity checks do; not kept above MAX_KEPT_BYTES."""
-        return self.made.get(key, (self.w, self.b), make,
-                             keep=self.w.nbytes <= self.MAX_KEPT_BYTES)
+        share it): the kernels of LRP's rules (w+, w-...), make returning (w', b'). Made
+        again if w or b is replaced, as the sanity checks do; not kept above
+        MAX_KEPT_BYTES, and a dense kernel above it made by rows where it is used."""
+        big = self.w.nbytes > self.MAX_KEPT_BYTES
+        if big and self.w.ndim == 2:
+            return KernelByRows.made(self.w, self.b, make)
+        return self.made.get(key, (self.w, self.b), make, keep=not big)
 
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule
         of the pass's composite. The activation (a ReLU, or none) passes relevance as it
-        is: R at z is R at the output.
-
-        A dense kernel too big to keep goes through in blocks of columns: every rule's
-        R_j = sum_k (share of x_j in z_k) R_k splits over blocks of k, and z_k needs column
-        k alone, so the sum of the blocks' relevances is the whole's. The rule's kernels
-        (w+, w-...) are then made a block at a time: 32 MB instead of VGG16's 411 MB."""
-        rule = options.relevance.rule_for(self)
-        if self.w.ndim != 2 or self.w.nbytes <= self.MAX_KEPT_BYTES:
-            return rule.propagate(self, r)
-        step = max(1, self.BLOCK_BYTES // (self.w.shape[0] * self.w.itemsize))
-        return _total(rule.propagate(self.columns(k, k + step), r[:, k:k + step])
-                      for k in range(0, self.w.shape[1], step))
-
-    def columns(self, start, stop):
-        """This dense layer cut down to its outputs start..stop-1 (w[:, start:stop], and
-        the z its forward kept, likewise), for ``relevance``'s blocks."""
-        block = copy.copy(self)
-        block.outputs = slice(start, stop)
-        block.w, block.b = self.w[:, block.outputs], self.b[block.outputs]
-        block.made = MadeFrom()
-        if not self.twin:
-            block.z = self.z[:, block.outputs]
-        return block
+        is: R at z is R at the output."""
+        return options.relevance.rule_for(self).propagate(self, r)

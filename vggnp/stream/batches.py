@@ -61,11 +61,11 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     decoded (READER_WAIT at most). No EmptyMapWarning here: ``result.empty`` says it;
     integrated-gradients' completeness check is in ``result.details["completeness"]``.
     """
-    method_options = method_options or {}
-    check_stream_arguments(sources, method, batch_size, workers, method_options)
+    check_stream_arguments(model, sources, method, layer, class_index, target, trace,
+                           batch_size, workers, mode, method_options or {})
     mode = mode or model.default_preprocess
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
-                   progress=progress, trace=trace, preprocess=mode, **method_options)
+                   progress=progress, trace=trace, preprocess=mode, **(method_options or {}))
     # Replicas even for one worker: a batch still running after the caller stopped the
     # stream (a break, Ctrl-C) must not write into the caller's own model's caches.
     replicas = [model.replica() for _ in range(workers)]
