@@ -265,3 +265,15 @@ def test_only_a_cut_file_is_told_to_use_allow_truncated(tmp_path):
         read_image(flipped)
     assert str(info.value).startswith("damaged image (") and "--allow-truncated" not in \
         str(info.value)
+    # What the message says to do can be done: each command that reads an image, and
+    # load_image, take the option (activations and sanity did not).
+    import vggnp
+    from vggnp import activations, sanity
+    assert vggnp.load_image(str(cut), allow_truncated=True).shape == (1, 224, 224, 3)
+    from helpers import MODEL
+    out = ["--out", str(tmp_path / "out")]
+    assert activations.main([str(cut), "--layer", "conv2d_6", *MODEL[:2], *out]) == 1
+    assert activations.main([str(cut), "--layer", "conv2d_6", *MODEL[:2], *out,
+                             "--allow-truncated"]) == 0
+    assert sanity.main([str(cut), *MODEL, *out, "--methods", "saliency", "--depth", "1",
+                        "--no-independent", "--allow-truncated", "--quiet"]) == 0

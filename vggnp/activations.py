@@ -19,7 +19,7 @@ from PIL import Image
 
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, file_ids, int_range,
                   model_and_layer, refuse_to_clobber, show)
-from .cli_run import run_command
+from .cli_run import allow_truncated_option, run_command
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
 from .viz.overlay import channel_picture, grid, save_image
@@ -32,6 +32,7 @@ def main(argv=None):
     p.add_argument("--layer", required=True, help="layer name, e.g. block1_conv2")
     p.add_argument("--columns", type=int_range(1, 1024), default=16,
                    help="tiles per row, 1..1024 (default 16)")
+    allow_truncated_option(p)
     return run_command("vggnp.activations", lambda: activations(p, argv))
 
 
@@ -41,7 +42,7 @@ def activations(p, argv):
         return loaded
     model, mode, _ = loaded
     try:
-        picture, _ = read_image(args.image)
+        picture, _ = read_image(args.image, allow_truncated=args.allow_truncated)
     except ImageError as e:
         return fail(EXIT_SOME_FAILED, f"{args.image}: {e}", "vggnp.activations")
     x = model_input(picture, model.input_size, model.channels, mode)[None]

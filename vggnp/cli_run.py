@@ -129,6 +129,12 @@ def progress_options(p):
     shown.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def allow_truncated_option(p):
+    """--allow-truncated, for each command that reads an image (``images.read_image``)."""
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the readable part of a truncated image instead of failing it")
+
+
 def step_progress(args, name, describe):
     """A callback ``(done, total, *what)`` that says one stderr line per step done: which
     (``describe(*what)``), how many, and the time left from the mean step so far; or None

@@ -21,7 +21,7 @@ from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGH
                   ArgumentParser, apply_threads, cam_layer, check_model_options, check_writable,
                   command_line, fail, file_ids, find_class, int_range, load_model,
                   model_options, refuse_to_clobber, say, show)
-from .cli_run import progress_options, run_command, step_progress
+from .cli_run import allow_truncated_option, progress_options, run_command, step_progress
 from .methods.lrp import input_bounds, model_refusal
 from .methods.registry import METHODS
 from .files.download import DownloadError
@@ -54,6 +54,7 @@ def parse_args(argv):
                    help="skip the independent test (one layer at a time)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     progress_options(p)
+    allow_truncated_option(p)
     p.add_argument("--report", action="store_true",
                    help=f"also write {REPORT_NAME} in --out: the grid, the verdicts and "
                         "every step's similarities, for a browser")
@@ -99,7 +100,7 @@ def run(args):
     except (InputError, DownloadError) as e:
         return fail(EXIT_WEIGHTS, str(e), "vggnp.sanity", e.advice)
     try:
-        picture, _ = read_image(args.image)
+        picture, _ = read_image(args.image, allow_truncated=args.allow_truncated)
     except InputError as e:
         return _fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
     x = model_input(picture, model.input_size, model.channels, mode)[None]

@@ -7,6 +7,7 @@ from PIL import ImageColor
 from ..nn import spec
 from ..cli import (EXIT_CODES, ArgumentParser, check_model_options, int_range, no_conv_layer,
                    prog_name, threads_option)
+from ..cli_run import allow_truncated_option
 from ..methods.lrp_plan import COMPOSITES, composite_refusal
 from ..methods.registry import METHODS, OPTION_DEFAULTS
 from ..files.images import MAX_PIXELS
@@ -216,8 +217,7 @@ def output_options(p):
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                    help=f"refuse images larger than N pixels before decoding them "
                         f"(default {MAX_PIXELS:,}, Pillow's)")
-    p.add_argument("--allow-truncated", action="store_true",
-                   help="use the readable part of a truncated image instead of failing it")
+    allow_truncated_option(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image on stdout (JSON Lines), as each is "
                         "done")

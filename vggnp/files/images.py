@@ -50,8 +50,8 @@ def check_file(path):
             raise ImageError("a URL: vggnp reads image files and does not download them; "
                              f"save it first (curl -LO '{path}') and name the file") from None
         if os.path.isdir(path):  # only a folder's images can be taken from it
-            raise ImageError(f"{e} (name it on the command line to take the images in "
-                             "it)") from None
+            raise ImageError(f"{e} (python -m vggnp.cam takes the images in a folder "
+                             "named on its command line)") from None
         raise
 
 

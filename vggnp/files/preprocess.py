@@ -46,18 +46,19 @@ def preprocess_input(x):
     return x[..., ::-1] - BGR_MEAN
 
 
-def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16", channels=3):
+def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16", channels=3,
+               allow_truncated=False):
     """Read an image file ready for a model (by default VGG16's input): (1, H, W, C)
     float32, preprocessed as Keras does (``mode``: see :func:`preprocess`); channels: 3
     (RGB) or 1 (grey, for a model whose ``channels`` is 1). The picture is taken as a
-    person sees it (see ``images.read_image``); raises ``images.ImageError`` with the
-    reason if it cannot be."""
+    person sees it (see ``images.read_image``, and its allow_truncated); raises
+    ``images.ImageError`` with the reason if it cannot be."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}")
     if np.shape(target_size) != (2,) or not all(isinstance(n, numbers.Integral) and n >= 1
                                                 for n in target_size):
         raise ValueError(f"target_size must be (height, width), not {target_size!r}")
-    picture, _ = read_image(path)
+    picture, _ = read_image(path, allow_truncated=allow_truncated)
     return model_input(picture, target_size, channels, mode)[None]
 
 

@@ -11,7 +11,8 @@ products with it add up, and cut, by rows:
 Each block (ROW_BLOCK_BYTES) is made, then read by its product while it is in the CPU's
 cache: per product, one pass over w. Cut by columns instead, each block's rows are
 strided across memory: fc1's z+ rule took 138-191 ms at batch 1 that way, against 58-101
-by rows of 1 MB (2026-12-04, the same VGG16 with realistic random weights, ``docs/speed.md``).
+by rows of 1 MB (2026-12-04, a timer around fc1's ``relevance`` in ``explain(..., "lrp",
+rule="z_plus")`` on VGG16 with realistic random weights; the whole method: docs/speed.md).
 """
 
 import numpy as np
