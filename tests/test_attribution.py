@@ -78,6 +78,19 @@ def test_completeness_within_one_percent_at_the_default_steps(full_size):
             assert abs(c["score_difference"]) > 1e-3  # a real change of score, not 0 = 0
 
 
+def test_a_saturated_score_is_not_an_incomplete_path():
+    """A score that does not change from the baseline (saturated at 1): attributions
+    summing to float32 noise are no error (a new user's degenerate MobileNetV2 was told
+    "off by 6486.5 %; pass --steps 128"); a real shortfall still is."""
+    from vggnp.methods.attribution import completeness_check, completeness_warning
+    saturated = completeness_check(6.5e-11, 1.0, 1.0)
+    assert saturated["relative_error"] == pytest.approx(6.5e-5)
+    assert completeness_warning(saturated, 64) is None
+    short = completeness_check(0.5, 3.0, 1.0)
+    assert short["relative_error"] == pytest.approx(0.75)
+    assert "pass --steps 128" in completeness_warning(short, 64)
+
+
 def test_too_few_steps_are_reported(tmp_path):
     """At 4 steps the path integral is coarse: the JSON says by how much and the CLI warns,
     suggesting more steps; the map is still written."""

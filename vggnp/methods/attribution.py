@@ -22,6 +22,7 @@ from ..nn.trace import print_trace
 # The completeness check's tolerance: |attribution sum - score difference| / |difference|
 # above it is worth a warning (more path steps close it).
 COMPLETENESS_TOLERANCE = 0.01
+FLOAT32_GRAIN = 1e-6  # a score's relative rounding in float32, with a margin (eps 1.2e-7)
 
 
 def completeness_warning(completeness, steps=None):
@@ -82,9 +83,21 @@ def _mean_gradient(model, points, count, c, target, batch_size):
     return total / count
 
 
+def completeness_check(total, score, baseline_score):
+    """IG's completeness: the attributions' sum ``total`` against F(x) - F(baseline).
+    relative_error: |total - difference| / |difference|, but over no less than
+    FLOAT32_GRAIN x the larger |score|: a saturated score changes by 0, and a sum of
+    1e-10 is then float32's noise, not a path too coarse."""
+    difference = score - baseline_score
+    scale = max(abs(difference), FLOAT32_GRAIN * max(abs(score), abs(baseline_score)), 1e-12)
+    return {"attribution_sum": total, "score_difference": difference,
+            "relative_error": abs(total - difference) / scale}
+
+
 def integrated_gradients(model, x, classes, target="logit", steps=64, batch_size=8):
     """IG attributions (N, H, W, C) of each image's class, and per image the completeness
-    check {"attribution_sum", "score_difference", "relative_error"}.
+    check {"attribution_sum", "score_difference", "relative_error"}
+    (``completeness_check``).
 
     The baseline is the zero input in the model's input space (for VGG16's caffe
     preprocessing, the ImageNet mean colour; for x / 255, black)."""
@@ -96,11 +109,8 @@ def integrated_gradients(model, x, classes, target="logit", steps=64, batch_size
         attribution = ((image - baseline) * mean).astype(x.dtype)
         ends = np.stack([image, baseline])
         scores = target_scores(model, model.forward(ends), np.array([c, c]), target)
-        difference = float(scores[0]) - float(scores[1])
-        total = float(attribution.sum(dtype=np.float64))
-        completeness.append({"attribution_sum": total, "score_difference": difference,
-                             "relative_error": abs(total - difference)
-                             / max(abs(difference), 1e-12)})
+        completeness.append(completeness_check(float(attribution.sum(dtype=np.float64)),
+                                               float(scores[0]), float(scores[1])))
         attributions.append(attribution)
     return np.stack(attributions), completeness
 
