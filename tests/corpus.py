@@ -102,6 +102,8 @@ CASES = {
                                      "not an image; save it to a file first")),
     "loop.jpg": (lambda p: os.symlink(os.path.basename(p), p), ("fail", "a symbolic link loop")),
     "missing.jpg": (lambda p: None, ("fail", "no such file")),
+    "dangling.jpg": (lambda p: os.symlink(p + ".gone", p),
+                     ("fail", "a symbolic link to '")),
 }
 
 

@@ -27,6 +27,9 @@ def check_regular_file(path, error=InputError, what="file"):
     try:
         info = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"a symbolic link to {os.readlink(path)!r}, which does not "
+                        "exist") from None
         raise error("no such file") from None
     except PermissionError:
         raise error("permission denied (cannot reach the file)") from None
@@ -42,7 +45,7 @@ def check_regular_file(path, error=InputError, what="file"):
         raise error(f"not a regular file (a named pipe, socket or device), not {what}; "
                     "save it to a file first")
     if info.st_size == 0:
-        raise error("an empty file (0 bytes)")
+        raise error("an empty file (0 bytes): a copy or download that did not finish?")
     if not os.access(path, os.R_OK):
         raise error("permission denied (the file is not readable)")
     return info.st_size
