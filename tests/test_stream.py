@@ -29,7 +29,8 @@ def test_folder_input_skips_other_files(tmp_path):
     result = run_cam(str(tmp_path / "in"), *MODEL, "--out", str(tmp_path / "out"), "--json")
     assert result.returncode == 0, result.stderr
     assert len(done_images(result.stdout)) == 3
-    assert "skipped 1 file(s) in the folders that are not images" in result.stderr
+    assert ("skipped 1 file(s) in the folders that are not images by their extension "
+            f"({tmp_path / 'in' / 'README.txt'}); name a file to read it") in result.stderr
     deep = run_cam(str(tmp_path / "in"), "--recursive", *MODEL, "--out",
                    str(tmp_path / "deep"), "--json")
     assert len(done_images(deep.stdout)) == 5

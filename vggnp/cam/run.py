@@ -34,6 +34,7 @@ from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXI
                    EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
                    say, warnings_as_notes)
 from ..cli_run import Terminated, cwd_gone, raise_terminated
+from ..files.errors import printable
 from ..files.outputs import remove_stale_temps
 from ..viz.report import INLINE_LIMIT
 from ..stream.batches import CLOSE_WAIT, PIXEL_BUDGET, explain_files
@@ -103,8 +104,10 @@ def plan(args, results):
     paths, skipped, empty, refused = expand_inputs(args.images, args.recursive)
     if args.report_inline:
         check_inline_limit(args, results, paths, made)
-    if skipped:
-        say(f"vggnp.cam: note: skipped {skipped} file(s) in the folders that are not images")
+    if skipped:  # named, a few: a photo with an odd extension is found among them
+        named = ", ".join(printable(p) for p in skipped[:3]) + (", ..." if skipped[3:] else "")
+        say(f"vggnp.cam: note: skipped {len(skipped)} file(s) in the folders that are not "
+            f"images by their extension ({named}); name a file to read it whatever its name")
     for folder in empty:
         fail(EXIT_SOME_FAILED, f"{folder}: a folder with no image files"
              + ("" if args.recursive else " (--recursive also searches its subfolders)"))

@@ -26,9 +26,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", "
 def expand_inputs(items, recursive=False, stdin=None):
     """The image paths named by ``items``: files as given (whatever their name), the image
     files of a folder (sorted; its subfolders too with ``recursive``), and for ``-`` one
-    path per line of stdin. Returns (paths, files skipped in folders as not images, the
+    path per line of stdin. Returns (paths, the files skipped in folders as not images, the
     folders that hold no image, why a list on stdin was cut short)."""
-    paths, skipped, empty, refused = [], 0, [], []
+    paths, skipped, empty, refused = [], [], [], []
     for item in items:
         if item == "-":  # bytes, decoded as file names are: any name on disk comes through
             found, problem = stdin_paths(stdin or sys.stdin.buffer)
@@ -65,7 +65,7 @@ def stdin_paths(source):
 
 
 def _folder_images(folder, recursive):
-    found, other = [], 0
+    found, other = [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
@@ -74,7 +74,7 @@ def _folder_images(folder, recursive):
             if name.lower().endswith(IMAGE_EXTENSIONS):
                 found.append(os.path.join(root, name))
             else:
-                other += 1
+                other.append(os.path.join(root, name))
     return found, other
 
 
