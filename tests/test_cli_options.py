@@ -44,6 +44,24 @@ def model_variant(path, weights=None, config=None):
     return str(path)
 
 
+def grey_model(tmp_path):
+    """The shapes model taking one channel: its first kernel's colours summed."""
+    path = model_variant(tmp_path / "grey.keras", config=lambda cfg: cfg["config"]["layers"][0][
+        "config"].update(batch_shape=[None, 64, 64, 1]))
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as f:
+        kernel = f["layers/conv2d/vars/0"][...].sum(axis=2, keepdims=True)
+        del f["layers/conv2d/vars/0"]
+        f["layers/conv2d/vars/0"] = kernel
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    return path
+
+
 def dead_model(tmp_path):
     """The last conv (conv2d_11) switched off: zero kernel, bias -1, so its ReLU output is
     zero everywhere and every method's map is empty."""
@@ -69,7 +87,9 @@ def linear_model(tmp_path):
     (["--method", "scorecam", "--trace"], "--trace does not apply to --method scorecam"),
     (["--method", "guided-gradcam", "--alpha", "0.5"],
      "--alpha does not apply to --method guided-gradcam"),
-    (["--method", "saliency", "--diagnose"], "--diagnose reports on a CAM at a conv layer"),
+    (["--method", "saliency", "--diagnose"],
+     "--diagnose reports on a gradient CAM's weights at a conv layer"),
+    (["--method", "eigencam", "--diagnose"], "--method eigencam has no gradient"),
 ])
 def test_an_option_that_would_be_ignored_is_refused(args, message, tmp_path):
     result = run_cam(TRIANGLE, "--out", str(tmp_path), *args)
@@ -125,6 +145,29 @@ def test_probabilities_of_a_linear_model_are_refused(args, message, tmp_path):
     assert result.returncode == 2 and message in result.stderr, result.stderr
     result = run_cam(TRIANGLE, "--model", linear_model(tmp_path), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr  # the logit target still works
+
+
+def test_every_command_refuses_what_the_model_cannot_take(tmp_path, capsys):
+    """Refused before any pass with one line and exit 2 (they were internal errors, or a
+    Score-CAM weighed by logits): caffe or torch for a grey-level model, in every command
+    that reads an image; Score-CAM in vggnp.sanity for a model ending in a linear layer."""
+    from vggnp import activations, filters, sanity
+    grey = grey_model(tmp_path)
+    assert load_keras_model(grey).channels == 1
+    out = ["--out", str(tmp_path / "out")]
+    for main, argv in ((activations.main, [TRIANGLE, "--layer", "conv2d_6"]),
+                       (filters.main, ["--layer", "conv2d_6"]),
+                       (sanity.main, [TRIANGLE, "--methods", "gradcam"])):
+        assert main([*argv, "--model", grey, "--preprocess", "torch", *out]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().endswith("--preprocess torch needs 3 channels (its means are per "
+                                    "colour), not 1: a grey-level model takes tf, rescale or "
+                                    "none"), err
+    assert run_cam(TRIANGLE, "--model", grey, "--preprocess", "caffe", *out).returncode == 2
+    code = sanity.main([TRIANGLE, "--model", linear_model(tmp_path), "--methods",
+                        "gradcam,scorecam", *out])
+    assert code == 2 and "--methods scorecam needs class probabilities, but the model's " \
+        "last layer (dense_1) is linear" in capsys.readouterr().err
 
 
 def test_python_refuses_a_softmax_target_of_a_linear_model(tmp_path):

@@ -358,7 +358,9 @@ def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
                                  (dict(target="prob"), ValueError, "not the prob"),
                                  (dict(method="integrated-gradients",
                                        method_options={"steps": 0}), ValueError,
-                                  "steps must be an integer >= 1")):
+                                  "steps must be an integer >= 1"),
+                                 (dict(method="lrp", method_options={"rule": "bogus"}),
+                                  ValueError, "unknown LRP rule 'bogus'")):
         with pytest.raises(error, match=words):
             next(explain_files(shapes_model, [SHAPES_PICTURE], **kwargs))
     with pytest.raises(TypeError, match="not one str: pass"):

@@ -146,6 +146,16 @@ def test_a_big_dense_kernel_is_made_by_rows_where_it_is_used(monkeypatch, rule):
     by_rows = lrp.relevance(model, x, None, rule, (-3, 3))[2]
     np.testing.assert_allclose(by_rows, whole, rtol=1e-9, atol=1e-12)
     assert made and all(shape == (48, 10) and n <= 5 for shape, n in made), made
+    # A dense layer after a pooling that keeps its axes: (N, 1, 1, C), as Dense takes it.
+    kept_axes = Network([Conv2D("c", rng.normal(size=(3, 3, 3, 8)), rng.normal(size=8)),
+                         GlobalAvgPool2D("g", True), Dense("d", rng.normal(size=(8, 6)),
+                                                           rng.normal(size=6)),
+                         Flatten("f"), Dense("top", rng.normal(size=(6, 3)),
+                                             rng.normal(size=3), activation="softmax")], (4, 4))
+    by_rows = lrp.relevance(kept_axes, x, None, rule, (-3, 3))[2]
+    monkeypatch.setattr(Affine, "MAX_KEPT_BYTES", 2 ** 26)
+    whole = lrp.relevance(kept_axes, x, None, rule, (-3, 3))[2]
+    np.testing.assert_allclose(by_rows, whole, rtol=1e-9, atol=1e-12)
 
 
 def across_channels(w):

@@ -13,7 +13,7 @@ from .files.download import DownloadError, official_weights
 from .files.imagenet import class_index, classes
 from .models.keras_convnet import load_keras_model
 from .files.outputs import temporary_file
-from .files.preprocess import PREPROCESS_MODES
+from .files.preprocess import PREPROCESS_MODES, channels_refusal
 from .files.errors import LINE_LIMIT, InputError, did_you_mean, printable
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
@@ -288,6 +288,8 @@ def model_and_layer(p, argv):
         model, _, mode, _ = load_model(args.model, args.weights, None, args.preprocess, name)
     except (InputError, DownloadError) as e:
         return args, fail(EXIT_WEIGHTS, str(e), name, e.advice)
+    if channels_refusal(mode, model.channels):
+        return args, fail(EXIT_USAGE, "--" + channels_refusal(mode, model.channels), name)
     if args.layer not in model.names:
         return args, fail(EXIT_USAGE, f"--layer: no layer {args.layer!r}"
                           f"{did_you_mean(args.layer, model.names)}; layers: "

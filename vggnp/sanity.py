@@ -27,7 +27,7 @@ from .methods.registry import METHODS
 from .files.download import DownloadError
 from .files.errors import InputError
 from .files.images import read_image
-from .files.preprocess import model_input
+from .files.preprocess import channels_refusal, model_input
 from .viz.overlay import jet_picture, labelled_grid, save_image
 from .viz.report import REPORT_NAME, write_sanity_report
 from .methods.sanity_checks import sanity_check, undefined, verdict
@@ -103,6 +103,9 @@ def run(args):
         picture, _ = read_image(args.image, allow_truncated=args.allow_truncated)
     except InputError as e:
         return _fail(EXIT_SOME_FAILED, f"{args.image}: {e}")
+    refusal = model_refusal_of(args, model, mode)
+    if refusal:  # before any pass
+        return _fail(EXIT_USAGE, refusal)
     x = model_input(picture, model.input_size, model.channels, mode)[None]
     for method in args.methods:  # before any map: LRP's model checks, one line
         refusal = model_refusal(model, method, bounds=input_bounds(mode, model.channels)) \
@@ -128,6 +131,18 @@ def run(args):
     except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...
         return _fail(EXIT_OUTPUT, f"{grid_path}: not written: {e}")
     return report_out(args, result, cls, table, grid_path)
+
+
+def model_refusal_of(args, model, mode):
+    """Why this model cannot be checked with these options, or None: caffe and torch
+    preprocess 3 channels; scorecam weighs channels by probabilities, which a model
+    ending in a linear layer does not give."""
+    if channels_refusal(mode, model.channels):
+        return "--" + channels_refusal(mode, model.channels)
+    if "scorecam" in args.methods and model.output_activation not in ("softmax", "sigmoid"):
+        return (f"--methods scorecam needs class probabilities, but the model's last layer "
+                f"({model.names[-1]}) is {model.output_activation}")
+    return None
 
 
 def _fail(code, message):

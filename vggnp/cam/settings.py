@@ -14,6 +14,7 @@ from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, 
 from ..cli_run import Terminated
 from ..files.download import DownloadError
 from ..files.errors import InputError
+from ..files.preprocess import channels_refusal
 from ..methods.lrp import input_bounds, model_refusal
 from ..methods.registry import METHODS
 
@@ -55,8 +56,8 @@ def prepare(args, command, stop_wait):
         chosen_class = None if args.class_ is None else find_class(args.class_, table)
     except ValueError as e:
         raise Stop(fail(EXIT_USAGE, f"--class: {e}"))
-    if mode in ("caffe", "vgg16", "torch") and model.channels != 3:
-        raise Stop(fail(EXIT_USAGE, f"--preprocess {mode} needs a model with 3 input channels"))
+    if channels_refusal(mode, model.channels):
+        raise Stop(fail(EXIT_USAGE, "--" + channels_refusal(mode, model.channels)))
     refusal = lrp_refusal(args, model, mode)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))

@@ -93,6 +93,15 @@ def grey_level_spread(x, mode):
     return float((x.std(axis=(0, 1)) / scale).max())
 
 
+def channels_refusal(mode, channels):
+    """Why ``mode`` cannot preprocess images of ``channels`` channels, or None: caffe and
+    torch subtract one mean per colour, three of them."""
+    if mode in ("caffe", "vgg16", "torch") and channels != 3:
+        return (f"preprocess {mode} needs 3 channels (its means are per colour), not "
+                f"{channels}: a grey-level model takes tf, rescale or none")
+    return None
+
+
 def preprocess(rgb, mode):
     """rgb: (..., C) values in [0, 255] -> a new float32 model input, as the model was trained:
 
@@ -105,11 +114,9 @@ def preprocess(rgb, mode):
         none:    rgb as it is (the model rescales inside: EfficientNet, MobileNetV3, a
                  Rescaling layer)
     """
-    if mode in ("caffe", "vgg16", "torch") and np.shape(rgb)[-1] != 3:
-        # (H, W, 1) minus 3 means would broadcast to 3 channels: a silent wrong input
-        raise ValueError(f"preprocess {mode} needs 3 channels (its means are per colour), "
-                         f"not {np.shape(rgb)[-1]}: a grey-level model takes tf, rescale "
-                         "or none")
+    refusal = channels_refusal(mode, np.shape(rgb)[-1])
+    if refusal:  # (H, W, 1) minus 3 means would broadcast to 3 channels, silently
+        raise ValueError(refusal)
     if is_bgr(mode):
         return preprocess_input(rgb)
     rgb = np.array(rgb, dtype=np.float32)

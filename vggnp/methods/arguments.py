@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from .gradcam import conv_layer
+from .lrp import input_bounds, model_refusal
 from .registry import OPTION_DEFAULTS, filled_options, method_record, refusal
 from ..files.preprocess import PREPROCESS_MODES
 from ..nn.network import Network
@@ -75,8 +76,9 @@ def check_stream_arguments(model, sources, method, layer, class_index, target, t
     """explain_files' arguments, all at once (one error now, not one per image): sources
     a sequence or iterable of items, not one path (a str, whose characters would each be
     taken as a path); workers >= 1; mode None or a known preprocessing; method_options the
-    method's own (another method's, or an unknown name, refused); the rest as explain's
-    (``check_method_arguments``)."""
+    method's own (another method's, or an unknown name, refused), lrp's rule one that fits
+    the model (``lrp.model_refusal``); the rest as explain's (``check_method_arguments``).
+    """
     if isinstance(sources, (str, bytes, os.PathLike)):
         raise TypeError("sources must be a list (or any iterable) of paths, pictures or "
                         f"arrays, not one {type(sources).__name__}: pass [{sources!r}]")
@@ -91,3 +93,8 @@ def check_stream_arguments(model, sources, method, layer, class_index, target, t
     record = method_record(method)
     own = filled_options(record, {name: method_options.get(name) for name in OPTION_DEFAULTS})
     check_method_arguments(model, record, layer, target, trace, batch_size, own, class_index)
+    if method in ("lrp", "deep-taylor", "deconvnet"):  # the rule, and the model's layers
+        refused = model_refusal(model, method, own["rule"], input_bounds(
+            mode or model.default_preprocess, model.channels), own["epsilon"], own["gamma"])
+        if refused:
+            raise ValueError(refused)

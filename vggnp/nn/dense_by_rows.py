@@ -53,7 +53,7 @@ class KernelByRows:
 class DenseByRows:
     """A dense layer z = x w + b whose kernel w is a KernelByRows, with what LRP's rules
     ask of a layer (``relevance.Affine``'s interface): its products by blocks of rows.
-    x: (N, D) its input; b: (M,) or None (zero). Never run forward: z is computed."""
+    x: (N, ..., D) its input; b: (M,) or None (zero). Never run forward: z is computed."""
 
     twin = True
 
@@ -62,18 +62,19 @@ class DenseByRows:
         self.b = np.zeros(w.shape[1], w.dtype) if b is None else b
 
     def pre_activation(self, x):
-        """z = x w + b: (N, D) -> (N, M), a new array."""
-        z = np.empty((len(x), self.w.shape[1]), np.result_type(x, self.w.dtype))
+        """z = x w + b: (N, ..., D) -> (N, ..., M), a new array (as Dense's: (N, 1, 1, C)
+        after a pooling that keeps its axes)."""
+        z = np.empty((*x.shape[:-1], self.w.shape[1]), np.result_type(x, self.w.dtype))
         z[:] = self.b
         for rows, block in self.w.blocks():
-            z += x[:, rows] @ block
+            z += x[..., rows] @ block
         return z
 
     def input_gradient(self, dz):
-        """dx = dz w^T: (N, M) -> (N, D), a new array."""
-        dx = np.empty((len(dz), self.w.shape[0]), np.result_type(dz, self.w.dtype))
+        """dx = dz w^T: (N, ..., M) -> (N, ..., D), a new array."""
+        dx = np.empty((*dz.shape[:-1], self.w.shape[0]), np.result_type(dz, self.w.dtype))
         for rows, block in self.w.blocks():
-            dx[:, rows] = dz @ block.T
+            dx[..., rows] = dz @ block.T
         return dx
 
     def kept_pre_activation(self, r):
