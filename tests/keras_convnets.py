@@ -120,7 +120,7 @@ def grad_cams_equal(tf, model, ours, x, layers, classes, logits_layer="predictio
     as TF's, without its warning); returns how many of TF's maps were not zero."""
     import warnings
     from vggnp import grad_cam
-    from vggnp.methods.gradcam import EmptyMapWarning
+    from vggnp import EmptyMapWarning
     nonzero = 0
     for layer in layers:
         for c in classes:

@@ -1,5 +1,6 @@
 """``python -m vggnp.cam`` end to end on the real photos in examples/, as a user runs it."""
 
+import errno
 import os
 import re
 import shlex
@@ -169,6 +170,24 @@ def test_unusable_output_folder_exits_4_before_loading_weights(tmp_path):
         assert result.returncode == 4 and result.stderr.strip() == (
             f"vggnp.cam: cannot write to the output folder {out}: {blocker} exists and is "
             "not a folder")
+
+
+@pytest.mark.parametrize("code, words", [
+    (errno.EACCES, "Permission denied (choose another folder with --out)"),
+    (errno.EROFS, "Read-only file system (choose another folder with --out)"),
+    (errno.ENOSPC, "No space left on device (free space or choose another folder with --out)")])
+def test_an_unwritable_output_folder_says_what_to_do(tmp_path, monkeypatch, code, words):
+    """The probe's own error named the probe ('[Errno 13] Permission denied:
+    '/out/.vggnp-tmp-...''): the reason, and what to do, instead (as root here, a
+    read-only folder cannot be made: the probe is made to fail)."""
+    import vggnp.cli
+
+    def refused(folder, suffix=""):
+        raise OSError(code, os.strerror(code), os.path.join(folder, ".vggnp-tmp-1"))
+    monkeypatch.setattr(vggnp.cli, "temporary_file", refused)
+    with pytest.raises(OSError) as caught:
+        vggnp.cli.check_writable(str(tmp_path))
+    assert str(caught.value) == words
 
 
 def test_damaged_official_file_exit_3(weights_file, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from helpers import LABELS_PATH, MODEL_PATH, ROOT, done_images, run_cam
 from vggnp.methods.explain import explain
 from vggnp.methods.registry import METHODS
-from vggnp.methods.gradcam import EmptyMapWarning
+from vggnp import EmptyMapWarning
 from vggnp.keras_model import load_keras_model
 
 TRIANGLE = os.path.join(ROOT, "examples", "triangle.png")

@@ -310,6 +310,8 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(method="smoothgrad", noise=float("nan")), ValueError, "noise must be a finite"),
     (dict(class_index=2.9), ValueError, "class_index must be an integer"),
     (dict(class_index=True), ValueError, "class_index must be an integer"),
+    (dict(class_index=[0, 3]), ValueError, "class index [0, 3] out of range 0..2"),
+    (dict(class_index=-1), ValueError, "class index -1 out of range 0..2"),
     (dict(x="3d"), ValueError, "x must be (N, 64, 64, 3) with N >= 1"),
     (dict(x="grey"), ValueError, "x must be (N, 64, 64, 3)"),
     (dict(x="empty"), ValueError, "x must be (N, 64, 64, 3)"),
@@ -343,8 +345,8 @@ SHAPES_PICTURE = np.full((64, 64, 3), 128, np.uint8)
 
 def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
     """workers=0 made a stream that never ended; one path as a str was read as one path
-    per character; an unknown method, or another method's option, failed each image
-    alike."""
+    per character; an unknown method, another method's option or a class the model lacks
+    failed each image alike."""
     from vggnp import explain_files
     for kwargs, error, words in ((dict(workers=0), ValueError, "workers must be"),
                                  (dict(batch_size=-2), ValueError, "batch_size must be"),
@@ -354,6 +356,8 @@ def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
                                  (dict(method_options={"stepz": 8}), TypeError,
                                   "method_options: unknown 'stepz'"),
                                  (dict(layer="nope"), ValueError, "a CAM needs a conv layer"),
+                                 (dict(class_index=3), ValueError,
+                                  r"class index 3 out of range 0\.\.2"),
                                  (dict(mode="bogus"), ValueError, "mode must be one of"),
                                  (dict(target="prob"), ValueError, "not the prob"),
                                  (dict(method="integrated-gradients",

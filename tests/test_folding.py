@@ -95,6 +95,25 @@ def test_a_replaced_kernel_is_folded_anew():
     assert np.allclose(graph.forward(x), graph.forward(x, fold=False), rtol=0, atol=1e-12)
 
 
+def test_a_replaced_batch_norm_statistic_is_folded_anew():
+    """A BatchNorm's scale and shift, and the kernel it is folded into, are made again when
+    one of its arrays is replaced (they were made once, at load: a new gamma was used by
+    neither the layer run as itself nor the folded conv)."""
+    graph = folding_graph()
+    x = RNG.standard_normal((1, 8, 10, 3))
+    before = graph.forward(x)
+    for name in ("conv_bn", "sep_bn"):
+        norm = graph.layer(name)
+        norm.gamma, norm.var = norm.gamma * 3, norm.var * 0.5
+    after = graph.forward(x)
+    assert np.abs(after - before).max() > 1e-3
+    assert np.allclose(after, graph.forward(x, fold=False), rtol=0, atol=1e-12)
+    norm = graph.layer("conv_bn")
+    z = RNG.standard_normal((2, 4))
+    assert np.allclose(norm.forward(z), norm.gamma * (z - norm.mean) / np.sqrt(
+        norm.var + norm.eps) + norm.beta, rtol=0, atol=1e-12)
+
+
 def test_replicas_fold_on_their_own_caches():
     graph = folding_graph()
     xs = [RNG.standard_normal((1, 8, 10, 3)) for _ in range(2)]

@@ -107,20 +107,23 @@ def test_grad_cam_equals_tensorflow(tf, keras_files, layer, which, monkeypatch):
 
 def test_an_empty_map_of_the_top_class_is_not_told_to_try_the_top_class():
     """The empty-map warning's advice depends on whether the class is the model's top-1."""
-    from vggnp.methods.explain import empty_map_message
-    other = empty_map_message("gradcam", "cat (1)", "conv", top=False)
-    top = empty_map_message("gradcam", "cat (1)", "conv", top=True)
+    from vggnp.methods.empty_maps import empty_map_message
+    other = empty_map_message("gradcam", "cat (1)", "conv", top=False, cli=True)
+    top = empty_map_message("gradcam", "cat (1)", "conv", top=True, cli=True)
     assert "try the top-1 class, another --layer" in other
     assert "top-1" not in top and "though it is the model's top class" in top
     assert top.endswith("try another --layer, or --method counterfactual")
+    # in Python, the options as explain takes them
+    python = empty_map_message("gradcam", "cat (1)", "conv", top=True)
+    assert python.endswith('try another layer=, or method="counterfactual"')
 
 
 def test_the_empty_map_advice_of_each_kind_of_method():
     """eigencam has no class to change; an empty counterfactual map is the usual one for a
     class the model is sure of; a tie for the top is not the model's choice."""
-    from vggnp.methods.explain import empty_map_message
-    from vggnp.methods.gradcam import is_top
-    assert "try another --layer" in empty_map_message("eigencam", "c", "conv", top=False)
+    from vggnp.methods.empty_maps import empty_map_message, is_top
+    assert "try another --layer" in empty_map_message("eigencam", "c", "conv", top=False,
+                                                      cli=True)
     counter = empty_map_message("counterfactual", "c", "conv", top=True)
     assert "no location has evidence against the class" in counter and "top" not in counter
     assert is_top([0.1, 0.9], 1) and not is_top([0.1, 0.9], 0) and not is_top([0.5, 0.5], 0)

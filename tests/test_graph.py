@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vggnp.methods.explain import explain
-from vggnp.methods.gradcam import EmptyMapWarning
+from vggnp import EmptyMapWarning
 from vggnp.methods.registry import METHODS
 from vggnp.nn.gradcheck import TOLERANCE, numerical_gradient, relative_error
 from vggnp.nn.graph_gradcheck import merge_errors, residual_graph

@@ -53,6 +53,12 @@ def test_paths_from_stdin(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert [r["image"] for r in done_images(result.stdout)] == paths
+    # an empty list (a find that matched nothing) says where it looked
+    empty = subprocess.run([sys.executable, "-m", "vggnp.cam", "-", *MODEL, "--out",
+                            str(tmp_path / "none")], input="", capture_output=True, text=True,
+                           timeout=300, cwd=ROOT)
+    assert empty.returncode == 1 and empty.stderr.strip() == (
+        "vggnp.cam: no images to explain: stdin ('-') named no file (one path a line)")
 
 
 def slow_run(tmp_path, n=12, *extra):
@@ -185,6 +191,9 @@ def test_progress_line_when_asked(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2/2 images" in result.stderr and "images/s" in result.stderr
     assert "scorecam channels" in result.stderr
+    # stderr is a pipe here: a log gets whole lines, no line drawn over itself
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+    assert any(line.startswith("2/2 images") for line in result.stderr.splitlines())
     metric = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path / "m"), "--progress", "--metric",
                      "--batch-size", "4")
     assert "--metric steps 42/42" in metric.stderr

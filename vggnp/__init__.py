@@ -16,6 +16,7 @@ _HOMES = {
     "preprocess_input": "files.preprocess",
     "WeightsError": "files.weights", "read_vgg16_weights": "files.weights",
     "explain": "methods.explain", "grad_cam": "methods.gradcam",
+    "EmptyMapWarning": "methods.empty_maps",
     "load_keras_model": "models.keras_convnet",
     "VGG16": "models.vgg16", "explain_files": "stream.batches", "overlay": "viz.overlay",
 }

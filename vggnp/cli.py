@@ -4,6 +4,7 @@ Not a command itself; library modules never import it.
 """
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -27,8 +28,7 @@ EXIT_CODES = (  # the end of vggnp.cam --help; docs/cli.md says each in full
     f"exit codes: {EXIT_OK} every image done, {EXIT_SOME_FAILED} some images failed (each "
     f"said why) or an internal error, {EXIT_USAGE} usage, {EXIT_WEIGHTS} the weights, "
     f"--model or --labels file, {EXIT_OUTPUT} the output folder, {EXIT_STDOUT} stdout closed "
-    f"or full, "
-    f"{EXIT_INTERRUPTED} Ctrl-C, {EXIT_TERMINATED} SIGTERM (docs/cli.md)")
+    f"or full, {EXIT_INTERRUPTED} Ctrl-C, {EXIT_TERMINATED} SIGTERM (docs/cli.md)")
 
 
 def command_line(module, argv=None):
@@ -68,9 +68,8 @@ def int_range(low, high):
 
 
 def warnings_as_notes(name):
-    """Show any warning that reaches the command (Pillow's on an odd file, say) as one
-    line of ours, ``name: note: message``, once per message: never Python's two-line form
-    with a source line."""
+    """Show any warning that reaches the command (Pillow's on an odd file, say) as one line,
+    ``name: note: message``, once per message, not Python's two lines with a source line."""
     shown = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -82,8 +81,7 @@ def warnings_as_notes(name):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a usage error said in one line (exit 2), like every other error,
-    and --version on every command."""
+    """argparse, with a usage error in one line (exit 2) as every error, and --version."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -138,13 +136,17 @@ def fail(code, message, name="vggnp.cam", advice=()):
 
 def check_writable(folder):
     """Create ``folder`` if needed and prove that a file can be created in it; OSError
-    if it cannot (os.makedirs' own for a file of that name is "File exists": said
-    plainly instead)."""
+    if it cannot, its text what went wrong and what to do (os.makedirs' own for a file of
+    that name is "File exists", and the probe's errors name the probe: said plainly)."""
     path = folder.rstrip(os.sep) or folder  # "file/" names the file too
     if os.path.lexists(path) and not os.path.isdir(path):
         raise OSError(f"{path} exists and is not a folder")
-    os.makedirs(folder, exist_ok=True)
-    fd, probe = temporary_file(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = temporary_file(folder)
+    except OSError as e:
+        why = "free space or " if e.errno == errno.ENOSPC else ""
+        raise OSError(f"{e.strerror or e} ({why}choose another folder with --out)") from e
     os.close(fd)
     os.unlink(probe)
 
@@ -185,7 +187,7 @@ def load_model(model=None, weights=None, labels=None, preprocess=None, command="
             say(f"{command}: note: {model}: --preprocess rescale (pixels / 255) assumed: the "
                 "model neither rescales its input nor holds a Keras Applications model; pass "
                 "--preprocess (tf, caffe, torch, none) if it was trained otherwise")
-        n = 2 if network.outputs == 1 else network.outputs
+        n = network.class_count
         names = read_labels(labels, n) if labels else [f"class_{i}" for i in range(n)]
         return network, [("", name) for name in names], \
             preprocess or network.default_preprocess, model

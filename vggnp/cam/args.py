@@ -230,7 +230,7 @@ def run_options(p):
     """How a run reports: progress, the HTML report, tracebacks."""
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--progress", action="store_true",
-                       help="show the progress line even when stderr is not a terminal")
+                       help="show progress when stderr is not a terminal too (a line each 10 s)")
     shown.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--report", action="store_true",
                    help=f"also write {REPORT_NAME} in --out: every image listed in its results "

@@ -19,13 +19,13 @@ from .outputs import (entry, on_raw_scale, output_paths, relevance_scale, save_p
 from ..cli import EXIT_OUTPUT, refuse_to_clobber, say
 from ..cli_run import DeferredSignals
 from ..methods.diagnose import diagnose
-from ..methods.explain import empty_map_message, explain, image_heatmap
+from ..methods.empty_maps import empty_map_message, is_top
+from ..methods.explain import explain, image_heatmap
 from ..methods.registry import METHODS
 from ..methods.faithfulness import auc, deletion_insertion_curves
 from ..files.imagenet import top_classes
 from ..files.images import ImageError
 from ..files.outputs import OutputExists, sync_folder
-from ..methods.gradcam import is_top
 from ..viz.overlay import overlay, signed_picture
 
 
@@ -148,7 +148,7 @@ def _say_notes(args, run, out, result, class_name):
     if result.empty:
         tell(out, f"vggnp.cam: warning: {path}: "
               + empty_map_message(args.method, class_name, run.layer,
-                                  top=is_top(result.probs, result.class_index)))
+                                  top=is_top(result.probs, result.class_index), cli=True))
     # an empty map already says that no relevance reached the input
     conservation = None if result.empty else result.details.get("conservation")
     for missed in (completeness_warning(result.details.get("completeness"), args.steps),

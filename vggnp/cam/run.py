@@ -117,8 +117,10 @@ def plan(args, results):
     if args.resume:
         todo = not_done_yet(args, results, todo)
     elif not paths:
-        raise Stop(EXIT_SOME_FAILED if empty or refused
-                   else fail(EXIT_SOME_FAILED, "no images to explain"))
+        raise Stop(EXIT_SOME_FAILED if empty or refused else fail(
+            EXIT_SOME_FAILED, "no images to explain" + (": stdin ('-') named no file (one "
+                                                        "path a line)" if "-" in args.images
+                                                        else "")))
     return todo, len(empty) + len(refused)
 
 

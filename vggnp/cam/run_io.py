@@ -137,10 +137,14 @@ def _lines(r):
 class Progress:
     """One line on stderr, rewritten in place: done/total, images/s, ETA, failures, and
     what the current image is doing (Score-CAM channels, --metric steps). Off unless
-    enabled; drawn at most 5 times a second."""
+    enabled; drawn at most 5 times a second. Into a file or a pipe (--progress with stderr
+    redirected) a log has no use for a line drawn over itself: a plain line every 10 s
+    and at the end, with no carriage return or terminal escape."""
 
     def __init__(self, total, enabled):
         self.total, self.enabled = total, enabled and sys.stderr is not None
+        self.in_place = self.enabled and is_terminal(sys.stderr)
+        self.every = 0.2 if self.in_place else 10.0
         # Held while the line is drawn or cleared for a message: the stream's worker
         # threads report Score-CAM's channels while this thread reports images.
         self.lock = threading.RLock()
@@ -161,7 +165,7 @@ class Progress:
     def _draw(self, force=False):
         with self.lock:
             now = time.monotonic()
-            if not self.enabled or (not force and now - self.drawn < 0.2):
+            if not self.enabled or (not force and now - self.drawn < self.every):
                 return
             self.drawn = now
             self._write_line(now)
@@ -173,7 +177,7 @@ class Progress:
                 f"{int(eta) % 60:02d}, {self.failed} failed" + (f"; {self.detail}"
                                                                if self.detail else ""))
         try:
-            sys.stderr.write(f"\r\x1b[K{text}")
+            sys.stderr.write(f"\r\x1b[K{text}" if self.in_place else text + "\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             self.enabled = False
@@ -185,7 +189,7 @@ class Progress:
             self._clear()
 
     def _clear(self):
-        if self.enabled:
+        if self.in_place and self.enabled:
             try:
                 sys.stderr.write("\r\x1b[K")
             except (OSError, ValueError):
@@ -193,7 +197,7 @@ class Progress:
 
     def close(self):
         """End the line (before any other message, and at the end)."""
-        if self.enabled and self.done:
+        if self.in_place and self.enabled and self.done:
             try:
                 sys.stderr.write("\n")
                 sys.stderr.flush()

@@ -68,7 +68,7 @@ class BatchNormFolds:
         if math.prod(conv.output_shape(x_shape)) < MAP_PER_KERNEL * conv.w.size:
             return {}
         norm = self.pairs[conv.name]
-        folded = self._folded.get(conv.name, (conv.w, conv.b),
-                                  lambda w, b: norm.folded_into(conv))
+        folded = self._folded.get(conv.name, (conv.w, conv.b, *norm.statistics),
+                                  lambda *arrays: norm.folded_into(conv))
         conv.forget()
         return {conv.name: folded, norm.name: Identity(norm.name)}

@@ -47,7 +47,7 @@ def check_method_arguments(model, record, layer, target, trace, batch_size, own,
                            class_index):
     """What explain and explain_files check before any pass: batch_size and the method's
     own options (``own``, filled: steps, samples >= 1; noise finite >= 0); class_index
-    None, an integer or integers (not 2.9, nor True); the target, layer and trace the
+    None, an integer or integers in 0..K-1 (not 2.9, nor True); the target, layer and trace the
     method allows (``registry.refusal``), softmax only from a model that gives
     probabilities; the layer one of the model's maps. Returns (target, layer), the
     defaults filled in."""
@@ -57,9 +57,14 @@ def check_method_arguments(model, record, layer, target, trace, batch_size, own,
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or \
             not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, not {noise!r}")
-    if class_index is not None and np.asarray(class_index).dtype.kind not in "iu":
-        raise ValueError(f"class_index must be an integer or one per image, not "
-                         f"{class_index!r}")
+    if class_index is not None:
+        indices = np.asarray(class_index)
+        if indices.dtype.kind not in "iu":
+            raise ValueError(f"class_index must be an integer or one per image, not "
+                             f"{class_index!r}")
+        if indices.size and (indices.min() < 0 or indices.max() >= model.class_count):
+            raise ValueError(f"class index {class_index} out of range "
+                             f"0..{model.class_count - 1}")
     target = target or record.targets[0]
     refused = refusal(record, layer, target, trace)
     if refused:

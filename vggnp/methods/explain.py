@@ -35,7 +35,6 @@ divided by its max (in [0, 1]); the guided methods give (N, H, W, C) signed grad
 input's channel order (see ``gradient_image``).
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,8 +42,8 @@ import numpy as np
 from .arguments import check_method_arguments, check_x
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
-from .gradcam import (EmptyMapWarning, class_indices, grad_cam,
-                      is_top, normalise)
+from .empty_maps import warn_empty_maps
+from .gradcam import class_indices, grad_cam, normalise
 from .lrp import (conservation, deconvnet, gradient_x_input, input_bounds, relevance,
                   relevance_sums)
 from .registry import filled_options, method_record
@@ -90,10 +89,8 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
               progress, preprocess=preprocess or model.default_preprocess, **own)
     maps, classes = RUNNERS[method](run)
-    for n in np.flatnonzero(~maps.reshape(len(maps), -1).any(axis=1)) if warn_empty else ():
-        top = "probs" in details and is_top(details["probs"][n], classes[n])
-        warnings.warn(f"image {n}: " + empty_map_message(method, classes[n], layer, top=top),
-                      EmptyMapWarning, stacklevel=2)
+    if warn_empty:
+        warn_empty_maps(maps, classes, details.get("probs"), method, layer, stacklevel=2)
     return maps, classes
 
 
@@ -104,31 +101,6 @@ def image_heatmap(record, maps):
     if record.diverging:
         return normalise(np.maximum(maps.sum(axis=3), 0))
     return normalise(np.abs(maps).max(axis=3))
-
-
-def empty_map_message(method, class_name, layer, *, top):
-    """Why a map is zero everywhere, in one sentence, for the method that made it.
-    class_name: how to name the class (an index, or "tabby (281)"); top: whether it is
-    the image's top-1 class, alone (``is_top``): the advice depends on it."""
-    if method in ("lrp", "deep-taylor"):
-        start = "max(logit, 0)" if method == "deep-taylor" else "the logit"
-        return (f"the {method} map of class {class_name} is zero everywhere: no relevance "
-                f"reaches the input ({start} is 0, or the rules drop it on the way)")
-    if not method_record(method).layer:
-        return (f"the {method} map of class {class_name} is zero everywhere: the score's "
-                "gradient w.r.t. the input vanishes (a saturated or dead network)")
-    start = f"the {method} map of class {class_name} at {layer} is zero everywhere: "
-    if method == "eigencam":  # no class in it
-        return start + ("the activations' first principal component is nowhere positive; "
-                        "try another --layer")
-    if method == "counterfactual":
-        return start + ("no location has evidence against the class (usual for a class the "
-                        "model is sure of); try another --layer, or --method gradcam")
-    why, advice = (("though it is the model's top class: an untrained or saturated model, "
-                    "or a layer whose features argue against it", "try") if top else
-                   ("common for a class the model does not predict", "try the top-1 class,"))
-    return start + (f"no location has positive weighted evidence for the class ({why}); "
-                    f"{advice} another --layer, or --method counterfactual")
 
 
 @dataclass

@@ -12,36 +12,11 @@ scores p, with logit z; class 0 scores 1 - p, whose logit is -z. So "dog" (1) ba
 +1 from z and "cat" (0) backpropagates -1: both maps exist.
 """
 
-import warnings
-
 import numpy as np
 
+from .empty_maps import warn_empty_maps
 from ..fast.batch_split import forward_keeping
 from ..nn.trace import print_trace
-
-
-def _warn_empty_maps(raw, classes, probs, layer):
-    """An EmptyMapWarning for each map of raw (N, h, w) that is zero everywhere; the
-    advice depends on whether its class is the image's top-1 (probs (N, K))."""
-    for n in np.flatnonzero(~raw.any(axis=(1, 2))):
-        why = ("though it is the model's top class: an untrained or saturated model?). Try"
-               if is_top(probs[n], classes[n]) else
-               "common for a class the model does not predict). Try the top-1 class,")
-        warnings.warn(
-            f"Grad-CAM map of image {n} for class {classes[n]} at {layer} is zero everywhere: "
-            "every location's weighted activation is <= 0, i.e. this layer's features argue "
-            f"against the class ({why} another layer, or --target softmax.", EmptyMapWarning,
-            stacklevel=3)
-
-
-def is_top(scores, c):
-    """Whether class c has the highest of ``scores`` (K,), alone (a tie is not a choice)."""
-    scores = np.asarray(scores)
-    return bool(scores[c] == scores.max() and np.count_nonzero(scores == scores.max()) == 1)
-
-
-class EmptyMapWarning(RuntimeWarning):
-    """A map is zero everywhere: nothing at the layer speaks for the class."""
 
 
 def conv_layer(model, layer=None):
@@ -134,7 +109,7 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
 
     heatmaps = normalise(raw)
     if warn_empty:
-        _warn_empty_maps(raw, classes, probs, layer)
+        warn_empty_maps(raw, classes, probs, "gradcam", layer, stacklevel=2)
     if trace:  # the teaching tables, on request only
         print_trace(steps, model, outputs.itemsize, trace)
     if details is not None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .activation_functions import ACTIVATIONS
 from .layers import PLAIN, Layer, MaxPool2D, windows
+from .made import MadeFrom
 from .relevance import Affine, stabilise
 
 
@@ -99,7 +100,8 @@ class BatchNorm(Layer):
         out = gamma * (x - mean) / sqrt(var + eps) + beta  = x * scale + shift
         dx  = dout * scale,   scale = gamma / sqrt(var + eps)
     x: any shape (..., C) -> same. Parameters (C,) each; gamma None: 1 (Keras'
-    scale=False), beta None: 0 (center=False).
+    scale=False), beta None: 0 (center=False). scale and shift are made from them, again
+    when one is replaced (an array changed in place is not seen: ``made.MadeFrom``).
     """
 
     def __init__(self, name, gamma, beta, mean, var, eps=1e-3):
@@ -108,8 +110,28 @@ class BatchNorm(Layer):
         gamma = np.ones_like(mean) if gamma is None else gamma
         beta = np.zeros_like(mean) if beta is None else beta
         self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
-        self.scale = (gamma / np.sqrt(var + eps)).astype(mean.dtype)
-        self.shift = (beta - mean * self.scale).astype(mean.dtype)
+        self.made = MadeFrom()
+
+    @property
+    def statistics(self):
+        """(gamma, beta, mean, var): what the affine map is made from."""
+        return self.gamma, self.beta, self.mean, self.var
+
+    @property
+    def scale(self):
+        """gamma / sqrt(var + eps), (C,)."""
+        return self._affine()[0]
+
+    @property
+    def shift(self):
+        """beta - mean * scale, (C,)."""
+        return self._affine()[1]
+
+    def _affine(self):
+        def make(gamma, beta, mean, var):
+            scale = (gamma / np.sqrt(var + self.eps)).astype(mean.dtype)
+            return scale, (beta - mean * scale).astype(mean.dtype)
+        return self.made.get("affine", self.statistics, make)
 
     def forward(self, x):
         out = x * self.scale
@@ -132,7 +154,8 @@ class BatchNorm(Layer):
         def fold(w, b):
             return (layer.kernel_times(np.float64(w), scale).astype(w.dtype),
                     (b * scale + shift).astype(b.dtype))
-        return layer.with_weights(*layer.made_from_weights(("folded", self.name), fold))
+        return layer.with_weights(*layer.made_from_weights(("folded", self.name), fold,
+                                                            also=self.statistics))
 
     def relevance(self, r, options):
         """Folded into the conv before it, or refused by name (``lrp_plan.Composite``)."""

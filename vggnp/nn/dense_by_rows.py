@@ -80,8 +80,9 @@ class DenseByRows:
     def kept_pre_activation(self, r):
         return self.pre_activation(self.x)
 
-    def made_from_weights(self, key, make):
-        """(rho(w), rho(b)) of this kernel, made by rows when used (``make(w, b)``)."""
+    def made_from_weights(self, key, make, also=()):
+        """(rho(w), rho(b)) of this kernel, made by rows when used (``make(w, b)``, which
+        may read ``also``: made anew each time, never stale)."""
         return KernelByRows(self.w, self.b, make), make(self.w.rows(slice(0, 0)), self.b)[1]
 
     def with_weights(self, w, b):

@@ -81,6 +81,12 @@ class Network:
         return ""
 
     @property
+    def class_count(self):
+        """The number of classes K of ``class_scores``: the output units, or 2 for one
+        unit (a binary classifier's two classes)."""
+        return 2 if self.outputs == 1 else self.outputs
+
+    @property
     def output_activation(self):
         """The last layer's activation: "softmax" or "sigmoid" (outputs are probabilities),
         or "linear" (outputs are logits); "linear" also for a model that ends without one

@@ -224,15 +224,17 @@ class Affine:
         of this layer followed by a per-channel scale (a folded BatchNorm)."""
         return w * scale
 
-    def made_from_weights(self, key, make):
+    def made_from_weights(self, key, make, also=()):
         """make(w, b), made once per pair of arrays and kept on the layer (its replicas
         share it): the kernels of LRP's rules (w+, w-...), make returning (w', b'). Made
-        again if w or b is replaced, as the sanity checks do; not kept above
+        again if w or b is replaced, as the sanity checks do, or one of ``also`` (the
+        other arrays make reads: a BatchNorm's, folded in); not kept above
         MAX_KEPT_BYTES, and a dense kernel above it made by rows where it is used."""
         big = self.w.nbytes > self.MAX_KEPT_BYTES
         if big and self.w.ndim == 2:
             return KernelByRows.made(self.w, self.b, make)
-        return self.made.get(key, (self.w, self.b), make, keep=not big)
+        return self.made.get(key, (self.w, self.b, *also), lambda w, b, *_: make(w, b),
+                             keep=not big)
 
     def relevance(self, r, options):
         """r: relevance at the output (N, ...) -> at the input, shaped as ``x``, by the rule

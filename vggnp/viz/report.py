@@ -27,7 +27,7 @@ from importlib import resources
 from urllib.parse import quote
 
 from ..methods.attribution import completeness_warning
-from ..methods.explain import empty_map_message
+from ..methods.empty_maps import empty_map_message
 from ..methods.registry import METHODS
 from .colour_keys import colour_keys
 from ..files.outputs import write_new
@@ -148,7 +148,7 @@ def warnings_of(record):
             (len(ranked) < 2 or ranked[1].get("score") != ranked[0].get("score"))
         found.append(empty_map_message(record.get("method"), f"{shown_class.get('name')} "
                                        f"({shown_class.get('index')})", record.get("layer"),
-                                       top=top))
+                                       top=top, cli=True))
     missed = completeness_warning(record.get("completeness"))
     if missed:
         found.append(f"integrated gradients: {missed}")
