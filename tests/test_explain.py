@@ -310,7 +310,14 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(method="smoothgrad", noise=float("nan")), ValueError, "noise must be a finite"),
     (dict(class_index=2.9), ValueError, "class_index must be an integer"),
     (dict(class_index=True), ValueError, "class_index must be an integer"),
-    (dict(class_index=[0, 3]), ValueError, "class index [0, 3] out of range 0..2"),
+    (dict(class_index=[3]), ValueError, "class index [3] out of range 0..2"),
+    (dict(class_index=[0, 1]), ValueError, "class_index has 2 classes for 1 image(s)"),
+    (dict(class_index=[[1]]), ValueError, "class_index must be an integer or one per image"),
+    (dict(method="smoothgrad", seed="a"), ValueError, "seed must be an integer >= 0, not 'a'"),
+    (dict(method="smoothgrad", seed=-1), ValueError, "seed must be an integer >= 0, not -1"),
+    (dict(method="lrp", gamma="x"), ValueError, "gamma must be a finite number >= 0, not 'x'"),
+    (dict(details=[]), TypeError, "details must be a dict (filled in) or None, not list"),
+    (dict(x="complex"), TypeError, "x must hold real numbers (float32), not complex64"),
     (dict(class_index=-1), ValueError, "class index -1 out of range 0..2"),
     (dict(x="3d"), ValueError, "x must be (N, 64, 64, 3) with N >= 1"),
     (dict(x="grey"), ValueError, "x must be (N, 64, 64, 3)"),
@@ -334,7 +341,8 @@ def test_explain_refuses_bad_arguments_naming_them(shapes_model, change, error, 
     option is refused, as the command line refuses it, not silently ignored."""
     x = np.zeros((1, 64, 64, 3), np.float32)
     x = {"3d": x[0], "grey": x[..., :1], "empty": x[:0], "list": x.tolist(),
-         "nan": np.full_like(x, np.nan)}.get(change.pop("x", None), x)
+         "nan": np.full_like(x, np.nan), "complex": x.astype(np.complex64)}.get(
+             change.pop("x", None), x)
     model = "shapes.keras" if change.pop("model", None) else shapes_model
     with pytest.raises(error, match=re.escape(words)):
         explain(model, x, **change)
@@ -367,7 +375,43 @@ def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
                                   ValueError, "unknown LRP rule 'bogus'")):
         with pytest.raises(error, match=words):
             next(explain_files(shapes_model, [SHAPES_PICTURE], **kwargs))
+    with pytest.raises(ValueError, match=r"class_index has 2 classes for 1 image\(s\)"):
+        next(explain_files(shapes_model, [SHAPES_PICTURE], class_index=[0, 1]))
+    with pytest.raises(ValueError, match="needs sources of a known length"):
+        next(explain_files(shapes_model, iter([SHAPES_PICTURE]), class_index=[0]))
     with pytest.raises(TypeError, match="not one str: pass"):
         next(explain_files(shapes_model, "examples/triangle.png"))
     with pytest.raises(TypeError, match="not one PosixPath: pass"):
         next(explain_files(shapes_model, pathlib.Path("examples/triangle.png")))
+
+
+def test_explain_files_takes_one_class_per_source(shapes_model):
+    """A class per source is each source's, whatever batch it falls in (it was applied to
+    each batch afresh: the first batch's classes again for the second, and a NumPy
+    broadcast error for a last batch of another size)."""
+    from vggnp import explain_files
+    pictures = [np.random.default_rng(k).integers(0, 256, (64, 64, 3), np.uint8)
+                for k in range(5)]
+    classes = [2, 0, 1, 1, 2]
+    results = list(explain_files(shapes_model, pictures, class_index=classes, batch_size=2))
+    assert sorted((r.index, r.class_index) for r in results) == list(enumerate(classes))
+    for r in results:
+        one, _ = explain(shapes_model, r.x[None], class_index=classes[r.index],
+                         warn_empty=False)
+        assert np.allclose(r.map, one[0], rtol=0, atol=1e-6)
+
+
+def test_explain_files_refuses_pictures_that_are_not_uint8_pixels(shapes_model):
+    """A float picture in [0, 1] was cast to uint8 (an almost black image) and explained;
+    now that source alone fails, saying what to pass; the others are explained."""
+    from vggnp import explain_files
+    ones = np.ones((64, 64, 3), np.float32)
+    sources = [ones, SHAPES_PICTURE, 42, SHAPES_PICTURE[..., :1], SHAPES_PICTURE[..., 0]]
+    results = sorted(explain_files(shapes_model, sources), key=lambda r: r.index)
+    assert [r.error is None for r in results] == [False, True, False, False, True]
+    assert str(results[0].error) == (
+        "a picture array must be uint8 pixels (0..255) of shape (H, W), (H, W, 3) or "
+        "(H, W, 4), not float32 (64, 64, 3); for values in [0, 1]: "
+        "(a * 255).round().astype(np.uint8)")
+    assert isinstance(results[2].error, TypeError) and "not int" in str(results[2].error)
+    assert "not uint8 (64, 64, 1)" in str(results[3].error)

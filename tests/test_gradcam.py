@@ -127,3 +127,25 @@ def test_the_empty_map_advice_of_each_kind_of_method():
     counter = empty_map_message("counterfactual", "c", "conv", top=True)
     assert "no location has evidence against the class" in counter and "top" not in counter
     assert is_top([0.1, 0.9], 1) and not is_top([0.1, 0.9], 0) and not is_top([0.5, 0.5], 0)
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (dict(class_index=2.9), ValueError, "class_index must be an integer"),
+    (dict(class_index=True), ValueError, "class_index must be an integer"),
+    (dict(class_index=[0, 1]), ValueError, "class_index has 2 classes for 1 image(s)"),
+    (dict(class_index=[]), ValueError, "class_index must be an integer or one per image"),
+    (dict(x="nan"), ValueError, "x holds NaN or infinite values"),
+    (dict(x="3d"), ValueError, "x must be (N, 64, 64, 3) with N >= 1"),
+    (dict(x="list"), TypeError, "x must be a NumPy array"),
+    (dict(model="file"), TypeError, "model must be a vggnp model")])
+def test_grad_cam_refuses_bad_arguments_naming_them(shapes_model, change, error, words):
+    """The README's own call checks what explain checks: class 2 was explained for
+    class_index=2.9, a NaN image gave a map of NaNs and class 0, the rest failed deep in
+    NumPy or in the Winograd path."""
+    import re
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    x = {"nan": np.full_like(x, np.nan), "3d": x[0], "list": x.tolist()}.get(
+        change.pop("x", None), x)
+    model = "shapes.keras" if change.pop("model", None) else shapes_model
+    with pytest.raises(error, match=re.escape(words)):
+        grad_cam(model, x, **change)

@@ -174,6 +174,32 @@ def test_a_closed_stdout_ends_a_command_quietly():
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("command", ["gradcheck", "trace", "activations", "filters", "sanity"])
+def test_every_command_says_a_full_or_closed_stdout(command, tmp_path):
+    """A new user's trial: into /dev/full the other commands said 'No space left on
+    device' and exit 4 (the disk, not stdout), and with stdout closed they exited 0 with
+    their results dropped (print to a closed stdout writes nothing): exit 5 and one line,
+    as vggnp.cam (a pipe its reader closed stays quiet: the test above)."""
+    circle = os.path.join(ROOT, "examples", "circle.png")
+    extra = {"activations": [circle, "--layer", "conv2d_6"],
+             "filters": ["--layer", "conv2d_6", "--filters", "1", "--steps", "1",
+                         "--size", "64"],
+             "sanity": [circle, "--methods", "gradcam", "--no-independent", "--json"]}
+    argv = [sys.executable, "-m", f"vggnp.{command}", *extra.get(command, [])]
+    if command in extra:
+        argv += ["--model", MODEL_PATH] + (["--quiet"] if command != "activations" else [])
+    for k, closed in enumerate((False, True)):
+        out = ["--out", str(tmp_path / str(k))] if command in extra else []
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(argv + out, cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=300,
+                                  preexec_fn=(lambda: os.close(1)) if closed else None)
+        assert done.returncode == 5 and done.stderr.splitlines()[-1] == (
+            f"vggnp.{command}: stdout was closed or full: the results could not all be "
+            "shown"), (closed, done.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("argv", [["vggnp.cam", "--help"], ["vggnp.cam", "--version"],
                                   ["vggnp.gradcheck", "--help"]])
 def test_help_into_a_full_stdout_is_exit_5(argv):
@@ -225,16 +251,28 @@ def test_flat_images_and_tied_or_saturated_scores_are_noted(shapes_model):
     (result,) = explain_files(shapes_model, [photo])
     assert result.notes == []
     dense = shapes_model.layers[-1]
-    saved = dense.w.copy(), dense.b.copy()
+    saved = dense.w, dense.b  # read-only: replaced, not changed in place
     try:
-        dense.w[:], dense.b[:] = 0, 0           # every class scores 1/3
+        dense.w, dense.b = np.zeros_like(saved[0]), np.zeros_like(saved[1])  # 1/3 each
         (result,) = explain_files(shapes_model, [photo])
         assert any("shared by 3 classes" in note for note in result.notes)
-        dense.w[:] = saved[0] * 1e6             # one class takes all of the softmax
+        dense.w = saved[0] * 1e6             # one class takes all of the softmax
         (result,) = explain_files(shapes_model, [photo])
         assert any("saturated softmax" in note for note in result.notes)
     finally:
-        dense.w[:], dense.b[:] = saved
+        dense.w, dense.b = saved
+
+
+def test_a_loaded_models_weights_are_read_only(shapes_model):
+    """An array changed in place was not seen by what is made from it (a BatchNorm folded
+    into its conv kept the old statistics: a user's in-place gamma changed nothing, and
+    the top class stayed TensorFlow's old one); a loaded model's arrays are read-only,
+    as VGG16's memory-mapped ones: changing one in place is an error, replacing it works
+    (the test above)."""
+    arrays = [a for layer in shapes_model.layers for a in layer.weights]
+    assert arrays and not any(a.flags.writeable for a in arrays)
+    with pytest.raises(ValueError, match="read-only"):
+        shapes_model.layer(shapes_model.conv_names[0]).w[0] = 1
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

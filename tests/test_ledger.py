@@ -184,3 +184,24 @@ def test_review_findings_on_hostile_records(tmp_path, capsys):
     for elsewhere in (str(out / "fifo"), "/etc/hostname", "/dev/zero",
                       str(out / ".." / "out" / ".." / "elsewhere.txt")):
         assert _inline_bytes(elsewhere, str(out)) is None, elsewhere
+
+
+def test_stdin_that_is_not_a_list_of_paths(tmp_path):
+    """A new user's trial: an image piped to '-' (cat photo.jpg |) made 132 'no such file'
+    lines and failed records; a closed stdin was an internal error; a Windows line end
+    was kept in the name."""
+    run = [sys.executable, "-m", "vggnp.cam", "-", *ARGS, "--out", str(tmp_path / "out")]
+    with open(SHAPES[0], "rb") as image:
+        result = subprocess.run(run, stdin=image, capture_output=True, text=True,
+                                timeout=120, cwd=ROOT)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.strip() == (
+        "vggnp.cam: -: stdin is not a list of paths (line 3 holds a NUL byte: image data?); "
+        "'-' reads the paths of images, one a line")
+    closed = subprocess.run(run, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, preexec_fn=lambda: os.close(0))
+    assert closed.returncode == 1 and closed.stderr.strip() == (
+        "vggnp.cam: -: stdin is closed; '-' reads the paths to explain from it, one a line")
+    windows = subprocess.run(run, input=(SHAPES[0] + "\r\n").encode(), capture_output=True,
+                             timeout=120, cwd=ROOT)
+    assert windows.returncode == 0, windows.stderr

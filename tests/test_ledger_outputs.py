@@ -5,6 +5,7 @@ it replaced."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -181,12 +182,36 @@ def test_resume_explains_again_what_another_method_or_rule_made(tmp_path, capsys
                           ((), None)):  # gradcam
         err, record = resumed(*options)
         assert "0 of 1 image(s) already done" in err, options
-        assert "1 image(s) done with another --method (or lrp --rule, --epsilon, --gamma) " \
-            "are explained again" in err
+        assert "1 image(s) done another way (--method, lrp's --rule, --epsilon, --gamma, " \
+            "--model, --class, --layer, --target or --preprocess) are explained again" in err
         assert record["method"] == ("lrp" if rule else "gradcam")
         assert (record.get("rule") or {}).get("name") == rule
     assert record["outputs"]["overlay"].endswith("_cam.jpg")
     assert os.path.exists(record["outputs"]["overlay"])
+
+
+def test_resume_explains_again_what_another_model_or_class_made(tmp_path, capsys):
+    """A new user's trial: --resume took an image explained by another model (a copy
+    with the dense layer negated: another top class) or for another --class as done,
+    and the map asked for was never made (exit 0)."""
+    run = [SHAPES[0], "--labels", LABELS_PATH, "--quiet", "--out", str(tmp_path)]
+    other = tmp_path / "other.keras"
+    shutil.copyfile(MODEL_PATH, other)
+    assert cam.main([*run, "--model", MODEL_PATH]) == 0
+    for options in (("--model", MODEL_PATH, "--class", "2"), ("--model", str(other)),
+                    ("--model", MODEL_PATH, "--layer", "conv2d_10")):
+        capsys.readouterr()
+        assert cam.main([*run, "--resume", "--overwrite", *options]) == 0
+        assert "0 of 1 image(s) already done" in capsys.readouterr().err, options
+        (record,) = ResultsFile(str(tmp_path)).done().values()
+        assert record["asked"]["model"][0] == os.path.abspath(options[1])
+    assert cam.main([*run, "--resume", "--model", MODEL_PATH, "--layer", "conv2d_10"]) == 0
+    assert "1 of 1 image(s) already done, skipped" in capsys.readouterr().err
+    for stamp, done in ((None, "0 of 1"), (None, "1 of 1"), ((1, 1), "0 of 1")):
+        if stamp:
+            os.utime(other, ns=stamp)  # the same name, another file: another model
+        assert cam.main([*run, "--resume", "--overwrite", "--model", str(other)]) == 0
+        assert f"{done} image(s) already done" in capsys.readouterr().err, stamp
 
 
 def test_a_record_naming_files_outside_the_folder_is_not_done(tmp_path, capsys):

@@ -231,6 +231,8 @@ def test_what_lrp_has_no_rule_for_is_refused_by_name():
             f"gamma must be a finite number >= 0, not {value}"
         assert lrp_plan.composite_refusal("epsilon", epsilon=value) == \
             f"epsilon must be a finite number >= 0, not {value}"
+    assert lrp_plan.composite_refusal("epsilon_gamma_box", gamma="x") == \
+        "gamma must be a finite number >= 0, not 'x'"  # was a TypeError from <=
 
 
 def test_the_forwards_z_is_reused_only_where_it_is_known():

@@ -336,3 +336,29 @@ def test_the_summary_links_failures_and_the_map_opens_large(playwright, tmp_path
     assert browser.errors == [] and browser.dialogs == []
     page.screenshot(path=str(tmp_path / "large.png"))
     browser.browser.close()
+
+
+def test_a_report_replaces_only_its_own_commands(tmp_path):
+    """--report replaced any report.html in --out (a user's own page, or vggnp.cam's report
+    by vggnp.sanity's) without --overwrite: now only a page its own command wrote; another
+    file is kept, the run says so (exit 4), and --overwrite replaces it."""
+    from vggnp.viz.report import write_sanity_report
+    page = tmp_path / REPORT_NAME
+    page.write_text("my own notes")
+    records = [{"image": "a.jpg", "path": str(tmp_path / "a.jpg"), "error": "unreadable"}]
+    with pytest.raises(FileExistsError, match="exists and was not written by this command: "
+                                              "pass --overwrite"):
+        write_report(tmp_path, records, {"title": "t", "rows": []})
+    assert page.read_text() == "my own notes"
+    write_report(tmp_path, records, {"title": "t", "rows": []}, overwrite=True)
+    write_report(tmp_path, records, {"title": "t", "rows": []})  # its own: replaced
+    found = {"outputs": {"grid": str(tmp_path / "grid.png")}, "verdicts": []}
+    with pytest.raises(FileExistsError):
+        write_sanity_report(tmp_path, found, {"title": "s", "rows": []})
+    assert 'content="vggnp.cam report"' in page.read_text()
+    result = run_cam(SHAPES[0], *MODEL, "--out", str(tmp_path), "--report", "--quiet")
+    assert result.returncode == 0, result.stderr  # vggnp.cam's page: replaced
+    page.write_text("mine again")
+    result = run_cam(SHAPES[1], *MODEL, "--out", str(tmp_path), "--report", "--quiet")
+    assert result.returncode == 4 and "was not written by this command" in result.stderr
+    assert page.read_text() == "mine again"

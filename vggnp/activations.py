@@ -18,7 +18,8 @@ import sys
 from PIL import Image
 
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, file_ids, int_range,
-                  model_and_layer, refuse_to_clobber, show)
+                  model_and_layer, refuse_to_clobber)
+from .cli_lines import show
 from .cli_run import allow_truncated_option, run_command
 from .files.images import ImageError, read_image
 from .files.preprocess import model_input
@@ -59,7 +60,7 @@ def activations(p, argv):
     save_image(Image.fromarray(grid(tiles, args.columns)), path, args.overwrite)
     dead = sum(not tile.any() or a[:, :, k].max() == 0 for k, tile in enumerate(tiles))
     show(f"{args.layer}: {a.shape[2]} channels of {a.shape[0]}x{a.shape[1]}, "
-          f"{dead} all zero -> {path}")
+         f"{dead} all zero -> {path}")
     return EXIT_OK
 
 

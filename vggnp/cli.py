@@ -15,7 +15,8 @@ from .files.imagenet import class_index, classes
 from .models.keras_convnet import load_keras_model
 from .files.outputs import temporary_file
 from .files.preprocess import PREPROCESS_MODES, channels_refusal
-from .files.errors import LINE_LIMIT, InputError, did_you_mean, printable
+from .cli_lines import say, silence_stdout
+from .files.errors import InputError, did_you_mean
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer
 from .fast.threads import cores, free_cores, use_threads
@@ -35,23 +36,6 @@ def command_line(module, argv=None):
     """The command as a user would type it again: ``python -m module`` and its arguments
     (argv, or this process's)."""
     return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
-
-
-def say(line):
-    """One line on stderr, control characters escaped and cut at LINE_LIMIT (see
-    ``printable``); nothing at all when stderr is closed (never on stdout, where
-    ``print(file=None)`` would put it)."""
-    if sys.stderr is None:
-        return
-    try:
-        print(printable(line, LINE_LIMIT), file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-def show(line):
-    """One result line on stdout, made printable as :func:`say` makes its lines."""
-    print(printable(line, LINE_LIMIT), flush=True)
 
 
 def int_range(low, high):
@@ -105,16 +89,6 @@ class ArgumentParser(argparse.ArgumentParser):
                 return
             silence_stdout()
             sys.exit(EXIT_STDOUT)
-
-
-def silence_stdout():
-    """Point fd 1 at /dev/null so that Python's final flush cannot fail a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 def prog_name(module):

@@ -11,7 +11,8 @@ import threading
 import time
 
 from .cli import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT, EXIT_TERMINATED,
-                  fail, say, silence_stdout, warnings_as_notes)
+                  fail, say, warnings_as_notes)
+from .cli_lines import StdoutGone, silence_stdout
 from .startup import started
 
 
@@ -109,6 +110,10 @@ def run_command(name, body):
     except BrokenPipeError:
         silence_stdout()
         return EXIT_STDOUT
+    except StdoutGone:
+        silence_stdout()
+        return fail(EXIT_STDOUT, "stdout was closed or full: the results could not all be "
+                    "shown", name)
     except OSError as e:  # reading or writing: the system's own words, and the file
         where = f"{e.filename}: " if e.filename else ""
         return fail(EXIT_OUTPUT, f"{where}{e.strerror or e}", name)

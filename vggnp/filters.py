@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from .cli import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ArgumentParser, fail, int_range,
-                  model_and_layer, refuse_to_clobber, show)
+                  model_and_layer, refuse_to_clobber)
+from .cli_lines import show
 from .cli_run import progress_options, run_command, step_progress
 from .files.preprocess import is_bgr, preprocess
 from .nn.layers import Conv2D

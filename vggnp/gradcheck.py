@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from .cli import ArgumentParser
+from .cli_lines import show
 from .cli_run import run_command
 from .fast.layers import FastConv2D
 from .models.vgg16 import VGG16
@@ -69,17 +70,19 @@ def main(argv=()):
 
 def print_checks():
     """Run every check, one table line each; 1 if any fails, else 0."""
-    print(f"Finite-difference gradient checks, float64; a backward passes when its relative "
-          f"error <= {TOLERANCE:g}\n")
-    print(f"{'check':<40}{'dx':>11}{'dW':>11}{'db':>11}  result")
+    show(f"Finite-difference gradient checks, float64; a backward passes when its relative "
+         f"error <= {TOLERANCE:g}")
+    show("")
+    show(f"{'check':<40}{'dx':>11}{'dW':>11}{'db':>11}  result")
     failed = 0
     for name, errors in checks():
         ok = all(e <= TOLERANCE for e in errors.values())
         failed += not ok
         cells = "".join(f"{errors[k]:>11.1e}" if k in errors else f"{'-':>11}"
                         for k in ("dx", "dw", "db"))
-        print(f"{name:<40}{cells}  {'ok' if ok else 'FAILED'}", flush=True)  # its progress
-    print(f"\n{'all backward passes agree' if not failed else f'{failed} FAILED'}")
+        show(f"{name:<40}{cells}  {'ok' if ok else 'FAILED'}")  # flushed: its progress
+    show("")
+    show("all backward passes agree" if not failed else f"{failed} FAILED")
     return 1 if failed else 0
 
 

@@ -20,7 +20,8 @@ import sys
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
                   ArgumentParser, apply_threads, cam_layer, check_model_options, check_writable,
                   command_line, fail, file_ids, find_class, int_range, load_model,
-                  model_options, refuse_to_clobber, say, show)
+                  model_options, refuse_to_clobber, say)
+from .cli_lines import show
 from .cli_run import allow_truncated_option, progress_options, run_command, step_progress
 from .methods.lrp import input_bounds, model_refusal
 from .methods.registry import METHODS
@@ -185,7 +186,7 @@ def report_out(args, result, cls, table, grid_path):
     """Print the report (JSON or lines), write report.html with --report; the exit code."""
     found = report(result, args.methods, cls, table, grid_path, args.image)
     if args.json:
-        print(json.dumps(found))
+        show(json.dumps(found), as_is=True)
     else:
         show(f"{args.image}: class {table[cls][1]} ({cls}); Spearman rank correlation of "
               "each map with the original, as layers are re-initialised from the top:")
@@ -200,7 +201,7 @@ def report_out(args, result, cls, table, grid_path):
                 ("class", f"{table[cls][1]} ({cls})"), ("seed", args.seed)]
         try:
             path = write_sanity_report(args.out, found, {"title": "vggnp sanity check",
-                                                         "rows": rows})
+                                                         "rows": rows}, args.overwrite)
         except OSError as e:
             return _fail(EXIT_OUTPUT, f"cannot write the report in {args.out}: {e}")
         say(f"vggnp.sanity: report: {path}")

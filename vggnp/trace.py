@@ -15,6 +15,7 @@ if __name__ == "__main__":  # before the heavy imports below: see startup.py
 import sys
 
 from .cli import ArgumentParser
+from .cli_lines import show
 from .cli_run import run_command
 from .fast import gemm
 from .fast.layers import FastConv2D
@@ -48,7 +49,8 @@ def main(argv=()):
 
     def trace():
         model = VGG16(random_vgg16_weights(seed=0), input_size=spec.INPUT_SIZE)
-        print(conv_paths(model) if args.paths else markdown_numbers(model))
+        for line in (conv_paths(model) if args.paths else markdown_numbers(model)).split("\n"):
+            show(line, as_is=True)
         return 0
     return run_command("vggnp.trace", trace)
 

@@ -32,10 +32,17 @@ from ..viz.overlay import overlay, signed_picture
 
 def made_as(args):
     """The record's fields that say how its map was made, as --resume compares them:
-    the method and, for lrp, the rule (None: not given)."""
+    the method and, for lrp, the rule (None: not given); "asked": the model file (path,
+    size and mtime: a file trained again under the same name is another model; None: the
+    official weights) and --class, --layer, --target, --preprocess as given (None: the
+    default), so that a map made for another model or class is not taken as done."""
     rule = {"name": args.rule, "epsilon": args.epsilon, "gamma": args.gamma}
+    model = args.model or args.weights
     return {"method": args.method,
-            "rule": rule if "rule" in METHODS[args.method].options else None}
+            "rule": rule if "rule" in METHODS[args.method].options else None,
+            "asked": {"model": [os.path.abspath(model), *file_stamp(model)] if model else None,
+                      "class": args.class_, "layer": args.layer, "target": args.target,
+                      "preprocess": args.preprocess}}
 
 
 def handle(args, run, out, result, stem, writer):

@@ -149,8 +149,9 @@ def not_done_yet(args, results, todo):
     say(f"vggnp.cam: --resume: {sum(alike)} of {len(todo)} image(s) already done, skipped")
     again = sum(finished) - sum(alike)
     if again:
-        say(f"vggnp.cam: --resume: {again} image(s) done with another --method (or lrp "
-            "--rule, --epsilon, --gamma) are explained again")
+        say(f"vggnp.cam: --resume: {again} image(s) done another way (--method, lrp's "
+            "--rule, --epsilon, --gamma, --model, --class, --layer, --target or --preprocess) "
+            "are explained again")
     return [item for item, skip in zip(todo, alike) if not skip]
 
 

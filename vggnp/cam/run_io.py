@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from ..cli import say, silence_stdout
+from ..cli_lines import say, silence_stdout
 from ..files.errors import LINE_LIMIT, printable
 from ..files.results import ResultsFile
 from .outputs import method_title
@@ -31,7 +31,9 @@ def expand_inputs(items, recursive=False, stdin=None):
     paths, skipped, empty, refused = [], [], [], []
     for item in items:
         if item == "-":  # bytes, decoded as file names are: any name on disk comes through
-            found, problem = stdin_paths(stdin or sys.stdin.buffer)
+            stdin = stdin or (sys.stdin.buffer if sys.stdin is not None else None)
+            found, problem = stdin_paths(stdin) if stdin else (
+                [], "-: stdin is closed; '-' reads the paths to explain from it, one a line")
             paths += found
             refused += [problem] if problem else []
         elif os.path.isdir(item):
@@ -50,18 +52,24 @@ PATH_MAX = 4096  # Linux's; a longer line cannot name a file
 
 def stdin_paths(source):
     """The paths on ``source`` (a binary stream: bytes, decoded as file names are), one a
-    line, and None, or, at a line longer than PATH_MAX bytes (``- < /dev/zero``), the paths
-    before it and why the rest is not read."""
+    line (a Windows line end, \\r\\n, ends one too), and None; or, at a line longer than
+    PATH_MAX bytes (``- < /dev/zero``), the paths before it and why the rest is not read;
+    at a NUL byte, which no path holds (an image piped in: ``cat photo.jpg |``), no path
+    (its first lines were bytes of the image too) and why."""
     paths = []
     for number in itertools.count(1):
         line = source.readline(PATH_MAX + 1)
         if not line:
             return paths, None
-        if len(line.rstrip(b"\n")) > PATH_MAX:
+        name = line.rstrip(b"\n").removesuffix(b"\r")
+        if len(name) > PATH_MAX:
             return paths, (f"-: line {number} of stdin is longer than {PATH_MAX} bytes, not "
                            "a file name; the rest of stdin is not read")
+        if b"\0" in name:
+            return [], (f"-: stdin is not a list of paths (line {number} holds a NUL byte: "
+                        "image data?); '-' reads the paths of images, one a line")
         if line.strip():
-            paths.append(os.fsdecode(line.rstrip(b"\n")))
+            paths.append(os.fsdecode(name))
 
 
 def _folder_images(folder, recursive):
@@ -160,7 +168,7 @@ class Progress:
 
     def step(self, what, done, total):
         self.detail = f"{what} {done}/{total}"
-        self._draw(force=done == total)
+        self._draw(force=done == total and self.in_place)  # a log: each 10 s, no more
 
     def _draw(self, force=False):
         with self.lock:
@@ -172,10 +180,10 @@ class Progress:
 
     def _write_line(self, now):
         rate = self.done / max(now - self.started, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else 0
-        text = (f"{self.done}/{self.total} images, {rate:.2f} images/s, ETA {int(eta) // 60}:"
-                f"{int(eta) % 60:02d}, {self.failed} failed" + (f"; {self.detail}"
-                                                               if self.detail else ""))
+        eta = (self.total - self.done) / rate if rate > 0 else None
+        eta = "?" if eta is None else f"{int(eta) // 60}:{int(eta) % 60:02d}"
+        text = (f"{self.done}/{self.total} images, {rate:.2f} images/s, ETA {eta}, "
+                f"{self.failed} failed" + (f"; {self.detail}" if self.detail else ""))
         try:
             sys.stderr.write(f"\r\x1b[K{text}" if self.in_place else text + "\n")
             sys.stderr.flush()

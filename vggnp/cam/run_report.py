@@ -45,7 +45,8 @@ def write_report_of(args, out, rows):
     try:
         path = write_report(args.out, out.results.records(), {
             "title": "vggnp report", "rows": rows,
-            "trace": out.trace.text() if out.trace else None}, inline=args.report_inline)
+            "trace": out.trace.text() if out.trace else None}, inline=args.report_inline,
+            overwrite=args.overwrite)
     except OSError as e:
         tell(out, f"vggnp.cam: cannot write the report in {args.out}: {e}")
         out.stop = out.stop or EXIT_OUTPUT

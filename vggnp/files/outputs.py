@@ -77,6 +77,30 @@ def write_new(path, write, overwrite=False):
             os.unlink(tmp)
 
 
+def replace_own(path, write, mark, overwrite=False):
+    """``write_new`` for a file a command writes again at each run (its report): an
+    existing ``path`` is replaced if ``overwrite``, or if its first MARK_BYTES hold
+    ``mark`` (bytes: this command wrote it; a regular file, not a link); another file is
+    left as it is (OutputExists)."""
+    if not overwrite and os.path.lexists(path) and not _holds(path, mark):
+        raise OutputExists(f"{path} exists and was not written by this command: pass "
+                           "--overwrite to replace it, or choose another --out")
+    write_new(path, write, overwrite=True)
+
+
+MARK_BYTES = 4096
+
+
+def _holds(path, mark):
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            return mark in f.read(MARK_BYTES)
+    except OSError:
+        return False
+
+
 def sync_folder(folder):
     """fsync a folder: the names given in it (renames, links) are on disk after a power
     cut too. Quietly nothing where a folder cannot be opened or synced."""

@@ -103,6 +103,15 @@ def _entry(v):
 
 # The fields a record may hold, each with its check: what --resume and the report read is
 # only ever what passed these (a record vggnp did not write may hold anything).
+ASKED = ("model", "class", "layer", "target", "preprocess")  # ``cam.image.made_as``
+
+
+def _model(v):
+    """None, or [path, size, mtime_ns] (the size and mtime None for a file gone)."""
+    return v is None or (isinstance(v, list) and len(v) == 3 and _text(v[0]) and all(
+        x is None or type(x) is int for x in v[1:]))
+
+
 FIELDS = {
     "image": _text, "path": _text,
     "size": lambda v: v is None or type(v) is int,
@@ -118,6 +127,9 @@ FIELDS = {
     "rule": lambda v: isinstance(v, dict) and isinstance(v.get("name"), str)  # --method lrp
     and all(v.get(k) is None or _number(v[k]) for k in ("epsilon", "gamma"))
     and set(v) <= {"name", "epsilon", "gamma"},
+    "asked": lambda v: isinstance(v, dict) and set(v) == set(ASKED) and all(  # --resume's
+        v[k] is None or isinstance(v[k], str) for k in ASKED if k != "model") and _model(
+        v["model"]),
     "notes": _strings,
     "completeness": lambda v: isinstance(v, dict) and all(
         _number(v.get(k)) for k in ("attribution_sum", "score_difference", "relative_error")),
@@ -278,6 +290,6 @@ def already_done(path, done):
 def made_alike(path, done, made_as):
     """True if the record ``done`` has for this file has the fields of ``made_as``
     ({field: value}; None: a field it lacks), so that --resume explains again an image done
-    with another --method or --rule."""
+    another way (``cam.image.made_as``)."""
     record = done.get(os.path.abspath(path), {})
     return all(record.get(k) == v for k, v in made_as.items())

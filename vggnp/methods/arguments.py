@@ -3,51 +3,24 @@ command line's parser checks its options: one ValueError or TypeError naming the
 before any pass, instead of an error from deep inside NumPy (or, for ``workers=0``, a
 stream that never ends)."""
 
+import collections.abc
 import math
 import numbers
 import os
 
 import numpy as np
 
+from .array_checks import check_class_index, check_count, check_model
 from .gradcam import conv_layer
 from .lrp import input_bounds, model_refusal
 from .registry import OPTION_DEFAULTS, filled_options, method_record, refusal
 from ..files.preprocess import PREPROCESS_MODES
-from ..nn.network import Network
 
 
-def check_count(name, value):
-    """``value`` must be an integer >= 1 (bool is not one)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
-
-
-def check_model(model):
-    """model must be a vggnp network (a file's name is not one)."""
-    if not isinstance(model, Network):
-        raise TypeError(f"model must be a vggnp model (vggnp.VGG16.load(path), "
-                        f"vggnp.load_keras_model(path)), not a {type(model).__name__}")
-
-
-def check_x(model, x):
-    """explain's x (N, H, W, C): a NumPy array of at least one image of the model's input
-    shape, every value finite (a NaN gives a map of NaNs and class 0, said by nothing)."""
-    check_model(model)
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a NumPy array (N, H, W, C), not a {type(x).__name__}")
-    shape = (*model.input_size, model.channels)
-    if x.ndim != 4 or x.shape[1:] != shape or len(x) == 0:
-        raise ValueError(f"x must be (N, {', '.join(map(str, shape))}) with N >= 1 for this "
-                         f"model, not {x.shape} (vggnp.load_image makes such arrays)")
-    if not np.isfinite(x).all():
-        raise ValueError("x holds NaN or infinite values: not a preprocessed image")
-
-
-def check_method_arguments(model, record, layer, target, trace, batch_size, own,
-                           class_index):
+def check_method_arguments(model, record, layer, target, trace, batch_size, own):
     """What explain and explain_files check before any pass: batch_size and the method's
-    own options (``own``, filled: steps, samples >= 1; noise finite >= 0); class_index
-    None, an integer or integers in 0..K-1 (not 2.9, nor True); the target, layer and trace the
+    own options (``own``, filled: steps, samples >= 1; noise finite >= 0, seed None or an
+    integer >= 0; gamma, epsilon numbers); the target, layer and trace the
     method allows (``registry.refusal``), softmax only from a model that gives
     probabilities; the layer one of the model's maps. Returns (target, layer), the
     defaults filled in."""
@@ -57,14 +30,10 @@ def check_method_arguments(model, record, layer, target, trace, batch_size, own,
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or \
             not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, not {noise!r}")
-    if class_index is not None:
-        indices = np.asarray(class_index)
-        if indices.dtype.kind not in "iu":
-            raise ValueError(f"class_index must be an integer or one per image, not "
-                             f"{class_index!r}")
-        if indices.size and (indices.min() < 0 or indices.max() >= model.class_count):
-            raise ValueError(f"class index {class_index} out of range "
-                             f"0..{model.class_count - 1}")
+    seed = own["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0, not {seed!r}")
     target = target or record.targets[0]
     refused = refusal(record, layer, target, trace)
     if refused:
@@ -82,7 +51,8 @@ def check_stream_arguments(model, sources, method, layer, class_index, target, t
     a sequence or iterable of items, not one path (a str, whose characters would each be
     taken as a path); workers >= 1; mode None or a known preprocessing; method_options the
     method's own (another method's, or an unknown name, refused), lrp's rule one that fits
-    the model (``lrp.model_refusal``); the rest as explain's (``check_method_arguments``).
+    the model (``lrp.model_refusal``); class_index one for all, or one per source; the
+    rest as explain's (``check_method_arguments``).
     """
     if isinstance(sources, (str, bytes, os.PathLike)):
         raise TypeError("sources must be a list (or any iterable) of paths, pictures or "
@@ -97,7 +67,12 @@ def check_stream_arguments(model, sources, method, layer, class_index, target, t
                         f"methods' options are {', '.join(OPTION_DEFAULTS)}")
     record = method_record(method)
     own = filled_options(record, {name: method_options.get(name) for name in OPTION_DEFAULTS})
-    check_method_arguments(model, record, layer, target, trace, batch_size, own, class_index)
+    check_method_arguments(model, record, layer, target, trace, batch_size, own)
+    sized = isinstance(sources, collections.abc.Sized)
+    if np.ndim(class_index) == 1 and not sized:
+        raise ValueError("class_index with one class per source needs sources of a known "
+                         "length (a list): these are an iterator")
+    check_class_index(model, class_index, len(sources) if sized else None)
     if method in ("lrp", "deep-taylor", "deconvnet"):  # the rule, and the model's layers
         refused = model_refusal(model, method, own["rule"], input_bounds(
             mode or model.default_preprocess, model.channels), own["epsilon"], own["gamma"])

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arguments import check_method_arguments, check_x
+from .arguments import check_method_arguments
+from .array_checks import check_class_index, check_x
 from .attribution import integrated_gradients, score_gradient, smooth_grad
 from .cams import eigen_cam, raw_cam
 from .empty_maps import warn_empty_maps
@@ -83,8 +84,12 @@ def explain(model, x, method="gradcam", layer=None, class_index=None, target=Non
     own = filled_options(record, dict(steps=steps, samples=samples, noise=noise, seed=seed,
                                       rule=rule, epsilon=epsilon, gamma=gamma))
     check_x(model, x)
+    check_class_index(model, class_index, len(x))
     target, layer = check_method_arguments(model, record, layer, target, trace, batch_size,
-                                           own, class_index)
+                                           own)
+    if details is not None and not isinstance(details, dict):
+        raise TypeError(f"details must be a dict (filled in) or None, not "
+                        f"{type(details).__name__}")
     details = {} if details is None else details
     run = Run(model, x, method, layer, class_index, target, batch_size, details, trace,
               progress, preprocess=preprocess or model.default_preprocess, **own)

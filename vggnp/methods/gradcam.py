@@ -14,6 +14,7 @@ scores p, with logit z; class 0 scores 1 - p, whose logit is -z. So "dog" (1) ba
 
 import numpy as np
 
+from .array_checks import check_class_index, check_x
 from .empty_maps import warn_empty_maps
 from ..fast.batch_split import forward_keeping
 from ..nn.trace import print_trace
@@ -77,9 +78,9 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
 
     model: a vggnp VGG16 with its classifier, or a KerasConvNet. x: (N, H, W, C)
     preprocessed images. layer: any conv layer name (default: the last, block5_conv3 for
-    VGG16). class_index: None (top-1 of each
-    image), an int, or one per image. target: "logit" (default) or "softmax" (the output
-    probability, softmax or sigmoid).
+    VGG16). class_index: None (top-1 of each image), an int, or one per image. target:
+    "logit" (default) or "softmax" (the output probability, softmax or sigmoid). Each
+    argument is checked before any pass (``array_checks``): one error naming it.
     Returns (heatmaps, class_indices): heatmaps (N, h, w) at the layer's resolution
     (14x14 for block5_conv3 on 224x224), each divided by its max so that it lies in
     [0, 1]; class_indices (N,). An all-zero map stays zero (with a warning), never NaN.
@@ -89,6 +90,8 @@ def grad_cam(model, x, layer=None, class_index=None, target="logit", details=Non
     before normalisation. trace: True (or an open file) prints a table per pass, layer by
     layer (``vggnp.trace``), and fills details["trace"] = {"forward": [...], "backward": [...]}.
     """
+    check_x(model, x)  # explain checks them too: this is also called on its own
+    check_class_index(model, class_index, len(x))
     layer = conv_layer(model, layer)
     if target not in ("logit", "softmax"):
         raise ValueError(f"target must be 'logit' or 'softmax', not {target!r}")

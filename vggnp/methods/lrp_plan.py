@@ -3,6 +3,8 @@
 layers folded into the conv before them.
 """
 
+import numbers
+
 import numpy as np
 
 from ..nn.convnet_layers import Rescaling, Reshape, batch_norms_after
@@ -106,8 +108,9 @@ def composite_refusal(name, epsilon=None, gamma=None):
     if gamma is not None and name != "epsilon_gamma_box":
         return f"rule {name} has no gamma; only epsilon_gamma_box has one"
     for option, value in (("epsilon", epsilon), ("gamma", gamma)):
-        if value is not None and not 0 <= value < np.inf:  # nan and inf fail too
-            return f"{option} must be a finite number >= 0, not {value}"
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, numbers.Real) or not 0 <= value < np.inf):  # nan and inf fail too
+            return f"{option} must be a finite number >= 0, not {value!r}"
     return None
 
 

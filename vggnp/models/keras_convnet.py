@@ -269,6 +269,10 @@ def _float_array(data, path, name, dtype):
         raise ModelError(f"{path}: {name} holds {data.dtype} values, not floats")
     values = data[()].astype(dtype, copy=False)
     check_values(values, path, name, ModelError)
+    # read-only, as VGG16's memory-mapped weights: what is made from an array (a folded
+    # BatchNorm, LRP's kernels) is made again when the array is replaced, but an array
+    # changed in place would not be seen, so that is an error, not a silent old answer
+    values.flags.writeable = False
     return values
 
 

@@ -94,6 +94,11 @@ class GlobalMaxPool2D(GlobalAvgPool2D):
         return at_max * (dout.reshape(n, 1, 1, c) / ties)
 
 
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
 class BatchNorm(Layer):
     """Batch normalisation at inference, over the last (channel) axis, as Keras'
     BatchNormalization with its moving statistics:
@@ -107,8 +112,8 @@ class BatchNorm(Layer):
     def __init__(self, name, gamma, beta, mean, var, eps=1e-3):
         self.name = name
         self.weights = tuple(a for a in (gamma, beta, mean, var) if a is not None)
-        gamma = np.ones_like(mean) if gamma is None else gamma
-        beta = np.zeros_like(mean) if beta is None else beta
+        gamma = _read_only(np.ones_like(mean)) if gamma is None else gamma
+        beta = _read_only(np.zeros_like(mean)) if beta is None else beta
         self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
         self.made = MadeFrom()
 

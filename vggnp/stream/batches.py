@@ -40,16 +40,16 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
                   class_index=None, target=None, batch_size=8, read_options=None,
                   progress=None, pixel_budget=PIXEL_BUDGET, hold_pictures=False, trace=False,
                   method_options=None, workers=1, close_wait=CLOSE_WAIT):
-    """Yield one :class:`ImageResult` per item of ``sources`` (paths, PIL pictures or
-    (H, W, 3) uint8 arrays; ``result.index`` is its position), a batch's results in input
-    order as soon as the batch is done, failures to read as soon as found. With one
-    worker that is input order; with two, a small batch may overtake a larger one.
-
-    model, method, layer, class_index, target: as :func:`vggnp.methods.explain.explain`;
-    mode: the preprocessing (default: the model's own, as the command line's); read_options:
-    keyword arguments of ``files.images.read_image`` (background, max_pixels,
-    allow_truncated); progress: passed on to ``explain`` (Score-CAM's per batch).
-    pixel_budget, hold_pictures: see the module docstring. trace: as ``explain``'s (the
+    """Yield one :class:`ImageResult` per item of ``sources`` (paths, PIL pictures, uint8
+    arrays: ``reader.picture_of_array``; ``result.index`` is its position), a batch's
+    results in input order as soon as the batch is done, failures to read as soon as
+    found. With one worker that is input order; with two, a small batch may overtake a
+    larger one. model, method, layer, target: as :func:`vggnp.methods.explain.explain`;
+    class_index: None, one class for all, or one per source (sources a list); mode: the
+    preprocessing (default: the model's own, as the command line's); read_options: keyword
+    arguments of ``files.images.read_image`` (background, max_pixels, allow_truncated);
+    progress: passed on to ``explain`` (Score-CAM's per batch). pixel_budget,
+    hold_pictures: see the module docstring. trace: as ``explain``'s (the
     tables of each batch's passes). method_options: more keyword arguments of ``explain``
     (steps, samples, noise, seed, rule, epsilon, gamma: the method's own; another's is
     refused). workers: batches run at once, each in a thread of its own on a

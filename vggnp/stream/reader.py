@@ -44,6 +44,21 @@ class ImageResult:
         self._budget = None
 
 
+def picture_of_array(source):
+    """An RGB picture of ``source``, an array of uint8 pixels (H, W), (H, W, 3) or
+    (H, W, 4); ValueError for anything else (a float array cast to uint8 gave a black
+    image, explained without a word; negative values wrapped round)."""
+    if not isinstance(source, np.ndarray):
+        raise TypeError(f"a source must be a path, a PIL image or a NumPy array of pixels, "
+                        f"not {type(source).__name__}")
+    if source.dtype != np.uint8 or not (source.ndim == 2 or (
+            source.ndim == 3 and source.shape[2] in (3, 4))) or 0 in source.shape:
+        raise ValueError(f"a picture array must be uint8 pixels (0..255) of shape (H, W), "
+                         f"(H, W, 3) or (H, W, 4), not {source.dtype} {source.shape}; for "
+                         "values in [0, 1]: (a * 255).round().astype(np.uint8)")
+    return Image.fromarray(np.ascontiguousarray(source)).convert("RGB")
+
+
 class Reader:
     """Reads and preprocesses the inputs in a thread, ``ahead`` at most waiting; iterate
     it for ImageResults carrying ``x`` (or ``error``)."""
@@ -80,7 +95,7 @@ class Reader:
             elif isinstance(source, Image.Image):
                 item.picture = source.convert("RGB")
             else:
-                item.picture = Image.fromarray(np.asarray(source, dtype=np.uint8)).convert("RGB")
+                item.picture = picture_of_array(source)
             item.x = model_input(item.picture, model.input_size, model.channels, mode)
             if grey_level_spread(item.x, mode) < FLAT_BELOW:
                 item.notes.append("the image is one flat colour: its map can show only the "

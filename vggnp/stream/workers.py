@@ -105,6 +105,9 @@ def _explain_batch(model, batch, method, options):
     """Fill in the results of ``batch`` (ImageResults with their model inputs);
     options: keyword arguments of ``explain``."""
     details = {}
+    if np.ndim(options.get("class_index")) == 1:  # one class per source: this batch's
+        options = dict(options, class_index=[options["class_index"][item.index]
+                                             for item in batch])
     # An overflow (weights of a damaged model, a strange input) shows as non-finite
     # scores below, said once per image, rather than as NumPy's RuntimeWarning lines
     # (np.errstate holds for this thread only). result.empty says an empty map.

@@ -30,7 +30,7 @@ from ..methods.attribution import completeness_warning
 from ..methods.empty_maps import empty_map_message
 from ..methods.registry import METHODS
 from .colour_keys import colour_keys
-from ..files.outputs import write_new
+from ..files.outputs import replace_own
 from ..files.results import last_successes
 
 REPORT_NAME = "report.html"
@@ -40,10 +40,11 @@ SUMMARY_FAILURES = 100  # failures listed by name at the top of the page
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
-def write_report(folder, records, run, inline=False):
-    """Write ``<folder>/report.html`` (replacing an older one) for ``records`` (the results
-    file's lines: the last line of each input counts). run: {"title", "rows": [(label,
-    value)], "trace": text or None}. Returns its path."""
+def write_report(folder, records, run, inline=False, overwrite=False):
+    """Write ``<folder>/report.html`` for ``records`` (the results file's lines: the last
+    line of each input counts), replacing one that vggnp.cam wrote (another file only with
+    ``overwrite``: ``files.outputs.replace_own``). run: {"title", "rows": [(label, value)],
+    "trace": text or None}. Returns its path."""
     shown = shown_records(records)
     base = _common_folder([r.get("path", "") for r in shown])
     images = [dict(image_entry(record, folder, inline), id=k,
@@ -52,12 +53,12 @@ def write_report(folder, records, run, inline=False):
     sections = [summary_section(images)]
     if run.get("trace"):
         sections.append(f"<h2>Trace</h2>\n<pre>{html.escape(run['trace'])}</pre>")
-    return _write_page(folder, run, sections, images)
+    return _write_page(folder, dict(run, generator="vggnp.cam"), sections, images, overwrite)
 
 
-def write_sanity_report(folder, found, run):
-    """``<folder>/report.html`` of a sanity check: the grid picture, the verdicts and each
-    step's similarities. found: ``vggnp.sanity.report``'s JSON report."""
+def write_sanity_report(folder, found, run, overwrite=False):
+    """``<folder>/report.html`` of a sanity check (found: ``vggnp.sanity.report``'s JSON
+    report): the grid picture, the verdicts and each step's similarities."""
     sections = [f'<h2>Maps as layers are randomised</h2>\n<img class="grid" src="'
                 f'{_link(found["outputs"]["grid"], folder, False)}" alt="the sanity grid">',
                 "<h2>Verdicts</h2>\n<ul>" + "".join(f"<li>{html.escape(v)}</li>"
@@ -66,7 +67,7 @@ def write_sanity_report(folder, found, run):
         if found.get(kind):
             sections.append(f"<h2>{kind.capitalize()} randomisation</h2>\n"
                             + _similarity_table(found[kind]))
-    return _write_page(folder, run, sections, None)
+    return _write_page(folder, dict(run, generator="vggnp.sanity"), sections, None, overwrite)
 
 
 def shown_records(records):
@@ -206,13 +207,17 @@ def shown_text(value):
     return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _write_page(folder, run, sections, images):
+def _write_page(folder, run, sections, images, overwrite):
     path = os.path.join(folder, REPORT_NAME)
     page = _page(run, sections, images)
     # surrogates left anywhere (a note quoting a file name) become \udcff, not an error
-    write_new(path, lambda f: f.write(page.encode("utf-8", "backslashreplace")),
-              overwrite=True)
+    replace_own(path, lambda f: f.write(page.encode("utf-8", "backslashreplace")),
+                _generator(run["generator"]).encode(), overwrite)
     return path
+
+
+def _generator(command):  # the page's mark of its command, which replace_own looks for
+    return f'<meta name="generator" content="{command} report">'
 
 
 def _page(run, sections, images):
@@ -242,6 +247,7 @@ def _page(run, sections, images):
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{_generator(run.get("generator", "vggnp"))}
 <title>{title}</title>
 <style>{_asset("report.css")}</style>
 </head>
