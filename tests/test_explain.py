@@ -326,6 +326,8 @@ def test_hirescam_and_xgradcam_equal_gradcam_after_global_average_pooling(shapes
     (dict(steps=8), ValueError, "method gradcam takes no steps (only integrated-gradients)"),
     (dict(method="saliency", seed=1), ValueError, "takes no seed (only smoothgrad)"),
     (dict(x="nan"), ValueError, "x holds NaN or infinite values"),
+    (dict(method="integrated-gradients", trace=True), ValueError,
+     '--trace (trace=True) shows one pass: use --method saliency (method="saliency")'),
     (dict(method="eigencam", target="softmax"), ValueError, "eigencam explains no class's "
      "score (its map is the same for every class): it takes no target, not softmax"),
     (dict(model="file"), TypeError, "model must be a vggnp model (vggnp.VGG16.load(path), "
@@ -363,6 +365,9 @@ def test_explain_files_refuses_bad_arguments_at_once(shapes_model):
                                   "method gradcam takes no steps"),
                                  (dict(method_options={"stepz": 8}), TypeError,
                                   "method_options: unknown 'stepz'"),
+                                 (dict(read_options={"foo": 1}), TypeError,
+                                  "read_options: unknown 'foo'; read_image takes background, "
+                                  "max_pixels, allow_truncated"),
                                  (dict(layer="nope"), ValueError, "a CAM needs a conv layer"),
                                  (dict(class_index=3), ValueError,
                                   r"class index 3 out of range 0\.\.2"),

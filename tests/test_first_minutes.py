@@ -149,3 +149,16 @@ def test_the_explained_class_carries_its_score(tmp_path, capsys):
     assert cam_run.main([SHAPES[1], *MODEL, "--out", str(tmp_path), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.splitlines()[0])
     assert record["class"]["score"] == record["top"][0]["score"] > 0.5
+
+
+def test_a_class_out_of_range_or_named_twice(tmp_path, capsys):
+    """A new user's trial: --class 3 of three classes said only 'unknown class', and a
+    labels file naming two classes alike took the first of them silently."""
+    assert cam_run.main([SHAPES[0], *MODEL, "--class", "3", "--out", str(tmp_path)]) == 2
+    assert "the classes are circle, square, triangle, or an index 0..2" in \
+        capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\na\nc\n")
+    assert cam_run.main([SHAPES[0], "--model", MODEL[1], "--labels", str(labels), "--class",
+                         "A", "--out", str(tmp_path)]) == 2
+    assert "class 'A' names classes 0, 1: pass its index" in capsys.readouterr().err

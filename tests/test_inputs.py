@@ -231,6 +231,11 @@ def test_python_api_reads_as_the_command_line(tmp_path):
     for mode in ("caffe", "vgg16", "torch"):  # 3 means would make 3 channels of 1, silently
         with pytest.raises(ValueError, match=f"preprocess {mode} needs 3 channels"):
             vggnp.load_image(str(path), mode=mode, channels=1)
+    # a picture already read is taken as it is (it was "stat: path should be string")
+    assert np.array_equal(vggnp.load_image(upright, target_size=(32, 48)), x)
+    with pytest.raises(TypeError, match="path must be an image file's path or a PIL image, "
+                                        "not ndarray"):
+        vggnp.load_image(np.asarray(upright))
 
 
 def test_every_funnel_error_is_caught_as_vggnp_input_error(tmp_path):

@@ -104,3 +104,20 @@ def test_tiny_image_panel_is_wide_enough_for_its_text():
     assert picture.size == (1, 1) and np.isfinite(np.asarray(picture)).all()
     lines = ["1. goldfish 0.512", "Grad-CAM: goldfish (1) at block5_conv3"]
     assert panel(photo, heatmap, picture, lines).size[0] > 150
+
+
+@pytest.mark.parametrize("image, heatmap, error, words", [
+    (np.zeros((8, 8, 3), np.uint8), np.zeros((2, 2)), TypeError,
+     "image must be a PIL image (vggnp.read_image(path)[0]), not ndarray"),
+    ("cat.jpg", np.zeros((2, 2)), TypeError, "image must be a PIL image"),
+    (None, np.zeros((1, 2, 2)), ValueError, "heatmap must be one map (h, w) of numbers, not "
+     "float64 (1, 2, 2) (a batch's maps: overlay each, heatmaps[0])"),
+    (None, np.zeros((2, 2, 3)), ValueError, "heatmap must be one map (h, w)"),
+    (None, np.full((2, 2), np.nan), ValueError, "heatmap holds NaN or infinite values")])
+def test_overlay_refuses_what_it_cannot_draw_naming_it(image, heatmap, error, words):
+    """A new user's trial: an array or a path as the photo (AttributeError: no 'mode'), a
+    batch of maps (PIL's 'Cannot handle this data type'), a NaN map (a cast warning)."""
+    import re
+    image = Image.new("RGB", (8, 8)) if image is None else image
+    with pytest.raises(error, match=re.escape(words)):
+        overlay(image, heatmap)

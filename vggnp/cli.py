@@ -203,11 +203,15 @@ def find_class(text, table):
         return class_index(text)
     if text.strip().isdigit() and int(text) < len(table):
         return int(text)
-    for i, (_, name) in enumerate(table):
-        if name.lower() == text.strip().lower():
-            return i
+    found = [i for i, (_, name) in enumerate(table) if name.lower() == text.strip().lower()]
+    if len(found) > 1:  # a labels file may name two classes alike
+        raise ValueError(f"class {text!r} names classes {', '.join(map(str, found))}: pass "
+                         "its index")
+    if found:
+        return found[0]
     raise ValueError(f"unknown class {text!r}{did_you_mean(text, [n for _, n in table])}; "
-                     f"the classes are {', '.join(name for _, name in table)}")
+                     f"the classes are {', '.join(name for _, name in table)}, or an index "
+                     f"0..{len(table) - 1}")
 
 
 def model_options(p):

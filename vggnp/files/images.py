@@ -51,7 +51,7 @@ def check_file(path):
                              f"save it first (curl -LO '{path}') and name the file") from None
         if os.path.isdir(path):  # only a folder's images can be taken from it
             raise ImageError(f"{e} (python -m vggnp.cam takes the images in a folder "
-                             "named on its command line)") from None
+                             "named on its command line; in Python, list its files)") from None
         raise
 
 
@@ -160,8 +160,8 @@ def _check_claim(img, file_size, max_pixels):
     pixels = width * height
     if pixels > max_pixels:
         raise ImageError(f"claims {width}x{height} = {pixels:,} pixels, over the limit of "
-                         f"{max_pixels:,} (a decompression bomb?); pass --max-pixels N to "
-                         "allow it")
+                         f"{max_pixels:,} (a decompression bomb?); pass --max-pixels N (in "
+                         "Python: max_pixels=N) to allow it")
     if pixels == 0:
         raise ImageError(f"claims a size of {width}x{height} pixels; the file is damaged")
     most = MOST_PIXELS_PER_BYTE.get(img.format, OTHER_PIXELS_PER_BYTE)

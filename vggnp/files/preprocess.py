@@ -13,6 +13,7 @@ the two give the same pixels.
 """
 
 import numbers
+import os
 
 import numpy as np
 from PIL import Image
@@ -48,17 +49,21 @@ def preprocess_input(x):
 
 def load_image(path, target_size=spec.INPUT_SIZE, mode="vgg16", channels=3,
                allow_truncated=False):
-    """Read an image file ready for a model (by default VGG16's input): (1, H, W, C)
-    float32, preprocessed as Keras does (``mode``: see :func:`preprocess`); channels: 3
-    (RGB) or 1 (grey, for a model whose ``channels`` is 1). The picture is taken as a
-    person sees it (see ``images.read_image``, and its allow_truncated); raises
-    ``images.ImageError`` with the reason if it cannot be."""
+    """Read an image file (or take a PIL image, as it is) ready for a model (by default
+    VGG16's input): (1, H, W, C) float32, preprocessed as Keras does (``mode``: see
+    :func:`preprocess`); channels: 3 (RGB) or 1 (grey, for a model whose ``channels`` is
+    1). The picture is taken as a person sees it (see ``images.read_image``, and its
+    allow_truncated); raises ``images.ImageError`` with the reason if it cannot be."""
+    if not isinstance(path, (str, bytes, os.PathLike, Image.Image)):
+        raise TypeError(f"path must be an image file's path or a PIL image, not "
+                        f"{type(path).__name__}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}")
     if np.shape(target_size) != (2,) or not all(isinstance(n, numbers.Integral) and n >= 1
                                                 for n in target_size):
         raise ValueError(f"target_size must be (height, width), not {target_size!r}")
-    picture, _ = read_image(path, allow_truncated=allow_truncated)
+    picture = path.convert("RGB") if isinstance(path, Image.Image) else \
+        read_image(path, allow_truncated=allow_truncated)[0]
     return model_input(picture, target_size, channels, mode)[None]
 
 

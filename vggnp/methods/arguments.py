@@ -4,6 +4,7 @@ before any pass, instead of an error from deep inside NumPy (or, for ``workers=0
 stream that never ends)."""
 
 import collections.abc
+import inspect
 import math
 import numbers
 import os
@@ -14,6 +15,7 @@ from .array_checks import check_class_index, check_count, check_model
 from .gradcam import conv_layer
 from .lrp import input_bounds, model_refusal
 from .registry import OPTION_DEFAULTS, filled_options, method_record, refusal
+from ..files.images import read_image
 from ..files.preprocess import PREPROCESS_MODES
 
 
@@ -46,10 +48,11 @@ def check_method_arguments(model, record, layer, target, trace, batch_size, own)
 
 
 def check_stream_arguments(model, sources, method, layer, class_index, target, trace,
-                           batch_size, workers, mode, method_options):
+                           batch_size, workers, mode, method_options, read_options):
     """explain_files' arguments, all at once (one error now, not one per image): sources
     a sequence or iterable of items, not one path (a str, whose characters would each be
-    taken as a path); workers >= 1; mode None or a known preprocessing; method_options the
+    taken as a path); workers >= 1; mode None or a known preprocessing; read_options
+    read_image's keyword arguments (their values are checked per image); method_options the
     method's own (another method's, or an unknown name, refused), lrp's rule one that fits
     the model (``lrp.model_refusal``); class_index one for all, or one per source; the
     rest as explain's (``check_method_arguments``).
@@ -61,6 +64,11 @@ def check_stream_arguments(model, sources, method, layer, class_index, target, t
     check_count("workers", workers)
     if mode is not None and mode not in PREPROCESS_MODES:
         raise ValueError(f"mode must be one of {', '.join(PREPROCESS_MODES)}, not {mode!r}")
+    readable = list(inspect.signature(read_image).parameters)[1:]  # after the path
+    unknown = sorted(set(read_options) - set(readable))
+    if unknown:
+        raise TypeError(f"read_options: unknown {', '.join(map(repr, unknown))}; "
+                        f"read_image takes {', '.join(readable)}")
     unknown = sorted(set(method_options) - set(OPTION_DEFAULTS))
     if unknown:
         raise TypeError(f"method_options: unknown {', '.join(map(repr, unknown))}; the "

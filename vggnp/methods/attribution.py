@@ -31,8 +31,8 @@ def completeness_warning(completeness, steps=None):
     used, to suggest twice as many."""
     if not completeness or completeness.get("relative_error", 0) <= COMPLETENESS_TOLERANCE:
         return None
-    more = (f"pass --steps {2 * steps} for a closer path integral" if steps
-            else "more --steps would close it")
+    more = (f"pass --steps {2 * steps} (steps={2 * steps}) for a closer path integral"
+            if steps else "more --steps (steps=) would close it")
     return (f"the attributions sum to {completeness['attribution_sum']:.4g} but the score "
             f"changed by {completeness['score_difference']:.4g} from the baseline (off by "
             f"{100 * completeness['relative_error']:.1f} %); {more}")

@@ -44,7 +44,8 @@ def empty_map_message(method, class_name, layer, *, top, cli=False):
     if not method_record(method).layer:
         return (f"the {method} map of class {class_name} is zero everywhere: the score's "
                 "gradient w.r.t. the input vanishes (a saturated or dead network)")
-    start = f"the {method} map of class {class_name} at {layer} is zero everywhere: "
+    of_class = "" if method == "eigencam" else f" of class {class_name}"  # eigencam has none
+    start = f"the {method} map{of_class} at {layer} is zero everywhere: "
     another_layer = "another " + _option("layer", cli=cli)
     if method == "eigencam":  # no class in it
         return start + ("the activations' first principal component is nowhere positive; "

@@ -30,9 +30,10 @@ Each method is a record in ``registry.py`` (what it needs and gives) and a runne
 the math is in ``gradcam.py``, ``cams.py``, ``scorecam.py`` and ``attribution.py``.
 
 CAM maps are (N, h, w) at the layer's resolution and saliency, integrated-gradients and
-smoothgrad (N, H, W) at the input's, each
-divided by its max (in [0, 1]); the guided methods give (N, H, W, C) signed gradients in the
-input's channel order (see ``gradient_image``).
+smoothgrad (N, H, W) at the input's, each divided by its max (in [0, 1]); the guided
+methods give (N, H, W, C) signed gradients in the input's channel order (see
+``gradient_image``), and lrp, deep-taylor, deconvnet and gradient-x-input (N, H, W, C)
+signed relevance or gradient x input, in the score's units, not divided (``lrp.py``).
 """
 
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ import numpy as np
 from .array_checks import check_class_index, check_x
 from .empty_maps import warn_empty_maps
 from ..fast.batch_split import forward_keeping
+from ..files.errors import did_you_mean
 from ..nn.trace import print_trace
 
 
@@ -25,9 +26,12 @@ def conv_layer(model, layer=None):
     chain's last conv; a graph's last feature map before its global pooling): the one
     check of a CAM's layer (the commands say its ValueError as their --layer error)."""
     layer = layer or model.default_layer
-    if layer not in model.map_names:
-        raise ValueError(f"a CAM needs a conv layer (a feature map), not {layer!r}; the "
-                         "model's: " + ", ".join(model.map_names))
+    maps = model.map_names
+    if layer not in maps:
+        shown = ", ".join(maps[-12:]) if len(maps) <= 12 else \
+            f"{len(maps)} in all, the last: " + ", ".join(maps[-12:])
+        raise ValueError(f"a CAM needs a conv layer (a feature map), not {layer!r}"
+                         f"{did_you_mean(layer, maps)}; the model's: {shown}")
     return layer
 
 

@@ -157,6 +157,6 @@ def refusal(method, layer=None, target=None, trace=False):
     if layer is not None and not method.layer:
         return f"{method.name} is a gradient w.r.t. the input image; it has no layer"
     if trace and method.backward == "many":
-        return (f"{method.name} makes one backward pass per point; --trace shows one pass: "
-                "use --method saliency")
+        return (f"{method.name} makes one backward pass per point; --trace (trace=True) "
+                "shows one pass: use --method saliency (method=\"saliency\")")
     return None

@@ -135,7 +135,8 @@ def load_keras_model(path, dtype=np.float32):
         refuse_external_links(f, path)
         if config_text is None:
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
-                             "model (model.save('model.keras')), or for VGG16 use --weights")
+                             "model (model.save('model.keras')), or for VGG16 use --weights (in Python: "
+                             "vggnp.VGG16.load)")
         config = parse_config(config_text, path)
         versioned_names(config, version, path)
         leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)

@@ -62,7 +62,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     integrated-gradients' completeness check is in ``result.details["completeness"]``.
     """
     check_stream_arguments(model, sources, method, layer, class_index, target, trace,
-                           batch_size, workers, mode, method_options or {})
+                           batch_size, workers, mode, method_options or {}, read_options or {})
     mode = mode or model.default_preprocess
     options = dict(layer=layer, class_index=class_index, target=target, batch_size=batch_size,
                    progress=progress, trace=trace, preprocess=mode, **(method_options or {}))

@@ -72,8 +72,10 @@ def overlay(image, heatmap, alpha=0.4):
     float passes): photo + alpha * jet = (1 + alpha) * blend(photo, jet, alpha / (1 + alpha)),
     and the factor (1 + alpha) cancels in the rescale; so blend, find min and max, stretch
     with a 256-entry table. Within 2 levels of the float formula at alpha 0.4, 3 at
-    alpha 1 (tests/test_overlay.py).
+    alpha 1 (tests/test_overlay.py). A photo that is not a PIL image, or a heatmap that is
+    not one (h, w) map of finite values, is a TypeError or ValueError naming it.
     """
+    _check_overlay_arguments(image, heatmap)
     photo = image if image.mode == "RGB" else image.convert("RGB")
     mixed = Image.blend(photo, jet_picture(heatmap, photo.size), alpha / (1 + alpha))
     counts = np.reshape(mixed.histogram(), (3, 256)).sum(axis=0)  # how many of each value
@@ -81,6 +83,18 @@ def overlay(image, heatmap, alpha=0.4):
     scale = 255 / (high - low) if high > low else 1
     stretch = np.clip(np.round((np.arange(256) - low) * scale), 0, 255).astype(int).tolist()
     return mixed.point(stretch * 3)
+
+
+def _check_overlay_arguments(image, heatmap):
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image must be a PIL image (vggnp.read_image(path)[0]), not "
+                        f"{type(image).__name__}")
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim != 2 or heatmap.dtype.kind not in "biuf" or 0 in heatmap.shape:
+        raise ValueError(f"heatmap must be one map (h, w) of numbers, not {heatmap.dtype} "
+                         f"{heatmap.shape} (a batch's maps: overlay each, heatmaps[0])")
+    if not np.isfinite(heatmap).all():
+        raise ValueError("heatmap holds NaN or infinite values")
 
 
 def draw_box(picture, box):
