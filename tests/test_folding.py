@@ -133,7 +133,8 @@ def test_replicas_fold_on_their_own_caches():
     for k, x in enumerate(xs):
         graph.forward(x, fold=False)
         assert np.allclose(got[k], graph.backward(np.ones((1, 5))), rtol=0, atol=1e-12)
-        assert replicas[k].folds._folded.kept("sep") is not replicas[1 - k].folds._folded.kept("sep")
+        kept = [replica.folds._folded.kept("sep") for replica in replicas]
+        assert kept[k] is not kept[1 - k]
     assert expected  # the unfolded outputs exist for both images
 
 

@@ -275,6 +275,14 @@ def test_a_loaded_models_weights_are_read_only(shapes_model):
         shapes_model.layer(shapes_model.conv_names[0]).w[0] = 1
 
 
+def test_a_model_computes_in_float32_or_float64():
+    """dtype=np.int32 read the weights as integers and then called them untrained."""
+    from vggnp import VGG16, load_keras_model
+    for load in (load_keras_model, VGG16.load):
+        with pytest.raises(ValueError, match="dtype must be float32 or float64, not int32"):
+            load(MODEL_PATH, dtype=np.int32)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_starting_is_one_line(tmp_path, signum, code):
     """#27.13: Ctrl-C or SIGTERM during the imports (the first ~0.4 s) used to print a

@@ -125,8 +125,9 @@ def run(args):
         return _fail(EXIT_USAGE, str(e))
     result = sanity_check(model, x, args.methods, cls, layer, args.seed, args.depth,
                           independent=not args.no_independent, preprocess=mode,
-                          progress=step_progress(args, "vggnp.sanity", lambda kind, layer:
-                                                 f"{kind}, randomised down to {layer}"))
+                          progress=step_progress(args, "vggnp.sanity", lambda kind, layer: (
+                              f"cascading, randomised down to {layer}" if kind == "cascading"
+                              else f"{kind}, {layer} alone randomised")))
     try:
         save_image(figure(result, args.methods), grid_path, args.overwrite)
     except OSError as e:  # OutputExists (another run wrote it meanwhile), disk full...

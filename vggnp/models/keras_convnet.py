@@ -32,7 +32,7 @@ from ..nn import spec
 from ..nn.convnet_layers import GlobalAvgPool2D
 from ..nn.layers import Conv2D
 from ..nn.graph import Graph
-from ..nn.network import Network
+from ..nn.network import Network, model_dtype
 from .keras_layers import build_layer
 from .keras_preprocess import default_preprocess, model_names, preprocess_guessed
 
@@ -129,14 +129,15 @@ def load_keras_model(path, dtype=np.float32):
     Returns a KerasConvNet (a chain) or a KerasGraph. Raises ModelError (a WeightsError)
     for anything it cannot use.
     """
+    dtype = model_dtype(dtype)
     path = os.fspath(path)
     with opened_weights_file(path, "model file", ModelError) as (f, config_text, _, version), \
             hdf5_errors(path, ModelError):
         refuse_external_links(f, path)
         if config_text is None:
             raise ModelError(f"{path}: holds weights only, no architecture; save the whole "
-                             "model (model.save('model.keras')), or for VGG16 use --weights (in Python: "
-                             "vggnp.VGG16.load)")
+                             "model (model.save('model.keras')), or for VGG16 use --weights "
+                             "(in Python: vggnp.VGG16.load)")
         config = parse_config(config_text, path)
         versioned_names(config, version, path)
         leaves, input_shape, inputs, wiring, shapes = _architecture(config, path)

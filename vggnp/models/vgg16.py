@@ -10,6 +10,7 @@ from ..fast.blocks import BLOCKS
 from ..fast.layers import FastConv2D, FastDense
 from ..files.weights import read_vgg16_weights
 from ..nn import spec
+from ..nn.network import model_dtype
 from ..nn.vgg16 import VGG16 as TextbookVGG16
 
 
@@ -39,6 +40,7 @@ class VGG16(TextbookVGG16):
         dtype: float32 (default) or float64 (for gradient checks). standard=False accepts
         VGG-shaped models of other widths. need_top: refuse a notop file up front.
         """
+        dtype = model_dtype(dtype)
         weights = read_vgg16_weights(path, input_size=input_size, standard=standard,
                                      need_top=need_top)
         weights = {name: (k.astype(dtype, copy=False), b.astype(dtype, copy=False))

@@ -21,6 +21,14 @@ from .backward_pass import BackwardPass
 from .layers import Conv2D
 
 
+def model_dtype(dtype):
+    """The dtype a network computes in, float32 or float64 (for gradient checks); a
+    ValueError naming any other (an integer model would read as an untrained one)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, not {np.dtype(dtype)}")
+    return np.dtype(dtype)
+
+
 class Network:
     """A chain of named layers: forward to any layer, backward between any two.
 
