@@ -13,7 +13,7 @@ import pytest
 from keras_convnets import leaf_layers
 from test_keras_applications import calibrate_batch_norms, realistic_weights
 from vggnp import grad_cam, load_keras_model
-from vggnp.nn.activation_functions import HardSigmoid, HardSigmoidKeras2, HardSwish
+from vggnp.nn.activation_functions import HardSigmoid, HardSigmoidKeras2, HardSwish, ReLU
 
 TOLERANCE = 1e-4  # of the largest absolute value, as VGG16's (docs/testing.md)
 
@@ -90,11 +90,14 @@ KINKS = {HardSwish: (-3.0, 3.0), HardSigmoid: (-3.0, 3.0), HardSigmoidKeras2: (-
 
 def kink_flips(ours32, ours64, count):
     """(count,) bool: True for an image where the float32 forward put an input of a
-    hard_swish or hard_sigmoid on the other side of a kink than the float64 forward did
-    (their last passes, of the same ``count`` images). Its gradient then differs there by
-    the slope's jump (hard_swish: 1.5 to 1 at x = 3), whatever the float32 accuracy: with
-    OpenBLAS's SkylakeX kernels MobileNetV3Small's activation_18 took 3.0004 (float64) as
-    2.99996 in float32, and its d logit / d input was 3.1e-3 off (TF's 2.0e-4)."""
+    hard_swish, hard_sigmoid or ReLU on the other side of a kink than the float64 forward
+    did (their last passes, of the same ``count`` images). Its gradient then differs there
+    by the slope's jump (hard_swish: 1.5 to 1 at x = 3; ReLU: 1 to 0 at 0), whatever the
+    float32 accuracy: with OpenBLAS's SkylakeX kernels MobileNetV3Small's activation_18
+    took 3.0004 (float64) as 2.99996 in float32, and its d logit / d input was 3.1e-3 off
+    (TF's 2.0e-4); on an Intel Xeon, Xception's add_4 was 6.0e-7 in float64, -1.5e-7 in
+    vggnp's float32 (TF's: 1.9e-6; float32's grain at that layer, whose largest value is
+    8, is 1e-6), and d logit / d input 1.1e-2 off for that image."""
     flipped = np.zeros(count, bool)
     for layer32, layer64 in zip(ours32.layers, ours64.layers):
         for f32, f64 in ((layer32, layer64), (getattr(layer32, "activation", None),
@@ -103,6 +106,9 @@ def kink_flips(ours32, ours64, count):
                 x32, x64 = f32.x.reshape(count, -1).astype(np.float64), f64.x.reshape(count, -1)
                 for kink in KINKS[type(f64)]:
                     flipped |= ((x32 < kink) != (x64 < kink)).any(axis=1)
+            if type(f64) is ReLU and getattr(f64, "out", None) is not None:  # keeps its out
+                out32, out64 = (f.out.reshape(count, -1) for f in (f32, f64))
+                flipped |= ((out32 > 0) != (out64 > 0)).any(axis=1)
     return flipped
 
 
@@ -182,8 +188,8 @@ def test_keras_application_equals_tensorflow(tf, tmp_path, name):
     9.5e-5; the two then differ from each other by 1.5e-4; its Grad-CAM map: TF 1.1e-4,
     vggnp 2.3e-4). The map and d logit / d input are held to that bound image by image; an
     image over it is excused only where vggnp's float32 forward took a kink of a
-    hard_swish or hard_sigmoid on the other side than the float64 one (``kink_flips``),
-    and one image of the two at most."""
+    hard_swish, hard_sigmoid or ReLU on the other side than the float64 one
+    (``kink_flips``), and one image of the two at most."""
     keras = tf.keras
     model, twin, ours32, ours64, x = built(keras, name, tmp_path)
     _, _, default, earlier = MODELS[name]

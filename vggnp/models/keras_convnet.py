@@ -274,7 +274,8 @@ def _float_array(data, path, name, dtype):
     # read-only, as VGG16's memory-mapped weights: what is made from an array (a folded
     # BatchNorm, LRP's kernels) is made again when the array is replaced, but an array
     # changed in place would not be seen, so that is an error, not a silent old answer
-    values.flags.writeable = False
+    if isinstance(values, np.ndarray):  # not a scalar (a Normalization's count)
+        values.flags.writeable = False
     return values
 
 
