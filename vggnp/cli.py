@@ -18,7 +18,7 @@ from .files.preprocess import PREPROCESS_MODES, channels_refusal
 from .cli_lines import say, silence_stdout
 from .files.errors import InputError, did_you_mean
 from .files.labels import read_labels
-from .methods.gradcam import conv_layer
+from .methods.gradcam import conv_layer, last_names
 from .fast.threads import cores, free_cores, use_threads
 from .models.vgg16 import VGG16
 from . import __version__
@@ -183,9 +183,7 @@ def cam_layer(model, layer):
 def no_feature_map(layer, model):
     """The one line for a --layer of a graph that is not one of its feature maps."""
     maps = model.map_names
-    shown = ", ".join(maps[-12:])
-    if len(maps) > 12:
-        shown = f"{len(maps)} in all, the last: {shown} (--trace lists them all)"
+    shown = last_names(maps) + (" (--trace lists them all)" if len(maps) > 12 else "")
     what = (f"layer {layer!r} has no feature map (an (N, h, w, C) output)"
             if layer in model.names else f"no layer {layer!r}{did_you_mean(layer, maps)}")
     return f"--layer: {what}; the layers with one: {shown}"

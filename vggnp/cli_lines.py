@@ -26,9 +26,9 @@ class StdoutGone(Exception):
 def show(line, as_is=False):
     """One result line on stdout, made printable as :func:`say` makes its lines (unless
     ``as_is``: JSON); StdoutGone if stdout is closed (print would drop it) or full."""
+    if sys.stdout is None:  # fd 1 closed: print would drop the line without a word
+        raise StdoutGone()
     try:
-        if sys.stdout is None:
-            raise ValueError("stdout is closed")
         print(line if as_is else printable(line, LINE_LIMIT), flush=True)
     except BrokenPipeError:  # a reader that had enough (| head): exit 5, quietly
         raise

@@ -21,11 +21,11 @@ from ..files.preprocess import PREPROCESS_MODES
 
 def check_method_arguments(model, record, layer, target, trace, batch_size, own):
     """What explain and explain_files check before any pass: batch_size and the method's
-    own options (``own``, filled: steps, samples >= 1; noise finite >= 0, seed None or an
-    integer >= 0; gamma, epsilon numbers); the target, layer and trace the
-    method allows (``registry.refusal``), softmax only from a model that gives
-    probabilities; the layer one of the model's maps. Returns (target, layer), the
-    defaults filled in."""
+    own options (``own``, filled: steps, samples >= 1; noise finite >= 0; seed None or an
+    integer >= 0; lrp's epsilon and gamma are its composite's, ``composite_refusal``); the
+    target, layer and trace the method allows (``registry.refusal``), softmax only from a
+    model that gives probabilities; the layer one of the model's maps. Returns (target,
+    layer), the defaults filled in."""
     for name in ("batch_size", "steps", "samples"):
         check_count(name, batch_size if name == "batch_size" else own[name])
     noise = own["noise"]

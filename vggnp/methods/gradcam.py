@@ -28,11 +28,16 @@ def conv_layer(model, layer=None):
     layer = layer or model.default_layer
     maps = model.map_names
     if layer not in maps:
-        shown = ", ".join(maps[-12:]) if len(maps) <= 12 else \
-            f"{len(maps)} in all, the last: " + ", ".join(maps[-12:])
         raise ValueError(f"a CAM needs a conv layer (a feature map), not {layer!r}"
-                         f"{did_you_mean(layer, maps)}; the model's: {shown}")
+                         f"{did_you_mean(layer, maps)}; the model's: {last_names(maps)}")
     return layer
+
+
+def last_names(names, shown=12):
+    """``names`` for a message: all of them, or for more than ``shown`` (a graph has
+    hundreds) how many and the last ``shown``, those nearest the output."""
+    listed = ", ".join(names[-shown:])
+    return listed if len(names) <= shown else f"{len(names)} in all, the last: {listed}"
 
 
 def backward_seed(outputs, classes):

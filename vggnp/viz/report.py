@@ -247,7 +247,7 @@ def _page(run, sections, images):
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-{_generator(run.get("generator", "vggnp"))}
+{_generator(run["generator"])}
 <title>{title}</title>
 <style>{_asset("report.css")}</style>
 </head>
