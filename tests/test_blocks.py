@@ -101,23 +101,37 @@ def test_a_stream_of_two_workers_multiplies_on_one_thread_each(two_threads):
     assert BLOCKS.count == 2 and max(blas_threads()) == 2
 
 
-@pytest.mark.parametrize("rows_to_split", [0, 10 ** 9], ids=["rows", "channels"])
+@pytest.mark.parametrize("min_block_rows", [0, 10 ** 9], ids=["4 a thread", "1 a thread"])
 @pytest.mark.parametrize("pads, k", [(((1, 1), (1, 1)), 3), (((0, 0), (0, 0)), 3),
                                       (((0, 0), (0, 0)), 1)])
-def test_a_conv_cut_into_blocks_equals_im2col(two_threads, monkeypatch, rows_to_split,
+def test_a_conv_cut_into_blocks_equals_im2col(two_threads, monkeypatch, min_block_rows,
                                               pads, k):
-    """Blocks of rows (as VGG16's early layers) or of output channels (its block5), on two
-    threads: the sum of im2col(x) @ W + b, in float64 to rounding."""
-    monkeypatch.setattr(direct_conv, "MIN_ROWS_TO_SPLIT", rows_to_split)
-    monkeypatch.setattr(direct_conv, "MIN_COLUMNS", 4)
+    """Four blocks of rows a thread (as VGG16's early layers) or one (its block3 to
+    block5: ``direct_conv.MIN_BLOCK_ROWS``), on two threads: the sum of
+    im2col(x) @ W + b, in float64 to rounding."""
+    monkeypatch.setattr(direct_conv, "MIN_BLOCK_ROWS", min_block_rows)
     tasks = count_tasks(two_threads, monkeypatch)
     r = np.random.default_rng(3)
     x, w, b = r.standard_normal((2, 9, 11, 5)), r.standard_normal((k, k, 5, 16)), \
         r.standard_normal(16)
     z = correlate(x, w, {}, pads, bias=b, threads=two_threads)
-    assert tasks == ([4] if rows_to_split else [8])
+    assert tasks == ([2] if min_block_rows else [8])
     expected = im2col(x, k, k, pads, (1, 1)) @ w.reshape(-1, 16) + b
     np.testing.assert_allclose(z.reshape(-1, 16), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows, f, threads, sizes", [
+    (3364, 256, 2, [1682] * 2),                 # VGG16's block3 at 224: one block a thread
+    (12996, 128, 2, [1625] * 7 + [1621]),       # block2: four a thread, each >= 1024 rows
+    (51076, 64, 1, [8192] * 6 + [1924]),        # one thread: at most block_bytes each
+    (3, 512, 2, [2, 1])])
+def test_a_conv_is_cut_into_equal_blocks_of_enough_rows(rows, f, threads, sizes):
+    """``direct_conv.blocks``: contiguous blocks covering every row once, as many a thread
+    as leave MIN_BLOCK_ROWS rows each (four at most, one at least), of equal size."""
+    parts = direct_conv.blocks(rows, f, 4, 2 << 20, threads)
+    assert [stop - start for start, stop in parts] == sizes
+    assert parts[0][0] == 0 and parts[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-6)])
@@ -136,15 +150,14 @@ def test_a_dense_layer_cut_into_blocks_equals_one_product(two_threads, monkeypat
         np.testing.assert_allclose(ours / scale, theirs / scale, rtol=0, atol=tolerance)
 
 
-@pytest.mark.parametrize("rows_to_split", [0, 10 ** 9], ids=["rows", "channels"])
-def test_grad_cam_is_the_same_on_blocks(small_model, monkeypatch, rows_to_split):
+@pytest.mark.parametrize("min_block_rows", [0, 10 ** 9], ids=["4 a thread", "1 a thread"])
+def test_grad_cam_is_the_same_on_blocks(small_model, monkeypatch, min_block_rows):
     """A whole Grad-CAM of a narrow VGG16 (its backward through the dense layers and
     block5_pool only), every conv and dense product cut, against one thread."""
     x = np.random.default_rng(5).uniform(-100, 100, (2, 64, 64, 3)).astype(np.float32)
     one, classes = grad_cam(small_model, x)
     assert isinstance(small_model.layers[-1], FastDense)
-    monkeypatch.setattr(direct_conv, "MIN_ROWS_TO_SPLIT", rows_to_split)
-    monkeypatch.setattr(direct_conv, "MIN_COLUMNS", 2)
+    monkeypatch.setattr(direct_conv, "MIN_BLOCK_ROWS", min_block_rows)
     monkeypatch.setattr(FastDense, "MIN_SPLIT_BYTES", 0)
     before = BLOCKS.count
     BLOCKS.use(2)
@@ -156,10 +169,10 @@ def test_grad_cam_is_the_same_on_blocks(small_model, monkeypatch, rows_to_split)
     np.testing.assert_allclose(cut, one, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("strides, c", [((2, 2), 6), ((1, 1), 3)])
+@pytest.mark.parametrize("strides, c", [((2, 2), 6), ((2, 2), 3)])
 def test_an_im2col_conv_cut_into_blocks_equals_the_textbook_one(two_threads, strides, c):
-    """The products of FastConv2D's im2col path (a strided conv; a 3-channel input's
-    backward), cut into blocks of rows: the textbook Conv2D's, in float64 to rounding."""
+    """The products of FastConv2D's im2col path (a strided conv, forward and backward),
+    cut into blocks of rows: the textbook Conv2D's, in float64 to rounding."""
     from vggnp.fast.layers import FastConv2D
     from vggnp.nn.layers import Conv2D
     r = np.random.default_rng(6)
@@ -213,17 +226,16 @@ def test_a_process_that_ends_does_not_wait_for_the_blocks_under_way():
     assert time.monotonic() - began < 5
 
 
-@pytest.mark.parametrize("rows_to_split", [0, 10 ** 9], ids=["rows", "channels"])
+@pytest.mark.parametrize("min_block_rows", [0, 10 ** 9], ids=["4 a thread", "1 a thread"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 def test_a_direct_conv_cut_into_blocks_equals_the_textbook_one(two_threads, monkeypatch,
-                                                              rows_to_split, padding):
+                                                              min_block_rows, padding):
     """FastConv2D's direct path, forward and the flipped-kernel backward (16 channels:
-    the kernel's taps as transposed views, cut by columns), on two threads: the textbook
+    the kernel's taps as transposed views), on two threads: the textbook
     Conv2D's, in float64 to rounding."""
     from vggnp.fast.layers import FastConv2D
     from vggnp.nn.layers import Conv2D
-    monkeypatch.setattr(direct_conv, "MIN_ROWS_TO_SPLIT", rows_to_split)
-    monkeypatch.setattr(direct_conv, "MIN_COLUMNS", 4)
+    monkeypatch.setattr(direct_conv, "MIN_BLOCK_ROWS", min_block_rows)
     tasks = count_tasks(two_threads, monkeypatch)
     r = np.random.default_rng(8)
     x, w, b = r.standard_normal((2, 9, 11, 16)), r.standard_normal((3, 3, 16, 16)), \

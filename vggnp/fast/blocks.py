@@ -7,7 +7,7 @@ Grad-CAM meets hundreds of these barriers; on a machine where another process sh
 core, the thread on that core comes late to every one of them, and two threads ran slower
 than one (Grad-CAM beside a spinning process per core: 496-687 ms against 329-357,
 docs/speed.md). Here a layer's work is cut into a few independent blocks (``direct_conv``'s
-rows or channels of output, a dense kernel's rows, an im2col product's rows) and each of
+rows of output, a dense kernel's rows, an im2col product's rows) and each of
 ``count`` threads takes the next block when it is done with its last one: a thread that is
 descheduled takes fewer blocks, and nobody waits for it until the layer's end. On an idle
 machine it took as long as OpenBLAS's own two threads (docs/speed.md).

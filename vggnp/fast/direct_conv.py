@@ -27,12 +27,14 @@ from functools import partial
 
 import numpy as np
 
-from .blocks import INLINE, rows_per_block
+from .blocks import BLOCKS_PER_THREAD, INLINE
 from .gemm import matmul_add
 
-# With several threads, fewer output rows than this are cut by channels instead (each
-# block a GEMM of at least MIN_COLUMNS columns).
-MIN_ROWS_TO_SPLIT, MIN_COLUMNS = 4096, 32
+# With several threads, the fewest output rows of a block where a thread has more than one:
+# each block's GEMMs repack the whole kernel tap, so smaller blocks cost more than they
+# balance (VGG16's block3 to block5, where one block a thread ran 15-30 % faster than four:
+# docs/speed.md, ``python -m scripts.path_bench --path cuts``).
+MIN_BLOCK_ROWS = 1024
 
 
 def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20, threads=INLINE):
@@ -81,15 +83,15 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
     z_flat = z.reshape(-1, f)
     last = (n - 1) * hp * wp + h_out * wp           # one past the last output needed
 
-    def block_sum(start, stop, columns):
-        """z's flat rows start..stop-1, output channels ``columns``: the bias, then the
-        KH*KW shifted products added in (the block stays in cache across them)."""
-        out = z_flat[start:stop, columns]
-        out[...] = 0 if bias is None else bias[columns]
+    def block_sum(start, stop):
+        """z's flat rows start..stop-1: the bias, then the KH*KW shifted products added in
+        (the block stays in cache across them)."""
+        out = z_flat[start:stop]
+        out[...] = 0 if bias is None else bias
         for i in range(kh):
             for j in range(kw):
                 shift = i * wp + j
-                matmul_add(flat[start + shift:stop + shift], kernel[i, j][:, columns], out)
+                matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
     parts = blocks(last, f, x.itemsize, block_bytes, threads.count)
     threads.run(partial(block_sum, *part) for part in parts)
     return z[:, :h_out, :w_out]
@@ -105,17 +107,15 @@ def full_pads(kh, kw, pads):
 
 def blocks(rows, f, itemsize, block_bytes, threads=1):
     """The independent parts of a correlate's output (``rows`` flat rows x F channels), as
-    (start, stop, columns): blocks of rows of at most block_bytes; for several threads,
-    ``rows_per_block`` where there are rows enough, else the channels cut in 2 a thread
-    (VGG16's block5: 224 rows -- 8 blocks of 28 rows would each repack the whole 512x512
-    kernel tap)."""
+    (start, stop) rows: blocks of at most block_bytes; for several threads, as many a
+    thread as leave each at least MIN_BLOCK_ROWS rows (one a thread at least, BLOCKS_PER_THREAD
+    at most), of equal size, so that the threads finish together on an idle machine and a
+    thread that comes late takes fewer where there are several."""
     block = max(block_bytes // (f * itemsize), 1)
-    if threads > 1 and rows >= MIN_ROWS_TO_SPLIT:
-        block = min(block, rows_per_block(rows, threads))
-    elif threads > 1:
-        step = max(MIN_COLUMNS, -(-f // (2 * threads)))
-        return [(0, rows, slice(k, k + step)) for k in range(0, f, step)]
-    return [(start, min(start + block, rows), slice(None)) for start in range(0, rows, block)]
+    if threads > 1:
+        per_thread = min(BLOCKS_PER_THREAD, rows // max(MIN_BLOCK_ROWS * threads, 1))
+        block = min(block, -(-rows // (max(per_thread, 1) * threads)))
+    return [(start, min(start + block, rows)) for start in range(0, rows, block)]
 
 
 def zero_padded(buffers, name, x, pads, spare_rows=0):

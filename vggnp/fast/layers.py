@@ -18,12 +18,12 @@ import numpy as np
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE, rows_per_block
 from .direct_conv import correlate, full_pads
-from .unfold import im2col_rows
+from .unfold import col2im_planes, im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
-# Below this many input channels the backward's dx stays the textbook col2im scatter: for
-# VGG16's first layer (C = 3) the flipped-kernel sum would be KH*KW GEMMs that each write
-# only 3 columns, measured slower than col2im (docs/speed.md, per-layer table).
+# Below this many input channels the backward's dx is col2im's sum, by planes
+# (``unfold.col2im_planes``): for VGG16's first layer (C = 3) the flipped-kernel sum would
+# be KH*KW GEMMs that each write only 3 columns, measured slower (docs/speed.md).
 FLIPPED_KERNEL_MIN_CHANNELS = 16
 
 
@@ -80,6 +80,9 @@ class FastConv2D(Conv2D):
         path = self.path(self.x.shape, backward=True)
         if path == "im2col":
             return super().input_gradient(dz)
+        if path == "planes":
+            return col2im_planes(dz, self.w, self.x.shape, self.pads(self.x.shape),
+                                 self.product)
         if path == "winograd":
             return winograd_same(dz, self.made_from_weights(
                 "winograd_flipped", lambda w, b: kernel_transform(flipped_kernel(w))),
@@ -99,12 +102,15 @@ class FastConv2D(Conv2D):
 
     def path(self, x_shape, backward=False):
         """Which sum computes this layer's forward (or backward dx) for an input of x_shape:
-        "im2col", "direct" (shifted GEMMs) or "winograd"."""
+        "im2col", "direct" (shifted GEMMs), "winograd" or, for dx with few channels,
+        "planes"."""
         kh, kw, c, f = self.w.shape
         (top, bottom), (left, right) = self.pads(x_shape)
         fits = x_shape[1] + top + bottom >= kh and x_shape[2] + left + right >= kw
-        if self.strides != (1, 1) or not fits or (backward and c < FLIPPED_KERNEL_MIN_CHANNELS):
+        if self.strides != (1, 1) or not fits:
             return "im2col"
+        if backward and c < FLIPPED_KERNEL_MIN_CHANNELS:
+            return "planes"
         shape = (*x_shape[:3], f) if backward else x_shape
         kernel = (kh, kw, f, c) if backward else self.w.shape
         same = self.padding == "same"  # Winograd's tiles: 3x3, one pixel of padding

@@ -12,6 +12,11 @@ read into the (N*H'*W', KH*KW*C) matrix copies runs of KW*C values: the same row
 the same (KH, KW, C) order (``tests/test_fast_conv.py`` holds the two equal, value for
 value). Where no copy is needed (a 1x1 kernel at stride 1, unpadded) the matrix is a
 read-only view of x. ``layers.FastConv2D.unfold`` uses it (strided convs, every dW).
+
+Its adjoint, col2im, is the input gradient of a conv with few input channels (VGG16's
+block1_conv1, C = 3), where the flipped-kernel sum's GEMMs would each write C columns.
+:func:`col2im_planes` makes the same sum with each (i, j, c) of the kernel a whole plane
+of H'*W' values, so its additions run along image rows, not over a pixel's C numbers.
 """
 
 import numpy as np
@@ -34,3 +39,31 @@ def im2col_rows(x, kh, kw, pads, strides):
     windows = as_strided(padded, (n, out_h, out_w, kh, kw * c),   # depthwise.correlate_rows
                          (hp * row, sh * row, sw * c * item, row, item), writeable=False)
     return windows.reshape(n * out_h * out_w, kh * kw * c)
+
+TRANSPOSE_ROWS = 4096
+
+
+def col2im_planes(dz, w, x_shape, pads, product=np.matmul):
+    """dx of a stride-1 convolution: dz (N, H', W', F), w (KH, KW, C, F), x_shape
+    (N, H, W, C), pads ((top, bottom), (left, right)) -> dx (N, H, W, C), the lesson's
+    col2im(dz @ W.T) computed as
+
+        planes = (dz @ W.T)^T            (KH*KW*C, N*H'*W'): row (i, j, c), a plane
+        dxpad[c, n, y + i, x + j] += planes[i, j, c, n, y, x]
+
+    then dx = dxpad without its padding, channels last (a new array). product(a, b): the
+    a @ b to use (``FastConv2D.product``: cut for the layer's threads)."""
+    n, h, w_in, c = x_shape
+    kh, kw, _, f = w.shape
+    (top, bottom), (left, right) = pads
+    h_out, w_out = dz.shape[1:3]
+    dcol = product(dz.reshape(-1, f), w.reshape(kh * kw * c, f).T)
+    planes = np.empty(dcol.shape[::-1], dcol.dtype)
+    for k in range(0, len(dcol), TRANSPOSE_ROWS):  # in pieces that stay in the cache:
+        planes[:, k:k + TRANSPOSE_ROWS] = dcol[k:k + TRANSPOSE_ROWS].T  # 4x faster whole
+    planes = planes.reshape(kh, kw, c, n, h_out, w_out)
+    dxpad = np.zeros((c, n, h + top + bottom, w_in + left + right), dz.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxpad[:, :, i:i + h_out, j:j + w_out] += planes[i, j]
+    return np.ascontiguousarray(dxpad[:, :, top:top + h, left:left + w_in].transpose(1, 2, 3, 0))

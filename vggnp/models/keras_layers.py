@@ -8,6 +8,7 @@ import numpy as np
 
 from ..fast.depthwise import FastDepthwiseConv2D
 from ..fast.layers import FastConv2D
+from ..fast.pooling import FastMaxPool2D
 from ..files.hdf5 import ModelError
 from ..files.layer_fields import activation_name
 from ..nn.convnet_layers import (Activation, AvgPool2D, BatchNorm, Dropout, GlobalAvgPool2D,
@@ -19,7 +20,7 @@ from ..nn.graph_layers import (ConstantOp, Cropping2D, Identity, ReLU, Separable
                                ZeroPadding2D)
 from ..nn.sparse_kernels import DilatedDepthwiseConv2D, SparseKernelConv2D
 from ..nn.merge_layers import Add, Average, Concatenate, Maximum, Multiply, Subtract
-from ..nn.layers import Dense, Flatten, MaxPool2D
+from ..nn.layers import Dense, Flatten
 
 MERGE_LAYERS = {"Add": Add, "Subtract": Subtract, "Average": Average, "Multiply": Multiply,
                 "Maximum": Maximum, "Concatenate": Concatenate}
@@ -49,7 +50,7 @@ def build_layer(kind, cfg, arrays, workspace, path):
         return Dense(name, weights[0], weights[1] if len(weights) == 2 else None,
                      activation_name(cfg, path))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        cls = MaxPool2D if kind == "MaxPooling2D" else AvgPool2D
+        cls = FastMaxPool2D if kind == "MaxPooling2D" else AvgPool2D
         strides = cfg.get("strides")
         return cls(name, _pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
                    cfg.get("padding", "valid"))

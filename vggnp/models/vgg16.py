@@ -8,6 +8,7 @@ import numpy as np
 
 from ..fast.blocks import BLOCKS
 from ..fast.layers import FastConv2D, FastDense
+from ..fast.pooling import FastMaxPool2D
 from ..files.weights import read_vgg16_weights
 from ..nn import spec
 from ..nn.network import model_dtype
@@ -17,7 +18,7 @@ from ..nn.vgg16 import VGG16 as TextbookVGG16
 class VGG16(TextbookVGG16):
     """VGG16 whose convs are ``FastConv2D`` (the same sums as the textbook ``Conv2D``,
     faster), sharing one padded-input workspace: the layers run one at a time; its dense
-    layers ``FastDense``; every product of both cut into blocks for the process's threads
+    layers ``FastDense``, its pools ``FastMaxPool2D``; every product of both cut into blocks for the process's threads
     (``fast/blocks.py``: ``BLOCKS``, set by ``use_threads``)."""
 
     block_threads = True
@@ -31,6 +32,9 @@ class VGG16(TextbookVGG16):
 
     def dense_layer(self, name, w, b, activation):
         return FastDense(name, w, b, activation=activation, threads=BLOCKS)
+
+    def pool_layer(self, name):
+        return FastMaxPool2D(name)
 
     @classmethod
     def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,

@@ -27,7 +27,7 @@ class VGG16(Network):
         layers = []
         for name in spec.LAYER_NAMES:
             if name.endswith("_pool"):
-                layers.append(MaxPool2D(name))
+                layers.append(self.pool_layer(name))
             elif name in spec.CONV_NAMES:
                 layers.append(self.conv_layer(name, *weights[name]))
             elif not self.has_top:
@@ -43,6 +43,10 @@ class VGG16(Network):
         """One of VGG16's 3x3 "same" ReLU convs: the textbook Conv2D (the fast VGG16
         overrides it and ``dense_layer``)."""
         return Conv2D(name, w, b, activation="relu")
+
+    def pool_layer(self, name):
+        """One of VGG16's 2x2 max-pools, stride 2: the textbook MaxPool2D."""
+        return MaxPool2D(name)
 
     def dense_layer(self, name, w, b, activation):
         """fc1, fc2 or predictions: the textbook Dense (the fast VGG16 overrides it too)."""
