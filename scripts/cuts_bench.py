@@ -10,7 +10,8 @@ block of rows after another, OpenBLAS's own threads sharing each product), "k a 
 product on one BLAS thread) for k = 1, 2, 4, and "the rule" (``direct_conv.blocks`` as
 the package cuts: four a thread where each block keeps ``MIN_BLOCK_ROWS`` rows, else
 fewer, one at least). Batch 1, 224x224, float32, realistic random weights, the photo
-of the other benches; threads as the commands set them. Prints a Markdown table of
+of the other benches; two BLAS threads and two block threads (``use_threads(2)``), busy
+or not (the commands' default would give the BLAS one beside busy cores). Prints a Markdown table of
 medians (ms), the fastest way per layer, and the totals. Timings need a machine without
 other work of ours; never asserted in a test.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from scripts.harness import PHOTO, machine, random_weights_file
 
 WAYS = ("BLAS threads", "1 a thread", "2 a thread", "4 a thread", "the rule")
+THREADS = 2
 SPIN = "while True: pass"
 
 
@@ -64,10 +66,10 @@ def measure(weights, repeats, rounds=3):
     threads spin for a while after a product: a cut way timed right after the uncut one
     would share the cores with them, as no layer does in the network)."""
     import vggnp
-    from vggnp.cli import apply_threads
     from vggnp.fast import direct_conv
     from vggnp.fast.blocks import BLOCKS, INLINE
-    apply_threads(argparse.Namespace(threads=None))
+    from vggnp.fast.threads import use_threads
+    use_threads(THREADS)
     model = vggnp.VGG16.load(weights)
     defaults = direct_conv.MIN_BLOCK_ROWS, direct_conv.BLOCKS_PER_THREAD
     table = {}
@@ -123,7 +125,8 @@ def main():
           f"--rounds {args.rounds}{' --busy' if args.busy else ''}` on {m['cpu']}, "
           f"{m['cpus']}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(not set)')}; "
-          f"{'one spinning process per core' if args.busy else 'idle'}; median ms of "
+          f"{'one spinning process per core' if args.busy else 'idle'}; {THREADS} BLAS "
+          f"threads and {THREADS} block threads; median ms of "
           f"{args.rounds} rounds x {args.repeats}, the ways in turn.\n")
     print(markdown(table))
 

@@ -120,18 +120,28 @@ def test_a_conv_cut_into_blocks_equals_im2col(two_threads, monkeypatch, min_bloc
     np.testing.assert_allclose(z.reshape(-1, 16), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("rows, f, threads, sizes", [
-    (3364, 256, 2, [1682] * 2),                 # VGG16's block3 at 224: one block a thread
-    (12996, 128, 2, [1625] * 7 + [1621]),       # block2: four a thread, each >= 1024 rows
-    (51076, 64, 1, [8192] * 6 + [1924]),        # one thread: at most block_bytes each
-    (3, 512, 2, [2, 1])])
-def test_a_conv_is_cut_into_equal_blocks_of_enough_rows(rows, f, threads, sizes):
+@pytest.mark.parametrize("rows, f, itemsize, threads, sizes", [
+    (3248, 256, 4, 2, [1624] * 2),          # VGG16's block3 at 224: one block a thread
+    (3248, 256, 8, 2, [812] * 4),           # in float64: block_bytes asks for more
+    (12768, 128, 4, 2, [1596] * 8),         # block2: four a thread, each >= 1024 rows
+    (50624, 64, 4, 1, [7232] * 7),          # one thread: at most block_bytes each
+    (12996, 128, 4, 2, [1625] * 7 + [1621]),
+    (5, 64, 4, 3, [2, 2, 1]), (3, 512, 4, 2, [2, 1]), (1, 64, 4, 2, [1]), (0, 64, 4, 2, [])])
+def test_a_conv_is_cut_into_equal_blocks_of_enough_rows(rows, f, itemsize, threads, sizes):
     """``direct_conv.blocks``: contiguous blocks covering every row once, as many a thread
-    as leave MIN_BLOCK_ROWS rows each (four at most, one at least), of equal size."""
-    parts = direct_conv.blocks(rows, f, 4, 2 << 20, threads)
+    as leave MIN_BLOCK_ROWS rows each (four at most, one at least), of one size; rows are
+    the flat output rows ``correlate`` sums (H' * (W + 2) at batch 1, "same")."""
+    parts = direct_conv.blocks(rows, f, itemsize, 2 << 20, threads)
     assert [stop - start for start, stop in parts] == sizes
-    assert parts[0][0] == 0 and parts[-1][1] == rows
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    if rows:
+        assert parts[0][0] == 0 and parts[-1][1] == rows
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+
+
+def test_an_empty_batch_is_an_empty_map_on_two_threads(two_threads):
+    x = np.zeros((0, 4, 4, 3))
+    z = correlate(x, np.ones((1, 1, 3, 2)), {}, ((0, 0), (0, 0)), threads=two_threads)
+    assert z.shape == (0, 4, 4, 2)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-6)])
@@ -169,10 +179,12 @@ def test_grad_cam_is_the_same_on_blocks(small_model, monkeypatch, min_block_rows
     np.testing.assert_allclose(cut, one, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("strides, c", [((2, 2), 6), ((2, 2), 3)])
-def test_an_im2col_conv_cut_into_blocks_equals_the_textbook_one(two_threads, strides, c):
-    """The products of FastConv2D's im2col path (a strided conv, forward and backward),
-    cut into blocks of rows: the textbook Conv2D's, in float64 to rounding."""
+@pytest.mark.parametrize("strides, c, back", [((2, 2), 6, "im2col"), ((1, 1), 3, "planes")])
+def test_an_im2col_conv_cut_into_blocks_equals_the_textbook_one(two_threads, strides, c,
+                                                                back):
+    """The products of FastConv2D's im2col path (a strided conv, forward and backward)
+    and of a 3-channel conv's dx by planes, cut into blocks of rows: the textbook
+    Conv2D's, in float64 to rounding."""
     from vggnp.fast.layers import FastConv2D
     from vggnp.nn.layers import Conv2D
     r = np.random.default_rng(6)
@@ -180,7 +192,7 @@ def test_an_im2col_conv_cut_into_blocks_equals_the_textbook_one(two_threads, str
         r.standard_normal(5)
     fast = FastConv2D("c", w, b, "linear", strides, threads=two_threads)
     plain = Conv2D("c", w, b, "linear", strides)
-    assert fast.path(x.shape, backward=True) == "im2col"
+    assert fast.path(x.shape, backward=True) == back
     z = fast.forward(x)
     np.testing.assert_allclose(z, plain.forward(x), rtol=0, atol=1e-12)
     dz = r.standard_normal(z.shape)

@@ -251,3 +251,29 @@ def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
                                rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast.dw, lesson.dw, rtol=1e-12, atol=1e-12)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("kernel, padding", [((3, 3), "same"), ((3, 3), "valid"),
+                                             ((2, 3), "same"), ((4, 4), "same")])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_few_channel_convs_dx_by_planes_is_the_lessons_col2im(kernel, padding, dtype,
+                                                                monkeypatch):
+    """VGG16's block1_conv1 (3 input channels): dx by planes (``unfold.col2im_planes``)
+    is the lesson's col2im(dz @ W.T), value for value (the same product, the same
+    additions in the same order), for any stride-1 padding, even ones ("same" 4x4 pads
+    1 before, 2 after); the lesson's col2im never runs for it."""
+    import vggnp.nn.layers as lesson
+    r = np.random.default_rng(3)
+    x = r.standard_normal((2, 9, 11, 3)).astype(dtype)
+    w = r.standard_normal((*kernel, 3, 5)).astype(dtype)
+    b = r.standard_normal(5).astype(dtype)
+    fast = FastConv2D("c", w, b, "linear", padding=padding)
+    plain = Conv2D("c", w, b, "linear", padding=padding)
+    assert fast.path(x.shape, backward=True) == "planes"
+    dz = r.standard_normal(fast.forward(x).shape).astype(dtype)
+    plain.forward(x)
+    theirs = plain.input_gradient(dz)
+    monkeypatch.setattr(lesson, "col2im", None)  # calling it would fail the test
+    ours = fast.input_gradient(dz)
+    assert ours.dtype == dtype and ours.flags.c_contiguous and ours.shape == x.shape
+    np.testing.assert_array_equal(ours, theirs)

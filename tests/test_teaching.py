@@ -202,7 +202,7 @@ def test_gradcheck_checks_the_flipped_kernel_backward(monkeypatch):
 def test_flipped_kernel_check_fails_for_a_broken_backward(monkeypatch, capsys):
     """A kernel transposed in channels but not flipped in space: dx goes wrong (dW, db do
     not use it), the gradcheck lines say FAILED. And a check that would miss the path (8
-    channels: col2im) is refused rather than passed."""
+    channels: dx by planes) is refused rather than passed."""
     from vggnp.fast.layers import FastConv2D
     for k in (3, 5):
         assert max(gradcheck.flipped_kernel_errors(k).values()) <= gradcheck.TOLERANCE

@@ -1,8 +1,9 @@
 """python -m vggnp.gradcheck: finite-difference checks of every layer's backward, float64.
 
 The textbook layers' lines come from ``vggnp/nn/gradcheck.py``; this command adds the lines
-of the fast path that the loaded models run (``FastConv2D``'s flipped-kernel backward) and a
-whole small VGG16 as vggnp runs it. Exit status 1 if any check fails.
+of the fast paths that the loaded models run (``FastConv2D``'s flipped-kernel backward and
+its 3-channel dx by planes, ``FastMaxPool2D``'s backward) and a whole small VGG16 as vggnp
+runs it. Exit status 1 if any check fails.
 """
 
 if __name__ == "__main__":  # before the heavy imports below: see startup.py
@@ -17,6 +18,7 @@ from .cli import ArgumentParser
 from .cli_lines import show
 from .cli_run import run_command
 from .fast.layers import FastConv2D
+from .fast.pooling import FastMaxPool2D
 from .models.vgg16 import VGG16
 from .nn import gradcheck as textbook, graph_gradcheck
 from .nn.gradcheck import TOLERANCE, layer_checks, layer_errors
@@ -32,6 +34,8 @@ def checks():
                 yield f"Conv2D {k}x{k} same, 16 ch, flipped kernel", flipped_kernel_errors(k)
             yield ("Conv2D 3x3 valid, 16 ch, flipped kernel",
                    flipped_kernel_errors(3, padding="valid"))
+            yield "Conv2D 3x3 same, 3 ch, dx by planes", planes_errors()
+            yield "MaxPool2D 2x2, fast backward", fast_pool_errors()
     yield "whole VGG16 (small), logits -> input", whole_net_errors()
     yield from graph_gradcheck.graph_checks()  # merge layers, and a graph whose gradients add
 
@@ -57,6 +61,26 @@ def flipped_kernel_errors(k=3, channels=16, filters=4, padding="same"):
     b = rng.standard_normal(filters)
     return layer_errors(lambda w_, b_: FastConv2D("c", w_, b_, "relu", padding=padding), x,
                         (w, b), must_call="_flipped_kernel")
+
+
+def planes_errors():
+    """dx, dW, db of a 3x3 "same" FastConv2D with 3 input channels (VGG16's block1_conv1):
+    its dx is col2im's sum by planes (``unfold.col2im_planes``; the check asserts that the
+    backward took that path). Input (2, 5, 6, 3), non-square."""
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 3, 3, 4)) / 5,
+               rng.standard_normal(4))
+    return layer_errors(lambda w_, b_: FastConv2D("c", w_, b_, "relu"), x, (w, b),
+                        must_call="_by_planes")
+
+
+def fast_pool_errors():
+    """dx of a 2x2 FastMaxPool2D whose windows tile its (2, 6, 8, 3) input, values all
+    distinct (a tie's first maximum is a choice, not a derivative)."""
+    x = np.random.default_rng(4).permutation(2 * 6 * 8 * 3).reshape(2, 6, 8, 3) / 10.0
+    layer = FastMaxPool2D("p")
+    assert layer.forward(x) is not None and layer.tiles(x.shape)
+    return layer_errors(lambda: FastMaxPool2D("p"), x)
 
 
 def main(argv=()):

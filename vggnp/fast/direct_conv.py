@@ -32,8 +32,8 @@ from .gemm import matmul_add
 
 # With several threads, the fewest output rows of a block where a thread has more than one:
 # each block's GEMMs repack the whole kernel tap, so smaller blocks cost more than they
-# balance (VGG16's block3 to block5, where one block a thread ran 15-30 % faster than four:
-# docs/speed.md, ``python -m scripts.path_bench --path cuts``).
+# balance (VGG16's block3 to block5, where four blocks a thread ran 9-91 % slower than one:
+# docs/speed.md, ``python -m scripts.cuts_bench``).
 MIN_BLOCK_ROWS = 1024
 
 
@@ -107,14 +107,19 @@ def full_pads(kh, kw, pads):
 
 def blocks(rows, f, itemsize, block_bytes, threads=1):
     """The independent parts of a correlate's output (``rows`` flat rows x F channels), as
-    (start, stop) rows: blocks of at most block_bytes; for several threads, as many a
-    thread as leave each at least MIN_BLOCK_ROWS rows (one a thread at least, BLOCKS_PER_THREAD
-    at most), of equal size, so that the threads finish together on an idle machine and a
-    thread that comes late takes fewer where there are several."""
-    block = max(block_bytes // (f * itemsize), 1)
+    (start, stop) rows, every row in one: blocks of at most block_bytes; for several
+    threads, as many a thread as leave each at least MIN_BLOCK_ROWS rows (one a thread at
+    least, BLOCKS_PER_THREAD at most, more where block_bytes asks), a multiple of the
+    thread count of blocks of one size (the last shorter by fewer rows than there are
+    blocks), so that the threads finish together on an idle machine and a thread that
+    comes late takes fewer where there are several."""
+    if rows <= 0:
+        return []
+    count = -(-rows * f * itemsize // block_bytes)  # blocks of at most block_bytes
     if threads > 1:
         per_thread = min(BLOCKS_PER_THREAD, rows // max(MIN_BLOCK_ROWS * threads, 1))
-        block = min(block, -(-rows // (max(per_thread, 1) * threads)))
+        count = -(-max(count, per_thread * threads, threads) // threads) * threads
+    block = -(-rows // count)
     return [(start, min(start + block, rows)) for start in range(0, rows, block)]
 
 

@@ -47,8 +47,9 @@ class FastConv2D(Conv2D):
         dx = correlate(dz, w_flipped, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
         w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
     the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
-    the "full" one). Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
-    :func:`winograd_pays` (off by default).
+    the "full" one). Below FLIPPED_KERNEL_MIN_CHANNELS input channels dx is col2im's sum by
+    planes (``unfold.col2im_planes``). Winograd F(2x2, 3x3) replaces either sum of a 3x3
+    "same" conv where :func:`winograd_pays` (off by default).
     buffers: the padded-input workspace, shared by the model's conv layers (they run one
     at a time) and reused across calls. threads: the ``blocks.BlockThreads`` its products
     are cut for (every path's: VGG16's layers; default ``INLINE``, not cut).
@@ -81,8 +82,7 @@ class FastConv2D(Conv2D):
         if path == "im2col":
             return super().input_gradient(dz)
         if path == "planes":
-            return col2im_planes(dz, self.w, self.x.shape, self.pads(self.x.shape),
-                                 self.product)
+            return self._by_planes(dz)
         if path == "winograd":
             return winograd_same(dz, self.made_from_weights(
                 "winograd_flipped", lambda w, b: kernel_transform(flipped_kernel(w))),
@@ -118,6 +118,11 @@ class FastConv2D(Conv2D):
 
     def _flipped_kernel(self):
         return flipped_kernel(self.w)
+
+    def _by_planes(self, dz):
+        """dx of the "planes" path: col2im(dz @ W.T) by whole planes, the product cut for
+        this layer's threads."""
+        return col2im_planes(dz, self.w, self.x.shape, self.pads(self.x.shape), self.product)
 
 
 class FastDense(Dense):

@@ -8,8 +8,11 @@ For each offset (i, j) of the window, in row-major order, with out the forward's
     dx[:, i::PH, j::PW] = dout * first[i, j]
 
 the same rule as the lesson's (each window's gradient to its FIRST maximum, as
-TensorFlow's), four passes an offset over out-sized arrays where the lesson's takes seven.
-``tests/test_fast_pooling.py`` holds it to the lesson's, ties and NaN included.
+TensorFlow's), four passes an offset over out-sized arrays where the lesson's takes six,
+and no zeroed dx. The same numbers, but for a zero's sign: where a window's gradient goes
+elsewhere, dout * 0 is -0.0 for a negative dout (the lesson's 0 + dout * 0 is +0.0; the
+two compare equal). ``tests/test_fast_pooling.py`` holds it to the lesson's, ties and NaN
+included.
 """
 
 import numpy as np

@@ -18,8 +18,9 @@ from ..nn.vgg16 import VGG16 as TextbookVGG16
 class VGG16(TextbookVGG16):
     """VGG16 whose convs are ``FastConv2D`` (the same sums as the textbook ``Conv2D``,
     faster), sharing one padded-input workspace: the layers run one at a time; its dense
-    layers ``FastDense``, its pools ``FastMaxPool2D``; every product of both cut into blocks for the process's threads
-    (``fast/blocks.py``: ``BLOCKS``, set by ``use_threads``)."""
+    layers ``FastDense``, its pools ``FastMaxPool2D``; every product of the convs and dense
+    layers cut into blocks for the process's threads (``fast/blocks.py``: ``BLOCKS``, set
+    by ``use_threads``)."""
 
     block_threads = True
 

@@ -41,7 +41,7 @@ class VGG16(Network):
 
     def conv_layer(self, name, w, b):
         """One of VGG16's 3x3 "same" ReLU convs: the textbook Conv2D (the fast VGG16
-        overrides it and ``dense_layer``)."""
+        overrides it, ``dense_layer`` and ``pool_layer``)."""
         return Conv2D(name, w, b, activation="relu")
 
     def pool_layer(self, name):
