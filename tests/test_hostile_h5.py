@@ -130,3 +130,35 @@ def test_every_collection_is_walked_where_it_is(monkeypatch):
     monkeypatch.setattr(hdf5_heaps, "reads_the_heap", lambda f: True)  # as a str attribute
     with pytest.raises(ValueError, match=f"damaged HDF5 global heap at byte {(5 << 20) + 7:,}"):
         hdf5_heaps.check_global_heaps(None, stream, "weights.h5", ValueError)
+
+
+def test_a_heap_walk_reads_headers_only_and_a_bounded_count(monkeypatch):
+    """A collection may claim the whole file: the walk reads each object's 16-byte header,
+    never the collection whole (largest read: the scan's 4 MB block); and a file whose
+    collections hold more objects than MAX_OBJECTS (many collections, each as large as
+    the file, could make the check read the file that many times) is refused in one line."""
+    import io
+    from vggnp.files import hdf5_heaps
+    objects = 5000
+    heap = bytearray(b"GCOL\x01\x00\x00\x00" + (16 + 16 * objects).to_bytes(8, "little"))
+    heap += b"".join(i.to_bytes(2, "little") + bytes(14) for i in range(1, objects + 1))
+    data = bytes(heap) + bytes(8 << 20)
+
+    class Reads(io.BytesIO):
+        largest = 0
+
+        def read(self, n=-1):
+            out = super().read(n)
+            Reads.largest = max(Reads.largest, len(out))
+            return out
+    stream = Reads(data)
+    assert hdf5_heaps._walk(stream, 0, len(data)) is None
+    assert Reads.largest == 16
+    monkeypatch.setattr(hdf5_heaps, "reads_the_heap", lambda f: True)
+    hdf5_heaps.check_global_heaps(None, stream, "weights.h5", ValueError)
+    assert Reads.largest == 4 << 20
+    monkeypatch.setattr(hdf5_heaps, "MAX_OBJECTS", objects - 1)
+    with pytest.raises(ValueError) as refused:
+        hdf5_heaps.check_global_heaps(None, stream, "weights.h5", ValueError)
+    assert str(refused.value) == ("weights.h5: more than 4,999 HDF5 global heap objects to "
+                                  "check; not a file Keras writes")

@@ -28,6 +28,13 @@ HEADER = 16         # signature, version, reserved, the collection's size
 OBJECT_HEADER = 16  # index, reference count, reserved, size
 # The attributes the readers take a value from (weights.py, keras_convnet.py, hdf5.py).
 READ = ("keras_version", "model_config", "layer_names", "weight_names", "name")
+# Heap objects walked in one file at most: a file Keras or h5py writes has a handful, a
+# hostile one could hold many collections each claiming the whole file.
+MAX_OBJECTS = 1 << 20
+
+
+class _TooMany(Exception):
+    """More than MAX_OBJECTS heap objects in one file's walks."""
 
 
 def check_global_heaps(f, source, path, error):
@@ -39,9 +46,13 @@ def check_global_heaps(f, source, path, error):
         return
     with _stream(source) as stream:
         stream.seek(0, io.SEEK_END)
-        size = stream.tell()
+        size, left = stream.tell(), [MAX_OBJECTS]
         for start in list(_signatures(stream)):  # all found first: _walk moves the stream
-            why = _walk(stream, start, size)
+            try:
+                why = _walk(stream, start, size, left)
+            except _TooMany:
+                raise error(f"{path}: more than {MAX_OBJECTS:,} HDF5 global heap objects "
+                            "to check; not a file Keras writes") from None
             if why:
                 raise error(f"{path}: damaged HDF5 global heap at byte {start:,} ({why}); "
                             "reading its strings would never end")
@@ -88,20 +99,26 @@ def _signatures(stream, block=1 << 22):
         tail = window[-(len(SIGNATURE) - 1):]
 
 
-def _walk(stream, start, file_size):
+def _walk(stream, start, file_size, left=None):
     """Why libhdf5's walk of the collection at ``start`` would not end, or None (also for
-    one it cannot read at all: that is an error of its own, not a hang)."""
+    one it cannot read at all: that is an error of its own, not a hang). Reads each
+    object's header only (a collection may claim the whole file). left: [objects this
+    file may still walk], counted down; _TooMany past it."""
     stream.seek(start)
     head = stream.read(HEADER)
     size = int.from_bytes(head[8:16], "little") if len(head) == HEADER else 0
     if head[4:5] != b"\x01" or size < HEADER or start + size > file_size:
         return None
-    stream.seek(start)
-    chunk = stream.read(size)
+    left = [MAX_OBJECTS] if left is None else left
     at = HEADER
     while at + OBJECT_HEADER <= size:  # a tail too small for a header is free space
-        index = int.from_bytes(chunk[at:at + 2], "little")
-        length = int.from_bytes(chunk[at + 8:at + 16], "little")
+        left[0] -= 1
+        if left[0] < 0:
+            raise _TooMany()
+        stream.seek(start + at)
+        header = stream.read(OBJECT_HEADER)
+        index = int.from_bytes(header[:2], "little")
+        length = int.from_bytes(header[8:16], "little")
         step = OBJECT_HEADER + -(-length // 8) * 8 if index else length
         if step == 0:
             return f"a free-space object of size 0 at byte {start + at:,}"
