@@ -287,3 +287,24 @@ def test_a_stop_ends_a_cluster_run_whose_stdout_nobody_reads(tmp_path, cluster):
                     "--dask", cluster.scheduler.address)
     assert again.returncode == 0, again.stderr
     assert_each_image_listed_once(out, folder)
+
+
+def test_a_result_gone_with_the_last_worker_is_no_worker_left():
+    """A task done, then its worker gone before its result is fetched: with no worker
+    left to compute it again, the stop says so (as the wait for tasks does), not the
+    fetch's bare TimeoutError (a CI run met that race in the test above); with workers
+    left, the TimeoutError stands."""
+    from types import SimpleNamespace
+    from vggnp.cam import cluster as cam_cluster
+
+    def gone(timeout):
+        raise TimeoutError(f"timed out after {timeout} s.")
+    for workers, expected in (({}, cam_cluster.NoWorkers), ({"w": 1}, TimeoutError)):
+        client = SimpleNamespace(nthreads=lambda workers=workers: workers,
+                                 scheduler=SimpleNamespace(address="tcp://sched:8786"))
+        with pytest.raises(expected) as stopped:
+            cam_cluster._result(SimpleNamespace(result=gone, client=client))
+        assert stopped.type is expected
+        if expected is cam_cluster.NoWorkers:
+            assert str(stopped.value).startswith("no worker left at tcp://sched:8786 ")
+    assert str(stopped.value) == "timed out after 30 s."

@@ -230,6 +230,19 @@ class NoWorkers(Exception):
     """Every worker of the cluster is gone, and none has come back."""
 
 
+def _result(future):
+    """A done task's result. Its worker may have died since, the result with it: Dask
+    computes it again on another worker; with none left, NoWorkers (said as the wait in
+    ``Tasks._as_done`` says it), not the fetch's bare TimeoutError."""
+    try:
+        return future.result(timeout=3 * CONNECT_TIMEOUT)
+    except TimeoutError:
+        if future.client.nthreads():
+            raise
+        raise NoWorkers(f"no worker left at {future.client.scheduler.address} to compute "
+                        "again a chunk whose result went with its worker") from None
+
+
 def _own_by_input(own):
     """``own`` (``files.results.own_outputs``: {output: (input, stamp)}) by input: the
     outputs a chunk's worker may replace without --overwrite are those of its inputs."""
@@ -252,7 +265,7 @@ def for_workers(args):
 def _settle_chunk(out, future, paths):
     """A chunk's messages said, then each image settled in the chunk's order; the task's
     result released (Dask would compute a lost result again while a future holds it)."""
-    done = future.result(timeout=3 * CONNECT_TIMEOUT)  # its worker may have just died
+    done = _result(future)
     future.release()
     if done.messages:
         tell(out, *done.messages)
