@@ -26,10 +26,10 @@ import time
 import numpy as np
 
 from scripts.harness import PHOTO, machine, random_weights_file
+from scripts.threads_bench import SPIN
 
 WAYS = ("BLAS threads", "1 a thread", "2 a thread", "4 a thread", "the rule")
 THREADS = 2
-SPIN = "while True: pass"
 
 
 def set_way(way, default_rows, default_per_thread):
@@ -52,9 +52,10 @@ def layer_sums(model, x):
         if isinstance(layer, FastConv2D):
             pads, dz = layer.pads(a.shape), np.ones((*a.shape[:3], layer.w.shape[3]), a.dtype)
             back = layer.path(a.shape, backward=True) == "direct"
+            dx_pads = full_pads(*layer.w.shape[:2], pads)
             sums[layer.name] = {
                 "forward": lambda t, a=a, w=layer.w, p=pads: correlate(a, w, {}, p, threads=t),
-                "dx": (lambda t, d=dz, w=flipped_kernel(layer.w), p=full_pads(3, 3, pads):
+                "dx": (lambda t, d=dz, w=flipped_kernel(layer.w), p=dx_pads:
                        correlate(d, w, {}, p, threads=t)) if back else None}
         a = layer.forward(a)
     return sums
