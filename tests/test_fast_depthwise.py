@@ -48,6 +48,22 @@ def test_rows_path_equals_the_lesson_in_float64(shape, kernel, padding, monkeypa
     assert len(calls) == 2
 
 
+def test_layers_sharing_one_workspace_equal_the_lesson():
+    """Two fast layers on one padded-input workspace (as a loaded model's), run in turn on
+    maps of other sizes, pads and dtypes (the buffer grows, shrinks in use, changes
+    dtype): each output and dx as the lesson's, and the buffer is the one shared."""
+    workspace = {}
+    cases = [((1, 9, 9, 4), (3, 3), "same", np.float64), ((2, 5, 6, 3), (2, 2), "same",
+             np.float32), ((1, 12, 11, 6), (3, 5), "valid", np.float64)]
+    for seed, (shape, kernel, padding, dtype) in enumerate(cases * 2):
+        lesson, plain, x = pair(shape, kernel, padding, dtype=dtype, seed=seed)
+        fast = plain.replica(workspace)
+        for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
+            tolerance = 1e-12 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    assert fast.buffers is workspace and set(workspace) == {"padded"}
+
+
 def test_rows_path_in_float32_is_within_rounding():
     """Xception's 19x19x728 map (float32) against the float64 lesson: within 1e-6 of the
     output's largest value, as close as the lesson's own float32 run."""

@@ -60,3 +60,24 @@ def test_any_other_pool_runs_the_lessons_backward(shape, args, monkeypatch):
     plain, fast, layer = pooled_pair(x, monkeypatch, *args)
     assert not layer.tiles(x.shape)
     np.testing.assert_array_equal(fast, plain)
+
+
+def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons():
+    """Xception's 3x3 stride-2 "same" pool pads with -inf in the workspace a conv has just
+    padded with zeros: on an all-negative map (a zero border would win every edge window)
+    the output and dx equal the lesson's, in turn with the conv, float32 and float64."""
+    from vggnp.fast.layers import FastConv2D
+    workspace, r = {}, np.random.default_rng(5)
+    for dtype in (np.float32, np.float64, np.float32):
+        x = -np.abs(r.standard_normal((2, 9, 7, 3))).astype(dtype) - 1
+        conv = FastConv2D("c", r.standard_normal((3, 3, 3, 3)).astype(dtype),
+                          activation="linear", buffers=workspace)
+        conv.forward(-x)                                    # zeros its border
+        plain = MaxPool2D("p", (3, 3), (2, 2), "same")
+        fast = FastMaxPool2D("p", (3, 3), (2, 2), "same", buffers=workspace)
+        out = fast.forward(x)
+        np.testing.assert_array_equal(out, plain.forward(x))
+        assert (out < 0).all()
+        dout = r.standard_normal(out.shape).astype(dtype)
+        np.testing.assert_array_equal(fast.backward(dout), plain.backward(dout))
+    assert set(workspace) == {"padded"}

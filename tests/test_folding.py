@@ -151,9 +151,9 @@ def test_a_pass_leaves_one_set_of_caches_per_conv():
     x = RNG.standard_normal((1, 8, 10, 3))
     graph.forward(x, fold=False)
     sep = graph.layer("sep")
-    assert sep.x is not None and sep.d is not None
+    assert sep.x is not None and sep.depthwise.x is not None
     graph.forward(x)
-    assert sep.x is None and sep.d is None and sep.depthwise.x is None
+    assert sep.x is None and sep.depthwise.x is None
     folded = graph.folds._folded.kept("sep")
     assert folded.x is not None and folded.depthwise is not sep.depthwise
     graph.forward(x, fold=False)

@@ -212,6 +212,25 @@ def test_global_pool_batchnorm_rescaling_dropout_activation_gradients():
     assert np.array_equal(final.backward(x, BackwardPass(from_logits=True)), x)  # d/dz = dout
 
 
+def test_only_a_networks_last_activation_keeps_its_input():
+    """An Activation keeps its input z for ``Network.logits`` only as the last layer: one
+    in the middle drops it (its backward reads its own cache), the gradient unchanged."""
+    from vggnp.nn.network import Network
+    r = rng()
+    x = r.standard_normal((2, 3, 3, 2))
+    middle, last = Activation("relu", "relu"), Activation("out", "softmax")
+    net = Network([middle, Flatten("f"), Dense("d", r.standard_normal((18, 4)), None,
+                                               "linear"), last], (3, 3), 2)
+    probs = net.forward(x)
+    assert middle.z is None and not middle.keeps_logits and last.keeps_logits
+    z = net.logits(x)
+    np.testing.assert_allclose(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), probs,
+                               rtol=1e-12)
+    dx = net.backward(np.ones((2, 4)), from_logits=True)
+    np.testing.assert_allclose(dx, (np.ones((2, 4)) @ net.layers[2].w.T).reshape(x.shape)
+                               * (x > 0), rtol=1e-12)
+
+
 def test_strided_padded_im2col_col2im_adjoint():
     r = rng()
     x = r.standard_normal((2, 7, 8, 3))

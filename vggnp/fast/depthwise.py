@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..nn.graph_layers import DepthwiseConv2D
-from .direct_conv import full_pads
+from .direct_conv import full_pads, padded_copy
 
 
 def correlate_rows(padded, w_tiled):
@@ -50,7 +50,27 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
     """DepthwiseConv2D whose stride-1 convolutions with one kernel per channel (M = 1, as
     in every Keras Applications model) run forward and input gradient through
     :func:`correlate_rows` (dW stays the lesson's sum); any other shape runs the
-    lesson's code."""
+    lesson's code. buffers: the padded-input workspace the model's conv layers share
+    (``direct_conv.padded_copy``): a padded copy written into memory already in use runs
+    faster than np.pad's fresh array (Xception's Grad-CAM 155 against 161 ms, ad hoc)."""
+
+    def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same",
+                 buffers=None):
+        super().__init__(name, w, b, activation, strides, padding)
+        self.buffers = {} if buffers is None else buffers
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.buffers = {} if workspace is None else workspace
+        return twin
+
+    def _padded_copy(self, x, pads):
+        """x: (N, H, W, C) -> (N, H + top + bottom, W + left + right, C) in the workspace,
+        pads: ((top, bottom), (left, right))."""
+        (top, bottom), (left, right) = pads
+        n, h, w, c = x.shape
+        return padded_copy(self.buffers, "padded", x, pads).reshape(
+            n, h + top + bottom, w + left + right, c)
 
     def _rows_path(self):
         return self.strides == (1, 1) and self.w.shape[3] == 1
@@ -66,7 +86,8 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
         """z (N, H', W', C), a new array."""
         if not self._rows_path():
             return super().pre_activation(x)
-        z = correlate_rows(self._padded(x), self._tiled(self.output_shape(x.shape)[2], False))
+        z = correlate_rows(self._padded_copy(x, self.pads(x.shape)),
+                           self._tiled(self.output_shape(x.shape)[2], False))
         if self.b.any():
             z += self.b
         return z
@@ -76,5 +97,5 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
         if not self._rows_path():
             return super().input_gradient(dz)
         rows, columns = full_pads(*self.w.shape[:2], self.pads(self.x.shape))
-        padded = np.pad(dz, ((0, 0), rows, columns, (0, 0)))
-        return correlate_rows(padded, self._tiled(self.x.shape[2], True))
+        return correlate_rows(self._padded_copy(dz, (rows, columns)),
+                              self._tiled(self.x.shape[2], True))

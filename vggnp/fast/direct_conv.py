@@ -77,7 +77,7 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
     if h_out < 1 or w_out < 1:
         raise ValueError(f"correlate: a {kh}x{kw} kernel does not fit in {hp}x{wp} pixels")
     # One spare row: the last tap of the last output row reads KW - 1 pixels past the image.
-    flat = zero_padded(buffers, "padded", x, pads, spare_rows=1).reshape(-1, c)
+    flat = padded_copy(buffers, "padded", x, pads, spare_rows=1).reshape(-1, c)
 
     z = np.empty((n, hp, wp, f), dtype=x.dtype)
     z_flat = z.reshape(-1, f)
@@ -123,19 +123,21 @@ def blocks(rows, f, itemsize, block_bytes, threads=1):
     return [(start, min(start + block, rows)) for start in range(0, rows, block)]
 
 
-def zero_padded(buffers, name, x, pads, spare_rows=0):
-    """x: (N, H, W, C) zero-padded by ``pads``, ((top, bottom), (left, right)) rows and
-    columns, in the workspace array ``name``: (N*(H+top+bottom) + spare_rows, W+left+right,
-    C), the padded images one after another, then ``spare_rows`` rows of zeros. The buffer
-    is reused, so only its border is zeroed."""
+def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0):
+    """x: (N, H, W, C) padded by ``pads``, ((top, bottom), (left, right)) rows and
+    columns of ``fill`` (zeros for a conv; -inf for a max-pool, which never picks it), in
+    the workspace array ``name``: (N*(H+top+bottom) + spare_rows, W+left+right, C), the
+    padded images one after another, then ``spare_rows`` rows of ``fill``. The buffer is
+    reused (memory already in use: no fresh pages to fault in), so only its border is
+    written besides x."""
     n, h, w, c = x.shape
     (top, bottom), (left, right) = pads
     hp, wp = h + top + bottom, w + left + right
     flat = workspace_array(buffers, name, (n * hp + spare_rows, wp, c), x.dtype)
     images = flat[:n * hp].reshape(n, hp, wp, c)
-    images[:, :top], images[:, top + h:] = 0, 0
-    images[:, :, :left], images[:, :, left + w:] = 0, 0
-    flat[n * hp:] = 0
+    images[:, :top], images[:, top + h:] = fill, fill
+    images[:, :, :left], images[:, :, left + w:] = fill, fill
+    flat[n * hp:] = fill
     images[:, top:top + h, left:left + w] = x
     return flat
 

@@ -50,10 +50,12 @@ def build_layer(kind, cfg, arrays, workspace, path):
         return Dense(name, weights[0], weights[1] if len(weights) == 2 else None,
                      activation_name(cfg, path))
     if kind in ("MaxPooling2D", "AveragePooling2D"):
-        cls = FastMaxPool2D if kind == "MaxPooling2D" else AvgPool2D
         strides = cfg.get("strides")
-        return cls(name, _pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
-                   cfg.get("padding", "valid"))
+        window = (_pair(cfg.get("pool_size") or 2), _pair(strides) if strides else None,
+                  cfg.get("padding", "valid"))
+        if kind == "MaxPooling2D":
+            return FastMaxPool2D(name, *window, buffers=workspace)
+        return AvgPool2D(name, *window)
     if kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         cls = GlobalAvgPool2D if kind == "GlobalAveragePooling2D" else GlobalMaxPool2D
         return cls(name, cfg.get("keepdims", False))
@@ -66,7 +68,7 @@ def build_layer(kind, cfg, arrays, workspace, path):
     if kind == "Rescaling":
         return _rescaling(cfg)
     if kind in GRAPH_LAYER_KINDS:
-        return _graph_layer(kind, cfg, weights, path)
+        return _graph_layer(kind, cfg, weights, workspace, path)
     return _batch_norm(cfg, weights, path)
 
 
@@ -83,23 +85,23 @@ GRAPH_LAYER_KINDS = ("DepthwiseConv2D", "SeparableConv2D", "ZeroPadding2D", "ReL
                      CONSTANT_OP, *MERGE_LAYERS)
 
 
-def _depthwise(name, w, b, activation, strides, padding, dilation):
+def _depthwise(name, w, b, activation, strides, padding, dilation, workspace):
     """A depthwise convolution on its fast path, or, dilated, as the spread kernel's."""
     if dilation != (1, 1):
         return DilatedDepthwiseConv2D(name, w, b, activation, strides, padding, dilation)
-    return FastDepthwiseConv2D(name, w, b, activation, strides, padding)
+    return FastDepthwiseConv2D(name, w, b, activation, strides, padding, workspace)
 
 
-def _graph_layer(kind, cfg, weights, path):
+def _graph_layer(kind, cfg, weights, workspace, path):
     name = cfg["name"]
     strides, padding = _pair(cfg.get("strides", 1)), cfg.get("padding", "valid")
     dilation = _pair(cfg.get("dilation_rate", 1))
     if kind == "DepthwiseConv2D":
         return _depthwise(name, weights[0], weights[1] if len(weights) == 2 else None,
-                          activation_name(cfg, path), strides, padding, dilation)
+                          activation_name(cfg, path), strides, padding, dilation, workspace)
     if kind == "SeparableConv2D":
         depthwise = _depthwise(f"{name}/depthwise", weights[0], None, "linear", strides,
-                               padding, dilation)
+                               padding, dilation, workspace)
         return SeparableConv2D(name, depthwise, weights[1],
                                weights[2] if len(weights) == 3 else None,
                                activation_name(cfg, path))

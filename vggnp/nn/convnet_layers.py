@@ -212,7 +212,9 @@ class Activation(Layer):
         self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x):
-        self.z = x
+        # its backward needs only the activation's own cache: z, the input, is kept for a
+        # last layer's logits alone (Xception's 36 ReLU layers held 46 MB of maps otherwise)
+        self.z = x if self.keeps_logits else None
         return self.activation.forward(x)
 
     def backward(self, dout, options=PLAIN):

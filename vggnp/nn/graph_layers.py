@@ -191,20 +191,19 @@ class SeparableConv2D(Conv2D):
 
     def with_weights(self, w, b):
         twin = super().with_weights(w, b)
-        twin.depthwise = self.depthwise.replica(None)  # its caches its own, as twin.d
+        twin.depthwise = self.depthwise.replica(None)  # its caches its own
         return twin
 
     def forget(self):
         super().forget()
-        self.d = None
         self.depthwise.forget()
 
     def pre_activation(self, x):
-        """z (N, H', W', F), a new array."""
-        self.d = self.depthwise.forward(x)
+        """z (N, H', W', F), a new array. d is not kept: only dW_p needs it, and it is
+        made again there (Xception's 36 kept d maps held 27 MB through every pass)."""
+        d = self.depthwise.forward(x)
         f = self.w.shape[3]
-        z = (self.d.reshape(-1, self.d.shape[3]) @ self.w.reshape(-1, f))
-        z = z.reshape(*self.d.shape[:3], f)
+        z = (d.reshape(-1, d.shape[3]) @ self.w.reshape(-1, f)).reshape(*d.shape[:3], f)
         if self.b.any():  # Xception's have none (a BatchNorm follows): a pass saved
             z += self.b
         return z
@@ -214,8 +213,8 @@ class SeparableConv2D(Conv2D):
 
     def param_gradients(self, dz):
         f = self.w.shape[3]
-        self.dw = (self.d.reshape(-1, self.d.shape[3]).T @ dz.reshape(-1, f)).reshape(
-            self.w.shape)
+        d = self.depthwise.forward(self.x)  # the forward's d, made again
+        self.dw = (d.reshape(-1, d.shape[3]).T @ dz.reshape(-1, f)).reshape(self.w.shape)
         self.db = dz.reshape(-1, f).sum(axis=0)
         self.depthwise.param_gradients(self._depthwise_gradient(dz))
 
@@ -225,7 +224,7 @@ class SeparableConv2D(Conv2D):
     def _depthwise_gradient(self, dz):
         """dd = dz @ W_p^T: (N, H', W', F) -> (N, H', W', C*M)."""
         f = self.w.shape[3]
-        return (dz.reshape(-1, f) @ self.w.reshape(-1, f).T).reshape(self.d.shape)
+        return (dz.reshape(-1, f) @ self.w.reshape(-1, f).T).reshape(*dz.shape[:3], -1)
 
 
 class Cropping2D(ZeroPadding2D):

@@ -38,6 +38,7 @@ class Layer:
     activation_name = None
     weights = ()
     takes_many = False
+    keeps_logits = True  # its z for Network.logits: a network sets False but for its last
 
     def __init__(self, name):
         self.name = name
@@ -102,8 +103,7 @@ class Conv2D(Affine, Layer):
         self.use_bias = b is not None  # Keras' use_bias=False: a zero bias, not a parameter
         self.b = np.zeros(w.shape[3], w.dtype) if b is None else b
         self.strides, self.padding = tuple(strides), padding
-        self.activation_name = activation
-        self.activation = ACTIVATIONS[activation]()
+        self.activation_name, self.activation = activation, ACTIVATIONS[activation]()
         self.made = MadeFrom()  # made_from_weights' kernels
 
     def pads(self, x_shape):

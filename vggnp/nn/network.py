@@ -45,6 +45,8 @@ class Network:
 
     def __init__(self, layers, input_size, channels=3, batch_split=None):
         self.layers = list(layers)
+        for layer in self.layers:  # logits() reads the last layer's z; no other need keep it
+            layer.keeps_logits = layer is self.layers[-1]
         self.input_size = tuple(input_size)
         self.channels = channels
         self.batch_split = batch_split
