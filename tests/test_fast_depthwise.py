@@ -64,6 +64,30 @@ def test_layers_sharing_one_workspace_equal_the_lesson():
     assert fast.buffers is workspace and set(workspace) == {"padded"}
 
 
+def test_a_separable_convs_d_in_the_workspace_equals_the_lessons():
+    """SeparableConv2D on the fast depthwise writes d into the workspace
+    (``transient_forward``): its output, dx and every parameter gradient equal those on the
+    lesson's depthwise, two layers in turn on one workspace; where d is not the plain sum
+    (a bias) it is a fresh array."""
+    from vggnp.nn.graph_layers import SeparableConv2D
+    r, workspace = np.random.default_rng(3), {}
+    for shape, c_out in (((2, 6, 7, 3), 5), ((1, 9, 8, 4), 2)):
+        wd = r.standard_normal((3, 3, shape[3], 1))
+        wp, b = r.standard_normal((1, 1, shape[3], c_out)), r.standard_normal(c_out)
+        x = r.standard_normal(shape)
+        fast_d = FastDepthwiseConv2D("s/depthwise", wd, None, "linear").replica(workspace)
+        ours, lesson = (SeparableConv2D("s", d, wp, b, "relu") for d in (fast_d, wd))
+        got, expected = forward_backward(ours, x), forward_backward(lesson, x)
+        for a, e in zip(got + (ours.depthwise.dw,), expected + (lesson.depthwise.dw,)):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+    d = fast_d.transient_forward(x)
+    assert np.shares_memory(d, workspace["depthwise_out"])
+    np.testing.assert_array_equal(d, fast_d.forward(x))
+    biased = FastDepthwiseConv2D("d", wd, r.standard_normal(shape[3]), "linear")
+    np.testing.assert_array_equal(biased.transient_forward(x), biased.forward(x))
+    assert "depthwise_out" not in biased.buffers
+
+
 def test_rows_path_in_float32_is_within_rounding():
     """Xception's 19x19x728 map (float32) against the float64 lesson: within 1e-6 of the
     output's largest value, as close as the lesson's own float32 run."""

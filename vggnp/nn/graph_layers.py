@@ -35,6 +35,11 @@ class DepthwiseConv2D(Conv2D):
         self.use_bias = b is not None
         self.b = np.zeros(w.shape[2] * w.shape[3], w.dtype) if b is None else b
 
+    def transient_forward(self, x):
+        """forward(x) for a caller that reads the output at once and lets it go
+        (SeparableConv2D's d): a fast layer may write it into memory it reuses."""
+        return self.forward(x)
+
     def _shifted(self, padded, shape):
         """(i, j, view): the padded map's pixel at offset (i, j) of every window."""
         _, h, w, _ = shape
@@ -201,7 +206,7 @@ class SeparableConv2D(Conv2D):
     def pre_activation(self, x):
         """z (N, H', W', F), a new array. d is not kept: only dW_p needs it, and it is
         made again there (Xception's 36 kept d maps held 27 MB through every pass)."""
-        d = self.depthwise.forward(x)
+        d = self.depthwise.transient_forward(x)
         f = self.w.shape[3]
         z = (d.reshape(-1, d.shape[3]) @ self.w.reshape(-1, f)).reshape(*d.shape[:3], f)
         if self.b.any():  # Xception's have none (a BatchNorm follows): a pass saved
