@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from vggnp.startup import COMMAND_ENVIRONMENT
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PHOTO = os.path.join(ROOT, "examples", "chelsea.jpg")
 
@@ -42,11 +44,13 @@ def peak_rss_mb():
 
 def worker_json(module, argv, kind, extra_env=None):
     """What a benchmark's worker process prints last, as JSON: ``python -m module --worker
-    *argv`` from the repository, TensorFlow's log quiet; SystemExit with the end of its
-    stderr if it fails. kind: the worker's name in that message; extra_env: more
-    environment variables."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3", **(extra_env or {}))
+    *argv`` from the repository, TensorFlow's log quiet, NumPy as vggnp's commands set it
+    (``startup.COMMAND_ENVIRONMENT``, unless this environment sets it); SystemExit with
+    the end of its stderr if it fails. kind: the worker's name in that message;
+    extra_env: more environment variables."""
+    env = {**COMMAND_ENVIRONMENT, **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           **(extra_env or {})}
     done = subprocess.run([sys.executable, "-m", module, "--worker", *argv],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from scripts.harness import machine, random_weights_file
+from vggnp.startup import COMMAND_ENVIRONMENT
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PHOTOS = [os.path.join(ROOT, "examples", name) for name in ("chelsea.jpg", "coffee.jpg")]
@@ -102,10 +103,11 @@ def vm_hwm_mb(pid):
 
 
 def network_rate(weights, photo, repeats=10):
-    """Images per second of Grad-CAM alone (median of ``repeats``), in its own process."""
+    """Images per second of Grad-CAM alone (median of ``repeats``), in its own process
+    (NumPy set as the command sets it: ``startup.COMMAND_ENVIRONMENT``)."""
     seconds = float(subprocess.run([sys.executable, "-c", NETWORK_ONLY, weights, photo,
                                     str(repeats)], capture_output=True, text=True, check=True,
-                                   cwd=ROOT).stdout)
+                                   cwd=ROOT, env={**COMMAND_ENVIRONMENT, **os.environ}).stdout)
     return 1 / seconds
 
 

@@ -2,19 +2,32 @@
 NumPy, Pillow and the rest (about half a second) ends the process with one line and the
 documented exit code (130, 143), not a ``KeyboardInterrupt`` traceback or a silent death.
 Nothing has been read or written by then. Only the standard library's ``os`` and
-``signal`` are imported here, so the guard is up before anything heavy loads."""
+``signal`` are imported here, so the guard is up before anything heavy loads.
+
+It is also the moment to set what NumPy reads as it loads (``COMMAND_ENVIRONMENT``,
+where the environment does not say otherwise): NumPy asks the kernel for huge pages for
+its large arrays (madvise), and where the kernel then compacts memory at each fault (the
+usual default, THP "defrag: madvise"; on this project's machines after other large
+processes) a pass stalls: Xception's Grad-CAM read 204-230 ms against TensorFlow's 110-119
+in three runs of the graph bench, 159 against 106 with huge pages off; VGG16's forward,
+Grad-CAM and input gradient were 3-11 % faster without them (docs/speed.md)."""
 
 import os
 import signal
 
 _CODES = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+COMMAND_ENVIRONMENT = {"NUMPY_MADVISE_HUGEPAGE": "0"}  # read by NumPy when it loads
 _GUARDS = []  # the handlers guard() installed: started() replaces only those
 
 
 def guard(name):
     """Install the start-up handlers of the command ``name`` (e.g. "vggnp.cam"); a signal
     that was ignored (nohup, a background job) stays ignored. Returns the handlers it
-    replaced, for :func:`started`."""
+    replaced, for :func:`started`. Sets ``COMMAND_ENVIRONMENT``'s variables that are not
+    set already (NumPy not loaded yet: a command's; loaded: its child processes')."""
+    for variable, value in COMMAND_ENVIRONMENT.items():
+        os.environ.setdefault(variable, value)
+
     def stop(signum, frame):
         word, code = _CODES[signum]
         try:
