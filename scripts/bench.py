@@ -26,7 +26,7 @@ import numpy as np
 
 from scripts.bench_report import collect, markdown_table, print_details, shown_numbers
 from scripts.harness import (PHOTO, ROOT, peak_rss_mb, random_weights_file, time_interleaved,
-                             timeit, worker_json)
+                             numpy_huge_pages, timeit, worker_json)
 
 
 def worker_vggnp(weights, repeats):
@@ -78,7 +78,8 @@ def worker_vggnp(weights, repeats):
                        for i in threadpool_info() if i["user_api"] == "blas"]
     except ImportError:
         out["blas"] = ["unknown (pip install threadpoolctl)"]
-    out["threads"] = f"{blas} BLAS thread(s) and {BLOCKS.count} block thread(s), as the commands"
+    out["threads"] = (f"{blas} BLAS thread(s) and {BLOCKS.count} block thread(s), NumPy's "
+                      f"huge pages {numpy_huge_pages()}, as the commands")
     return out
 
 

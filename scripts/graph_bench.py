@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from scripts.harness import PHOTO, ROOT, peak_rss_mb, time_interleaved, worker_json
+from scripts.harness import (PHOTO, ROOT, numpy_huge_pages, peak_rss_mb,
+                             time_interleaved, worker_json)
 
 MODELS = {"ResNet50": 224, "MobileNetV2": 224, "Xception": 299, "EfficientNetB0": 224}
 
@@ -92,7 +93,7 @@ def worker_vggnp(path, repeats):
                              repeats)["gradcam"]
     from vggnp.fast.gemm import kernels
     return {"ms": times, "rss": peak_rss_mb(), "layer": model.default_layer,
-            "kernels": kernels()}
+            "kernels": f"{kernels()}, NumPy's huge pages {numpy_huge_pages()}"}
 
 
 def worker_tf(path, repeats, layer, threads):

@@ -58,6 +58,13 @@ def worker_json(module, argv, kind, extra_env=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def numpy_huge_pages():
+    """"on" or "off": whether this process's NumPy asks for huge pages for its large arrays
+    (vggnp's commands turn them off: ``startup.COMMAND_ENVIRONMENT``)."""
+    core = np._core if hasattr(np, "_core") else np.core
+    return "on" if core.multiarray._get_madvise_hugepage() else "off"
+
+
 def random_weights_file(folder):
     from scripts.export_keras_weights import write_h5
     from vggnp.nn.random_init import random_vgg16_weights
