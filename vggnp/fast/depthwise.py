@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..nn.graph_layers import DepthwiseConv2D
-from .direct_conv import full_pads, padded_copy, workspace_array
+from .direct_conv import UsesWorkspace, full_pads, padded_copy, workspace_array
 
 
 def correlate_rows(padded, w_tiled, out=None):
@@ -47,7 +47,7 @@ def correlate_rows(padded, w_tiled, out=None):
     return np.einsum("nyijk,ijk->nyk", rows, w_tiled, out=out).reshape(n, out_h, out_w, c)
 
 
-class FastDepthwiseConv2D(DepthwiseConv2D):
+class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
     """DepthwiseConv2D whose stride-1 convolutions with one kernel per channel (M = 1, as
     in every Keras Applications model) run forward and input gradient through
     :func:`correlate_rows` (dW stays the lesson's sum); any other shape runs the
@@ -59,11 +59,6 @@ class FastDepthwiseConv2D(DepthwiseConv2D):
                  buffers=None):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers = {} if buffers is None else buffers
-
-    def replica(self, workspace):
-        twin = super().replica(workspace)
-        twin.buffers = {} if workspace is None else workspace
-        return twin
 
     def _padded_copy(self, x, pads):
         """x: (N, H, W, C) -> (N, H + top + bottom, W + left + right, C) in the workspace,

@@ -142,6 +142,17 @@ def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0):
     return flat
 
 
+class UsesWorkspace:
+    """A layer whose scratch arrays (padded copies) live in ``buffers``, the workspace
+    its network's layers share (they run one at a time); a replica of the network gives
+    its layers the replica's own. Mixed in before the layer class."""
+
+    def replica(self, workspace):
+        twin = super().replica(workspace)
+        twin.buffers = {} if workspace is None else workspace
+        return twin
+
+
 def workspace_array(buffers, name, shape, dtype):
     """An array of ``shape`` backed by ``buffers[name]``, a flat array that grows to the
     largest size asked for and is then reused by every layer (contents are not cleared)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE, rows_per_block
-from .direct_conv import correlate, full_pads
+from .direct_conv import UsesWorkspace, correlate, full_pads
 from .unfold import col2im_planes, im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -36,7 +36,7 @@ def flipped_kernel(w):
     return w[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
-class FastConv2D(Conv2D):
+class FastConv2D(UsesWorkspace, Conv2D):
     """Conv2D whose stride-1 convolutions ("same" as all of VGG16's, or "valid") run
     forward and backward through :func:`correlate`: one GEMM per kernel tap on shifted
     slices of the padded input, the bias added in the same pass (out is then a view into
@@ -59,11 +59,6 @@ class FastConv2D(Conv2D):
                  buffers=None, threads=INLINE):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers, self.threads = ({} if buffers is None else buffers), threads
-
-    def replica(self, workspace):
-        twin = super().replica(workspace)
-        twin.buffers = workspace
-        return twin
 
     def pre_activation(self, x):
         path = self.path(x.shape)

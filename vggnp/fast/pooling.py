@@ -23,10 +23,10 @@ import numpy as np
 
 from ..nn.layers import PLAIN, MaxPool2D
 from ..nn.im2col import window_padding, windows
-from .direct_conv import padded_copy
+from .direct_conv import UsesWorkspace, padded_copy
 
 
-class FastMaxPool2D(MaxPool2D):
+class FastMaxPool2D(UsesWorkspace, MaxPool2D):
     """MaxPool2D whose backward, where the windows tile the input (``tiles``), writes each
     pixel's gradient once; any other pool (overlapping windows, padding, a dropped last
     row) runs the lesson's. buffers: the workspace the model's conv layers share."""
@@ -34,11 +34,6 @@ class FastMaxPool2D(MaxPool2D):
     def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid", buffers=None):
         super().__init__(name, pool_size, strides, padding)
         self.buffers = {} if buffers is None else buffers
-
-    def replica(self, workspace):
-        twin = super().replica(workspace)
-        twin.buffers = {} if workspace is None else workspace
-        return twin
 
     def _padded(self, x, fill):
         """As the lesson's (x padded with ``fill``, (top, left), (H', W')), the padded
