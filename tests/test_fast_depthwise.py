@@ -66,25 +66,34 @@ def test_layers_sharing_one_workspace_equal_the_lesson():
 
 def test_a_separable_convs_d_in_the_workspace_equals_the_lessons():
     """SeparableConv2D on the fast depthwise writes d into the workspace
-    (``transient_forward``): its output, dx and every parameter gradient equal those on the
-    lesson's depthwise, two layers in turn on one workspace; where d is not the plain sum
-    (a bias) it is a fresh array."""
+    (``transient_forward``). Two such layers on one workspace, interleaved as a network
+    runs them (forward A, forward B, backward B, backward A: nothing of A's forward may
+    live in the workspace B writes over): outputs, dx and every parameter gradient equal
+    those on the lesson's depthwise. Where d is not the plain sum (a bias) it is a fresh
+    array, equal to the lesson's forward."""
     from vggnp.nn.graph_layers import SeparableConv2D
-    r, workspace = np.random.default_rng(3), {}
+    r, workspace, pairs = np.random.default_rng(3), {}, []
     for shape, c_out in (((2, 6, 7, 3), 5), ((1, 9, 8, 4), 2)):
         wd = r.standard_normal((3, 3, shape[3], 1))
         wp, b = r.standard_normal((1, 1, shape[3], c_out)), r.standard_normal(c_out)
-        x = r.standard_normal(shape)
         fast_d = FastDepthwiseConv2D("s/depthwise", wd, None, "linear").replica(workspace)
-        ours, lesson = (SeparableConv2D("s", d, wp, b, "relu") for d in (fast_d, wd))
-        got, expected = forward_backward(ours, x), forward_backward(lesson, x)
-        for a, e in zip(got + (ours.depthwise.dw,), expected + (lesson.depthwise.dw,)):
+        pairs.append([SeparableConv2D("s", d, wp, b, "relu") for d in (fast_d, wd)]
+                     + [r.standard_normal(shape)])
+    outs = [[layer.forward(x) for layer in (ours, lesson)] for ours, lesson, x in pairs]
+    for (ours, lesson, _), (out, expected) in reversed(list(zip(pairs, outs))):
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        dout = r.standard_normal(out.shape)
+        got = [ours.backward(dout, PARAMS), ours.dw, ours.db, ours.depthwise.dw]
+        want = [lesson.backward(dout, PARAMS), lesson.dw, lesson.db, lesson.depthwise.dw]
+        for a, e in zip(got, want):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+    x = pairs[-1][2]
     d = fast_d.transient_forward(x)
     assert np.shares_memory(d, workspace["depthwise_out"])
-    np.testing.assert_array_equal(d, fast_d.forward(x))
-    biased = FastDepthwiseConv2D("d", wd, r.standard_normal(shape[3]), "linear")
-    np.testing.assert_array_equal(biased.transient_forward(x), biased.forward(x))
+    np.testing.assert_allclose(d, DepthwiseConv2D("d", wd).forward(x), rtol=1e-12)
+    biased = FastDepthwiseConv2D("d", wd, r.standard_normal(x.shape[3]), "linear")
+    np.testing.assert_allclose(biased.transient_forward(x), DepthwiseConv2D(
+        "d", wd, biased.b).forward(x), rtol=1e-12)
     assert "depthwise_out" not in biased.buffers
 
 

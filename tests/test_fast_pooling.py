@@ -62,11 +62,16 @@ def test_any_other_pool_runs_the_lessons_backward(shape, args, monkeypatch):
     np.testing.assert_array_equal(fast, plain)
 
 
-def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons():
+def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons(monkeypatch):
     """Xception's 3x3 stride-2 "same" pool pads with -inf in the workspace a conv has just
     padded with zeros: on an all-negative map (a zero border would win every edge window)
-    the output and dx equal the lesson's, in turn with the conv, float32 and float64."""
+    the output and dx equal the lesson's, in turn with the conv, float32 and float64; the
+    pool's padded copies were the workspace's (counted)."""
+    import vggnp.fast.pooling as pooling
     from vggnp.fast.layers import FastConv2D
+    copies, padded_copy = [], pooling.padded_copy
+    monkeypatch.setattr(pooling, "padded_copy", lambda buffers, *a, **k: copies.append(
+        buffers) or padded_copy(buffers, *a, **k))
     workspace, r = {}, np.random.default_rng(5)
     for dtype in (np.float32, np.float64, np.float32):
         x = -np.abs(r.standard_normal((2, 9, 7, 3))).astype(dtype) - 1
@@ -81,3 +86,4 @@ def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons():
         dout = r.standard_normal(out.shape).astype(dtype)
         np.testing.assert_array_equal(fast.backward(dout), plain.backward(dout))
     assert set(workspace) == {"padded"}
+    assert len(copies) == 6 and all(buffers is workspace for buffers in copies)

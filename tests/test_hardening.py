@@ -312,17 +312,21 @@ def test_a_signal_while_starting_is_one_line(tmp_path, signum, code):
 @pytest.mark.parametrize("environment, huge_pages", [({}, "False"),
                                                      ({"NUMPY_MADVISE_HUGEPAGE": "1"}, "True")])
 def test_a_command_loads_numpy_without_huge_pages(environment, huge_pages):
-    """vggnp.cam's first instant (``startup.COMMAND_ENVIRONMENT``) sets NumPy's huge pages
-    off before NumPy loads (they stalled passes: docs/speed.md); a user's own
-    NUMPY_MADVISE_HUGEPAGE stands."""
-    script = (f"import sys; sys.path.insert(0, {ROOT!r}); from vggnp.cam import main\n"
-              "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    """The command's first instant (``startup.COMMAND_ENVIRONMENT``, ``cam.command``) sets
+    NumPy's huge pages off before NumPy loads (they stalled passes: docs/speed.md); a
+    user's own NUMPY_MADVISE_HUGEPAGE stands; ``cam.main`` called from Python leaves the
+    environment as it is."""
+    script = ("import sys; from vggnp.cam import command, main\n"
+              "sys.argv = ['vggnp.cam', '--help']\n"
+              "try:\n    {call}\nexcept SystemExit:\n    pass\n"
               "import numpy; core = getattr(numpy, '_core', None) or numpy.core\n"
               "print(core.multiarray._get_madvise_hugepage())")
     env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    done = subprocess.run([sys.executable, "-c", script], env={**env, **environment},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.split()[-1] == huge_pages, done.stderr
+    env.update(environment, PYTHONPATH=ROOT)
+    for call, expected in (("command()", huge_pages), ("main(['--help'])", "True")):
+        done = subprocess.run([sys.executable, "-c", script.format(call=call)], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.split()[-1] == expected, done.stderr
 
 
 def test_a_deleted_working_folder_is_one_line(tmp_path):

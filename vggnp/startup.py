@@ -20,12 +20,12 @@ COMMAND_ENVIRONMENT = {"NUMPY_MADVISE_HUGEPAGE": "0"}  # read by NumPy when it l
 _GUARDS = []  # the handlers guard() installed: started() replaces only those
 
 
-def guard(name):
+def guard(name, environment=True):
     """Install the start-up handlers of the command ``name`` (e.g. "vggnp.cam"); a signal
     that was ignored (nohup, a background job) stays ignored. Returns the handlers it
-    replaced, for :func:`started`. Sets ``COMMAND_ENVIRONMENT``'s variables that are not
-    set already (NumPy not loaded yet: a command's; loaded: its child processes')."""
-    for variable, value in COMMAND_ENVIRONMENT.items():
+    replaced, for :func:`started`. With ``environment`` (a command's own process, not a
+    call from Python), sets ``COMMAND_ENVIRONMENT``'s variables that are not set already."""
+    for variable, value in COMMAND_ENVIRONMENT.items() if environment else ():
         os.environ.setdefault(variable, value)
 
     def stop(signum, frame):

@@ -15,7 +15,7 @@ def main(argv=None, client=None, process_ends=False):
     """The main job, from Python or as a command (``command``): the start-up guard
     (``startup.py``) is up while ``run.py`` and NumPy load, then ``run.main`` runs (client:
     a ``dask.distributed.Client`` to run on, as ``--dask ADDRESS`` does)."""
-    previous = guard("vggnp.cam")
+    previous = guard("vggnp.cam", environment=process_ends)  # a command's process only
     from .run import main as run_main
     started(previous)
     return run_main(argv, client=client, process_ends=process_ends)

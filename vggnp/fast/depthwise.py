@@ -51,21 +51,23 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
     """DepthwiseConv2D whose stride-1 convolutions with one kernel per channel (M = 1, as
     in every Keras Applications model) run forward and input gradient through
     :func:`correlate_rows` (dW stays the lesson's sum); any other shape runs the
-    lesson's code. buffers: the padded-input workspace the model's conv layers share
-    (``direct_conv.padded_copy``): a padded copy written into memory already in use runs
-    faster than np.pad's fresh array (Xception's Grad-CAM 155 against 161 ms, ad hoc)."""
+    lesson's code. buffers: the workspace the model's conv layers share, for the padded
+    input (``direct_conv.padded_copy``: a copy written into memory already in use runs
+    faster than np.pad's fresh array, Xception's Grad-CAM 155 against 161 ms, ad hoc) and
+    for ``transient_forward``'s output."""
 
     def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same",
                  buffers=None):
         super().__init__(name, w, b, activation, strides, padding)
         self.buffers = {} if buffers is None else buffers
 
-    def _padded_copy(self, x, pads):
-        """x: (N, H, W, C) -> (N, H + top + bottom, W + left + right, C) in the workspace,
-        pads: ((top, bottom), (left, right))."""
-        (top, bottom), (left, right) = pads
+    def _padded(self, x, pads=None):
+        """x: (N, H, W, C) zero-padded by ``pads`` (default: this layer's, as the lesson's
+        ``_padded``, which its dW path calls too) in the workspace: (N, H + top + bottom,
+        W + left + right, C), read by the caller and let go."""
+        (top, bottom), (left, right) = pads or self.pads(x.shape)
         n, h, w, c = x.shape
-        return padded_copy(self.buffers, "padded", x, pads).reshape(
+        return padded_copy(self.buffers, "padded", x, ((top, bottom), (left, right))).reshape(
             n, h + top + bottom, w + left + right, c)
 
     def _rows_path(self):
@@ -82,7 +84,7 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
         """z (N, H', W', C), a new array."""
         if not self._rows_path():
             return super().pre_activation(x)
-        z = correlate_rows(self._padded_copy(x, self.pads(x.shape)),
+        z = correlate_rows(self._padded(x),
                            self._tiled(self.output_shape(x.shape)[2], False))
         if self.b.any():
             z += self.b
@@ -93,13 +95,13 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
         writes over it), where the output is the plain sum (no bias, linear): a separable
         conv's d, read once by its pointwise product. Xception's big maps then write no
         fresh 11 MB array: its slowest Grad-CAMs 191 against 313 ms, the median the same
-        (an ad hoc alternating timing, 30 runs each)."""
+        (an ad hoc alternating timing, 30 runs each). x: (N, H, W, C) -> (N, H', W', C)."""
         if not self._rows_path() or self.b.any() or self.activation_name != "linear":
             return self.forward(x)
         self.x = np.asarray(x, dtype=self.w.dtype)  # kept for backward, as forward's
         n, h, w, c = self.output_shape(self.x.shape)
         out = workspace_array(self.buffers, "depthwise_out", (n, h, w * c), self.x.dtype)
-        return correlate_rows(self._padded_copy(self.x, self.pads(self.x.shape)),
+        return correlate_rows(self._padded(self.x),
                               self._tiled(w, False), out=out)
 
     def input_gradient(self, dz):
@@ -107,5 +109,5 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
         if not self._rows_path():
             return super().input_gradient(dz)
         rows, columns = full_pads(*self.w.shape[:2], self.pads(self.x.shape))
-        return correlate_rows(self._padded_copy(dz, (rows, columns)),
+        return correlate_rows(self._padded(dz, (rows, columns)),
                               self._tiled(self.x.shape[2], True))

@@ -145,11 +145,13 @@ def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0):
 class UsesWorkspace:
     """A layer whose scratch arrays (padded copies) live in ``buffers``, the workspace
     its network's layers share (they run one at a time); a replica of the network gives
-    its layers the replica's own. Mixed in before the layer class."""
+    its layers the replica's own, and a copy for the same pass (workspace None: a folded
+    conv's depthwise, ``SeparableConv2D.with_weights``) shares this layer's. Mixed in
+    before the layer class."""
 
     def replica(self, workspace):
         twin = super().replica(workspace)
-        twin.buffers = {} if workspace is None else workspace
+        twin.buffers = self.buffers if workspace is None else workspace
         return twin
 
 

@@ -36,8 +36,9 @@ class FastMaxPool2D(UsesWorkspace, MaxPool2D):
         self.buffers = {} if buffers is None else buffers
 
     def _padded(self, x, fill):
-        """As the lesson's (x padded with ``fill``, (top, left), (H', W')), the padded
-        copy in the workspace: its caller reads it and lets it go."""
+        """As the lesson's: x (N, H, W, C) padded with ``fill`` -> ((N, H + top + bottom,
+        W + left + right, C), (top, left), (H', W')), the padded copy in the workspace:
+        its caller reads it and lets it go."""
         (ph, pw), (n, h, w, c) = self.pool_size, x.shape
         pads = window_padding(h, w, ph, pw, self.strides, self.padding)
         if not any(pads[0] + pads[1]):

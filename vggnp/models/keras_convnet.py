@@ -286,8 +286,8 @@ def _check_runs(model, path, dtype):
     the model they held 200 MB for Xception until its first pass."""
     done = []
     try:
-        model.replica().forward(np.zeros((1, *model.input_size, model.channels), dtype=dtype),
-                      trace=done)
+        zeros = np.zeros((1, *model.input_size, model.channels), dtype=dtype)
+        model.replica().forward(zeros, trace=done)
     except (MemoryError, ValueError) as e:
         layer = model.layers[len(done)].name
         if isinstance(e, MemoryError):

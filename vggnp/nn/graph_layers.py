@@ -218,7 +218,7 @@ class SeparableConv2D(Conv2D):
 
     def param_gradients(self, dz):
         f = self.w.shape[3]
-        d = self.depthwise.forward(self.x)  # the forward's d, made again
+        d = self.depthwise.transient_forward(self.x)  # the forward's d, made again
         self.dw = (d.reshape(-1, d.shape[3]).T @ dz.reshape(-1, f)).reshape(self.w.shape)
         self.db = dz.reshape(-1, f).sum(axis=0)
         self.depthwise.param_gradients(self._depthwise_gradient(dz))

@@ -46,7 +46,7 @@ class Layer:
     def replica(self, workspace):
         """A layer with this one's weights (the same arrays, not copies) and settings but
         caches of its own, so that two replicas can run at once in two threads.
-        workspace: the replica network's scratch buffers (used by ``FastConv2D``)."""
+        workspace: the replica network's scratch buffers (``fast/direct_conv.UsesWorkspace``)."""
         twin = copy.copy(self)
         if self.activation_name is not None:  # the activation keeps a cache too (its mask)
             twin.activation = ACTIVATIONS[self.activation_name]()
