@@ -56,11 +56,6 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
     faster than np.pad's fresh array, Xception's Grad-CAM 155 against 161 ms, ad hoc) and
     for ``transient_forward``'s output."""
 
-    def __init__(self, name, w, b=None, activation="linear", strides=(1, 1), padding="same",
-                 buffers=None):
-        super().__init__(name, w, b, activation, strides, padding)
-        self.buffers = {} if buffers is None else buffers
-
     def _padded(self, x, pads=None):
         """x: (N, H, W, C) zero-padded by ``pads`` (default: this layer's, as the lesson's
         ``_padded``, which its dW path calls too) in the workspace: (N, H + top + bottom,

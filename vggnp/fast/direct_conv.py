@@ -147,7 +147,12 @@ class UsesWorkspace:
     its network's layers share (they run one at a time); a replica of the network gives
     its layers the replica's own, and a copy for the same pass (workspace None: a folded
     conv's depthwise, ``SeparableConv2D.with_weights``) shares this layer's. Mixed in
-    before the layer class."""
+    before the layer class, whose arguments it passes on: buffers=None is a dict of its
+    own."""
+
+    def __init__(self, *args, buffers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.buffers = {} if buffers is None else buffers
 
     def replica(self, workspace):
         twin = super().replica(workspace)

@@ -57,8 +57,8 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def __init__(self, name, w, b=None, activation="relu", strides=(1, 1), padding="same",
                  buffers=None, threads=INLINE):
-        super().__init__(name, w, b, activation, strides, padding)
-        self.buffers, self.threads = ({} if buffers is None else buffers), threads
+        super().__init__(name, w, b, activation, strides, padding, buffers=buffers)
+        self.threads = threads
 
     def pre_activation(self, x):
         path = self.path(x.shape)

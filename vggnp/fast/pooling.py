@@ -31,10 +31,6 @@ class FastMaxPool2D(UsesWorkspace, MaxPool2D):
     pixel's gradient once; any other pool (overlapping windows, padding, a dropped last
     row) runs the lesson's. buffers: the workspace the model's conv layers share."""
 
-    def __init__(self, name, pool_size=(2, 2), strides=None, padding="valid", buffers=None):
-        super().__init__(name, pool_size, strides, padding)
-        self.buffers = {} if buffers is None else buffers
-
     def _padded(self, x, fill):
         """As the lesson's: x (N, H, W, C) padded with ``fill`` -> ((N, H + top + bottom,
         W + left + right, C), (top, left), (H', W')), the padded copy in the workspace:

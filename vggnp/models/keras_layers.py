@@ -89,7 +89,7 @@ def _depthwise(name, w, b, activation, strides, padding, dilation, workspace):
     """A depthwise convolution on its fast path, or, dilated, as the spread kernel's."""
     if dilation != (1, 1):
         return DilatedDepthwiseConv2D(name, w, b, activation, strides, padding, dilation)
-    return FastDepthwiseConv2D(name, w, b, activation, strides, padding, workspace)
+    return FastDepthwiseConv2D(name, w, b, activation, strides, padding, buffers=workspace)
 
 
 def _graph_layer(kind, cfg, weights, workspace, path):
