@@ -1,11 +1,14 @@
 """What a fast path saves inside the models: Grad-CAM at the default layer and the gradient
 of the top logit to the input, on Keras Applications graphs, with the path and with the
-lesson's code it replaces, alternating in one process.
+code it replaces (the lesson's, or an earlier fast path), alternating in one process.
 
-    python -m scripts.path_bench --path depthwise [--repeats 15] [--models Xception ...]
+    python -m scripts.path_bench --path depthwise|pixels|unfold [--repeats 15]
+                                 [--models Xception ...]
 
---path depthwise: the depthwise convolution read a row at a time
+--path depthwise: the depthwise convolution read a row (or a pixel) at a time
 (``fast/depthwise.FastDepthwiseConv2D``) against the lesson's einsum (``DepthwiseConv2D``);
+--path pixels: that fast path with a pixel at a time where a pixel has many channels
+(``depthwise.PIXEL_LOOP_MIN_CHANNELS``) against a row at a time everywhere;
 --path unfold: a strided conv's im2col copied a window row at a time (``fast/unfold.py``)
 against the lesson's ``im2col``. Models as ``scripts.graph_bench`` builds them (realistic
 random weights). Prints a Markdown table of medians and how far apart the two ways' maps
@@ -22,20 +25,29 @@ from scripts.harness import worker_json
 from scripts.graph_bench import MODELS, ab_bench_args, built_models, photo_input
 
 # {path: the models that have the layers it changes}
-PATHS = {"depthwise": ("MobileNetV2", "Xception", "EfficientNetB0"), "unfold": tuple(MODELS)}
+PATHS = {"depthwise": ("MobileNetV2", "Xception", "EfficientNetB0"), "unfold": tuple(MODELS),
+         "pixels": ("MobileNetV2", "Xception", "EfficientNetB0")}
+# {path: the table's names for (the package's way, the way it replaces)}
+LABELS = {"depthwise": ("rows", "lesson"), "unfold": ("rows", "lesson"),
+          "pixels": ("pixels", "rows")}
 
 
 def ways(path):
-    """{"rows": (class, attribute, value) as the package has it, "lesson": the same
-    attribute with the lesson's code}."""
+    """{"with": [(object, attribute, value)] as the package has it, "without": the same
+    attributes with the code the path replaces}."""
+    from vggnp.fast import depthwise
     from vggnp.fast.depthwise import FastDepthwiseConv2D
     from vggnp.fast.layers import FastConv2D
     from vggnp.nn.layers import Conv2D
     if path == "depthwise":
-        return {"rows": (FastDepthwiseConv2D, "_rows_path", FastDepthwiseConv2D._rows_path),
-                "lesson": (FastDepthwiseConv2D, "_rows_path", lambda layer: False)}
-    return {"rows": (FastConv2D, "unfold", FastConv2D.unfold),
-            "lesson": (FastConv2D, "unfold", Conv2D.unfold)}
+        return {"with": [(FastDepthwiseConv2D, "_correlates", FastDepthwiseConv2D._correlates)],
+                "without": [(FastDepthwiseConv2D, "_correlates", lambda layer: False)]}
+    if path == "pixels":
+        return {"with": [(depthwise, "PIXEL_LOOP_MIN_CHANNELS",
+                          depthwise.PIXEL_LOOP_MIN_CHANNELS)],
+                "without": [(depthwise, "PIXEL_LOOP_MIN_CHANNELS", 10 ** 9)]}
+    return {"with": [(FastConv2D, "unfold", FastConv2D.unfold)],
+            "without": [(FastConv2D, "unfold", Conv2D.unfold)]}
 
 
 def worker(model_path, repeats, path):
@@ -52,14 +64,15 @@ def worker(model_path, repeats, path):
     maps = {}
     for r in range(repeats):
         for way in (list(both) if r % 2 else list(both)[::-1]):
-            setattr(*both[way])
+            for setting in both[way]:
+                setattr(*setting)
             for measure, run in measures.items():
                 maps[measure, way] = run()  # warm: the caches as the timed run finds them
                 began = time.perf_counter()
                 run()
                 times[measure][way].append(1000 * (time.perf_counter() - began))
-    apart = {m: float(np.abs(maps[m, "rows"] - maps[m, "lesson"]).max() /
-                      np.abs(maps[m, "lesson"]).max()) for m in measures}
+    apart = {m: float(np.abs(maps[m, "with"] - maps[m, "without"]).max() /
+                      np.abs(maps[m, "without"]).max()) for m in measures}
     return {"times": times, "apart": apart}
 
 
@@ -74,16 +87,17 @@ def main():
     with built_models(models) as folder:
         print(f"--path {args.path}: one photo, median ms of {args.repeats} each way, "
               "alternating in one process\n")
-        print("| model | measure | rows ms | lesson ms | rows / lesson | maps apart |\n"
+        new, old = LABELS[args.path]
+        print(f"| model | measure | {new} ms | {old} ms | {new} / {old} | maps apart |\n"
               "|---|---|---|---|---|---|")
         for name in models:
             run = worker_json("scripts.path_bench", [os.path.join(folder, f"{name}.keras"),
                                                      str(args.repeats), "--path", args.path],
                               "path_bench")
             for measure, both in run["times"].items():
-                rows, lesson = (float(np.median(both[w])) for w in ("rows", "lesson"))
-                print(f"| {name} | {measure} | {rows:.1f} | {lesson:.1f} | "
-                      f"{rows / lesson:.2f} | {run['apart'][measure]:.1e} |")
+                ours, theirs = (float(np.median(both[w])) for w in ("with", "without"))
+                print(f"| {name} | {measure} | {ours:.1f} | {theirs:.1f} | "
+                      f"{ours / theirs:.2f} | {run['apart'][measure]:.1e} |")
 
 
 if __name__ == "__main__":

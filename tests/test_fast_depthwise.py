@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vggnp.fast.depthwise as depthwise
-from vggnp.fast.depthwise import FastDepthwiseConv2D, correlate_rows
+from vggnp.fast.depthwise import FastDepthwiseConv2D, correlate_pixels, correlate_rows
 from vggnp.nn.backward_pass import BackwardPass
 from vggnp.nn.graph_layers import DepthwiseConv2D
 
@@ -30,17 +30,21 @@ def forward_backward(layer, x, dout_seed=1):
     return out, layer.backward(dout, PARAMS), layer.dw, layer.db
 
 
+@pytest.mark.parametrize("loop", ["correlate_rows", "correlate_pixels"])
 @pytest.mark.parametrize("shape, kernel, padding", [
     ((2, 7, 9, 5), (3, 3), "same"), ((1, 8, 6, 3), (3, 5), "valid"),
     ((2, 5, 5, 4), (2, 2), "same"), ((1, 6, 7, 2), (4, 1), "same"),
     ((1, 1, 1, 3), (3, 3), "same"), ((3, 4, 4, 1), (1, 1), "valid")])
-def test_rows_path_equals_the_lesson_in_float64(shape, kernel, padding, monkeypatch):
+def test_fast_path_equals_the_lesson_in_float64(shape, kernel, padding, loop, monkeypatch):
     """Odd, even and non-square kernels, "same" (asymmetric pads for even ones) and "valid",
-    a 1x1 map: output, dx, dW and db within 1e-12; both the forward and the backward took
-    the rows path (counted)."""
+    a 1x1 map, each sum read a row or a pixel at a time (the channel threshold moved to
+    choose): output, dx, dW and db within 1e-12; both the forward and the backward took
+    that loop (counted)."""
     calls = []
-    rows = depthwise.correlate_rows
-    monkeypatch.setattr(depthwise, "correlate_rows", lambda *a: calls.append(1) or rows(*a))
+    monkeypatch.setattr(depthwise, "PIXEL_LOOP_MIN_CHANNELS",
+                        1 if loop == "correlate_pixels" else 10 ** 9)
+    inner = getattr(depthwise, loop)
+    monkeypatch.setattr(depthwise, loop, lambda *a: calls.append(1) or inner(*a))
     lesson, fast, x = pair(shape, kernel, padding)
     for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
         assert got.shape == expected.shape
@@ -97,10 +101,12 @@ def test_a_separable_convs_d_in_the_workspace_equals_the_lessons():
     assert "depthwise_out" not in biased.buffers
 
 
-def test_rows_path_in_float32_is_within_rounding():
-    """Xception's 19x19x728 map (float32) against the float64 lesson: within 1e-6 of the
-    output's largest value, as close as the lesson's own float32 run."""
-    lesson, fast, x = pair((1, 19, 19, 728), (3, 3), "same", dtype=np.float32)
+@pytest.mark.parametrize("shape", [(1, 19, 19, 728), (1, 37, 37, 64)])
+def test_fast_path_in_float32_is_within_rounding(shape):
+    """Xception's 19x19x728 map (a pixel at a time) and a 37x37x64 one (a row at a time),
+    float32, against the float64 lesson: within 1e-6 of the output's largest value, as
+    close as the lesson's own float32 run."""
+    lesson, fast, x = pair(shape, (3, 3), "same", dtype=np.float32)
     exact = DepthwiseConv2D("d", lesson.w.astype(np.float64), lesson.b.astype(np.float64),
                             "relu").forward(x.astype(np.float64))
     got = fast.forward(x)
@@ -113,7 +119,7 @@ def test_rows_path_in_float32_is_within_rounding():
 @pytest.mark.parametrize("strides, m", [((2, 2), 1), ((1, 1), 2)])
 def test_other_shapes_run_the_lessons_code(strides, m, monkeypatch):
     """Stride 2, or two kernels per channel: the lesson's sum, exactly its values."""
-    monkeypatch.setattr(depthwise, "correlate_rows", None)  # would fail if called
+    monkeypatch.setattr(depthwise, "correlate", None)  # would fail if called
     lesson, fast, x = pair((2, 6, 6, 3), (3, 3), "same", strides=strides, m=m)
     for got, expected in zip(forward_backward(fast, x), forward_backward(lesson, x)):
         np.testing.assert_array_equal(got, expected)
@@ -129,10 +135,11 @@ def test_new_weights_are_used_by_the_next_pass():
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_correlate_rows_reads_the_map_it_is_given_or_refuses_it():
+def test_both_loops_read_the_map_they_are_given_or_refuse_it():
     """A one-channel map whose length-1 axis carries a stray stride (``x[..., None]``, which
-    NumPy calls contiguous): the lesson's values. A map too small for the tiled kernel's
-    width: refused, not read past its end."""
+    NumPy calls contiguous): the lesson's values, a row or a pixel at a time. A map too
+    small for the tiled kernel's width, a kernel of other channels: refused, not read past
+    its end."""
     r = np.random.default_rng(3)
     plane, w = r.standard_normal((1, 6, 7)), r.standard_normal((3, 3, 1, 1))
     x = plane[..., None]
@@ -141,3 +148,6 @@ def test_correlate_rows_reads_the_map_it_is_given_or_refuses_it():
     np.testing.assert_allclose(got, lesson, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="tiled kernel"):
         correlate_rows(x, np.tile(w[..., 0], (1, 1, 6)))
+    np.testing.assert_allclose(correlate_pixels(x, w[..., 0]), lesson, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="kernel"):
+        correlate_pixels(x, w[:, :, [0, 0], 0])
