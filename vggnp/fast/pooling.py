@@ -22,7 +22,7 @@ Xception's Grad-CAM 158 against 165 ms (an ad hoc alternating timing, 21 runs ea
 import numpy as np
 
 from ..nn.layers import PLAIN, MaxPool2D
-from ..nn.im2col import window_padding, windows
+from ..nn.im2col import windows
 from .direct_conv import UsesWorkspace, padded_copy
 
 
@@ -31,19 +31,13 @@ class FastMaxPool2D(UsesWorkspace, MaxPool2D):
     pixel's gradient once; any other pool (overlapping windows, padding, a dropped last
     row) runs the lesson's. buffers: the workspace the model's conv layers share."""
 
-    def _padded(self, x, fill):
-        """As the lesson's: x (N, H, W, C) padded with ``fill`` -> ((N, H + top + bottom,
-        W + left + right, C), (top, left), (H', W')), the padded copy in the workspace:
-        its caller reads it and lets it go."""
-        (ph, pw), (n, h, w, c) = self.pool_size, x.shape
-        pads = window_padding(h, w, ph, pw, self.strides, self.padding)
-        if not any(pads[0] + pads[1]):
-            return super()._padded(x, fill)
+    def _pad(self, x, pads, fill):
+        """As the lesson's, the padded copy in the workspace: (N, H + top + bottom,
+        W + left + right, C), read by its caller and let go."""
         (top, bottom), (left, right) = pads
-        xp = padded_copy(self.buffers, "padded", x, pads, fill=fill).reshape(
+        n, h, w, c = x.shape
+        return padded_copy(self.buffers, "padded", x, pads, fill=fill).reshape(
             n, h + top + bottom, w + left + right, c)
-        return xp, (top, left), ((xp.shape[1] - ph) // self.strides[0] + 1,
-                                 (xp.shape[2] - pw) // self.strides[1] + 1)
 
     def tiles(self, x_shape):
         """True where the windows cover x exactly once: strides equal to the pool size,

@@ -30,7 +30,7 @@ class AvgPool2D(Layer):
         self.name, self.pool_size, self.padding = name, tuple(pool_size), padding
         self.strides = tuple(strides or pool_size)
 
-    _padded = MaxPool2D._padded
+    _padded, _pad = MaxPool2D._padded, MaxPool2D._pad
 
     def _count(self, x_shape):
         """(1, H', W', 1): how many elements of each window lie inside the image."""

@@ -243,16 +243,16 @@ class MaxPool2D(Layer):
         self.strides = tuple(strides or pool_size)
 
     def _padded(self, x, fill):
-        """x with "same" padding of value ``fill``, and the output size (H', W')."""
-        ph, pw = self.pool_size
-        (top, bottom), (left, right) = window_padding(x.shape[1], x.shape[2], ph, pw,
-                                                      self.strides, self.padding)
-        if top or bottom or left or right:
-            x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
-                       constant_values=fill)
-        out_h = (x.shape[1] - ph) // self.strides[0] + 1
-        out_w = (x.shape[2] - pw) // self.strides[1] + 1
-        return x, (top, left), (out_h, out_w)
+        """x with "same" padding of value ``fill``, (top, left) and the size (H', W')."""
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        pads = window_padding(x.shape[1], x.shape[2], ph, pw, self.strides, self.padding)
+        x = self._pad(x, pads, fill) if any(pads[0] + pads[1]) else x
+        return x, (pads[0][0], pads[1][0]), ((x.shape[1] - ph) // sh + 1,
+                                             (x.shape[2] - pw) // sw + 1)
+
+    def _pad(self, x, pads, fill):
+        """x (N, H, W, C) padded by ((top, bottom), (left, right)) of ``fill``, a new array."""
+        return np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=fill)
 
     relevance = Layer.gradient_relevance  # to each window's winner
 
