@@ -2,13 +2,13 @@
 of the top logit to the input, on Keras Applications graphs, with the path and with the
 code it replaces (the lesson's, or an earlier fast path), alternating in one process.
 
-    python -m scripts.path_bench --path depthwise|pixels|unfold [--repeats 15]
+    python -m scripts.path_bench --path depthwise|loops|unfold [--repeats 15]
                                  [--models Xception ...]
 
 --path depthwise: the depthwise convolution read a row (or a pixel) at a time
 (``fast/depthwise.FastDepthwiseConv2D``) against the lesson's einsum (``DepthwiseConv2D``);
---path pixels: that fast path with a pixel at a time where a pixel has many channels
-(``depthwise.PIXEL_LOOP_MIN_CHANNELS``) against a row at a time everywhere;
+--path loops: that fast path as chosen (rows in chunks, a pixel at a time where a pixel
+has many channels: ``KNOBS``) against whole rows everywhere;
 --path unfold: a strided conv's im2col copied a window row at a time (``fast/unfold.py``)
 against the lesson's ``im2col``. Models as ``scripts.graph_bench`` builds them (realistic
 random weights). Prints a Markdown table of medians and how far apart the two ways' maps
@@ -26,10 +26,13 @@ from scripts.graph_bench import MODELS, ab_bench_args, built_models, photo_input
 
 # {path: the models that have the layers it changes}
 PATHS = {"depthwise": ("MobileNetV2", "Xception", "EfficientNetB0"), "unfold": tuple(MODELS),
-         "pixels": ("MobileNetV2", "Xception", "EfficientNetB0")}
+         "loops": ("MobileNetV2", "Xception", "EfficientNetB0")}
 # {path: the table's names for (the package's way, the way it replaces)}
 LABELS = {"depthwise": ("rows", "lesson"), "unfold": ("rows", "lesson"),
-          "pixels": ("pixels", "rows")}
+          "loops": ("chosen", "whole rows")}
+
+
+KNOBS = ("PIXEL_LOOP_MIN_CHANNELS", "ROW_CHUNK_VALUES")  # of fast/depthwise.py
 
 
 def ways(path):
@@ -42,10 +45,9 @@ def ways(path):
     if path == "depthwise":
         return {"with": [(FastDepthwiseConv2D, "_correlates", FastDepthwiseConv2D._correlates)],
                 "without": [(FastDepthwiseConv2D, "_correlates", lambda layer: False)]}
-    if path == "pixels":
-        return {"with": [(depthwise, "PIXEL_LOOP_MIN_CHANNELS",
-                          depthwise.PIXEL_LOOP_MIN_CHANNELS)],
-                "without": [(depthwise, "PIXEL_LOOP_MIN_CHANNELS", 10 ** 9)]}
+    if path == "loops":
+        return {"with": [(depthwise, name, getattr(depthwise, name)) for name in KNOBS],
+                "without": [(depthwise, name, 10 ** 9) for name in KNOBS]}
     return {"with": [(FastConv2D, "unfold", FastConv2D.unfold)],
             "without": [(FastConv2D, "unfold", Conv2D.unfold)]}
 

@@ -30,17 +30,22 @@ def forward_backward(layer, x, dout_seed=1):
     return out, layer.backward(dout, PARAMS), layer.dw, layer.db
 
 
-@pytest.mark.parametrize("loop", ["correlate_rows", "correlate_pixels"])
+@pytest.mark.parametrize("loop, chunk", [("correlate_rows", None), ("correlate_rows", 7),
+                                         ("correlate_pixels", None)])
 @pytest.mark.parametrize("shape, kernel, padding", [
     ((2, 7, 9, 5), (3, 3), "same"), ((1, 8, 6, 3), (3, 5), "valid"),
     ((2, 5, 5, 4), (2, 2), "same"), ((1, 6, 7, 2), (4, 1), "same"),
     ((1, 1, 1, 3), (3, 3), "same"), ((3, 4, 4, 1), (1, 1), "valid")])
-def test_fast_path_equals_the_lesson_in_float64(shape, kernel, padding, loop, monkeypatch):
+def test_fast_path_equals_the_lesson_in_float64(shape, kernel, padding, loop, chunk,
+                                                monkeypatch):
     """Odd, even and non-square kernels, "same" (asymmetric pads for even ones) and "valid",
-    a 1x1 map, each sum read a row or a pixel at a time (the channel threshold moved to
-    choose): output, dx, dW and db within 1e-12; both the forward and the backward took
-    that loop (counted)."""
+    a 1x1 map, each sum read a row (in whole rows, or in chunks of a pixel or two with a
+    shorter last one) or a pixel at a time (the channel threshold moved to choose): output,
+    dx, dW and db within 1e-12; both the forward and the backward took that loop
+    (counted)."""
     calls = []
+    if chunk:
+        monkeypatch.setattr(depthwise, "ROW_CHUNK_VALUES", chunk)
     monkeypatch.setattr(depthwise, "PIXEL_LOOP_MIN_CHANNELS",
                         1 if loop == "correlate_pixels" else 10 ** 9)
     inner = getattr(depthwise, loop)
@@ -137,17 +142,14 @@ def test_new_weights_are_used_by_the_next_pass():
 
 def test_both_loops_read_the_map_they_are_given_or_refuse_it():
     """A one-channel map whose length-1 axis carries a stray stride (``x[..., None]``, which
-    NumPy calls contiguous): the lesson's values, a row or a pixel at a time. A map too
-    small for the tiled kernel's width, a kernel of other channels: refused, not read past
-    its end."""
+    NumPy calls contiguous): the lesson's values, a row or a pixel at a time. A kernel
+    larger than the map, or of other channels: refused, not read past the map's end."""
     r = np.random.default_rng(3)
     plane, w = r.standard_normal((1, 6, 7)), r.standard_normal((3, 3, 1, 1))
     x = plane[..., None]
     lesson = DepthwiseConv2D("d", w, None, "linear", padding="valid").forward(x)
-    got = correlate_rows(x, np.tile(w[..., 0], (1, 1, 5)))
-    np.testing.assert_allclose(got, lesson, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="tiled kernel"):
-        correlate_rows(x, np.tile(w[..., 0], (1, 1, 6)))
-    np.testing.assert_allclose(correlate_pixels(x, w[..., 0]), lesson, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="kernel"):
-        correlate_pixels(x, w[:, :, [0, 0], 0])
+    for loop in (correlate_rows, correlate_pixels):
+        np.testing.assert_allclose(loop(x, w[..., 0]), lesson, rtol=1e-12, atol=1e-12)
+        for bad in (r.standard_normal((7, 3, 1)), w[:, :, [0, 0], 0]):
+            with pytest.raises(ValueError, match="kernel"):
+                loop(x, bad)

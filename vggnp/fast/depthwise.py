@@ -1,5 +1,5 @@
 """The fast path of the lesson's ``DepthwiseConv2D`` (``nn/graph_layers.py``): the same sum,
-read a row of pixels at a time instead of a pixel at a time.
+read a row of pixels at a time (a pixel at a time where it has many channels).
 
 The lesson's einsum contracts every window (N, H', W', C, KH, KW) with the kernel; its inner
 loop runs over one pixel's C channels, so a map with few channels and many pixels (Xception's
@@ -10,15 +10,19 @@ output row is one contiguous run of the padded input's row, flattened to (W + KW
                      = sum_{i, j} rows[n, y, i, j, k] w_tiled[i, j, k],   k = x*C + c
 
 with ``rows`` a strided view (no copy) starting each tap's run at j*C, and the kernel tiled
-W' times along k (w_tiled[i, j, x*C + c] = w[i, j, c]). The inner loop then runs over W'*C
-values: ``python -m scripts.path_bench --path depthwise`` times both ways in the models
-(docs/speed.md), ``tests/test_fast_depthwise.py`` holds this one to the lesson's sum.
+along k (w_tiled[i, j, x*C + c] = w[i, j, c]). The inner loop then runs over a row's
+values, in chunks of about ROW_CHUNK_VALUES so that the tiled kernel stays in cache (one
+chunk's width of it serves every chunk): ``python -m scripts.path_bench --path depthwise``
+times this against the lesson's way in the models (docs/speed.md),
+``tests/test_fast_depthwise.py`` holds it to the lesson's sum.
 
 Where a pixel has many channels (C >= PIXEL_LOOP_MIN_CHANNELS: Xception's middle flow,
-MobileNet's and EfficientNet's late blocks) the tiled kernel no longer fits in cache and
-its tiling costs more than it saves: there the sum reads a pixel at a time, the kernel
-broadcast over the row instead of tiled (``correlate_pixels``; 0.4 against 0.5 ms on
-Xception's 19x19x728, ad hoc; 192 channels is where the two measured even, 3x3 and 5x5).
+MobileNet's and EfficientNet's late blocks) a chunk holds few pixels and the loops around
+it cost more than the long one saves: there the sum reads a pixel at a time, the kernel
+broadcast over the row instead of tiled (``correlate_pixels``; 0.35 against 0.42 ms on
+Xception's 19x19x728, 0.17 against 0.19 on 14x14x576; the chunked rows won at 256
+channels and below, 0.61 against 0.66 ms on 37x37x256: ad hoc, 3x3 and 5x5 alike;
+``--path pixels`` times the choice in the models).
 
 The input gradient, at stride 1, is the same sum over dz padded for the "full" correlation
 with the kernel flipped (as ``layers.FastConv2D``'s; ``direct_conv.full_pads``):
@@ -33,57 +37,65 @@ from ..nn.graph_layers import DepthwiseConv2D
 from .direct_conv import UsesWorkspace, full_pads, padded_copy, workspace_array
 
 
-PIXEL_LOOP_MIN_CHANNELS = 192
+PIXEL_LOOP_MIN_CHANNELS = 384
+ROW_CHUNK_VALUES = 2048  # a chunk of an output row, x*C + c: 8 KB a tap in float32
 
 
 def correlate(padded, w, out=None):
     """padded: (N, H' + KH - 1, W' + KW - 1, C), w: (KH, KW, C) -> z: (N, H', W', C), the
     stride-1 depthwise correlation z[n, y, x, c] = sum_{i, j} padded[n, y + i, x + j, c]
-    w[i, j, c], a row at a time (``correlate_rows``, the kernel tiled) or, from
-    PIXEL_LOOP_MIN_CHANNELS channels on, a pixel at a time (``correlate_pixels``);
-    written into ``out`` (N, H', W', C) where given, else into a new array."""
-    out_w = padded.shape[2] - w.shape[1] + 1
+    w[i, j, c], a row at a time (``correlate_rows``) or, from PIXEL_LOOP_MIN_CHANNELS
+    channels on, a pixel at a time (``correlate_pixels``); written into ``out`` (a
+    C-contiguous (N, H', W', C) array) where given, else into a new array."""
     if padded.shape[3] >= PIXEL_LOOP_MIN_CHANNELS:
         return correlate_pixels(padded, w, out)
-    rows_out = None if out is None else out.reshape(out.shape[0], out.shape[1], -1)
-    return correlate_rows(padded, np.tile(w, (1, 1, max(out_w, 0))), rows_out)
+    return correlate_rows(padded, w, out)
+
+
+def _checked(padded, w):
+    """(padded as a C-contiguous array, (N, H', W', C)); a kernel that does not fit the map
+    or names other channels refused (the views below are not bounds-checked)."""
+    padded = np.ascontiguousarray(padded)
+    n, hp, wp, c = padded.shape
+    kh, kw, kc = w.shape
+    if hp < kh or wp < kw or kc != c:
+        raise ValueError(f"depthwise correlate: a {hp}x{wp}x{c} map, a kernel {w.shape}")
+    return padded, (n, hp - kh + 1, wp - kw + 1, c)
 
 
 def correlate_pixels(padded, w, out=None):
-    """padded: (N, H' + KH - 1, W' + KW - 1, C), w: (KH, KW, C) -> z: (N, H', W', C), the
-    sum of ``correlate``, its inner loop over one pixel's C channels: the window view
-    v[n, y, i, j, x, c] = padded[n, y + i, x + j, c] (no copy) contracted with w."""
-    padded = np.ascontiguousarray(padded)
-    n, hp, wp, c = padded.shape
-    kh, kw, _ = w.shape
-    out_h, out_w = hp - kh + 1, wp - kw + 1
-    if out_h < 1 or out_w < 1 or w.shape[2] != c:
-        raise ValueError(f"correlate_pixels: a {hp}x{wp}x{c} map, a kernel {w.shape}")
-    item = padded.itemsize  # strides from the shape (see correlate_rows)
+    """The sum of ``correlate``, its inner loop over one pixel's C channels: the window
+    view v[n, y, i, j, x, c] = padded[n, y + i, x + j, c] (no copy) contracted with w."""
+    padded, (n, out_h, out_w, c) = _checked(padded, w)
+    (_, hp, wp, _), (kh, kw, _), item = padded.shape, w.shape, padded.itemsize
+    # strides from the shape, not the array's own: a contiguous array may carry any stride
+    # on an axis of length 1, and the view reads across axes
     windows = as_strided(padded, (n, out_h, kh, kw, out_w, c),
                          (hp * wp * c * item, wp * c * item, wp * c * item, c * item,
                           c * item, item), writeable=False)
     return np.einsum("nyijxc,ijc->nyxc", windows, w, out=out)
 
 
-def correlate_rows(padded, w_tiled, out=None):
-    """padded: (N, H' + KH - 1, W' + KW - 1, C); w_tiled: (KH, KW, W' * C),
-    w_tiled[i, j, x*C + c] = w[i, j, c] -> z: (N, H', W', C), the stride-1 depthwise
-    correlation z[n, y, x, c] = sum_{i, j} padded[n, y + i, x + j, c] w[i, j, c];
-    written into ``out`` (N, H', W' * C) where given, else into a new array."""
-    padded = np.ascontiguousarray(padded)
-    n, hp, wp, c = padded.shape
-    kh, kw, k = w_tiled.shape
-    out_h, out_w = hp - kh + 1, wp - kw + 1
-    if out_h < 1 or out_w * c != k:
-        raise ValueError(f"correlate_rows: a {hp}x{wp}x{c} map, a tiled kernel {w_tiled.shape}")
-    # strides from the shape, not the array's own: a contiguous array may carry any stride
-    # on an axis of length 1, and the view below reads across axes
-    item = padded.itemsize
-    rows = as_strided(padded, (n, out_h, kh, kw, k),
-                      (hp * wp * c * item, wp * c * item, wp * c * item, c * item, item),
-                      writeable=False)
-    return np.einsum("nyijk,ijk->nyk", rows, w_tiled, out=out).reshape(n, out_h, out_w, c)
+def correlate_rows(padded, w, out=None):
+    """The sum of ``correlate``, a row at a time: for each chunk of an output row (about
+    ROW_CHUNK_VALUES values, ``width`` pixels), rows[n, y, i, j, k] = the padded row y + i
+    from pixel x0 + j on, flattened (no copy), contracted with the kernel tiled ``width``
+    times, w_tiled[i, j, x*C + c] = w[i, j, c]. Chunks keep the tiled kernel in cache
+    (Xception's 147x147x128 map: 5.3 against 7.9 ms in whole rows, ad hoc)."""
+    padded, (n, out_h, out_w, c) = _checked(padded, w)
+    (_, hp, wp, _), (kh, kw, _), item = padded.shape, w.shape, padded.itemsize
+    out = np.empty((n, out_h, out_w, c), padded.dtype) if out is None else out
+    flat_out = out.reshape(n, out_h, out_w * c)
+    width = max(1, min(out_w, ROW_CHUNK_VALUES // c))
+    w_tiled = np.tile(w, (1, 1, width))
+    for x0 in range(0, out_w, width):
+        k = (min(out_w, x0 + width) - x0) * c  # reads pixels x0 .. x0 + k/c + KW - 2 < W' + KW - 1
+        rows = as_strided(padded[:, :, x0:], (n, out_h, kh, kw, k),
+                          (hp * wp * c * item, wp * c * item, wp * c * item, c * item, item),
+                          writeable=False)
+        np.einsum("nyijk,ijk->nyk", rows, w_tiled[:, :, :k],
+                  out=flat_out[:, :, x0 * c:x0 * c + k])
+    return out
 
 
 class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
