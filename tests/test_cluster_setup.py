@@ -36,6 +36,17 @@ def test_dask_without_dask_installed_is_one_line(tmp_path, monkeypatch, capsys):
                                  "install 'vggnp[dask]'\n"), err
 
 
+def test_a_run_on_this_machine_does_not_import_the_cluster_code(tmp_path):
+    """The cluster module (and asyncio, which it alone brings: 15 ms of every start) is
+    imported for a --dask run only: a whole run in a fresh interpreter never loads it."""
+    import subprocess
+    probe = ("import sys; from vggnp import cam; code = cam.main(sys.argv[1:]); "
+             "print(code, 'vggnp.cam.cluster' in sys.modules, 'asyncio' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, SHAPES[0], *MODEL, "--out",
+                           str(tmp_path), "--quiet"], capture_output=True, text=True)
+    assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
     reference_module("distributed")

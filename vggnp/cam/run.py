@@ -27,7 +27,6 @@ from .run_report import nothing_to_do, write_run_report
 from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
 from .outputs import THUMBNAILS, output_stems
 from .state import RunState
-from .cluster import connect, explain_on_cluster
 from .settings import (Stop, each_until_stopped, folder_unusable, prepare, signals_ignored,
                        stops_noted, stream_options)
 from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
@@ -61,7 +60,7 @@ def main(argv=None, client=None, process_ends=False):
         if not todo:
             return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs,
                                  results)
-        with connect(args.dask, client) as cluster:  # None: on this machine
+        with cluster_for(args.dask, client) as cluster:  # None: on this machine
             run = prepare(args, command_line("vggnp.cam", argv),  # model, layer, class
                           stop_wait=0 if process_ends else CLOSE_WAIT)
             return process(args, run, todo, failed_inputs, results, cluster)
@@ -155,6 +154,16 @@ def not_done_yet(args, results, todo):
     return [item for item, skip in zip(todo, alike) if not skip]
 
 
+def cluster_for(address, client):
+    """``cluster.connect(address, client)``, or, for a run on this machine alone, a context
+    giving None: the cluster module (asyncio, ssl: 15 ms of every start) is imported
+    only for a cluster run."""
+    if address is None and client is None:
+        return contextlib.nullcontext()
+    from .cluster import connect
+    return connect(address, client)
+
+
 def process(args, run, todo, failed_inputs, results, client=None):
     """Explain the images here (``explain_here``) or on a Dask cluster (``client``:
     ``cluster.explain_on_cluster``), report each as it is done, then the report and the
@@ -166,6 +175,7 @@ def process(args, run, todo, failed_inputs, results, client=None):
                    own=own_outputs(results.entries()),
                    trace=Tee(sys.stderr) if args.trace else None)
     if client is not None:
+        from .cluster import explain_on_cluster
         explain_on_cluster(args, run, todo, out, client)
     else:
         explain_here(args, run, todo, out)
