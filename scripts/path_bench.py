@@ -28,7 +28,7 @@ from scripts.graph_bench import MODELS, ab_bench_args, built_models, photo_input
 PATHS = {"depthwise": ("MobileNetV2", "Xception", "EfficientNetB0"), "unfold": tuple(MODELS),
          "loops": ("MobileNetV2", "Xception", "EfficientNetB0")}
 # {path: the table's names for (the package's way, the way it replaces)}
-LABELS = {"depthwise": ("rows", "lesson"), "unfold": ("rows", "lesson"),
+LABELS = {"depthwise": ("fast", "lesson"), "unfold": ("rows", "lesson"),
           "loops": ("chosen", "whole rows")}
 
 

@@ -106,11 +106,14 @@ def test_a_separable_convs_d_in_the_workspace_equals_the_lessons():
     assert "depthwise_out" not in biased.buffers
 
 
-@pytest.mark.parametrize("shape", [(1, 19, 19, 728), (1, 37, 37, 64)])
-def test_fast_path_in_float32_is_within_rounding(shape):
-    """Xception's 19x19x728 map (a pixel at a time) and a 37x37x64 one (a row at a time),
-    float32, against the float64 lesson: within 1e-6 of the output's largest value, as
-    close as the lesson's own float32 run."""
+@pytest.mark.parametrize("shape, loop", [((1, 19, 19, 728), "correlate_pixels"),
+                                         ((1, 37, 37, 64), "correlate_rows")])
+def test_fast_path_in_float32_is_within_rounding(shape, loop, monkeypatch):
+    """Xception's 19x19x728 map (a pixel at a time) and a 37x37x64 one (a row at a time, in
+    two chunks), float32, against the float64 lesson: within 1e-6 of the output's largest
+    value, as close as the lesson's own float32 run; the loop named ran (counted)."""
+    calls, inner = [], getattr(depthwise, loop)
+    monkeypatch.setattr(depthwise, loop, lambda *a: calls.append(1) or inner(*a))
     lesson, fast, x = pair(shape, (3, 3), "same", dtype=np.float32)
     exact = DepthwiseConv2D("d", lesson.w.astype(np.float64), lesson.b.astype(np.float64),
                             "relu").forward(x.astype(np.float64))
@@ -119,6 +122,7 @@ def test_fast_path_in_float32_is_within_rounding(shape):
     scale = np.abs(exact).max()
     assert np.abs(got - exact).max() <= 1e-6 * scale
     assert np.abs(got - exact).max() <= 2 * np.abs(lesson.forward(x) - exact).max() + 1e-7 * scale
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("strides, m", [((2, 2), 1), ((1, 1), 2)])
@@ -150,6 +154,45 @@ def test_both_loops_read_the_map_they_are_given_or_refuse_it():
     lesson = DepthwiseConv2D("d", w, None, "linear", padding="valid").forward(x)
     for loop in (correlate_rows, correlate_pixels):
         np.testing.assert_allclose(loop(x, w[..., 0]), lesson, rtol=1e-12, atol=1e-12)
-        for bad in (r.standard_normal((7, 3, 1)), w[:, :, [0, 0], 0]):
+        for bad in (r.standard_normal((7, 3, 1)), r.standard_normal((3, 8, 1)),
+                    w[:, :, [0, 0], 0]):
             with pytest.raises(ValueError, match="kernel"):
                 loop(x, bad)
+
+
+def test_rows_are_read_in_chunks_that_cover_each_row_once():
+    """A 9-pixel row of 2 channels in chunks of 4 pixels (ROW_CHUNK_VALUES = 8): three
+    einsums (4, 4 and 1 pixels), their outputs disjoint and covering the row; the sum is
+    the lesson's."""
+    r = np.random.default_rng(4)
+    x, w = r.standard_normal((1, 3, 11, 2)), r.standard_normal((3, 3, 2, 1))
+    lesson = DepthwiseConv2D("d", w, None, "linear", padding="valid").forward(x)
+    chunks, einsum = [], np.einsum
+
+    def counted(spec, *operands, out):
+        chunks.append(out.shape[2])
+        return einsum(spec, *operands, out=out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(depthwise, "ROW_CHUNK_VALUES", 8)
+        patch.setattr(depthwise.np, "einsum", counted)
+        got = correlate_rows(x, w[..., 0])
+    assert chunks == [8, 8, 2]
+    np.testing.assert_allclose(got, lesson, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loop", [correlate_rows, correlate_pixels])
+def test_both_loops_take_mixed_dtypes_and_refuse_an_out_they_cannot_fill(loop):
+    """A float32 map and a float64 kernel (a float64 layer's dx of a float32 dz): a float64
+    sum, as NumPy's own arithmetic. An ``out`` that is not a C-contiguous array of the
+    output's shape is refused (a reshaped copy would take the sums, out left unwritten);
+    one that is receives them."""
+    r = np.random.default_rng(5)
+    x, w = r.standard_normal((1, 5, 6, 3)).astype(np.float32), r.standard_normal((3, 3, 3))
+    got = loop(x, w)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, loop(x.astype(np.float64), w), rtol=1e-12)
+    out = np.empty((1, 3, 4, 3), order="F")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        loop(x, w, out)
+    out = np.zeros((1, 3, 4, 3))
+    assert loop(x, w, out) is out and np.array_equal(out, got)

@@ -20,9 +20,9 @@ Where a pixel has many channels (C >= PIXEL_LOOP_MIN_CHANNELS: Xception's middle
 MobileNet's and EfficientNet's late blocks) a chunk holds few pixels and the loops around
 it cost more than the long one saves: there the sum reads a pixel at a time, the kernel
 broadcast over the row instead of tiled (``correlate_pixels``; 0.35 against 0.42 ms on
-Xception's 19x19x728, 0.17 against 0.19 on 14x14x576; the chunked rows won at 256
-channels and below, 0.61 against 0.66 ms on 37x37x256: ad hoc, 3x3 and 5x5 alike;
-``--path pixels`` times the choice in the models).
+Xception's 19x19x728, 0.17 against 0.19 on 14x14x576; the two even at 320 and 384
+channels, 0.90x to 1.04x; the chunked rows won at 256 and below, 0.61 against 0.66 ms on
+37x37x256: ad hoc, 3x3 and 5x5 alike; ``--path loops`` times the choice in the models).
 
 The input gradient, at stride 1, is the same sum over dz padded for the "full" correlation
 with the kernel flipped (as ``layers.FastConv2D``'s; ``direct_conv.full_pads``):
@@ -52,27 +52,35 @@ def correlate(padded, w, out=None):
     return correlate_rows(padded, w, out)
 
 
-def _checked(padded, w):
-    """(padded as a C-contiguous array, (N, H', W', C)); a kernel that does not fit the map
-    or names other channels refused (the views below are not bounds-checked)."""
+def _checked(padded, w, out):
+    """(padded as a C-contiguous array, its strides in bytes along (N, H, W, C) from its
+    shape, out or a new array of z's shape (N, H', W', C) and dtype); a kernel that does
+    not fit the map or names other channels, or an ``out`` that is not a C-contiguous
+    array of that shape, refused (the views below are not bounds-checked, and a reshaped
+    copy of ``out`` would take the sums in its place)."""
     padded = np.ascontiguousarray(padded)
     n, hp, wp, c = padded.shape
     kh, kw, kc = w.shape
-    if hp < kh or wp < kw or kc != c:
+    if hp < kh or wp < kw or kc != c or c == 0:
         raise ValueError(f"depthwise correlate: a {hp}x{wp}x{c} map, a kernel {w.shape}")
-    return padded, (n, hp - kh + 1, wp - kw + 1, c)
+    shape = (n, hp - kh + 1, wp - kw + 1, c)
+    if out is None:
+        out = np.empty(shape, np.result_type(padded, w))
+    elif out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"depthwise correlate: out must be a C-contiguous {shape} array")
+    # strides from the shape, not the array's own: a contiguous array may carry any stride
+    # on an axis of length 1, and the views read across axes
+    item = padded.itemsize
+    return padded, (hp * wp * c * item, wp * c * item, c * item, item), out
 
 
 def correlate_pixels(padded, w, out=None):
     """The sum of ``correlate``, its inner loop over one pixel's C channels: the window
     view v[n, y, i, j, x, c] = padded[n, y + i, x + j, c] (no copy) contracted with w."""
-    padded, (n, out_h, out_w, c) = _checked(padded, w)
-    (_, hp, wp, _), (kh, kw, _), item = padded.shape, w.shape, padded.itemsize
-    # strides from the shape, not the array's own: a contiguous array may carry any stride
-    # on an axis of length 1, and the view reads across axes
+    padded, (image, row, pixel, value), out = _checked(padded, w, out)
+    (n, out_h, out_w, c), (kh, kw, _) = out.shape, w.shape
     windows = as_strided(padded, (n, out_h, kh, kw, out_w, c),
-                         (hp * wp * c * item, wp * c * item, wp * c * item, c * item,
-                          c * item, item), writeable=False)
+                         (image, row, row, pixel, pixel, value), writeable=False)
     return np.einsum("nyijxc,ijc->nyxc", windows, w, out=out)
 
 
@@ -82,19 +90,17 @@ def correlate_rows(padded, w, out=None):
     from pixel x0 + j on, flattened (no copy), contracted with the kernel tiled ``width``
     times, w_tiled[i, j, x*C + c] = w[i, j, c]. Chunks keep the tiled kernel in cache
     (Xception's 147x147x128 map: 5.3 against 7.9 ms in whole rows, ad hoc)."""
-    padded, (n, out_h, out_w, c) = _checked(padded, w)
-    (_, hp, wp, _), (kh, kw, _), item = padded.shape, w.shape, padded.itemsize
-    out = np.empty((n, out_h, out_w, c), padded.dtype) if out is None else out
-    flat_out = out.reshape(n, out_h, out_w * c)
+    padded, (image, row, pixel, value), out = _checked(padded, w, out)
+    (n, out_h, out_w, c), (kh, kw, _) = out.shape, w.shape
+    flat_out = out.reshape(n, out_h, out_w * c)  # a view: out is C-contiguous
     width = max(1, min(out_w, ROW_CHUNK_VALUES // c))
     w_tiled = np.tile(w, (1, 1, width))
     for x0 in range(0, out_w, width):
-        k = (min(out_w, x0 + width) - x0) * c  # reads pixels x0 .. x0 + k/c + KW - 2 < W' + KW - 1
-        rows = as_strided(padded[:, :, x0:], (n, out_h, kh, kw, k),
-                          (hp * wp * c * item, wp * c * item, wp * c * item, c * item, item),
-                          writeable=False)
-        np.einsum("nyijk,ijk->nyk", rows, w_tiled[:, :, :k],
-                  out=flat_out[:, :, x0 * c:x0 * c + k])
+        length = (min(out_w, x0 + width) - x0) * c  # its last tap reads pixel < W' + KW - 1
+        rows = as_strided(padded[:, :, x0:], (n, out_h, kh, kw, length),
+                          (image, row, row, pixel, value), writeable=False)
+        np.einsum("nyijk,ijk->nyk", rows, w_tiled[:, :, :length],
+                  out=flat_out[:, :, x0 * c:x0 * c + length])
     return out
 
 
@@ -117,6 +123,7 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
             n, h + top + bottom, w + left + right, c)
 
     def _correlates(self):
+        """True where ``correlate`` computes this layer's sums: stride 1, M = 1."""
         return self.strides == (1, 1) and self.w.shape[3] == 1
 
     def pre_activation(self, x):

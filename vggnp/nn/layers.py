@@ -243,12 +243,13 @@ class MaxPool2D(Layer):
         self.strides = tuple(strides or pool_size)
 
     def _padded(self, x, fill):
-        """x with "same" padding of value ``fill``, (top, left) and the size (H', W')."""
+        """x: (N, H, W, C) -> (xp, (top, left), (H', W')): x padded with ``fill`` ("same"),
+        H' = (H + top + bottom - PH) // SH + 1 (W' alike)."""
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         pads = window_padding(x.shape[1], x.shape[2], ph, pw, self.strides, self.padding)
-        x = self._pad(x, pads, fill) if any(pads[0] + pads[1]) else x
-        return x, (pads[0][0], pads[1][0]), ((x.shape[1] - ph) // sh + 1,
-                                             (x.shape[2] - pw) // sw + 1)
+        xp = self._pad(x, pads, fill) if any(pads[0] + pads[1]) else x
+        out_size = ((xp.shape[1] - ph) // sh + 1, (xp.shape[2] - pw) // sw + 1)
+        return xp, (pads[0][0], pads[1][0]), out_size
 
     def _pad(self, x, pads, fill):
         """x (N, H, W, C) padded by ((top, bottom), (left, right)) of ``fill``, a new array."""
@@ -282,10 +283,8 @@ class MaxPool2D(Layer):
 
 
 class Flatten(Layer):
-    """x: (N, H, W, C) -> out: (N, H*W*C), in channels-last (C fastest) order as Keras.
-
-    The classifier's first kernel expects exactly this order; dx = dout reshaped back.
-    """
+    """x: (N, H, W, C) -> out: (N, H*W*C), in channels-last (C fastest) order as Keras:
+    the order the classifier's first kernel expects. dx = dout reshaped back."""
 
     relevance = Layer.gradient_relevance
 
