@@ -329,6 +329,23 @@ def test_a_command_loads_numpy_without_huge_pages(environment, huge_pages):
         assert done.returncode == 0 and done.stdout.split()[-1] == expected, done.stderr
 
 
+def test_the_process_ends_with_its_code_and_its_text_flushed():
+    """``startup.end_process`` (the end of ``cam.command``): what stdout and stderr still
+    buffered reaches the reader, and the code is the process's; a stdout the reader has
+    closed leaves the code as it was and nothing on stderr (no "Exception ignored")."""
+    script = ("import sys, time; from vggnp.startup import end_process\n"
+              "sys.stdout.write('lines' * {n}); sys.stderr.write('note')\n"
+              "time.sleep({pause}); end_process(7)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # pipes buffer
+    done = subprocess.run([sys.executable, "-c", script.format(n=1, pause=0)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (7, "lines", "note")
+    reader = subprocess.Popen([sys.executable, "-c", script.format(n=1000, pause=0.5)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # before the script flushes its 5 KB (a pipe: block-buffered)
+    assert reader.wait(timeout=60) == 7 and reader.stderr.read() == b"note"
+
+
 def test_a_deleted_working_folder_is_one_line(tmp_path):
     """#27.13: run from a folder that was deleted: one line, exit 4 (not FileNotFoundError
     from os.path.abspath)."""

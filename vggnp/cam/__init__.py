@@ -6,7 +6,7 @@ lines), ``outputs.py`` (output names and pictures), ``run_io.py`` (inputs, the r
 file, stdout lines, progress).
 """
 
-from ..startup import guard, started
+from ..startup import end_process, guard, started
 
 __all__ = ["command", "main"]
 
@@ -23,5 +23,5 @@ def main(argv=None, client=None, process_ends=False):
 
 def command():
     """The command line's entry point (``python -m vggnp.cam``, ``vggnp-cam``): ``main``
-    in a process that ends when it returns."""
-    return main(process_ends=True)
+    in a process that ends when it returns (``startup.end_process``)."""
+    end_process(main(process_ends=True))
