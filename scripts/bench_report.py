@@ -6,15 +6,15 @@ import textwrap
 
 from scripts.harness import machine, summary
 
-TARGETS = [  # (name, measure, target, stretch): issue #18's targets
+TARGETS = [  # (name, measure, target, stretch): issue #18's, and #28.1's where it set its own
     ("forward vs TF tf.function", "forward_vs_tf", 1.0, 0.9),
     ("Grad-CAM vs TF tf.function", "gradcam_vs_tf", 1.0, 0.9),
     ("Grad-CAM vs keras-io (eager)", "gradcam_vs_kerasio", 0.4, 0.3),
-    ("input gradient vs TF tf.function", "input_grad_vs_tf", 1.0, 0.9),
+    ("input gradient vs TF tf.function", "input_grad_vs_tf", 1.1, 0.9),
     ("input gradient / forward", "input_grad_vs_forward", 2.2, 2.0),
     ("batch 8 per image / batch 1", "batch8_vs_batch1", 0.9, 0.7),
     ("peak RSS, batch 1 (MB)", "rss_mb", 750, 700),
-    ("vggnp.cam whole process (s)", "cli_s", 0.7, 0.5),
+    ("vggnp.cam whole process (s)", "cli_s", 0.6, 0.5),
 ]
 
 
