@@ -17,7 +17,9 @@ from vggnp.cam import image as cam_image, run as cam
 
 
 @pytest.mark.parametrize("redirect", ["| head -c1 >/dev/null", ">&-", ">/dev/full"])
-def test_stdout_that_fails_ends_the_run_quietly(tmp_path, redirect):
+def test_stdout_that_fails_ends_the_run_with_exit_5_and_its_tally(tmp_path, redirect):
+    """docs/folders.md: exit 5, no traceback, and one last line on stderr with the run's
+    tally and where the results file is; every output listed in it."""
     paths = copies(tmp_path / "in", SHAPES, 30)
     command = (f"{sys.executable} -m vggnp.cam {' '.join(paths)} --model {MODEL_PATH} "
                f"--out {tmp_path / 'out'} --batch-size 1 --json 2>{tmp_path / 'err'} "
@@ -26,7 +28,9 @@ def test_stdout_that_fails_ends_the_run_quietly(tmp_path, redirect):
     err = (tmp_path / "err").read_text()
     assert int((tmp_path / "code").read_text()) == 5, err
     assert "Traceback" not in err and "Exception ignored" not in err
-    assert err.strip().splitlines()[-1].startswith("vggnp.cam: stdout was closed or full")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vggnp.cam: stdout was closed or full: ") and \
+        " image(s) done, 0 failed; the results are in " in last, last
     listed = {os.path.basename(p) for r in records(tmp_path / "out")
               for p in r.get("outputs", {}).values()}
     assert listed == set(outputs_in(tmp_path / "out"))

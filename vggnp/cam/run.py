@@ -278,7 +278,7 @@ def ending(args, run, out, total):
     if out.stop:
         return out.stop
     if out.lines.broken:
-        say(f"vggnp.cam: stdout was closed or full: stopped after {out.written} of {total} "
-            f"image(s); the results are in {out.results.path}")
+        say(f"vggnp.cam: stdout was closed or full: {out.counts(total, 'done')}; the "
+            f"results are in {out.results.path}")
         return EXIT_STDOUT
     return EXIT_SOME_FAILED if out.failed or out.refused else EXIT_OK
