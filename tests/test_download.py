@@ -26,7 +26,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path in ("/good.h5", "/slow.h5", "/crawl.h5"):
             body, kind = PAYLOAD, "application/octet-stream"
         elif self.path == "/corrupt.h5":
-            body, kind = PAYLOAD[:-1] + b"x", "application/octet-stream"
+            # the last byte flipped: PAYLOAD is random, and one time in 256 it ended in the
+            # b"x" once put here, which made the "corrupt" file the good one
+            body, kind = PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 0xFF]), "application/octet-stream"
         elif self.path == "/html.h5":
             body, kind = b"<html><body>Please log in</body></html>", "text/html; charset=utf-8"
         elif self.path == "/short.h5":

@@ -26,6 +26,32 @@ def test_a_url_input_says_urls_are_not_fetched(tmp_path, capsys):
            f"first (curl -LO '{url}')" in err
 
 
+@pytest.mark.parametrize("model", [[], MODEL])
+def test_inputs_that_do_not_exist_are_said_before_any_weights_load(model, tmp_path,
+                                                                   monkeypatch, capsys):
+    """A new user's trial: a mistyped image name with the default VGG16 and no weights
+    cached was told to download 553 MB (or downloaded them) before hearing the name was
+    wrong. Where not one input exists: each said as the reader says it, exit 1, no model
+    loaded (its loader made to fail the test); the URL keeps its own reason."""
+    from vggnp.cam import settings
+    monkeypatch.setattr(settings, "load_model", lambda *a, **k: pytest.fail("loaded"))
+    monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "empty"))
+    missing, url = str(tmp_path / "elephnat.jpg"), "https://example.com/cat.jpg"
+    assert cam_run.main([missing, url, *model, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"vggnp.cam: {missing}: no such file"
+    assert err[1].startswith(f"vggnp.cam: {url}: a URL: vggnp reads image files") and len(err) == 2
+
+
+def test_a_missing_input_beside_a_real_one_fails_in_its_turn(tmp_path, capsys):
+    """One input exists: the run goes on, the missing one failing as it is read (a line,
+    and its record in the results file), the other explained."""
+    missing = str(tmp_path / "gone.png")
+    assert cam_run.main([SHAPES[0], missing, *MODEL, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing}: no such file" in err and "1 of 2 image(s) done, 1 failed" in err
+
+
 @pytest.mark.parametrize("typo, near", [("tabby_ca", "'tabby'"),
                                         ("african elefant", "'African_elephant'")])
 def test_an_imagenet_class_typo_gets_the_nearest_names(typo, near):

@@ -24,7 +24,8 @@ from .args import parse_args
 from .image import failed, handle, made_as, settle
 from ..files.results import already_done, made_alike, own_outputs
 from .run_report import nothing_to_do, write_run_report
-from .run_io import Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results
+from .run_io import (Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results,
+                     unless_none_exists)
 from .outputs import THUMBNAILS, output_stems
 from .state import RunState
 from .settings import (Stop, each_until_stopped, folder_unusable, prepare, signals_ignored,
@@ -101,6 +102,8 @@ def plan(args, results):
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
             "run that was killed")
     paths, skipped, empty, refused = expand_inputs(args.images, args.recursive)
+    paths, unreadable = unless_none_exists(paths)  # a typo must not load the weights
+    refused += unreadable
     if args.report_inline:
         check_inline_limit(args, results, paths, made)
     if skipped:  # named, a few: a photo with an odd extension is found among them
@@ -113,7 +116,7 @@ def plan(args, results):
     for reason in refused:
         fail(EXIT_SOME_FAILED, reason)
     todo = list(zip(paths, output_stems(paths)))
-    if args.resume:
+    if args.resume and paths:
         todo = not_done_yet(args, results, todo)
     elif not paths:
         raise Stop(EXIT_SOME_FAILED if empty or refused else fail(

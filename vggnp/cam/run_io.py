@@ -16,6 +16,7 @@ import time
 
 from ..cli_lines import say, silence_stdout
 from ..files.errors import LINE_LIMIT, printable
+from ..files.images import ImageError, check_file
 from ..files.results import ResultsFile
 from .outputs import method_title
 
@@ -45,6 +46,23 @@ def expand_inputs(items, recursive=False, stdin=None):
         else:
             paths.append(item)  # a missing or odd file says why when it is read
     return paths, skipped, empty, refused
+
+
+def unless_none_exists(paths):
+    """(paths, []), or, where not one of ``paths`` exists (a mistyped name, a URL), ([],
+    why each cannot be read): the reader's words (``images.check_file``), said before the
+    run loads (or downloads) the weights for nothing. Where some exist, a missing one
+    fails as it is read, in its turn (a line, a record in the results file)."""
+    if not paths or any(os.path.lexists(path) for path in paths):
+        return paths, []
+    reasons = []
+    for path in paths:
+        try:
+            check_file(path)
+            return paths, []  # it appeared meanwhile: the run reads it
+        except ImageError as e:
+            reasons.append(f"{printable(path)}: {e}")
+    return [], reasons
 
 
 PATH_MAX = 4096  # Linux's; a longer line cannot name a file
