@@ -27,20 +27,34 @@ def test_a_url_input_says_urls_are_not_fetched(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model", [[], MODEL])
-def test_inputs_that_do_not_exist_are_said_before_any_weights_load(model, tmp_path,
-                                                                   monkeypatch, capsys):
+def test_inputs_that_cannot_be_read_are_said_before_any_weights_load(model, tmp_path,
+                                                                     monkeypatch, capsys):
     """A new user's trial: a mistyped image name with the default VGG16 and no weights
     cached was told to download 553 MB (or downloaded them) before hearing the name was
-    wrong. Where not one input exists: each said as the reader says it, exit 1, no model
-    loaded (its loader made to fail the test); the URL keeps its own reason."""
+    wrong. Where not one input can be read (a missing file, a URL, a dangling link, an
+    empty file): each fails as the reader fails it -- its line, its JSON line, its record
+    in the results file -- then the run's summary, exit 1, no model loaded (its loader
+    made to fail the test)."""
     from vggnp.cam import settings
     monkeypatch.setattr(settings, "load_model", lambda *a, **k: pytest.fail("loaded"))
     monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "empty"))
     missing, url = str(tmp_path / "elephnat.jpg"), "https://example.com/cat.jpg"
-    assert cam_run.main([missing, url, *model, "--out", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err.splitlines()
+    link, empty = tmp_path / "link.jpg", tmp_path / "empty.jpg"
+    link.symlink_to(tmp_path / "nowhere.jpg")
+    empty.write_bytes(b"")
+    inputs = [missing, url, str(link), str(empty)]
+    out = tmp_path / "out"
+    assert cam_run.main([*inputs, *model, "--out", str(out), "--json"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
     assert err[0] == f"vggnp.cam: {missing}: no such file"
-    assert err[1].startswith(f"vggnp.cam: {url}: a URL: vggnp reads image files") and len(err) == 2
+    assert err[1].startswith(f"vggnp.cam: {url}: a URL: vggnp reads image files")
+    assert err[2].startswith(f"vggnp.cam: {link}: a symbolic link to") and len(err) == 5
+    assert err[4].startswith("vggnp.cam: 0 of 4 image(s) done, 4 failed")
+    shown = [json.loads(line) for line in captured.out.splitlines()]
+    recorded = [json.loads(line) for line in (out / "vggnp-results.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in shown] == [r["image"] for r in recorded] == inputs
+    assert all(r["error"] for r in recorded)
 
 
 def test_a_missing_input_beside_a_real_one_fails_in_its_turn(tmp_path, capsys):

@@ -346,6 +346,24 @@ def test_the_process_ends_with_its_code_and_its_text_flushed():
     assert reader.wait(timeout=60) == 7 and reader.stderr.read() == b"note"
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_the_command_skips_the_teardown_unless_traced(traced, tmp_path):
+    """``cam.command`` ends through ``end_process``: an atexit handler (the teardown) does
+    not run, and the run's code stands; under a tracer (a profiler, coverage: they write
+    their files in the teardown) it runs, the code the same."""
+    script = ("import atexit, os, sys\n"
+              "atexit.register(lambda: os.write(2, b'teardown'))\n"
+              "if {traced}:\n    sys.settrace(lambda *a: None)\n"
+              "from vggnp.cam import command\n"
+              "sys.argv = ['vggnp.cam', {missing!r}, '--out', {out!r}]\n"
+              "sys.exit(command())")
+    done = subprocess.run([sys.executable, "-c", script.format(
+        traced=traced, missing=str(tmp_path / "gone.jpg"), out=str(tmp_path / "out"))],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "gone.jpg: no such file" in done.stderr, done.stderr
+    assert done.stderr.endswith("teardown") == traced
+
+
 def test_a_deleted_working_folder_is_one_line(tmp_path):
     """#27.13: run from a folder that was deleted: one line, exit 4 (not FileNotFoundError
     from os.path.abspath)."""

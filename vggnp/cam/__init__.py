@@ -24,4 +24,4 @@ def main(argv=None, client=None, process_ends=False):
 def command():
     """The command line's entry point (``python -m vggnp.cam``, ``vggnp-cam``): ``main``
     in a process that ends when it returns (``startup.end_process``)."""
-    end_process(main(process_ends=True))
+    return end_process(main(process_ends=True))

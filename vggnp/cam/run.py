@@ -16,23 +16,22 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from .args import parse_args
 from .image import failed, handle, made_as, settle
 from ..files.results import already_done, made_alike, own_outputs
-from .run_report import nothing_to_do, write_run_report
-from .run_io import (Progress, StdoutLines, Tee, expand_inputs, is_terminal, read_results,
-                     unless_none_exists)
+from .run_report import ending, nothing_to_do, only_unreadable, write_run_report
+from .run_io import (Progress, StdoutLines, Tee, expand_inputs, is_terminal, none_readable,
+                     read_results)
 from .outputs import THUMBNAILS, output_stems
 from .state import RunState
 from .settings import (Stop, each_until_stopped, folder_unusable, prepare, signals_ignored,
                        stops_noted, stream_options)
-from ..cli import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_STDOUT,
-                   EXIT_TERMINATED, EXIT_USAGE, check_writable, command_line, fail, file_ids,
-                   say, warnings_as_notes)
+from ..cli import (EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_TERMINATED,
+                   EXIT_USAGE, check_writable, command_line, fail, file_ids, say,
+                   warnings_as_notes)
 from ..cli_run import Terminated, cwd_gone, raise_terminated
 from ..files.errors import printable
 from ..files.outputs import remove_stale_temps
@@ -61,6 +60,9 @@ def main(argv=None, client=None, process_ends=False):
         if not todo:
             return nothing_to_do(args, command_line("vggnp.cam", argv), failed_inputs,
                                  results)
+        unreadable = none_readable([path for path, _ in todo])  # a typo loads no weights
+        if unreadable:
+            return only_unreadable(args, command_line("vggnp.cam", argv), unreadable, results)
         with cluster_for(args.dask, client) as cluster:  # None: on this machine
             run = prepare(args, command_line("vggnp.cam", argv),  # model, layer, class
                           stop_wait=0 if process_ends else CLOSE_WAIT)
@@ -102,8 +104,6 @@ def plan(args, results):
         say(f"vggnp.cam: note: removed {removed} temporary file(s) left in {args.out} by a "
             "run that was killed")
     paths, skipped, empty, refused = expand_inputs(args.images, args.recursive)
-    paths, unreadable = unless_none_exists(paths)  # a typo must not load the weights
-    refused += unreadable
     if args.report_inline:
         check_inline_limit(args, results, paths, made)
     if skipped:  # named, a few: a photo with an odd extension is found among them
@@ -184,7 +184,7 @@ def process(args, run, todo, failed_inputs, results, client=None):
         explain_here(args, run, todo, out)
     if args.report:
         write_run_report(args, run, out, len(todo))
-    return ending(args, run, out, len(todo))
+    return ending(args, run.began, out, len(todo))
 
 
 def explain_here(args, run, todo, out):
@@ -255,33 +255,3 @@ def finish(out, pending, keep):
                 out.stop = out.stop or EXIT_OUTPUT
             record = failed(out, record, error)
         settle(out, record, listed="error" not in record)  # a success: listed by ``_write``
-
-
-def ending(args, run, out, total):
-    """The last lines and the exit code."""
-    out.progress.close()
-    if out.replaced:
-        shown = ", ".join(os.path.basename(p) for p in out.replaced[:3])
-        more = f" and {len(out.replaced) - 3} more" if len(out.replaced) > 3 else ""
-        say(f"vggnp.cam: note: replaced {len(out.replaced)} file(s) that vggnp wrote in an "
-            f"earlier run, unchanged since: {shown}{more} (any other file needs --overwrite)")
-    if total > 1 and not out.stop and not out.lines.broken:
-        seconds = time.time() - run.began
-        say(f"vggnp.cam: {out.counts(total, 'done')}, in {seconds:.1f} s "
-            f"({out.written / max(seconds, 1e-9):.2f} images/s); outputs in {args.out}, "
-            f"results in {out.results.path}")
-    if out.stop in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-        say(f"vggnp.cam: {'interrupted' if out.stop == EXIT_INTERRUPTED else 'terminated'}: "
-            f"{out.written} of {total} image(s) done; run the same command with --resume "
-            "to go on")
-        return out.stop
-    if out.stop == EXIT_OUTPUT:
-        say(f"vggnp.cam: stopped: {args.out} cannot be written any more; {out.written} of "
-            f"{total} image(s) done (listed in {out.results.path})")
-    if out.stop:
-        return out.stop
-    if out.lines.broken:
-        say(f"vggnp.cam: stdout was closed or full: {out.counts(total, 'done')}; the "
-            f"results are in {out.results.path}")
-        return EXIT_STDOUT
-    return EXIT_SOME_FAILED if out.failed or out.refused else EXIT_OK

@@ -48,21 +48,19 @@ def expand_inputs(items, recursive=False, stdin=None):
     return paths, skipped, empty, refused
 
 
-def unless_none_exists(paths):
-    """(paths, []), or, where not one of ``paths`` exists (a mistyped name, a URL), ([],
-    why each cannot be read): the reader's words (``images.check_file``), said before the
-    run loads (or downloads) the weights for nothing. Where some exist, a missing one
-    fails as it is read, in its turn (a line, a record in the results file)."""
-    if not paths or any(os.path.lexists(path) for path in paths):
-        return paths, []
-    reasons = []
+def none_readable(paths):
+    """[(path, ImageError)] for each of ``paths`` where not one of them can be read (a
+    mistyped name, a URL, an empty file: the reader's checks, ``images.check_file``), so
+    that the run does not load (or download) the weights for nothing; [] as soon as one can
+    (the others then fail as they are read, in their turn)."""
+    unreadable = []
     for path in paths:
         try:
             check_file(path)
-            return paths, []  # it appeared meanwhile: the run reads it
+            return []
         except ImageError as e:
-            reasons.append(f"{printable(path)}: {e}")
-    return [], reasons
+            unreadable.append((path, e))
+    return unreadable
 
 
 PATH_MAX = 4096  # Linux's; a longer line cannot name a file

@@ -76,7 +76,9 @@ def _checked(padded, w, out):
 
 def correlate_pixels(padded, w, out=None):
     """The sum of ``correlate``, its inner loop over one pixel's C channels: the window
-    view v[n, y, i, j, x, c] = padded[n, y + i, x + j, c] (no copy) contracted with w."""
+    view v[n, y, i, j, x, c] = padded[n, y + i, x + j, c] (no copy) contracted with w.
+    (The lesson's einsum is the same sum over a view laid out (N, H', W', C, KH, KW); here
+    the map comes padded in the workspace, and the output may be written into it.)"""
     padded, (image, row, pixel, value), out = _checked(padded, w, out)
     (n, out_h, out_w, c), (kh, kw, _) = out.shape, w.shape
     windows = as_strided(padded, (n, out_h, kh, kw, out_w, c),
