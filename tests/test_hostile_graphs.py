@@ -3,7 +3,7 @@ naming the file and the layer (exit 3 on the command line), no traceback, no han
 
 import pytest
 
-from helpers import MODEL_PATH
+from helpers import MODEL_PATH, SHAPES
 from hostile_graphs import GRAPH_EDITS, residual
 from test_model_files import rewrite_config
 from vggnp.keras_model import ModelError, load_keras_model
@@ -35,7 +35,8 @@ def test_a_hostile_graph_on_the_command_line_is_exit_3(tmp_path):
     path = tmp_path / "cycle.keras"
     edit = GRAPH_EDITS["a cycle"][0]
     rewrite_config(MODEL_PATH, path, lambda config: edit(residual(config)))
-    result = run_cam(str(tmp_path / "x.png"), "--model", str(path), "--out", str(tmp_path))
+    # a real image: a run of inputs that cannot be read stops before any model loads
+    result = run_cam(SHAPES[0], "--model", str(path), "--out", str(tmp_path))
     assert result.returncode == 3
     (line,) = result.stderr.strip().splitlines()
     assert "layer conv2d_6 takes ['conv2d_8']: not all are layers before it" in line
