@@ -32,9 +32,9 @@ def test_inputs_that_cannot_be_read_are_said_before_any_weights_load(model, tmp_
     """A new user's trial: a mistyped image name with the default VGG16 and no weights
     cached was told to download 553 MB (or downloaded them) before hearing the name was
     wrong. Where not one input can be read (a missing file, a URL, a dangling link, an
-    empty file): each fails as the reader fails it -- its line, its JSON line, its record
-    in the results file -- then the run's summary, exit 1, no model loaded (its loader
-    made to fail the test)."""
+    empty file; beside a folder with no image): each fails as the reader fails it -- its
+    line, its JSON line, its record in the results file -- then the run's summary with the
+    refused folder counted, exit 1, no model loaded (its loader made to fail the test)."""
     from vggnp.cam import settings
     monkeypatch.setattr(settings, "load_model", lambda *a, **k: pytest.fail("loaded"))
     monkeypatch.setenv("VGGNP_HOME", str(tmp_path / "empty"))
@@ -42,15 +42,18 @@ def test_inputs_that_cannot_be_read_are_said_before_any_weights_load(model, tmp_
     link, empty = tmp_path / "link.jpg", tmp_path / "empty.jpg"
     link.symlink_to(tmp_path / "nowhere.jpg")
     empty.write_bytes(b"")
-    inputs = [missing, url, str(link), str(empty)]
+    inputs, folder = [missing, url, str(link), str(empty)], tmp_path / "no images"
+    folder.mkdir()
     out = tmp_path / "out"
-    assert cam_run.main([*inputs, *model, "--out", str(out), "--json"]) == 1
+    assert cam_run.main([*inputs, str(folder), *model, "--out", str(out), "--json"]) == 1
     captured = capsys.readouterr()
     err = captured.err.splitlines()
-    assert err[0] == f"vggnp.cam: {missing}: no such file"
-    assert err[1].startswith(f"vggnp.cam: {url}: a URL: vggnp reads image files")
-    assert err[2].startswith(f"vggnp.cam: {link}: a symbolic link to") and len(err) == 5
-    assert err[4].startswith("vggnp.cam: 0 of 4 image(s) done, 4 failed")
+    assert err[0].startswith(f"vggnp.cam: {folder}: a folder with no image files")
+    assert err[1] == f"vggnp.cam: {missing}: no such file"
+    assert err[2].startswith(f"vggnp.cam: {url}: a URL: vggnp reads image files")
+    assert err[3].startswith(f"vggnp.cam: {link}: a symbolic link to") and len(err) == 6
+    assert err[5].startswith("vggnp.cam: 0 of 4 image(s) done, 4 failed, 1 other input(s) "
+                             "refused")
     shown = [json.loads(line) for line in captured.out.splitlines()]
     recorded = [json.loads(line) for line in (out / "vggnp-results.jsonl").read_text().splitlines()]
     assert [r["image"] for r in shown] == [r["image"] for r in recorded] == inputs

@@ -62,7 +62,8 @@ def main(argv=None, client=None, process_ends=False):
                                  results)
         unreadable = none_readable([path for path, _ in todo])  # a typo loads no weights
         if unreadable:
-            return only_unreadable(args, command_line("vggnp.cam", argv), unreadable, results)
+            return only_unreadable(args, command_line("vggnp.cam", argv), unreadable,
+                                   failed_inputs, results)
         with cluster_for(args.dask, client) as cluster:  # None: on this machine
             run = prepare(args, command_line("vggnp.cam", argv),  # model, layer, class
                           stop_wait=0 if process_ends else CLOSE_WAIT)

@@ -26,13 +26,14 @@ def nothing_to_do(args, command, failed_inputs, results):
     return out.stop or (EXIT_SOME_FAILED if failed_inputs else EXIT_OK)
 
 
-def only_unreadable(args, command, unreadable, results):
+def only_unreadable(args, command, unreadable, failed_inputs, results):
     """A run of which not one input can be read (a mistyped name, a URL), ``unreadable``
     [(path, ImageError)]: each fails as the reader fails it -- its line, its record in the
     results file, its JSON line -- without the model being loaded (or downloaded) for
-    nothing; then the last lines and the report, as asked. Returns the exit code."""
+    nothing; then the last lines (the ``failed_inputs`` refused before, empty folders, in
+    the tally as in any run) and the report, as asked. Returns the exit code."""
     out = RunState(lines=StdoutLines(args.json), results=results,
-                   progress=Progress(len(unreadable), False))
+                   progress=Progress(len(unreadable), False), refused=failed_inputs)
     began = time.time()
     for path, error in unreadable:
         record = {"image": path, "path": os.path.abspath(path), "size": None, "mtime_ns": None}
