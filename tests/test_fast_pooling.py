@@ -69,9 +69,9 @@ def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons(monkeypatch):
     pool's padded copies were the workspace's (counted)."""
     import vggnp.fast.pooling as pooling
     from vggnp.fast.layers import FastConv2D
-    copies, padded_copy = [], pooling.padded_copy
-    monkeypatch.setattr(pooling, "padded_copy", lambda buffers, *a, **k: copies.append(
-        buffers) or padded_copy(buffers, *a, **k))
+    copies, padded_images = [], pooling.padded_images
+    monkeypatch.setattr(pooling, "padded_images", lambda buffers, *a, **k: copies.append(
+        buffers) or padded_images(buffers, *a, **k))
     workspace, r = {}, np.random.default_rng(5)
     for dtype in (np.float32, np.float64, np.float32):
         x = -np.abs(r.standard_normal((2, 9, 7, 3))).astype(dtype) - 1

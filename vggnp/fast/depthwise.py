@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..nn.graph_layers import DepthwiseConv2D
-from .direct_conv import UsesWorkspace, full_pads, padded_copy, workspace_array
+from .direct_conv import UsesWorkspace, full_pads, padded_images, workspace_array
 
 
 PIXEL_LOOP_MIN_CHANNELS = 384
@@ -119,10 +119,7 @@ class FastDepthwiseConv2D(UsesWorkspace, DepthwiseConv2D):
         """x: (N, H, W, C) zero-padded by ``pads`` (default: this layer's, as the lesson's
         ``_padded``, which its dW path calls too) in the workspace: (N, H + top + bottom,
         W + left + right, C), read by the caller and let go."""
-        (top, bottom), (left, right) = pads or self.pads(x.shape)
-        n, h, w, c = x.shape
-        return padded_copy(self.buffers, "padded", x, ((top, bottom), (left, right))).reshape(
-            n, h + top + bottom, w + left + right, c)
+        return padded_images(self.buffers, "padded", x, pads or self.pads(x.shape))
 
     def _correlates(self):
         """True where ``correlate`` computes this layer's sums: stride 1, M = 1."""

@@ -142,6 +142,15 @@ def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0):
     return flat
 
 
+def padded_images(buffers, name, x, pads, fill=0):
+    """``padded_copy`` with no spare rows, seen as images: x (N, H, W, C) ->
+    (N, H + top + bottom, W + left + right, C) in the workspace array ``name``."""
+    (top, bottom), (left, right) = pads
+    n, h, w, c = x.shape
+    return padded_copy(buffers, name, x, pads, fill=fill).reshape(
+        n, h + top + bottom, w + left + right, c)
+
+
 class UsesWorkspace:
     """A layer whose scratch arrays (padded copies) live in ``buffers``, the workspace
     its network's layers share (they run one at a time); a replica of the network gives

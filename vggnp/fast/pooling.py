@@ -23,7 +23,7 @@ import numpy as np
 
 from ..nn.layers import PLAIN, MaxPool2D
 from ..nn.im2col import windows
-from .direct_conv import UsesWorkspace, padded_copy
+from .direct_conv import UsesWorkspace, padded_images
 
 
 class FastMaxPool2D(UsesWorkspace, MaxPool2D):
@@ -34,10 +34,7 @@ class FastMaxPool2D(UsesWorkspace, MaxPool2D):
     def _pad(self, x, pads, fill):
         """As the lesson's, the padded copy in the workspace: (N, H + top + bottom,
         W + left + right, C), read by its caller and let go."""
-        (top, bottom), (left, right) = pads
-        n, h, w, c = x.shape
-        return padded_copy(self.buffers, "padded", x, pads, fill=fill).reshape(
-            n, h + top + bottom, w + left + right, c)
+        return padded_images(self.buffers, "padded", x, pads, fill)
 
     def tiles(self, x_shape):
         """True where the windows cover x exactly once: strides equal to the pool size,

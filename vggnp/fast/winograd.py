@@ -19,7 +19,7 @@ within float32 rounding.
 
 import numpy as np
 
-from .direct_conv import padded_copy, workspace_array
+from .direct_conv import padded_images, workspace_array
 
 B_T = np.array([[1, 0, -1, 0],
                 [0, 1, 1, 0],
@@ -74,8 +74,7 @@ def winograd_same(x, u, buffers=None):
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw = h // 2, w // 2
-    xp = padded_copy(buffers, "winograd_padded", x, ((1, 1), (1, 1)))
-    xp = xp.reshape(n, h + 2, w + 2, c)
+    xp = padded_images(buffers, "winograd_padded", x, ((1, 1), (1, 1)))
     v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
                                                      (4, 4, n, th, tw, c), x.dtype))
     m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)
