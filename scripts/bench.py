@@ -31,12 +31,12 @@ from scripts.harness import (PHOTO, ROOT, peak_rss_mb, random_weights_file, time
 
 def worker_vggnp(weights, repeats):
     import vggnp
-    from vggnp.cli import apply_threads
+    from vggnp.cli import apply_process_settings
     from vggnp.fast.blocks import BLOCKS
     from vggnp.fast.layers import FastConv2D as Conv2D
     # Threads as the commands set them (the library alone leaves the BLAS's default and
     # no block threads): what a user of `python -m vggnp.cam` gets.
-    blas = apply_threads(argparse.Namespace(threads=None))
+    blas = apply_process_settings(argparse.Namespace(threads=None))
     model = vggnp.VGG16.load(weights)
     x = vggnp.load_image(PHOTO)
     onehot = np.zeros((1, 1000), np.float32)

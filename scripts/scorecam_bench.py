@@ -6,7 +6,9 @@ throughput by batch size, in one run.
 Score-CAM is hundreds of forward passes of masked copies of the photo: a question of
 images per second. The first table times the forward pass of VGG16 (realistic random
 weights) at batch 1, 8, 32 and 64, as one batch and with the layers up to block4_pool one
-image at a time (``fast.batch_split.forward_split``, what Score-CAM runs). The second
+image at a time (``fast.batch_split.forward_split``, what Score-CAM runs), in a worker
+process of its own. vggnp's workers run with the commands' threads, heap and NumPy
+settings (``as_the_commands``; before 2026-12-05 the library's defaults). The second
 times Score-CAM of ``examples/chelsea.jpg`` at block5_conv3, batches of 32, each in a fresh
 worker process (vggnp: ``score_cam`` with ``skip_dead=False``, every channel run, as
 tf-keras-vis does: 512 forward passes; tf-keras-vis 0.8.7: ``Scorecam`` with
@@ -33,10 +35,18 @@ from scripts.harness import PHOTO, random_weights_file, worker_json
 LAYER = "block5_conv3"
 
 
-def throughput(weights, batches=(1, 8, 32, 64), repeats=3):
-    """{(batch, way): images/s} of the full forward pass, as one batch or split."""
+def as_the_commands():
+    """Threads and heap as ``python -m vggnp.cam`` sets them (``cli.apply_process_settings``;
+    NumPy's huge pages: ``harness.worker_json``)."""
+    from vggnp.cli import apply_process_settings
+    apply_process_settings(argparse.Namespace(threads=None))
+
+
+def worker_throughput(weights, batches=(1, 8, 32, 64), repeats=3):
+    """{"batch way": images/s} of the full forward pass, as one batch or split."""
     import vggnp
     from vggnp.fast.batch_split import forward_split
+    as_the_commands()
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     ways = {"one batch": model.forward, "split": lambda b: forward_split(model, b)}
     found = {}
@@ -49,13 +59,14 @@ def throughput(weights, batches=(1, 8, 32, 64), repeats=3):
                 start = time.perf_counter()
                 forward(batch)
                 times.append(time.perf_counter() - start)
-            found[n, way] = n / float(np.median(times))
+            found[f"{n} {way}"] = n / float(np.median(times))
     return found
 
 
 def worker_vggnp(weights):
     import vggnp
     from vggnp.methods.explain import score_cam
+    as_the_commands()
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     c = int(model.predict(x).argmax())
     score_cam(model, x, LAYER, [c], batch_size=32, skip_dead=False)  # warm-up
@@ -87,19 +98,21 @@ def measure(kind, weights):
     return worker_json("scripts.scorecam_bench", [kind, "--weights", weights], kind)
 
 
+WORKERS = {"throughput": worker_throughput, "vggnp": worker_vggnp, "tf": worker_tf}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--worker", choices=["vggnp", "tf"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--weights", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        work = worker_vggnp if args.worker == "vggnp" else worker_tf
-        print(json.dumps(work(args.weights)))
+        print(json.dumps(WORKERS[args.worker](args.weights)))
         return 0
     with tempfile.TemporaryDirectory() as folder:
         weights = random_weights_file(folder)
-        rates = throughput(weights)
+        rates = measure("throughput", weights)
         times = {"vggnp": [], "tf": []}
         for _ in range(args.rounds):
             for kind in times:
@@ -108,8 +121,8 @@ def main(argv=None):
     print("VGG16 forward pass, images/s (median of 3), one batch or split "
           "(up to block4_pool one image at a time)\n")
     print("| batch | one batch | split |\n|---|---|---|")
-    for n in sorted({n for n, _ in rates}):
-        print(f"| {n} | {rates[n, 'one batch']:.2f} | {rates[n, 'split']:.2f} |")
+    for n in sorted({int(key.split()[0]) for key in rates}):
+        print(f"| {n} | {rates[f'{n} one batch']:.2f} | {rates[f'{n} split']:.2f} |")
     ours, theirs = np.median(times["vggnp"]), np.median(times["tf"])
     print(f"\nScore-CAM of one photo at {LAYER}, 512 channels, batches of 32, "
           f"median s of {args.rounds}\n")

@@ -1,5 +1,5 @@
 """Grad-CAM time of vggnp and TensorFlow with 1 and 2 threads, and vggnp with its default
-(``cli.apply_threads``: the BLAS on the cores other work does not keep busy, the block
+(``cli.apply_process_settings``: the BLAS on the cores other work does not keep busy, the block
 threads on every core), on an idle machine and with one busy process per core, in one run
 (issues #26.6 and #28.2).
 
@@ -30,18 +30,18 @@ SPIN = "while True: pass"
 
 
 def worker_vggnp(weights, threads, repeats):
-    """threads 0: the command line's default (``cli.apply_threads``: BLAS on the free
+    """threads 0: the command line's default (``cli.apply_process_settings``: BLAS on the free
     cores, chosen at the start; the block threads on every core); -n: n BLAS threads and
     no block threads."""
     import argparse
     import vggnp
-    from vggnp.cli import apply_threads
+    from vggnp.cli import apply_process_settings
     from vggnp.fast.threads import use_threads
     if threads < 0:
         threads = -threads
         use_threads(threads, blocks=1)
     else:
-        threads = apply_threads(argparse.Namespace(threads=threads or None))
+        threads = apply_process_settings(argparse.Namespace(threads=threads or None))
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     return {"threads": threads, "ms": time_interleaved(
         {"gradcam": lambda: vggnp.grad_cam(model, x)}, repeats)["gradcam"]}

@@ -53,6 +53,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _test_process_heap_as_it_is(monkeypatch):
+    """Commands run in this process (``cam.main``) leave glibc's heap as pytest has it: the
+    commands' setting (``fast.threads.keep_freed_memory``) is process-wide and would keep
+    up to 256 MB freed for the rest of the suite. Its own tests call it where they mean to
+    (``tests/test_process_settings.py``, in a subprocess)."""
+    import vggnp.cli
+    monkeypatch.setattr(vggnp.cli, "keep_freed_memory", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def tf():
     """The tensorflow module. Missing TensorFlow skips locally but fails in CI (CI is set)."""

@@ -87,3 +87,31 @@ def test_a_padded_pool_in_a_shared_workspace_equals_the_lessons(monkeypatch):
         np.testing.assert_array_equal(fast.backward(dout), plain.backward(dout))
     assert set(workspace) == {"padded"}
     assert len(copies) == 6 and all(buffers is workspace for buffers in copies)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (2, 3)])
+def test_the_bands_of_rows_on_two_threads_route_as_the_lesson(pool, monkeypatch):
+    """Maps taller than one band (ROWS_PER_TASK rows of windows), the last band short,
+    the bands on two block threads (VGG16's pools), ties and a NaN in bands past the
+    first: the same out and dx as the lesson's, every band run both ways."""
+    from vggnp.fast import pooling
+    from vggnp.fast.blocks import BlockThreads
+    threads = BlockThreads()
+    threads.use(2)
+    bands, maxima = [], []
+    route, take_max = FastMaxPool2D._route, FastMaxPool2D._max
+    monkeypatch.setattr(FastMaxPool2D, "_route",
+                        lambda self, *a: bands.append(a[0].shape[1]) or route(self, *a))
+    monkeypatch.setattr(FastMaxPool2D, "_max",
+                        lambda self, x, out: maxima.append(out.shape[1]) or take_max(self, x, out))
+    rows = 2 * pooling.ROWS_PER_TASK + 3                    # two bands and three rows
+    r = np.random.default_rng(5)
+    x = np.maximum(r.standard_normal((2, pool[0] * rows, 3 * pool[1], 4)), 0)
+    x[1, -2:, :pool[1], 2] = 7.0                            # a tie in the last band
+    x[0, pool[0] * 9, 0, 1] = np.nan
+    plain, fast = MaxPool2D("p", pool), FastMaxPool2D("p", pool, threads=threads)
+    out = plain.forward(x)
+    np.testing.assert_array_equal(fast.forward(x), out)
+    dout = r.standard_normal(out.shape)
+    np.testing.assert_array_equal(fast.backward(dout), plain.backward(dout))
+    assert sorted(bands) == sorted(maxima) == [3, pooling.ROWS_PER_TASK, pooling.ROWS_PER_TASK]

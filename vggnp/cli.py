@@ -19,7 +19,7 @@ from .cli_lines import say, silence_stdout
 from .files.errors import InputError, did_you_mean
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer, last_names
-from .fast.threads import cores, free_cores, use_threads
+from .fast.threads import cores, free_cores, keep_freed_memory, use_threads
 from .models.vgg16 import VGG16
 from . import __version__
 
@@ -225,18 +225,21 @@ def model_options(p):
 
 
 def threads_option(p):
-    """--threads N, for every command (see ``apply_threads``)."""
+    """--threads N, for every command (see ``apply_process_settings``)."""
     p.add_argument("--threads", type=int_range(1, 1024), metavar="N",
                    help=f"threads (default: the cores this process may use, {cores()} "
                         "here: its CPU affinity and cgroup quota; for the BLAS, less those "
                         "that other work keeps busy when the command starts)")
 
 
-def apply_threads(args):
-    """Limit the BLAS to --threads (default: ``free_cores()``, the cores this process may
-    use that other work does not keep busy now) and VGG16's block threads to --threads
-    (default: ``cores()``: a thread on a busy core takes fewer blocks, where two BLAS
-    threads wait for it at every product: docs/speed.md); returns the BLAS count."""
+def apply_process_settings(args):
+    """A command's settings for its passes. Limit the BLAS to --threads (default:
+    ``free_cores()``, the cores this process may use that other work does not keep busy
+    now) and VGG16's block threads to --threads (default: ``cores()``: a thread on a busy
+    core takes fewer blocks, where two BLAS threads wait for it at every product:
+    docs/speed.md); keep freed memory for the next pass (``threads.keep_freed_memory``).
+    Returns the BLAS count."""
+    keep_freed_memory()
     count = args.threads or free_cores()
     use_threads(count, blocks=args.threads or cores())
     return count
@@ -255,7 +258,7 @@ def model_and_layer(p, argv):
     model_options(p)
     args = p.parse_args(argv)
     check_model_options(p, args)
-    apply_threads(args)
+    apply_process_settings(args)
     name = p.prog.split()[-1]
     try:
         check_writable(args.out)

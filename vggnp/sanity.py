@@ -18,8 +18,8 @@ import os
 import sys
 
 from .cli import (EXIT_OK, EXIT_OUTPUT, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WEIGHTS,
-                  ArgumentParser, apply_threads, cam_layer, check_model_options, check_writable,
-                  command_line, fail, file_ids, find_class, int_range, load_model,
+                  ArgumentParser, apply_process_settings, cam_layer, check_model_options,
+                  check_writable, command_line, fail, file_ids, find_class, int_range, load_model,
                   model_options, refuse_to_clobber, say)
 from .cli_lines import show
 from .cli_run import allow_truncated_option, progress_options, run_command, step_progress
@@ -73,7 +73,7 @@ def parse_args(argv):
         p.error(f"--layer does not apply to --methods {','.join(args.methods)}: none of them "
                 "maps a conv layer (they are gradients w.r.t. the input)")
     check_model_options(p, args)
-    apply_threads(args)
+    apply_process_settings(args)
     if args.labels and not args.model:
         p.error("--labels goes with --model (VGG16 uses the ImageNet class names)")
     return args

@@ -9,8 +9,8 @@ import threading
 import time
 
 from .state import RunSettings
-from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS, apply_threads,
-                   cam_layer, fail, find_class, load_model)
+from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
+                   apply_process_settings, cam_layer, fail, find_class, load_model)
 from ..cli_run import Terminated
 from ..files.download import DownloadError
 from ..files.errors import InputError
@@ -61,7 +61,7 @@ def prepare(args, command, stop_wait):
     refusal = lrp_refusal(args, model, mode)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))
-    threads = apply_threads(args)
+    threads = apply_process_settings(args)
     return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
                        weights_path=weights_path, layer=layer,
                        target=args.target or METHODS[args.method].targets[0],

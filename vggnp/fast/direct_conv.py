@@ -27,7 +27,8 @@ from functools import partial
 
 import numpy as np
 
-from .blocks import BLOCKS_PER_THREAD, INLINE
+from ..nn.activation_functions import relu as relu_function
+from .blocks import BLOCKS_PER_THREAD, INLINE, rows_per_block
 from .gemm import matmul_add
 
 # With several threads, the fewest output rows of a block where a thread has more than one:
@@ -35,6 +36,9 @@ from .gemm import matmul_add
 # balance (VGG16's block3 to block5, where four blocks a thread ran 9-91 % slower than one:
 # docs/speed.md, ``python -m scripts.cuts_bench``).
 MIN_BLOCK_ROWS = 1024
+# Rows of zeros after correlate's padded images: the last tap of the last output row reads
+# KW - 1 pixels past the image.
+SPARE_ROWS = 1
 
 
 def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20, threads=INLINE):
@@ -51,9 +55,10 @@ def correlate_same(x, kernel, buffers, bias=None, block_bytes=2 << 20, threads=I
                      threads)
 
 
-def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=INLINE):
+def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=INLINE,
+              relu=False):
     """z = im2col(x) @ kernel.reshape(KH*KW*C, F) (+ bias), stride 1, as sums of shifted
-    GEMMs:
+    GEMMs (with relu: max(z, 0), taken in each block of rows while it is in cache):
 
         z[n, y, x'] = b + sum_{i, j} xpad[n, y + i, x' + j] @ kernel[i, j]
 
@@ -68,6 +73,7 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
     buffers: a workspace dict kept by the caller (the model shares one among its conv
     layers) for the padded input, so that no call faults in fresh memory.
     threads: the ``blocks.BlockThreads`` that runs the blocks (default: this thread).
+    An x that already lies where its padded copy goes (``correlate_input``) is not copied.
     """
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
@@ -76,8 +82,7 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
     h_out, w_out = hp - kh + 1, wp - kw + 1
     if h_out < 1 or w_out < 1:
         raise ValueError(f"correlate: a {kh}x{kw} kernel does not fit in {hp}x{wp} pixels")
-    # One spare row: the last tap of the last output row reads KW - 1 pixels past the image.
-    flat = padded_copy(buffers, "padded", x, pads, spare_rows=1).reshape(-1, c)
+    flat = padded_copy(buffers, "padded", x, pads, SPARE_ROWS, threads=threads).reshape(-1, c)
 
     z = np.empty((n, hp, wp, f), dtype=x.dtype)
     z_flat = z.reshape(-1, f)
@@ -92,9 +97,18 @@ def correlate(x, kernel, buffers, pads, bias=None, block_bytes=2 << 20, threads=
             for j in range(kw):
                 shift = i * wp + j
                 matmul_add(flat[start + shift:stop + shift], kernel[i, j], out)
+        if relu:
+            relu_function(out, out=out)
     parts = blocks(last, f, x.itemsize, block_bytes, threads.count)
     threads.run(partial(block_sum, *part) for part in parts)
     return z[:, :h_out, :w_out]
+
+
+def correlate_input(buffers, shape, dtype, pads):
+    """The (N, H, W, C) view of the workspace where :func:`correlate` copies an x of
+    ``shape`` padded by ``pads``, its border written: an x written there by its maker (a
+    conv's ReLU backward, dz) is not copied again."""
+    return padded_input(buffers, "padded", shape, dtype, pads, SPARE_ROWS)[1]
 
 
 def full_pads(kh, kw, pads):
@@ -123,23 +137,47 @@ def blocks(rows, f, itemsize, block_bytes, threads=1):
     return [(start, min(start + block, rows)) for start in range(0, rows, block)]
 
 
-def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0):
+def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0, threads=INLINE):
     """x: (N, H, W, C) padded by ``pads``, ((top, bottom), (left, right)) rows and
     columns of ``fill`` (zeros for a conv; -inf for a max-pool, which never picks it), in
     the workspace array ``name``: (N*(H+top+bottom) + spare_rows, W+left+right, C), the
     padded images one after another, then ``spare_rows`` rows of ``fill``. The buffer is
     reused (memory already in use: no fresh pages to fault in), so only its border is
-    written besides x."""
-    n, h, w, c = x.shape
+    written besides x, x in bands of rows for ``threads`` (a copy, like a pool, runs
+    faster on two cores). Where x already lies inside the buffer (``padded_input``'s
+    inside, written by x's maker) only the border is written."""
+    flat, inside = padded_input(buffers, name, x.shape, x.dtype, pads, spare_rows, fill)
+    if same_view(inside, x):
+        return flat
+    if threads.count == 1 or np.may_share_memory(inside, x):  # NumPy's copy handles overlap
+        inside[...] = x
+        return flat
+    rows = rows_per_block(x.shape[1], threads.count)
+    threads.run(partial(np.copyto, inside[:, r:r + rows], x[:, r:r + rows])
+                for r in range(0, x.shape[1], rows))
+    return flat
+
+
+def padded_input(buffers, name, shape, dtype, pads, spare_rows=0, fill=0):
+    """The workspace array ``name`` of ``padded_copy`` for an x of ``shape`` (N, H, W, C),
+    its border (and spare rows) written with ``fill``: (flat, inside), inside the
+    (N, H, W, C) view where x goes, for the caller to write."""
+    n, h, w, c = shape
     (top, bottom), (left, right) = pads
     hp, wp = h + top + bottom, w + left + right
-    flat = workspace_array(buffers, name, (n * hp + spare_rows, wp, c), x.dtype)
+    flat = workspace_array(buffers, name, (n * hp + spare_rows, wp, c), dtype)
     images = flat[:n * hp].reshape(n, hp, wp, c)
     images[:, :top], images[:, top + h:] = fill, fill
     images[:, :, :left], images[:, :, left + w:] = fill, fill
     flat[n * hp:] = fill
-    images[:, top:top + h, left:left + w] = x
-    return flat
+    return flat, images[:, top:top + h, left:left + w]
+
+
+def same_view(a, b):
+    """True where the arrays a and b are the same numbers in memory: one address, shape,
+    strides and dtype."""
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def padded_images(buffers, name, x, pads, fill=0):

@@ -15,9 +15,10 @@ from functools import partial
 
 import numpy as np
 
+from ..nn.activation_functions import relu_gradient
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE, rows_per_block
-from .direct_conv import UsesWorkspace, correlate, full_pads
+from .direct_conv import UsesWorkspace, correlate, correlate_input, full_pads
 from .unfold import col2im_planes, im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
@@ -47,9 +48,11 @@ class FastConv2D(UsesWorkspace, Conv2D):
         dx = correlate(dz, w_flipped, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
         w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
     the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
-    the "full" one). Below FLIPPED_KERNEL_MIN_CHANNELS input channels dx is col2im's sum by
-    planes (``unfold.col2im_planes``). Winograd F(2x2, 3x3) replaces either sum of a 3x3
-    "same" conv where :func:`winograd_pays` (off by default).
+    the "full" one). Below FLIPPED_KERNEL_MIN_CHANNELS input channels dx is col2im's sum
+    by planes (``unfold.col2im_planes``). Winograd F(2x2, 3x3) replaces either sum of a
+    3x3 "same" conv where :func:`winograd_pays` (off by default). A ReLU (VGG16's) is
+    taken in the direct sum's blocks of rows, and its backward writes dz where dx's sum
+    reads it: two passes over each map fewer (``forward``, ``activation_backward``).
     buffers: the padded-input workspace, shared by the model's conv layers (they run one
     at a time) and reused across calls. threads: the ``blocks.BlockThreads`` its products
     are cut for (every path's: VGG16's layers; default ``INLINE``, not cut).
@@ -59,6 +62,17 @@ class FastConv2D(UsesWorkspace, Conv2D):
                  buffers=None, threads=INLINE):
         super().__init__(name, w, b, activation, strides, padding, buffers=buffers)
         self.threads = threads
+
+    def forward(self, x):
+        """x: (N, H, W, C) -> out: (N, H', W', F), as the lesson's; a ReLU after a "direct"
+        sum is taken in its blocks of rows, while each is in cache (``correlate``'s relu),
+        and kept as the ReLU's output."""
+        if self.activation_name != "relu" or self.path(np.shape(x)) != "direct":
+            return super().forward(x)
+        self.x = np.asarray(x, dtype=self.w.dtype)
+        return self.activation.keep_output(correlate(self.x, self.w, self.buffers,
+                                                     self.pads(self.x.shape), bias=self.b,
+                                                     threads=self.threads, relu=True))
 
     def pre_activation(self, x):
         path = self.path(x.shape)
@@ -85,6 +99,35 @@ class FastConv2D(UsesWorkspace, Conv2D):
         return correlate(dz, self._flipped_kernel(), self.buffers,
                          full_pads(*self.w.shape[:2], self.pads(self.x.shape)),
                          threads=self.threads)
+
+    def activation_backward(self, dout, options):
+        """dout: (N, H', W', F) -> dz, as the lesson's (``Layer.activation_backward``); a
+        ReLU's, plain or guided (``relu_gradient``), in bands of rows for ``threads`` (one
+        band for one thread), written where dx's sum reads it (``direct_conv.dx_input``:
+        no copy there)."""
+        if self.activation_name != "relu" or options.from_logits or options.deconvnet:
+            return super().activation_backward(dout, options)
+        out, rows = self.activation.out, dout.shape[1]
+        dz = self._dz_array(dout.shape, dout.dtype)
+
+        def band(part):
+            relu_gradient(dout[:, part], out[:, part], options.guided, into=dz[:, part])
+        step = rows if self.threads.count == 1 else rows_per_block(rows, self.threads.count)
+        self.threads.run(partial(band, slice(r, r + step)) for r in range(0, rows, step))
+        return dz
+
+    def _dz_array(self, shape, dtype):
+        """Where the ReLU's backward writes dz (N, H', W', F): on the "direct" path, the
+        workspace array where dx's ``correlate`` reads its padded input; else a new array."""
+        if self.path(self.x.shape, backward=True) != "direct":
+            return np.empty(shape, dtype)
+        return correlate_input(self.buffers, shape, dtype,
+                               full_pads(*self.w.shape[:2], self.pads(self.x.shape)))
+
+    def param_gradients(self, dz):
+        """As the lesson's, on a contiguous dz (the ReLU's backward leaves it inside the
+        padded workspace, where each of the lesson's reshapes would copy it)."""
+        super().param_gradients(np.ascontiguousarray(dz))
 
     def unfold(self, x):
         """im2col(x), read a window row at a time (``unfold.py``): the im2col path's

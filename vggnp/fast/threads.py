@@ -1,5 +1,6 @@
-"""What the stream asks of the operating system: freed heap memory handed back (Linux
-glibc only; elsewhere nothing), and the cores shared among the network's workers.
+"""What the commands ask of the operating system: freed heap memory kept for the next pass
+and handed back once a batch (Linux glibc only; elsewhere nothing), and the cores shared
+among the network's workers.
 
 (Lowering the reader's and writer's thread priority was tried and measured: at nice 10 a
 folder of 200 photos ran at 2.06 images/s, at the process's priority 2.31, in consecutive
@@ -13,6 +14,32 @@ import time
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .blocks import BLOCKS
+
+
+# glibc's largest mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX), and the free space
+# at the heap's top it keeps rather than hands back: a batch-1 pass frees and allocates
+# arrays of up to 13 MB (block1's) a few dozen times, about 60 MB at once.
+MMAP_THRESHOLD_BYTES = 32 << 20
+TRIM_THRESHOLD_BYTES = 256 << 20
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h's mallopt parameters
+
+
+def keep_freed_memory():
+    """Make glibc keep the memory a pass frees for the next pass's arrays: arrays of up to
+    MMAP_THRESHOLD_BYTES come from the heap (not each from a fresh mmap), and up to
+    TRIM_THRESHOLD_BYTES freed at the heap's top stay there. glibc's own thresholds adapt
+    upwards only as far as the largest array freed so far (13 MB for VGG16's block1), so
+    the heap kept shrinking and every pass faulted its block1 arrays in again: 9,435 page
+    faults an input gradient's pass, about 20 with these settings; block1's forward and
+    backward 6-10 ms faster in the network (``python -m scripts.layer_times``,
+    docs/speed.md). A process-wide setting, for the commands
+    (``cli.apply_process_settings``), not for a library's caller. Returns True where glibc
+    took both."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def give_memory_back():
@@ -32,7 +59,7 @@ def _libc():
     """glibc, loaded on first use; None elsewhere."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
     except OSError:
         return None
 

@@ -35,7 +35,7 @@ class VGG16(TextbookVGG16):
         return FastDense(name, w, b, activation=activation, threads=BLOCKS)
 
     def pool_layer(self, name):
-        return FastMaxPool2D(name)
+        return FastMaxPool2D(name, threads=BLOCKS)
 
     @classmethod
     def load(cls, path, dtype=np.float32, input_size=spec.INPUT_SIZE, standard=True,

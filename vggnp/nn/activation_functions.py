@@ -30,14 +30,25 @@ class ReLU:
         self.out = relu(x, out=x if inplace else None)
         return self.out
 
+    def keep_output(self, out):
+        """Keep ``out`` as the forward's output where max(x, 0) was taken elsewhere (a fast
+        conv takes it in its blocks of rows, while each is in cache); returns out."""
+        self.out = out
+        return out
+
     def backward(self, dout, guided=False):
         # (x > 0) == (out > 0), made here rather than kept by forward: a forward with no
         # backward (most layers of a Grad-CAM) never pays for the mask, in time or memory.
-        # Multiply, never ``dout[~mask] = 0``: that would write into the caller's array.
-        mask = self.out > 0
-        if guided:
-            return relu(dout) * mask
-        return dout * mask
+        return relu_gradient(dout, self.out, guided)
+
+
+def relu_gradient(dout, out, guided=False, into=None):
+    """ReLU's dx = dout * (out > 0); guided: max(dout, 0) * (out > 0). dout, out: any
+    shape, the same; into: where dx goes (default a new array; a fast conv's bands write
+    into theirs). Multiplied, never ``dout[~mask] = 0``: that would write into the
+    caller's array."""
+    gradient = relu(dout) if guided else dout
+    return np.multiply(gradient, out > 0, out=into)
 
 
 class Softmax:
