@@ -36,6 +36,20 @@ def test_stdout_that_fails_ends_the_run_with_exit_5_and_its_tally(tmp_path, redi
     assert listed == set(outputs_in(tmp_path / "out"))
 
 
+def test_a_closed_stdout_lends_its_number_to_no_file_the_run_opens():
+    """Started with fd 1 closed, a command's first file must not become fd 1: the run
+    points fd 1 at /dev/null once it sees stdout gone (``silence_stdout``), and an output's
+    temporary file holding that number was turned into /dev/null (its fsync failed,
+    EINVAL: the test above failed about one run in twelve). Python still sees no stdout."""
+    code = ("from vggnp.startup import guard; guard('vggnp.cam'); import os, sys; "
+            "fd = os.open(os.devnull, os.O_RDONLY); "
+            "sys.stderr.write(f'{fd} {sys.stdout is None}')")
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -c \"{code}\" >&-"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    fd, stdout_gone = done.stderr.split()
+    assert int(fd) > 2 and stdout_gone == "True", done.stderr
+
+
 def test_closed_stderr_keeps_stdout_pure_json(tmp_path):
     missing = str(tmp_path / "missing.png")
     command = (f"{sys.executable} -m vggnp.cam {SHAPES[0]} {missing} --model {MODEL_PATH} "

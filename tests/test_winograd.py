@@ -55,7 +55,7 @@ def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     calls = []
     real = winograd.winograd_same
     monkeypatch.setattr(layers, "winograd_same",
-                        lambda x, *rest: calls.append(x.shape) or real(x, *rest))
+                        lambda x, *rest, **kw: calls.append(x.shape) or real(x, *rest, **kw))
     r = np.random.default_rng(9)
     x = r.standard_normal((1, 4, 6, 256))
     w = r.standard_normal((3, 3, 256, 256)) * 0.03
@@ -69,6 +69,24 @@ def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     assert not winograd.winograd_pays((1, 5, 6, 256), w.shape)      # odd height
     assert not winograd.winograd_pays((1, 4, 6, 128), (3, 3, 128, 256))  # thin
     assert not winograd.winograd_pays((1, 4, 6, 256), (5, 5, 256, 256))  # not 3x3
+
+
+def test_the_flipped_kernels_transform_is_the_kernels_permuted_and_transposed():
+    """dx's Winograd reads the forward's transform (``winograd.FLIPPED``): the same sum as
+    the flipped kernel's own transform, and as col2im in float64; the transform of the
+    flipped kernel equals U's positions permuted, each (C, F) transposed (to the rounding
+    of its sums, taken in the other order)."""
+    from vggnp.fast.layers import flipped_kernel
+    from vggnp.fast.winograd import FLIPPED
+    from vggnp.nn.im2col import col2im
+    r = np.random.default_rng(6)
+    w, dz = r.standard_normal((3, 3, 5, 7)), r.standard_normal((2, 6, 8, 7))
+    u, u_flipped = kernel_transform(w), kernel_transform(np.ascontiguousarray(flipped_kernel(w)))
+    np.testing.assert_allclose(u[FLIPPED].transpose(0, 2, 1), u_flipped, rtol=0, atol=1e-14)
+    expected = col2im(dz.reshape(-1, 7) @ w.reshape(-1, 7).T, (2, 6, 8, 5), 3, 3, 1)
+    np.testing.assert_allclose(winograd_same(dz, u, flipped=True), expected, rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(winograd_same(dz, u_flipped), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_the_measured_f4x4_path_equals_im2col():

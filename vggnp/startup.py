@@ -28,9 +28,13 @@ def guard(name, environment=True):
     """Install the start-up handlers of the command ``name`` (e.g. "vggnp.cam"); a signal
     that was ignored (nohup, a background job) stays ignored. Returns the handlers it
     replaced, for :func:`started`. With ``environment`` (a command's own process, not a
-    call from Python), sets ``COMMAND_ENVIRONMENT``'s variables that are not set already."""
+    call from Python), sets ``COMMAND_ENVIRONMENT``'s variables that are not set already
+    and holds the standard descriptors the command started without
+    (:func:`hold_standard_descriptors`)."""
     for variable, value in COMMAND_ENVIRONMENT.items() if environment else ():
         os.environ.setdefault(variable, value)
+    if environment:
+        hold_standard_descriptors()
 
     def stop(signum, frame):
         word, code = _CODES[signum]
@@ -44,6 +48,23 @@ def guard(name, environment=True):
         if handler is not signal.SIG_IGN:
             signal.signal(signum, stop)
     return previous
+
+
+def hold_standard_descriptors():
+    """Point each of fds 0, 1, 2 that the command started without (``>&-``) at /dev/null,
+    so that no file the run opens takes that number. Python has set sys.stdout (or
+    stdin, stderr) to None by then, so the run still knows it is gone; but an output's
+    temporary file that took fd 1 was turned into /dev/null by the run's own
+    ``silence_stdout`` (its fsync then failed, EINVAL: one image "not written", in about
+    one run in twelve with stdout closed)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def started(previous=None):

@@ -94,8 +94,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
             return self._by_planes(dz)
         if path == "winograd":
             return winograd_same(dz, self.made_from_weights(
-                "winograd_flipped", lambda w, b: kernel_transform(flipped_kernel(w))),
-                self.buffers)
+                "winograd", lambda w, b: kernel_transform(w)), self.buffers, flipped=True)
         return correlate(dz, self._flipped_kernel(), self.buffers,
                          full_pads(*self.w.shape[:2], self.pads(self.x.shape)),
                          threads=self.threads)

@@ -43,6 +43,14 @@ A_T = np.array([[1, 1, 1, 0],
 WINOGRAD_MIN_CHANNELS = None
 
 
+# The kernel flipped in both spatial axes (dx's, with C and F swapped) has the transform
+# U'[xi, nu] = U[p(xi), p(nu)]^T, p swapping 0 and 3: G with its columns reversed is G with
+# rows 0 and 3 swapped (G J = P G), so G J g J G^T = P (G g G^T) P^T. One transform serves
+# the forward and the backward (tests/test_winograd.py holds the two equal).
+_SWAP = (3, 1, 2, 0)
+FLIPPED = [4 * _SWAP[xi] + _SWAP[nu] for xi in range(4) for nu in range(4)]
+
+
 def winograd_pays(x_shape, w_shape):
     """True where this module's path is chosen for a stride-1 "same" conv of an input of
     ``x_shape`` (N, H, W, C) with a kernel of ``w_shape`` (KH, KW, C, F): when turned on
@@ -63,10 +71,13 @@ def kernel_transform(w):
     return np.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape(16, *w.shape[2:])
 
 
-def winograd_same(x, u, buffers=None):
-    """z = the 3x3 "same" cross-correlation of x with the kernel whose transform is u.
+def winograd_same(x, u, buffers=None, flipped=False):
+    """z = the 3x3 "same" cross-correlation of x with the kernel whose transform is u, or
+    with that kernel flipped (a conv's dx, ``layers.flipped_kernel``).
 
-    x: (N, H, W, C), u: (16, C, F) from :func:`kernel_transform` -> z: (N, H, W, F).
+    x: (N, H, W, C), u: (16, C, F) from :func:`kernel_transform` -> z: (N, H, W, F); with
+    flipped, x: (N, H, W, F) -> z: (N, H, W, C), each position's product
+    V[k] @ U[FLIPPED[k]].T (see FLIPPED: the flipped kernel's transform, not made).
     H and W even (every VGG16 layer's are); tiles of 2x2 outputs read 4x4 inputs of the
     zero-padded image, two apart. buffers: a workspace dict (as ``direct_conv``'s) for the
     padded input and the two tile arrays, so that no call faults in fresh memory.
@@ -77,8 +88,13 @@ def winograd_same(x, u, buffers=None):
     xp = padded_images(buffers, "winograd_padded", x, ((1, 1), (1, 1)))
     v = _input_transform(xp, th, tw, workspace_array(buffers, "winograd_v",
                                                      (4, 4, n, th, tw, c), x.dtype))
-    m = workspace_array(buffers, "winograd_m", (16, n * th * tw, u.shape[2]), x.dtype)
-    np.matmul(v, u, out=m)                                  # (16, tiles, F)
+    out_channels = u.shape[1] if flipped else u.shape[2]
+    m = workspace_array(buffers, "winograd_m", (16, n * th * tw, out_channels), x.dtype)
+    if flipped:
+        for k, source in enumerate(FLIPPED):
+            np.matmul(v[k], u[source].T, out=m[k])          # BLAS reads the transpose
+    else:
+        np.matmul(v, u, out=m)                              # (16, tiles, F)
     return _output_transform(m.reshape(4, 4, n, th, tw, -1))
 
 
