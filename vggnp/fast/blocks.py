@@ -19,10 +19,11 @@ Tasks must write disjoint parts of their outputs; they run in any order. A layer
 products for the runner it was built with: ``BLOCKS`` for VGG16's (``models/vgg16.py``),
 whose forward and input-gradient products are all cut (not Winograd's, off by default,
 nor the parameter gradients'), and so are its pools, ReLU masks and padded copies, in
-bands of rows (``pooling.py``, ``layers.FastConv2D``, ``direct_conv.padded_copy``); ``INLINE`` (the caller's thread, BLAS as set) for the Keras
-graphs', where products that are not cut (strided im2col convs, pointwise convs) run on
-OpenBLAS's threads, and switching those between 2 threads and 1 around each cut product
-made ResNet50's forward about 1.6x slower.
+bands of rows (``pooling.py``, ``layers.FastConv2D``, ``direct_conv.padded_copy``);
+``INLINE`` (the caller's thread, BLAS as set) for the Keras graphs', where products that
+are not cut (strided im2col convs, pointwise convs) run on OpenBLAS's threads, and
+switching those between 2 threads and 1 around each cut product made ResNet50's forward
+about 1.6x slower.
 """
 
 import queue
@@ -93,10 +94,15 @@ class BlockThreads:
         if self.count == 1:
             return a @ b
         out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
-        step = rows_per_block(a.shape[0], self.count)
-        self.run(partial(np.matmul, a[k:k + step], b, out=out[k:k + step])
-                 for k in range(0, a.shape[0], step))
+        self.run(partial(np.matmul, a[rows], b, out=out[rows])
+                 for rows in self.row_slices(a.shape[0]))
         return out
+
+    def row_slices(self, rows):
+        """Slices cutting ``rows`` rows into this runner's tasks: one, all rows, for one
+        thread; else BLOCKS_PER_THREAD a thread (``rows_per_block``)."""
+        step = rows if self.count == 1 else rows_per_block(rows, self.count)
+        return [slice(k, k + step) for k in range(0, rows, max(step, 1))]
 
     def _drain_on_threads(self, tasks):
         """Every task of the list ``tasks`` run by this thread and count - 1 helpers, each

@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from ..nn.activation_functions import relu as relu_function
-from .blocks import BLOCKS_PER_THREAD, INLINE, rows_per_block
+from .blocks import BLOCKS_PER_THREAD, INLINE
 from .gemm import matmul_add
 
 # With several threads, the fewest output rows of a block where a thread has more than one:
@@ -152,9 +152,8 @@ def padded_copy(buffers, name, x, pads, spare_rows=0, fill=0, threads=INLINE):
     if threads.count == 1 or np.may_share_memory(inside, x):  # NumPy's copy handles overlap
         inside[...] = x
         return flat
-    rows = rows_per_block(x.shape[1], threads.count)
-    threads.run(partial(np.copyto, inside[:, r:r + rows], x[:, r:r + rows])
-                for r in range(0, x.shape[1], rows))
+    threads.run(partial(np.copyto, inside[:, rows], x[:, rows])
+                for rows in threads.row_slices(x.shape[1]))
     return flat
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..nn.activation_functions import relu_gradient
 from ..nn.layers import Conv2D, Dense
-from .blocks import INLINE, rows_per_block
+from .blocks import INLINE
 from .direct_conv import UsesWorkspace, correlate, correlate_input, full_pads
 from .unfold import col2im_planes, im2col_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
@@ -106,13 +106,11 @@ class FastConv2D(UsesWorkspace, Conv2D):
         no copy there)."""
         if self.activation_name != "relu" or options.from_logits or options.deconvnet:
             return super().activation_backward(dout, options)
-        out, rows = self.activation.out, dout.shape[1]
-        dz = self._dz_array(dout.shape, dout.dtype)
+        out, dz = self.activation.out, self._dz_array(dout.shape, dout.dtype)
 
-        def band(part):
-            relu_gradient(dout[:, part], out[:, part], options.guided, into=dz[:, part])
-        step = rows if self.threads.count == 1 else rows_per_block(rows, self.threads.count)
-        self.threads.run(partial(band, slice(r, r + step)) for r in range(0, rows, step))
+        def band(rows):
+            relu_gradient(dout[:, rows], out[:, rows], options.guided, into=dz[:, rows])
+        self.threads.run(partial(band, rows) for rows in self.threads.row_slices(dout.shape[1]))
         return dz
 
     def _dz_array(self, shape, dtype):
@@ -183,11 +181,9 @@ class FastDense(Dense):
 
     def _row_blocks(self):
         """Slices of w's rows, one per block; None: one product."""
-        rows, threads = self.w.shape[0], self.threads.count
-        if threads == 1 or self.w.nbytes < self.MIN_SPLIT_BYTES:
+        if self.threads.count == 1 or self.w.nbytes < self.MIN_SPLIT_BYTES:
             return None
-        step = rows_per_block(rows, threads)
-        return [slice(k, k + step) for k in range(0, rows, step)]
+        return self.threads.row_slices(self.w.shape[0])
 
     def pre_activation(self, x):
         """z = x @ w + b: (N, D) -> (N, M), as Dense's (in blocks: see the class)."""
