@@ -78,8 +78,10 @@ def worker_vggnp(weights, repeats):
                        for i in threadpool_info() if i["user_api"] == "blas"]
     except ImportError:
         out["blas"] = ["unknown (pip install threadpoolctl)"]
+    from vggnp.fast import gemm
     out["threads"] = (f"{blas} BLAS thread(s) and {BLOCKS.count} block thread(s), NumPy's "
-                      f"huge pages {numpy_huge_pages()}, as the commands")
+                      f"huge pages {numpy_huge_pages()}, as the commands; the conv sums' "
+                      f"GEMM: {gemm.path().split(';')[0]}")
     return out
 
 

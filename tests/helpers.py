@@ -51,9 +51,7 @@ def reference_module(name, install="pip install -e '.[test]'", load=True):
             return None
         return importlib.import_module(name)
     except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI: the reference tests must run ({install})")
-        pytest.skip(f"{name} not installed: reference test skipped")
+        missing(name, "the reference tests", install)
 
 
 def reference_program(*names, install="apt-get install chromium"):
@@ -62,9 +60,15 @@ def reference_program(*names, install="apt-get install chromium"):
         path = shutil.which(name)
         if path:
             return path
+    missing(names[0], "the browser tests", install)
+
+
+def missing(name, tests, install):
+    """``name`` is not installed: skip the test here, fail it in CI (CI is set), where
+    ``tests`` must run."""
     if os.environ.get("CI"):
-        pytest.fail(f"{names[0]} is required in CI: the browser tests must run ({install})")
-    pytest.skip(f"{names[0]} not installed: browser test skipped")
+        pytest.fail(f"{name} is required in CI: {tests} must run ({install})")
+    pytest.skip(f"{name} not installed: {tests} skipped here")
 
 
 def json_lines(text):

@@ -258,7 +258,7 @@ def test_two_workers_give_what_one_gives_and_give_the_blas_threads_back(tmp_path
     assert during[0] == [max(1, n // 2) for n in before]
     assert blas_threads() == before
     if (os.cpu_count() or 1) >= 2:  # else halving 1 thread is 1, and this proved nothing
-        assert before and before[0] >= 2
+        assert max(before) >= 2  # MKL's sequential layer, where loaded, reports 1
 
     stream = explain_files(model, paths, batch_size=2, workers=2)
     next(stream)

@@ -2,11 +2,14 @@
 
 BLAS computes ``C = alpha * A @ B + beta * C``; NumPy's ``@`` always uses beta = 0 (it can
 only overwrite), so summing nine products into one output block would need a temporary
-and an extra pass per product. This module calls the very BLAS NumPy uses, with beta = 1,
-through ``ctypes``:
-- the same library, so its threads are NumPy's (a second OpenBLAS, such as SciPy's, keeps
-  its own threads spinning after each call; measured: the two fought over the two cores,
-  block1_conv1 10 -> 44 ms after the dense layers, docs/speed.md);
+and an extra pass per product. This module calls a BLAS with beta = 1 through ``ctypes``:
+Intel MKL where it is installed (``pip install 'vggnp[mkl]'``; its sgemm ran VGG16's conv
+sums 10-15 % faster than OpenBLAS's on an AVX-512 Xeon, docs/speed.md), else the very
+OpenBLAS NumPy uses; VGGNP_GEMM=openblas picks OpenBLAS where both are there.
+- MKL runs on its sequential layer, and OpenBLAS is NumPy's own, so no second pool of BLAS
+  threads competes with vggnp's (a second OpenBLAS, such as SciPy's, keeps its own threads
+  spinning after each call; measured: the two fought over the two cores, block1_conv1
+  10 -> 44 ms after the dense layers, docs/speed.md);
 - ctypes releases the GIL during the call, as NumPy does, so the stream's two worker
   threads multiply at the same time (SciPy's BLAS wrappers hold the GIL: two threads took
   as long as one after the other).
@@ -17,13 +20,17 @@ answer to a small product at load time is wrong, ``matmul_add`` falls back to
 """
 
 import ctypes
-import functools
+import glob
 import os
+import site
+import sys
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112   # cblas.h's enum values
+MKL_THREADING_SEQUENTIAL = 1                 # mkl_service.h's
 
 
 def matmul_add(a, b, out):
@@ -81,34 +88,64 @@ def _b_layout(b):
     return (TRANS, columns) if columns is not None else (None, None)
 
 
-_FINDING = threading.Lock()  # two stream workers may make their first product at once
+_FINDING = threading.Lock()  # two threads may make their first product at once
+_FOUND = {}                  # "libraries": what _found_blas found (cleared: found again)
 
 
-@functools.cache
+class Libraries(NamedTuple):
+    """The gemm functions found, each {dtype: ctypes gemm} ({} where not found)."""
+    openblas: dict      # NumPy's own OpenBLAS
+    threads: object     # its openblas_get_num_threads (ctypes), or None
+    mkl: dict           # Intel MKL's, sequential; {} also with VGGNP_GEMM=openblas
+    mkl_version: str
+
+
 def _found_blas():
-    with _FINDING:
-        return _numpy_blas()
+    """The Libraries, found once (by the first of the threads that ask at once)."""
+    found = _FOUND.get("libraries")
+    if found is None:
+        with _FINDING:
+            if "libraries" not in _FOUND:
+                openblas, threads = _numpy_blas()
+                version, mkl = (("", {}) if os.environ.get("VGGNP_GEMM") == "openblas"
+                                else _mkl_blas())
+                _FOUND["libraries"] = Libraries(openblas, threads, mkl, version)
+            found = _FOUND["libraries"]
+    return found
 
 
 def blas_functions():
-    """{dtype: ctypes gemm} of NumPy's own OpenBLAS, found and checked on first use (not at
-    import: loading a library is work an ``import vggnp`` should not do); {} where there
-    is none, and ``matmul_add`` then takes NumPy's ``out += a @ b``. The environment
-    variable VGGNP_GEMM=numpy takes that way on purpose: the A/B switch of
-    ``python -m scripts.gemm_ab``."""
+    """{dtype: ctypes gemm} that ``matmul_add`` calls now, found and checked on first use
+    (not at import: loading a library is work an ``import vggnp`` should not do): MKL's
+    where it is installed and NumPy's OpenBLAS runs one thread (a product on one of
+    ``blocks.BLOCKS``' threads, which run theirs with one BLAS thread each, or a one-thread
+    setting: the same parallelism, a faster kernel); else NumPy's own OpenBLAS's, on its
+    threads (a Keras graph's products, on the caller's thread). {} where there is neither,
+    and ``matmul_add`` then takes NumPy's ``out += a @ b``. The environment variable
+    VGGNP_GEMM=numpy takes that way on purpose, VGGNP_GEMM=openblas leaves MKL out: the
+    A/B switches of ``python -m scripts.gemm_ab``."""
     if os.environ.get("VGGNP_GEMM") == "numpy":
         return {}
-    return _found_blas()
+    found = _found_blas()
+    if found.mkl and (found.threads is None or found.threads() == 1):
+        return found.mkl
+    return found.openblas
 
 
 def path():
     """Which GEMM ``matmul_add`` runs on this machine, in words (``python -m vggnp.trace
     --paths`` prints it)."""
-    found = sorted(np.dtype(d).name for d in blas_functions())
-    if found:
-        way = f"NumPy's own OpenBLAS through ctypes, beta = 1 ({', '.join(found)})"
+    found = _found_blas()
+    if os.environ.get("VGGNP_GEMM") == "numpy" or not (found.mkl or found.openblas):
+        way = "NumPy's out += a @ b (no BLAS found by ctypes, or VGGNP_GEMM=numpy)"
+    elif found.mkl:
+        way = (f"Intel MKL {found.mkl_version} (sequential) where NumPy's OpenBLAS runs one "
+               "thread (vggnp's block threads), else NumPy's own OpenBLAS on its threads")
     else:
-        way = "NumPy's out += a @ b (NumPy's own BLAS was not found by ctypes)"
+        way = "NumPy's own OpenBLAS"
+    if found.mkl or found.openblas:
+        dtypes = sorted(np.dtype(d).name for d in {**found.mkl, **found.openblas})
+        way += f", through ctypes, beta = 1 ({', '.join(dtypes)})"
     return f"{way}; {kernels()}"
 
 
@@ -118,7 +155,9 @@ def kernels():
     CPU the AVX2 (Haswell) kernels run float32 products at about half the speed of the
     AVX-512 (SkylakeX) ones (docs/speed.md, ``python -m scripts.blas_kernels``)."""
     from threadpoolctl import threadpool_info
-    libraries = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    ours = {os.path.realpath(path) for path in _mkl_paths()}  # matmul_add's, not NumPy's
+    libraries = [lib for lib in threadpool_info() if lib["user_api"] == "blas"
+                 and os.path.realpath(lib["filepath"]) not in ours]
     # threadpoolctl reports an architecture for OpenBLAS and BLIS only
     found = ", ".join(f"{lib['internal_api']} {lib.get('architecture') or ''}".strip()
                       for lib in libraries) or "unknown"
@@ -132,20 +171,54 @@ def kernels():
 
 
 def _numpy_blas():
-    """NumPy's OpenBLAS as ctypes functions {dtype: gemm}, those that add a small product
-    correctly; {} where the library or its symbols are not found."""
+    """NumPy's OpenBLAS: ({dtype: gemm} of those that add a small product correctly, its
+    openblas_get_num_threads); ({}, None) where the library or its symbols are not found."""
     from threadpoolctl import threadpool_info
     libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     paths = [lib["filepath"] for lib in threadpool_info()
              if lib["internal_api"] == "openblas" and os.path.dirname(lib["filepath"]) == libs]
     try:
         blas = ctypes.CDLL(paths[0])
-        found = {np.dtype(np.float32): (blas.scipy_cblas_sgemm64_, ctypes.c_float),
-                 np.dtype(np.float64): (blas.scipy_cblas_dgemm64_, ctypes.c_double)}
+        threads = blas.scipy_openblas_get_num_threads64_
+        threads.restype, threads.argtypes = ctypes.c_int, []
+        return _checked(blas.scipy_cblas_sgemm64_, blas.scipy_cblas_dgemm64_), threads
     except (IndexError, OSError, AttributeError):
-        return {}
+        return {}, None
+
+
+def _mkl_paths():
+    """Where ``pip install 'vggnp[mkl]'`` (or a conda environment) puts MKL's one entry
+    library, libmkl_rt: the environment's lib folder (or, installed with --user, the
+    user's); newest first."""
+    return [path for folder in (sys.prefix, site.getuserbase())
+            for path in sorted(glob.glob(os.path.join(folder, "lib", "libmkl_rt.so.*")),
+                               reverse=True)]
+
+
+def _mkl_blas():
+    """(version, {dtype: gemm}): Intel MKL's ILP64 gemm as ctypes functions, on MKL's
+    sequential layer (no threads of its own: the callers are ``blocks.BLOCKS``' threads);
+    ("", {}) where MKL is not installed, or runs another threading layer in this
+    process already."""
+    try:
+        mkl = ctypes.CDLL(_mkl_paths()[0])
+        if mkl.MKL_Set_Threading_Layer(MKL_THREADING_SEQUENTIAL) != MKL_THREADING_SEQUENTIAL:
+            return "", {}
+        version = ctypes.create_string_buffer(200)
+        mkl.MKL_Get_Version_String(version, len(version))
+        words = version.value.decode(errors="replace").split()
+        return words[words.index("Version") + 1] if "Version" in words else "", \
+            _checked(mkl.cblas_sgemm_64, mkl.cblas_dgemm_64)
+    except (IndexError, OSError, AttributeError):
+        return "", {}
+
+
+def _checked(sgemm, dgemm):
+    """{dtype: gemm} of the ILP64 cblas functions sgemm and dgemm (64-bit sizes), given
+    their ctypes signature, those that add a small product correctly."""
     checked, r = {}, np.random.default_rng(0)
-    for dtype, (gemm, scalar) in found.items():
+    for dtype, gemm, scalar in ((np.dtype(np.float32), sgemm, ctypes.c_float),
+                                (np.dtype(np.float64), dgemm, ctypes.c_double)):
         gemm.restype = None
         gemm.argtypes = ([ctypes.c_int] * 3 + [ctypes.c_int64] * 3
                          + [scalar, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
@@ -155,4 +228,3 @@ def _numpy_blas():
         if _blas_add(gemm, a, b.T.copy().T, out) and np.allclose(out, 1 + a @ b, atol=1e-5):
             checked[dtype] = gemm
     return checked
-
