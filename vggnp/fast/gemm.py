@@ -216,14 +216,16 @@ def _mkl_blas():
 def _checked(sgemm, dgemm):
     """{dtype: gemm} of the ILP64 cblas functions sgemm and dgemm (64-bit sizes), given
     their ctypes signature, those that add a small product correctly."""
-    checked, r = {}, np.random.default_rng(0)
+    checked = {}
     for dtype, gemm, scalar in ((np.dtype(np.float32), sgemm, ctypes.c_float),
                                 (np.dtype(np.float64), dgemm, ctypes.c_double)):
         gemm.restype = None
         gemm.argtypes = ([ctypes.c_int] * 3 + [ctypes.c_int64] * 3
                          + [scalar, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                             ctypes.c_int64, scalar, ctypes.c_void_p, ctypes.c_int64])
-        a, b = r.standard_normal((3, 4)).astype(dtype), r.standard_normal((4, 2)).astype(dtype)
+        # fixed numbers, not numpy.random's: importing it took 10 ms of every process
+        a, b = np.sin(np.arange(12.0)).reshape(3, 4), np.cos(np.arange(8.0)).reshape(4, 2)
+        a, b = a.astype(dtype), b.astype(dtype)
         out = np.ones((3, 2), dtype)
         if _blas_add(gemm, a, b.T.copy().T, out) and np.allclose(out, 1 + a @ b, atol=1e-5):
             checked[dtype] = gemm
