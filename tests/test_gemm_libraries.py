@@ -1,56 +1,84 @@
 """The two BLAS libraries ``fast.gemm.matmul_add`` may call, each held to the same sums:
 Intel MKL (``pip install 'vggnp[mkl]'``; in the test extra on Linux x86_64) and NumPy's own
-OpenBLAS (VGGNP_GEMM=openblas, or where MKL is not installed)."""
+OpenBLAS (VGGNP_GEMM=openblas, or where MKL is not installed); and the switch itself."""
+
+import os
+import platform
+import sys
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from vggnp.fast import gemm
+from vggnp.fast import gemm, mkl
+from vggnp.fast.blocks import BLOCKS
 from vggnp.fast.direct_conv import correlate_same
-from vggnp.fast.layers import flipped_kernel
+from vggnp.fast.layers import FastConv2D, flipped_kernel
+from vggnp.fast.threads import use_threads
+from vggnp.nn.backward_pass import BackwardPass
 from vggnp.nn.im2col import im2col
+from vggnp.nn.layers import Conv2D
 
-from helpers import missing
+from helpers import MODEL, SHAPES, missing
+
+# where the [mkl] and [test] extras install MKL (pyproject.toml's marker)
+MKL_WHEELS = sys.platform == "linux" and platform.machine() == "x86_64"
 
 
 @pytest.fixture(params=["mkl", "openblas"])
 def library(request, monkeypatch):
-    """gemm's choice made again with VGGNP_GEMM set ("mkl": MKL where installed), NumPy's
+    """The libraries found again with VGGNP_GEMM unset ("mkl") or "openblas", NumPy's
     OpenBLAS on one thread, as on vggnp's block threads (where MKL is called). No MKL
-    skips its case locally and fails it in CI (CI is set), as TensorFlow's tests do."""
-    monkeypatch.setenv("VGGNP_GEMM", request.param)
-    gemm._FOUND.clear()
-    if request.param == "mkl" and not gemm._found_blas().mkl:
-        gemm._FOUND.clear()
-        missing("Intel MKL", "the tests of each GEMM library", "pip install -e '.[test]'")
+    skips its case locally, and in CI where its wheels do not install; fails it in CI
+    where they do, as TensorFlow's tests."""
+    monkeypatch.setenv("VGGNP_GEMM", "auto" if request.param == "mkl" else "openblas")
+    gemm.forget()
+    absent = gemm.libraries().mkl_absent
+    if request.param == "mkl" and absent:
+        gemm.forget()
+        missing("Intel MKL", f"the tests of each GEMM library ({absent})",
+                "pip install -e '.[test]'", in_ci=MKL_WHEELS)
     with threadpool_limits(1, user_api="blas"):
         yield request.param
-    gemm._FOUND.clear()  # the next test finds the library VGGNP_GEMM gives it
+    gemm.forget()  # the next test finds the libraries as its VGGNP_GEMM says
 
 
-def test_each_library_adds_in_place(library):
+@pytest.fixture
+def ran(monkeypatch):
+    """The gemm functions matmul_add calls, in order."""
+    called, add = [], gemm._blas_add
+    monkeypatch.setattr(gemm, "_blas_add", lambda f, *args: called.append(f) or add(f, *args))
+    return called
+
+
+def only(library, functions):
+    """True where every function of ``functions`` (at least one) is the library's."""
+    own = gemm.libraries().functions(library).values()
+    return bool(functions) and all(any(f is g for g in own) for f in functions)
+
+
+def test_each_library_adds_in_place(library, ran):
     """out += a @ b in place through the library's gemm, float32 and float64, for b C- and
     F-contiguous (the backward's transposed taps) and out a strided block of rows."""
-    assert gemm.blas_functions() is getattr(gemm._found_blas(), library)
     assert set(gemm.blas_functions()) == {np.dtype(np.float32), np.dtype(np.float64)}
     r = np.random.default_rng(3)
     for dtype, tolerance in ((np.float32, 1e-5), (np.float64, 1e-12)):
         a, b = r.standard_normal((5, 3)).astype(dtype), r.standard_normal((3, 4)).astype(dtype)
-        for b_ in (b, np.asfortranarray(b), b[:, ::-1]):
+        for b_ in (b, np.asfortranarray(b)):
             big = r.standard_normal((10, 7)).astype(dtype)
             out = big[::2, 2:6]
             expected, untouched = out + a @ b_, big[1::2].copy()
             assert gemm.matmul_add(a, b_, out) is out
             np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
             assert np.array_equal(big[1::2], untouched)
+    assert only(library, ran) and len(ran) == 4
 
 
 @pytest.mark.parametrize("c, f", [(64, 64), (256, 512)])
-def test_each_library_convolves_within_the_float32_bound(library, c, f):
+def test_each_library_convolves_within_the_float32_bound(library, ran, c, f):
     """correlate_same, forward and backward (flipped kernel), float32 against the float64
     im2col sum: within 5e-6 of the output's max (tests/test_fast_conv.py's bound); float64
-    within 1e-10."""
+    within 1e-10; every product through the library."""
     r = np.random.default_rng(5)
     x = np.abs(r.standard_normal((2, 10, 12, c)))
     w = r.standard_normal((3, 3, c, f)) * np.sqrt(2 / (9 * c))
@@ -62,49 +90,81 @@ def test_each_library_convolves_within_the_float32_bound(library, c, f):
         single = correlate_same(inputs.astype(np.float32), kernel.astype(np.float32), {})
         assert np.abs(single - exact).max() / scale <= 5e-6
         assert np.abs(correlate_same(inputs, kernel, {}) - exact).max() / scale <= 1e-10
+    assert only(library, ran)
 
 
-def test_each_library_is_named_and_kept_apart_from_numpys(library):
-    """gemm.path() names the library matmul_add calls; gemm.kernels() names NumPy's BLAS
-    only (MKL, loaded by vggnp, is not NumPy's)."""
-    assert ("Intel MKL" in gemm.path()) == (library == "mkl")
-    assert "mkl" not in gemm.kernels()
-
-
-def test_mkl_only_where_openblas_runs_one_thread(library):
-    """MKL's sequential gemm replaces OpenBLAS's only where OpenBLAS runs one thread (a
-    block thread's product); with two (a Keras graph's products, on the caller's thread)
-    OpenBLAS's own threads run it."""
-    found = gemm._found_blas()
-    with threadpool_limits(2, user_api="blas"):
-        if found.threads() == 2:  # a one-core machine keeps one
-            assert gemm.blas_functions() is found.openblas
-    assert gemm.blas_functions() is (found.mkl if library == "mkl" else found.openblas)
-
-
-def test_each_library_runs_a_relu_conv_on_two_block_threads(library, monkeypatch):
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_each_library_runs_a_relu_conv_on_two_block_threads(library, ran, dtype, tolerance):
     """FastConv2D with its ReLU, forward and input gradient cut for two block threads (as
-    VGG16's layers run): the textbook Conv2D's, float64 to 1e-12, every product through
-    the library's gemm."""
-    from vggnp.fast.blocks import BLOCKS
-    from vggnp.fast.layers import FastConv2D
-    from vggnp.fast.threads import use_threads
-    from vggnp.nn.backward_pass import BackwardPass
-    from vggnp.nn.layers import Conv2D
-    ran, add = [], gemm._blas_add
-    monkeypatch.setattr(gemm, "_blas_add", lambda f, *args: ran.append(f) or add(f, *args))
+    VGG16's layers run): the textbook Conv2D's in float64 (float32: to 1e-5 of the
+    largest value), every product through the library's gemm."""
     before, limits = BLOCKS.count, use_threads(2)
     try:
         r = np.random.default_rng(9)
         x, w, b = r.standard_normal((2, 40, 36, 16)), r.standard_normal((3, 3, 16, 24)), \
             r.standard_normal(24)
-        fast, plain = FastConv2D("c", w, b, threads=BLOCKS), Conv2D("c", w, b)
-        np.testing.assert_allclose(fast.forward(x), plain.forward(x), rtol=0, atol=1e-12)
         dout = r.standard_normal((2, 40, 36, 24))
-        np.testing.assert_allclose(fast.backward(dout, BackwardPass()),
-                                   plain.backward(dout, BackwardPass()), rtol=0, atol=1e-12)
+        fast = FastConv2D("c", w.astype(dtype), b.astype(dtype), threads=BLOCKS)
+        plain = Conv2D("c", w, b)
+        for got, want in [(fast.forward(x.astype(dtype)), plain.forward(x)),
+                          (fast.backward(dout.astype(dtype), BackwardPass()),
+                           plain.backward(dout, BackwardPass()))]:
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
     finally:
         BLOCKS.use(before)
         limits.restore_original_limits()
-    chosen = getattr(gemm._found_blas(), library).values()
-    assert ran and all(any(f is g for g in chosen) for f in ran)
+    assert only(library, ran)
+
+
+@pytest.mark.parametrize("library", ["mkl"], indirect=True)
+def test_mkl_only_where_openblas_runs_one_thread(library):
+    """MKL's sequential gemm replaces OpenBLAS's only where OpenBLAS runs one thread (a
+    block thread's product); with two (a Keras graph's products, on the caller's thread)
+    OpenBLAS's own threads run it."""
+    found = gemm.libraries()
+    assert gemm.blas_functions() is found.mkl
+    with threadpool_limits(2, user_api="blas"):  # OpenBLAS takes 2 even on one core
+        assert found.threads() == 2 and gemm.blas_functions() is found.openblas
+
+
+def test_each_library_is_named_and_kept_apart_from_numpys(library):
+    """gemm.path() names the library matmul_add calls, or why there is no MKL;
+    gemm.kernels() names NumPy's BLAS only (MKL, loaded by vggnp, is not NumPy's)."""
+    assert ("Intel MKL 20" in gemm.path()) == (library == "mkl")
+    if library == "openblas":
+        assert "(Intel MKL: left out (VGGNP_GEMM=openblas))" in gemm.path()
+    assert "mkl" not in gemm.kernels()
+
+
+def test_vggnp_gemm_takes_three_values_and_the_commands_refuse_others(monkeypatch, tmp_path,
+                                                                    capsys):
+    """VGGNP_GEMM: auto (or unset), openblas, numpy (NumPy's out += a @ b); anything else
+    is a ValueError, and a command's usage error (exit 2, one line)."""
+    from vggnp.cam import run as cam_run
+    for value, expected in [("", "auto"), ("auto", "auto"), ("openblas", "openblas"),
+                            ("numpy", "numpy")]:
+        monkeypatch.setenv("VGGNP_GEMM", value)
+        assert gemm.choice() == expected
+    monkeypatch.setenv("VGGNP_GEMM", "OpenBlas")
+    with pytest.raises(ValueError, match="VGGNP_GEMM is 'OpenBlas': it may be auto, "):
+        gemm.choice()
+    with pytest.raises(SystemExit) as stop:
+        cam_run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "VGGNP_GEMM is 'OpenBlas'" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_broken_mkl_install_is_left_out_not_loaded(monkeypatch, tmp_path):
+    """libmkl_rt without the libraries it loads itself (MKL would end the process at its
+    first product): not loaded, and said why."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libmkl_rt.so.9").write_bytes(b"")
+    (tmp_path / "lib" / "libmkl_core.so.9").write_bytes(b"")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(mkl.site, "ENABLE_USER_SITE", False)
+    sgemm, _, _, absent = mkl.load()
+    assert sgemm is None and absent.endswith("libmkl_sequential.so.9 is not beside it "
+                                             "(a broken install)")
+    assert mkl.library_paths() == [str(tmp_path / "lib" / "libmkl_rt.so.9")]

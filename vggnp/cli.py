@@ -19,6 +19,7 @@ from .cli_lines import say, silence_stdout
 from .files.errors import InputError, did_you_mean
 from .files.labels import read_labels
 from .methods.gradcam import conv_layer, last_names
+from .fast import gemm
 from .fast.threads import cores, free_cores, keep_freed_memory, use_threads
 from .models.vgg16 import VGG16
 from . import __version__
@@ -246,9 +247,14 @@ def apply_process_settings(args):
 
 
 def check_model_options(p, args):
-    """The model options' own rule, for every command: one model, from one file."""
+    """The model options' own rule, for every command: one model, from one file; and the
+    environment's VGGNP_GEMM, read by the first product (``fast.gemm.choice``)."""
     if args.model and args.weights:
         p.error("--model and --weights exclude each other")
+    try:
+        gemm.choice()
+    except ValueError as e:
+        p.error(str(e))
 
 
 def model_and_layer(p, argv):

@@ -3,11 +3,12 @@
 BLAS computes ``C = alpha * A @ B + beta * C``; NumPy's ``@`` always uses beta = 0 (it can
 only overwrite), so summing nine products into one output block would need a temporary
 and an extra pass per product. This module calls a BLAS with beta = 1 through ``ctypes``:
-Intel MKL where it is installed (``pip install 'vggnp[mkl]'``; its sgemm ran VGG16's conv
-sums 10-15 % faster than OpenBLAS's on an AVX-512 Xeon, docs/speed.md), else the very
-OpenBLAS NumPy uses; VGGNP_GEMM=openblas picks OpenBLAS where both are there.
-- MKL runs on its sequential layer, and OpenBLAS is NumPy's own, so no second pool of BLAS
-  threads competes with vggnp's (a second OpenBLAS, such as SciPy's, keeps its own threads
+Intel MKL where it is installed (``pip install 'vggnp[mkl]'``; with its sgemm VGG16's
+passes ran about 1.1x faster than with OpenBLAS's on an AVX-512 Xeon, docs/speed.md), else
+the very OpenBLAS NumPy uses; VGGNP_GEMM=openblas picks OpenBLAS where both are there.
+- MKL runs on its sequential layer, for the products made where OpenBLAS runs one thread
+  (``blas_functions``), and OpenBLAS is NumPy's own, so no second pool of BLAS threads
+  competes with vggnp's (a second OpenBLAS, such as SciPy's, keeps its own threads
   spinning after each call; measured: the two fought over the two cores, block1_conv1
   10 -> 44 ms after the dense layers, docs/speed.md);
 - ctypes releases the GIL during the call, as NumPy does, so the stream's two worker
@@ -20,17 +21,15 @@ answer to a small product at load time is wrong, ``matmul_add`` falls back to
 """
 
 import ctypes
-import glob
 import os
-import site
-import sys
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
+from . import mkl
+
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112   # cblas.h's enum values
-MKL_THREADING_SEQUENTIAL = 1                 # mkl_service.h's
 
 
 def matmul_add(a, b, out):
@@ -89,45 +88,78 @@ def _b_layout(b):
 
 
 _FINDING = threading.Lock()  # two threads may make their first product at once
-_FOUND = {}                  # "libraries": what _found_blas found (cleared: found again)
+_FOUND = {}                  # "libraries": what libraries() found (forget() clears it)
 
 
 class Libraries(NamedTuple):
     """The gemm functions found, each {dtype: ctypes gemm} ({} where not found)."""
+    choice: str         # VGGNP_GEMM's: "auto", "openblas" or "numpy"
     openblas: dict      # NumPy's own OpenBLAS
     threads: object     # its openblas_get_num_threads (ctypes), or None
     mkl: dict           # Intel MKL's, sequential; {} also with VGGNP_GEMM=openblas
     mkl_version: str
+    mkl_absent: str     # why there is no MKL, in words ("" where there is)
+
+    def functions(self, name):
+        """{dtype: gemm} of the library ``name``, "mkl" or "openblas"."""
+        return {"mkl": self.mkl, "openblas": self.openblas}[name]
 
 
-def _found_blas():
-    """The Libraries, found once (by the first of the threads that ask at once)."""
+CHOICES = ("auto", "openblas", "numpy")
+
+
+def choice():
+    """VGGNP_GEMM, the A/B switch of ``python -m scripts.gemm_ab``: "auto" (unset: MKL
+    where installed, see ``blas_functions``), "openblas" (MKL left out) or "numpy"
+    (NumPy's ``out += a @ b``); ValueError for anything else (the commands refuse it)."""
+    value = os.environ.get("VGGNP_GEMM", "") or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"the environment variable VGGNP_GEMM is {value!r}: it may be "
+                         f"{', '.join(CHOICES)} (or unset)")
+    return value
+
+
+def libraries():
+    """The Libraries, found once, on first use (not at import: loading a library is work
+    an ``import vggnp`` should not do), by the first of the threads that ask at once."""
     found = _FOUND.get("libraries")
     if found is None:
         with _FINDING:
             if "libraries" not in _FOUND:
-                openblas, threads = _numpy_blas()
-                version, mkl = (("", {}) if os.environ.get("VGGNP_GEMM") == "openblas"
-                                else _mkl_blas())
-                _FOUND["libraries"] = Libraries(openblas, threads, mkl, version)
+                _FOUND["libraries"] = _find(choice())
             found = _FOUND["libraries"]
     return found
 
 
+def forget():
+    """Find the libraries again at the next product (after VGGNP_GEMM changed)."""
+    _FOUND.clear()
+
+
+def _find(chosen):
+    """The Libraries for VGGNP_GEMM's ``chosen``: NumPy's OpenBLAS, and MKL unless left
+    out (``mkl.load``), each function checked on a small product."""
+    openblas, threads = _numpy_blas()
+    if chosen == "openblas":
+        return Libraries(chosen, openblas, threads, {}, "", "left out (VGGNP_GEMM=openblas)")
+    sgemm, dgemm, version, absent = mkl.load()
+    found = _checked(sgemm, dgemm) if sgemm is not None else {}
+    if sgemm is not None and not found:
+        absent = "its answer to a small product was wrong"
+    return Libraries(chosen, openblas, threads, found, version, absent)
+
+
 def blas_functions():
-    """{dtype: ctypes gemm} that ``matmul_add`` calls now, found and checked on first use
-    (not at import: loading a library is work an ``import vggnp`` should not do): MKL's
-    where it is installed and NumPy's OpenBLAS runs one thread (a product on one of
-    ``blocks.BLOCKS``' threads, which run theirs with one BLAS thread each, or a one-thread
-    setting: the same parallelism, a faster kernel); else NumPy's own OpenBLAS's, on its
-    threads (a Keras graph's products, on the caller's thread). {} where there is neither,
-    and ``matmul_add`` then takes NumPy's ``out += a @ b``. The environment variable
-    VGGNP_GEMM=numpy takes that way on purpose, VGGNP_GEMM=openblas leaves MKL out: the
-    A/B switches of ``python -m scripts.gemm_ab``."""
-    if os.environ.get("VGGNP_GEMM") == "numpy":
+    """{dtype: ctypes gemm} that ``matmul_add`` calls now: MKL's where it is installed and
+    NumPy's OpenBLAS runs one thread (a product on one of ``blocks.BLOCKS``' threads,
+    which run theirs with one BLAS thread each, or a one-thread setting: the same
+    parallelism, a faster kernel); else NumPy's own OpenBLAS's, on its threads (a Keras
+    graph's products, on the caller's thread). {} where there is neither, or with
+    VGGNP_GEMM=numpy, and ``matmul_add`` then takes NumPy's ``out += a @ b``."""
+    found = libraries()
+    if found.choice == "numpy":
         return {}
-    found = _found_blas()
-    if found.mkl and (found.threads is None or found.threads() == 1):
+    if found.mkl and found.threads is not None and found.threads() == 1:
         return found.mkl
     return found.openblas
 
@@ -135,18 +167,17 @@ def blas_functions():
 def path():
     """Which GEMM ``matmul_add`` runs on this machine, in words (``python -m vggnp.trace
     --paths`` prints it)."""
-    found = _found_blas()
-    if os.environ.get("VGGNP_GEMM") == "numpy" or not (found.mkl or found.openblas):
-        way = "NumPy's out += a @ b (no BLAS found by ctypes, or VGGNP_GEMM=numpy)"
-    elif found.mkl:
+    found = libraries()
+    if found.choice == "numpy" or not found.openblas:
+        return (f"NumPy's out += a @ b (NumPy's own OpenBLAS not found by ctypes, or "
+                f"VGGNP_GEMM=numpy); {kernels()}")
+    if found.mkl:
         way = (f"Intel MKL {found.mkl_version} (sequential) where NumPy's OpenBLAS runs one "
                "thread (vggnp's block threads), else NumPy's own OpenBLAS on its threads")
     else:
-        way = "NumPy's own OpenBLAS"
-    if found.mkl or found.openblas:
-        dtypes = sorted(np.dtype(d).name for d in {**found.mkl, **found.openblas})
-        way += f", through ctypes, beta = 1 ({', '.join(dtypes)})"
-    return f"{way}; {kernels()}"
+        way = f"NumPy's own OpenBLAS (Intel MKL: {found.mkl_absent})"
+    dtypes = sorted(np.dtype(d).name for d in {**found.mkl, **found.openblas})
+    return f"{way}, through ctypes, beta = 1 ({', '.join(dtypes)}); {kernels()}"
 
 
 def kernels():
@@ -155,7 +186,7 @@ def kernels():
     CPU the AVX2 (Haswell) kernels run float32 products at about half the speed of the
     AVX-512 (SkylakeX) ones (docs/speed.md, ``python -m scripts.blas_kernels``)."""
     from threadpoolctl import threadpool_info
-    ours = {os.path.realpath(path) for path in _mkl_paths()}  # matmul_add's, not NumPy's
+    ours = {os.path.realpath(path) for path in mkl.library_paths()}  # matmul_add's
     libraries = [lib for lib in threadpool_info() if lib["user_api"] == "blas"
                  and os.path.realpath(lib["filepath"]) not in ours]
     # threadpoolctl reports an architecture for OpenBLAS and BLIS only
@@ -184,33 +215,6 @@ def _numpy_blas():
         return _checked(blas.scipy_cblas_sgemm64_, blas.scipy_cblas_dgemm64_), threads
     except (IndexError, OSError, AttributeError):
         return {}, None
-
-
-def _mkl_paths():
-    """Where ``pip install 'vggnp[mkl]'`` (or a conda environment) puts MKL's one entry
-    library, libmkl_rt: the environment's lib folder (or, installed with --user, the
-    user's); newest first."""
-    return [path for folder in (sys.prefix, site.getuserbase())
-            for path in sorted(glob.glob(os.path.join(folder, "lib", "libmkl_rt.so.*")),
-                               reverse=True)]
-
-
-def _mkl_blas():
-    """(version, {dtype: gemm}): Intel MKL's ILP64 gemm as ctypes functions, on MKL's
-    sequential layer (no threads of its own: the callers are ``blocks.BLOCKS``' threads);
-    ("", {}) where MKL is not installed, or runs another threading layer in this
-    process already."""
-    try:
-        mkl = ctypes.CDLL(_mkl_paths()[0])
-        if mkl.MKL_Set_Threading_Layer(MKL_THREADING_SEQUENTIAL) != MKL_THREADING_SEQUENTIAL:
-            return "", {}
-        version = ctypes.create_string_buffer(200)
-        mkl.MKL_Get_Version_String(version, len(version))
-        words = version.value.decode(errors="replace").split()
-        return words[words.index("Version") + 1] if "Version" in words else "", \
-            _checked(mkl.cblas_sgemm_64, mkl.cblas_dgemm_64)
-    except (IndexError, OSError, AttributeError):
-        return "", {}
 
 
 def _checked(sgemm, dgemm):
