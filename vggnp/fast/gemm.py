@@ -96,7 +96,7 @@ class Libraries(NamedTuple):
     choice: str         # VGGNP_GEMM's: "auto", "openblas" or "numpy"
     openblas: dict      # NumPy's own OpenBLAS
     threads: object     # its openblas_get_num_threads (ctypes), or None
-    mkl: dict           # Intel MKL's, sequential; {} also with VGGNP_GEMM=openblas
+    mkl: dict           # Intel MKL's, sequential; {} also where VGGNP_GEMM is not auto
     mkl_version: str
     mkl_absent: str     # why there is no MKL, in words ("" where there is)
 
@@ -140,8 +140,8 @@ def _find(chosen):
     """The Libraries for VGGNP_GEMM's ``chosen``: NumPy's OpenBLAS, and MKL unless left
     out (``mkl.load``), each function checked on a small product."""
     openblas, threads = _numpy_blas()
-    if chosen == "openblas":
-        return Libraries(chosen, openblas, threads, {}, "", "left out (VGGNP_GEMM=openblas)")
+    if chosen != "auto":  # numpy's way loads no MKL either
+        return Libraries(chosen, openblas, threads, {}, "", f"left out (VGGNP_GEMM={chosen})")
     sgemm, dgemm, version, absent = mkl.load()
     found = _checked(sgemm, dgemm) if sgemm is not None else {}
     if sgemm is not None and not found:
