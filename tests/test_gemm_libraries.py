@@ -137,10 +137,12 @@ def test_each_library_is_named_and_kept_apart_from_numpys(library):
     assert "mkl" not in gemm.kernels()
 
 
-def test_vggnp_gemm_takes_three_values_and_the_commands_refuse_others(monkeypatch, tmp_path,
-                                                                    capsys):
+def test_vggnp_gemm_takes_three_values_and_every_command_refuses_others(monkeypatch,
+                                                                       tmp_path, capsys):
     """VGGNP_GEMM: auto (or unset), openblas, numpy (NumPy's out += a @ b); anything else
-    is a ValueError, and a command's usage error (exit 2, one line)."""
+    is a ValueError, and every command's usage error (exit 2, one line), before any work
+    (``cli.ArgumentParser``)."""
+    from vggnp import activations, filters, gradcheck, sanity, trace
     from vggnp.cam import run as cam_run
     for value, expected in [("", "auto"), ("auto", "auto"), ("openblas", "openblas"),
                             ("numpy", "numpy")]:
@@ -149,10 +151,21 @@ def test_vggnp_gemm_takes_three_values_and_the_commands_refuse_others(monkeypatc
     monkeypatch.setenv("VGGNP_GEMM", "OpenBlas")
     with pytest.raises(ValueError, match="VGGNP_GEMM is 'OpenBlas': it may be auto, "):
         gemm.choice()
-    with pytest.raises(SystemExit) as stop:
-        cam_run.main([SHAPES[0], *MODEL, "--out", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "VGGNP_GEMM is 'OpenBlas'" in err
+    image, out = [SHAPES[0], *MODEL, "--out", str(tmp_path)], []
+    for name, main, argv in [("vggnp.cam", cam_run.main, image),
+                             ("vggnp.activations", activations.main,
+                              [*image, "--layer", "conv2d_1"]),
+                             ("vggnp.filters", filters.main,
+                              [*MODEL, "--layer", "conv2d_1", "--out", str(tmp_path)]),
+                             ("vggnp.sanity", sanity.main, image),
+                             ("vggnp.trace", trace.main, ["--paths"]),
+                             ("vggnp.gradcheck", gradcheck.main, [])]:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        out.append(capsys.readouterr())
+        assert stop.value.code == 2 and out[-1].out == "", name
+        assert out[-1].err == (f"{name}: the environment variable VGGNP_GEMM is 'OpenBlas': "
+                               "it may be auto, openblas, numpy (or unset)\n")
     assert os.listdir(tmp_path) == []
 
 

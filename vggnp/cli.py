@@ -76,6 +76,17 @@ class ArgumentParser(argparse.ArgumentParser):
         say(f"{self.prog.split()[-1]}: {message} (see {self.prog} --help)")
         sys.exit(EXIT_USAGE)
 
+    def parse_known_args(self, args=None, namespace=None):
+        """argparse's, then the environment every command reads: VGGNP_GEMM
+        (``fast.gemm.choice``), refused as a usage error (exit 2) before any work."""
+        parsed = super().parse_known_args(args, namespace)
+        try:
+            gemm.choice()
+        except ValueError as e:
+            say(f"{self.prog.split()[-1]}: {e}")
+            sys.exit(EXIT_USAGE)
+        return parsed
+
     def _print_message(self, message, file=None):
         """--help and --version: a stdout that cannot take the text (closed, full) is exit
         5, as in a run, not exit 0 with the text lost."""
@@ -247,14 +258,9 @@ def apply_process_settings(args):
 
 
 def check_model_options(p, args):
-    """The model options' own rule, for every command: one model, from one file; and the
-    environment's VGGNP_GEMM, read by the first product (``fast.gemm.choice``)."""
+    """The model options' own rule, for every command: one model, from one file."""
     if args.model and args.weights:
         p.error("--model and --weights exclude each other")
-    try:
-        gemm.choice()
-    except ValueError as e:
-        p.error(str(e))
 
 
 def model_and_layer(p, argv):

@@ -169,8 +169,9 @@ def path():
     --paths`` prints it)."""
     found = libraries()
     if found.choice == "numpy" or not found.openblas:
-        return (f"NumPy's out += a @ b (NumPy's own OpenBLAS not found by ctypes, or "
-                f"VGGNP_GEMM=numpy); {kernels()}")
+        why = "VGGNP_GEMM=numpy" if found.choice == "numpy" else \
+            "NumPy's own OpenBLAS not found by ctypes"
+        return f"NumPy's out += a @ b ({why}); {kernels()}"
     if found.mkl:
         way = (f"Intel MKL {found.mkl_version} (sequential) where NumPy's OpenBLAS runs one "
                "thread (vggnp's block threads), else NumPy's own OpenBLAS on its threads")
