@@ -25,18 +25,23 @@ import time
 import numpy as np
 
 from scripts.bench_report import collect, markdown_table, print_details, shown_numbers
-from scripts.harness import (PHOTO, ROOT, peak_rss_mb, random_weights_file, time_interleaved,
-                             numpy_huge_pages, timeit, worker_json)
+from scripts.harness import (PHOTO, ROOT, in_a_second_thread, peak_rss_mb, random_weights_file,
+                             time_interleaved, numpy_huge_pages, timeit, worker_json)
 
 
 def worker_vggnp(weights, repeats):
-    import vggnp
+    """vggnp's measures as ``python -m vggnp.cam`` runs its passes: threads set as the
+    commands set them, in the main thread (the library alone leaves the BLAS's default
+    and no block threads), and the passes in a second thread (``in_a_second_thread``)."""
     from vggnp.cli import apply_process_settings
+    blas = apply_process_settings(argparse.Namespace(threads=None))
+    return in_a_second_thread(lambda: measure_vggnp(weights, repeats, blas))
+
+
+def measure_vggnp(weights, repeats, blas):
+    import vggnp
     from vggnp.fast.blocks import BLOCKS
     from vggnp.fast.layers import FastConv2D as Conv2D
-    # Threads as the commands set them (the library alone leaves the BLAS's default and
-    # no block threads): what a user of `python -m vggnp.cam` gets.
-    blas = apply_process_settings(argparse.Namespace(threads=None))
     model = vggnp.VGG16.load(weights)
     x = vggnp.load_image(PHOTO)
     onehot = np.zeros((1, 1000), np.float32)
@@ -80,8 +85,9 @@ def worker_vggnp(weights, repeats):
         out["blas"] = ["unknown (pip install threadpoolctl)"]
     from vggnp.fast import gemm
     out["threads"] = (f"{blas} BLAS thread(s) and {BLOCKS.count} block thread(s), NumPy's "
-                      f"huge pages {numpy_huge_pages()}, as the commands; the conv sums' "
-                      f"GEMM: {gemm.path().split(';')[0]}")
+                      f"huge pages {numpy_huge_pages()}, as the commands, the passes in a "
+                      f"second thread, as the stream's worker; the conv sums' GEMM: "
+                      f"{gemm.path().split(';')[0]}")
     return out
 
 

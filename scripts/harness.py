@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -35,6 +36,27 @@ def time_interleaved(tasks, repeats):
             fn()
             times[name].append(1000 * (time.perf_counter() - start))
     return times
+
+
+def in_a_second_thread(function):
+    """function()'s result, computed in a thread of its own, as ``python -m vggnp.cam``
+    runs its passes (the stream's worker thread; the main thread set the threads first).
+    A difference that passes in the main thread never showed: threadpoolctl 3.8 had
+    dropped the block threads' one-BLAS-thread setting there (``vggnp/fast/blas_threads.py``).
+    Its exception is raised here."""
+    done = {}
+
+    def run():
+        try:
+            done["result"] = function()
+        except BaseException as e:  # noqa: B036 - raised again in the caller's thread
+            done["error"] = e
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
 
 
 def peak_rss_mb():

@@ -156,6 +156,34 @@ def test_the_default_thread_count_leaves_out_the_cores_other_work_keeps_busy(mon
     assert threads.free_cores(sample=0, read=lambda: None) == 2  # not Linux: none busy
 
 
+@pytest.mark.parametrize("second, free", [([50, 0, 0, 50, 0, 0, 0, 0], 2),
+                                          ([90, 0, 10, 0, 0, 0, 0, 0], 1)],
+                         ids=["this process alone", "another busy process"])
+def test_a_reading_begun_before_the_model_loads_takes_the_loading_as_its_sample(
+        monkeypatch, second, free):
+    """BusyCores (a command's, made before it loads its model): the time since it was
+    made counts towards the sample (no sleep after a loading longer than the sample), and
+    this process's own CPU time meanwhile (the loading's) is not taken for other work:
+    one core of two busy, all of it this process's, leaves both free; both busy, one of
+    them another process's, one."""
+    from vggnp.fast import threads
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    pair, slept = iter(([0] * 8, second)), []
+    clock = {"wall": 100.0, "cpu": 7.0}
+
+    class Clock:  # the loading: 0.2 s of the wall clock, one core busy all along
+        monotonic = staticmethod(lambda: clock["wall"])
+        process_time = staticmethod(lambda: clock["cpu"])
+        sleep = staticmethod(slept.append)
+    monkeypatch.setattr(threads, "time", Clock)
+    busy = threads.BusyCores(read=lambda: next(pair))
+    clock["wall"] += 0.2
+    clock["cpu"] += 0.2
+    assert busy.free_cores(sample=0.05) == free
+    assert slept == [0.0]
+
+
 def test_the_default_thread_count_is_one_beside_a_busy_process_per_core():
     """The real /proc/stat, with one spinning process per core (the benchmark's "busy")."""
     from vggnp.fast.threads import free_cores

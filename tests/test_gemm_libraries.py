@@ -98,7 +98,7 @@ def test_each_library_runs_a_relu_conv_on_two_block_threads(library, ran, dtype,
     """FastConv2D with its ReLU, forward and input gradient cut for two block threads (as
     VGG16's layers run): the textbook Conv2D's in float64 (float32: to 1e-5 of the
     largest value), every product through the library's gemm."""
-    before, limits = BLOCKS.count, use_threads(2)
+    before, restore = BLOCKS.count, use_threads(2)
     try:
         r = np.random.default_rng(9)
         x, w, b = r.standard_normal((2, 40, 36, 16)), r.standard_normal((3, 3, 16, 24)), \
@@ -113,7 +113,7 @@ def test_each_library_runs_a_relu_conv_on_two_block_threads(library, ran, dtype,
             np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
     finally:
         BLOCKS.use(before)
-        limits.restore_original_limits()
+        restore()
     assert only(library, ran)
 
 

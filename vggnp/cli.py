@@ -244,15 +244,15 @@ def threads_option(p):
                         "that other work keeps busy when the command starts)")
 
 
-def apply_process_settings(args):
+def apply_process_settings(args, busy=None):
     """A command's settings for its passes. Limit the BLAS to --threads (default:
     ``free_cores()``, the cores this process may use that other work does not keep busy
-    now) and VGG16's block threads to --threads (default: ``cores()``: a thread on a busy
-    core takes fewer blocks, where two BLAS threads wait for it at every product:
-    docs/speed.md); keep freed memory for the next pass (``threads.keep_freed_memory``).
-    Returns the BLAS count."""
+    now; busy: its ``BusyCores``, begun before the model loaded) and VGG16's block threads
+    to --threads (default: ``cores()``: a thread on a busy core takes fewer blocks, where
+    two BLAS threads wait for it at every product: docs/speed.md); keep freed memory for
+    the next pass (``threads.keep_freed_memory``). Returns the BLAS count."""
     keep_freed_memory()
-    count = args.threads or free_cores()
+    count = args.threads or free_cores(busy=busy)
     use_threads(count, blocks=args.threads or cores())
     return count
 

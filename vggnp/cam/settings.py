@@ -14,6 +14,7 @@ from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
 from ..cli_run import Terminated
 from ..files.download import DownloadError
 from ..files.errors import InputError
+from ..fast.threads import BusyCores
 from ..files.preprocess import channels_refusal
 from ..methods.lrp import input_bounds, model_refusal
 from ..methods.registry import METHODS
@@ -40,6 +41,7 @@ class Stop(Exception):
 
 def prepare(args, command, stop_wait):
     """Load the model, resolve --layer, --target and --class: the run's settings."""
+    busy = BusyCores()  # the loading is free_cores' sample
     try:
         model, table, mode, weights_path = load_model(args.model, args.weights, args.labels,
                                                       args.preprocess, "vggnp.cam")
@@ -61,7 +63,7 @@ def prepare(args, command, stop_wait):
     refusal = lrp_refusal(args, model, mode)
     if refusal:
         raise Stop(fail(EXIT_USAGE, refusal))
-    threads = apply_process_settings(args)
+    threads = apply_process_settings(args, busy)
     return RunSettings(model=model, own_model=model.replica(), table=table, mode=mode,
                        weights_path=weights_path, layer=layer,
                        target=args.target or METHODS[args.method].targets[0],

@@ -31,7 +31,7 @@ import threading
 from functools import partial
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from .blas_threads import BlasThreads
 
 BLOCKS_PER_THREAD = 4
 
@@ -48,7 +48,7 @@ class BlockThreads:
     process that ends (Ctrl-C) does not wait for them."""
 
     def __init__(self):
-        self.count, self._helpers, self._controller = 1, [], None
+        self.count, self._helpers, self._blas = 1, [], None
         self._jobs = queue.SimpleQueue()  # what the helpers run: each run's drain
         self._running = threading.Lock()  # one run at a time (see ``run``)
 
@@ -82,9 +82,12 @@ class BlockThreads:
                 task()
             return
         try:
-            self._controller = self._controller or ThreadpoolController()
-            with self._controller.limit(limits=1, user_api="blas"):
+            self._blas = self._blas or BlasThreads()
+            restore = self._blas.set(1)
+            try:
                 self._drain_on_threads(tasks)
+            finally:
+                restore()
         finally:
             self._running.release()
 

@@ -11,8 +11,7 @@ import functools
 import os
 import time
 
-from threadpoolctl import threadpool_info, threadpool_limits
-
+from .blas_threads import BlasThreads
 from .blocks import BLOCKS
 
 
@@ -77,7 +76,7 @@ def cores():
     return max(1, min(count, quota)) if quota else count
 
 
-def free_cores(sample=0.05, read=None):
+def free_cores(sample=0.05, read=None, busy=None):
     """``cores()`` less those that other work keeps busy right now, at least 1: the BLAS
     threads that will not wait on each other. On a busy machine two threads meet at a
     barrier after each of the network's many matrix products, and one of them, sharing
@@ -86,18 +85,34 @@ def free_cores(sample=0.05, read=None):
     The machine's busy cores are read from /proc/stat twice, ``sample`` seconds apart
     (Linux; elsewhere, or unreadable: none busy), less this process's own CPU time
     meanwhile (OpenBLAS's threads spin for a while after NumPy loads it: counted, they
-    made an idle machine look busy). read: returns the "cpu" line's counters (for
-    tests)."""
-    read = read or _cpu_times
-    began, cpu, first = time.monotonic(), time.process_time(), read()
-    time.sleep(sample)
-    second = read()
-    wall = time.monotonic() - began
-    if first is None or second is None:
-        return cores()
-    own = (time.process_time() - cpu) / wall if wall >= 0.01 else 0.0
-    busy = machine_busy_cores(first, second) - own
-    return max(1, min(cores(), round((os.cpu_count() or 1) - busy)))
+    made an idle machine look busy). busy: a ``BusyCores`` begun earlier (the first
+    reading; the time since counts towards ``sample``). read: returns the "cpu" line's
+    counters (for tests)."""
+    return (busy or BusyCores(read)).free_cores(sample)
+
+
+class BusyCores:
+    """The first of ``free_cores``' two readings, taken when made: a command makes it
+    before it loads its model, so that the loading takes the place of the sample's sleep
+    (50 ms of each run's start: docs/speed.md, 2026-12-05); the loading's own CPU time is
+    taken off as the rest of this process's. read: as free_cores'."""
+
+    def __init__(self, read=None):
+        self._read = read or _cpu_times
+        self._began, self._cpu, self._first = time.monotonic(), time.process_time(), \
+            self._read()
+
+    def free_cores(self, sample=0.05):
+        """free_cores() from the reading when this was made to now, after ``sample``
+        seconds at least since then (the rest slept)."""
+        time.sleep(max(0.0, sample - (time.monotonic() - self._began)))
+        second = self._read()
+        wall = time.monotonic() - self._began
+        if self._first is None or second is None:
+            return cores()
+        own = (time.process_time() - self._cpu) / wall if wall >= 0.01 else 0.0
+        busy = machine_busy_cores(self._first, second) - own
+        return max(1, min(cores(), round((os.cpu_count() or 1) - busy)))
 
 
 def machine_busy_cores(first, second):
@@ -132,30 +147,29 @@ def _cgroup_quota(path="/sys/fs/cgroup/cpu.max"):
 
 def use_threads(count, blocks=None):
     """From now on every BLAS call of this process runs on at most ``count`` threads (a
-    process-wide setting, threadpoolctl), and the products that VGG16's layers cut into
+    process-wide setting, ``blas_threads``), and the products that VGG16's layers cut into
     blocks on ``blocks`` (default: count) of vggnp's own threads (``blocks.BLOCKS``).
-    Returns the BLAS limiter (its ``restore_original_limits()`` undoes the BLAS part)."""
+    Returns a function of no arguments that sets the BLAS's counts back."""
     BLOCKS.use(blocks or count)
-    return threadpool_limits(count, user_api="blas")
+    return BlasThreads().set(count)
 
 
 class SharedBlasThreads:
     """From now until ``restore()``, each BLAS call uses (the BLAS's threads // workers)
     threads, at least 1: ``workers`` threads running matrix products at once then share
     the cores instead of each starting a thread per core. A process-wide setting
-    (threadpoolctl finds OpenBLAS, MKL or BLIS, whichever NumPy and SciPy loaded); change
+    (``blas_threads``: OpenBLAS, MKL or BLIS, whichever NumPy and SciPy loaded); change
     it back only when no other thread is inside a BLAS call."""
 
     def __init__(self, workers):
-        self._limits, self._blocks = None, BLOCKS.count
+        self._restore, self._blocks = None, BLOCKS.count
         if workers > 1:
             BLOCKS.use(1)  # each worker's products on its own thread
-            threads = max((lib["num_threads"] for lib in threadpool_info()
-                           if lib["user_api"] == "blas"), default=1)
-            self._limits = threadpool_limits(max(1, threads // workers), user_api="blas")
+            blas = BlasThreads()
+            self._restore = blas.set(max(1, blas.count() // workers))
 
     def restore(self):
-        if self._limits is not None:
-            self._limits.restore_original_limits()
-            self._limits = None
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
             BLOCKS.use(self._blocks)
