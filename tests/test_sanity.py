@@ -71,6 +71,38 @@ def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
     assert np.array_equal(shapes_model.predict(x), before)  # the trained weights are back
 
 
+def test_each_cascading_step_is_its_layers_randomised_at_once(small_model):
+    """The cascade randomises one layer more a step, keeping those above (each drawn
+    once): each step's maps are those of the model with all of its layers randomised
+    afresh, and the progress counts every step."""
+    x = np.random.default_rng(2).uniform(-100, 100, (1, 64, 64, 3)).astype(np.float32)
+    methods, seen = ["gradcam", "saliency"], []
+    result = sanity_check(small_model, x, methods, 1, seed=4,
+                          progress=lambda *step: seen.append(step))
+    layers = weight_layers(small_model)
+    for k, step in enumerate(result["cascading"]):
+        with randomised(small_model, layers[:k + 1], seed=4):
+            fresh = step_maps(small_model, x, methods, 1)
+        for m in methods:
+            assert np.array_equal(step["maps"][m]["abs"], fresh[m]["abs"]), (k, m)
+    assert seen == [(k + 1, 2 * len(layers), kind, name) for k, (kind, name) in enumerate(
+        [("cascading", n) for n in layers] + [("independent", n) for n in layers])]
+
+
+def test_weights_come_back_after_an_error_inside_the_cascade(small_model):
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    before = {n: (small_model.layer(n).w, small_model.layer(n).b)
+              for n in weight_layers(small_model)}
+
+    def fail_at_the_third(done, total, kind, name):
+        if done == 3:
+            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError):
+        sanity_check(small_model, x, ["gradcam"], 0, progress=fail_at_the_third)
+    assert all(small_model.layer(n).w is w and small_model.layer(n).b is b
+               for n, (w, b) in before.items())
+
+
 @pytest.mark.parametrize("model_name", ["shapes_model", "small_model"])
 def test_the_shared_pass_gives_each_methods_own_maps(model_name, request):
     """step_maps (one Grad-CAM pass for every CAM, one guided gradient for guided backprop
