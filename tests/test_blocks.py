@@ -65,42 +65,6 @@ def test_blas_runs_on_one_thread_inside_a_run_and_as_before_after(two_threads):
     assert blas_threads() == before
 
 
-def test_blas_runs_on_one_thread_inside_a_run_made_in_another_thread(two_threads):
-    """As ``python -m vggnp.cam`` runs the network: in the stream's worker thread, after
-    the main thread set the BLAS's count through threadpoolctl, which (3.8 and later)
-    then drops any other thread's setting of OpenBLAS's count. Inside the run the BLAS
-    runs one thread all the same (``blas_threads.py``), and two after it."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(2, user_api="blas")  # this thread sets it first, as a command's main
-    before, inside = blas_threads(), []
-    thread = threading.Thread(
-        target=two_threads.run, args=([lambda: inside.append(blas_threads())] * 4,))
-    thread.start()
-    thread.join(60)
-    assert inside == [[1] * len(before)] * 4
-    assert blas_threads() == before and max(before) == 2
-
-
-def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
-        two_threads, small_model, monkeypatch, tmp_path):
-    """A single batch of ``explain_files`` (one worker thread, the command's run of one
-    photo): every conv product on a block thread is made with one BLAS thread (MKL's
-    kernel where installed: ``gemm.blas_functions``)."""
-    from helpers import SHAPES, copies
-    from vggnp.fast import gemm
-    from vggnp.stream.batches import explain_files
-    counts, add = [], direct_conv.matmul_add
-
-    def counting_add(a, b, out):
-        counts.append(gemm.libraries().threads())
-        return add(a, b, out)
-    monkeypatch.setattr(direct_conv, "matmul_add", counting_add)
-    monkeypatch.setattr(direct_conv, "MIN_BLOCK_ROWS", 0)
-    results = list(explain_files(small_model, copies(tmp_path, SHAPES, 2), batch_size=2))
-    assert [r.error for r in results] == [None, None]
-    assert counts and set(counts) == {1}
-
-
 def test_a_failing_block_is_raised_and_the_threads_work_after(two_threads):
     def fail():
         raise ArithmeticError("block 3")

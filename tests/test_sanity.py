@@ -71,15 +71,20 @@ def test_every_method_on_the_shapes_model_and_weights_restored(shapes_model):
     assert np.array_equal(shapes_model.predict(x), before)  # the trained weights are back
 
 
-def test_each_cascading_step_is_its_layers_randomised_at_once(small_model):
-    """The cascade randomises one layer more a step, keeping those above (each drawn
-    once): each step's maps are those of the model with all of its layers randomised
-    afresh, and the progress counts every step."""
+def test_each_cascading_step_is_its_layers_randomised_at_once(small_model, monkeypatch):
+    """The cascade randomises one layer more a step, keeping those above: each kernel is
+    drawn once (twice with the independent steps), each step's maps are those of the
+    model with all of its layers randomised afresh, and the progress counts every step."""
+    from vggnp.methods import sanity_checks
     x = np.random.default_rng(2).uniform(-100, 100, (1, 64, 64, 3)).astype(np.float32)
-    methods, seen = ["gradcam", "saliency"], []
+    methods, seen, drawn = ["gradcam", "saliency"], [], []
+    draw = sanity_checks.glorot_uniform
+    monkeypatch.setattr(sanity_checks, "glorot_uniform",
+                        lambda shape, rng: drawn.append(shape) or draw(shape, rng))
     result = sanity_check(small_model, x, methods, 1, seed=4,
                           progress=lambda *step: seen.append(step))
     layers = weight_layers(small_model)
+    assert len(drawn) == 2 * len(layers)
     for k, step in enumerate(result["cascading"]):
         with randomised(small_model, layers[:k + 1], seed=4):
             fresh = step_maps(small_model, x, methods, 1)

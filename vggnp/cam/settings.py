@@ -12,9 +12,9 @@ from .state import RunSettings
 from ..cli import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, EXIT_WEIGHTS,
                    apply_process_settings, cam_layer, fail, find_class, load_model)
 from ..cli_run import Terminated
+from ..fast.threads import BusyCores
 from ..files.download import DownloadError
 from ..files.errors import InputError
-from ..fast.threads import BusyCores
 from ..files.preprocess import channels_refusal
 from ..methods.lrp import input_bounds, model_refusal
 from ..methods.registry import METHODS

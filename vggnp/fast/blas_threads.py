@@ -16,7 +16,6 @@ which sets those from any thread.
 """
 
 import ctypes
-import functools
 
 from threadpoolctl import ThreadpoolController
 
@@ -46,19 +45,28 @@ class BlasThreads:
         counts = [get() for get, _ in self._openblas]
         if self._others is not None:
             counts += [library["num_threads"] for library in self._others.info()]
-        return max(counts, default=1)
+        return max((n for n in counts if n), default=1)
 
     def set(self, count):
         """Every library on ``count`` threads from now on. Returns a function of no
-        arguments that sets back the counts found (in any thread)."""
+        arguments that sets back the counts found (in any thread). Settings that overlap
+        must be restored in turn, the last made first (as a run of blocks inside a
+        stream's, inside a command's): each puts back what it found."""
         before = [(set_count, get()) for get, set_count in self._openblas]
-        for set_count, _ in before:
-            set_count(count)
-        others = None if self._others is None else self._others.limit(limits=count)
 
-        def restore():
+        def restore_openblas():
             for set_count, previous in before:
                 set_count(previous)
+        for set_count, _ in before:
+            set_count(count)
+        try:
+            others = None if self._others is None else self._others.limit(limits=count)
+        except BaseException:
+            restore_openblas()
+            raise
+
+        def restore():
+            restore_openblas()
             if others is not None:
                 others.restore_original_limits()
         return restore
@@ -66,22 +74,16 @@ class BlasThreads:
 
 def _openblas_functions(library):
     """(get, set) of the threadpoolctl ``library``'s thread count, ctypes functions of
-    OpenBLAS's own ``openblas_get_num_threads``, ``openblas_set_num_threads``; None for
+    OpenBLAS's own ``openblas_get_num_threads``, ``openblas_set_num_threads`` (found in
+    the library as threadpoolctl opened it: the copy loaded, never a second); None for
     another library, an OpenMP OpenBLAS, or one whose names are not found."""
     if library.internal_api != "openblas" or library.threading_layer == "openmp":
         return None
-    found = _loaded(library.filepath)
-    for prefix, suffix in _AFFIXES:
-        get = getattr(found, f"{prefix}openblas_get_num_threads{suffix}", None)
-        set_count = getattr(found, f"{prefix}openblas_set_num_threads{suffix}", None)
+    for prefix, suffix in _AFFIXES:  # a name not in the library: ctypes' AttributeError
+        get = getattr(library.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_count = getattr(library.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
         if get is not None and set_count is not None:
             get.restype, get.argtypes = ctypes.c_int, []
             set_count.restype, set_count.argtypes = None, [ctypes.c_int]
             return get, set_count
     return None
-
-
-@functools.lru_cache(maxsize=None)
-def _loaded(path):
-    """The library at ``path``, already loaded by NumPy or SciPy (dlopen finds it)."""
-    return ctypes.CDLL(path)

@@ -74,7 +74,9 @@ class BlockThreads:
         restored after). A second caller while a run is under way runs its tasks itself,
         one after another: nothing waits on another's run; but the BLAS's count is then
         one for its products too, so that count > 1 is for one computing thread (the
-        stream's two workers and a cluster worker's task threads set it to 1). A task's
+        stream's two workers and a cluster worker's task threads set it to 1). The BLAS
+        libraries limited are those loaded at the first run (``blas_threads``; MKL's
+        sequential functions, loaded later by ``gemm``, need no limit). A task's
         exception is raised here once every thread has stopped taking this run's tasks."""
         tasks = list(tasks)
         if self.count == 1 or len(tasks) < 2 or not self._running.acquire(blocking=False):

@@ -99,16 +99,18 @@ class BusyCores:
 
     def __init__(self, read=None):
         self._read = read or _cpu_times
-        self._began, self._cpu, self._first = time.monotonic(), time.process_time(), \
-            self._read()
+        self._began, self._cpu = time.monotonic(), time.process_time()
+        self._first = self._read()
 
     def free_cores(self, sample=0.05):
         """free_cores() from the reading when this was made to now, after ``sample``
-        seconds at least since then (the rest slept)."""
+        seconds at least since then (the rest slept; no sleep where nothing was read)."""
+        if self._first is None:
+            return cores()
         time.sleep(max(0.0, sample - (time.monotonic() - self._began)))
         second = self._read()
         wall = time.monotonic() - self._began
-        if self._first is None or second is None:
+        if second is None:
             return cores()
         own = (time.process_time() - self._cpu) / wall if wall >= 0.01 else 0.0
         busy = machine_busy_cores(self._first, second) - own

@@ -184,9 +184,10 @@ def sanity_check(model, x, methods, class_index, layer=None, seed=0, depth=None,
         for k, name in enumerate(names):
             cascade.enter_context(randomised(model, [name], seed))
             run_step("cascading", names[:k + 1])
-    for name in names if independent else ():
-        with randomised(model, [name], seed):
-            run_step("independent", [name])
+    if independent:
+        for name in names:
+            with randomised(model, [name], seed):
+                run_step("independent", [name])
     return result
 
 

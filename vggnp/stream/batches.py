@@ -54,7 +54,7 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
     (steps, samples, noise, seed, rule, epsilon, gamma: the method's own; another's is
     refused). workers: batches run at once, each in a thread of its own on a
     ``model.replica()`` (``model`` stays free for the caller), with the BLAS's threads
-    shared out among them while the stream is open (a process-wide setting: threadpoolctl);
+    shared out among them while the stream is open (a process-wide setting: ``blas_threads``);
     the command line runs 2 on a folder, 1 on one batch. ``progress`` is called from those
     threads. close_wait: seconds a closed stream waits for the batches under way before it
     returns (the BLAS threads are given back if they ended by then), and for an image being
@@ -82,8 +82,9 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
             if reader is not None:
                 reader.stop(wait=min(close_wait, READER_WAIT))
         finally:  # the workers stopped even if a second Ctrl-C ends the reader's wait
-            # Given back in this thread (set from a worker thread, the count stayed halved
-            # here) and only once no worker runs: never while a BLAS call may run in another.
+            # Given back only once no worker runs: never while a BLAS call may run in another,
+            # nor before a batch's own run of blocks has set its count back (they unwind in
+            # turn: ``BlasThreads.set``).
             if blas is not None and (pool is None or pool.close(wait=close_wait)):
                 blas.restore()
 
