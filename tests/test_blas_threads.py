@@ -31,7 +31,8 @@ def two_threads():
 
 def test_a_count_set_in_another_thread_holds_and_comes_back(two_threads):
     """Set to 1 in a thread other than the one that set it first through threadpoolctl
-    (this one, inside the ``with``): 1 for every thread meanwhile, 2 after."""
+    (this one, inside the ``with``): 1 for every library meanwhile, as before after (2
+    for OpenBLAS; MKL's sequential layer, where loaded, says 1)."""
     seen = []
 
     def elsewhere():
@@ -40,10 +41,11 @@ def test_a_count_set_in_another_thread_holds_and_comes_back(two_threads):
         restore()
         seen.append(blas_threads())
     with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
         thread = threading.Thread(target=elsewhere)
         thread.start()
         thread.join(60)
-    assert seen == [[1] * len(seen[1]), [2] * len(seen[1])] and seen[1]
+    assert seen == [[1] * len(before), before] and max(before) == 2
 
 
 def test_blas_runs_on_one_thread_inside_a_run_made_in_another_thread(two_threads):

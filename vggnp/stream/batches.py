@@ -82,9 +82,8 @@ def explain_files(model, sources, method="gradcam", mode=None, layer=None,
             if reader is not None:
                 reader.stop(wait=min(close_wait, READER_WAIT))
         finally:  # the workers stopped even if a second Ctrl-C ends the reader's wait
-            # Given back only once no worker runs: never while a BLAS call may run in another,
-            # nor before a batch's own run of blocks has set its count back (they unwind in
-            # turn: ``BlasThreads.set``).
+            # Given back once no worker runs (no BLAS call, no run of blocks under way: the
+            # settings unwind in turn, ``BlasThreads.set``).
             if blas is not None and (pool is None or pool.close(wait=close_wait)):
                 blas.restore()
 
