@@ -21,6 +21,8 @@ import pytest
 
 from kerasfiles import write_keras1_h5
 from helpers import reference_module
+from vggnp.fast.blocks import BLOCKS
+from vggnp.fast.threads import use_threads
 from vggnp.nn.random_init import random_vgg16_weights
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -137,3 +139,14 @@ def keras_files(tf, tmp_path_factory, photos):
     refs = {"top": reference(tf, keras, model, x),
             "chosen": reference(tf, keras, model, x, class_indices=[386, 285])}
     return folder, x, refs, model
+
+
+@pytest.fixture
+def two_threads():
+    """vggnp's block threads and the BLAS on two threads (VGG16's layers cut for two, as
+    the commands run them on two cores), as before after."""
+    before = BLOCKS.count
+    restore = use_threads(2)
+    yield BLOCKS
+    BLOCKS.use(before)
+    restore()

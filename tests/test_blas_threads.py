@@ -5,28 +5,16 @@ by any thread but the first that made one)."""
 
 import threading
 
-import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from helpers import SHAPES, copies
 from vggnp.fast import direct_conv
 from vggnp.fast.blas_threads import BlasThreads
-from vggnp.fast.blocks import BLOCKS
-from vggnp.fast.threads import use_threads
 from vggnp.stream.batches import explain_files
 
 
 def blas_threads():
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-
-
-@pytest.fixture
-def two_threads():
-    before = BLOCKS.count
-    restore = use_threads(2)
-    yield BLOCKS
-    BLOCKS.use(before)
-    restore()
 
 
 def test_a_count_set_in_another_thread_holds_and_comes_back(two_threads):

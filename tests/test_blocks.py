@@ -20,15 +20,6 @@ from vggnp.nn.im2col import im2col
 from vggnp.nn.layers import Dense
 
 
-@pytest.fixture
-def two_threads():
-    before = BLOCKS.count
-    restore = use_threads(2)
-    yield BLOCKS
-    BLOCKS.use(before)
-    restore()
-
-
 def count_tasks(threads, monkeypatch):
     """[number of tasks of each of threads' runs from now on]."""
     counts, run = [], threads.run
