@@ -8,7 +8,8 @@ images per second. The first table times the forward pass of VGG16 (realistic ra
 weights) at batch 1, 8, 32 and 64, as one batch and with the layers up to block4_pool one
 image at a time (``fast.batch_split.forward_split``, what Score-CAM runs), in a worker
 process of its own. vggnp's workers run with the commands' threads, heap and NumPy
-settings (``as_the_commands``; before 2026-12-05 the library's defaults). The second
+settings (``as_the_commands``; before 2026-12-05 the library's defaults) and, since
+the BLAS change of 2026-12-05 (docs/speed.md), in a second thread as the command. The second
 times Score-CAM of ``examples/chelsea.jpg`` at block5_conv3, batches of 32, each in a fresh
 worker process (vggnp: ``score_cam`` with ``skip_dead=False``, every channel run, as
 tf-keras-vis does: 512 forward passes; tf-keras-vis 0.8.7: ``Scorecam`` with
@@ -30,7 +31,7 @@ import time
 
 import numpy as np
 
-from scripts.harness import PHOTO, random_weights_file, worker_json
+from scripts.harness import PHOTO, in_a_second_thread, random_weights_file, worker_json
 
 LAYER = "block5_conv3"
 
@@ -42,11 +43,16 @@ def as_the_commands():
     apply_process_settings(argparse.Namespace(threads=None))
 
 
-def worker_throughput(weights, batches=(1, 8, 32, 64), repeats=3):
-    """{"batch way": images/s} of the full forward pass, as one batch or split."""
+def worker_throughput(weights):
+    """{"batch way": images/s} of the full forward pass, as one batch or split, in a
+    second thread (``harness.in_a_second_thread``: as the command runs its passes)."""
+    as_the_commands()
+    return in_a_second_thread(lambda: throughput(weights))
+
+
+def throughput(weights, batches=(1, 8, 32, 64), repeats=3):
     import vggnp
     from vggnp.fast.batch_split import forward_split
-    as_the_commands()
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     ways = {"one batch": model.forward, "split": lambda b: forward_split(model, b)}
     found = {}
@@ -64,9 +70,14 @@ def worker_throughput(weights, batches=(1, 8, 32, 64), repeats=3):
 
 
 def worker_vggnp(weights):
+    """Score-CAM's seconds, in a second thread, as the command runs it."""
+    as_the_commands()
+    return in_a_second_thread(lambda: scorecam_seconds(weights))
+
+
+def scorecam_seconds(weights):
     import vggnp
     from vggnp.methods.explain import score_cam
-    as_the_commands()
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     c = int(model.predict(x).argmax())
     score_cam(model, x, LAYER, [c], batch_size=32, skip_dead=False)  # warm-up
