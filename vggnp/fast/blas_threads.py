@@ -73,15 +73,21 @@ class BlasThreads:
 
 
 def _openblas_functions(library):
-    """(get, set) of the threadpoolctl ``library``'s thread count, ctypes functions of
-    OpenBLAS's own ``openblas_get_num_threads``, ``openblas_set_num_threads`` (found in
-    the library as threadpoolctl opened it: the copy loaded, never a second); None for
+    """(get, set) of the threadpoolctl ``library``'s thread count (``thread_functions``,
+    in the library as threadpoolctl opened it: the copy loaded, never a second); None for
     another library, an OpenMP OpenBLAS, or one whose names are not found."""
     if library.internal_api != "openblas" or library.threading_layer == "openmp":
         return None
+    return thread_functions(library.dynlib)
+
+
+def thread_functions(openblas):
+    """(get, set): ctypes functions of OpenBLAS's ``openblas_get_num_threads`` and
+    ``openblas_set_num_threads`` in the loaded library ``openblas`` (a ctypes.CDLL), under
+    any of the names builds give them (``_AFFIXES``); None where it has neither."""
     for prefix, suffix in _AFFIXES:  # a name not in the library: ctypes' AttributeError
-        get = getattr(library.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
-        set_count = getattr(library.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        get = getattr(openblas, f"{prefix}openblas_get_num_threads{suffix}", None)
+        set_count = getattr(openblas, f"{prefix}openblas_set_num_threads{suffix}", None)
         if get is not None and set_count is not None:
             get.restype, get.argtypes = ctypes.c_int, []
             set_count.restype, set_count.argtypes = None, [ctypes.c_int]

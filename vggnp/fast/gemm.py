@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import mkl
+from . import blas_threads, mkl
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112   # cblas.h's enum values
 
@@ -211,10 +211,9 @@ def _numpy_blas():
              if lib["internal_api"] == "openblas" and os.path.dirname(lib["filepath"]) == libs]
     try:
         blas = ctypes.CDLL(paths[0])
-        threads = blas.scipy_openblas_get_num_threads64_
-        threads.restype, threads.argtypes = ctypes.c_int, []
-        return _checked(blas.scipy_cblas_sgemm64_, blas.scipy_cblas_dgemm64_), threads
-    except (IndexError, OSError, AttributeError):
+        get_threads, _ = blas_threads.thread_functions(blas)  # None: TypeError
+        return _checked(blas.scipy_cblas_sgemm64_, blas.scipy_cblas_dgemm64_), get_threads
+    except (IndexError, OSError, AttributeError, TypeError):
         return {}, None
 
 
