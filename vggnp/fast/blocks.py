@@ -55,13 +55,16 @@ class BlockThreads:
     def use(self, count):
         """From now on ``run`` uses ``count`` threads (1: the caller's alone). Helpers are
         started as needed (before the count is raised: a run meanwhile finds them) and
-        kept, idle on the queue, when count falls."""
+        kept, idle on the queue, when count falls. The BLAS libraries a run limits are
+        found again at the next run: those loaded by then (a command sets its count once
+        its model is loaded)."""
         count = max(1, int(count))
         while len(self._helpers) < count - 1:
             helper = threading.Thread(target=self._serve, daemon=True, name="vggnp-blocks")
             helper.start()
             self._helpers.append(helper)
         self.count = count
+        self._blas = None
 
     def _serve(self):
         """A helper's life: run the drains that ``_drain_on_threads`` queues, for ever."""
@@ -75,8 +78,8 @@ class BlockThreads:
         one after another: nothing waits on another's run; but the BLAS's count is then
         one for its products too, so that count > 1 is for one computing thread (the
         stream's two workers and a cluster worker's task threads set it to 1). The BLAS
-        libraries limited are those loaded at the first run (``blas_threads``; MKL's
-        sequential functions, loaded later by ``gemm``, need no limit). A task's
+        libraries limited are those loaded at the first run since ``use`` (``blas_threads``;
+        MKL's sequential functions, loaded later by ``gemm``, need no limit). A task's
         exception is raised here once every thread has stopped taking this run's tasks."""
         tasks = list(tasks)
         if self.count == 1 or len(tasks) < 2 or not self._running.acquire(blocking=False):
@@ -84,8 +87,8 @@ class BlockThreads:
                 task()
             return
         try:
-            self._blas = self._blas or BlasThreads()
-            restore = self._blas.set(1)
+            blas = self._blas = self._blas or BlasThreads()  # use() may clear it meanwhile
+            restore = blas.set(1)
             try:
                 self._drain_on_threads(tasks)
             finally:
