@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from helpers import SHAPES, copies
 from vggnp.fast import direct_conv
+from vggnp.fast import layers as fast_layers
 from vggnp.fast.blas_threads import BlasThreads
 from vggnp.stream.batches import explain_files
 
@@ -55,8 +56,10 @@ def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
         two_threads, small_model, monkeypatch, tmp_path):
     """A single batch of ``explain_files`` (one worker thread, the command's run of one
     photo): every conv product on a block thread is made with one BLAS thread (MKL's
-    kernel where installed: ``gemm.blas_functions``)."""
+    kernel where installed: ``gemm.blas_functions``). The narrow model's convs (4 to 8
+    channels) are sent down VGG16's shifted-GEMM path, forward and backward."""
     counts, add, blas = [], direct_conv.matmul_add, BlasThreads()
+    monkeypatch.setattr(fast_layers, "FEW_CHANNELS", 1)
 
     def counting_add(a, b, out):
         counts.append(blas.count())

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vggnp.fast.direct_conv import correlate, correlate_same
+from vggnp.fast.blocks import INLINE
 from vggnp.fast.gemm import matmul_add
 from vggnp.nn.im2col import im2col
 from vggnp.nn.backward_pass import BackwardPass
@@ -241,12 +242,14 @@ def test_im2col_rows_is_the_lessons_im2col(shape, kernel, pads, strides):
 
 
 def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
-    """FastConv2D's im2col path (stride 2) unfolds by window rows, forward and for dW, and
-    equals the lesson's Conv2D to rounding."""
+    """FastConv2D's im2col path (stride 2) unfolds by window rows, forward (a band at a
+    time, ``window_rows``) and for dW, and equals the lesson's Conv2D to rounding."""
     import vggnp.fast.layers as fast_layers
     calls = []
-    rows = fast_layers.im2col_rows
-    monkeypatch.setattr(fast_layers, "im2col_rows", lambda *a: calls.append(1) or rows(*a))
+    for name in ("im2col_rows", "window_rows"):
+        unfold = getattr(fast_layers, name)
+        monkeypatch.setattr(fast_layers, name,
+                            lambda *a, _f=unfold, _n=name: calls.append(_n) or _f(*a))
     r = rng()
     x, w, b = r.standard_normal((2, 9, 9, 3)), r.standard_normal((3, 3, 3, 4)), r.standard_normal(4)
     fast, lesson = (cls("c", w, b, "relu", (2, 2), "same") for cls in (FastConv2D, Conv2D))
@@ -255,24 +258,28 @@ def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
     np.testing.assert_allclose(fast.backward(dz, PARAMS), lesson.backward(dz, PARAMS),
                                rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast.dw, lesson.dw, rtol=1e-12, atol=1e-12)
-    assert len(calls) == 2
+    assert calls == ["window_rows", "im2col_rows"]
 
 
 @pytest.mark.parametrize("kernel, padding", [((3, 3), "same"), ((3, 3), "valid"),
                                              ((2, 3), "same"), ((4, 4), "same")])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-6)])
+@pytest.mark.parametrize("cut", [False, True])
 def test_a_few_channel_convs_dx_by_planes_is_the_lessons_col2im(kernel, padding, dtype,
+                                                                tolerance, cut, request,
                                                                 monkeypatch):
     """VGG16's block1_conv1 (3 input channels): dx by planes (``unfold.col2im_planes``)
-    is the lesson's col2im(dz @ W.T), value for value (the same product, the same
-    additions in the same order), for any stride-1 padding, even ones ("same" 4x4 pads
-    1 before, 2 after); the lesson's col2im never runs for it."""
+    is the lesson's col2im(dz @ W.T) to the product's rounding (W @ dz.T, by blocks of
+    dz's rows for two threads or in one product; the same additions in the same order),
+    for any stride-1 padding, even ones ("same" 4x4 pads 1 before, 2 after); the
+    lesson's col2im never runs for it."""
     import vggnp.nn.layers as lesson
     r = np.random.default_rng(3)
     x = r.standard_normal((2, 9, 11, 3)).astype(dtype)
     w = r.standard_normal((*kernel, 3, 5)).astype(dtype)
     b = r.standard_normal(5).astype(dtype)
-    fast = FastConv2D("c", w, b, "linear", padding=padding)
+    threads = request.getfixturevalue("two_threads") if cut else INLINE
+    fast = FastConv2D("c", w, b, "linear", padding=padding, threads=threads)
     plain = Conv2D("c", w, b, "linear", padding=padding)
     assert fast.path(x.shape, backward=True) == "planes"
     dz = r.standard_normal(fast.forward(x).shape).astype(dtype)
@@ -281,4 +288,4 @@ def test_a_few_channel_convs_dx_by_planes_is_the_lessons_col2im(kernel, padding,
     monkeypatch.setattr(lesson, "col2im", None)  # calling it would fail the test
     ours = fast.input_gradient(dz)
     assert ours.dtype == dtype and ours.flags.c_contiguous and ours.shape == x.shape
-    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=tolerance * np.abs(theirs).max())

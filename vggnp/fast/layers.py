@@ -2,9 +2,10 @@
 
 ``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
-models build instead (``vggnp/models/``). Where a shape has no fast path (a strided
-conv) it runs the textbook im2col and GEMM, its im2col read a window row at a time
-(``unfold.py``, also for every path's dW), and the textbook col2im for dx. Each path is
+models build instead (``vggnp/models/``). Where a shape has no shifted-GEMM path (a
+strided conv, or one with few input channels) it runs im2col and one GEMM, a band of
+im2col's rows at a time, read a window row at a time (``unfold.py``, also for every
+path's dW), and for dx the textbook col2im (by planes for few channels). Each path is
 tested against the textbook one
 (``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
 says which path each layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
@@ -15,17 +16,19 @@ from functools import partial
 
 import numpy as np
 
-from ..nn.activation_functions import relu_gradient
+from ..nn.activation_functions import relu as relu_function, relu_gradient
 from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE
 from .direct_conv import UsesWorkspace, correlate, correlate_input, full_pads
-from .unfold import col2im_planes, im2col_rows
+from .unfold import col2im_planes, im2col_rows, window_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
-# Below this many input channels the backward's dx is col2im's sum, by planes
-# (``unfold.col2im_planes``): for VGG16's first layer (C = 3) the flipped-kernel sum would
-# be KH*KW GEMMs that each write only 3 columns, measured slower (docs/speed.md).
-FLIPPED_KERNEL_MIN_CHANNELS = 16
+# Below this many input channels a stride-1 conv runs on unfolded windows, one GEMM of
+# depth KH*KW*C: forward by bands of im2col's rows (``FastConv2D.unfolded``), dx by
+# col2im's planes (``unfold.col2im_planes``). For VGG16's first layer (C = 3) the direct
+# sums would be KH*KW GEMMs of depth 3 forward and, backward, KH*KW GEMMs that each write
+# only 3 columns: both measured slower (docs/speed.md).
+FEW_CHANNELS = 16
 
 
 def flipped_kernel(w):
@@ -48,10 +51,11 @@ class FastConv2D(UsesWorkspace, Conv2D):
         dx = correlate(dz, w_flipped, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
         w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
     the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
-    the "full" one). Below FLIPPED_KERNEL_MIN_CHANNELS input channels dx is col2im's sum
-    by planes (``unfold.col2im_planes``). Winograd F(2x2, 3x3) replaces either sum of a
-    3x3 "same" conv where :func:`winograd_pays` (off by default). A ReLU (VGG16's) is
-    taken in the direct sum's blocks of rows, and its backward writes dz where dx's sum
+    the "full" one). Below FEW_CHANNELS input channels the forward is im2col's product
+    in bands (``unfolded``) and dx col2im's sum by planes (``unfold.col2im_planes``).
+    Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
+    :func:`winograd_pays` (off by default). A ReLU (VGG16's) is taken in the direct
+    sum's blocks of rows (and im2col's bands), and its backward writes dz where dx's sum
     reads it: two passes over each map fewer (``forward``, ``activation_backward``).
     buffers: the padded-input workspace, shared by the model's conv layers (they run one
     at a time) and reused across calls. threads: the ``blocks.BlockThreads`` its products
@@ -65,11 +69,14 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def forward(self, x):
         """x: (N, H, W, C) -> out: (N, H', W', F), as the lesson's; a ReLU after a "direct"
-        sum is taken in its blocks of rows, while each is in cache (``correlate``'s relu),
-        and kept as the ReLU's output."""
-        if self.activation_name != "relu" or self.path(np.shape(x)) != "direct":
+        sum or an "im2col" product is taken in its blocks or bands of rows, while each is
+        in cache (``correlate``'s relu, ``unfolded``), and kept as the ReLU's output."""
+        path = self.path(np.shape(x))
+        if self.activation_name != "relu" or path == "winograd":
             return super().forward(x)
         self.x = np.asarray(x, dtype=self.w.dtype)
+        if path == "im2col":
+            return self.activation.keep_output(self.unfolded(self.x, relu=True))
         return self.activation.keep_output(correlate(self.x, self.w, self.buffers,
                                                      self.pads(self.x.shape), bias=self.b,
                                                      threads=self.threads, relu=True))
@@ -77,7 +84,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
     def pre_activation(self, x):
         path = self.path(x.shape)
         if path == "im2col":
-            return super().pre_activation(x)
+            return self.unfolded(x)
         if path == "winograd":
             z = winograd_same(x, self.made_from_weights(
                 "winograd", lambda w, b: kernel_transform(w)), self.buffers)
@@ -85,6 +92,26 @@ class FastConv2D(UsesWorkspace, Conv2D):
             return z
         return correlate(x, self.w, self.buffers, self.pads(x.shape), bias=self.b,
                          threads=self.threads)
+
+    def unfolded(self, x, relu=False):
+        """z = im2col(x) @ W + b (with relu: max(z, 0)), x: (N, H, W, C) -> (N, H', W', F),
+        a band of output rows at a time (``threads.row_slices``, in each image): the band's
+        rows of im2col copied (``unfold.window_rows``), multiplied, the bias added and the
+        ReLU taken while they are in cache, the bands shared among ``threads``."""
+        windows = window_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
+        n, out_h, out_w = windows.shape[:3]
+        kernel = self.w.reshape(-1, self.w.shape[3])
+        z = np.empty((n, out_h, out_w, kernel.shape[1]), np.result_type(x, kernel))
+
+        def band(image, rows):
+            out = z[image, rows].reshape(-1, kernel.shape[1])  # a view: z is contiguous
+            np.matmul(windows[image, rows].reshape(-1, kernel.shape[0]), kernel, out=out)
+            out += self.b
+            if relu:
+                relu_function(out, out=out)
+        self.threads.run(partial(band, image, rows) for image in range(n)
+                         for rows in self.threads.row_slices(out_h))
+        return z
 
     def input_gradient(self, dz):
         path = self.path(self.x.shape, backward=True)
@@ -127,12 +154,12 @@ class FastConv2D(UsesWorkspace, Conv2D):
         super().param_gradients(np.ascontiguousarray(dz))
 
     def unfold(self, x):
-        """im2col(x), read a window row at a time (``unfold.py``): the im2col path's
-        forward, and dW of every path."""
+        """im2col(x), read a window row at a time (``unfold.py``): dW of every path (the
+        im2col path's forward unfolds a band at a time: ``unfolded``)."""
         return im2col_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):
-        """a @ b of the im2col path, cut into blocks of a's rows for ``threads``."""
+        """a @ b of the im2col path's dx, cut into blocks of a's rows for ``threads``."""
         return self.threads.matmul(a, b)
 
     def path(self, x_shape, backward=False):
@@ -144,8 +171,8 @@ class FastConv2D(UsesWorkspace, Conv2D):
         fits = x_shape[1] + top + bottom >= kh and x_shape[2] + left + right >= kw
         if self.strides != (1, 1) or not fits:
             return "im2col"
-        if backward and c < FLIPPED_KERNEL_MIN_CHANNELS:
-            return "planes"
+        if c < FEW_CHANNELS:
+            return "planes" if backward else "im2col"
         shape = (*x_shape[:3], f) if backward else x_shape
         kernel = (kh, kw, f, c) if backward else self.w.shape
         same = self.padding == "same"  # Winograd's tiles: 3x3, one pixel of padding
@@ -156,8 +183,8 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def _by_planes(self, dz):
         """dx of the "planes" path: col2im(dz @ W.T) by whole planes, the product cut for
-        this layer's threads."""
-        return col2im_planes(dz, self.w, self.x.shape, self.pads(self.x.shape), self.product)
+        this layer's threads (``unfold.col2im_planes``)."""
+        return col2im_planes(dz, self.w, self.x.shape, self.pads(self.x.shape), self.threads)
 
 
 class FastDense(Dense):

@@ -19,14 +19,28 @@ block1_conv1, C = 3), where the flipped-kernel sum's GEMMs would each write C co
 of H'*W' values, so its additions run along image rows, not over a pixel's C numbers.
 """
 
+from functools import partial
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from .blocks import INLINE
 
 
 def im2col_rows(x, kh, kw, pads, strides):
     """x: (N, H, W, C), pads ((top, bottom), (left, right)), strides (SH, SW) -> col:
     (N*H'*W', KH*KW*C), H' = (H + top + bottom - KH) // SH + 1 (W' alike), row (n, y, x)
     the window whose top-left corner is (SH*y, SW*x) in the padded image."""
+    windows = window_rows(x, kh, kw, pads, strides)
+    return windows.reshape(-1, kh * windows.shape[4])
+
+
+def window_rows(x, kh, kw, pads, strides):
+    """The windows of im2col_rows, not yet copied: a read-only strided view
+    (N, H', W', KH, KW*C) of the padded x (a padded copy where pads are not all zero),
+    windows[n, y, x', i] the i-th row of the window at (SH*y, SW*x'). A band of output
+    rows, windows[n, rows], reshaped to (rows*W', KH*KW*C) is that band's rows of
+    im2col (``layers.FastConv2D``'s unfolded forward copies a band at a time)."""
     (top, bottom), (left, right) = pads
     padded = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
                                   if top or bottom or left or right else x)
@@ -36,35 +50,29 @@ def im2col_rows(x, kh, kw, pads, strides):
     if out_h < 1 or out_w < 1:
         raise ValueError(f"im2col_rows: a {kh}x{kw} window does not fit in {hp}x{wp} pixels")
     item, row = padded.itemsize, wp * c * padded.itemsize  # strides from the shape: see
-    windows = as_strided(padded, (n, out_h, out_w, kh, kw * c),   # depthwise.correlate_rows
-                         (hp * row, sh * row, sw * c * item, row, item), writeable=False)
-    return windows.reshape(n * out_h * out_w, kh * kw * c)
+    return as_strided(padded, (n, out_h, out_w, kh, kw * c),   # depthwise.correlate_rows
+                      (hp * row, sh * row, sw * c * item, row, item), writeable=False)
 
 
-# dcol (N*H'*W', KH*KW*C) is transposed TRANSPOSE_ROWS rows at a time: each piece stays in
-# the cache (block1_conv1's whole transpose took 3.6 ms, in pieces 0.85: docs/speed.md).
-TRANSPOSE_ROWS = 4096
-
-
-def col2im_planes(dz, w, x_shape, pads, product=np.matmul):
+def col2im_planes(dz, w, x_shape, pads, threads=INLINE):
     """dx of a stride-1 convolution: dz (N, H', W', F), w (KH, KW, C, F), x_shape
     (N, H, W, C), pads ((top, bottom), (left, right)) -> dx (N, H, W, C), the lesson's
     col2im(dz @ W.T) computed as
 
-        planes = (dz @ W.T)^T            (KH*KW*C, N*H'*W'): row (i, j, c), a plane
+        planes = W @ dz^T                (KH*KW*C, N*H'*W'): row (i, j, c), a plane
         dxpad[c, n, y + i, x + j] += planes[i, j, c, n, y, x]
 
-    then dx = dxpad without its padding, channels last (a new array). product(a, b): the
-    a @ b to use (``FastConv2D.product``: cut for the layer's threads)."""
+    then dx = dxpad without its padding, channels last (a new array). The planes are
+    made by blocks of dz's rows for ``threads``, each block's product written straight
+    into its columns of planes (BLAS's leading dimension: no transposed copy)."""
     n, h, w_in, c = x_shape
     kh, kw, _, f = w.shape
     (top, bottom), (left, right) = pads
     h_out, w_out = dz.shape[1:3]
-    dcol = product(dz.reshape(-1, f), w.reshape(kh * kw * c, f).T)
-    planes = np.empty(dcol.shape[::-1], dcol.dtype)
-    for k in range(0, len(dcol), TRANSPOSE_ROWS):
-        planes[:, k:k + TRANSPOSE_ROWS] = dcol[k:k + TRANSPOSE_ROWS].T
-    del dcol  # not two copies at once (43 MB each at batch 8)
+    dz_rows, kernel = dz.reshape(-1, f), w.reshape(kh * kw * c, f)
+    planes = np.empty((kh * kw * c, len(dz_rows)), np.result_type(dz, w))
+    threads.run(partial(np.matmul, kernel, dz_rows[rows].T, out=planes[:, rows])
+                for rows in threads.row_slices(len(dz_rows)))
     planes = planes.reshape(kh, kw, c, n, h_out, w_out)
     dxpad = np.zeros((c, n, h + top + bottom, w_in + left + right), planes.dtype)
     for i in range(kh):

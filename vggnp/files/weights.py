@@ -215,12 +215,15 @@ def _values(data, path, base):
     """A dataset's values. Stored contiguously and uncompressed in a plain file or an
     uncompressed .keras member (as Keras writes weights), they are memory-mapped: no copy,
     pages are read on first use and shared with the page cache. Otherwise they are read
-    into memory. base: the HDF5 data's offset in ``path``, None if not mappable."""
+    into memory. base: the HDF5 data's offset in ``path``, None if not mappable.
+    A mapped array is handed on as a plain ndarray view of the np.memmap (which it keeps
+    alive): every slice of a memmap runs its Python ``__array_finalize__``, ~1 us that a
+    conv's kernel taps paid hundreds of times a pass (py-spy)."""
     offset = data.id.get_offset() if base is not None and data.chunks is None else None
     nbytes = data.size * data.dtype.itemsize
     if (offset is not None and data.compression is None
             and (base + offset) % data.dtype.itemsize == 0
             and base + offset + nbytes <= os.path.getsize(path)):
-        return np.memmap(path, dtype=data.dtype, mode="r", offset=base + offset,
-                         shape=data.shape)
+        return np.asarray(np.memmap(path, dtype=data.dtype, mode="r", offset=base + offset,
+                                    shape=data.shape))
     return data[()]
