@@ -21,12 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 
 from scripts.bench_report import collect, markdown_table, print_details, shown_numbers
 from scripts.harness import (PHOTO, ROOT, in_a_second_thread, peak_rss_mb, random_weights_file,
-                             time_interleaved, numpy_huge_pages, timeit, worker_json)
+                             tf_vgg16_passes, time_interleaved, numpy_huge_pages, timeit,
+                             worker_json)
 
 
 def worker_vggnp(weights, repeats):
@@ -93,41 +95,10 @@ def measure_vggnp(weights, repeats, blas):
 
 def worker_tf(weights, repeats):
     import tensorflow as tf
-    import keras
-
-    import vggnp
-    model = keras.applications.VGG16(weights=None)
-    for name, pair in vggnp.read_vgg16_weights(weights).items():
-        model.get_layer(name).set_weights(list(pair))
-    x = tf.constant(vggnp.load_image(PHOTO))
-    layer = model.get_layer("block5_conv3")
-    grad_model = keras.Model(model.inputs, [layer.output, model.get_layer("fc2").output])
-    head = model.get_layer("predictions")
-
-    def gradcam_eager(x):
-        with tf.GradientTape() as tape:
-            conv, fc2 = grad_model(x)
-            logits = tf.matmul(fc2, head.kernel) + head.bias
-            score = logits[:, tf.argmax(logits[0])]
-        grads = tape.gradient(score, conv)
-        pooled = tf.reduce_mean(grads, axis=(0, 1, 2))
-        heatmap = tf.maximum(conv[0] @ pooled[..., None], 0)
-        return heatmap / tf.reduce_max(heatmap)
-
-    @tf.function
-    def input_grad(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            fc2 = grad_model(x)[1]
-            score = (tf.matmul(fc2, head.kernel) + head.bias)[:, 0]
-        return tape.gradient(score, x)
-
-    forward = tf.function(lambda x: model(x))
-    gradcam_fn = tf.function(gradcam_eager)
-    out = time_interleaved({"forward": lambda: forward(x).numpy(),
-                            "gradcam": lambda: gradcam_fn(x).numpy(),
-                            "gradcam_kerasio": lambda: gradcam_eager(x).numpy(),
-                            "input_grad": lambda: input_grad(x).numpy()}, repeats)
+    passes = tf_vgg16_passes(weights)
+    x = passes.pop("x")
+    out = time_interleaved({name: partial(lambda fn: fn(x).numpy(), fn)
+                            for name, fn in passes.items()}, repeats)
     out.update(rss_mb=peak_rss_mb(), version=tf.__version__)
     return out
 

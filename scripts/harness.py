@@ -129,3 +129,43 @@ def machine():
             "python": platform.python_version(),
             "tf_onednn": ("TF_ENABLE_ONEDNN_OPTS=" + os.environ["TF_ENABLE_ONEDNN_OPTS"]
                           if "TF_ENABLE_ONEDNN_OPTS" in os.environ else "its default oneDNN path")}
+
+
+def tf_vgg16_passes(weights):
+    """TensorFlow's passes that the benchmarks time against vggnp's, on
+    ``keras.applications.VGG16`` with the VGG16 weights of the .h5 file ``weights`` and the
+    photo: {"forward", "gradcam" (tf.function), "gradcam_kerasio" (eager, as the keras-io
+    example runs it), "input_grad" (d logit 0 / d input, tf.function): each a function of
+    the input, "x": the photo's input tensor}."""
+    import tensorflow as tf
+    import keras
+
+    import vggnp
+    model = keras.applications.VGG16(weights=None)
+    for name, pair in vggnp.read_vgg16_weights(weights).items():
+        model.get_layer(name).set_weights(list(pair))
+    layer = model.get_layer("block5_conv3")
+    grad_model = keras.Model(model.inputs, [layer.output, model.get_layer("fc2").output])
+    head = model.get_layer("predictions")
+
+    def gradcam_eager(x):
+        with tf.GradientTape() as tape:
+            conv, fc2 = grad_model(x)
+            logits = tf.matmul(fc2, head.kernel) + head.bias
+            score = logits[:, tf.argmax(logits[0])]
+        grads = tape.gradient(score, conv)
+        pooled = tf.reduce_mean(grads, axis=(0, 1, 2))
+        heatmap = tf.maximum(conv[0] @ pooled[..., None], 0)
+        return heatmap / tf.reduce_max(heatmap)
+
+    @tf.function
+    def input_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            fc2 = grad_model(x)[1]
+            score = (tf.matmul(fc2, head.kernel) + head.bias)[:, 0]
+        return tape.gradient(score, x)
+
+    return {"forward": tf.function(lambda x: model(x)), "gradcam": tf.function(gradcam_eager),
+            "gradcam_kerasio": gradcam_eager, "input_grad": input_grad,
+            "x": tf.constant(vggnp.load_image(PHOTO))}
