@@ -1,5 +1,6 @@
 """Per conv layer of VGG16, three paths, forward, batch 1, 224x224, float32 (issue #18):
-the direct path (nine shifted GEMMs, ``direct_conv.correlate_same``, what FastConv2D runs),
+the direct path (nine shifted GEMMs, ``direct_conv.correlate_same``, what FastConv2D runs
+from 4 input channels on; block1_conv1's forward runs im2col's one GEMM in bands),
 Winograd F(2x2, 3x3) (``vggnp.fast.winograd``, off by default) and Winograd F(4x4, 3x3)
 (36 GEMMs on 6x6 tiles, 4x fewer multiplies than direct; measured here only, with the
 plain transforms below, not in the library).

@@ -56,10 +56,16 @@ def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
         two_threads, small_model, monkeypatch, tmp_path):
     """A single batch of ``explain_files`` (one worker thread, the command's run of one
     photo): every conv product on a block thread is made with one BLAS thread (MKL's
-    kernel where installed: ``gemm.blas_functions``). The narrow model's convs (4 to 8
-    channels) are sent down VGG16's shifted-GEMM path, forward and backward."""
+    kernel where installed: ``gemm.blas_functions``), the shifted GEMMs' and the first
+    layer's bands' (``FastConv2D.unfolded``: counted at its ReLU, right after its product,
+    on the band's thread)."""
     counts, add, blas = [], direct_conv.matmul_add, BlasThreads()
-    monkeypatch.setattr(fast_layers, "FEW_CHANNELS", 1)
+    bands, relu = [], fast_layers.relu_function
+
+    def counting_relu(z, out):
+        bands.append(blas.count())
+        return relu(z, out=out)
+    monkeypatch.setattr(fast_layers, "relu_function", counting_relu)
 
     def counting_add(a, b, out):
         counts.append(blas.count())
@@ -69,3 +75,4 @@ def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
     results = list(explain_files(small_model, copies(tmp_path, SHAPES, 2), batch_size=2))
     assert [r.error for r in results] == [None, None]
     assert counts and set(counts) == {1} and blas.count() == 2
+    assert bands and set(bands) == {1}

@@ -1,12 +1,14 @@
-"""A conv with few input channels (VGG16's block1_conv1, C = 3) runs forward as im2col's
+"""A conv with an image's channels (VGG16's block1_conv1, C = 3) runs forward as im2col's
 one GEMM, a band of output rows at a time (``FastConv2D.unfolded``), its bias and ReLU
-taken in each band: the same numbers as the lesson's Conv2D (im2col, one GEMM)."""
+taken in each band: the same numbers as the lesson's Conv2D (im2col, one GEMM), and an
+image's the same in a batch as alone."""
 
 import numpy as np
 import pytest
 
 from vggnp.fast.blocks import INLINE
-from vggnp.fast.layers import FEW_CHANNELS, FastConv2D
+import vggnp.fast.layers as fast_layers
+from vggnp.fast.layers import UNFOLDED_MAX_CHANNELS, FastConv2D
 from vggnp.nn.backward_pass import BackwardPass
 from vggnp.nn.layers import Conv2D
 
@@ -62,13 +64,35 @@ def test_a_few_channel_conv_runs_im2col_in_bands_as_the_lesson(kernel, padding, 
 
 def test_the_unfolded_pre_activation_is_the_lessons_linear_conv():
     """Without a ReLU (a linear conv; a graph's kept pre-activation) the bands give z =
-    im2col(x) @ W + b, negative values kept; a conv with FEW_CHANNELS channels or more
-    takes the shifted GEMMs' "direct" path."""
+    im2col(x) @ W + b, negative values kept; a conv with more than UNFOLDED_MAX_CHANNELS
+    channels takes the shifted GEMMs' "direct" path."""
     r = np.random.default_rng(12)
     x, w, b = r.standard_normal((1, 7, 9, 2)), r.standard_normal((3, 3, 2, 4)), r.standard_normal(4)
     fast, lesson = FastConv2D("c", w, b, "linear"), Conv2D("c", w, b, "linear")
+    assert fast.path(x.shape) == "im2col"
     z = fast.forward(x)
     np.testing.assert_allclose(z, lesson.forward(x), rtol=1e-12, atol=1e-12)
     assert (z < 0).any()
-    wide = FastConv2D("c", np.zeros((3, 3, FEW_CHANNELS, 4)), b, "relu")
-    assert wide.path((1, 7, 9, FEW_CHANNELS)) == "direct"
+    wide = FastConv2D("c", np.zeros((3, 3, UNFOLDED_MAX_CHANNELS + 1, 4)), b, "relu")
+    assert wide.path((1, 7, 9, UNFOLDED_MAX_CHANNELS + 1)) == "direct"
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_an_image_gives_the_same_numbers_in_a_batch_as_alone(cut, two_threads, monkeypatch):
+    """float32, bit for bit: each band lies in one image and is cut the same way whatever
+    the batch (a batch's one im2col product had rounded an image's first layer otherwise:
+    docs/speed.md). With BAND_BYTES at three rows' output, an image of 11 rows is four
+    bands even on one thread (INLINE), six of two rows cut for two threads."""
+    r = np.random.default_rng(13)
+    x = r.standard_normal((3, 11, 17, 3)).astype(np.float32)
+    w = (r.standard_normal((3, 3, 3, 8)) / 5).astype(np.float32)
+    counts = []
+    threads = two_threads if cut else INLINE
+    monkeypatch.setattr(fast_layers, "BAND_BYTES", 3 * 17 * 8 * 4)
+    fast = FastConv2D("c", w, np.zeros(8, np.float32), "relu",
+                      threads=counting(threads, counts, monkeypatch))
+    batch = fast.forward(x).copy()
+    alone = [fast.forward(x[k:k + 1])[0].copy() for k in range(3)]
+    np.testing.assert_array_equal(batch, np.stack(alone))
+    per_image = 6 if cut else 4
+    assert counts == [3 * per_image] + [per_image] * 3

@@ -1,4 +1,4 @@
-"""The fast path of the lesson's ``Conv2D``: the same sums, computed without ``im2col``.
+"""The fast path of the lesson's ``Conv2D``: the same sums, most computed without ``im2col``.
 
 ``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
@@ -23,12 +23,20 @@ from .direct_conv import UsesWorkspace, correlate, correlate_input, full_pads
 from .unfold import col2im_planes, im2col_rows, window_rows
 from .winograd import kernel_transform, winograd_pays, winograd_same
 
-# Below this many input channels a stride-1 conv runs on unfolded windows, one GEMM of
-# depth KH*KW*C: forward by bands of im2col's rows (``FastConv2D.unfolded``), dx by
-# col2im's planes (``unfold.col2im_planes``). For VGG16's first layer (C = 3) the direct
-# sums would be KH*KW GEMMs of depth 3 forward and, backward, KH*KW GEMMs that each write
-# only 3 columns: both measured slower (docs/speed.md).
-FEW_CHANNELS = 16
+# Below this many input channels the backward's dx is col2im's sum, by planes
+# (``unfold.col2im_planes``): for VGG16's first layer (C = 3) the flipped-kernel sum would
+# be KH*KW GEMMs that each write only 3 columns, measured slower (docs/speed.md).
+FLIPPED_KERNEL_MIN_CHANNELS = 16
+# At most this many input channels (an image's: 1 gray, 3 RGB) a stride-1 conv's forward
+# is im2col's one product of depth KH*KW*C, in bands (``FastConv2D.unfolded``), not KH*KW
+# shifted products of depth C: VGG16's block1_conv1 5.2 -> 3.1 ms alone, 5.0-6.5 -> 3.4-3.8
+# in the network (docs/speed.md). Bands were faster alone up to C = 16 too, but no
+# model's layer past its input has so few channels, and the narrow test models (4 to 8
+# channels) then keep the shifted products that VGG16's twelve other convs run.
+UNFOLDED_MAX_CHANNELS = 3
+# The most output a band of ``unfolded`` holds, so that the band's im2col rows and its
+# output stay in cache while it is multiplied, biased and rectified (as correlate's blocks).
+BAND_BYTES = 2 << 20
 
 
 def flipped_kernel(w):
@@ -51,8 +59,9 @@ class FastConv2D(UsesWorkspace, Conv2D):
         dx = correlate(dz, w_flipped, ((KH-1-top, KH-1-bottom), (KW-1-left, KW-1-right))),
         w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
     the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
-    the "full" one). Below FEW_CHANNELS input channels the forward is im2col's product
-    in bands (``unfolded``) and dx col2im's sum by planes (``unfold.col2im_planes``).
+    the "full" one). Up to UNFOLDED_MAX_CHANNELS input channels the forward is im2col's
+    product in bands (``unfolded``); below FLIPPED_KERNEL_MIN_CHANNELS dx is col2im's sum
+    by planes (``unfold.col2im_planes``).
     Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
     :func:`winograd_pays` (off by default). A ReLU (VGG16's) is taken in the direct
     sum's blocks of rows (and im2col's bands), and its backward writes dz where dx's sum
@@ -95,9 +104,10 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def unfolded(self, x, relu=False):
         """z = im2col(x) @ W + b (with relu: max(z, 0)), x: (N, H, W, C) -> (N, H', W', F),
-        a band of output rows at a time (``threads.row_slices``, in each image): the band's
-        rows of im2col copied (``unfold.window_rows``), multiplied, the bias added and the
-        ReLU taken while they are in cache, the bands shared among ``threads``."""
+        a band of output rows of one image at a time (``_bands``): the band's rows of
+        im2col copied (``unfold.window_rows``), multiplied, the bias added and the ReLU
+        taken while they are in cache, the bands shared among ``threads``. An image's bands
+        do not depend on the batch around it: its numbers are the same alone."""
         windows = window_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
         n, out_h, out_w = windows.shape[:3]
         kernel = self.w.reshape(-1, self.w.shape[3])
@@ -110,8 +120,14 @@ class FastConv2D(UsesWorkspace, Conv2D):
             if relu:
                 relu_function(out, out=out)
         self.threads.run(partial(band, image, rows) for image in range(n)
-                         for rows in self.threads.row_slices(out_h))
+                         for rows in self._bands(out_h, out_w * z.shape[3] * z.itemsize))
         return z
+
+    def _bands(self, rows, row_bytes):
+        """Slices of an image's ``rows`` output rows (``row_bytes`` each) for ``unfolded``:
+        at most BAND_BYTES each, and as ``threads.row_slices`` cuts them for its threads."""
+        step = min(self.threads.row_slices(rows)[0].stop, max(1, BAND_BYTES // row_bytes))
+        return [slice(k, k + step) for k in range(0, rows, step)]
 
     def input_gradient(self, dz):
         path = self.path(self.x.shape, backward=True)
@@ -171,8 +187,10 @@ class FastConv2D(UsesWorkspace, Conv2D):
         fits = x_shape[1] + top + bottom >= kh and x_shape[2] + left + right >= kw
         if self.strides != (1, 1) or not fits:
             return "im2col"
-        if c < FEW_CHANNELS:
-            return "planes" if backward else "im2col"
+        if backward and c < FLIPPED_KERNEL_MIN_CHANNELS:
+            return "planes"
+        if not backward and c <= UNFOLDED_MAX_CHANNELS:
+            return "im2col"
         shape = (*x_shape[:3], f) if backward else x_shape
         kernel = (kh, kw, f, c) if backward else self.w.shape
         same = self.padding == "same"  # Winograd's tiles: 3x3, one pixel of padding

@@ -11,7 +11,9 @@ by side in the padded image, so a strided view (no copy)
 read into the (N*H'*W', KH*KW*C) matrix copies runs of KW*C values: the same rows, in
 the same (KH, KW, C) order (``tests/test_fast_conv.py`` holds the two equal, value for
 value). Where no copy is needed (a 1x1 kernel at stride 1, unpadded) the matrix is a
-read-only view of x. ``layers.FastConv2D.unfold`` uses it (strided convs, every dW).
+read-only view of x. ``layers.FastConv2D.unfold`` uses it (every dW), and
+``FastConv2D.unfolded`` its windows, a band of rows at a time (``window_rows``: the
+forward of strided convs and of those with an image's few channels).
 
 Its adjoint, col2im, is the input gradient of a conv with few input channels (VGG16's
 block1_conv1, C = 3), where the flipped-kernel sum's GEMMs would each write C columns.
@@ -48,7 +50,7 @@ def window_rows(x, kh, kw, pads, strides):
     sh, sw = strides
     out_h, out_w = (hp - kh) // sh + 1, (wp - kw) // sw + 1
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"im2col_rows: a {kh}x{kw} window does not fit in {hp}x{wp} pixels")
+        raise ValueError(f"window_rows: a {kh}x{kw} window does not fit in {hp}x{wp} pixels")
     item, row = padded.itemsize, wp * c * padded.itemsize  # strides from the shape: see
     return as_strided(padded, (n, out_h, out_w, kh, kw * c),   # depthwise.correlate_rows
                       (hp * row, sh * row, sw * c * item, row, item), writeable=False)
