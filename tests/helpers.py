@@ -111,3 +111,15 @@ def records(out):
     """The image records of the results file (the intent lines before them left out)."""
     with open(os.path.join(out, RESULTS_NAME), encoding="utf-8") as f:
         return [r for r in map(json.loads, f) if "writing" not in r]
+
+
+def assert_conv_as_the_lesson(fast, lesson, out, expected, dout, params, dtype, tolerance):
+    """A fast conv's forward output ``out``, and its dx, dW and db for ``dout`` (``params``:
+    a BackwardPass with parameter gradients), each within ``tolerance`` of the largest
+    value of the lesson's (``expected``: the lesson's forward output; the lesson in
+    float64, the fast conv's backward given dout in ``dtype``)."""
+    got = [fast.backward(dout.astype(dtype), params), fast.dw, fast.db]
+    want = [lesson.backward(dout, params), lesson.dw, lesson.db]
+    for mine, truth in zip([out, *got], [expected, *want]):
+        assert mine.shape == truth.shape
+        assert abs(mine - truth).max() <= tolerance * abs(truth).max()

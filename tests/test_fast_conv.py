@@ -5,6 +5,8 @@ reference: ``im2col`` followed by one GEMM, and the loop convolution of
 import numpy as np
 import pytest
 
+from helpers import assert_conv_as_the_lesson
+
 from vggnp.fast.direct_conv import correlate, correlate_same
 from vggnp.fast.blocks import INLINE
 from vggnp.fast.gemm import matmul_add
@@ -93,11 +95,7 @@ def test_fast_conv_with_any_padding_equals_the_lesson(kernel, padding, dtype, to
     z, expected = fast.forward(x.astype(dtype)), lesson.forward(x)
     assert z.dtype == dtype
     dout = r.standard_normal(expected.shape)
-    got = [fast.backward(dout.astype(dtype), PARAMS), fast.dw, fast.db]
-    want = [lesson.backward(dout, PARAMS), lesson.dw, lesson.db]
-    for mine, truth in zip([z, *got], [expected, *want]):
-        assert mine.shape == truth.shape
-        assert np.abs(mine - truth).max() <= tolerance * np.abs(truth).max()
+    assert_conv_as_the_lesson(fast, lesson, z, expected, dout, PARAMS, dtype, tolerance)
 
 
 def test_a_kernel_larger_than_the_padded_input_is_refused_or_left_to_im2col():

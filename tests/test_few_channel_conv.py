@@ -6,6 +6,8 @@ image's the same in a batch as alone."""
 import numpy as np
 import pytest
 
+from helpers import assert_conv_as_the_lesson
+
 from vggnp.fast.blocks import INLINE
 import vggnp.fast.layers as fast_layers
 from vggnp.fast.layers import UNFOLDED_MAX_CHANNELS, FastConv2D
@@ -55,11 +57,7 @@ def test_a_few_channel_conv_runs_im2col_in_bands_as_the_lesson(kernel, padding, 
     if cut:
         assert counts[0] == 2 * len(two_threads.row_slices(out.shape[1])) > 2
     dout = r.standard_normal(expected.shape)
-    got = [fast.backward(dout.astype(dtype), PARAMS), fast.dw, fast.db]
-    want = [lesson.backward(dout, PARAMS), lesson.dw, lesson.db]
-    for mine, truth in zip([out, *got], [expected, *want]):
-        assert mine.shape == truth.shape
-        assert np.abs(mine - truth).max() <= tolerance * np.abs(truth).max()
+    assert_conv_as_the_lesson(fast, lesson, out, expected, dout, PARAMS, dtype, tolerance)
 
 
 def test_the_unfolded_pre_activation_is_the_lessons_linear_conv():
