@@ -43,18 +43,22 @@ def set_way(way, default_rows, default_per_thread):
 
 
 def layer_sums(model, x):
-    """{conv name: {"forward": fn(threads), "dx": fn(threads) or None}}: the correlate
-    calls of each conv's forward and input gradient on its real input."""
+    """{conv name: {"forward": fn(threads) or None, "dx": fn(threads) or None}}: the
+    correlate calls of each conv's forward and input gradient on its real input, None
+    where the layer takes another path (block1_conv1's forward: im2col's bands; its dx:
+    col2im by planes)."""
     from vggnp.fast.direct_conv import correlate, full_pads
     from vggnp.fast.layers import FastConv2D, flipped_kernel
     sums, a = {}, x
     for layer in model.layers:
         if isinstance(layer, FastConv2D):
             pads, dz = layer.pads(a.shape), np.ones((*a.shape[:3], layer.w.shape[3]), a.dtype)
+            ahead = layer.path(a.shape) == "direct"
             back = layer.path(a.shape, backward=True) == "direct"
             dx_pads = full_pads(*layer.w.shape[:2], pads)
             sums[layer.name] = {
-                "forward": lambda t, a=a, w=layer.w, p=pads: correlate(a, w, {}, p, threads=t),
+                "forward": (lambda t, a=a, w=layer.w, p=pads:
+                            correlate(a, w, {}, p, threads=t)) if ahead else None,
                 "dx": (lambda t, d=dz, w=flipped_kernel(layer.w), p=dx_pads:
                        correlate(d, w, {}, p, threads=t)) if back else None}
         a = layer.forward(a)

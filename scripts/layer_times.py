@@ -23,6 +23,7 @@ with each other, and its total with its own unprofiled pass (printed), not singl
 import argparse
 import json
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -71,9 +72,10 @@ def worker(weights, repeats):
             "faults": int(np.median(faults[1:]))}
 
 
-def tf_worker(weights, repeats):
-    """TensorFlow's input gradient: {"ms": {"<layer> forward|backward": ms a pass},
-    "pass_ms": the median of ``repeats`` unprofiled passes}."""
+def tf_worker(weights, repeats, layers):
+    """TensorFlow's input gradient: {"ms": {"<layer> forward|backward": ms a pass, its ops
+    put to ``layers`` by name (``tf_layer``)}, "pass_ms": the median of ``repeats``
+    unprofiled passes}."""
     import glob
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -100,25 +102,31 @@ def tf_worker(weights, repeats):
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
             for event in (line.events if line.name.startswith("tf_Compute") else ()):
-                key = tf_layer(names.get(event.metadata_id, ""))
+                key = tf_layer(names.get(event.metadata_id, ""), layers)
                 if key:
                     ms[key] = ms.get(key, 0.0) + event.duration_ps / 1e9 / repeats
     return {"ms": ms, "pass_ms": 1000 * float(np.median(times))}
 
 
-def tf_layer(op):
+def tf_layer(op, layers):
     """"<layer> forward" or "<layer> backward" for a TensorFlow op's profiler name
-    ("gradient_tape/functional_1/block1_pool_1/MaxPool2d/MaxPoolGrad:MaxPoolGrad"), or None
-    for what is not an op (the executor's own events, "ExecutorState::Process" and those
-    with no ":" in their names)."""
+    ("gradient_tape/functional_1/block1_pool_1/MaxPool2d/MaxPoolGrad:MaxPoolGrad"), the
+    layer one of ``layers`` (VGG16's names; Keras names a layer's call "<layer>_1"), or
+    "other ..." for an op of no layer there (the head's product outside the model is
+    "predictions"); None for what is not an op (the executor's own events,
+    "ExecutorState::Process" and those with no ":" in their names)."""
     if ":" not in op or "::" in op:
         return None
     path = op.split(":")[0].split("/")
     way = "backward" if path[0] == "gradient_tape" else "forward"
     path = path[1:] if way == "backward" else path
-    if path[0].startswith("functional") and len(path) > 1:
-        return f"{path[1].rsplit('_', 1)[0]} {way}"  # Keras names a call "<layer>_1"
-    return f"predictions {way}"
+    if not (path[0].startswith("functional") and len(path) > 1):
+        return f"predictions {way}"
+    call = path[1]
+    for name in (call, re.sub(r"_[0-9]+$", "", call)):
+        if name in layers:
+            return f"{name} {way}"
+    return f"other {way}"
 
 
 def table(found, theirs=None):
@@ -131,7 +139,9 @@ def table(found, theirs=None):
             for way in ("forward", "backward")]
     sources = {"vggnp": found["ms"], "tf": theirs["ms"] if tf else {}}
     sums = dict.fromkeys(keys, 0.0)
-    for name in found["layers"]:
+    others = [name for name in ("other",) if any(
+        key.startswith("other ") for source in sources.values() for key in source)]
+    for name in found["layers"] + others:
         row = [sources[who].get(f"{name} {way}", 0.0) for who, way in keys]
         sums = {key: sums[key] + value for key, value in zip(keys, row)}
         lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
@@ -149,16 +159,19 @@ def main(argv=None):
     p.add_argument("--weights", help="a VGG16 .h5 file (default: realistic random weights)")
     p.add_argument("--tf", action="store_true", help="TensorFlow's ops beside vggnp's layers")
     p.add_argument("--worker", choices=["vggnp", "tf"], help=argparse.SUPPRESS)
+    p.add_argument("--layers", help=argparse.SUPPRESS)  # the tf worker's: vggnp's names
     args = p.parse_args(argv)
     if args.worker:
-        work = worker if args.worker == "vggnp" else tf_worker
-        print(json.dumps(work(args.weights, args.repeats)))
+        print(json.dumps(worker(args.weights, args.repeats) if args.worker == "vggnp" else
+                         tf_worker(args.weights, args.repeats, args.layers.split(","))))
         return 0
     with tempfile.TemporaryDirectory() as folder:
         weights = args.weights or random_weights_file(folder)
         options = ["--weights", weights, "--repeats", str(args.repeats)]
         found = worker_json("scripts.layer_times", ["vggnp", *options], "vggnp")
-        theirs = worker_json("scripts.layer_times", ["tf", *options], "tf") if args.tf else None
+        theirs = worker_json("scripts.layer_times", ["tf", *options, "--layers",
+                                                     ",".join(found["layers"])],
+                             "tf") if args.tf else None
     print(f"VGG16's input gradient, batch 1, medians of {args.repeats} passes"
           + (" (TensorFlow: means of the profiled passes)" if args.tf else "")
           + f" (`python -m scripts.layer_times{' --tf' if args.tf else ''}`)\n")

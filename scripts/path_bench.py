@@ -9,8 +9,9 @@ code it replaces (the lesson's, or an earlier fast path), alternating in one pro
 (``fast/depthwise.FastDepthwiseConv2D``) against the lesson's einsum (``DepthwiseConv2D``);
 --path loops: that fast path as chosen (rows in chunks, a pixel at a time where a pixel
 has many channels: ``KNOBS``) against whole rows everywhere;
---path unfold: a strided conv's im2col copied a window row at a time (``fast/unfold.py``)
-against the lesson's ``im2col``. Models as ``scripts.graph_bench`` builds them (realistic
+--path unfold: a strided (or 3-channel) conv's forward as im2col's product in bands of
+output rows, each band's windows copied from a strided view (``FastConv2D.unfolded``,
+``fast/unfold.window_rows``), against the lesson's whole ``im2col`` and one product. Models as ``scripts.graph_bench`` builds them (realistic
 random weights). Prints a Markdown table of medians and how far apart the two ways' maps
 are. Never asserted in a test (``tests/test_fast_depthwise.py``,
 ``tests/test_fast_conv.py`` hold each path to the lesson's sum).
@@ -28,7 +29,7 @@ from scripts.graph_bench import MODELS, ab_bench_args, built_models, photo_input
 PATHS = {"depthwise": ("MobileNetV2", "Xception", "EfficientNetB0"), "unfold": tuple(MODELS),
          "loops": ("MobileNetV2", "Xception", "EfficientNetB0")}
 # {path: the table's names for (the package's way, the way it replaces)}
-LABELS = {"depthwise": ("fast", "lesson"), "unfold": ("rows", "lesson"),
+LABELS = {"depthwise": ("fast", "lesson"), "unfold": ("bands", "lesson"),
           "loops": ("chosen", "whole rows")}
 
 
@@ -41,15 +42,24 @@ def ways(path):
     from vggnp.fast import depthwise
     from vggnp.fast.depthwise import FastDepthwiseConv2D
     from vggnp.fast.layers import FastConv2D
-    from vggnp.nn.layers import Conv2D
     if path == "depthwise":
         return {"with": [(FastDepthwiseConv2D, "_correlates", FastDepthwiseConv2D._correlates)],
                 "without": [(FastDepthwiseConv2D, "_correlates", lambda layer: False)]}
     if path == "loops":
         return {"with": [(depthwise, name, getattr(depthwise, name)) for name in KNOBS],
                 "without": [(depthwise, name, 10 ** 9) for name in KNOBS]}
-    return {"with": [(FastConv2D, "unfold", FastConv2D.unfold)],
-            "without": [(FastConv2D, "unfold", Conv2D.unfold)]}
+    return {"with": [(FastConv2D, "unfolded", FastConv2D.unfolded)],
+            "without": [(FastConv2D, "unfolded", lesson_unfolded)]}
+
+
+def lesson_unfolded(layer, x, relu=False):
+    """What ``FastConv2D.unfolded`` replaces: z = im2col(x) @ W + b (with relu: max(z, 0)),
+    the lesson's whole im2col matrix and one product. x: (N, H, W, C) -> (N, H', W', F)."""
+    from vggnp.nn.im2col import im2col
+    kernel = layer.w.reshape(-1, layer.w.shape[3])
+    z = im2col(x, *layer.w.shape[:2], layer.pads(x.shape), layer.strides) @ kernel
+    z = z.reshape(layer.output_shape(x.shape)) + layer.b
+    return np.maximum(z, 0, out=z) if relu else z
 
 
 def worker(model_path, repeats, path):
