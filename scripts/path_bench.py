@@ -13,8 +13,9 @@ has many channels: ``KNOBS``) against whole rows everywhere;
 output rows, each band's windows copied from a strided view (``FastConv2D.unfolded``,
 ``fast/unfold.window_rows``), against the lesson's whole ``im2col`` and one product.
 Models as ``scripts.graph_bench`` builds them (realistic random weights). Prints a
-Markdown table of medians and how far apart the two ways' maps are. Never asserted in a test (``tests/test_fast_depthwise.py``,
-``tests/test_fast_conv.py`` hold each path to the lesson's sum).
+Markdown table of medians and how far apart the two ways' maps are. Never asserted in a
+test (``tests/test_fast_depthwise.py``, ``tests/test_fast_conv.py`` hold each path to
+the lesson's sum).
 """
 
 import os

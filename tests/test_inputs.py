@@ -270,6 +270,15 @@ def test_only_a_cut_file_is_told_to_use_allow_truncated(tmp_path):
         read_image(flipped)
     assert str(info.value).startswith("damaged image (") and "--allow-truncated" not in \
         str(info.value)
+    # Cut inside the header (a new user's 500 bytes of a photo: Pillow's "Truncated File
+    # Read"), nothing decodes, with --allow-truncated or not: neither that advice nor an
+    # image editor's helps.
+    header = tmp_path / "header.jpg"
+    header.write_bytes(jpeg_bytes(Image.fromarray(PICTURE))[:300])
+    for allow in (False, True):
+        with pytest.raises(ImageError, match=r"^cut off before its pixels \(.*\): nothing "
+                                             r"in it decodes; copy or download it again$"):
+            read_image(header, allow_truncated=allow)
     # What the message says to do can be done: each command that reads an image, and
     # load_image, take the option (activations and sanity did not).
     import vggnp

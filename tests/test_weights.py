@@ -83,6 +83,7 @@ def test_other_model_refused(tmp_path):
     other = {"conv1_conv": (np.ones((7, 7, 3, 4), np.float32), np.ones(4, np.float32)),
              "fc1000": (np.ones((4, 10), np.float32), np.ones(10, np.float32))}
     expect_error(tmp_path, other, "not a VGG16 weights file: it has 2 layers")
+    expect_error(tmp_path, other, "; another Keras model is read by --model")
 
 
 def test_nan_refused(tmp_path, narrow_weights):

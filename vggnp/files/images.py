@@ -107,6 +107,9 @@ def read_image(path, background=(255, 255, 255), max_pixels=MAX_PIXELS,
             raise ImageError(f"truncated image ({said(e)}); pass --allow-truncated (in "
                              "Python: allow_truncated=True) to use the part that decodes") \
                 from None
+        if "truncated" in said(e).lower():  # "Truncated File Read": cut inside the header
+            raise ImageError(f"cut off before its pixels ({said(e)}): nothing in it "
+                             "decodes; copy or download it again") from None
         raise ImageError(f"damaged image ({said(e)}); re-save it from an image editor, "
                          "or take it again from where it came") from None
     except _PILLOW_CRASHES as e:  # Pillow's decoders on crafted or damaged files

@@ -111,7 +111,9 @@ def _check_names(layers, path, need_top):
         shown = ", ".join(sorted(names)[:6]) + (", ..." if len(names) > 6 else "")
         raise WeightsError(f"{path}: not a VGG16 weights file: it has {len(names)} layers "
                            f"with weights ({shown})"
-                           + (f"; missing {', '.join(missing[:3])}" if missing else ""))
+                           + (f"; missing {', '.join(missing[:3])}" if missing else "")
+                           + "; another Keras model is read by --model (in Python: "
+                             "vggnp.load_keras_model)")
     top = [n for n in spec.DENSE_NAMES if n in names]
     if top and len(top) != len(spec.DENSE_NAMES):
         raise WeightsError(f"{path}: a VGG16 file with only part of the classifier ({top})")
