@@ -16,8 +16,12 @@ beside it, from TensorFlow's profiler in a process of its own: each op's time su
 the profiled passes and put to its layer by its name (``block1_conv2_1/Relu``: the fused
 conv, bias and ReLU; under ``gradient_tape/``: the backward's ops, Conv2DBackpropInput,
 ReluGrad, MaxPoolGrad, MatMul; the head's product outside the model: "predictions"),
-averaged a pass. The profiler adds its own time to each op: compare TensorFlow's rows
-with each other, and its total with its own unprofiled pass (printed), not single ms.
+averaged a pass. Every op event lies on the executor's "tf_Compute" threads (the calling
+thread's events are the enclosing calls, "EagerLocalExecute: ..."); TensorFlow's graph
+has no forward product of the head (the logit's gradient does not need its value), so
+its "predictions" forward is 0. The profiler adds its own time to each op: compare
+TensorFlow's rows with each other, and its total with its own unprofiled pass (printed),
+not single ms.
 """
 
 import argparse

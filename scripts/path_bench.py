@@ -10,7 +10,7 @@ code it replaces (the lesson's, or an earlier fast path), alternating in one pro
 --path loops: that fast path as chosen (rows in chunks, a pixel at a time where a pixel
 has many channels: ``KNOBS``) against whole rows everywhere;
 --path unfold: a strided (or 3-channel) conv's forward as im2col's product in bands of
-output rows, each band's windows copied from a strided view (``FastConv2D.unfolded``,
+output rows, each band's windows copied from a strided view (``FastConv2D.im2col_in_bands``,
 ``fast/unfold.window_rows``), against the lesson's whole ``im2col`` and one product.
 Models as ``scripts.graph_bench`` builds them (realistic random weights). Prints a
 Markdown table of medians and how far apart the two ways' maps are. Never asserted in a
@@ -49,12 +49,12 @@ def ways(path):
     if path == "loops":
         return {"with": [(depthwise, name, getattr(depthwise, name)) for name in KNOBS],
                 "without": [(depthwise, name, 10 ** 9) for name in KNOBS]}
-    return {"with": [(FastConv2D, "unfolded", FastConv2D.unfolded)],
-            "without": [(FastConv2D, "unfolded", lesson_unfolded)]}
+    return {"with": [(FastConv2D, "im2col_in_bands", FastConv2D.im2col_in_bands)],
+            "without": [(FastConv2D, "im2col_in_bands", lesson_im2col)]}
 
 
-def lesson_unfolded(layer, x, relu=False):
-    """What ``FastConv2D.unfolded`` replaces: z = im2col(x) @ W + b (with relu: max(z, 0)),
+def lesson_im2col(layer, x, relu=False):
+    """What ``FastConv2D.im2col_in_bands`` replaces: z = im2col(x) @ W + b (with relu: max(z, 0)),
     the lesson's whole im2col matrix and one product. x: (N, H, W, C) -> (N, H', W', F)."""
     from vggnp.nn.im2col import im2col
     kernel = layer.w.reshape(-1, layer.w.shape[3])

@@ -2,7 +2,10 @@
 NumPy's ``maximum`` against a number takes a loop slower than clip's, though both give
 the same values. The two forms timed alone on a map, then Grad-CAM at the default layer of
 Keras Applications graphs with the ReLU layers and activations in each form, alternating
-in one process.
+in one process. First, the ReLU's backward on VGG16's maps as ``FastConv2D`` takes it,
+in bands of 1/8 of the rows: the lesson's product with the boolean mask
+(``relu_gradient``) against the mask written into dx and multiplied there
+(``fast.layers.relu_gradient_into``).
 
     python -m scripts.relu_bench [--repeats 21] [--models MobileNetV2 ...]
 
@@ -27,6 +30,30 @@ def alone(repeats):
     out = np.empty_like(x)
     return time_interleaved({"maximum": lambda: np.maximum(x, 0, out=out),
                              "clip": lambda: np.clip(x, 0, np.inf, out=out)}, repeats)
+
+
+def backward_alone(repeats):
+    """{(H, W, C): {form: [ms...]}}: dz = dout * (out > 0) on VGG16's maps of block1,
+    block3 and block5, in bands of 1/8 of the rows into one array (``FastConv2D``'s)."""
+    from vggnp.fast.layers import relu_gradient_into
+    from vggnp.nn.activation_functions import relu_gradient
+    r, found = np.random.default_rng(0), {}
+    for shape in ((224, 224, 64), (56, 56, 256), (14, 14, 512)):
+        dout, out = (r.standard_normal((1, *shape), np.float32) for _ in range(2))
+        np.maximum(out, 0, out=out)
+        dz, bands = np.empty_like(dout), [slice(k, k + shape[0] // 8)
+                                          for k in range(0, shape[0], shape[0] // 8)]
+
+        def lesson():
+            for rows in bands:
+                relu_gradient(dout[:, rows], out[:, rows], into=dz[:, rows])
+
+        def into():
+            for rows in bands:
+                relu_gradient_into(dz[:, rows], dout[:, rows], out[:, rows])
+        found[shape] = time_interleaved({"boolean mask": lesson, "mask in dx": into},
+                                        repeats)
+    return found
 
 
 def maximum_forms():
@@ -76,6 +103,13 @@ def main():
     print(f"max(x, 0) on a (1, 112, 112, 96) float32 map, median of {args.repeats}: "
           f"np.maximum {ms['maximum']:.3f} ms, np.clip {ms['clip']:.3f} ms "
           f"({ms['maximum'] / ms['clip']:.1f}x)\n")
+    print(f"ReLU's backward in bands of 1/8 of the rows, median ms of {args.repeats}\n\n"
+          "| map | boolean mask ms | mask in dx ms | mask in dx / boolean |\n|---|---|---|---|")
+    for shape, times in backward_alone(args.repeats).items():
+        lesson, into = (float(np.median(times[f])) for f in ("boolean mask", "mask in dx"))
+        print(f"| {'x'.join(map(str, shape))} | {lesson:.3f} | {into:.3f} | "
+              f"{into / lesson:.2f} |")
+    print()
     with built_models(args.models) as folder:
         print(f"Grad-CAM at the default layer, one photo, median ms of {args.repeats} each "
               "form, alternating in one process\n")

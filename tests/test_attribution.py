@@ -16,13 +16,13 @@ from vggnp.methods.attribution import integrated_gradients, path_points, smooth_
 from vggnp.methods.explain import explain
 from vggnp.files.preprocess import preprocess
 from vggnp.keras_model import load_keras_model
-from vggnp.nn.random_init import random_vgg16_weights
 
 
 @pytest.fixture(scope="module")
 def full_size(keras_files):
     folder, x, refs, keras_model = keras_files
-    return VGG16.load(folder / "keras1_official_layout.h5"), x, refs["top"], keras_model
+    return VGG16.load(folder / "keras1_official_layout.h5"), x, refs["top"], keras_model, \
+        folder
 
 
 def smoothgrad_points(image, samples, noise=0.15, seed=0):
@@ -37,17 +37,16 @@ def test_integrated_gradients_and_smoothgrad_equal_tensorflow(tf, full_size):
     activations gives TF's gradients within 1e-4 relative to max (measured 1e-6). End to
     end (vggnp's own float32 forward, no choices aligned) near-ties in max-pool windows
     and ReLU signs go as rounding decides (reference_check), in TF's float32 sums as in
-    vggnp's: so vggnp's float32 result is held within 0.03 of the same network's float64
-    one (measured 6.0e-3 and 1.7e-2, block1_conv1 as im2col's product; 3.6e-2 and 1.6e-2
-    as nine shifted products), and within 0.05 of TF's, which is itself 3.6e-2 and 2.1e-2
-    from the float64 one (measured vggnp against TF 3.6e-2 and 2.1e-2; 2.2e-2 and 2.0e-2
-    with the shifted products: each order of sums meets other ties)."""
+    vggnp's: so vggnp's float32 result is held within 0.05 of the same network's float64
+    one and of TF's float32 one; TF's is itself 3.6e-2 and 2.1e-2 from the float64 one.
+    Either order of block1_conv1's sums passes (measured from float64: 6.0e-3 and 1.7e-2
+    as im2col's product, 3.6e-2 and 1.6e-2 as nine shifted products; from TF: 3.6e-2 and
+    2.1e-2, 2.2e-2 and 2.0e-2: each order of sums meets other ties)."""
     import keras
 
     from tf_reference import reference
-    model, x, ref, keras_model = full_size
-    exact = VGG16({name: tuple(a.astype(np.float64) for a in pair)
-                   for name, pair in random_vgg16_weights(seed=0).items()})
+    model, x, ref, keras_model, folder = full_size
+    exact = VGG16.load(folder / "keras1_official_layout.h5", dtype=np.float64)
     image, c = x[0], int(ref["classes"][0])
     cases = {
         "integrated-gradients": (path_points(image, np.zeros_like(image), 4),
@@ -66,14 +65,14 @@ def test_integrated_gradients_and_smoothgrad_equal_tensorflow(tf, full_size):
         whole, rounding = relative_to_max(ours, expected), relative_to_max(ours, truth)
         print(f"\n{method}: on TF's activations {on_tf:.1e}, end to end {whole:.1e}, "
               f"from float64 {rounding:.1e} (TF's {relative_to_max(expected, truth):.1e})")
-        assert on_tf <= 1e-4 and rounding <= 0.03 and whole <= 0.05, method
+        assert on_tf <= 1e-4 and rounding <= 0.05 and whole <= 0.05, method
 
 
 def test_completeness_within_one_percent_at_the_default_steps(full_size):
     """sum of the attributions = score(x) - score(baseline), within 1 % at 64 steps: on
     the full-size VGG16 (random Keras weights) for the two photos, and on the shapes model
     for its three examples."""
-    model, x, _, _ = full_size
+    model, x = full_size[:2]
     shapes = load_keras_model(MODEL_PATH)
     pictures = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in SHAPES])
     for network, images in ((model, x),

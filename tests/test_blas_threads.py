@@ -57,7 +57,7 @@ def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
     """A single batch of ``explain_files`` (one worker thread, the command's run of one
     photo): every conv product on a block thread is made with one BLAS thread (MKL's
     kernel where installed: ``gemm.blas_functions``), the shifted GEMMs' and the first
-    layer's bands' (``FastConv2D.unfolded``: counted at its ReLU, right after its product,
+    layer's bands' (``FastConv2D.im2col_in_bands``: counted at its ReLU, right after its product,
     on the band's thread)."""
     counts, add, blas = [], direct_conv.matmul_add, BlasThreads()
     bands, relu = [], fast_layers.relu_function

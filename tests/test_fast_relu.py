@@ -136,22 +136,25 @@ def test_a_chain_sharing_one_workspace_is_the_textbooks(options):
 
 
 @pytest.mark.parametrize("guided", [False, True])
-@pytest.mark.parametrize("where", ["new", "into", "into dout"])
+@pytest.mark.parametrize("where", ["into", "into dout"])
 def test_relu_gradient_is_dout_times_the_mask_bit_for_bit(guided, where):
-    """``relu_gradient`` (the mask written into dx as 0.0/1.0, then multiplied there)
-    gives dout * (out > 0) as a product with the boolean mask gives it, bit for bit:
-    signed zeros, NaN and inf in dout or out included; into a given array, or into dout
-    itself (the mask may not overwrite the gradient first)."""
+    """``relu_gradient_into`` (the mask written into dx as 0.0/1.0, then multiplied
+    there) gives dout * (out > 0) as the lesson's product with the boolean mask gives it
+    (``relu_gradient``), bit for bit: signed zeros, NaN and inf in dout or out included;
+    into a new array, or into dout itself (the mask may not overwrite the gradient
+    first)."""
+    from vggnp.fast.layers import relu_gradient_into
     from vggnp.nn.activation_functions import relu_gradient
     special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -2.5, 3.0], np.float32)
     r = np.random.default_rng(5)
     dout = r.choice(special, (4, 6, 8)).astype(np.float32)
     out = r.choice(special, (4, 6, 8)).astype(np.float32)
     mine = dout.copy()
-    into = {"new": None, "into": np.empty_like(dout), "into dout": mine}[where]
+    into = {"into": np.empty_like(dout), "into dout": mine}[where]
     with np.errstate(invalid="ignore"):  # inf * 0 is NaN in both
-        expected = np.multiply(relu(dout) if guided else dout, out > 0)
-        got = relu_gradient(mine, out, guided, into=into)
+        expected = relu_gradient(dout, out, guided)
+        got = relu_gradient_into(into, mine, out, guided)
+    assert got is into
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     assert (np.signbit(got) == np.signbit(expected)).all()

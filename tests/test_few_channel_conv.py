@@ -1,5 +1,5 @@
 """A conv with an image's channels (VGG16's block1_conv1, C = 3) runs forward as im2col's
-one GEMM, a band of output rows at a time (``FastConv2D.unfolded``), its bias and ReLU
+one GEMM, a band of output rows at a time (``FastConv2D.im2col_in_bands``), its bias and ReLU
 taken in each band: the same numbers as the lesson's Conv2D (im2col, one GEMM), and an
 image's the same in a batch as alone."""
 
@@ -60,7 +60,7 @@ def test_a_few_channel_conv_runs_im2col_in_bands_as_the_lesson(kernel, padding, 
     assert_conv_as_the_lesson(fast, lesson, out, expected, dout, PARAMS, dtype, tolerance)
 
 
-def test_the_unfolded_pre_activation_is_the_lessons_linear_conv():
+def test_the_banded_pre_activation_is_the_lessons_linear_conv():
     """Without a ReLU (a linear conv; a graph's kept pre-activation) the bands give z =
     im2col(x) @ W + b, negative values kept; a conv with more than UNFOLDED_MAX_CHANNELS
     channels takes the shifted GEMMs' "direct" path."""

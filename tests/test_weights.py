@@ -30,6 +30,21 @@ def test_keras1_layout_round_trip(tmp_path, narrow_weights):
         assert np.array_equal(read[name][0], kernel) and np.array_equal(read[name][1], bias)
 
 
+def test_stored_weights_are_mapped_and_handed_on_as_plain_arrays(tmp_path, narrow_weights):
+    """Weights stored as Keras writes them (contiguous, uncompressed) are memory-mapped, not
+    read into memory, and handed on as plain ndarray views of the np.memmap
+    (``weights._values``): a memmap's every slice runs Python code (a conv's kernel taps,
+    hundreds a pass). A float32 model keeps them as they are, no copy."""
+    path = tmp_path / "vgg16.h5"
+    write_keras1_h5(path, narrow_weights)
+    for kernel, bias in read_vgg16_weights(path, **LOAD).values():
+        for values in (kernel, bias):
+            assert type(values) is np.ndarray and isinstance(values.base, np.memmap)
+    model = VGG16.load(path, **LOAD)
+    assert type(model.layer("block1_conv1").w) is np.ndarray
+    assert isinstance(model.layer("block1_conv1").w.base, np.memmap)
+
+
 @pytest.mark.parametrize("with_names", [True, False])
 def test_keras3_layout_by_name_or_by_order(tmp_path, narrow_weights, with_names):
     # 13 convs: h5py lists conv2d_10 before conv2d_2, so mapping by order must sort by number.

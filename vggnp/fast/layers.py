@@ -2,13 +2,15 @@
 
 ``FastConv2D`` is a ``vggnp.nn.layers.Conv2D`` (same weights, same ``forward(x)`` /
 ``backward(dout, options)`` contract, same outputs to float32 rounding) that the loaded
-models build instead (``vggnp/models/``). Where a shape has no shifted-GEMM path (a
-strided conv, or one with few input channels) it runs im2col and one GEMM, a band of
-im2col's rows at a time, read a window row at a time (``unfold.py``, also for every
-path's dW), and for dx the textbook col2im (by planes for few channels). Each path is
-tested against the textbook one
-(``tests/test_fast_conv.py``, ``tests/test_winograd.py``); ``python -m vggnp.trace --paths``
-says which path each layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
+models build instead (``vggnp/models/``). A stride-1 conv sums shifted GEMMs
+(``direct_conv.correlate``), forward and for dx. A strided conv, or one with an image's
+channels (at most UNFOLDED_MAX_CHANNELS), runs forward as im2col and one GEMM, a band of
+output rows at a time (``im2col_in_bands``); dx of fewer than FLIPPED_KERNEL_MIN_CHANNELS
+input channels is col2im by planes, a strided conv's the textbook col2im; every path's dW
+reads im2col a window row at a time (``unfold.py``). Each path is tested against the
+textbook one (``tests/test_fast_conv.py``, ``tests/test_few_channel_conv.py``,
+``tests/test_winograd.py``); ``python -m vggnp.trace --paths`` says which path each layer
+of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
 """
 
@@ -28,15 +30,31 @@ from .winograd import kernel_transform, winograd_pays, winograd_same
 # be KH*KW GEMMs that each write only 3 columns, measured slower (docs/speed.md).
 FLIPPED_KERNEL_MIN_CHANNELS = 16
 # At most this many input channels (an image's: 1 gray, 3 RGB) a stride-1 conv's forward
-# is im2col's one product of depth KH*KW*C, in bands (``FastConv2D.unfolded``), not KH*KW
+# is im2col's one product of depth KH*KW*C, in bands (``FastConv2D.im2col_in_bands``), not KH*KW
 # shifted products of depth C: VGG16's block1_conv1 5.2 -> 3.1 ms alone, 5.0-6.5 -> 3.4-3.8
 # in the network (docs/speed.md). Bands were faster alone up to C = 16 too, but no
 # model's layer past its input has so few channels, and the narrow test models (4 to 8
 # channels) then keep the shifted products that VGG16's twelve other convs run.
 UNFOLDED_MAX_CHANNELS = 3
-# The most output a band of ``unfolded`` holds, so that the band's im2col rows and its
-# output stay in cache while it is multiplied, biased and rectified (as correlate's blocks).
+# The most output a band of ``im2col_in_bands`` holds: it bounds the im2col rows copied at once
+# (KH*KW*C / F times the band's bytes). Bands of 1 to 16 MB, or an image's, ran alike on
+# this machine's 480 MB L3 (docs/speed.md); the bound keeps the copy small whatever the
+# image's size, and a band near cache-sized where caches are smaller.
 BAND_BYTES = 2 << 20
+
+
+def relu_gradient_into(dx, dout, out, guided=False):
+    """``activation_functions.relu_gradient`` written into dx: dx = dout * (out > 0)
+    (guided: max(dout, 0) * (out > 0)); dx, dout, out: any shape, the same. The mask is
+    written into dx as 0.0 and 1.0 and multiplied there: NumPy's product with the boolean
+    mask casts it inside the loop, up to 9 % slower on VGG16's maps (``python -m
+    scripts.relu_bench``'s first table, docs/speed.md). The same numbers, signed zeros
+    included (tests/test_fast_relu.py). Returns dx."""
+    gradient = relu_function(dout) if guided else np.asarray(dout)
+    if np.may_share_memory(dx, gradient):  # the mask would overwrite the gradient first
+        return relu_gradient(gradient, out, into=dx)
+    np.greater(out, 0, out=dx)
+    return np.multiply(dx, gradient, out=dx)
 
 
 def flipped_kernel(w):
@@ -50,9 +68,9 @@ def flipped_kernel(w):
 
 class FastConv2D(UsesWorkspace, Conv2D):
     """Conv2D whose stride-1 convolutions ("same" as all of VGG16's, or "valid") run
-    forward and backward through :func:`correlate`: one GEMM per kernel tap on shifted
-    slices of the padded input, the bias added in the same pass (out is then a view into
-    an array padded like the input, not contiguous).
+    forward and backward through :func:`correlate` (but for the exceptions below): one
+    GEMM per kernel tap on shifted slices of the padded input, the bias added in the same
+    pass (out is then a view into an array padded like the input, not contiguous).
 
     Backward, for those shapes, with the forward's zero padding (top, bottom) rows and
     (left, right) columns:
@@ -60,7 +78,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         w_flipped[i, j, f, c] = w[KH-1-i, KW-1-j, c, f]
     the same sum as ``col2im(dz @ W.T)`` (a "transposed convolution"; a "valid" conv's is
     the "full" one). Up to UNFOLDED_MAX_CHANNELS input channels the forward is im2col's
-    product in bands (``unfolded``); below FLIPPED_KERNEL_MIN_CHANNELS dx is col2im's sum
+    product in bands (``im2col_in_bands``); below FLIPPED_KERNEL_MIN_CHANNELS dx is col2im's sum
     by planes (``unfold.col2im_planes``).
     Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
     :func:`winograd_pays` (off by default). A ReLU (VGG16's) is taken in the direct
@@ -79,13 +97,13 @@ class FastConv2D(UsesWorkspace, Conv2D):
     def forward(self, x):
         """x: (N, H, W, C) -> out: (N, H', W', F), as the lesson's; a ReLU after a "direct"
         sum or an "im2col" product is taken in its blocks or bands of rows, while each is
-        in cache (``correlate``'s relu, ``unfolded``), and kept as the ReLU's output."""
+        in cache (``correlate``'s relu, ``im2col_in_bands``), and kept as the ReLU's output."""
         path = self.path(np.shape(x))
         if self.activation_name != "relu" or path == "winograd":
             return super().forward(x)
         self.x = np.asarray(x, dtype=self.w.dtype)
         if path == "im2col":
-            return self.activation.keep_output(self.unfolded(self.x, relu=True))
+            return self.activation.keep_output(self.im2col_in_bands(self.x, relu=True))
         return self.activation.keep_output(correlate(self.x, self.w, self.buffers,
                                                      self.pads(self.x.shape), bias=self.b,
                                                      threads=self.threads, relu=True))
@@ -93,7 +111,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
     def pre_activation(self, x):
         path = self.path(x.shape)
         if path == "im2col":
-            return self.unfolded(x)
+            return self.im2col_in_bands(x)
         if path == "winograd":
             z = winograd_same(x, self.made_from_weights(
                 "winograd", lambda w, b: kernel_transform(w)), self.buffers)
@@ -102,7 +120,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         return correlate(x, self.w, self.buffers, self.pads(x.shape), bias=self.b,
                          threads=self.threads)
 
-    def unfolded(self, x, relu=False):
+    def im2col_in_bands(self, x, relu=False):
         """z = im2col(x) @ W + b (with relu: max(z, 0)), x: (N, H, W, C) -> (N, H', W', F),
         a band of output rows of one image at a time (``_bands``): the band's rows of
         im2col copied (``unfold.window_rows``), multiplied, the bias added and the ReLU
@@ -124,7 +142,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         return z
 
     def _bands(self, rows, row_bytes):
-        """Slices of an image's ``rows`` output rows (``row_bytes`` each) for ``unfolded``:
+        """Slices of an image's ``rows`` output rows (``row_bytes`` each) for ``im2col_in_bands``:
         at most BAND_BYTES each, and as ``threads.row_slices`` cuts them for its threads."""
         step = min(self.threads.row_slices(rows)[0].stop, max(1, BAND_BYTES // row_bytes))
         return [slice(k, k + step) for k in range(0, rows, step)]
@@ -144,7 +162,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def activation_backward(self, dout, options):
         """dout: (N, H', W', F) -> dz, as the lesson's (``Layer.activation_backward``); a
-        ReLU's, plain or guided (``relu_gradient``), in bands of rows for ``threads`` (one
+        ReLU's, plain or guided (``relu_gradient_into``), in bands of rows for ``threads`` (one
         band for one thread), written where dx's sum reads it (``direct_conv.dx_input``:
         no copy there)."""
         if self.activation_name != "relu" or options.from_logits or options.deconvnet:
@@ -152,7 +170,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         out, dz = self.activation.out, self._dz_array(dout.shape, dout.dtype)
 
         def band(rows):
-            relu_gradient(dout[:, rows], out[:, rows], options.guided, into=dz[:, rows])
+            relu_gradient_into(dz[:, rows], dout[:, rows], out[:, rows], options.guided)
         self.threads.run(partial(band, rows) for rows in self.threads.row_slices(dout.shape[1]))
         return dz
 
@@ -171,7 +189,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
 
     def unfold(self, x):
         """im2col(x), read a window row at a time (``unfold.py``): dW of every path (the
-        im2col path's forward unfolds a band at a time: ``unfolded``)."""
+        im2col path's forward unfolds a band at a time: ``im2col_in_bands``)."""
         return im2col_rows(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):

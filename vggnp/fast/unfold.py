@@ -12,7 +12,7 @@ read into the (N*H'*W', KH*KW*C) matrix copies runs of KW*C values: the same row
 the same (KH, KW, C) order (``tests/test_fast_conv.py`` holds the two equal, value for
 value). Where no copy is needed (a 1x1 kernel at stride 1, unpadded) the matrix is a
 read-only view of x. ``layers.FastConv2D.unfold`` uses it (every dW), and
-``FastConv2D.unfolded`` its windows, a band of rows at a time (``window_rows``: the
+``FastConv2D.im2col_in_bands`` its windows, a band of rows at a time (``window_rows``: the
 forward of strided convs and of those with an image's few channels).
 
 Its adjoint, col2im, is the input gradient of a conv with few input channels (VGG16's
@@ -42,7 +42,7 @@ def window_rows(x, kh, kw, pads, strides):
     (N, H', W', KH, KW*C) of the padded x (a padded copy where pads are not all zero),
     windows[n, y, x', i] the i-th row of the window at (SH*y, SW*x'). A band of output
     rows, windows[n, rows], reshaped to (rows*W', KH*KW*C) is that band's rows of
-    im2col (``layers.FastConv2D``'s unfolded forward copies a band at a time)."""
+    im2col (``layers.FastConv2D.im2col_in_bands`` copies a band at a time)."""
     (top, bottom), (left, right) = pads
     padded = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
                                   if top or bottom or left or right else x)
@@ -50,7 +50,7 @@ def window_rows(x, kh, kw, pads, strides):
     sh, sw = strides
     out_h, out_w = (hp - kh) // sh + 1, (wp - kw) // sw + 1
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"window_rows: a {kh}x{kw} window does not fit in {hp}x{wp} pixels")
+        raise ValueError(f"im2col: a {kh}x{kw} window does not fit in {hp}x{wp} pixels")
     item, row = padded.itemsize, wp * c * padded.itemsize  # strides from the shape: see
     return as_strided(padded, (n, out_h, out_w, kh, kw * c),   # depthwise.correlate_rows
                       (hp * row, sh * row, sw * c * item, row, item), writeable=False)

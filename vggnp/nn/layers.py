@@ -133,8 +133,8 @@ class Conv2D(Affine, Layer):
         return im2col(x, *self.w.shape[:2], self.pads(x.shape), self.strides)
 
     def product(self, a, b):
-        """a @ b: im2col's one matrix product, forward and backward (the fast path cuts
-        its dx product into blocks for several threads, and its forward into bands)."""
+        """a @ b: im2col's one matrix product, forward and backward (a subclass may cut
+        it into blocks for several threads)."""
         return a @ b
 
     def output_shape(self, x_shape):
