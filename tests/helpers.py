@@ -113,11 +113,27 @@ def records(out):
         return [r for r in map(json.loads, f) if "writing" not in r]
 
 
+def spy(monkeypatch, owner, name, note=None):
+    """[note(*args, **kwargs) for each call of owner.name from now on (until the test
+    ends), or, without note, what the call returned]; the calls themselves unchanged."""
+    seen, real = [], getattr(owner, name)
+
+    def spying(*args, **kwargs):
+        if note is not None:
+            seen.append(note(*args, **kwargs))
+            return real(*args, **kwargs)
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+    monkeypatch.setattr(owner, name, spying)
+    return seen
+
+
 def assert_conv_as_the_lesson(fast, lesson, out, expected, dout, params, dtype, tolerance):
-    """A fast conv's forward output ``out``, and its dx, dW and db for ``dout`` (``params``:
-    a BackwardPass with parameter gradients), each within ``tolerance`` of the largest
-    value of the lesson's (``expected``: the lesson's forward output; the lesson in
-    float64, the fast conv's backward given dout in ``dtype``)."""
+    """A fast conv's forward output ``out`` (N, H', W', F), and its dx (N, H, W, C), dW
+    (KH, KW, C, F) and db (F,) for ``dout`` (N, H', W', F; ``params``: a BackwardPass with
+    parameter gradients), each within ``tolerance`` of the largest value of the lesson's
+    (``expected``: the lesson's forward output; the lesson in float64, the fast conv's
+    backward given dout in ``dtype``)."""
     got = [fast.backward(dout.astype(dtype), params), fast.dw, fast.db]
     want = [lesson.backward(dout, params), lesson.dw, lesson.db]
     for mine, truth in zip([out, *got], [expected, *want]):

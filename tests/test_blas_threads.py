@@ -7,7 +7,7 @@ import threading
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from helpers import SHAPES, copies
+from helpers import SHAPES, copies, spy
 from vggnp.fast import direct_conv
 from vggnp.fast import layers as fast_layers
 from vggnp.fast.blas_threads import BlasThreads
@@ -57,20 +57,11 @@ def test_the_streams_one_worker_multiplies_on_one_blas_thread_a_block(
     """A single batch of ``explain_files`` (one worker thread, the command's run of one
     photo): every conv product on a block thread is made with one BLAS thread (MKL's
     kernel where installed: ``gemm.blas_functions``), the shifted GEMMs' and the first
-    layer's bands' (``FastConv2D.im2col_in_bands``: counted at its ReLU, right after its product,
-    on the band's thread)."""
-    counts, add, blas = [], direct_conv.matmul_add, BlasThreads()
-    bands, relu = [], fast_layers.relu_function
-
-    def counting_relu(z, out):
-        bands.append(blas.count())
-        return relu(z, out=out)
-    monkeypatch.setattr(fast_layers, "relu_function", counting_relu)
-
-    def counting_add(a, b, out):
-        counts.append(blas.count())
-        return add(a, b, out)
-    monkeypatch.setattr(direct_conv, "matmul_add", counting_add)
+    layer's bands' (``FastConv2D.im2col_in_bands``: counted at its ReLU, right after its
+    product, on the band's thread)."""
+    blas = BlasThreads()
+    bands = spy(monkeypatch, fast_layers, "relu_function", note=lambda *a, **k: blas.count())
+    counts = spy(monkeypatch, direct_conv, "matmul_add", note=lambda *a: blas.count())
     monkeypatch.setattr(direct_conv, "MIN_BLOCK_ROWS", 0)
     results = list(explain_files(small_model, copies(tmp_path, SHAPES, 2), batch_size=2))
     assert [r.error for r in results] == [None, None]

@@ -2,10 +2,12 @@
 reference: ``im2col`` followed by one GEMM, and the loop convolution of
 ``vggnp/nn/naive.py``."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from helpers import assert_conv_as_the_lesson
+from helpers import assert_conv_as_the_lesson, spy
 
 from vggnp.fast.direct_conv import correlate, correlate_same
 from vggnp.fast.blocks import INLINE
@@ -243,11 +245,9 @@ def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
     """FastConv2D's im2col path (stride 2) unfolds by window rows, forward (a band at a
     time, ``window_rows``) and for dW, and equals the lesson's Conv2D to rounding."""
     import vggnp.fast.layers as fast_layers
-    calls = []
-    for name in ("im2col_rows", "window_rows"):
-        unfold = getattr(fast_layers, name)
-        monkeypatch.setattr(fast_layers, name,
-                            lambda *a, _f=unfold, _n=name: calls.append(_n) or _f(*a))
+    order = itertools.count()  # which call came first
+    calls = {name: spy(monkeypatch, fast_layers, name, note=lambda *a: next(order))
+             for name in ("im2col_rows", "window_rows")}
     r = rng()
     x, w, b = r.standard_normal((2, 9, 9, 3)), r.standard_normal((3, 3, 3, 4)), r.standard_normal(4)
     fast, lesson = (cls("c", w, b, "relu", (2, 2), "same") for cls in (FastConv2D, Conv2D))
@@ -256,7 +256,7 @@ def test_a_strided_fast_conv_takes_the_window_row_copy(monkeypatch):
     np.testing.assert_allclose(fast.backward(dz, PARAMS), lesson.backward(dz, PARAMS),
                                rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast.dw, lesson.dw, rtol=1e-12, atol=1e-12)
-    assert calls == ["window_rows", "im2col_rows"]
+    assert calls == {"window_rows": [0], "im2col_rows": [1]}  # forward, then dW
 
 
 @pytest.mark.parametrize("kernel, padding", [((3, 3), "same"), ((3, 3), "valid"),

@@ -6,6 +6,7 @@ copy then skipped: ``direct_conv.padded_copy``). Each equals the textbook Conv2D
 import numpy as np
 import pytest
 
+from helpers import spy
 from vggnp.fast import direct_conv
 from vggnp.fast.blocks import INLINE, BlockThreads
 from vggnp.fast.direct_conv import correlate, padded_copy, padded_input
@@ -19,17 +20,6 @@ def two_threads():
     threads = BlockThreads()
     threads.use(2)
     return threads
-
-
-def spy(monkeypatch, module, name):
-    """[what module.name returned, each call from now on]."""
-    seen, real = [], getattr(module, name)
-
-    def spying(*args, **kwargs):
-        seen.append(real(*args, **kwargs))
-        return seen[-1]
-    monkeypatch.setattr(module, name, spying)
-    return seen
 
 
 @pytest.mark.parametrize("threads", [INLINE, two_threads()], ids=["one", "two"])
