@@ -6,7 +6,7 @@ Winograd F(2x2, 3x3) (``vggnp.fast.winograd``, off by default) and Winograd F(4x
 in the library).
 
     python -m scripts.conv_paths [--repeats 7]
-    python -m scripts.conv_paths --network [--repeats 15] [--weights W]
+    python -m scripts.conv_paths --network [--repeats 15] [--weights W] [--layers L ...]
 
 The threads as the commands set them (``cli.apply_process_settings``): the direct path's
 blocks and F(4x4)'s steps on vggnp's block threads, as in the network; F(2x2)'s products
@@ -20,8 +20,8 @@ output's largest magnitude. Inputs are ReLU-like (|N(0, 1)|), kernels He-scaled.
 benchmark: timings need an idle machine and are never asserted in tests.
 
 --network: VGG16's input gradient and Grad-CAM (as ``scripts/bench.py`` times them) with
-F(4x4) instead of the direct path on ``NETWORK_LAYERS`` (block3 and block4, where it is
-fastest alone), forward and dx, each call transforming its kernel (keeping the
+F(4x4) instead of the direct path on ``--layers`` (default ``NETWORK_LAYERS``: block3 and
+block4, where it is fastest alone), forward and dx, each call transforming its kernel (keeping the
 transforms would take 4x those kernels' memory, 118 MB), the two ways alternating in one
 process, in a second thread as the commands run; then each way's peak RSS in a process
 of its own (the bench's target: 750 MB).
@@ -153,7 +153,7 @@ def with_f4x4(layers, on):
     fast_layers.winograd_same = winograd
 
 
-def network_worker(weights, repeats, way):
+def network_worker(weights, repeats, way, layers):
     """{"ms": {pass: {way: [ms...]}}, "rss_mb": peak} in a fresh process: way "both"
     alternates the direct path and F(4x4); "direct" or "f4x4" runs one way (for its RSS)."""
     import vggnp
@@ -164,7 +164,7 @@ def network_worker(weights, repeats, way):
     onehot = np.zeros((1, 1000), np.float32)
     onehot[0, 0] = 1
     on = [way == "f4x4"]
-    with_f4x4(NETWORK_LAYERS, on)
+    with_f4x4(layers, on)
     passes = {"input gradient": lambda: (model.forward(x), model.backward(
         onehot, start="predictions", from_logits=True)), "Grad-CAM": lambda: vggnp.grad_cam(
         model, x)}
@@ -184,17 +184,18 @@ def network_worker(weights, repeats, way):
     return {"ms": ms, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def network(weights, repeats):
-    """The --network report's lines."""
+def network(weights, repeats, layers):
+    """The --network report's lines: F(4x4) on ``layers``."""
     import tempfile
     from scripts.harness import random_weights_file, worker_json
     with tempfile.TemporaryDirectory() as folder:
         weights = weights or random_weights_file(folder)
-        args = ["--network", "--weights", weights, "--repeats", str(repeats), "--way"]
+        args = ["--network", "--weights", weights, "--repeats", str(repeats), "--layers",
+                *layers, "--way"]
         both = worker_json("scripts.conv_paths", args + ["both"], "conv_paths")
         rss = {w: worker_json("scripts.conv_paths", args + [w], "conv_paths")["rss_mb"]
                for w in ("direct", "f4x4")}
-    yield (f"VGG16, batch 1, F(4x4) on {', '.join(NETWORK_LAYERS)} (kernels transformed in "
+    yield (f"VGG16, batch 1, F(4x4) on {', '.join(layers)} (kernels transformed in "
            f"each call), median ms of {repeats}, the ways alternating in one process\n")
     yield "| pass | direct ms | F(4x4) ms | F(4x4) / direct |\n|---|---|---|---|"
     for name, times in both["ms"].items():
@@ -211,13 +212,16 @@ def main(argv=None):
                    help="F(4x4) on block3 and block4 inside VGG16's passes")
     p.add_argument("--weights", help="with --network: a VGG16 .h5 file (default: realistic "
                                      "random weights)")
+    p.add_argument("--layers", nargs="+", default=list(NETWORK_LAYERS),
+                   choices=[name for name, *_ in layer_shapes()],
+                   help="with --network: the layers F(4x4) runs (default: block3, block4)")
     p.add_argument("--way", choices=["both", "direct", "f4x4"], help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(network_worker(args.weights, args.repeats, args.way)))
+        print(json.dumps(network_worker(args.weights, args.repeats, args.way, args.layers)))
         return
-    lines = (network(args.weights, args.repeats or 15) if args.network
+    lines = (network(args.weights, args.repeats or 15, args.layers) if args.network
              else table(args.repeats or 7))
     for line in lines:
         print(line)
