@@ -248,8 +248,8 @@ def table(repeats):
             partial(winograd_same, x, u2), partial(winograd_4x4, x, u4, BLOCKS, buffers)]))
     order = (0, 2, 1)  # direct, F(4x4), then F(2x2)
     ms = {(name, p): best_ms(paths[p], repeats) for p in order for name, _, _, paths in layers}
-    transforms = {name: best_ms(partial(kernel_transform_4x4, k, BLOCKS), repeats)
-                  for name, _, k, _ in layers}
+    transforms = {name: best_ms(partial(kernel_transform_4x4, k, BLOCKS, {}), repeats)
+                  for name, _, k, _ in layers}  # U in a workspace, reused (best_ms warms up)
     yield ("| layer | H x W x C -> F | " + " | ".join(f"{p} ms | GFLOP/s" for p in PATHS)
            + " | F(4x4) kernel transform ms | fastest | "
            + " | ".join(f"{p} error" for p in PATHS) + " |")
