@@ -29,7 +29,6 @@ of its own (the bench's target: 750 MB).
 
 import argparse
 import json
-import resource
 import time
 from functools import partial
 
@@ -37,7 +36,7 @@ import numpy as np
 
 from vggnp.nn import spec
 from vggnp.fast.blocks import BLOCKS, INLINE
-from vggnp.fast.direct_conv import correlate_same, padded_images, workspace_array
+from vggnp.fast.direct_conv import correlate_same, padded_copy, workspace_array
 from vggnp.fast.gemm import matmul_add
 from vggnp.nn.im2col import im2col
 from vggnp.fast.winograd import kernel_transform, winograd_same
@@ -68,6 +67,8 @@ def by_columns(a, b, threads, out=None):
     """a @ b, a: (M, K), b: (K, N) -> (M, N) (into out, if given), the columns cut into
     blocks for threads."""
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)) if out is None else out
+    if threads.count == 1:
+        return np.matmul(a, b, out=out)
     step = -(-b.shape[1] // (4 * threads.count))
     threads.run(partial(np.matmul, a, b[:, k:k + step], out=out[:, k:k + step])
                 for k in range(0, b.shape[1], step))
@@ -84,7 +85,8 @@ def winograd_4x4(x, u, threads=INLINE, buffers=None):
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
     th, tw, f = -(-h // 4), -(-w // 4), u.shape[2]
-    xp = padded_images(buffers, "padded", x, ((1, 4 * th + 1 - h), (1, 4 * tw + 1 - w)))
+    xp = padded_copy(buffers, "padded", x, ((1, 4 * th + 1 - h), (1, 4 * tw + 1 - w)),
+                     threads=threads).reshape(n, 4 * th + 2, 4 * tw + 2, c)
     d = workspace_array(buffers, "w4_d", (36, n, th, tw, c), x.dtype)
     threads.run(partial(np.copyto, d[6 * i + j], xp[:, i:i + 4 * th:4, j:j + 4 * tw:4])
                 for i in range(6) for j in range(6))
@@ -133,38 +135,55 @@ NETWORK_LAYERS = ("block3_conv1", "block3_conv2", "block3_conv3", "block4_conv1"
                   "block4_conv2", "block4_conv3")
 
 
-def with_f4x4(layers, on):
-    """From now on FastConv2D runs F(4x4) on ``layers`` when on[0] is true: its path
-    "winograd" with the library's Winograd replaced by :func:`winograd_4x4`, the kernel
-    (or, for dx, the flipped kernel) transformed in each call."""
-    from vggnp.fast import layers as fast_layers
-    from vggnp.fast.layers import FastConv2D, flipped_kernel
-    chosen = FastConv2D.path
+class F4x4Layers:
+    """While entered (``with``), FastConv2D runs F(4x4) on the layers named ``layers``
+    whenever ``on`` is true: their path "winograd", with the library's Winograd replaced
+    by :func:`winograd_4x4` on ``threads``, the kernel (for dx the flipped kernel,
+    copied) transformed in each call into the layer's workspace. On exit the three
+    replaced attributes are restored."""
 
-    def path(layer, x_shape, backward=False):
-        return "winograd" if on[0] and layer.name in layers else chosen(layer, x_shape,
-                                                                        backward)
+    def __init__(self, layers, threads=BLOCKS):
+        self.layers, self.threads, self.on = set(layers), threads, False
 
-    def winograd(x, w, buffers, flipped=False):
+    def __enter__(self):
+        from vggnp.fast import layers as fast_layers
+        self._saved = (fast_layers.FastConv2D.path, fast_layers.kernel_transform,
+                       fast_layers.winograd_same)
+        chosen = fast_layers.FastConv2D.path
+
+        def path(layer, x_shape, backward=False):
+            if self.on and layer.name in self.layers:
+                return "winograd"
+            return chosen(layer, x_shape, backward)
+        fast_layers.FastConv2D.path = path
+        fast_layers.kernel_transform = lambda w: w  # kept as it is: transformed in each call
+        fast_layers.winograd_same = self.winograd
+        return self
+
+    def __exit__(self, *exc):
+        from vggnp.fast import layers as fast_layers
+        (fast_layers.FastConv2D.path, fast_layers.kernel_transform,
+         fast_layers.winograd_same) = self._saved
+
+    def winograd(self, x, w, buffers, flipped=False):
+        """``winograd.winograd_same``'s place: x (N, H, W, C) -> (N, H, W, F), or with
+        flipped, dz (N, H, W, F) -> dx (N, H, W, C)."""
+        from vggnp.fast.layers import flipped_kernel
         kernel = np.ascontiguousarray(flipped_kernel(w)) if flipped else w
-        return winograd_4x4(x, kernel_transform_4x4(kernel, BLOCKS, buffers), BLOCKS, buffers)
-    FastConv2D.path = path
-    fast_layers.kernel_transform = lambda w: w  # kept as it is: transformed in each call
-    fast_layers.winograd_same = winograd
+        return winograd_4x4(x, kernel_transform_4x4(kernel, self.threads, buffers),
+                            self.threads, buffers)
 
 
 def network_worker(weights, repeats, way, layers):
     """{"ms": {pass: {way: [ms...]}}, "rss_mb": peak} in a fresh process: way "both"
     alternates the direct path and F(4x4); "direct" or "f4x4" runs one way (for its RSS)."""
     import vggnp
-    from scripts.harness import PHOTO, in_a_second_thread
+    from scripts.harness import PHOTO, in_a_second_thread, peak_rss_mb
     from vggnp.cli import apply_process_settings
     apply_process_settings(argparse.Namespace(threads=None))
     model, x = vggnp.VGG16.load(weights), vggnp.load_image(PHOTO)
     onehot = np.zeros((1, 1000), np.float32)
     onehot[0, 0] = 1
-    on = [way == "f4x4"]
-    with_f4x4(layers, on)
     passes = {"input gradient": lambda: (model.forward(x), model.backward(
         onehot, start="predictions", from_logits=True)), "Grad-CAM": lambda: vggnp.grad_cam(
         model, x)}
@@ -172,16 +191,17 @@ def network_worker(weights, repeats, way, layers):
     ms = {name: {w: [] for w in ways} for name in passes}
 
     def run():
-        for r in range(repeats + 1):
-            for w in (ways if r % 2 else ways[::-1]):
-                on[0] = w == "f4x4"
-                for name, one_pass in passes.items():
-                    began = time.perf_counter()
-                    one_pass()
-                    if r:  # the first round warms up
-                        ms[name][w].append(1000 * (time.perf_counter() - began))
+        with F4x4Layers(layers) as f4x4:
+            for r in range(repeats + 1):
+                for w in (ways if r % 2 else ways[::-1]):
+                    f4x4.on = w == "f4x4"
+                    for name, one_pass in passes.items():
+                        began = time.perf_counter()
+                        one_pass()
+                        if r:  # the first round warms up
+                            ms[name][w].append(1000 * (time.perf_counter() - began))
     in_a_second_thread(run)
-    return {"ms": ms, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"ms": ms, "rss_mb": peak_rss_mb()}
 
 
 def network(weights, repeats, layers):
@@ -218,6 +238,8 @@ def main(argv=None):
     p.add_argument("--way", choices=["both", "direct", "f4x4"], help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.network and (args.weights or args.layers != list(NETWORK_LAYERS)):
+        p.error("--weights and --layers go with --network")
     if args.worker:
         print(json.dumps(network_worker(args.weights, args.repeats, args.way, args.layers)))
         return
@@ -232,9 +254,9 @@ PATHS = ("direct", "Winograd F(2x2,3x3)", "Winograd F(4x4,3x3)")
 
 def table(repeats):
     """The per-layer table's lines (markdown), then the sums; the threads set as the
-    commands set them. Path by path over all layers, F(2x2) last: its products leave
-    NumPy's BLAS threads spinning a while, which slowed the block threads' paths timed
-    after it (block3_conv1's direct path 14.7 ms against 7.4)."""
+    commands set them. Path by path over all layers (direct, F(4x4), F(4x4)'s kernel
+    transforms), F(2x2) last: its products leave NumPy's BLAS threads spinning a while,
+    which slowed the block threads' paths timed after it."""
     from vggnp.cli import apply_process_settings
     apply_process_settings(argparse.Namespace(threads=None))
     r = np.random.default_rng(0)
@@ -245,11 +267,11 @@ def table(repeats):
         u2, u4, buffers = kernel_transform(k), kernel_transform_4x4(k, BLOCKS), {}
         layers.append((name, x, k, [
             partial(correlate_same, x, k, buffers, threads=BLOCKS),
-            partial(winograd_same, x, u2), partial(winograd_4x4, x, u4, BLOCKS, buffers)]))
-    order = (0, 2, 1)  # direct, F(4x4), then F(2x2)
-    ms = {(name, p): best_ms(paths[p], repeats) for p in order for name, _, _, paths in layers}
+            partial(winograd_same, x, u2, {}), partial(winograd_4x4, x, u4, BLOCKS, buffers)]))
+    ms = {(name, p): best_ms(paths[p], repeats) for p in (0, 2) for name, _, _, paths in layers}
     transforms = {name: best_ms(partial(kernel_transform_4x4, k, BLOCKS, {}), repeats)
                   for name, _, k, _ in layers}  # U in a workspace, reused (best_ms warms up)
+    ms.update({(name, 1): best_ms(paths[1], repeats) for name, _, _, paths in layers})
     yield ("| layer | H x W x C -> F | " + " | ".join(f"{p} ms | GFLOP/s" for p in PATHS)
            + " | F(4x4) kernel transform ms | fastest | "
            + " | ".join(f"{p} error" for p in PATHS) + " |")

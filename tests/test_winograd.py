@@ -104,3 +104,51 @@ def test_the_measured_f4x4_path_equals_im2col():
             u = kernel_transform_4x4(w, threads)
             np.testing.assert_allclose(winograd_4x4(x, u, threads), reference(x, w),
                                        rtol=1e-10, atol=1e-10)
+
+
+def test_the_measured_f4x4_path_writes_before_it_reads_its_workspaces():
+    """The workspaces conv_paths' F(4x4) reuses (its network timing passes the model's):
+    one dict across shapes, the largest first, every array in it then filled with NaN;
+    the smaller convs read nothing that they did not write (M zeroed before the products
+    add into it, the padded input's border written each call)."""
+    from scripts.conv_paths import kernel_transform_4x4, winograd_4x4
+    r = np.random.default_rng(5)
+    buffers = {}
+    for k, (shape, f) in enumerate([((2, 12, 16, 8), 6), ((1, 6, 10, 4), 3),
+                                    ((1, 8, 8, 5), 5)]):
+        x, w = r.standard_normal(shape), r.standard_normal((3, 3, shape[3], f))
+        got = winograd_4x4(x, kernel_transform_4x4(w, buffers=buffers), buffers=buffers)
+        np.testing.assert_allclose(got, reference(x, w), rtol=1e-10, atol=1e-10)
+        if k == 0:
+            assert {"padded", "w4_d", "w4_v", "w4_m", "w4_y", "w4_u"} <= set(buffers)
+            for array in buffers.values():
+                array[...] = np.nan
+
+
+def test_the_measured_f4x4_in_a_layer_is_the_lessons_forward_and_dx():
+    """conv_paths' F4x4Layers (what --network times): a FastConv2D it names runs F(4x4)
+    forward and, with the kernel flipped, for dx, each within 1e-10 of the lesson's
+    Conv2D in float64; one it does not name keeps its path; on exit the library's own
+    path, kernel transform and Winograd are back."""
+    from scripts.conv_paths import F4x4Layers
+    from vggnp.fast import layers as fast_layers
+    from vggnp.fast.blocks import INLINE
+    from vggnp.fast.layers import FastConv2D
+    from vggnp.nn.layers import Conv2D
+    saved = (FastConv2D.path, fast_layers.kernel_transform, fast_layers.winograd_same)
+    r = np.random.default_rng(6)
+    x, w, b = r.standard_normal((2, 8, 12, 5)), r.standard_normal((3, 3, 5, 4)), \
+        r.standard_normal(4)
+    named, other = (FastConv2D(name, w, b, buffers={}) for name in ("c", "d"))
+    lesson = Conv2D("c", w, b)
+    with F4x4Layers({"c"}, INLINE) as f4x4:
+        f4x4.on = True
+        assert named.path(x.shape) == named.path(x.shape, backward=True) == "winograd"
+        assert other.path(x.shape) == "direct"
+        out, expected = named.forward(x), lesson.forward(x)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+        dout = r.standard_normal(out.shape)
+        np.testing.assert_allclose(named.backward(dout), lesson.backward(dout),
+                                   rtol=1e-10, atol=1e-10)
+    assert (FastConv2D.path, fast_layers.kernel_transform, fast_layers.winograd_same) == saved
+    assert named.path(x.shape) == "direct"

@@ -47,9 +47,9 @@ def relu_gradient_into(dx, dout, out, guided=False):
     """``activation_functions.relu_gradient`` written into dx: dx = dout * (out > 0)
     (guided: max(dout, 0) * (out > 0)); dx, dout, out: any shape, the same. The mask is
     written into dx as 0.0 and 1.0 and multiplied there: NumPy's product with the boolean
-    mask casts it inside the loop, up to 9 % slower on VGG16's maps (``python -m
-    scripts.relu_bench``'s first table, docs/speed.md). The same numbers, signed zeros
-    included (tests/test_fast_relu.py). Returns dx."""
+    mask casts it inside the loop, 7-13 % slower on VGG16's maps in eight readings of
+    nine (``python -m scripts.relu_bench``'s first table, docs/speed.md). The same
+    numbers, signed zeros included (tests/test_fast_relu.py). Returns dx."""
     gradient = relu_function(dout) if guided else np.asarray(dout)
     if np.may_share_memory(dx, gradient):  # the mask would overwrite the gradient first
         return relu_gradient(gradient, out, into=dx)
