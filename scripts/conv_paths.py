@@ -52,15 +52,16 @@ A_T4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                  [0, 1, -1, 8, -8, 1]], float)
 
 
-def kernel_transform_4x4(w, threads=INLINE, buffers=None):
+def kernel_transform_4x4(w, threads=INLINE, buffers=None, flipped=False):
     """w: (3, 3, C, F) -> U: (36, C, F), U[6*a + b] = (G g G^T)[a, b] for every (c, f):
-    one product, (G kron G) (36, 9) @ w's nine taps (9, C*F). buffers: a workspace dict
-    (``direct_conv.workspace_array``) to write U into, reused by the next call."""
-    g = w.reshape(9, -1)
+    one product, (G kron G) (36, 9) @ w's nine taps (9, C*F); flipped: the flipped
+    kernel's (dx's), its taps in reverse order (no copy), each U[k] to be used transposed.
+    buffers: a workspace dict to write U into, reused by the next call."""
+    g, kg = w.reshape(9, -1), np.kron(G4, G4).astype(w.dtype)
     out = None if buffers is None else workspace_array(buffers, "w4_u", (36, g.shape[1]),
                                                        w.dtype)
-    return by_columns(np.kron(G4, G4).astype(w.dtype), g, threads, out).reshape(
-        36, *w.shape[2:])
+    kg = np.ascontiguousarray(kg[:, ::-1]) if flipped else kg
+    return by_columns(kg, g, threads, out).reshape(36, *w.shape[2:])
 
 
 def by_columns(a, b, threads, out=None):
@@ -75,16 +76,18 @@ def by_columns(a, b, threads, out=None):
     return out
 
 
-def winograd_4x4(x, u, threads=INLINE, buffers=None):
+def winograd_4x4(x, u, threads=INLINE, buffers=None, transposed=False):
     """x: (N, H, W, C), u: (36, C, F) -> (N, H, W, F), 3x3 "same"; 4x4 output tiles read
     6x6 inputs, four apart (H, W padded up to multiples of 4, the extra outputs dropped).
     Each transform is one product with a Kronecker matrix over a tile's 36 (or 16) values:
     the tiles gathered into d (36, tiles*C), V = (B^T kron B^T) d, M[k] = V[k] @ U[k] for
     the 36 positions k, Y = (A^T kron A^T) M (16, tiles*F), scattered into the output.
-    buffers: a workspace dict for the padded input, d, V, M and Y (default: new arrays)."""
+    buffers: a workspace dict for the padded input, d, V, M and Y (default: new arrays).
+    transposed: u (36, F, C) from ``kernel_transform_4x4(w, flipped=True)``, each U[k]
+    used transposed (BLAS's flag): dx of the conv of w, x then dz (N, H, W, F)."""
     buffers = {} if buffers is None else buffers
     n, h, w, c = x.shape
-    th, tw, f = -(-h // 4), -(-w // 4), u.shape[2]
+    th, tw, f = -(-h // 4), -(-w // 4), u.shape[1 if transposed else 2]
     xp = padded_copy(buffers, "padded", x, ((1, 4 * th + 1 - h), (1, 4 * tw + 1 - w)),
                      threads=threads).reshape(n, 4 * th + 2, 4 * tw + 2, c)
     d = workspace_array(buffers, "w4_d", (36, n, th, tw, c), x.dtype)
@@ -97,7 +100,7 @@ def winograd_4x4(x, u, threads=INLINE, buffers=None):
 
     def position(k):  # M[k] = V[k] @ U[k]
         m[k] = 0
-        matmul_add(v[k], u[k], m[k])
+        matmul_add(v[k], u[k].T if transposed else u[k], m[k])
     threads.run(partial(position, k) for k in range(36))
     y = by_columns(np.kron(A_T4, A_T4).astype(x.dtype), m.reshape(36, -1), threads,
                    workspace_array(buffers, "w4_y", (16, m[0].size), x.dtype))
@@ -138,8 +141,9 @@ NETWORK_LAYERS = ("block3_conv1", "block3_conv2", "block3_conv3", "block4_conv1"
 class F4x4Layers:
     """While entered (``with``), FastConv2D runs F(4x4) on the layers named ``layers``
     whenever ``on`` is true: their path "winograd", with the library's Winograd replaced
-    by :func:`winograd_4x4` on ``threads``, the kernel (for dx the flipped kernel,
-    copied) transformed in each call into the layer's workspace. On exit the three
+    by :func:`winograd_4x4` on ``threads``, the kernel (for dx the flipped kernel's
+    transform, taken from the kernel's taps in reverse order) transformed in each call
+    into the layer's workspace. On exit the three
     replaced attributes are restored."""
 
     def __init__(self, layers, threads=BLOCKS):
@@ -168,10 +172,8 @@ class F4x4Layers:
     def winograd(self, x, w, buffers, flipped=False):
         """``winograd.winograd_same``'s place: x (N, H, W, C) -> (N, H, W, F), or with
         flipped, dz (N, H, W, F) -> dx (N, H, W, C)."""
-        from vggnp.fast.layers import flipped_kernel
-        kernel = np.ascontiguousarray(flipped_kernel(w)) if flipped else w
-        return winograd_4x4(x, kernel_transform_4x4(kernel, self.threads, buffers),
-                            self.threads, buffers)
+        u = kernel_transform_4x4(w, self.threads, buffers, flipped)
+        return winograd_4x4(x, u, self.threads, buffers, transposed=flipped)
 
 
 def network_worker(weights, repeats, way, layers):
