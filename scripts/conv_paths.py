@@ -50,6 +50,7 @@ G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
 A_T4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                  [0, 1, -1, 8, -8, 1]], float)
+KRON_B, KRON_G, KRON_A = np.kron(B_T4, B_T4), np.kron(G4, G4), np.kron(A_T4, A_T4)  # 2-D, flat
 
 
 def kernel_transform_4x4(w, threads=INLINE, buffers=None, flipped=False):
@@ -57,7 +58,7 @@ def kernel_transform_4x4(w, threads=INLINE, buffers=None, flipped=False):
     one product, (G kron G) (36, 9) @ w's nine taps (9, C*F); flipped: the flipped
     kernel's (dx's), its taps in reverse order (no copy), each U[k] to be used transposed.
     buffers: a workspace dict to write U into, reused by the next call."""
-    g, kg = w.reshape(9, -1), np.kron(G4, G4).astype(w.dtype)
+    g, kg = w.reshape(9, -1), KRON_G.astype(w.dtype)
     out = None if buffers is None else workspace_array(buffers, "w4_u", (36, g.shape[1]),
                                                        w.dtype)
     kg = np.ascontiguousarray(kg[:, ::-1]) if flipped else kg
@@ -93,7 +94,7 @@ def winograd_4x4(x, u, threads=INLINE, buffers=None, transposed=False):
     d = workspace_array(buffers, "w4_d", (36, n, th, tw, c), x.dtype)
     threads.run(partial(np.copyto, d[6 * i + j], xp[:, i:i + 4 * th:4, j:j + 4 * tw:4])
                 for i in range(6) for j in range(6))
-    v = by_columns(np.kron(B_T4, B_T4).astype(x.dtype), d.reshape(36, -1), threads,
+    v = by_columns(KRON_B.astype(x.dtype), d.reshape(36, -1), threads,
                    workspace_array(buffers, "w4_v", (36, d[0].size), x.dtype))
     v = v.reshape(36, n * th * tw, c)
     m = workspace_array(buffers, "w4_m", (36, n * th * tw, f), x.dtype)
@@ -102,7 +103,7 @@ def winograd_4x4(x, u, threads=INLINE, buffers=None, transposed=False):
         m[k] = 0
         matmul_add(v[k], u[k].T if transposed else u[k], m[k])
     threads.run(partial(position, k) for k in range(36))
-    y = by_columns(np.kron(A_T4, A_T4).astype(x.dtype), m.reshape(36, -1), threads,
+    y = by_columns(KRON_A.astype(x.dtype), m.reshape(36, -1), threads,
                    workspace_array(buffers, "w4_y", (16, m[0].size), x.dtype))
     y = y.reshape(4, 4, n, th, tw, f)
     z = np.empty((n, th, 4, tw, 4, f), x.dtype)
@@ -143,8 +144,7 @@ class F4x4Layers:
     whenever ``on`` is true: their path "winograd", with the library's Winograd replaced
     by :func:`winograd_4x4` on ``threads``, the kernel (for dx the flipped kernel's
     transform, taken from the kernel's taps in reverse order) transformed in each call
-    into the layer's workspace. On exit the three
-    replaced attributes are restored."""
+    into the layer's workspace. On exit the three replaced attributes are restored."""
 
     def __init__(self, layers, threads=BLOCKS):
         self.layers, self.threads, self.on = set(layers), threads, False

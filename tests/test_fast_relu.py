@@ -131,7 +131,7 @@ def test_relu_gradient_is_dout_times_the_mask_bit_for_bit(guided, where):
     """``relu_gradient_into`` (the mask written into dx as 0.0/1.0, then multiplied
     there) gives dout * (out > 0) as the lesson's product with the boolean mask gives it
     (``relu_gradient``), bit for bit: signed zeros, NaN and inf in dout or out included;
-    into a new array, or into dout itself (the mask may not overwrite the gradient
+    into another array, or into dout itself (the mask may not overwrite the gradient
     first)."""
     from vggnp.fast.layers import relu_gradient_into
     from vggnp.nn.activation_functions import relu_gradient
