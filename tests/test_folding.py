@@ -161,9 +161,9 @@ def test_a_pass_leaves_one_set_of_caches_per_conv():
 
 
 def test_what_is_made_from_weights_is_made_again_only_when_they_are_replaced():
-    """nn.made.MadeFrom, the one cache of LRP's kernels, the folds and Winograd's
-    transforms: kept while the very arrays stay (an equal copy is another array), made
-    again once one is replaced, never kept when too big, shared by a layer's replicas."""
+    """nn.made.MadeFrom, the one cache of LRP's kernels and the folds: kept while the very
+    arrays stay (an equal copy is another array), made again once one is replaced, never
+    kept when too big, shared by a layer's replicas."""
     from vggnp.nn.layers import Conv2D
     from vggnp.nn.made import MadeFrom
     calls = []

@@ -17,8 +17,8 @@ machine it took as long as OpenBLAS's own two threads (docs/speed.md).
 
 Tasks must write disjoint parts of their outputs; they run in any order. A layer cuts its
 products for the runner it was built with: ``BLOCKS`` for VGG16's (``models/vgg16.py``),
-whose forward and input-gradient products are all cut (not Winograd's, off by default,
-nor the parameter gradients'), and so are its pools, ReLU masks and padded copies, in
+whose forward and input-gradient products are all cut (Winograd's too; not the
+parameter gradients'), and so are its pools, ReLU masks and padded copies, in
 bands of rows (``pooling.py``, ``layers.FastConv2D``, ``direct_conv.padded_copy``);
 ``INLINE`` (the caller's thread, BLAS as set) for the Keras graphs', where products that
 are not cut (strided im2col convs, pointwise convs) run on OpenBLAS's threads, and

@@ -1,4 +1,5 @@
-"""out += a @ b in place: the one matrix product NumPy cannot do, for ``direct_conv``.
+"""out += a @ b in place: the one matrix product NumPy cannot do, for ``direct_conv`` (and
+out = a @ b into a block of a larger array, for ``winograd``).
 
 BLAS computes ``C = alpha * A @ B + beta * C``; NumPy's ``@`` always uses beta = 0 (it can
 only overwrite), so summing nine products into one output block would need a temporary
@@ -39,20 +40,36 @@ def matmul_add(a, b, out):
     array); b may be C- or F-contiguous (a transposed view: BLAS's transpose flag). For
     anything else, or with no usable BLAS, NumPy's ``out += a @ b``. Returns out.
     """
+    return _gemm(a, b, out, 1.0)
+
+
+def matmul_into(a, b, out):
+    """out = a @ b (BLAS's beta = 0), the arrays as ``matmul_add``'s: out may be a block of
+    columns of a larger array, written in place (NumPy's ``matmul(out=)`` would multiply
+    into a temporary and copy). Returns out."""
+    return _gemm(a, b, out, 0.0)
+
+
+def _gemm(a, b, out, beta):
+    """out = a @ b + beta * out, beta 0 or 1, through BLAS where it reads the arrays."""
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] \
             or out.shape != (a.shape[0], b.shape[1]):
-        raise ValueError(f"matmul_add: shapes {a.shape} @ {b.shape} into {out.shape}")
+        raise ValueError(f"matmul: shapes {a.shape} @ {b.shape} into {out.shape}")
     if not out.flags.writeable:
-        raise ValueError("matmul_add: out is read-only")
+        raise ValueError("matmul: out is read-only")
     gemm = blas_functions().get(out.dtype)
-    if gemm is None or not _blas_add(gemm, a, b, out):
+    if gemm is not None and _blas_add(gemm, a, b, out, beta):
+        return out
+    if beta:
         out += a @ b
+    else:
+        out[...] = a @ b
     return out
 
 
-def _blas_add(gemm, a, b, out):
-    """out += a @ b through the ctypes function gemm; False (nothing done) if the arrays'
-    layout is not one BLAS reads in place."""
+def _blas_add(gemm, a, b, out, beta=1.0):
+    """out = a @ b + beta * out through the ctypes function gemm; False (nothing done) if
+    the arrays' layout is not one BLAS reads in place."""
     rows_a, rows_out = _row_stride(a), _row_stride(out)
     b_trans, ldb = _b_layout(b)
     if a.dtype != out.dtype or b.dtype != out.dtype or None in (rows_a, rows_out, ldb):
@@ -60,7 +77,9 @@ def _blas_add(gemm, a, b, out):
     (m, k), n = a.shape, b.shape[1]
     if m and n and k:
         gemm(ROW_MAJOR, NO_TRANS, b_trans, m, n, k, 1.0, a.ctypes.data, rows_a,
-             b.ctypes.data, ldb, 1.0, out.ctypes.data, rows_out)
+             b.ctypes.data, ldb, beta, out.ctypes.data, rows_out)
+    elif not beta:
+        out[...] = 0
     return True
 
 

@@ -9,7 +9,9 @@ output rows at a time (``im2col_in_bands``); dx of fewer than FLIPPED_KERNEL_MIN
 input channels is col2im by planes, a strided conv's the textbook col2im; every path's dW
 reads im2col a window row at a time (``unfold.py``). Each path is tested against the
 textbook one (``tests/test_fast_conv.py``, ``tests/test_few_channel_conv.py``,
-``tests/test_winograd.py``); ``python -m vggnp.trace --paths`` says which path each layer
+``tests/test_winograd.py``). Winograd F(4x4, 3x3) replaces either sum of a "same" 3x3 conv of
+256 to 256 channels (``winograd.winograd_pays``: VGG16's block3_conv2 and block3_conv3).
+``python -m vggnp.trace --paths`` says which path each layer
 of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
 """
@@ -23,7 +25,7 @@ from ..nn.layers import Conv2D, Dense
 from .blocks import INLINE
 from .direct_conv import UsesWorkspace, correlate, correlate_input, full_pads
 from .unfold import col2im_planes, im2col_rows, window_rows
-from .winograd import kernel_transform, winograd_pays, winograd_same
+from .winograd import winograd_input, winograd_pays, winograd_same
 
 # Below this many input channels the backward's dx is col2im's sum, by planes
 # (``unfold.col2im_planes``): for VGG16's first layer (C = 3) the flipped-kernel sum would
@@ -80,10 +82,10 @@ class FastConv2D(UsesWorkspace, Conv2D):
     the "full" one). Up to UNFOLDED_MAX_CHANNELS input channels the forward is im2col's
     product in bands (``im2col_in_bands``); below FLIPPED_KERNEL_MIN_CHANNELS dx is col2im's sum
     by planes (``unfold.col2im_planes``).
-    Winograd F(2x2, 3x3) replaces either sum of a 3x3 "same" conv where
-    :func:`winograd_pays` (off by default). A ReLU (VGG16's) is taken in the direct
-    sum's blocks of rows (and im2col's bands), and its backward writes dz where dx's sum
-    reads it: two passes over each map fewer (``forward``, ``activation_backward``).
+    Winograd F(4x4, 3x3) replaces either sum of a 3x3 "same" conv where
+    :func:`winograd_pays`. A ReLU (VGG16's) is taken in the direct sum's blocks of rows
+    (and im2col's bands, Winograd's output bands), and its backward writes dz where dx's
+    sum reads it: two passes over each map fewer (``forward``, ``activation_backward``).
     buffers: the padded-input workspace, shared by the model's conv layers (they run one
     at a time) and reused across calls. threads: the ``blocks.BlockThreads`` its products
     are cut for (every path's: VGG16's layers; default ``INLINE``, not cut).
@@ -95,15 +97,18 @@ class FastConv2D(UsesWorkspace, Conv2D):
         self.threads = threads
 
     def forward(self, x):
-        """x: (N, H, W, C) -> out: (N, H', W', F), as the lesson's; a ReLU after a "direct"
-        sum or an "im2col" product is taken in its blocks or bands of rows, while each is
-        in cache (``correlate``'s relu, ``im2col_in_bands``), and kept as the ReLU's output."""
+        """x: (N, H, W, C) -> out: (N, H', W', F), as the lesson's; a ReLU is taken in the
+        path's blocks or bands of rows, while each is in cache (``correlate``'s relu,
+        ``im2col_in_bands``, ``winograd_same``), and kept as the ReLU's output."""
         path = self.path(np.shape(x))
-        if self.activation_name != "relu" or path == "winograd":
+        if self.activation_name != "relu":
             return super().forward(x)
         self.x = np.asarray(x, dtype=self.w.dtype)
         if path == "im2col":
             return self.activation.keep_output(self.im2col_in_bands(self.x, relu=True))
+        if path == "winograd":
+            return self.activation.keep_output(winograd_same(
+                self.x, self.w, self.buffers, threads=self.threads, bias=self.b, relu=True))
         return self.activation.keep_output(correlate(self.x, self.w, self.buffers,
                                                      self.pads(self.x.shape), bias=self.b,
                                                      threads=self.threads, relu=True))
@@ -113,10 +118,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         if path == "im2col":
             return self.im2col_in_bands(x)
         if path == "winograd":
-            z = winograd_same(x, self.made_from_weights(
-                "winograd", lambda w, b: kernel_transform(w)), self.buffers)
-            z += self.b
-            return z
+            return winograd_same(x, self.w, self.buffers, threads=self.threads, bias=self.b)
         return correlate(x, self.w, self.buffers, self.pads(x.shape), bias=self.b,
                          threads=self.threads)
 
@@ -154,8 +156,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
         if path == "planes":
             return self._by_planes(dz)
         if path == "winograd":
-            return winograd_same(dz, self.made_from_weights(
-                "winograd", lambda w, b: kernel_transform(w)), self.buffers, flipped=True)
+            return winograd_same(dz, self.w, self.buffers, threads=self.threads, flipped=True)
         return correlate(dz, self._flipped_kernel(), self.buffers,
                          full_pads(*self.w.shape[:2], self.pads(self.x.shape)),
                          threads=self.threads)
@@ -163,7 +164,7 @@ class FastConv2D(UsesWorkspace, Conv2D):
     def activation_backward(self, dout, options):
         """dout: (N, H', W', F) -> dz, as the lesson's (``Layer.activation_backward``); a
         ReLU's, plain or guided (``relu_gradient_into``), in bands of rows for ``threads`` (one
-        band for one thread), written where dx's sum reads it (``direct_conv.dx_input``:
+        band for one thread), written where dx's sum reads it (``_dz_array``:
         no copy there)."""
         if self.activation_name != "relu" or options.from_logits or options.deconvnet:
             return super().activation_backward(dout, options)
@@ -175,9 +176,13 @@ class FastConv2D(UsesWorkspace, Conv2D):
         return dz
 
     def _dz_array(self, shape, dtype):
-        """Where the ReLU's backward writes dz (N, H', W', F): on the "direct" path, the
-        workspace array where dx's ``correlate`` reads its padded input; else a new array."""
-        if self.path(self.x.shape, backward=True) != "direct":
+        """Where the ReLU's backward writes dz (N, H', W', F): on the "direct" and
+        "winograd" paths, the workspace array where dx's sum reads its padded input; else
+        a new array."""
+        path = self.path(self.x.shape, backward=True)
+        if path == "winograd":
+            return winograd_input(self.buffers, shape, dtype, self.w.shape[2])
+        if path != "direct":
             return np.empty(shape, dtype)
         return correlate_input(self.buffers, shape, dtype,
                                full_pads(*self.w.shape[:2], self.pads(self.x.shape)))

@@ -1,6 +1,6 @@
 """What is made from a layer's weights -- LRP's w+ and w-, a BatchNorm folded into the
-kernel before it, Winograd's transformed kernels -- made once and kept until the weights
-are replaced: one cache, one rule for when it is stale."""
+kernel before it -- made once and kept until the weights are replaced: one cache, one rule
+for when it is stale."""
 
 
 class MadeFrom:
