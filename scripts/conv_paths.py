@@ -18,7 +18,8 @@ an idle machine and are never asserted in tests.
 
 --network: VGG16's input gradient and Grad-CAM (as ``scripts/bench.py`` times them) with
 the library's F(4x4) where it pays (``--max-pairs``: where C*F is at most that, instead
-of ``winograd.MAX_PAIRS``; 262144 takes block4 and block5 too) against the direct path
+of ``winograd.MAX_PAIRS``; 262144 takes block4 too, block5's 14x14 maps not being whole
+tiles) against the direct path
 everywhere, the two ways alternating in one process, in a second thread as the commands
 run; then each way's peak RSS in a process of its own (the bench's target: 750 MB).
 """

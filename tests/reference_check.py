@@ -99,7 +99,7 @@ def _align_pool(layer, before, theirs):
     pool's output is taken again from its input: a ReLU unit that ``_align_relu`` set to
     TF's 0 may have been its window's maximum (a window of zeros and one positive unit
     rounded above 0), and the kept maximum would then match nothing in the window, whose
-    gradient went nowhere (seen with Winograd F(4x4)'s rounding, scripts/conv_paths.py)."""
+    gradient went nowhere (seen with Winograd F(4x4)'s rounding, ``vggnp/fast/winograd.py``)."""
     assert relative_to_max(layer.x, before) <= 1e-4, layer.name
     n, h, w, c = layer.x.shape                          # VGG16's 2x2 windows, stride 2
     layer.out[...] = np.asarray(layer.x).reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))

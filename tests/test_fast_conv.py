@@ -167,7 +167,7 @@ def test_matmul_add_without_a_usable_blas_takes_numpys_way(monkeypatch):
 @pytest.mark.parametrize("c, f", [(3, 64), (64, 64), (128, 256), (256, 512), (512, 512)])
 def test_float32_error_at_vgg16_widths(c, f):
     """float32 correlate_same (forward, and backward with the flipped kernel view) vs the
-    float64 sum, relative to the output's max magnitude: within 5e-6, as Winograd's
+    float64 sum, relative to the output's max magnitude: within 5e-6, as Winograd F(2x2)'s
     (tests/test_winograd.py); the one-GEMM im2col path's own error printed beside it."""
     from vggnp.fast.layers import flipped_kernel
     r = np.random.default_rng(5)

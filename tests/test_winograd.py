@@ -13,7 +13,7 @@ from vggnp.fast.winograd import (F2X2, F4X4, kernel_transform, winograd_input,
 from vggnp.nn.im2col import col2im, im2col
 
 # float32 F(4x4) against the float64 sum, relative to the output's largest magnitude, at
-# VGG16's widths: measured 2.5e-6 to 7.1e-6 (F(2x2)'s and the direct sum's 2e-7 to 7e-7;
+# VGG16's widths: measured 2.5e-6 to 7.1e-6 (F(2x2)'s and one im2col product's 2e-7 to 7e-7;
 # ``pytest -s`` prints them).
 F4X4_FLOAT32_BOUND = 1.5e-5
 
@@ -134,8 +134,8 @@ def test_an_input_written_in_the_workspace_is_read_there():
 
 def test_conv2d_takes_winograd_where_it_pays_forward_and_backward(monkeypatch):
     """A 256 -> 256 3x3 "same" layer runs F(4x4) forward and for dx (counted), each
-    within 1e-10 of the lesson's Conv2D in float64, the ReLU's dz written where dx's sum
-    reads it; thinner, wider, strided, "valid" and 5x5 layers keep their paths."""
+    within 1e-10 of the lesson's Conv2D in float64; thinner, wider, strided, "valid", 5x5
+    and overhanging layers keep their paths."""
     from vggnp.fast import layers
     from vggnp.nn.layers import Conv2D
     calls = []

@@ -22,9 +22,9 @@ where F(2x2)'s constants (0, +-1, 1/2) are exact and small: its float32 error is
 stated and held in ``tests/test_winograd.py`` with the float64 identity.
 
 Memory: everything lies in the workspace the layers share for their padded inputs, after
-the padded x: V and M (for a chunk of tile rows at a time in a large image), and U (t*t/9
-of the kernel: F(4x4)'s is 4x, 118 MB for VGG16's block3 and block4 if kept) made in
-each call, a block of the kernel's input channels at a time.
+the padded x: V and M of one image (of a chunk of its tile rows, in a large image) and U
+(t*t/9 of the kernel: F(4x4)'s is 4x, 118 MB for VGG16's block3 and block4 if kept),
+made for each image (and chunk) again, a block of the kernel's third axis at a time.
 """
 
 from functools import partial
@@ -69,13 +69,14 @@ F4X4 = minimal([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                 [0, 1, -1, 8, -8, 1]])
 
 # Which layers take it (``winograd_pays``), from VGG16's passes on a 2-core VM (docs/speed.md,
-# ``python -m scripts.conv_paths --network`` and the per-layer timings beside it): F(4x4)
-# was faster than the direct sum from 256 input and output channels on; block3_conv1 (128
-# -> 256) gained nothing. Block4's (512 channels) gained too with their transforms whole
-# (38 MB each), past the 750 MB peak-RSS target of one image. So at most MAX_PAIRS channel
-# pairs C*F (block3's 256 x 256), and sides in whole tiles (VGG16's 56 x 56 at 224 x 224):
-# where tiles overhang the image (ResNet50's 14 x 14 maps, 2/16 of each side's outputs
-# computed and dropped) it was not measured.
+# ``python -m scripts.conv_paths --network``; ad hoc per-layer timings in the network, the
+# 2026-12-05 third session): F(4x4) was faster than the direct sum on the 256- and
+# 512-channel layers measured there, but for block3_conv1 (128 -> 256: within 0.4 ms);
+# block2 was measured alone only. Block4's gain came with its transforms whole (38 MB
+# each), past the 750 MB peak-RSS target of one image; in blocks it was not measured. So
+# at most MAX_PAIRS channel pairs C*F (block3's 256 x 256), and sides in whole tiles
+# (VGG16's 56 x 56 at 224 x 224): where tiles overhang the image (ResNet50's 14 x 14 maps,
+# 2/16 of each side's outputs computed and dropped) it was not measured.
 MIN_CHANNELS = 256
 MAX_PAIRS = 256 * 256
 # How a conv is cut (``plan``): V and M a chunk of at most CHUNK_BYTES of tile rows at a
@@ -89,8 +90,8 @@ U_BLOCK = 128
 def winograd_pays(x_shape, w_shape):
     """True where F(4x4) computes a 3x3 stride-1 "same" conv of an input of ``x_shape``
     (N, H, W, C) with a kernel of ``w_shape`` (KH, KW, C, F): a 3x3 kernel, C and F at
-    least MIN_CHANNELS, C*F at most MAX_PAIRS, H and W multiples of F4X4's tile. The
-    caller checks stride and padding."""
+    least MIN_CHANNELS, C*F at most MAX_PAIRS, H and W multiples of 4 (F4X4's output
+    tile). The caller checks stride and padding."""
     c, f = w_shape[2:]
     whole_tiles = x_shape[1] % F4X4.m == 0 and x_shape[2] % F4X4.m == 0
     return (w_shape[:2] == (3, 3) and min(c, f) >= MIN_CHANNELS and c * f <= MAX_PAIRS
@@ -164,10 +165,11 @@ def winograd_same(x, w, buffers, scheme=F4X4, threads=INLINE, bias=None, relu=Fa
     x: (N, H, W, C), w: (3, 3, C, F), bias: (F,) or None -> z: (N, H, W, F).
     H and W are padded up to multiples of m (the extra outputs computed and dropped).
     All in the workspace "padded" (buffers: the layers' workspace dict), after the padded
-    x, a chunk of one image's tile rows at a time (``plan``): V (t*t, tiles, C) made a
-    band of tile rows at a time; the products M (t*t, tiles, F), U made a block of w's
-    third axis at a time (``Chunk.multiply``); Y made a band at a time and written into z
-    with the bias and the ReLU.
+    x, one image at a time, a chunk of its tile rows at a time (``plan``: all of them at
+    VGG16's sizes): V (t*t, tiles, C) made a band of tile rows at a time; U made here, a
+    block of w's third axis at a time, and the products M (t*t, tiles, F) summed over the
+    blocks (``Chunk.multiply``); Y made a band at a time and written into z with the bias
+    and the ReLU.
     """
     n, h, wd, c = x.shape
     f = w.shape[2] if flipped else w.shape[3]
