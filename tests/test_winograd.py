@@ -3,6 +3,8 @@ reference: the same sum to float64 rounding (forward and dx, sides not multiples
 tile included, on one thread and cut for two), within the stated bound of the float64
 result in float32 at VGG16's layer shapes, and taken by ``FastConv2D`` where it pays."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,9 @@ def reference(x, w):
     return (col @ w.astype(np.float64).reshape(9 * c, -1)).reshape(n, h, wd, -1)
 
 
+@functools.cache
 def two_threads():
+    """One runner of two threads for the module (its helper thread lives on, idle)."""
     threads = BlockThreads()
     threads.use(2)
     return threads

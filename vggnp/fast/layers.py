@@ -9,10 +9,10 @@ output rows at a time (``im2col_in_bands``); dx of fewer than FLIPPED_KERNEL_MIN
 input channels is col2im by planes, a strided conv's the textbook col2im; every path's dW
 reads im2col a window row at a time (``unfold.py``). Each path is tested against the
 textbook one (``tests/test_fast_conv.py``, ``tests/test_few_channel_conv.py``,
-``tests/test_winograd.py``). Winograd F(4x4, 3x3) replaces either sum of a "same" 3x3 conv of
-256 to 256 channels (``winograd.winograd_pays``: VGG16's block3_conv2 and block3_conv3).
-``python -m vggnp.trace --paths`` says which path each layer
-of VGG16 takes on this machine. ``FastDense`` is the lesson's
+``tests/test_winograd.py``). Winograd F(4x4, 3x3) replaces either sum of a "same" 3x3 conv
+of 256 to 256 channels in whole 4x4 tiles (``winograd.winograd_pays``: VGG16's
+block3_conv2 and block3_conv3). ``python -m vggnp.trace --paths`` says which path each
+layer of VGG16 takes on this machine. ``FastDense`` is the lesson's
 ``Dense`` with its large products cut into blocks for several threads (``blocks.py``).
 """
 

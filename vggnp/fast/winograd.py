@@ -247,42 +247,45 @@ class Chunk(NamedTuple):
         (tile (ty, tx) reads rows m*ty.., columns m*tx..) into d (t*t, band tiles * C),
         in M's space (not in use yet), then V[:, band] = KB @ d."""
         m, t = scheme.m, scheme.m + 2
-        tw, c = self.z.shape[2], self.xp.shape[2]
-        d = _band_of(self.d_space, rows.start - self.rows.start, (t, t, rows.stop - rows.start,
-                                                                  tw, c))
+        tiles = self._tiles(rows)
+        d = _band_of(self.d_space, tiles, (t * t, tiles.stop - tiles.start, self.v.shape[2]))
         # every t x t window of xp, m apart: (th, tw, C, t, t), a view
         windows = sliding_window_view(self.xp, (t, t), axis=(0, 1))[::m, ::m]
-        d[...] = windows[rows].transpose(3, 4, 0, 1, 2)
-        band = self.v[:, (rows.start - self.rows.start) * tw:(rows.stop - self.rows.start) * tw]
+        d.reshape(t, t, rows.stop - rows.start, self.z.shape[2], -1)[...] = \
+            windows[rows].transpose(3, 4, 0, 1, 2)
         matmul_into(scheme.kron_b.astype(d.dtype), d.reshape(t * t, -1),
-                    band.reshape(t * t, -1))
+                    self.v[:, tiles].reshape(t * t, -1))
 
     def _output_band(self, scheme, bias, relu, rows):
         """z's tile rows ``rows`` (of the image's): Y = KA @ M[:, band] (m*m, band tiles *
         F) in V's space (no longer in use), scattered into z as z[ty, a, tx, b] = Y[m*a + b,
         (ty, tx)], then the bias and the ReLU taken there."""
         m, t = scheme.m, scheme.m + 2
-        tw, f = self.z.shape[2], self.z.shape[4]
-        band = self.products[:, (rows.start - self.rows.start) * tw:
-                             (rows.stop - self.rows.start) * tw]
-        y = _band_of(self.y_space, rows.start - self.rows.start, (m, m, rows.stop - rows.start,
-                                                                  tw, f))
-        matmul_into(scheme.kron_a.astype(y.dtype), band.reshape(t * t, -1),
+        tiles = self._tiles(rows)
+        y = _band_of(self.y_space, tiles, (m * m, tiles.stop - tiles.start,
+                                           self.products.shape[2]))
+        matmul_into(scheme.kron_a.astype(y.dtype), self.products[:, tiles].reshape(t * t, -1),
                     y.reshape(m * m, -1))
         out = self.z[rows]
-        out[...] = y.transpose(2, 0, 3, 1, 4)
+        out[...] = y.reshape(m, m, rows.stop - rows.start, *self.z.shape[2::2]).transpose(
+            2, 0, 3, 1, 4)
         if bias is not None:
             out += bias
         if relu:
             relu_function(out, out=out)
 
+    def _tiles(self, rows):
+        """The chunk's tiles (v's and products' second axis) in its tile rows ``rows``."""
+        tw = self.z.shape[2]
+        return slice((rows.start - self.rows.start) * tw, (rows.stop - self.rows.start) * tw)
 
-def _band_of(space, first, shape):
-    """The array of ``shape`` (..., band rows, tw, channels) for the band that starts
-    ``first`` tile rows into its chunk, in the flat array space: each band its own part."""
-    size = int(np.prod(shape))
-    start = first * size // shape[-3]
-    return space[start:start + size].reshape(shape)
+
+def _band_of(space, tiles, shape):
+    """The array of ``shape`` (lead, band's tiles, channels) for the band of chunk tiles
+    ``tiles``, in the flat array space, laid out as the chunk's (lead, tiles, channels)
+    would be by tile: each band its own part."""
+    lead, _, channels = shape
+    return space[lead * channels * tiles.start:lead * channels * tiles.stop].reshape(shape)
 
 
 def _bands(rows, threads):
